@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// statusJSON is the stable --json shape of status.
+type statusJSON struct {
+	Targets []targetStatusJSON `json:"targets"`
+}
+
+type targetStatusJSON struct {
+	Fraise         string     `json:"fraise"`
+	Environment    string     `json:"environment"`
+	Type           string     `json:"type"`
+	Branch         string     `json:"branch"`
+	Configured     bool       `json:"configured"`
+	Status         string     `json:"status"`
+	CurrentSHA     string     `json:"current_sha"`
+	CurrentRelease string     `json:"current_release"`
+	DeployedAt     *time.Time `json:"deployed_at"`
+	DeployedBy     string     `json:"deployed_by"`
+	LastDeployment *int64     `json:"last_deployment_id"`
+	BrokenSince    *time.Time `json:"broken_since"`
+	Locked         *lockJSON  `json:"lock"`
+}
+
+type lockJSON struct {
+	Owner      string    `json:"owner"`
+	Host       string    `json:"host"`
+	PID        int       `json:"pid"`
+	Reason     string    `json:"reason"`
+	AcquiredAt time.Time `json:"acquired_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// statusNever is shown for a configured environment fraisier never deployed.
+const statusNever = "never deployed"
+
+func (a *app) statusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [fraise [environment]]",
+		Short: "Show what runs where, as recorded in the state database",
+		Args:  rangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fraise, envName := argAt(args, 0), argAt(args, 1)
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if fraise != "" {
+				f, ok := cfg.Fraises[fraise]
+				if !ok {
+					return notFound("no fraise %q in %s (have: %s)", fraise, cfg.Path, joinNames(cfg.FraiseNames()))
+				}
+				if _, ok := f.Environments[envName]; envName != "" && !ok {
+					return notFound("fraise %s has no environment %q (have: %s)", fraise, envName, joinNames(f.EnvironmentNames()))
+				}
+			}
+			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			states, err := db.FraiseStates(cmd.Context(), fraise, envName)
+			if err != nil {
+				return withCode(ExitState, err)
+			}
+			locks, err := db.Locks(cmd.Context())
+			if err != nil {
+				return withCode(ExitState, err)
+			}
+			byTarget := map[store.Target]store.FraiseState{}
+			for _, s := range states {
+				byTarget[s.Target] = s
+			}
+			lockOf := map[store.Target]store.Lock{}
+			for _, l := range locks {
+				lockOf[l.Target] = l
+			}
+
+			out := statusJSON{Targets: []targetStatusJSON{}}
+			seen := map[store.Target]bool{}
+			for _, fname := range cfg.FraiseNames() {
+				if fraise != "" && fname != fraise {
+					continue
+				}
+				f := cfg.Fraises[fname]
+				for _, ename := range f.EnvironmentNames() {
+					if envName != "" && ename != envName {
+						continue
+					}
+					t := store.Target{Fraise: fname, Environment: ename}
+					seen[t] = true
+					row := targetStatusJSON{Fraise: fname, Environment: ename, Type: f.Type, Branch: f.Environments[ename].Branch, Configured: true, Status: statusNever}
+					if s, ok := byTarget[t]; ok {
+						fillState(&row, s)
+					}
+					fillLock(&row, lockOf, t)
+					out.Targets = append(out.Targets, row)
+				}
+			}
+			// Targets recorded in the database but gone from the configuration
+			// still run somewhere: show them rather than hide them.
+			var orphans []store.FraiseState
+			for _, s := range states {
+				if !seen[s.Target] {
+					orphans = append(orphans, s)
+				}
+			}
+			sort.Slice(orphans, func(i, j int) bool { return orphans[i].Target.String() < orphans[j].Target.String() })
+			for _, s := range orphans {
+				row := targetStatusJSON{Fraise: s.Fraise, Environment: s.Environment}
+				fillState(&row, s)
+				fillLock(&row, lockOf, s.Target)
+				out.Targets = append(out.Targets, row)
+			}
+
+			if asJSON {
+				return writeJSON(a.streams.Out, out)
+			}
+			t := newTable(a.streams.Out, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "DEPLOYED", "BY", "NOTE")
+			for _, r := range out.Targets {
+				note := ""
+				switch {
+				case !r.Configured:
+					note = "not in configuration"
+				case r.Locked != nil:
+					note = "locked by " + r.Locked.Owner
+				case r.BrokenSince != nil:
+					note = "operator needed since " + fmtTime(*r.BrokenSince)
+				}
+				deployed := "-"
+				if r.DeployedAt != nil {
+					deployed = fmtTime(*r.DeployedAt)
+				}
+				t.row(r.Fraise, r.Environment, a.paintStatus(r.Status), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(r.DeployedBy), orDash(note))
+			}
+			return t.flush()
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func fillState(row *targetStatusJSON, s store.FraiseState) {
+	row.Status = s.Status
+	row.CurrentSHA = s.CurrentSHA
+	row.CurrentRelease = s.CurrentRelease
+	if !s.DeployedAt.IsZero() {
+		at := s.DeployedAt.UTC()
+		row.DeployedAt = &at
+	}
+	row.DeployedBy = s.DeployedBy
+	if s.LastDeployment != 0 {
+		id := s.LastDeployment
+		row.LastDeployment = &id
+	}
+	row.BrokenSince = s.BrokenSince
+}
+
+func fillLock(row *targetStatusJSON, locks map[store.Target]store.Lock, t store.Target) {
+	if l, ok := locks[t]; ok {
+		row.Locked = &lockJSON{Owner: l.Owner, Host: l.Host, PID: l.PID, Reason: l.Reason, AcquiredAt: l.AcquiredAt.UTC(), ExpiresAt: l.ExpiresAt.UTC()}
+	}
+}
+
+func argAt(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}
+
+func joinNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	s := names[0]
+	for _, n := range names[1:] {
+		s += ", " + n
+	}
+	return s
+}

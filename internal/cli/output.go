@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// colorOn reports whether human output may use colour: only on a terminal,
+// never with NO_COLOR (https://no-color.org) or --no-color, never for dumb
+// terminals.
+func (a *app) colorOn() bool {
+	if a.noColor || !a.streams.OutIsTerminal {
+		return false
+	}
+	if _, set := a.env.Lookup("NO_COLOR"); set {
+		return false
+	}
+	return a.env.get("TERM") != "dumb"
+}
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiBlue   = "\x1b[34m"
+	// ansiDefault has the same length as the colours above, so that every
+	// painted cell of a column carries the same number of invisible bytes
+	// and tabwriter still aligns the column.
+	ansiDefault = "\x1b[39m"
+)
+
+// paintStatus colours a deployment status or webhook outcome by what it
+// means for the operator: green is fine, yellow needs a look, red needs action.
+func (a *app) paintStatus(s string) string {
+	if !a.colorOn() {
+		return s
+	}
+	var c string
+	switch s {
+	case store.StatusSucceeded, store.OutcomeAccepted:
+		c = ansiGreen
+	case store.StatusRolledBack, store.StatusInterrupted, store.StatusSuperseded, store.OutcomeDuplicate, store.OutcomeIgnored:
+		c = ansiYellow
+	case store.StatusFailed, store.StatusRollbackFailed, store.OutcomeRejected:
+		c = ansiRed
+	case store.StatusRunning, store.StatusQueued:
+		c = ansiBlue
+	default:
+		c = ansiDefault
+	}
+	return c + s + ansiReset
+}
+
+// paintHeader gives a header cell the same invisible width as the painted
+// cells below it.
+func (a *app) paintHeader(s string) string {
+	if !a.colorOn() {
+		return s
+	}
+	return ansiDefault + s + ansiReset
+}
+
+// table writes aligned columns. Colour escapes count as width to tabwriter,
+// so a coloured column must be painted in every row, header included
+// (paintStatus, paintHeader).
+type table struct {
+	tw *tabwriter.Writer
+}
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Human times are UTC so that two operators in different zones read the same
+// line the same way.
+const humanTime = "2006-01-02 15:04:05Z"
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(humanTime)
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return fmtTime(*t)
+}
+
+func fmtDurationMS(ms int64) string {
+	if ms <= 0 {
+		return "-"
+	}
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", ms)
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	if sha == "" {
+		return "-"
+	}
+	return sha
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a table cell on one line and bounded in width.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}

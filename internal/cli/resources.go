@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// loadConfig finds and loads fraises.yaml; a missing or invalid file is an
+// error (exit code ExitConfig).
+func (a *app) loadConfig() (*config.Config, error) {
+	path, err := config.Find(a.configPath, a.env.Lookup)
+	if err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
+	cfg, err := config.Load(path, config.Options{LookupEnv: a.env.Lookup})
+	if err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
+	return cfg, nil
+}
+
+// stateLocation says which state database to open: --state, then
+// $FRAISIER_STATE, then the configuration's state section, then the default.
+// The configuration is read only when the first two are unset, so that
+// history and stats work against a state file even without a config.
+func (a *app) stateLocation() (store.Options, error) {
+	if loc := a.statePath; loc != "" {
+		return storeOptions(loc), nil
+	}
+	if loc := a.env.get("FRAISIER_STATE"); loc != "" {
+		return storeOptions(loc), nil
+	}
+	path, err := config.Find(a.configPath, a.env.Lookup)
+	if err == nil {
+		cfg, err := config.Load(path, config.Options{LookupEnv: a.env.Lookup})
+		if err != nil {
+			return store.Options{}, withCode(ExitConfig, err)
+		}
+		return a.stateFromConfig(cfg), nil
+	}
+	if a.configPath != "" || a.env.get("FRAISIER_CONFIG") != "" {
+		// The user named a configuration that is not there: say so rather
+		// than silently using the default state.
+		return store.Options{}, withCode(ExitConfig, err)
+	}
+	return store.Options{Path: store.DefaultPath(a.env.Euid, a.env.Lookup)}, nil
+}
+
+func (a *app) stateFromConfig(cfg *config.Config) store.Options {
+	switch {
+	case a.statePath != "":
+		return storeOptions(a.statePath)
+	case a.env.get("FRAISIER_STATE") != "":
+		return storeOptions(a.env.get("FRAISIER_STATE"))
+	case cfg.State.URL.Reveal() != "":
+		return store.Options{URL: cfg.State.URL.Reveal()}
+	case cfg.State.Path != "":
+		return store.Options{Path: cfg.State.Path}
+	}
+	return store.Options{Path: store.DefaultPath(a.env.Euid, a.env.Lookup)}
+}
+
+func storeOptions(loc string) store.Options {
+	if strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://") {
+		return store.Options{URL: loc}
+	}
+	return store.Options{Path: loc}
+}
+
+func openStore(ctx context.Context, opts store.Options) (*store.DB, error) {
+	db, err := store.Open(ctx, opts)
+	if err != nil {
+		code := ExitState
+		return nil, withCode(code, fmt.Errorf("open state database: %w", err))
+	}
+	return db, nil
+}
+
+// openState opens the state database chosen by stateLocation.
+func (a *app) openState(ctx context.Context) (*store.DB, error) {
+	opts, err := a.stateLocation()
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, opts)
+}
+
+// notFound marks an unknown name given on the command line.
+func notFound(format string, args ...any) error {
+	return withCode(ExitNotFound, fmt.Errorf(format, args...))
+}
+
