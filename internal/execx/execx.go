@@ -1,0 +1,229 @@
+package execx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultMaxOutput bounds captured output when Cmd.MaxOutput is zero.
+const DefaultMaxOutput = 64 << 10
+
+// DefaultGrace is how long a process group has between SIGTERM and SIGKILL.
+const DefaultGrace = 5 * time.Second
+
+// ErrTimeout reports that a command outlived its Timeout and was killed.
+var ErrTimeout = errors.New("timed out")
+
+// Cmd describes one child process.
+type Cmd struct {
+	Argv []string
+	Dir  string
+	// Env is added to the inherited environment (later entries win).
+	Env []string
+	// Stdin is the child's standard input; nil means /dev/null.
+	Stdin io.Reader
+	// Timeout bounds the run; zero means only ctx bounds it.
+	Timeout time.Duration
+	// Grace is the time between SIGTERM and SIGKILL; zero means DefaultGrace.
+	Grace time.Duration
+	// Output, when set, receives stdout and stderr as they are written.
+	Output io.Writer
+	// MaxOutput caps the captured output; the tail is kept.
+	MaxOutput int
+}
+
+// Result is what a finished command left behind.
+type Result struct {
+	ExitCode  int
+	Output    []byte // stdout and stderr interleaved, at most MaxOutput bytes
+	Truncated bool   // the beginning of Output was dropped
+	Duration  time.Duration
+}
+
+// ExitError is a command that ran and exited non-zero (or was killed by a
+// signal it did not get from us).
+type ExitError struct {
+	Argv   []string
+	Code   int
+	Output string // the captured tail
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("%s: exit status %d", quoteArgv(e.Argv), e.Code)
+	if tail := lastLine(e.Output); tail != "" {
+		msg += ": " + tail
+	}
+	return msg
+}
+
+// Run runs c and waits for it and for its whole process group. The error is
+// nil on exit status 0; an *ExitError on another status; wraps ErrTimeout
+// when c.Timeout killed it and ctx.Err() when ctx was cancelled.
+func Run(ctx context.Context, c Cmd) (Result, error) {
+	if len(c.Argv) == 0 || c.Argv[0] == "" {
+		return Result{ExitCode: -1}, errors.New("run: empty argv")
+	}
+	runCtx := ctx
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, c.Timeout, ErrTimeout)
+		defer cancel()
+	}
+	grace := c.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	capture := newTail(c.MaxOutput)
+	var sink io.Writer = capture
+	if c.Output != nil {
+		sink = io.MultiWriter(capture, &lockedWriter{w: c.Output})
+	}
+
+	cmd := exec.CommandContext(runCtx, c.Argv[0], c.Argv[1:]...)
+	cmd.Dir = c.Dir
+	if len(c.Env) > 0 {
+		cmd.Env = append(cmd.Environ(), c.Env...)
+	}
+	cmd.Stdin = c.Stdin
+	cmd.Stdout = sink
+	cmd.Stderr = sink
+	// Its own process group, so that a timeout kills what the command
+	// started too (npm, pip and friends fork freely).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var killTimer *time.Timer
+	var mu sync.Mutex
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		err := syscall.Kill(-pgid, syscall.SIGTERM)
+		mu.Lock()
+		killTimer = time.AfterFunc(grace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		mu.Unlock()
+		return err
+	}
+	// A grandchild that keeps our pipes open must not hold Wait forever.
+	cmd.WaitDelay = grace + time.Second
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Result{ExitCode: -1}, fmt.Errorf("start %s: %w", quoteArgv(c.Argv), err)
+	}
+	waitErr := cmd.Wait()
+	// Whatever the leader did, nothing of its group may outlive the step.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	mu.Lock()
+	if killTimer != nil {
+		killTimer.Stop()
+	}
+	mu.Unlock()
+
+	res := Result{Duration: time.Since(start), ExitCode: cmd.ProcessState.ExitCode()}
+	res.Output, res.Truncated = capture.bytes()
+
+	if cerr := runCtx.Err(); cerr != nil {
+		if errors.Is(context.Cause(runCtx), ErrTimeout) && ctx.Err() == nil {
+			return res, fmt.Errorf("%s: %w after %s", quoteArgv(c.Argv), ErrTimeout, c.Timeout)
+		}
+		return res, fmt.Errorf("%s: %w", quoteArgv(c.Argv), context.Cause(ctx))
+	}
+	if waitErr != nil {
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			return res, &ExitError{Argv: c.Argv, Code: res.ExitCode, Output: string(res.Output)}
+		}
+		if errors.Is(waitErr, exec.ErrWaitDelay) {
+			// The command exited; only a straggler held the output open.
+			return res, nil
+		}
+		return res, fmt.Errorf("wait %s: %w", quoteArgv(c.Argv), waitErr)
+	}
+	return res, nil
+}
+
+// Output runs c and returns its captured output, trimmed of trailing
+// whitespace, for commands that answer a question (git rev-parse).
+func Output(ctx context.Context, c Cmd) (string, error) {
+	res, err := Run(ctx, c)
+	return strings.TrimRight(string(res.Output), " \t\r\n"), err
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu        sync.Mutex
+	max       int
+	buf       []byte
+	truncated bool
+}
+
+func newTail(max int) *tail {
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	return &tail{max: max}
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) >= t.max {
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+		t.truncated = true
+		return n, nil
+	}
+	if over := len(t.buf) + len(p) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.truncated = true
+	}
+	t.buf = append(t.buf, p...)
+	return n, nil
+}
+
+func (t *tail) bytes() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf...), t.truncated
+}
+
+// lockedWriter serialises writes from the stdout and stderr copiers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// quoteArgv renders an argv for messages, quoting what a reader could
+// otherwise misread.
+func quoteArgv(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`;&|<>*?()[]{}") {
+			parts[i] = fmt.Sprintf("%q", a)
+		} else {
+			parts[i] = a
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, " \t\r\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[len(s)-200:]
+	}
+	return s
+}
