@@ -15,6 +15,7 @@ const module = "github.com/fraiseql/fraisier"
 // of a strictly lower layer. Keep this table and ARCHITECTURE.md in step;
 // a package missing here fails the test so that nobody adds one silently.
 var layer = map[string]int{
+	"bench":             7,
 	"cmd/fraisier":      6,
 	"internal/cli":      5,
 	"internal/server":   4,

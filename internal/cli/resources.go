@@ -93,4 +93,3 @@ func (a *app) openState(ctx context.Context) (*store.DB, error) {
 func notFound(format string, args ...any) error {
 	return withCode(ExitNotFound, fmt.Errorf(format, args...))
 }
-

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# make bench: fraisier's performance figures, each next to a baseline measured
+# in the same run (these machines are shared and noisy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-bin/fraisier}
+echo "== read commands against 1,000,000 deployments and 1,000,000 webhook events"
+go run ./bench/clibench -bin "$bin" -dir bench/out
+echo
+echo "== store queries (Go benchmarks)"
+go test -run '^$' -bench . -benchtime 200x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'
