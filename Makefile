@@ -12,16 +12,20 @@ LDFLAGS := -s -w \
 	-X $(PKG)/internal/version.Commit=$(COMMIT) \
 	-X $(PKG)/internal/version.Date=$(DATE)
 
-.PHONY: all build test demo bench lint fmt clean
+.PHONY: all build test test-deps demo bench lint fmt clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fraisier
 
-# test runs everything CI runs: lint, then every package's tests.
-test: lint
+# test runs everything CI runs: lint, the parts integration tests need
+# (installed when missing), then every package's tests.
+test: lint test-deps
 	$(GO) test -count=1 ./...
+
+test-deps:
+	./scripts/test-deps.sh
 
 demo: build
 	./scripts/demo.sh $(BIN)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need and a fresh Debian machine lacks:
+# git, a systemd user manager's binaries, PostgreSQL server binaries, and the
+# migration tools (alembic, Django) from Debian's packages. Idempotent: it
+# installs only what is missing, so a prepared machine pays nothing.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+have git || need+=(git)
+[ -x /lib/systemd/systemd ] || need+=(systemd)
+have unshare || need+=(util-linux)
+[ -x "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)" ] 2>/dev/null || need+=(postgresql)
+have alembic || need+=(alembic)
+pkg_installed python3-django || need+=(python3-django)
+have sqlite3 || need+=(sqlite3)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test-deps: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
+	exit 1
+fi
+echo "test-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
