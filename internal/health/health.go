@@ -65,6 +65,7 @@ func Run(ctx context.Context, c Check, opts Options) (Report, error) {
 	if err := c.Validate(); err != nil {
 		return Report{}, err
 	}
+	c = c.withDefaults()
 	var p probe
 	switch c.Kind {
 	case KindURL:
@@ -79,7 +80,7 @@ func Run(ctx context.Context, c Check, opts Options) (Report, error) {
 		}
 		p = unitProbe(c, opts.Units)
 	}
-	return schedule(ctx, c.withDefaults(), p, opts.Observer)
+	return schedule(ctx, c, p, opts.Observer)
 }
 
 // schedule runs p on c's retry schedule; c has its defaults filled in. It
