@@ -1,0 +1,768 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// The decoder walks the YAML AST rather than unmarshalling into the structs,
+// because only the AST knows where each value was written, and because a
+// strict unmarshal stops at the first problem while users want them all.
+
+type position struct{ line, col int }
+
+// presence records that a key was written, and where.
+type presence struct {
+	key, val position
+	scalar   bool
+}
+
+// nodeBudget bounds the work of decoding, so that a small file whose
+// aliases refer to each other many times over ("billion laughs") is refused
+// rather than expanded.
+const nodeBudget = 1_000_000
+
+type decoder struct {
+	ps *problems
+	// expand resolves ${VAR} references in a scalar value; keys never go
+	// through it.
+	expand  func(string) (string, bool, *expandError)
+	aliases map[*ast.AliasNode]ast.Node
+	// present maps the dotted path of every key that was written with a
+	// value (not null) to its position.
+	present map[string]presence
+	budget  int
+	aborted bool
+}
+
+type entry struct {
+	name string
+	key  ast.Node
+	val  ast.Node
+}
+
+// parse turns data into the AST of its single document, or reports a
+// syntax problem.
+func parse(ps *problems, data []byte) (body ast.Node, ok bool) {
+	defer func() {
+		// A parser bug must not take the whole program down with it: the
+		// file is reported as unreadable instead.
+		if r := recover(); r != nil {
+			ps.add(position{}, "", fmt.Sprintf("YAML parser failed: %v", r), "")
+			body, ok = nil, false
+		}
+	}()
+	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	if err != nil {
+		msg := err.Error()
+		var pos position
+		if e, isYAML := err.(interface {
+			GetMessage() string
+			GetToken() *token.Token
+		}); isYAML {
+			msg = e.GetMessage()
+			if tk := e.GetToken(); tk != nil {
+				pos = tokenPos(tk)
+			}
+		}
+		ps.add(pos, "", "YAML syntax error: "+msg, "")
+		return nil, false
+	}
+	var docs []*ast.DocumentNode
+	for _, d := range f.Docs {
+		if d != nil && d.Body != nil {
+			docs = append(docs, d)
+		}
+	}
+	switch len(docs) {
+	case 0:
+		return nil, true
+	case 1:
+		return docs[0].Body, true
+	}
+	ps.add(nodePos(docs[1].Body), "", "the file holds several YAML documents; fraisier reads one", "remove the second --- and what follows it")
+	return nil, false
+}
+
+func tokenPos(tk *token.Token) position {
+	if tk == nil || tk.Position == nil {
+		return position{}
+	}
+	return position{tk.Position.Line, tk.Position.Column}
+}
+
+// nodePos is where a node starts in the file. Mappings report their first
+// key, because their own token is the first colon.
+func nodePos(n ast.Node) position {
+	switch n := n.(type) {
+	case nil:
+		return position{}
+	case *ast.MappingNode:
+		if len(n.Values) > 0 && !n.IsFlowStyle {
+			return nodePos(n.Values[0].Key)
+		}
+		return tokenPos(n.Start)
+	case *ast.MappingValueNode:
+		return nodePos(n.Key)
+	case *ast.LiteralNode:
+		return tokenPos(n.Start)
+	case *ast.SequenceNode:
+		return tokenPos(n.Start)
+	}
+	return tokenPos(n.GetToken())
+}
+
+// collectAliases resolves every alias to the node its anchor names, in
+// document order as YAML requires. An anchor is registered only after its
+// own value has been walked, so an alias inside the value it names is
+// "unknown" rather than a cycle.
+func (d *decoder) collectAliases(n ast.Node, anchors map[string]ast.Node) {
+	switch n := n.(type) {
+	case *ast.MappingNode:
+		for _, mv := range n.Values {
+			d.collectAliases(mv, anchors)
+		}
+	case *ast.MappingValueNode:
+		d.collectAliases(n.Key, anchors)
+		d.collectAliases(n.Value, anchors)
+	case *ast.MappingKeyNode:
+		d.collectAliases(n.Value, anchors)
+	case *ast.SequenceNode:
+		for _, v := range n.Values {
+			d.collectAliases(v, anchors)
+		}
+	case *ast.TagNode:
+		d.collectAliases(n.Value, anchors)
+	case *ast.AnchorNode:
+		d.collectAliases(n.Value, anchors)
+		if n.Name != nil {
+			anchors[n.Name.GetToken().Value] = n.Value
+		}
+	case *ast.AliasNode:
+		name := ""
+		if n.Value != nil {
+			name = n.Value.GetToken().Value
+		}
+		if target, ok := anchors[name]; ok {
+			d.aliases[n] = target
+		} else {
+			d.ps.add(nodePos(n), "", fmt.Sprintf("alias *%s names no anchor defined before it", name), "define &"+name+" earlier in the file")
+		}
+	}
+}
+
+// unwrap follows anchors, aliases and tags to the node that holds the
+// value. It reports whether a !!str tag asked for the value as a string.
+func (d *decoder) unwrap(n ast.Node) (ast.Node, bool) {
+	forceString := false
+	for range 64 {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.AliasNode:
+			n = d.aliases[v] // nil when unknown: already reported, decoded as null
+		case *ast.TagNode:
+			if v.Start != nil && v.Start.Value == "!!str" {
+				forceString = true
+			}
+			n = v.Value
+		default:
+			return n, forceString
+		}
+	}
+	return nil, false
+}
+
+// scalar kinds, as YAML resolved them.
+const (
+	kindNull     = "null"
+	kindString   = "string"
+	kindInt      = "integer"
+	kindFloat    = "number"
+	kindBool     = "boolean"
+	kindMapping  = "mapping"
+	kindSequence = "list"
+)
+
+func kindOf(n ast.Node) string {
+	switch n.(type) {
+	case nil, *ast.NullNode:
+		return kindNull
+	case *ast.StringNode, *ast.LiteralNode:
+		return kindString
+	case *ast.IntegerNode:
+		return kindInt
+	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return kindFloat
+	case *ast.BoolNode:
+		return kindBool
+	case *ast.MappingNode:
+		return kindMapping
+	case *ast.SequenceNode:
+		return kindSequence
+	}
+	return "value"
+}
+
+// scalarText is the text of a scalar node as written (for strings, after
+// unquoting).
+func scalarText(n ast.Node) string {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return n.Value
+	case *ast.LiteralNode:
+		if n.Value != nil {
+			return n.Value.Value
+		}
+		return ""
+	case nil:
+		return ""
+	}
+	if tk := n.GetToken(); tk != nil {
+		return tk.Value
+	}
+	return ""
+}
+
+// fieldInfo is what the struct tags say about one field.
+type fieldInfo struct {
+	name     string // yaml key
+	index    int
+	required bool
+	enum     []string
+	doc      string
+}
+
+func fieldsOf(t reflect.Type) []fieldInfo {
+	var out []fieldInfo
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		key := sf.Tag.Get("yaml")
+		if key == "" || key == "-" || !sf.IsExported() {
+			continue
+		}
+		fi := fieldInfo{name: key, index: i, required: sf.Tag.Get("required") == "true", doc: sf.Tag.Get("doc")}
+		if e := sf.Tag.Get("enum"); e != "" {
+			fi.enum = strings.Split(e, "|")
+		}
+		out = append(out, fi)
+	}
+	return out
+}
+
+var (
+	durationType   = reflect.TypeFor[Duration]()
+	stringListType = reflect.TypeFor[StringList]()
+	secretType     = reflect.TypeFor[Secret]()
+	configType     = reflect.TypeFor[Config]()
+
+	errOutOfRange = errors.New("out of range")
+)
+
+// decode stores node into v, reporting every problem under path. It
+// reports whether the value was usable.
+func (d *decoder) decode(n ast.Node, v reflect.Value, path string, fi *fieldInfo) bool {
+	if d.aborted {
+		return false
+	}
+	d.budget--
+	if d.budget < 0 {
+		d.aborted = true
+		d.ps.add(nodePos(n), path, "the file expands to too many values (aliases referring to aliases?)", "")
+		return false
+	}
+	n, forceString := d.unwrap(n)
+	if n == nil || kindOf(n) == kindNull {
+		return true
+	}
+	t := v.Type()
+	switch {
+	case t == durationType:
+		return d.decodeDuration(n, v, path)
+	case t == stringListType:
+		if kindOf(n) == kindSequence {
+			return d.decodeSlice(n, v, path)
+		}
+		s, ok := d.stringValue(n, forceString, path, fi, false)
+		if ok {
+			v.Set(reflect.ValueOf(StringList{s}))
+		}
+		return ok
+	}
+	switch t.Kind() {
+	case reflect.String:
+		s, ok := d.stringValue(n, forceString, path, fi, t == secretType)
+		if ok {
+			v.SetString(s)
+		}
+		return ok
+	case reflect.Bool:
+		text, ok := d.typedScalar(n, kindBool, path)
+		if !ok {
+			return false
+		}
+		b, err := strconv.ParseBool(text)
+		if err != nil || (text != "true" && text != "false" && kindOf(n) == kindString) {
+			d.fail(n, path, fmt.Sprintf("expected true or false, got %q", text), "")
+			return false
+		}
+		v.SetBool(b)
+		return true
+	case reflect.Int, reflect.Int64:
+		text, ok := d.typedScalar(n, kindInt, path)
+		if !ok {
+			return false
+		}
+		var i int64
+		var err error
+		switch iv := n.(type) {
+		case *ast.IntegerNode:
+			switch x := iv.Value.(type) {
+			case int64:
+				i = x
+			case uint64:
+				i, err = int64(x), errOutOfRange
+				if x <= math.MaxInt64 {
+					err = nil
+				}
+			}
+		default:
+			i, err = strconv.ParseInt(text, 10, 64)
+		}
+		if err != nil {
+			d.fail(n, path, fmt.Sprintf("expected an integer, got %q", text), "")
+			return false
+		}
+		v.SetInt(i)
+		return true
+	case reflect.Float64:
+		text, ok := d.typedScalar(n, kindFloat, path)
+		if !ok {
+			return false
+		}
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			d.fail(n, path, fmt.Sprintf("expected a finite number, got %q", text), "")
+			return false
+		}
+		v.SetFloat(f)
+		return true
+	case reflect.Pointer:
+		// Keep what was decoded even when part of it failed, so that the
+		// validator still sees the rest.
+		p := reflect.New(t.Elem())
+		ok := d.decode(n, p.Elem(), path, fi)
+		if ok || t.Elem().Kind() == reflect.Struct {
+			v.Set(p)
+		}
+		return ok
+	case reflect.Slice:
+		return d.decodeSlice(n, v, path)
+	case reflect.Map:
+		return d.decodeMap(n, v, path)
+	case reflect.Struct:
+		return d.decodeStruct(n, v, path)
+	}
+	panic(fmt.Sprintf("config: no decoder for %s at %s", t, path))
+}
+
+// fail reports a value that cannot be used and keeps the validator quiet
+// about it.
+func (d *decoder) fail(n ast.Node, path, msg, hint string) {
+	d.ps.markBad(path)
+	d.ps.add(nodePos(n), path, msg, hint)
+}
+
+func (d *decoder) wrongKind(n ast.Node, path, want string, secret bool) {
+	got := kindOf(n)
+	hint := ""
+	switch {
+	case want == kindString && secret && got != kindMapping && got != kindSequence:
+		hint = "quote it"
+	case want == kindString && got != kindMapping && got != kindSequence:
+		hint = fmt.Sprintf("quote it: %q", scalarText(n))
+	case want == kindSequence && got == kindString:
+		hint = "write a list: [" + strings.Join(strings.Fields(scalarText(n)), ", ") + "]"
+	}
+	d.fail(n, path, fmt.Sprintf("expected %s, got %s", article(want), article(got)), hint)
+}
+
+func article(kind string) string {
+	switch kind {
+	case kindInt, kindMapping:
+		return "an " + kind
+	case kindNull:
+		return "null"
+	case kindString, kindFloat, kindBool, kindSequence:
+		return "a " + kind
+	}
+	return kind
+}
+
+// stringValue is a scalar string after ${VAR} expansion. Numbers and
+// booleans are refused rather than converted, because a value such as
+// branch: 1.10 or branch: no silently becomes something else in YAML.
+func (d *decoder) stringValue(n ast.Node, forceString bool, path string, fi *fieldInfo, secret bool) (string, bool) {
+	kind := kindOf(n)
+	if kind != kindString && !(forceString && kind != kindMapping && kind != kindSequence) {
+		d.wrongKind(n, path, kindString, secret)
+		return "", false
+	}
+	s, ok := d.expanded(n, path, secret)
+	if !ok {
+		return "", false
+	}
+	if fi != nil && len(fi.enum) > 0 && !contains(fi.enum, s) {
+		hint := ""
+		if m := closest(s, fi.enum); m != "" {
+			hint = fmt.Sprintf("did you mean %q?", m)
+		}
+		d.fail(n, path, fmt.Sprintf("%q is not one of %s", s, strings.Join(fi.enum, ", ")), hint)
+		return "", false
+	}
+	return s, true
+}
+
+// expanded resolves ${VAR} references in a string scalar. For a secret,
+// the report does not quote the value, which may be a literal secret.
+func (d *decoder) expanded(n ast.Node, path string, secret bool) (string, bool) {
+	s := scalarText(n)
+	if d.expand == nil || kindOf(n) != kindString {
+		return s, true
+	}
+	out, _, err := d.expand(s)
+	if err != nil {
+		if secret && err.quotes {
+			err = &expandError{msg: "the value holds a $ that is not a valid reference", hint: "write ${VAR}, ${VAR:-default}, or $$ for a literal $"}
+		}
+		d.fail(n, path, err.msg, err.hint)
+		return "", false
+	}
+	return out, true
+}
+
+// typedScalar returns the text of a number or boolean. A string is
+// accepted only when it holds a ${VAR} reference, whose expansion is then
+// read as the number or boolean: the environment has no types.
+func (d *decoder) typedScalar(n ast.Node, want, path string) (string, bool) {
+	kind := kindOf(n)
+	switch {
+	case kind == want, want == kindFloat && kind == kindInt:
+		return scalarText(n), true
+	case kind == kindString && d.expand != nil && strings.Contains(scalarText(n), "${"):
+		s, ok := d.expanded(n, path, false)
+		return strings.TrimSpace(s), ok
+	}
+	d.wrongKind(n, path, want, false)
+	return "", false
+}
+
+func (d *decoder) decodeDuration(n ast.Node, v reflect.Value, path string) bool {
+	var text string
+	switch kindOf(n) {
+	case kindInt:
+		text = scalarText(n)
+	case kindString:
+		s, ok := d.expanded(n, path, false)
+		if !ok {
+			return false
+		}
+		text = strings.TrimSpace(s)
+	default:
+		d.fail(n, path, fmt.Sprintf("expected a duration, got %s", article(kindOf(n))), `write Go syntax ("90s", "5m", "1h30m") or a whole number of seconds`)
+		return false
+	}
+	dur, err := parseDuration(text)
+	if err != nil {
+		d.fail(n, path, fmt.Sprintf("%q is not a duration", text), `write Go syntax ("90s", "5m", "1h30m") or a whole number of seconds`)
+		return false
+	}
+	v.SetInt(int64(dur))
+	return true
+}
+
+// parseDuration reads Go syntax or a bare number of seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if secs > math.MaxInt64/int64(time.Second) || secs < math.MinInt64/int64(time.Second) {
+			return 0, fmt.Errorf("%d seconds is out of range", secs)
+		}
+		return time.Duration(secs) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) bool {
+	seq, ok := n.(*ast.SequenceNode)
+	if !ok {
+		d.wrongKind(n, path, kindSequence, false)
+		return false
+	}
+	out := reflect.MakeSlice(v.Type(), 0, len(seq.Values))
+	all := true
+	for i, elem := range seq.Values {
+		p := indexPath(path, i)
+		un, _ := d.unwrap(elem)
+		d.note(p, nodePos(un), un)
+		ev := reflect.New(v.Type().Elem()).Elem()
+		if kindOf(un) == kindNull && v.Type().Elem().Kind() == reflect.String {
+			d.fail(elem, p, "empty list item", "remove it or give it a value")
+			all = false
+			continue
+		}
+		if kindOf(un) == kindNull && v.Type().Elem().Kind() == reflect.Struct {
+			// An empty item is an empty mapping: the required keys are then
+			// reported rather than the item silently vanishing.
+			d.decodeStructEntries(nil, nodePos(un), ev, p)
+		} else if !d.decode(elem, ev, p, nil) {
+			all = false
+		}
+		out = reflect.Append(out, ev)
+	}
+	v.Set(out)
+	return all
+}
+
+func (d *decoder) note(path string, key position, val ast.Node) {
+	if kindOf(val) == kindNull {
+		return
+	}
+	k := kindOf(val)
+	d.present[path] = presence{key: key, val: nodePos(val), scalar: k != kindMapping && k != kindSequence}
+}
+
+// entries lists the keys of a mapping with its << merges applied: keys
+// written in the mapping win over merged ones, and earlier merge sources
+// win over later ones, as in YAML 1.1.
+func (d *decoder) entries(m *ast.MappingNode, path string, depth int) []entry {
+	var out []entry
+	index := map[string]bool{}
+	firstAt := map[string]position{}
+	var merges []ast.Node
+	for _, mv := range m.Values {
+		if mv.Key != nil && mv.Key.IsMergeKey() {
+			merges = append(merges, mv.Value)
+			continue
+		}
+		k, ok := d.keyString(mv.Key)
+		if !ok {
+			d.ps.add(nodePos(mv.Key), path, fmt.Sprintf("a key must be a string, not %s", article(kindOf(mv.Key))), "")
+			continue
+		}
+		if index[k] {
+			first := firstAt[k]
+			d.ps.add(nodePos(mv.Key), joinPath(path, k), fmt.Sprintf("duplicate key %q", k),
+				fmt.Sprintf("first written at line %d, column %d; the second would be ignored", first.line, first.col))
+			continue
+		}
+		index[k] = true
+		firstAt[k] = nodePos(mv.Key)
+		out = append(out, entry{name: k, key: mv.Key, val: mv.Value})
+	}
+	if depth > 32 {
+		return out
+	}
+	for _, mn := range merges {
+		un, _ := d.unwrap(mn)
+		var sources []ast.Node
+		if seq, ok := un.(*ast.SequenceNode); ok {
+			sources = seq.Values
+		} else {
+			sources = []ast.Node{mn}
+		}
+		for _, src := range sources {
+			sm, _ := d.unwrap(src)
+			mapping, ok := sm.(*ast.MappingNode)
+			if !ok {
+				d.ps.add(nodePos(src), path, fmt.Sprintf("<< merges a mapping or a list of mappings, not %s", article(kindOf(sm))), "write <<: *anchor where &anchor names a mapping")
+				continue
+			}
+			for _, e := range d.entries(mapping, path, depth+1) {
+				if !index[e.name] {
+					index[e.name] = true
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (d *decoder) keyString(k ast.Node) (string, bool) {
+	if mk, ok := k.(*ast.MappingKeyNode); ok {
+		k = mk.Value
+	}
+	k, _ = d.unwrap(k)
+	switch kindOf(k) {
+	case kindMapping, kindSequence, kindNull:
+		return "", false
+	}
+	return scalarText(k), true
+}
+
+func (d *decoder) decodeMap(n ast.Node, v reflect.Value, path string) bool {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		d.wrongKind(n, path, kindMapping, false)
+		return false
+	}
+	out := reflect.MakeMap(v.Type())
+	elemType := v.Type().Elem()
+	all := true
+	for _, e := range d.entries(m, path, 0) {
+		p := joinPath(path, e.name)
+		un, _ := d.unwrap(e.val)
+		d.note(p, nodePos(e.key), un)
+		ev := reflect.New(elemType).Elem()
+		structElem := elemType.Kind() == reflect.Struct || (elemType.Kind() == reflect.Pointer && elemType.Elem().Kind() == reflect.Struct)
+		switch {
+		case kindOf(un) == kindNull && structElem:
+			// "production:" with nothing under it is an empty environment,
+			// so its missing keys are reported where it was written.
+			target := ev
+			if elemType.Kind() == reflect.Pointer {
+				ev.Set(reflect.New(elemType.Elem()))
+				target = ev.Elem()
+			}
+			d.present[p] = presence{key: nodePos(e.key), val: nodePos(e.key)}
+			d.decodeStructEntries(nil, nodePos(e.key), target, p)
+		case kindOf(un) == kindNull:
+			d.fail(e.key, p, "no value", "")
+			all = false
+			continue
+		default:
+			if !d.decode(e.val, ev, p, nil) {
+				all = false
+				if ev.IsZero() {
+					continue
+				}
+			}
+		}
+		out.SetMapIndex(reflect.ValueOf(e.name), ev)
+	}
+	v.Set(out)
+	return all
+}
+
+func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) bool {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		d.wrongKind(n, path, kindMapping, false)
+		return false
+	}
+	return d.decodeStructEntries(d.entries(m, path, 0), nodePos(m), v, path)
+}
+
+// decodeStructEntries fills a struct from the entries of a mapping at pos.
+// Required keys that are missing are reported at pos: the mapping's own
+// key when it has one, so the report points at "production:" rather than
+// at whichever key happens to come first under it.
+func (d *decoder) decodeStructEntries(es []entry, pos position, v reflect.Value, path string) bool {
+	if p, ok := d.present[path]; ok {
+		pos = p.key
+	}
+	fields := fieldsOf(v.Type())
+	byName := map[string]*fieldInfo{}
+	names := make([]string, len(fields))
+	for i := range fields {
+		byName[fields[i].name] = &fields[i]
+		names[i] = fields[i].name
+	}
+	all := true
+	written := map[string]bool{}
+	for _, e := range es {
+		p := joinPath(path, e.name)
+		fi := byName[e.name]
+		if fi == nil {
+			if v.Type() == configType && strings.HasPrefix(e.name, "x-") {
+				continue // extension keys hold anchors for the rest of the file
+			}
+			hint := ""
+			if m := closest(e.name, names); m != "" {
+				hint = fmt.Sprintf("did you mean %q?", m)
+			} else {
+				hint = "known keys: " + strings.Join(names, ", ")
+			}
+			d.ps.add(nodePos(e.key), p, fmt.Sprintf("unknown key %q", e.name), hint)
+			all = false
+			continue
+		}
+		un, _ := d.unwrap(e.val)
+		d.note(p, nodePos(e.key), un)
+		if kindOf(un) != kindNull {
+			written[e.name] = true
+		}
+		if !d.decode(e.val, v.Field(fi.index), p, fi) {
+			all = false
+		}
+	}
+	for _, fi := range fields {
+		if fi.required && !written[fi.name] {
+			d.ps.add(pos, joinPath(path, fi.name), "required key missing", fi.doc)
+			d.ps.markBad(joinPath(path, fi.name))
+			all = false
+		}
+	}
+	return all
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// closest is the candidate nearest to s by edit distance, or "" when none
+// is near enough to be a plausible typo.
+func closest(s string, candidates []string) string {
+	best, bestDist := "", math.MaxInt
+	for _, c := range candidates {
+		if dist := editDistance(strings.ToLower(s), c); dist < bestDist {
+			best, bestDist = c, dist
+		}
+	}
+	limit := max(1, min(len(s), len(best))/3)
+	if bestDist <= limit || (bestDist <= 2 && len(s) > 4) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Damerau-Levenshtein (optimal string alignment)
+// distance, so that a swapped pair of letters counts as one typo.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}
