@@ -167,7 +167,10 @@ func TestRunURL(t *testing.T) {
 				t.Errorf("observer saw %d tries, report has %d", len(observed), len(rep.Attempts))
 			}
 			for i, a := range rep.Attempts {
-				if a.N != i+1 || (i < len(observed) && observed[i] != a) {
+				if a.N != i+1 {
+					t.Errorf("attempt %d numbered %d", i+1, a.N)
+				}
+				if i < len(observed) && observed[i] != a {
 					t.Errorf("attempt %d = %+v, observed %+v", i+1, a, observed[i])
 				}
 			}
