@@ -76,7 +76,7 @@ func Run(ctx context.Context, c Check, opts Options) (Report, error) {
 		p = commandProbe(c)
 	case KindUnit:
 		if opts.Units == nil {
-			return Report{}, fmt.Errorf("health: invalid unit check: no UnitChecker in Options")
+			return Report{}, errors.New("health: invalid unit check: no UnitChecker in Options")
 		}
 		p = unitProbe(c, opts.Units)
 	}
