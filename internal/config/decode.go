@@ -398,14 +398,15 @@ func (d *decoder) wrongKind(n ast.Node, path, want string, secret bool) {
 
 func article(kind string) string {
 	switch kind {
-	case kindInt, kindMapping:
-		return "an " + kind
 	case kindNull:
 		return "null"
-	case kindString, kindFloat, kindBool, kindSequence:
-		return "a " + kind
+	case "":
+		return "nothing"
 	}
-	return kind
+	if strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 // stringValue is a scalar string after ${VAR} expansion. Numbers and

@@ -94,7 +94,6 @@ func (l *loader) environmentDefaults(path string, e *Environment) {
 	}
 
 	if db := e.Database; db != nil {
-		dp := path + ".database"
 		setIfZero(&db.Strategy, defaultStrategy)
 		if db.RollbackOnFailure == nil {
 			db.RollbackOnFailure = ptr(true)
@@ -106,13 +105,14 @@ func (l *loader) environmentDefaults(path string, e *Environment) {
 			setIfZero(&db.Python, defaultPython)
 			setIfZero(&db.Manage, defaultManage)
 		}
-		_ = dp
 	}
 
-	if e.Fraise != nil {
+	// Default unit names are built from names; when one of them is invalid
+	// that is reported once, as a name, and the units stay unset.
+	if e.Fraise != nil && nameProblem(e.Fraise.Name) == "" && nameProblem(e.Name) == "" {
 		for i := range e.Jobs {
 			j := &e.Jobs[i]
-			if j.Name == "" {
+			if j.Name == "" || nameProblem(j.Name) != "" {
 				continue
 			}
 			base := strings.Join([]string{"fraisier", e.Fraise.Name, e.Name, j.Name}, "-")

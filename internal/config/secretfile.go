@@ -66,10 +66,18 @@ func (l *loader) readSecretFiles() {
 // readSecret reads the file named at path (a *_file key) and returns its
 // content without one trailing newline, and the name it was read from.
 func (l *loader) readSecret(path, name string) (Secret, string) {
+	s, full, ok := l.readSecretFile(path, name)
+	if !ok {
+		l.ps.markBad(path) // and so not "no secret" as well
+	}
+	return s, full
+}
+
+func (l *loader) readSecretFile(path, name string) (Secret, string, bool) {
 	full, err := l.resolveCredential(name)
 	if err != nil {
 		l.report(path, err.Error(), "give an absolute path, or run under systemd with LoadCredential= so that $CREDENTIALS_DIRECTORY is set")
-		return "", name
+		return "", name, false
 	}
 	data, err := l.opts.ReadFile(full)
 	if err != nil {
@@ -78,20 +86,20 @@ func (l *loader) readSecret(path, name string) (Secret, string) {
 			err = pe.Err // the path is named below, once
 		}
 		l.report(path, fmt.Sprintf("read %s: %v", full, err), "")
-		return "", full
+		return "", full, false
 	}
 	if len(data) > maxSecretFile {
 		l.report(path, fmt.Sprintf("%s is larger than %d KiB; is it the right file?", full, maxSecretFile>>10), "")
-		return "", full
+		return "", full, false
 	}
 	s := string(data)
 	s = strings.TrimSuffix(s, "\n")
 	s = strings.TrimSuffix(s, "\r")
 	if s == "" {
 		l.report(path, fmt.Sprintf("%s is empty", full), "")
-		return "", full
+		return "", full, false
 	}
-	return Secret(s), full
+	return Secret(s), full, true
 }
 
 // resolveCredential turns a *_file name into a path: absolute names are

@@ -184,7 +184,7 @@ type Command struct {
 
 // Database describes the migrations of an environment.
 type Database struct {
-	Tool               string            `yaml:"tool" json:"tool" required:"true" enum:"alembic|django|confiture|sql|command"`
+	Tool               string            `yaml:"tool" json:"tool" required:"true" enum:"alembic|django|confiture|sql|command" doc:"sql runs dir's NNN_name.up.sql files itself; command runs your up/down/current argv"`
 	Strategy           string            `yaml:"strategy" json:"strategy" enum:"apply|rebuild" doc:"apply (default) migrates incrementally; rebuild drops and recreates"`
 	URL                Secret            `yaml:"url" json:"url,omitempty" doc:"database URL handed to the tool"`
 	URLFile            string            `yaml:"url_file" json:"url_file,omitempty" doc:"file holding the database URL; relative names are looked up in $CREDENTIALS_DIRECTORY"`

@@ -291,7 +291,7 @@ var fieldsOnlyFor = []struct {
 func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	for _, r := range fieldsOnlyFor {
 		if l.has(path+"."+r.key) && f.Type != "" && !slices.Contains(r.types, f.Type) {
-			l.report(path+"."+r.key, fmt.Sprintf("%s is for %s fraises, and %s is %s", r.key, strings.Join(r.types, " and "), f.Name, article(f.Type)), r.hint)
+			l.report(path+"."+r.key, fmt.Sprintf("%s is only for %s fraises, and %s is %s fraise", r.key, strings.Join(r.types, " and "), f.Name, article(f.Type)), r.hint)
 		}
 	}
 
@@ -392,7 +392,7 @@ func (l *loader) validateSharing(path string, e *Environment) {
 	case target == e:
 		l.report(p, "an environment cannot share code with itself", "")
 	case target.Fraise.Type != "api" && target.Fraise.Type != "etl":
-		l.report(p, fmt.Sprintf("%s is %s fraise; code is shared from api or etl environments", e.SharesCodeWith, article(target.Fraise.Type)), "")
+		l.report(p, fmt.Sprintf("%s belongs to %s fraise; code is shared from api or etl environments", e.SharesCodeWith, article(target.Fraise.Type)), "")
 	case target.SharesCodeWith != "":
 		l.report(p, fmt.Sprintf("%s itself shares code with %s", e.SharesCodeWith, target.SharesCodeWith), "point at "+target.SharesCodeWith+" directly")
 	default:
@@ -433,6 +433,21 @@ func unitName(s, suffix string) (string, string, string) {
 		return "", "does not start with a letter or digit", ""
 	}
 	return name, "", ""
+}
+
+// checkUnit checks a unit name written at path and stores it with its
+// suffix. An empty name was not written and could not be defaulted (an
+// invalid job name is reported already).
+func (l *loader) checkUnit(path string, unit *string, suffix string) {
+	if *unit == "" && !l.has(path) {
+		return
+	}
+	name, msg, hint := unitName(*unit, suffix)
+	if msg != "" {
+		l.report(path, fmt.Sprintf("unit %q %s", *unit, msg), orHint(hint, "a name without a suffix gets ."+suffix))
+		return
+	}
+	*unit = name
 }
 
 func (l *loader) validateServices(path string, e *Environment) {
@@ -617,15 +632,7 @@ func (l *loader) validateJobs(path string, fr *Fraise, e *Environment) {
 			}
 		}
 		l.validateArgv(p+".command", j.Command, true)
-		if name, msg, hint := unitName(j.SystemdService, "service"); msg != "" {
-			l.report(p+".systemd_service", fmt.Sprintf("unit %q %s", j.SystemdService, msg), orHint(hint, "a name without a suffix gets .service"))
-		} else {
-			j.SystemdService = name
-		}
-		if name, msg, hint := unitName(j.SystemdTimer, "timer"); msg != "" {
-			l.report(p+".systemd_timer", fmt.Sprintf("unit %q %s", j.SystemdTimer, msg), orHint(hint, "a name without a suffix gets .timer"))
-		} else {
-			j.SystemdTimer = name
-		}
+		l.checkUnit(p+".systemd_service", &j.SystemdService, "service")
+		l.checkUnit(p+".systemd_timer", &j.SystemdTimer, "timer")
 	}
 }
