@@ -1,0 +1,513 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/fraiseql/fraisier/internal/health"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Default step timeouts, used where the configuration sets none.
+const (
+	defaultFetchTimeout   = 5 * time.Minute
+	defaultInstallTimeout = 15 * time.Minute
+	defaultMigrateTimeout = 15 * time.Minute
+	defaultRestartTimeout = 2 * time.Minute
+	defaultDeployTimeout  = 45 * time.Minute
+	// rollbackTimeout bounds the whole compensation, which runs even after
+	// the deployment's own context was cancelled.
+	rollbackTimeout = 5 * time.Minute
+	// settle is how long a restarted unit must stay up before it counts as
+	// started: a service that crashes right after exec must not pass.
+	settle = time.Second
+)
+
+func orDefault(d config.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return d.D()
+	}
+	return def
+}
+
+// deployment is the state of one run of the api flow: what it found, what
+// it changed, so that a failure knows exactly what to undo.
+type deployment struct {
+	e   *Engine
+	c   Collaborators
+	req Request
+	env *config.Environment
+	t   store.Target
+	rec *recorder
+	id  int64
+
+	src         Source
+	appPath     string
+	oldSHA      string
+	prevRelease string // current before the switch; "" on a first deployment
+	sha         string
+	release     string
+	releasePath string
+
+	// What was changed, in order; the compensation undoes these.
+	releaseMade bool
+	migrated    bool
+	revBefore   string
+	migrator    Migrator
+	switched    bool
+	restarted   bool
+}
+
+// Deploy takes req.Env to the requested commit, or leaves it as it was, and
+// says which. The error is for what went wrong outside the deployment's
+// own story (the lock was held, the state database failed); a deployment
+// that failed, rolled back or could not roll back is a Result with its
+// Status and Err.
+func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Result, error) {
+	env := req.Env
+	fraise, envName := env.Target()
+	t := store.Target{Fraise: fraise, Environment: envName}
+	if env.Fraise.Type != "api" {
+		return Result{}, fmt.Errorf("deploy %s: %s fraises are not supported by this engine yet", t, env.Fraise.Type)
+	}
+	if env.Layout == "inplace" {
+		return Result{}, fmt.Errorf("deploy %s: the inplace layout is not supported by this engine yet", t)
+	}
+	release, recovered, interrupted, err := e.lock(ctx, t, "deploy "+orBranch(req.Ref, env.Branch), req.Wait)
+	if err != nil {
+		return Result{}, fmt.Errorf("deploy %s: %w", t, err)
+	}
+	defer release()
+
+	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.AppPath}
+	res := Result{Recovered: recovered, Interrupted: interrupted}
+	if d.prevRelease, err = currentRelease(d.appPath); err != nil {
+		return res, fmt.Errorf("deploy %s: %w", t, err)
+	}
+	d.oldSHA = e.currentSHA(ctx, t, d.prevRelease)
+
+	deployCtx, cancel := context.WithTimeoutCause(ctx, orDefault(env.Timeouts.Deploy, defaultDeployTimeout),
+		fmt.Errorf("deployment: %w after %s", execx.ErrTimeout, orDefault(env.Timeouts.Deploy, defaultDeployTimeout)))
+	defer cancel()
+	record := context.WithoutCancel(ctx)
+	d.id, err = e.Store.StartDeployment(record, store.Deployment{
+		Target: t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: orBranch(req.Ref, env.Branch),
+		OldSHA: d.oldSHA, WebhookID: req.WebhookID, Host: e.Owner.Host, PID: e.Owner.PID,
+	})
+	if err != nil {
+		return res, fmt.Errorf("deploy %s: %w", t, err)
+	}
+	res.DeploymentID = d.id
+	res.OldSHA = d.oldSHA
+	res.PreviousRelease = d.prevRelease
+	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record}
+	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
+
+	status, runErr := d.run(deployCtx)
+	res.Status, res.Err, res.NewSHA = status, runErr, d.sha
+	res.Release = d.prevRelease
+	if status == store.StatusSucceeded || status == store.StatusSkipped {
+		res.Release = d.release
+		if status == store.StatusSkipped {
+			res.Release = d.prevRelease
+		}
+	}
+	fin := store.Finish{Status: status, NewSHA: d.sha}
+	if status == store.StatusSucceeded {
+		fin.Release = d.release
+	}
+	if runErr != nil {
+		fin.Error = runErr.Error()
+	}
+	if err := e.Store.FinishDeployment(record, d.id, fin); err != nil {
+		return res, fmt.Errorf("deploy %s: %w", t, err)
+	}
+	fmt.Fprintf(e.progress(), "deployment %d: %s\n", d.id, status)
+	return res, nil
+}
+
+// run is the api flow. It returns the terminal status and, for every status
+// but succeeded and skipped, the error that decided it.
+func (d *deployment) run(ctx context.Context) (string, error) {
+	env := d.env
+	err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), func(ctx context.Context, out io.Writer) (string, error) {
+		var err error
+		d.src, err = d.c.OpenSource(ctx, filepath.Join(d.appPath, mirrorDir), env.GitRepo, out)
+		if err != nil {
+			return "", err
+		}
+		if err := d.src.Fetch(ctx); err != nil {
+			return "", err
+		}
+		ref := orBranch(d.req.Ref, env.Branch)
+		d.sha, _, err = d.src.Resolve(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		return ref + " → " + short(d.sha), nil
+	})
+	if err != nil {
+		return store.StatusFailed, err
+	}
+
+	if d.sha == d.oldSHA && !d.req.Force && d.prevRelease != "" {
+		if _, err := d.checkHealth(ctx, io.Discard); err == nil {
+			return store.StatusSkipped, d.rec.skip("decide", short(d.sha)+" is already current and healthy (--force redeploys)")
+		}
+		fmt.Fprintf(d.e.progress(), "  %s is current but not healthy: redeploying\n", short(d.sha))
+	}
+
+	steps := []struct {
+		name    string
+		timeout time.Duration
+		fn      stepFunc
+		skip    string
+	}{
+		{"release", 0, d.makeRelease, ""},
+		{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
+		{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
+		{"switch", 0, d.switchRelease, ""},
+		{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
+		{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
+	}
+	for _, s := range steps {
+		if s.skip != "" {
+			if err := d.rec.skip(s.name, s.skip); err != nil {
+				return d.compensate(err)
+			}
+			continue
+		}
+		if err := d.rec.step(ctx, s.name, s.timeout, s.fn); err != nil {
+			return d.compensate(err)
+		}
+	}
+	d.finishReleases(ctx)
+	return store.StatusSucceeded, nil
+}
+
+func skipUnless(cond bool, why string) string {
+	if cond {
+		return ""
+	}
+	return why
+}
+
+func installTimeout(env *config.Environment) config.Duration {
+	if env.Install != nil && env.Install.Timeout > 0 {
+		return env.Install.Timeout
+	}
+	return env.Timeouts.Install
+}
+
+func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, error) {
+	if err := checkShared(d.appPath, d.env.Shared); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Join(d.appPath, releasesDir), 0o755); err != nil {
+		return "", fmt.Errorf("create releases directory: %w", err)
+	}
+	d.release = releaseName(d.e.now(), d.sha)
+	d.releasePath = filepath.Join(d.appPath, releasesDir, d.release)
+	if d.release == d.prevRelease {
+		return "", fmt.Errorf("release %s already exists and is current: deployments of one commit less than a second apart", d.release)
+	}
+	if err := d.src.Export(ctx, d.sha, d.releasePath); err != nil {
+		return "", err
+	}
+	d.releaseMade = true
+	if err := linkShared(d.appPath, d.releasePath, d.env.Shared); err != nil {
+		return "", err
+	}
+	if _, err := d.e.Store.AddRelease(d.rec.record, store.Release{
+		Target: d.t, Name: d.release, SHA: d.sha, Path: d.releasePath, State: store.ReleaseNew, DeploymentID: d.id,
+	}); err != nil {
+		return "", err
+	}
+	return d.release, nil
+}
+
+func (d *deployment) install(ctx context.Context, out io.Writer) (string, error) {
+	in := d.env.Install
+	dir := d.releasePath
+	if in.Dir != "" {
+		dir = filepath.Join(d.releasePath, in.Dir)
+	}
+	_, err := execx.Run(ctx, execx.Cmd{Argv: in.Argv, Dir: dir, Env: envList(in.Env), Output: out})
+	return strings.Join(in.Argv, " "), err
+}
+
+func envList(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error) {
+	m, err := d.c.NewMigrator(d.env, d.releasePath, out)
+	if err != nil {
+		return "", err
+	}
+	before, err := m.Current(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read current revision: %w", err)
+	}
+	d.migrator, d.revBefore = m, before
+	after, err := m.Up(ctx)
+	// Even a failed Up may have applied some migrations: compensation must
+	// consider the database changed.
+	d.migrated = true
+	if err != nil {
+		return "from " + orDash(before), err
+	}
+	if after == before {
+		d.migrated = false
+		return "already at " + orDash(after), nil
+	}
+	return orDash(before) + " → " + orDash(after), nil
+}
+
+func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, error) {
+	if err := switchCurrent(d.appPath, d.release); err != nil {
+		return "", err
+	}
+	d.switched = true
+	return orDash(d.prevRelease) + " → " + d.release, nil
+}
+
+func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
+	d.restarted = true
+	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), out)
+}
+
+// restartUnits reloads systemd when a unit file changed, restarts the units
+// and waits until each has stayed active for the settle time.
+func restartUnits(ctx context.Context, u Units, units []string, out io.Writer) error {
+	for _, unit := range units {
+		need, err := u.NeedsDaemonReload(ctx, unit)
+		if err != nil {
+			return err
+		}
+		if need {
+			fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", unit)
+			if err := u.DaemonReload(ctx); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if err := u.Restart(ctx, units...); err != nil {
+		return err
+	}
+	for _, unit := range units {
+		if err := u.WaitActive(ctx, unit, settle); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s active\n", unit)
+	}
+	return nil
+}
+
+func (d *deployment) checkHealth(ctx context.Context, out io.Writer) (string, error) {
+	hc := d.env.HealthCheck
+	if hc == nil {
+		return "", nil
+	}
+	check := healthCheck(hc, d.env.Services())
+	rep, err := health.Run(ctx, check, health.Options{
+		Units: d.c.Units(d.env.Scope),
+		Observer: func(a health.Attempt) {
+			state := "ok"
+			if !a.OK {
+				state = a.Err
+			}
+			fmt.Fprintf(out, "try %d: %s (%s)\n", a.N, state, fmtElapsed(a.Duration))
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d %s", len(rep.Attempts), plural(len(rep.Attempts), "try", "tries")), nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// healthCheck converts the configuration's health check into a probe.
+func healthCheck(hc *config.HealthCheck, units []string) health.Check {
+	c := health.Check{
+		URL: hc.URL, ExpectStatus: hc.ExpectStatus, BodyContains: hc.BodyContains,
+		TCPAddr: hc.TCP, Command: hc.Command, Units: units,
+		Timeout: hc.Timeout.D(), Retries: hc.Retries, Interval: hc.Interval.D(),
+		StartDelay: hc.StartDelay.D(), Deadline: hc.Deadline.D(),
+	}
+	if hc.Retries == 0 {
+		// In fraises.yaml, retries: 0 means exactly one try.
+		c.Retries = health.NoRetries
+	}
+	switch {
+	case hc.URL != "":
+		c.Kind = health.KindURL
+	case hc.TCP != "":
+		c.Kind = health.KindTCP
+	case len(hc.Command) > 0:
+		c.Kind = health.KindCommand
+	default:
+		c.Kind = health.KindUnit
+	}
+	return c
+}
+
+// compensate undoes what a failed deployment changed, newest first, and
+// names the honest terminal state: failed when nothing had changed for the
+// service (or all was undone before the switch), rolled_back when the
+// previous release serves again and is healthy, rollback_failed when the
+// operator is needed.
+func (d *deployment) compensate(cause error) (string, error) {
+	// The compensation must run even when the deployment was cancelled or
+	// timed out: that is when it matters most.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.rec.record), rollbackTimeout)
+	defer cancel()
+
+	var problems []string
+	if d.migrated && d.migrator != nil {
+		if d.env.Database.RollbackOnFailure != nil && !*d.env.Database.RollbackOnFailure {
+			problems = append(problems, "database left at the new revision (rollback_on_failure is false)")
+		} else if !d.migrator.CanDown() {
+			problems = append(problems, fmt.Sprintf("%s migrations cannot be undone automatically: database is not back at %s", d.env.Database.Tool, orDash(d.revBefore)))
+		} else if err := d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			return "down to " + orDash(d.revBefore), d.migrator.Down(ctx, d.revBefore)
+		}); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+
+	if !d.switched {
+		if d.releaseMade {
+			_ = os.RemoveAll(d.releasePath)
+			_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+		}
+		if len(problems) > 0 {
+			return store.StatusRollbackFailed, fmt.Errorf("%w; undoing it failed: %s; the previous release %s still serves", cause, strings.Join(problems, "; "), orDash(d.prevRelease))
+		}
+		return store.StatusFailed, cause
+	}
+
+	units := d.c.Units(d.env.Scope)
+	if d.prevRelease == "" {
+		// A first deployment has nothing to return to: take it back out.
+		err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			if err := removeCurrent(d.appPath); err != nil {
+				return "", err
+			}
+			if len(d.env.Services()) > 0 {
+				return "no previous release: current removed, units stopped", units.Stop(ctx, d.env.Services()...)
+			}
+			return "no previous release: current removed", nil
+		})
+		_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+		if err != nil || len(problems) > 0 {
+			return store.StatusRollbackFailed, fmt.Errorf("%w; first deployment could not be taken back: %s", cause, strings.Join(append(problems, errString(err)), "; "))
+		}
+		return store.StatusFailed, fmt.Errorf("%w (first deployment: nothing to roll back to; units stopped)", cause)
+	}
+
+	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
+		return d.release + " → " + d.prevRelease, switchCurrent(d.appPath, d.prevRelease)
+	})
+	if err == nil && len(d.env.Services()) > 0 {
+		err = d.rec.step(ctx, "rollback restart", orDefault(d.env.Timeouts.Restart, defaultRestartTimeout), func(ctx context.Context, out io.Writer) (string, error) {
+			return "", restartUnits(ctx, units, d.env.Services(), out)
+		})
+	}
+	if err == nil && d.env.HealthCheck != nil {
+		err = d.rec.step(ctx, "rollback health", 0, d.checkHealth)
+	}
+	_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return store.StatusRollbackFailed, fmt.Errorf("%w; rollback to %s failed: %s; operator needed: see fraisier status %s %s",
+			cause, d.prevRelease, strings.Join(problems, "; "), d.t.Fraise, d.t.Environment)
+	}
+	return store.StatusRolledBack, fmt.Errorf("%w; rolled back to %s", cause, d.prevRelease)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// finishReleases marks the new release current (the store demotes the
+// previous one to good) and prunes old releases, sparing current and the
+// last good one.
+func (d *deployment) finishReleases(ctx context.Context) {
+	if err := d.e.Store.SetReleaseState(d.rec.record, d.t, d.release, store.ReleaseCurrent); err != nil {
+		fmt.Fprintf(d.e.progress(), "  warning: record release %s as current: %v\n", d.release, err)
+	}
+	removed, err := pruneReleases(d.appPath, d.env.KeepReleases, d.release, d.prevRelease)
+	if err != nil {
+		fmt.Fprintf(d.e.progress(), "  warning: %v\n", err)
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(d.e.progress(), "  pruned %s\n", strings.Join(removed, ", "))
+	}
+}
+
+// currentSHA is the commit the target serves: the recorded state when it
+// agrees with the current symlink, else what the releases table says of
+// the release current points at.
+func (e *Engine) currentSHA(ctx context.Context, t store.Target, current string) string {
+	if current == "" {
+		return ""
+	}
+	states, err := e.Store.FraiseStates(ctx, t.Fraise, t.Environment)
+	if err == nil && len(states) == 1 && states[0].CurrentRelease == current {
+		return states[0].CurrentSHA
+	}
+	rels, err := e.Store.Releases(ctx, t.Fraise, t.Environment)
+	if err == nil {
+		for _, r := range rels {
+			if r.Name == current {
+				return r.SHA
+			}
+		}
+	}
+	return ""
+}
+
+func orBranch(ref, branch string) string {
+	if ref != "" {
+		return ref
+	}
+	return branch
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func short(sha string) string {
+	if len(sha) > 8 {
+		return sha[:8]
+	}
+	return sha
+}

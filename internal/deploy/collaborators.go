@@ -1,0 +1,47 @@
+package deploy
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/git"
+)
+
+// Source is the git side of a deployment: a local mirror of the
+// environment's repository.
+type Source interface {
+	Fetch(ctx context.Context) error
+	Resolve(ctx context.Context, ref string) (string, git.RefKind, error)
+	Export(ctx context.Context, sha, dest string) error
+	Log(ctx context.Context, from, to string, max int) ([]git.Commit, error)
+}
+
+// Units is the systemd side: the units of one scope.
+type Units interface {
+	DaemonReload(ctx context.Context) error
+	NeedsDaemonReload(ctx context.Context, unit string) (bool, error)
+	Restart(ctx context.Context, units ...string) error
+	Stop(ctx context.Context, units ...string) error
+	WaitActive(ctx context.Context, unit string, settle time.Duration) error
+	IsActive(ctx context.Context, unit string) (bool, error)
+}
+
+// Migrator runs one environment's database migrations from one release.
+// Revisions are opaque strings; "" is an empty database.
+type Migrator interface {
+	Current(ctx context.Context) (string, error)
+	Up(ctx context.Context) (string, error)
+	Down(ctx context.Context, to string) error
+	CanDown() bool
+}
+
+// Collaborators open the outside systems a deployment touches. The
+// defaults use real git, systemd and migration tools; tests replace one to
+// inject a fault the real part cannot produce on demand.
+type Collaborators struct {
+	OpenSource  func(ctx context.Context, dir, remote string, out io.Writer) (Source, error)
+	Units       func(scope string) Units
+	NewMigrator func(env *config.Environment, releaseDir string, out io.Writer) (Migrator, error)
+}

@@ -1,0 +1,181 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Store is what the engine needs of the state database.
+type Store interface {
+	StepRecorder
+	AcquireLock(ctx context.Context, l store.Lock, ttl time.Duration, holderDead func(store.Lock) bool) (store.Lock, error)
+	RefreshLock(ctx context.Context, t store.Target, owner string, ttl time.Duration) error
+	ReleaseLock(ctx context.Context, t store.Target, owner string) error
+	StartDeployment(ctx context.Context, d store.Deployment) (int64, error)
+	FinishDeployment(ctx context.Context, id int64, f store.Finish) error
+	RunningDeployments(ctx context.Context) ([]store.Deployment, error)
+	MarkInterrupted(ctx context.Context, id int64, reason string) error
+	FraiseStates(ctx context.Context, fraise, env string) ([]store.FraiseState, error)
+	AddRelease(ctx context.Context, r store.Release) (int64, error)
+	SetReleaseState(ctx context.Context, t store.Target, name, state string) error
+	Releases(ctx context.Context, fraise, env string) ([]store.Release, error)
+}
+
+// Request asks for one deployment.
+type Request struct {
+	Env *config.Environment
+	// Ref is a branch, tag or commit; empty means the head of the
+	// environment's branch.
+	Ref   string
+	Force bool
+	// Trigger and Actor say who asked and how (store.Trigger*).
+	Trigger string
+	Actor   string
+	// WebhookID links the deployment to the delivery that caused it.
+	WebhookID *int64
+	// Wait is how long to wait for another deployment of the same target
+	// to finish; zero refuses at once with the holder's name.
+	Wait time.Duration
+	// Plan resolves and prints what would happen, and changes nothing.
+	Plan bool
+}
+
+// Result is how a deployment ended. Status is one of succeeded, failed,
+// rolled_back, rollback_failed or skipped; Err says why for every status
+// but succeeded and skipped.
+type Result struct {
+	DeploymentID    int64
+	Status          string
+	OldSHA, NewSHA  string
+	Release         string // the release serving when the deployment ended
+	PreviousRelease string
+	Err             error
+	// Recovered is the lock taken over from a holder that had died, and
+	// Interrupted the deployments it left running.
+	Recovered   *store.Lock
+	Interrupted []int64
+}
+
+// ErrLocked is returned (wrapped, with the holder) when another deployment
+// holds the target and Request.Wait ran out.
+var ErrLocked = store.ErrLocked
+
+// Engine runs deployments. Its fields are its collaborators; nothing in it
+// is global, so tests build one per case.
+type Engine struct {
+	Store Store
+	// Progress receives one line per step as it happens.
+	Progress io.Writer
+	Owner    Owner
+	// LockTTL bounds how long a lock outlives a holder that stopped
+	// refreshing it (a holder on another host that died).
+	LockTTL time.Duration
+	Now     func() time.Time
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (e *Engine) lockTTL() time.Duration {
+	if e.LockTTL > 0 {
+		return e.LockTTL
+	}
+	return 2 * time.Minute
+}
+
+func (e *Engine) progress() io.Writer {
+	if e.Progress != nil {
+		return e.Progress
+	}
+	return io.Discard
+}
+
+// lock takes the target's lock, waiting up to wait for a live holder, and
+// recovers it from a dead one: the deployments the dead holder left running
+// are recorded as interrupted. The returned release function gives the lock
+// back and stops its refresher.
+func (e *Engine) lock(ctx context.Context, t store.Target, reason string, wait time.Duration) (release func(), recovered *store.Lock, interrupted []int64, err error) {
+	owner := e.Owner.String()
+	l := store.Lock{Target: t, Owner: owner, Host: e.Owner.Host, PID: e.Owner.PID, Reason: reason}
+	dead := func(h store.Lock) bool { return HolderDead(h.Owner, e.Owner.Host) }
+	deadline := time.Now().Add(wait)
+	for {
+		prev, err := e.Store.AcquireLock(ctx, l, e.lockTTL(), dead)
+		if err == nil {
+			if prev.Owner != "" && prev.Owner != owner {
+				recovered = &prev
+				interrupted, err = e.interruptOrphans(ctx, t, prev)
+				if err != nil {
+					_ = e.Store.ReleaseLock(context.WithoutCancel(ctx), t, owner)
+					return nil, nil, nil, err
+				}
+			}
+			break
+		}
+		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+			return nil, nil, nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, nil, fmt.Errorf("wait for lock on %s: %w", t, context.Cause(ctx))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+
+	refreshCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(e.lockTTL() / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-refreshCtx.Done():
+				return
+			case <-tick.C:
+				_ = e.Store.RefreshLock(refreshCtx, t, owner, e.lockTTL())
+			}
+		}
+	}()
+	release = func() {
+		stop()
+		<-done
+		_ = e.Store.ReleaseLock(context.WithoutCancel(ctx), t, owner)
+	}
+	return release, recovered, interrupted, nil
+}
+
+// interruptOrphans records as interrupted the running deployments of t that
+// belonged to the dead holder prev.
+func (e *Engine) interruptOrphans(ctx context.Context, t store.Target, prev store.Lock) ([]int64, error) {
+	running, err := e.Store.RunningDeployments(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find deployments interrupted on %s: %w", t, err)
+	}
+	var ids []int64
+	for _, d := range running {
+		if d.Target != t {
+			continue
+		}
+		if d.Host != "" && (d.Host != prev.Host || d.PID != prev.PID) {
+			continue // not the dead holder's
+		}
+		reason := fmt.Sprintf("interrupted: fraisier (pid %d on %s) died during the deployment; lock recovered by pid %d", prev.PID, prev.Host, e.Owner.PID)
+		if err := e.Store.MarkInterrupted(ctx, d.ID, reason); err != nil {
+			return ids, fmt.Errorf("record deployment %d as interrupted: %w", d.ID, err)
+		}
+		fmt.Fprintf(e.progress(), "! deployment %d was interrupted (pid %d died); recorded as interrupted\n", d.ID, prev.PID)
+		ids = append(ids, d.ID)
+	}
+	return ids, nil
+}

@@ -1,0 +1,176 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// StepRecorder is what the engine needs of the state database to record
+// steps while they run.
+type StepRecorder interface {
+	StartStep(ctx context.Context, deploymentID int64, name string) (int64, error)
+	AppendStepOutput(ctx context.Context, stepID int64, chunk []byte) error
+	FinishStep(ctx context.Context, stepID int64, status string, exitCode *int, detail string) error
+}
+
+// recorder runs the steps of one deployment: each is recorded before it
+// starts and when it ends, its output is appended while it runs (so that
+// fraisier logs -f can follow it), and one progress line is printed for it.
+type recorder struct {
+	db           StepRecorder
+	deploymentID int64
+	progress     io.Writer
+	now          func() time.Time
+	// record is a context for the bookkeeping writes that must happen even
+	// when the deployment's own context has been cancelled.
+	record context.Context
+}
+
+// stepFunc does the work of one step. It writes its output to out and
+// returns a short detail for the record ("main → 1a2b3c4d").
+type stepFunc func(ctx context.Context, out io.Writer) (detail string, err error)
+
+// step runs fn as the named step, bounded by timeout when it is positive.
+func (r *recorder) step(ctx context.Context, name string, timeout time.Duration, fn stepFunc) error {
+	id, err := r.db.StartStep(r.record, r.deploymentID, name)
+	if err != nil {
+		return fmt.Errorf("record step %s: %w", name, err)
+	}
+	fmt.Fprintf(r.progress, "→ %s … ", name)
+	start := r.now()
+	stepCtx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("step %s: %w after %s", name, execx.ErrTimeout, timeout))
+		defer cancel()
+	}
+	out := newStepOutput(r.record, r.db, id)
+	detail, runErr := fn(stepCtx, out)
+	if runErr == nil && stepCtx.Err() != nil {
+		runErr = context.Cause(stepCtx)
+	}
+	if runErr != nil && stepCtx.Err() != nil && ctx.Err() == nil {
+		// The step's own timeout fired: say so rather than "context canceled".
+		runErr = fmt.Errorf("%w (%v)", context.Cause(stepCtx), runErr)
+	}
+	out.Close()
+	elapsed := r.now().Sub(start)
+
+	status := store.StepSucceeded
+	var code *int
+	var ee *execx.ExitError
+	if errors.As(runErr, &ee) {
+		c := ee.Code
+		code = &c
+	}
+	if runErr != nil {
+		status = store.StepFailed
+		if detail == "" {
+			detail = runErr.Error()
+		} else {
+			detail += ": " + runErr.Error()
+		}
+	}
+	if err := r.db.FinishStep(r.record, id, status, code, detail); err != nil && runErr == nil {
+		runErr = fmt.Errorf("record step %s: %w", name, err)
+	}
+	if runErr != nil {
+		fmt.Fprintf(r.progress, "failed %s\n  %v\n", fmtElapsed(elapsed), runErr)
+		return fmt.Errorf("%s: %w", name, runErr)
+	}
+	if detail != "" {
+		fmt.Fprintf(r.progress, "ok %s (%s)\n", fmtElapsed(elapsed), detail)
+	} else {
+		fmt.Fprintf(r.progress, "ok %s\n", fmtElapsed(elapsed))
+	}
+	return nil
+}
+
+// skip records a step that did not need to run, with why.
+func (r *recorder) skip(name, why string) error {
+	id, err := r.db.StartStep(r.record, r.deploymentID, name)
+	if err != nil {
+		return fmt.Errorf("record step %s: %w", name, err)
+	}
+	fmt.Fprintf(r.progress, "→ %s … skipped (%s)\n", name, why)
+	return r.db.FinishStep(r.record, id, store.StepSkipped, nil, why)
+}
+
+func fmtElapsed(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1fs", d.Seconds())
+}
+
+// stepOutput appends a step's output to the state database in batches:
+// a write per line of npm install would be a transaction per line, while a
+// flush at most 250 ms after output arrives keeps logs -f live and the
+// database calm.
+type stepOutput struct {
+	ctx    context.Context
+	db     StepRecorder
+	stepID int64
+
+	mu      sync.Mutex
+	buf     []byte
+	pending bool // a timed flush is scheduled
+	closed  bool
+}
+
+const (
+	outputFlushAfter = 250 * time.Millisecond
+	outputFlushSize  = 16 << 10
+)
+
+func newStepOutput(ctx context.Context, db StepRecorder, stepID int64) *stepOutput {
+	return &stepOutput{ctx: ctx, db: db, stepID: stepID}
+}
+
+func (o *stepOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return len(p), nil
+	}
+	o.buf = append(o.buf, p...)
+	switch {
+	case len(o.buf) >= outputFlushSize:
+		o.flushLocked()
+	case !o.pending:
+		o.pending = true
+		time.AfterFunc(outputFlushAfter, func() {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			o.pending = false
+			if !o.closed {
+				o.flushLocked()
+			}
+		})
+	}
+	return len(p), nil
+}
+
+func (o *stepOutput) flushLocked() {
+	if len(o.buf) > 0 {
+		// Output is best effort: losing a chunk of log must not fail the
+		// deployment it describes.
+		_ = o.db.AppendStepOutput(o.ctx, o.stepID, o.buf)
+		o.buf = o.buf[:0]
+	}
+}
+
+// Close flushes what is left; later writes are dropped.
+func (o *stepOutput) Close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.flushLocked()
+	o.closed = true
+}
