@@ -1,0 +1,216 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Repo is a local bare mirror of one remote: every branch and tag of the
+// remote, fetched on demand, from which releases are exported. Methods are
+// safe for concurrent use, also by several processes on the same
+// directory: writes take an exclusive flock on the mirror, reads a shared
+// one.
+type Repo struct {
+	dir    string
+	remote string
+	opts   Options
+}
+
+// mirrorRefspecs keep branches and tags exactly as the remote has them:
+// forced, so that a force-push is followed, and pruned by Fetch.
+var mirrorRefspecs = []string{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+
+// attributesOverride goes to info/attributes, which takes precedence over
+// the .gitattributes files of the tree: a release holds the bytes that
+// were committed, with no line-ending conversion and no filter (LFS
+// included) run on them.
+const attributesOverride = "# Written by fraisier: check out the committed bytes, unconverted.\n" +
+	"* -text -eol -filter -ident -working-tree-encoding\n"
+
+// OpenMirror opens the bare mirror of remote in dir, creating it if dir is
+// missing or empty. An existing mirror whose configured URL differs from
+// remote is pointed at remote; the next Fetch prunes what the new remote
+// lacks. Nothing is fetched.
+func OpenMirror(ctx context.Context, dir, remote string, opts Options) (*Repo, error) {
+	if err := ValidateRemote(remote); err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", dir, err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
+	}
+	r := &Repo{dir: abs, remote: remote, opts: opts}
+	unlock, err := lockDir(ctx, abs, true)
+	if err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
+	}
+	defer unlock()
+	if err := r.prepare(ctx); err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
+	}
+	return r, nil
+}
+
+// Dir is the mirror's directory, absolute.
+func (r *Repo) Dir() string { return r.dir }
+
+// Remote is the URL the mirror fetches from.
+func (r *Repo) Remote() string { return r.remote }
+
+func (r *Repo) git() runner { return runner{gitDir: r.dir, opts: r.opts} }
+
+// prepare makes dir a bare repository configured for remote. The caller
+// holds the exclusive lock.
+func (r *Repo) prepare(ctx context.Context) error {
+	g := r.git()
+	_, err := os.Stat(filepath.Join(r.dir, "HEAD"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := mustBeEmpty(r.dir); err != nil {
+			return err
+		}
+		// No template: sample hooks and the like have no place here.
+		if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		for i, spec := range mirrorRefspecs {
+			mode := "--add"
+			if i == 0 {
+				mode = "--replace-all"
+			}
+			if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
+				return fmt.Errorf("configure refspecs: %w", err)
+			}
+		}
+	case err != nil:
+		return err
+	default:
+		out, err := g.run(ctx, call{args: []string{"rev-parse", "--is-bare-repository"}})
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrNotRepository, err)
+		}
+		if lastLine(out) != "true" {
+			return fmt.Errorf("%w: not a bare repository", ErrNotRepository)
+		}
+	}
+	if err := setRemoteURL(ctx, g, r.remote); err != nil {
+		return err
+	}
+	return writeAttributesOverride(filepath.Join(r.dir, "info"))
+}
+
+// mustBeEmpty refuses to turn a directory holding anything but our lock
+// into a repository: a wrong path in the configuration must not adopt,
+// say, an application directory.
+func mustBeEmpty(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != lockName {
+			return fmt.Errorf("%w: %s is not empty and holds no git repository", ErrNotRepository, dir)
+		}
+	}
+	return nil
+}
+
+// setRemoteURL records remote as origin's URL unless it already is.
+func setRemoteURL(ctx context.Context, g runner, remote string) error {
+	out, err := g.run(ctx, call{args: []string{"config", "--get", "remote.origin.url"}})
+	if err == nil && out == remote {
+		return nil
+	}
+	if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", remote}}); err != nil {
+		return fmt.Errorf("set remote URL: %w", err)
+	}
+	return nil
+}
+
+func writeAttributesOverride(infoDir string) error {
+	path := filepath.Join(infoDir, "attributes")
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, []byte(attributesOverride)) {
+		return nil
+	}
+	if err := os.MkdirAll(infoDir, 0o755); err != nil {
+		return fmt.Errorf("write attributes override: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(attributesOverride), 0o644); err != nil {
+		return fmt.Errorf("write attributes override: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write attributes override: %w", err)
+	}
+	return nil
+}
+
+// Fetch brings every branch and tag of the remote into the mirror, forced
+// (a force-pushed branch follows the remote) and pruned (deleted branches
+// and tags disappear). A remote that cannot be contacted or read gives an
+// error wrapping ErrUnreachable; a timeout wraps execx.ErrTimeout.
+func (r *Repo) Fetch(ctx context.Context) error {
+	unlock, err := lockDir(ctx, r.dir, true)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", redact(r.remote), err)
+	}
+	defer unlock()
+	if err := fetch(ctx, r.git(), r.remote, mirrorRefspecs); err != nil {
+		return fmt.Errorf("fetch %s: %w", redact(r.remote), err)
+	}
+	return nil
+}
+
+func fetch(ctx context.Context, g runner, remote string, refspecs []string) error {
+	args := []string{"fetch", "--prune", "--update-head-ok", "--no-write-fetch-head", "--no-recurse-submodules"}
+	if g.opts.Output != nil {
+		args = append(args, "--progress")
+	} else {
+		args = append(args, "--quiet")
+	}
+	// The URL itself rather than "origin": what is fetched cannot depend
+	// on configuration someone else may have changed.
+	args = append(args, "--end-of-options", remote)
+	args = append(args, refspecs...)
+	_, err := g.run(ctx, call{args: args, live: true})
+	return classifyRemote(err)
+}
+
+// RemoteHead asks the remote, without fetching, which commit its branch
+// points at. ErrRefNotFound if the branch does not exist there.
+func (r *Repo) RemoteHead(ctx context.Context, branch string) (string, error) {
+	if err := ValidateRef(branch); err != nil {
+		return "", fmt.Errorf("remote head: %w", err)
+	}
+	ref := "refs/heads/" + strings.TrimPrefix(branch, "refs/heads/")
+	out, err := r.git().run(ctx, call{args: []string{"ls-remote", "--heads", "--end-of-options", r.remote, ref}, live: true})
+	if err != nil {
+		return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(r.remote), classifyRemote(err))
+	}
+	// Patterns match on whole trailing components, so refs/heads/x/main
+	// may come back for main too: take only the exact name.
+	for _, line := range strings.Split(out, "\n") {
+		sha, name, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if ok && name == ref && IsSHA(sha) {
+			return sha, nil
+		}
+	}
+	return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(r.remote), ErrRefNotFound)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSpace(s)
+}
