@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"fraisier":      func() { os.Exit(cli.Main(os.Args[1:], cli.StdStreams())) },
 		"fraisier-seed": seedMain,
+		// fraisier-future marks a state database as written by a newer
+		// fraisier, the situation a downgrade creates.
+		"fraisier-future": futureMain,
 	})
 }
 
@@ -35,6 +38,9 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
+		// UPDATE_GOLDEN=1 rewrites the cmp goldens inside the scripts; read
+		// the diff before committing it.
+		UpdateScripts: os.Getenv("UPDATE_GOLDEN") != "",
 		Setup: func(e *testscript.Env) error {
 			// Never let a test touch the machine's real state database.
 			e.Setenv("FRAISIER_STATE", filepath.Join(e.WorkDir, "state", "fraisier.db"))
@@ -172,4 +178,17 @@ func seed(ctx context.Context, path string) error {
 		}
 	}
 	return nil
+}
+
+func futureMain() {
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: os.Args[1]})
+	if err == nil {
+		_, err = db.SQL().ExecContext(ctx, "INSERT INTO tb_schema_migrations (version, applied_at) VALUES (9999, 0)")
+		db.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fraisier-future:", err)
+		os.Exit(1)
+	}
 }
