@@ -11,7 +11,8 @@ export FRAISIER_DEMO_ROOT="$root"
 export FRAISIER_CONFIG="$repo/examples/fraises.yaml"
 export FRAISIER_STATE="$root/state/fraisier.db"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+if [ -t 1 ] && [ -z "${NO_COLOR+x}" ]; then bold=$'\033[1m' reset=$'\033[0m'; else bold= reset=; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$reset"; "$@"; }
 
 step "$bin" version
 step "$bin" config validate
