@@ -82,8 +82,7 @@ func (r *Repo) export(ctx context.Context, sha, dest string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	// Rename replaces an empty directory silently; only one created since
-	// the Lstat above could be lost that way, and nothing else is.
+	// os.Rename refuses an existing dest, even an empty directory.
 	if err := os.Rename(tmp, dest); err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTDIR) {
 			return fs.ErrExist

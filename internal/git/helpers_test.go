@@ -208,4 +208,3 @@ func leftovers(t testing.TB, dir string, keep ...string) []string {
 	}
 	return extra
 }
-

@@ -115,6 +115,14 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
+	// os.Rename refuses an existing directory, even an empty one. rmdir
+	// removes it only while it is still empty.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+			return errLostRace
+		}
+		return err
+	}
 	// Moving the clone moves nothing git recorded: the work tree is found
 	// as the parent of .git, not by a stored path.
 	if err := os.Rename(tmp, dir); err != nil {

@@ -60,6 +60,11 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 		// disambiguate among commits only.
 		names[i] = c.name + "^{commit}"
 	}
+	if isPrefix {
+		// Peeling reports an ambiguous prefix as missing; the bare
+		// prefix tells the two apart, for the error message.
+		names = append(names, prefix)
+	}
 
 	unlock, err := lockDir(ctx, r.dir, false)
 	if err != nil {
@@ -70,7 +75,7 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 	if err != nil {
 		return "", "", fmt.Errorf("resolve %s: %w", ref, err)
 	}
-	for i, a := range answers {
+	for i, a := range answers[:len(cands)] {
 		if a.sha == "" {
 			continue
 		}
@@ -82,7 +87,7 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 		return a.sha, cands[i].kind, nil
 	}
 	if isPrefix && answers[len(answers)-1].ambiguous {
-		return "", "", fmt.Errorf("resolve %s: prefix matches several commits: %w", ref, ErrRefNotFound)
+		return "", "", fmt.Errorf("resolve %s: prefix matches several objects: %w", ref, ErrRefNotFound)
 	}
 	return "", "", fmt.Errorf("resolve %s: no such branch, tag or commit: %w", ref, ErrRefNotFound)
 }
