@@ -13,7 +13,7 @@ import (
 )
 
 // Export writes the exact tree of commit sha (a full SHA) into dest, a
-// directory that must not exist yet: files with their executable bits,
+// directory that must not exist yet (its parent must): files with their executable bits,
 // symlinks as symlinks, bytes as committed (no line-ending conversion, no
 // filters), and nothing else — no .git, no marker file. The tree is
 // written next to dest and renamed into place, so dest appears complete

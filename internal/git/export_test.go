@@ -3,9 +3,11 @@ package git
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,6 +31,7 @@ var releaseTree = map[string]file{
 }
 
 func TestExport(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	sha := o.commit("release", releaseTree)
@@ -111,6 +114,7 @@ func TestExport(t *testing.T) {
 }
 
 func TestExportIndependentOfMirror(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	sha := o.commit("release", map[string]file{"a": {content: "1"}})
@@ -129,6 +133,7 @@ func TestExportIndependentOfMirror(t *testing.T) {
 }
 
 func TestSubmodulesRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	o.commit("before", map[string]file{"a": {content: "1"}})
@@ -167,15 +172,14 @@ func BenchmarkExport(b *testing.B) {
 	}
 	// A small application: 100 files of a few KB in 10 directories.
 	for i := range 100 {
-		files[filepath.Join("src", string(rune('a'+i%10)), "mod"+string(rune('0'+i/10))+".py")] = file{content: strings.Repeat("print('fraisier')\n", 100+i)}
+		files[fmt.Sprintf("src/pkg%d/mod%d.py", i%10, i/10)] = file{content: strings.Repeat("print('fraisier')\n", 100+i)}
 	}
 	sha := o.commit("release", files)
 	o.push("main")
 	r := o.mirror(ctx)
 	parent := b.TempDir()
-	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		dest := filepath.Join(parent, "rel", string(rune('a'+i%26))+strings.Repeat("x", i/26))
+		dest := filepath.Join(parent, "rel-"+strconv.Itoa(i))
 		if err := r.Export(ctx, sha, dest); err != nil {
 			b.Fatal(err)
 		}

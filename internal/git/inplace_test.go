@@ -12,6 +12,7 @@ import (
 )
 
 func TestCheckoutInPlace(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	v1 := o.commit("v1", map[string]file{
@@ -96,6 +97,7 @@ func TestCheckoutInPlace(t *testing.T) {
 }
 
 func TestCheckoutInPlaceRefusals(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	sha := o.commit("c", map[string]file{"a": {content: "1"}})

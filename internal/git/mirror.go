@@ -192,7 +192,7 @@ func (r *Repo) RemoteHead(ctx context.Context, branch string) (string, error) {
 		return "", fmt.Errorf("remote head: %w", err)
 	}
 	ref := "refs/heads/" + strings.TrimPrefix(branch, "refs/heads/")
-	out, err := r.git().run(ctx, call{args: []string{"ls-remote", "--heads", "--end-of-options", r.remote, ref}, live: true})
+	out, err := r.git().run(ctx, call{args: []string{"ls-remote", "--heads", "--end-of-options", r.remote, ref}})
 	if err != nil {
 		return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(r.remote), classifyRemote(err))
 	}

@@ -17,6 +17,7 @@ import (
 // TestMirrorFollowsRemote walks a mirror through what a forge does to a
 // repository between deploys.
 func TestMirrorFollowsRemote(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	first := o.commit("first", map[string]file{"a": {content: "1"}})
@@ -73,6 +74,7 @@ func TestMirrorFollowsRemote(t *testing.T) {
 }
 
 func TestOpenMirror(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a := newOrigin(t)
 	shaA := a.commit("from a", nil)
@@ -134,6 +136,7 @@ func TestOpenMirror(t *testing.T) {
 }
 
 func TestFetchUnreachable(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	missing := filepath.Join(t.TempDir(), "no-such-repo.git")
 	r, err := OpenMirror(ctx, filepath.Join(t.TempDir(), "m.git"), missing, Options{})
@@ -182,6 +185,7 @@ func TestFetchTimeout(t *testing.T) {
 }
 
 func TestRemoteHead(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	first := o.commit("first", nil)
@@ -225,6 +229,7 @@ func TestRemoteHead(t *testing.T) {
 // processes; the flock does not tell them apart) create and fetch the same
 // mirror at once.
 func TestConcurrentFetch(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	for i := range 5 {
@@ -270,6 +275,7 @@ func TestConcurrentFetch(t *testing.T) {
 // in an in-place clone, runs every operation, and checks that the mark is
 // absent; then shows that plain git would have run them.
 func TestHooksNeverRun(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	first := o.commit("first", map[string]file{"a": {content: "1"}})
@@ -321,6 +327,7 @@ func TestHooksNeverRun(t *testing.T) {
 // TestExtRemoteRefused: a remote that would make git run a command is
 // refused before any process starts or any directory is created.
 func TestExtRemoteRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	mark := filepath.Join(t.TempDir(), "pwned")
 	remote := "ext::sh -c touch% " + mark

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -185,7 +186,7 @@ func (r *Repo) Log(ctx context.Context, from, to string, max int) ([]Commit, err
 	defer unlock()
 	var commits []Commit
 	err = withOutputFile(func(path string) error {
-		args := []string{"log", "--no-color", "--no-decorate", "--no-show-signature", "-z",
+		args := []string{"log", "--no-color", "--no-decorate", "--no-show-signature", "--encoding=UTF-8", "-z",
 			"--format=%H%x00%s%x00%an%x00%cI", "--output=" + path}
 		if max > 0 {
 			args = append(args, "--max-count="+strconv.Itoa(max))
@@ -234,8 +235,8 @@ func parseLog(b []byte) ([]Commit, error) {
 }
 
 // ChangedFiles lists the paths that differ between the trees of from and
-// to (full SHAs; from empty means every path of to), sorted as git sorts
-// them. A rename lists both the old and the new path.
+// to (full SHAs; from empty means every path of to), sorted bytewise. A
+// rename lists both the old and the new path.
 func (r *Repo) ChangedFiles(ctx context.Context, from, to string) ([]string, error) {
 	if err := validateRange(from, to); err != nil {
 		return nil, fmt.Errorf("changed files: %w", err)
@@ -252,7 +253,7 @@ func (r *Repo) ChangedFiles(ctx context.Context, from, to string) ([]string, err
 	var files []string
 	err = withOutputFile(func(path string) error {
 		_, err := r.git().run(ctx, call{args: []string{"diff", "--name-only", "-z", "--no-renames",
-			"--no-ext-diff", "--no-textconv", "--no-color", "--output=" + path,
+			"--no-ext-diff", "--no-textconv", "--no-color", "--no-relative", "--output=" + path,
 			"--end-of-options", base, to, "--"}})
 		return classifyRevision(err)
 	}, func(f *os.File) error {
@@ -267,6 +268,8 @@ func (r *Repo) ChangedFiles(ctx context.Context, from, to string) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("changed files %s..%s: %w", from, to, err)
 	}
+	// diff.orderFile in someone's configuration would reorder git's list.
+	slices.Sort(files)
 	return files, nil
 }
 

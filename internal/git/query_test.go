@@ -15,6 +15,7 @@ import (
 )
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	first := o.commit("first", map[string]file{"a": {content: "1"}})
@@ -94,6 +95,7 @@ func TestResolve(t *testing.T) {
 // TestValidationBeforeGit: bad input is refused before any lock or
 // process; a repository that does not exist would fail otherwise.
 func TestValidationBeforeGit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := &Repo{dir: filepath.Join(t.TempDir(), "missing"), remote: "/nowhere"}
 	sha := strings.Repeat("a", 40)
@@ -151,6 +153,7 @@ func (o *origin) writeCommit(body string) string {
 }
 
 func TestLog(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	a := o.commit("first", nil)
@@ -194,6 +197,7 @@ func TestLog(t *testing.T) {
 }
 
 func TestChangedFiles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	a := o.commit("first", map[string]file{
@@ -242,6 +246,7 @@ func TestChangedFiles(t *testing.T) {
 }
 
 func TestHasCommit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	o := newOrigin(t)
 	c := o.commit("c", map[string]file{"a": {content: "1"}})

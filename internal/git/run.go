@@ -65,6 +65,8 @@ func hardening() []string {
 		// Checked-out bytes are the blob's bytes (see attributesOverride).
 		"-c", "core.autocrlf=false",
 		"-c", "core.symlinks=true",
+		// A release is the whole tree, whatever a global config says.
+		"-c", "core.sparseCheckout=false",
 		"-c", "core.warnAmbiguousRefs=false",
 		"-c", "advice.detachedHead=false",
 		"-c", "init.defaultBranch=main",
