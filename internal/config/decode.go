@@ -28,8 +28,9 @@ type presence struct {
 
 // nodeBudget bounds the work of decoding, so that a small file whose
 // aliases refer to each other many times over ("billion laughs") is refused
-// rather than expanded.
-const nodeBudget = 1_000_000
+// rather than expanded. A large real configuration has a few thousand
+// values.
+const nodeBudget = 200_000
 
 type decoder struct {
 	ps *problems
@@ -37,6 +38,8 @@ type decoder struct {
 	// through it.
 	expand  func(string) (string, bool, *expandError)
 	aliases map[*ast.AliasNode]ast.Node
+	flat    map[*ast.MappingNode][]entry
+	fields  map[reflect.Type][]fieldInfo
 	// present maps the dotted path of every key that was written with a
 	// value (not null) to its position.
 	present map[string]presence
@@ -545,6 +548,17 @@ func (d *decoder) note(path string, key position, val ast.Node) {
 // written in the mapping win over merged ones, and earlier merge sources
 // win over later ones, as in YAML 1.1.
 func (d *decoder) entries(m *ast.MappingNode, path string, depth int) []entry {
+	// A mapping merged from many places is flattened once: without this,
+	// merges of merges cost exponential time.
+	if es, ok := d.flat[m]; ok {
+		return es
+	}
+	es := d.flatten(m, path, depth)
+	d.flat[m] = es
+	return es
+}
+
+func (d *decoder) flatten(m *ast.MappingNode, path string, depth int) []entry {
 	var out []entry
 	index := map[string]bool{}
 	firstAt := map[string]position{}
@@ -671,7 +685,11 @@ func (d *decoder) decodeStructEntries(es []entry, pos position, v reflect.Value,
 	if p, ok := d.present[path]; ok {
 		pos = p.key
 	}
-	fields := fieldsOf(v.Type())
+	fields, ok := d.fields[v.Type()]
+	if !ok {
+		fields = fieldsOf(v.Type())
+		d.fields[v.Type()] = fields
+	}
 	byName := map[string]*fieldInfo{}
 	names := make([]string, len(fields))
 	for i := range fields {

@@ -57,6 +57,8 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 			return expandEnv(s, opts.LookupEnv)
 		},
 		aliases: map[*ast.AliasNode]ast.Node{},
+		flat:    map[*ast.MappingNode][]entry{},
+		fields:  map[reflect.Type][]fieldInfo{},
 		present: map[string]presence{},
 		budget:  nodeBudget,
 	}
