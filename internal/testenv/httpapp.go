@@ -1,0 +1,141 @@
+package testenv
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/execx"
+)
+
+// The source is embedded rather than built by import path so that the build
+// depends neither on the test's working directory nor on the module layout.
+//
+//go:embed httpapp/*.go
+var httpappSrc embed.FS
+
+// BuildHTTPApp returns the path of a built httpapp binary (see package
+// httpapp for its behaviour files). Builds are cached by source hash and Go
+// version in the user cache directory, like go's own build cache, so the
+// first call of a run costs a second or two and later ones a stat; nothing
+// needs cleaning up. The binary is static (CGO_ENABLED=0) so a unit can run
+// it from any directory.
+func BuildHTTPApp(t testing.TB) string {
+	t.Helper()
+	path, err := buildHTTPApp(context.Background())
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			Unavailable(t, "build httpapp: %v", err)
+		}
+		t.Fatalf("build httpapp: %v", err)
+	}
+	return path
+}
+
+func buildHTTPApp(ctx context.Context) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	files, err := fs.Glob(httpappSrc, "httpapp/*.go")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		b, err := httpappSrc.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", f, len(b))
+		h.Write(b)
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:16]
+
+	cacheDir, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(cacheDir, "httpapp-"+key)
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+
+	goBin, err := goTool()
+	if err != nil {
+		return "", err
+	}
+	src, err := os.MkdirTemp("", "fraisier-httpapp-src-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	for _, f := range files {
+		b, _ := httpappSrc.ReadFile(f)
+		if err := os.WriteFile(filepath.Join(src, filepath.Base(f)), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module httpapp\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	// Build next to the final name and rename, so that concurrent test
+	// binaries never run a half-written file.
+	tmp := filepath.Join(cacheDir, fmt.Sprintf(".httpapp-%s-%d.tmp", key, os.Getpid()))
+	defer os.Remove(tmp)
+	_, err = execx.Run(ctx, execx.Cmd{
+		Argv: []string{goBin, "build", "-trimpath", "-o", tmp, "."},
+		Dir:  src,
+		// No network, no surrounding module or workspace, no toolchain switch.
+		Env:     []string{"CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off"},
+		Timeout: 3 * time.Minute,
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+func cacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err == nil {
+		dir := filepath.Join(base, "fraisier-testenv")
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			return dir, nil
+		}
+	}
+	dir := filepath.Join(os.TempDir(), "fraisier-testenv-"+strconv.Itoa(os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("make cache dir: %w", err)
+	}
+	return dir, nil
+}
+
+// goTool finds the go command; go test puts its own GOROOT/bin first in
+// the PATH of the test binary, so this is the toolchain running the tests.
+func goTool() (string, error) { return exec.LookPath("go") }
+
+// FreePort returns a loopback TCP port that was free a moment ago. Another
+// process may take it before the caller binds it; tests accept that small
+// race for the sake of services that need their port in their unit file.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type behaviour struct {
+	crash      bool
+	unhealthy  bool
+	slow       time.Duration
+	crashAfter time.Duration
+}
+
+func main() {
+	addr := flag.String("addr", "", "listen address (default 127.0.0.1:$PORT)")
+	dir := flag.String("dir", ".", "directory holding VERSION and behaviour")
+	flag.Parse()
+	if err := run(*addr, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "httpapp:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, dir string) error {
+	if addr == "" {
+		port := os.Getenv("PORT")
+		if port == "" {
+			return errors.New("no -addr and no PORT")
+		}
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("parse -addr: %w", err)
+	}
+	// Tests must not reach beyond loopback, whatever they pass.
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("refusing non-loopback address %s", addr)
+	}
+	version := "unknown"
+	if b, err := os.ReadFile(filepath.Join(dir, "VERSION")); err == nil {
+		version = strings.TrimSpace(string(b))
+	}
+	b, err := readBehaviour(filepath.Join(dir, "behaviour"))
+	if err != nil {
+		return err
+	}
+	if b.crash {
+		return fmt.Errorf("version %s: crashing at start as told", version)
+	}
+	time.Sleep(b.slow)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		if b.unhealthy {
+			http.Error(w, "unhealthy "+version, http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "ok %s\n", version)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, version)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Printf("httpapp %s listening on %s\n", version, ln.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var crash <-chan time.Time
+	if b.crashAfter > 0 {
+		crash = time.After(b.crashAfter)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-crash:
+		return fmt.Errorf("version %s: crashing after %s as told", version, b.crashAfter)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	}
+}
+
+func readBehaviour(path string) (behaviour, error) {
+	var b behaviour
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return b, nil
+	}
+	if err != nil {
+		return b, fmt.Errorf("read behaviour: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		name, arg, _ := strings.Cut(line, ":")
+		switch name {
+		case "", "healthy":
+		case "unhealthy":
+			b.unhealthy = true
+		case "crash":
+			b.crash = true
+		case "slow", "crash-after":
+			d, err := time.ParseDuration(arg)
+			if err != nil {
+				return b, fmt.Errorf("behaviour %q: %w", line, err)
+			}
+			if name == "slow" {
+				b.slow = d
+			} else {
+				b.crashAfter = d
+			}
+		default:
+			// A typo in a test fixture must not pass as "healthy".
+			return b, fmt.Errorf("unknown behaviour %q", line)
+		}
+	}
+	return b, nil
+}

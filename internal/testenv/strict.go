@@ -1,0 +1,26 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// StrictEnv names the environment variable that turns a skip for a missing
+// outside system into a failure. CI sets it so that a broken runner cannot
+// go green by skipping everything that matters.
+const StrictEnv = "FRAISIER_TEST_STRICT"
+
+// Strict reports whether missing test dependencies must fail the test.
+func Strict() bool { return os.Getenv(StrictEnv) == "1" }
+
+// Unavailable ends the test because something it needs cannot run here:
+// a skip normally, a failure under FRAISIER_TEST_STRICT=1.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Strict() {
+		t.Fatalf("%s (%s=1 forbids skipping)", msg, StrictEnv)
+	}
+	t.Skip(msg)
+}
