@@ -12,7 +12,9 @@ import (
 
 // inplaceRefspecs give the clone the layout of an ordinary git clone, so
 // that people inspecting the directory find what they expect.
-var inplaceRefspecs = []string{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}
+func inplaceRefspecs() []string {
+	return []string{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}
+}
 
 // errLostRace: another process created the directory while we cloned.
 var errLostRace = errors.New("directory appeared while cloning")
@@ -91,7 +93,7 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 	if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--template="}, dir: tmp}); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	for i, spec := range inplaceRefspecs {
+	for i, spec := range inplaceRefspecs() {
 		mode := "--add"
 		if i == 0 {
 			mode = "--replace-all"
@@ -106,7 +108,7 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 	if err := writeAttributesOverride(filepath.Join(g.gitDir, "info")); err != nil {
 		return err
 	}
-	if err := fetch(ctx, g, remote, inplaceRefspecs); err != nil {
+	if err := fetch(ctx, g, remote, inplaceRefspecs()); err != nil {
 		return fmt.Errorf("fetch %s: %w", redact(remote), err)
 	}
 	if err := checkoutDetached(ctx, g, sha); err != nil {
@@ -155,7 +157,7 @@ func updateInPlace(ctx context.Context, dir, remote, sha string, opts Options) e
 		return err
 	}
 	if !ok {
-		if err := fetch(ctx, g, remote, inplaceRefspecs); err != nil {
+		if err := fetch(ctx, g, remote, inplaceRefspecs()); err != nil {
 			return fmt.Errorf("fetch %s: %w", redact(remote), err)
 		}
 	}

@@ -24,7 +24,9 @@ type Repo struct {
 
 // mirrorRefspecs keep branches and tags exactly as the remote has them:
 // forced, so that a force-push is followed, and pruned by Fetch.
-var mirrorRefspecs = []string{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+func mirrorRefspecs() []string {
+	return []string{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+}
 
 // attributesOverride goes to info/attributes, which takes precedence over
 // the .gitattributes files of the tree: a release holds the bytes that
@@ -82,7 +84,7 @@ func (r *Repo) prepare(ctx context.Context) error {
 		if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		for i, spec := range mirrorRefspecs {
+		for i, spec := range mirrorRefspecs() {
 			mode := "--add"
 			if i == 0 {
 				mode = "--replace-all"
@@ -164,7 +166,7 @@ func (r *Repo) Fetch(ctx context.Context) error {
 		return fmt.Errorf("fetch %s: %w", redact(r.remote), err)
 	}
 	defer unlock()
-	if err := fetch(ctx, r.git(), r.remote, mirrorRefspecs); err != nil {
+	if err := fetch(ctx, r.git(), r.remote, mirrorRefspecs()); err != nil {
 		return fmt.Errorf("fetch %s: %w", redact(r.remote), err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestMirrorFollowsRemote walks a mirror through what a forge does to a
@@ -344,5 +345,62 @@ func TestExtRemoteRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(mark); !os.IsNotExist(err) {
 		t.Errorf("the ext:: command ran")
+	}
+}
+
+// TestFetchProgress: the live sink sees git's progress, and file:// URLs
+// work like plain paths.
+func TestFetchProgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	sha := o.commit("c", map[string]file{"a": {content: "1"}})
+	o.push("main")
+	var live strings.Builder
+	r, err := OpenMirror(ctx, filepath.Join(t.TempDir(), "m.git"), "file://"+o.bare, Options{Output: &live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustResolve(t, r, "main"); got != sha {
+		t.Errorf("main = %s, want %s", got, sha)
+	}
+	if !strings.Contains(live.String(), "objects") {
+		t.Errorf("live output %q shows no progress", live.String())
+	}
+}
+
+// TestInheritedGitEnvironment: fraisier started from a git hook inherits
+// GIT_DIR and friends; they must not redirect what it does.
+func TestInheritedGitEnvironment(t *testing.T) {
+	ctx := context.Background()
+	o := newOrigin(t)
+	sha := o.commit("c", map[string]file{"a": {content: "1"}})
+	o.push("main")
+	decoy := t.TempDir()
+	o.git(decoy, "init", "--quiet", "--bare", "decoy.git")
+	decoyDir := filepath.Join(decoy, "decoy.git")
+	before := snapshot(t, decoy)
+	t.Setenv("GIT_DIR", decoyDir)
+	t.Setenv("GIT_OBJECT_DIRECTORY", filepath.Join(decoyDir, "objects"))
+	t.Setenv("GIT_INDEX_FILE", filepath.Join(decoy, "index"))
+	t.Setenv("GIT_CONFIG_PARAMETERS", "'core.hookspath'='"+decoy+"'")
+
+	r := o.mirror(ctx)
+	if got := mustResolve(t, r, "main"); got != sha {
+		t.Errorf("main = %s, want %s", got, sha)
+	}
+	if err := r.Export(ctx, sha, filepath.Join(t.TempDir(), "rel")); err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(t.TempDir(), "app")
+	if err := CheckoutInPlace(ctx, app, o.bare, sha, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	assertHead(t, app, sha)
+	if diff := cmp.Diff(before, snapshot(t, decoy)); diff != "" {
+		t.Errorf("the inherited repository was touched (-before +after):\n%s", diff)
 	}
 }
