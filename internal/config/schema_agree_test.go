@@ -37,7 +37,7 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		{"examples/fraises.yaml", string(sample), true},
 		{"minimal", apiWith(base), true},
 		{"env references in typed values", apiWith(base + "keep_releases: ${KEEP:-3}\nauto_deploy: ${AUTO:-true}\ntimeouts: {fetch: 90, install: 5m, deploy: \"${T:-10m}\"}\n"), true},
-		{"string or list of units", apiWith(base + "systemd_service: api\n") + "      staging: {branch: dev, app_path: /srv/s, systemd_service: [a, b]}\n", true},
+		{"string or list of units", apiWith(base+"systemd_service: api\n") + "      staging: {branch: dev, app_path: /srv/s, systemd_service: [a, b]}\n", true},
 		{"x- keys at the top", "x-anything: [1, 2]\n" + apiWith(base), true},
 		{"unknown key", apiWith(base + "colour: blue\n"), false},
 		{"unknown top-level key", "servers: {}\n" + apiWith(base), false},
