@@ -267,8 +267,6 @@ var (
 	stringListType = reflect.TypeFor[StringList]()
 	secretType     = reflect.TypeFor[Secret]()
 	configType     = reflect.TypeFor[Config]()
-
-	errOutOfRange = errors.New("out of range")
 )
 
 // decode stores node into v, reporting every problem under path. It
@@ -327,18 +325,17 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, fi *fieldInfo
 		}
 		var i int64
 		var err error
-		switch iv := n.(type) {
-		case *ast.IntegerNode:
+		if iv, isNode := n.(*ast.IntegerNode); isNode {
 			switch x := iv.Value.(type) {
 			case int64:
 				i = x
-			case uint64:
-				i, err = int64(x), errOutOfRange
-				if x <= math.MaxInt64 {
-					err = nil
+			case uint64: // how the parser keeps positive integers
+				i = int64(x)
+				if x > math.MaxInt64 {
+					err = errors.New("out of range")
 				}
 			}
-		default:
+		} else {
 			i, err = strconv.ParseInt(text, 10, 64)
 		}
 		if err != nil {

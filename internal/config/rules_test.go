@@ -66,6 +66,7 @@ var ruleCases = []ruleCase{
 	{name: "empty_environment", yaml: apiWith("") + "", paths: []string{prod + ".app_path", prod + ".branch"}},
 	{name: "string_given_number", yaml: apiWith("branch: 1.10\napp_path: /srv/api\n"), paths: []string{prod + ".branch"}},
 	{name: "int_given_string", yaml: apiWith(base + "keep_releases: five\n"), paths: []string{prod + ".keep_releases"}},
+	{name: "int_out_of_range", yaml: apiWith(base + "keep_releases: 99999999999999999999\n"), paths: []string{prod + ".keep_releases"}},
 	{name: "bool_given_string", yaml: apiWith(base + "auto_deploy: \"yes\"\n"), paths: []string{prod + ".auto_deploy"}},
 	{name: "list_given_string", yaml: apiWith(base + "shared: .env\n"), paths: []string{prod + ".shared"}},
 	{name: "command_given_string", yaml: apiWith(base + "install:\n  command: uv sync\n"), paths: []string{prod + ".install.command"}},

@@ -391,6 +391,8 @@ func (l *loader) validateSharing(path string, e *Environment) {
 	switch {
 	case target == e:
 		l.report(p, "an environment cannot share code with itself", "")
+	case target.Fraise.Type == "":
+		// reported as a missing type
 	case target.Fraise.Type != "api" && target.Fraise.Type != "etl":
 		l.report(p, fmt.Sprintf("%s belongs to %s fraise; code is shared from api or etl environments", e.SharesCodeWith, article(target.Fraise.Type)), "")
 	case target.SharesCodeWith != "":
@@ -404,8 +406,9 @@ func (l *loader) validateSharing(path string, e *Environment) {
 // is a service, as systemctl assumes.
 var unitTypes = []string{"service", "socket", "device", "mount", "automount", "swap", "target", "path", "timer", "slice", "scope"}
 
-// unitName checks a unit name and adds the suffix a bare name implies.
-func unitName(s, suffix string) (string, string, string) {
+// unitName checks a unit name and adds the suffix a bare name implies. It
+// returns the full name, or a problem and maybe a hint.
+func unitName(s, suffix string) (name, problem, hint string) {
 	if s == "" {
 		return "", "is empty", ""
 	}
@@ -419,7 +422,7 @@ func unitName(s, suffix string) (string, string, string) {
 			return "", fmt.Sprintf("has %q, which unit names cannot hold", c), "unit names use letters, digits and : _ . \\ @ -"
 		}
 	}
-	name := s
+	name = s
 	if i := strings.LastIndexByte(s, '.'); i < 0 || !slices.Contains(unitTypes, s[i+1:]) {
 		name = s + "." + suffix
 	}
@@ -472,9 +475,9 @@ func (l *loader) validateServices(path string, e *Environment) {
 
 // validateArgv checks a command line: fraisier runs it without a shell, so
 // it needs a program, and the program cannot look like an option.
-func (l *loader) validateArgv(path string, argv []string, required bool) {
+func (l *loader) validateArgv(path string, argv []string) {
 	switch {
-	case len(argv) == 0 && required && l.has(path):
+	case len(argv) == 0 && l.has(path):
 		l.report(path, "empty command", "write the program and its arguments as a list: [uv, sync]")
 	case len(argv) == 0:
 	case strings.TrimSpace(argv[0]) == "":
@@ -488,7 +491,7 @@ func (l *loader) validateArgv(path string, argv []string, required bool) {
 }
 
 func (l *loader) validateCommand(path string, c *Command) {
-	l.validateArgv(path+".command", c.Argv, true)
+	l.validateArgv(path+".command", c.Argv)
 	if c.Dir != "" {
 		l.checkRelative(path+".dir", "dir", c.Dir)
 	}
@@ -518,7 +521,7 @@ func (l *loader) validateDatabase(path string, e *Environment, db *Database) {
 			l.report(path+".up", "required key missing", "the command tool runs this argv to migrate up")
 		}
 	}
-	if db.Tool != "command" {
+	if db.Tool != "command" && db.Tool != "" {
 		for _, k := range []string{"up", "down", "current"} {
 			if l.has(path + "." + k) {
 				l.report(path+"."+k, fmt.Sprintf("%s is for tool: command; this database uses %s", k, db.Tool), "")
@@ -528,9 +531,9 @@ func (l *loader) validateDatabase(path string, e *Environment, db *Database) {
 	if db.Strategy == "rebuild" && e.IsProtected() {
 		l.report(path+".strategy", fmt.Sprintf("rebuild drops the database; refused on protected environment %s (set protected: false if you mean it)", e.Name), "")
 	}
-	l.validateArgv(path+".up", db.Up, true)
-	l.validateArgv(path+".down", db.Down, true)
-	l.validateArgv(path+".current", db.Current, true)
+	l.validateArgv(path+".up", db.Up)
+	l.validateArgv(path+".down", db.Down)
+	l.validateArgv(path+".current", db.Current)
 	if db.Backup != nil {
 		l.validateCommand(path+".backup", db.Backup)
 	}
@@ -581,7 +584,7 @@ func (l *loader) validateHealthCheck(path string, hc *HealthCheck, e *Environmen
 				l.report(path+".tcp", fmt.Sprintf("tcp %q %s", hc.TCP, msg), "e.g. 127.0.0.1:5432")
 			}
 		}
-		l.validateArgv(path+".command", hc.Command, true)
+		l.validateArgv(path+".command", hc.Command)
 		if hc.URL == "" && len(targets) > 0 {
 			for _, k := range []string{"expect_status", "body_contains"} {
 				if l.has(path + "." + k) {
@@ -631,7 +634,7 @@ func (l *loader) validateJobs(path string, fr *Fraise, e *Environment) {
 				l.report(p+".on_calendar", "on_calendar holds control characters", "")
 			}
 		}
-		l.validateArgv(p+".command", j.Command, true)
+		l.validateArgv(p+".command", j.Command)
 		l.checkUnit(p+".systemd_service", &j.SystemdService, "service")
 		l.checkUnit(p+".systemd_timer", &j.SystemdTimer, "timer")
 	}
