@@ -1,0 +1,31 @@
+// Package migrate moves a release's database schema: it asks which revision
+// the database is at, migrates up, migrates down to a recorded revision when a
+// deploy rolls back, lists what is pending, rebuilds a development database
+// from scratch, and backs a database up before a deploy touches it.
+//
+// One Migrator serves one database and one release directory. Five tools sit
+// behind it:
+//
+//   - alembic: <python> -m alembic -c <config> upgrade|downgrade|current|history
+//   - django: <python> <manage.py> migrate|showmigrations
+//   - confiture: confiture migrate up|down-to|down|current|status|rebuild
+//   - command: the project's own argv for up, down and current
+//   - sql: built in; NNN_name.up.sql and NNN_name.down.sql files applied to
+//     PostgreSQL or SQLite, one transaction per file, under a lock
+//
+// The database URL is a secret. It reaches a tool through the environment,
+// never through argv (which any user can read in ps): as FRAISIER_DATABASE_URL
+// and DATABASE_URL for alembic, django and command, as CONFITURE_DATABASE_URL
+// for confiture, and as PG* variables for pg_dump. An alembic project's env.py
+// must read it, e.g.
+//
+//	url = os.environ.get("FRAISIER_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+//
+// Errors and streamed tool output have the URL and its password replaced by
+// a redacted form.
+//
+// A Revision is opaque to the caller: record it before Up, hand it back to
+// Down. "" is the empty database. Policy — which environments may be rebuilt,
+// whether a failed deploy migrates down — belongs to the deploy engine; this
+// package only refuses Rebuild when Config.Protected says so.
+package migrate
