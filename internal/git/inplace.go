@@ -91,7 +91,7 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 	}()
 	g := inPlaceRunner(tmp, opts)
 	if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--template="}, dir: tmp}); err != nil {
-		return fmt.Errorf("init: %w", err)
+		return err
 	}
 	for i, spec := range inplaceRefspecs() {
 		mode := "--add"
@@ -178,7 +178,7 @@ func checkoutDetached(ctx context.Context, g runner, sha string) error {
 	// No --end-of-options: checkout (2.39) takes it for a path. sha is
 	// validated hex and cannot be read as an option anyway.
 	if _, err := g.run(ctx, call{args: []string{"checkout", "--quiet", "--force", "--detach", sha}, dir: g.workTree}); err != nil {
-		return fmt.Errorf("checkout: %w", err)
+		return err
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func (r *Repo) prepare(ctx context.Context) error {
 		}
 		// No template: sample hooks and the like have no place here.
 		if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
-			return fmt.Errorf("init: %w", err)
+			return err
 		}
 		for i, spec := range mirrorRefspecs() {
 			mode := "--add"

@@ -129,7 +129,7 @@ func batchCheck(ctx context.Context, g runner, names []string) ([]objectInfo, er
 	stdin := strings.Join(names, "\n") + "\n"
 	out, err := g.run(ctx, call{args: []string{"cat-file", "--batch-check"}, stdin: strings.NewReader(stdin)})
 	if err != nil {
-		return nil, fmt.Errorf("cat-file: %w", err)
+		return nil, err
 	}
 	// One line per name, in order. stdout and stderr arrive mixed, so
 	// anything that is not an answer (a warning, a trace) is skipped.
