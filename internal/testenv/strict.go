@@ -21,6 +21,7 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if Strict() {
 		t.Fatalf("%s (%s=1 forbids skipping)", msg, StrictEnv)
+		return
 	}
 	t.Skip(msg)
 }
