@@ -56,8 +56,10 @@ func TestBackupSQLite(t *testing.T) {
 func TestBackupPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	if _, err := exec.LookPath("pg_restore"); err != nil {
-		testenv.Unavailable(t, "pg_restore: %v", err)
+	for _, prog := range []string{"pg_dump", "pg_restore"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			testenv.Unavailable(t, "%s: %v", prog, err)
+		}
 	}
 	url := newPGDatabase(t)
 	p := newSQLProject(t, url, twoMigrations)

@@ -61,7 +61,9 @@ func (t *commandTool) down(ctx context.Context, to Revision) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.m.run(ctx, argv, runOpts{stream: true})
+	// Also in the environment, for a script that would rather not parse
+	// its arguments.
+	_, err = t.m.run(ctx, argv, runOpts{stream: true, env: []string{"FRAISIER_TARGET_REVISION=" + string(to)}})
 	return err
 }
 

@@ -123,7 +123,10 @@ func TestCommandTool(t *testing.T) {
 	}
 	want := [][]string{{"up"}, {"current"}, {"down", "--to=rev-3"}}
 	if diff := cmp.Diff(want, argvs); diff != "" {
-		t.Errorf("commands run (-want +got):\n%s", diff)
+		t.Fatalf("commands run (-want +got):\n%s", diff)
+	}
+	if got := calls[2].Env["FRAISIER_TARGET_REVISION"]; got != "rev-3" {
+		t.Errorf("down ran with FRAISIER_TARGET_REVISION=%q, want rev-3", got)
 	}
 
 	upOnly, err := New(Config{Tool: ToolCommand, Dir: dir, Up: []string{fake, "up"}})

@@ -59,9 +59,9 @@ type Config struct {
 	Program string
 
 	// The command tool's argv. In Down the token {revision} is replaced by
-	// the target revision, which is checked first to hold only letters,
-	// digits and _.:+- (and not to start with -). Current must print the
-	// revision as its last line of output.
+	// the target revision (also in $FRAISIER_TARGET_REVISION), which is
+	// checked first to hold only letters, digits and _.:+- and not to start
+	// with -. Current must print the revision as its last line of output.
 	Up, Down, Current []string
 
 	// Backup, when set, replaces the built-in backup (pg_dump, VACUUM INTO):

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/fraiseql/fraisier/internal/testenv"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 )
@@ -433,5 +437,56 @@ func TestPostgresSecretStaysOut(t *testing.T) {
 	noSecret(t, "connect error", err.Error(), pgSecret)
 	if !strings.Contains(err.Error(), "missing_") {
 		t.Errorf("error %q does not say which database", err)
+	}
+}
+
+// TestPostgresLockKeepsMigratorsApart holds the migration lock from another
+// session: Up must wait for it (here until its timeout), then run once the
+// lock is free.
+func TestPostgresLockKeepsMigratorsApart(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := newPGDatabase(t)
+	holder, err := pgx.Connect(ctx, connString(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockKey); err != nil {
+		t.Fatal(err)
+	}
+	p := newSQLProject(t, url, twoMigrations)
+	m := p.migrator(func(c *Config) { c.Timeout = 300 * time.Millisecond })
+	if _, err := m.Up(ctx); !errors.Is(err, execx.ErrTimeout) {
+		t.Fatalf("Up while another migrator holds the lock = %v, want a timeout", err)
+	}
+	if tableExists(t, url, "items") {
+		t.Fatal("Up migrated while another migrator held the lock")
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := m.Up(ctx); err != nil || rev != "2" {
+		t.Fatalf("Up after the lock was released = %q, %v", rev, err)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		testenv.Unavailable(t, "sleep: %v", err)
+	}
+	m, err := New(Config{Tool: ToolCommand, Dir: t.TempDir(), Up: []string{sleep, "30"}, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = m.Up(t.Context())
+	if !errors.Is(err, execx.ErrTimeout) {
+		t.Fatalf("Up = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Up took %s to time out after 200ms", d)
 	}
 }
