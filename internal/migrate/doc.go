@@ -8,7 +8,7 @@
 //
 //   - alembic: <python> -m alembic -c <config> upgrade|downgrade|current|history
 //   - django: <python> <manage.py> migrate|showmigrations
-//   - confiture: confiture migrate up|down-to|down|current|status|rebuild
+//   - confiture: confiture migrate up|down-to|down|status|rebuild
 //   - command: the project's own argv for up, down and current
 //   - sql: built in; NNN_name.up.sql and NNN_name.down.sql files applied to
 //     PostgreSQL or SQLite, one transaction per file, under a lock
@@ -22,10 +22,14 @@
 //	url = os.environ.get("FRAISIER_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
 //
 // Errors and streamed tool output have the URL and its password replaced by
-// a redacted form.
+// a redacted form. Where this package opens a database itself (the sql tool,
+// Rebuild, Backup) it understands postgres:// URLs and SQLAlchemy's
+// sqlite:////absolute/path.
 //
-// A Revision is opaque to the caller: record it before Up, hand it back to
-// Down. "" is the empty database. Policy — which environments may be rebuilt,
-// whether a failed deploy migrates down — belongs to the deploy engine; this
-// package only refuses Rebuild when Config.Protected says so.
+// A Revision is opaque to the caller: record it with Current before Up and
+// hand it back to Down, run from the newer release, which alone knows how to
+// undo its migrations. "" is the empty database. CheckDown says beforehand
+// whether such a Down could run. Policy — which environments may be
+// rebuilt, whether a failed deploy migrates down — belongs to the deploy
+// engine; this package only refuses Rebuild when Config.Protected says so.
 package migrate
