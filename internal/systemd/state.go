@@ -221,35 +221,45 @@ func (m *Manager) WaitActive(ctx context.Context, unit string, settle time.Durat
 	if err := ValidateUnitName(unit); err != nil {
 		return fmt.Errorf("wait for %s: %w", unit, err)
 	}
+	fail := func(st UnitStatus, reason string, err error) error { return m.unitError(ctx, st, reason, err) }
+	return waitActive(ctx, unit, settle, m.poll, m.UnitState, fail)
+}
+
+// waitActive is WaitActive's loop, with the systemd queries passed in so
+// that tests can script the states a unit goes through.
+func waitActive(ctx context.Context, unit string, settle, poll time.Duration,
+	state func(context.Context, string) (UnitStatus, error),
+	fail func(st UnitStatus, reason string, err error) error,
+) error {
 	var (
 		base        *UnitStatus // first state seen running
 		settleUntil time.Time
 		last        = UnitStatus{Unit: unit}
 	)
 	for {
-		st, err := m.UnitState(ctx, unit)
+		st, err := state(ctx, unit)
 		if err != nil {
 			if ctx.Err() != nil {
-				return m.unitError(ctx, last, "did not come up before the wait ended", ctx.Err())
+				return fail(last, "did not come up before the wait ended", ctx.Err())
 			}
 			return fmt.Errorf("wait for %s: %w", unit, err)
 		}
 		last = st
 		if reason := notRunning(st, base != nil); reason != "" {
-			return m.unitError(ctx, st, reason, nil)
+			return fail(st, reason, nil)
 		}
 		if running(st) {
 			if base == nil {
 				b := st
 				base, settleUntil = &b, time.Now().Add(settle)
 			} else if st.MainPID != base.MainPID || st.NRestarts != base.NRestarts || st.InvocationID != base.InvocationID {
-				return m.unitError(ctx, st, fmt.Sprintf("restarted while settling (main PID %d, now %d)", base.MainPID, st.MainPID), nil)
+				return fail(st, fmt.Sprintf("restarted while settling (main PID %d, now %d)", base.MainPID, st.MainPID), nil)
 			}
 			if !time.Now().Before(settleUntil) {
 				return nil
 			}
 		}
-		wait := m.poll
+		wait := poll
 		if base != nil {
 			wait = min(wait, time.Until(settleUntil))
 		}
@@ -261,7 +271,7 @@ func (m *Manager) WaitActive(ctx context.Context, unit string, settle time.Durat
 			if base != nil {
 				reason = "was still settling when the wait ended"
 			}
-			return m.unitError(ctx, last, reason, ctx.Err())
+			return fail(last, reason, ctx.Err())
 		case <-timer.C:
 		}
 	}
@@ -311,8 +321,9 @@ type TimerStatus struct {
 	Unit string
 	// Active is true while the timer is armed (ActiveState active).
 	Active bool
-	// NextElapse is the next calendar elapse; zero when none is scheduled
-	// (inactive, or a timer with monotonic triggers only).
+	// NextElapse is the next calendar elapse; zero when none is scheduled:
+	// the timer is inactive, has monotonic triggers only, or its service is
+	// running (systemd computes the next elapse when it finishes).
 	NextElapse time.Time
 	// LastTrigger is zero if the timer never fired.
 	LastTrigger time.Time
