@@ -178,7 +178,10 @@ func (m *Manager) Start(ctx context.Context, units ...string) error {
 }
 
 // Restart restarts units (starting those that are stopped) and waits for
-// the jobs; the same caveat as Start applies.
+// the jobs; the same caveat as Start applies. A unit started more than its
+// StartLimitBurst (default 5) times within StartLimitIntervalSec (default
+// 10s), as a crash loop or quick successive deploys do, refuses with a
+// *UnitError of Result "start-limit-hit" until ResetFailed.
 func (m *Manager) Restart(ctx context.Context, units ...string) error {
 	return m.job(ctx, "restart", nil, units)
 }

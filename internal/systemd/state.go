@@ -171,16 +171,19 @@ type UnitError struct {
 
 func (e *UnitError) Error() string {
 	s := e.State
-	msg := fmt.Sprintf("unit %s %s (%s/%s", e.Unit, e.Reason, s.ActiveState, s.SubState)
-	if s.Result != "" && s.Result != "success" {
-		msg += ", result " + s.Result
-		if s.Result == "signal" || s.Result == "core-dump" {
-			msg += fmt.Sprintf(", signal %d", s.ExecMainStatus)
-		} else if s.ExecMainStatus != 0 {
-			msg += fmt.Sprintf(", exit status %d", s.ExecMainStatus)
+	msg := fmt.Sprintf("unit %s %s", e.Unit, e.Reason)
+	if s.ActiveState != "" {
+		msg += fmt.Sprintf(" (%s/%s", s.ActiveState, s.SubState)
+		if s.Result != "" && s.Result != "success" {
+			msg += ", result " + s.Result
+			if s.Result == "signal" || s.Result == "core-dump" {
+				msg += fmt.Sprintf(", signal %d", s.ExecMainStatus)
+			} else if s.ExecMainStatus != 0 {
+				msg += fmt.Sprintf(", exit status %d", s.ExecMainStatus)
+			}
 		}
+		msg += ")"
 	}
-	msg += ")"
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -60,9 +60,10 @@ type Manager struct {
 }
 
 // UserManager starts a private user manager for the test and stops it when
-// the test ends (each test gets a clean one: starting takes some 100 ms and
-// stopping about as long). A package whose tests share one manager can call
-// Start in TestMain instead. Skips the test when the machine cannot run a
+// the test ends. Each test gets a clean one, and tests using one each can
+// run in parallel: starting takes 0.2-0.3 s here, stopping under 0.1 s. A
+// package whose tests share one manager can call Start in TestMain and
+// Close after m.Run, naming units with Prefix to keep tests apart. Skips the test when the machine cannot run a
 // manager — fails it under FRAISIER_TEST_STRICT=1.
 func UserManager(t testing.TB) *Manager {
 	t.Helper()

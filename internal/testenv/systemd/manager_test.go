@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 func TestPrivateManager(t *testing.T) {
@@ -19,7 +21,7 @@ func TestPrivateManager(t *testing.T) {
 	m := UserManager(t)
 	t.Logf("private=%v, ready after %s", m.Private, time.Since(start))
 	if !m.Private {
-		t.Skip("borrowed a session manager; this test is about a private one")
+		testenv.Unavailable(t, "borrowed a session manager; this test is about a private one")
 	}
 	ctx := context.Background()
 
@@ -91,7 +93,7 @@ func TestPrivateManager(t *testing.T) {
 func TestBorrowedManager(t *testing.T) {
 	host := UserManager(t)
 	if !host.Private {
-		t.Skip("already on a borrowed manager")
+		testenv.Unavailable(t, "no private manager to stand in for a session")
 	}
 	ctx := context.Background()
 	m, err := startSession(ctx, host.RuntimeDir)
