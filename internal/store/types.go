@@ -138,7 +138,7 @@ type WebhookEvent struct {
 
 // Release is one directory under releases/ (or the in-place checkout).
 type Release struct {
-	ID           int64     `json:"id"`
+	ID int64 `json:"id"`
 	Target
 	Name         string    `json:"name"`
 	SHA          string    `json:"sha"`
@@ -168,12 +168,15 @@ type Stats struct {
 	ByStatus          map[string]int64 `json:"by_status"`
 	SuccessRate       float64          `json:"success_rate"`
 	MeanDurationMS    float64          `json:"mean_duration_ms"`
-	MedianDurationMS  float64          `json:"median_duration_ms"`
-	P95DurationMS     float64          `json:"p95_duration_ms"`
+	MedianDurationMS  float64          `json:"median_duration_ms"` // approximate: see PercentileRelError
+	P95DurationMS     float64          `json:"p95_duration_ms"`    // approximate: see PercentileRelError
 	DeploysPerDay     float64          `json:"deploys_per_day"`
 	ChangeFailureRate float64          `json:"change_failure_rate"`
 	MeanTimeToRestore float64          `json:"mean_time_to_restore_ms"`
 	Incidents         int64            `json:"incidents"`
+	// PercentileRelError bounds the relative error of the median and p95,
+	// which come from a histogram.
+	PercentileRelError float64 `json:"percentile_relative_error"`
 }
 
 // DeploymentFilter selects deployments, newest first.
@@ -191,7 +194,9 @@ type WebhookFilter struct {
 	Forge   string
 	Outcome string
 	Fraise  string // events linked to a deployment of this fraise
-	Limit   int
+	Limit   int    // <= 0: a default of 20
+	// BeforeID > 0: only ids below, for paging.
+	BeforeID int64
 }
 
 // StatsFilter selects the deployments that Stats summarises.

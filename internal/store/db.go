@@ -1,0 +1,295 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Options says which state database to open.
+type Options struct {
+	// Path is the SQLite database file. The parent directory is created
+	// (0700) and the file too (0600) unless ReadOnly is set.
+	Path string
+	// URL is a postgres:// or postgresql:// URL. Exactly one of Path and URL
+	// must be set.
+	URL string
+	// ReadOnly opens the database without creating or migrating it; a
+	// database that needs a migration is refused with ErrSchemaTooOld.
+	ReadOnly bool
+	// Now is the clock; nil means time.Now. Times are always stored in UTC.
+	Now func() time.Time
+}
+
+// DB is fraisier's state database. It is safe for concurrent use.
+type DB struct {
+	sql  *sql.DB
+	d    *dialect
+	opts Options
+	now  func() time.Time
+
+	// wmu serialises this process's write transactions on SQLite, where only
+	// one writer can hold the file anyway: waiting on a mutex is cheaper and
+	// fairer than every pooled connection polling SQLite's busy handler.
+	// Other processes are still handled by busy_timeout.
+	wmu *sync.Mutex
+}
+
+// DefaultPath is where the SQLite state database lives when --state is not
+// given: a system path for root, the XDG state directory otherwise. It
+// returns "" when neither XDG_STATE_HOME nor HOME is usable; the caller must
+// then ask for an explicit path.
+func DefaultPath(euid int, lookupEnv func(string) (string, bool)) string {
+	if euid == 0 {
+		return "/var/lib/fraisier/fraisier.db"
+	}
+	// The XDG spec says relative values are invalid and must be ignored.
+	if dir, ok := lookupEnv("XDG_STATE_HOME"); ok && filepath.IsAbs(dir) {
+		return filepath.Join(dir, "fraisier", "fraisier.db")
+	}
+	if home, ok := lookupEnv("HOME"); ok && filepath.IsAbs(home) {
+		return filepath.Join(home, ".local", "state", "fraisier", "fraisier.db")
+	}
+	return ""
+}
+
+// Open opens the state database and brings its schema up to date.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	db, err := open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", opts.describe(), err)
+	}
+	return db, nil
+}
+
+func (o Options) describe() string {
+	if o.URL != "" {
+		return redactURL(o.URL)
+	}
+	return o.Path
+}
+
+// redactURL drops the password so it never reaches an error message or log.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable postgres URL)"
+	}
+	return u.Redacted()
+}
+
+func open(ctx context.Context, opts Options) (*DB, error) {
+	var (
+		d   *dialect
+		sdb *sql.DB
+		err error
+	)
+	switch {
+	case opts.Path != "" && opts.URL != "":
+		return nil, errors.New("both a SQLite path and a PostgreSQL URL given")
+	case opts.Path != "":
+		d = sqliteDialect
+		sdb, err = openSQLite(opts)
+	case opts.URL != "":
+		d = postgresDialect
+		sdb, err = openPostgres(opts)
+	default:
+		return nil, errors.New("no SQLite path or PostgreSQL URL given")
+	}
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{sql: sdb, d: d, opts: opts, now: opts.Now}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if d.serializeWrites {
+		db.wmu = new(sync.Mutex)
+	}
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func openSQLite(opts Options) (*sql.DB, error) {
+	q := url.Values{}
+	// Pragmas go in the DSN, not in an Exec after opening: database/sql opens
+	// more connections as it needs them and each must get the same settings.
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// 16 MiB rather than 2: the indexes of a big history stay cached.
+	q.Add("_pragma", "cache_size(-16384)")
+	if opts.ReadOnly {
+		if _, err := os.Stat(opts.Path); err != nil {
+			return nil, err
+		}
+		q.Set("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		// BEGIN IMMEDIATE takes the write lock up front: a deferred
+		// transaction that reads and then writes can fail with SQLITE_BUSY
+		// without waiting when another connection wrote in between.
+		q.Set("_txlock", "immediate")
+		if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
+			return nil, err
+		}
+		// Create the file ourselves so it is private: it records who
+		// deployed what, from where. SQLite gives -wal and -shm the same mode.
+		f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.Close(); err != nil {
+			return nil, err
+		}
+	}
+	// A file: URI, so that '?', '#' and '%' in the path are escaped rather
+	// than taken as the start of the parameters.
+	dsn := "file:" + (&url.URL{Path: opts.Path}).EscapedPath() + "?" + q.Encode()
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	sdb.SetMaxIdleConns(4)
+	return sdb, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	if err := db.sql.Close(); err != nil {
+		return fmt.Errorf("close state database: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database is reachable.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.sql.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping state database: %w", err)
+	}
+	return nil
+}
+
+// Backend is "sqlite" or "postgres".
+func (db *DB) Backend() string { return db.d.name }
+
+// Options returns the options the database was opened with, so that a
+// maintenance tool or test can reopen it.
+func (db *DB) Options() Options { return db.opts }
+
+// SQL is the underlying handle, for the conformance suite and repair tools.
+// Writes through it bypass the rollups; call RebuildStats afterwards.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// nowMS is the injected clock as unix milliseconds, the unit every stored
+// time uses.
+func (db *DB) nowMS() int64 { return db.now().UnixMilli() }
+
+func fromMS(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func fromNullMS(ms sql.NullInt64) *time.Time {
+	if !ms.Valid {
+		return nil
+	}
+	t := fromMS(ms.Int64)
+	return &t
+}
+
+// q rewrites a query written with ? placeholders for the backend.
+func (db *DB) q(query string) string { return db.d.rebind(query) }
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// write runs fn in a write transaction, committing when it returns nil.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.wmu != nil {
+		db.wmu.Lock()
+		defer db.wmu.Unlock()
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error from fn is the one worth reporting
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// writeSession is write on a connection of its own, set up by the first
+// statement of each pair before the transaction and restored by the second
+// after it, for settings that cannot change inside a transaction.
+func (db *DB) writeSession(ctx context.Context, session [][2]string, fn func(tx *sql.Tx) error) error {
+	if db.wmu != nil {
+		db.wmu.Lock()
+		defer db.wmu.Unlock()
+	}
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	for _, s := range session {
+		if _, err := conn.ExecContext(ctx, s[0]); err != nil {
+			return fmt.Errorf("set up session: %w", err)
+		}
+		// Restored on a fresh context: the connection goes back to the pool
+		// and must not keep the setting even when ctx is done. If restoring
+		// fails the connection is discarded rather than reused.
+		defer func() {
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), s[1]); err != nil {
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// notFound reports whether err means a single-row lookup found nothing.
+func notFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// fsSub is fs.Sub without the error the embedded tree cannot produce.
+func fsSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // a constant path into our own embed.FS
+	}
+	return sub
+}

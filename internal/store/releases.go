@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+func checkReleaseState(s string) error {
+	switch s {
+	case ReleaseCurrent, ReleaseGood, ReleaseBad, ReleaseNew:
+		return nil
+	}
+	return fmt.Errorf("unknown release state %q", s)
+}
+
+// AddRelease records a release of r.Target and returns its id. State
+// defaults to ReleaseNew and CreatedAt to now. Adding a name already
+// recorded for the target updates that release (sha, path, state,
+// deployment) and keeps its creation time, so an in-place checkout that
+// reuses one name stays one row. A target has at most one current release:
+// making this one current makes the previous one good.
+func (db *DB) AddRelease(ctx context.Context, r Release) (int64, error) {
+	id, err := db.addRelease(ctx, r)
+	if err != nil {
+		return 0, fmt.Errorf("add release %s of %s: %w", r.Name, r.Target, err)
+	}
+	return id, nil
+}
+
+func (db *DB) addRelease(ctx context.Context, r Release) (int64, error) {
+	if err := checkTarget(r.Target); err != nil {
+		return 0, err
+	}
+	if r.Name == "" {
+		return 0, fmt.Errorf("a release needs a name")
+	}
+	if r.State == "" {
+		r.State = ReleaseNew
+	}
+	if err := checkReleaseState(r.State); err != nil {
+		return 0, err
+	}
+	sha, err := normSHA(r.SHA)
+	if err != nil {
+		return 0, err
+	}
+	created := r.CreatedAt.UnixMilli()
+	if r.CreatedAt.IsZero() {
+		created = db.nowMS()
+	}
+	var deployment sql.NullInt64
+	if r.DeploymentID != 0 {
+		deployment = sql.NullInt64{Int64: r.DeploymentID, Valid: true}
+	}
+	var id int64
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if deployment.Valid {
+			if err := exists(ctx, tx, db.q("SELECT 1 FROM tb_deployment WHERE id = ?"), r.DeploymentID); err != nil {
+				return fmt.Errorf("deployment %d: %w", r.DeploymentID, err)
+			}
+		}
+		if r.State == ReleaseCurrent {
+			if err := db.demoteCurrent(ctx, tx, r.Target, r.Name); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_release
+			(fraise, environment, name, sha, path, state, deployment_id, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (fraise, environment, name) DO UPDATE SET
+			  sha = excluded.sha, path = excluded.path, state = excluded.state,
+			  deployment_id = excluded.deployment_id
+			RETURNING id`),
+			r.Fraise, r.Environment, r.Name, sha, r.Path, r.State, deployment, created).Scan(&id)
+	})
+	return id, err
+}
+
+// demoteCurrent makes the target's current release, unless it is named
+// keep, good: it served until now.
+func (db *DB) demoteCurrent(ctx context.Context, tx *sql.Tx, t Target, keep string) error {
+	_, err := tx.ExecContext(ctx, db.q(`UPDATE tb_release SET state = ?
+		WHERE fraise = ? AND environment = ? AND state = ? AND name <> ?`),
+		ReleaseGood, t.Fraise, t.Environment, ReleaseCurrent, keep)
+	if err != nil {
+		return fmt.Errorf("demote current release: %w", err)
+	}
+	return nil
+}
+
+// SetReleaseState changes the state of the release named name. Making it
+// current makes the previous current release good.
+func (db *DB) SetReleaseState(ctx context.Context, t Target, name, state string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkReleaseState(state); err != nil {
+			return err
+		}
+		if state == ReleaseCurrent {
+			if err := db.demoteCurrent(ctx, tx, t, name); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, db.q("UPDATE tb_release SET state = ? WHERE fraise = ? AND environment = ? AND name = ?"),
+			state, t.Fraise, t.Environment, name)
+		if err != nil {
+			return err
+		}
+		return oneRow(res)
+	})
+	if err != nil {
+		return fmt.Errorf("set release %s of %s %s: %w", name, t, state, err)
+	}
+	return nil
+}
+
+// Releases returns the releases of the targets matching fraise and env (""
+// matches all), newest first.
+func (db *DB) Releases(ctx context.Context, fraise, env string) ([]Release, error) {
+	where, args := targetWhere("", fraise, env)
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, fraise, environment, name, sha, path, state, deployment_id, created_at
+		FROM tb_release`+where+" ORDER BY created_at DESC, id DESC"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	defer rows.Close()
+	rs := []Release{}
+	for rows.Next() {
+		var (
+			r          Release
+			deployment sql.NullInt64
+			created    int64
+		)
+		if err := rows.Scan(&r.ID, &r.Fraise, &r.Environment, &r.Name, &r.SHA, &r.Path, &r.State, &deployment, &created); err != nil {
+			return nil, fmt.Errorf("list releases: %w", err)
+		}
+		r.DeploymentID = deployment.Int64
+		r.CreatedAt = fromMS(created)
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	return rs, nil
+}
