@@ -330,14 +330,22 @@ func (st *targetState) apply(d finishedRow) incidentAcc {
 
 func (db *DB) loadTargetState(ctx context.Context, tx *sql.Tx, t Target) (*targetState, error) {
 	st := &targetState{Status: "never"}
-	err := tx.QueryRowContext(ctx, db.q(`SELECT s.status, s.current_sha, s.current_release, s.deployed_at, s.deployed_by,
-		       s.last_deployment_id, s.broken_since, s.broken_deployment_id, COALESCE(b.started_at, 0)
-		FROM tb_fraise_state s LEFT JOIN tb_deployment b ON b.id = s.broken_deployment_id
-		WHERE s.fraise = ? AND s.environment = ?`), t.Fraise, t.Environment).
+	// Locked: two deployments of one target finishing at once must not both
+	// advance the same old state.
+	err := tx.QueryRowContext(ctx, db.q(`SELECT status, current_sha, current_release, deployed_at, deployed_by,
+		       last_deployment_id, broken_since, broken_deployment_id
+		FROM tb_fraise_state WHERE fraise = ? AND environment = ?`+db.d.forUpdate), t.Fraise, t.Environment).
 		Scan(&st.Status, &st.CurrentSHA, &st.CurrentRelease, &st.DeployedAt, &st.DeployedBy,
-			&st.LastDeployment, &st.BrokenSince, &st.BrokenDeployment, &st.incidentStart)
+			&st.LastDeployment, &st.BrokenSince, &st.BrokenDeployment)
 	if err != nil && !notFound(err) {
 		return nil, fmt.Errorf("read state of %s: %w", t, err)
+	}
+	if st.BrokenDeployment.Valid {
+		err := tx.QueryRowContext(ctx, db.q("SELECT started_at FROM tb_deployment WHERE id = ?"),
+			st.BrokenDeployment.Int64).Scan(&st.incidentStart)
+		if err != nil {
+			return nil, fmt.Errorf("read the deployment that broke %s: %w", t, err)
+		}
 	}
 	return st, nil
 }

@@ -28,8 +28,9 @@ type dialect struct {
 	migrationLock string
 	// serializeWrites makes write transactions of one DB wait on a mutex.
 	serializeWrites bool
-	// deferForeignKeys makes the transaction check foreign keys at commit.
-	deferForeignKeys string
+	// deferForeignKeys makes the transaction check foreign keys at commit,
+	// or when checkForeignKeys runs.
+	deferForeignKeys, checkForeignKeys string
 	// bulkInsert starts the multi-row INSERTs of Populate and RebuildStats.
 	bulkInsert string
 	// afterBulkInsert runs after Populate has inserted rows with explicit ids.

@@ -106,6 +106,12 @@ func (p *populator) run(ctx context.Context, deployments, webhooks int) error {
 		if err := p.flush(); err != nil {
 			return err
 		}
+		// PostgreSQL will not build an index on a table with checks pending.
+		if p.db.d.checkForeignKeys != "" {
+			if _, err := tx.ExecContext(ctx, p.db.d.checkForeignKeys); err != nil {
+				return fmt.Errorf("check foreign keys: %w", err)
+			}
+		}
 		for _, ix := range indexes {
 			if _, err := tx.ExecContext(ctx, ix); err != nil {
 				return fmt.Errorf("recreate index: %w", err)

@@ -1220,7 +1220,7 @@ func (s *suite) testStats(t *testing.T) {
 	ds := handMade(t, db, clk, base)
 
 	// Hand-checked figures for api/production: 12 finished deployments.
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond) // what the store keeps
 	clk.Set(now)
 	st := must(db.Stats(ctx, store.StatsFilter{Fraise: "api"}))(t)
 	if len(st) != 1 || st[0].Target != api {

@@ -1,0 +1,18 @@
+package store_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/fraiseql/fraisier/internal/store/internal/pgtest"
+)
+
+// pg is the test binary's PostgreSQL cluster, started by the first test
+// that needs it.
+var pg pgtest.Server
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
