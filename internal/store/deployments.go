@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -408,8 +409,8 @@ func (db *DB) Deployment(ctx context.Context, id int64) (Deployment, error) {
 	return d, nil
 }
 
-// Deployments returns the deployments matching f, newest first. Since
-// bounds the start time.
+// Deployments returns the deployments matching f, newest (highest id) first.
+// Since bounds the start time.
 func (db *DB) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error) {
 	var (
 		where []string
@@ -429,7 +430,15 @@ func (db *DB) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment
 		add("status = ?", f.Status)
 	}
 	if !f.Since.IsZero() {
-		add("started_at >= ?", f.Since.UnixMilli())
+		since := f.Since.UnixMilli()
+		add("started_at >= ?", since)
+		bound, bounded, err := db.sinceBound(ctx, since)
+		if err != nil {
+			return nil, fmt.Errorf("list deployments: %w", err)
+		}
+		if bounded {
+			add("id >= ?", bound)
+		}
 	}
 	if f.BeforeID > 0 {
 		add("id < ?", f.BeforeID)
@@ -449,6 +458,37 @@ func (db *DB) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment
 		return nil, fmt.Errorf("list deployments: %w", err)
 	}
 	return ds, nil
+}
+
+// sinceBoundRows is how many deployments a window may hold for sinceBound
+// to bound the scan; more than that and enough of them match that a
+// newest-first scan ends early anyway.
+const sinceBoundRows = 10000
+
+// sinceBound returns the lowest id of the deployments started at or after
+// since, when there are few of them. History is listed by id, and every
+// index a filter uses ends in id, so "id >= bound" turns "scan newest first
+// until the limit is reached, possibly to the very first deployment" into
+// a bounded range. The bound is exact, not inferred from ids growing with
+// start times: a queued deployment gets its start time when it begins.
+func (db *DB) sinceBound(ctx context.Context, since int64) (bound int64, ok bool, err error) {
+	var (
+		n   int64
+		min sql.NullInt64
+	)
+	err = db.sql.QueryRowContext(ctx, db.q(`SELECT COUNT(*), MIN(id) FROM
+		(SELECT id FROM tb_deployment WHERE started_at >= ? LIMIT ?) s`), since, sinceBoundRows+1).Scan(&n, &min)
+	if err != nil {
+		return 0, false, fmt.Errorf("bound window: %w", err)
+	}
+	switch {
+	case n > sinceBoundRows:
+		return 0, false, nil
+	case n == 0:
+		// Nothing started since: no id qualifies.
+		return math.MaxInt64, true, nil
+	}
+	return min.Int64, true, nil
 }
 
 // RunningDeployments returns the deployments not yet finished, queued ones

@@ -14,5 +14,8 @@ var pg pgtest.Server
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pg.Stop()
+	if bench.tempDir != "" {
+		os.RemoveAll(bench.tempDir)
+	}
 	os.Exit(code)
 }

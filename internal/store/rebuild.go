@@ -93,12 +93,6 @@ func (r *rollupSums) add(d finishedRow, acc incidentAcc) {
 	}
 }
 
-type histKey struct {
-	day    int64
-	t      Target
-	bucket int64
-}
-
 // RebuildStats recomputes everything derived from tb_deployment: the
 // incident accounting of each finished deployment, tb_fraise_state and the
 // stats rollups. It is the repair tool for rollups that drifted, and how
@@ -129,9 +123,9 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 	var (
 		fixes     []fix
 		daily     = map[dailyKey]*rollupSums{}
-		total     = map[dailyKey]*rollupSums{} // day unused
-		hist      = map[histKey]int64{}
-		totalHist = map[histKey]int64{} // day unused
+		total     = map[dailyKey]*rollupSums{}     // day unused
+		hist      = map[dailyKey]map[int64]int64{} // status unused
+		totalHist = map[Target]map[int64]int64{}
 	)
 	// Strings are read as raw bytes and interned: a million rows name only
 	// a few dozen targets and statuses, and allocating each anew would
@@ -188,8 +182,15 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 		}
 		if measured(d.status) {
 			b := durationBucket(d.duration)
-			hist[histKey{day, t, b}]++
-			totalHist[histKey{0, t, b}]++
+			k := dailyKey{day: day, t: t}
+			if hist[k] == nil {
+				hist[k] = map[int64]int64{}
+			}
+			hist[k][b]++
+			if totalHist[t] == nil {
+				totalHist[t] = map[int64]int64{}
+			}
+			totalHist[t][b]++
 		}
 		return nil
 	})
@@ -283,25 +284,30 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 	if err := ins.flush(); err != nil {
 		return err
 	}
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_duration_hist", "day", "fraise", "environment", "bucket", "n")
-	for _, k := range sortedHistKeys(hist) {
-		if err := ins.add(k.day, k.t.Fraise, k.t.Environment, k.bucket, hist[k]); err != nil {
+	ins = db.newBulkInserter(ctx, tx, "tb_stats_duration_hist", "day", "fraise", "environment", "hist")
+	for _, k := range sortedDailyKeys(hist) {
+		if err := ins.add(k.day, k.t.Fraise, k.t.Environment, encodeHist(hist[k])); err != nil {
 			return err
 		}
 	}
 	if err := ins.flush(); err != nil {
 		return err
 	}
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_total_hist", "fraise", "environment", "bucket", "n")
-	for _, k := range sortedHistKeys(totalHist) {
-		if err := ins.add(k.t.Fraise, k.t.Environment, k.bucket, totalHist[k]); err != nil {
+	ins = db.newBulkInserter(ctx, tx, "tb_stats_total_hist", "fraise", "environment", "hist")
+	targets := make([]Target, 0, len(totalHist))
+	for t := range totalHist {
+		targets = append(targets, t)
+	}
+	sort.Slice(targets, func(i, j int) bool { return targetLess(targets[i], targets[j]) })
+	for _, t := range targets {
+		if err := ins.add(t.Fraise, t.Environment, encodeHist(totalHist[t])); err != nil {
 			return err
 		}
 	}
 	return ins.flush()
 }
 
-func sortedDailyKeys(m map[dailyKey]*rollupSums) []dailyKey {
+func sortedDailyKeys[V any](m map[dailyKey]V) []dailyKey {
 	keys := make([]dailyKey, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -315,24 +321,6 @@ func sortedDailyKeys(m map[dailyKey]*rollupSums) []dailyKey {
 			return targetLess(a.t, b.t)
 		}
 		return a.status < b.status
-	})
-	return keys
-}
-
-func sortedHistKeys(m map[histKey]int64) []histKey {
-	keys := make([]histKey, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.day != b.day {
-			return a.day < b.day
-		}
-		if a.t != b.t {
-			return targetLess(a.t, b.t)
-		}
-		return a.bucket < b.bucket
 	})
 	return keys
 }

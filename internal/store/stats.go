@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -61,6 +62,95 @@ func dayOf(ms int64) int64 {
 	return d
 }
 
+// encodeHist encodes a duration histogram (bucket upper bound in ms →
+// count) the way tb_stats_duration_hist and tb_stats_total_hist store it, as
+// a JSON array of [bucket, count] pairs in ascending bucket order:
+// [[63,1],[1040,2]]. One row per target (and day) instead of one per bucket
+// keeps a stats query to a few dozen rows, and JSON keeps the rollups
+// readable in SQL: v_deployment_stats unpacks them with json_each.
+func encodeHist(h map[int64]int64) string {
+	bounds := make([]int64, 0, len(h))
+	for b := range h {
+		bounds = append(bounds, b)
+	}
+	sort.Slice(bounds, func(i, j int) bool { return bounds[i] < bounds[j] })
+	buf := make([]byte, 0, 2+12*len(bounds))
+	buf = append(buf, '[')
+	for i, b := range bounds {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, b, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, h[b], 10)
+		buf = append(buf, ']')
+	}
+	return string(append(buf, ']'))
+}
+
+// decodeHist calls add for every (bucket, count) of an encoded histogram.
+// It reads exactly what encodeHist writes, give or take whitespace (which
+// PostgreSQL's JSON functions would add), without a general JSON decoder:
+// a 30-day window decodes tens of thousands of pairs.
+func decodeHist(buf []byte, add func(bucket, n int64)) error {
+	i := 0
+	skip := func() {
+		for i < len(buf) && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r') {
+			i++
+		}
+	}
+	expect := func(c byte) bool {
+		skip()
+		if i < len(buf) && buf[i] == c {
+			i++
+			return true
+		}
+		return false
+	}
+	num := func() (int64, bool) {
+		skip()
+		start := i
+		var v int64
+		for i < len(buf) && buf[i] >= '0' && buf[i] <= '9' {
+			v = v*10 + int64(buf[i]-'0')
+			i++
+		}
+		return v, i > start && i-start < 19
+	}
+	bad := fmt.Errorf("corrupt duration histogram %q", buf)
+	if !expect('[') {
+		return bad
+	}
+	if expect(']') {
+		return nil
+	}
+	for {
+		if !expect('[') {
+			return bad
+		}
+		b, ok1 := num()
+		if !expect(',') {
+			return bad
+		}
+		n, ok2 := num()
+		if !ok1 || !ok2 || !expect(']') {
+			return bad
+		}
+		add(b, n)
+		if expect(']') {
+			skip()
+			if i != len(buf) {
+				return bad
+			}
+			return nil
+		}
+		if !expect(',') {
+			return bad
+		}
+	}
+}
+
 // The rollup upserts FinishDeployment runs; RebuildStats writes the same
 // rows in bulk.
 const (
@@ -73,9 +163,9 @@ const (
 		  incidents = tb_stats_daily.incidents + excluded.incidents,
 		  restored = tb_stats_daily.restored + excluded.restored,
 		  sum_restore_ms = tb_stats_daily.sum_restore_ms + excluded.sum_restore_ms`
-	upsertHist = `INSERT INTO tb_stats_duration_hist (day, fraise, environment, bucket, n)
-		VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (day, fraise, environment, bucket) DO UPDATE SET n = tb_stats_duration_hist.n + excluded.n`
+	upsertHist = `INSERT INTO tb_stats_duration_hist (day, fraise, environment, hist)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (day, fraise, environment) DO UPDATE SET hist = excluded.hist`
 	upsertTotal = `INSERT INTO tb_stats_total
 		(fraise, environment, status, n, sum_duration_ms, incidents, restored, sum_restore_ms, first_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -87,11 +177,14 @@ const (
 		  sum_restore_ms = tb_stats_total.sum_restore_ms + excluded.sum_restore_ms,
 		  first_at = CASE WHEN excluded.first_at < tb_stats_total.first_at
 		                  THEN excluded.first_at ELSE tb_stats_total.first_at END`
-	upsertTotalHist = `INSERT INTO tb_stats_total_hist (fraise, environment, bucket, n)
-		VALUES (?, ?, ?, ?)
-		ON CONFLICT (fraise, environment, bucket) DO UPDATE SET n = tb_stats_total_hist.n + excluded.n`
+	upsertTotalHist = `INSERT INTO tb_stats_total_hist (fraise, environment, hist)
+		VALUES (?, ?, ?)
+		ON CONFLICT (fraise, environment) DO UPDATE SET hist = excluded.hist`
 )
 
+// addToRollups counts a finished deployment in the rollups. The caller holds
+// the target's tb_fraise_state row lock, which is what makes the
+// read-modify-write of the histograms safe on PostgreSQL.
 func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finishedRow, acc incidentAcc) error {
 	restored := int64(0)
 	if acc.restoreMS.Valid {
@@ -110,11 +203,30 @@ func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finished
 		return nil
 	}
 	bucket := durationBucket(d.duration)
-	if _, err := tx.ExecContext(ctx, db.q(upsertHist), day, t.Fraise, t.Environment, bucket, 1); err != nil {
-		return fmt.Errorf("update daily duration histogram: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, db.q(upsertTotalHist), t.Fraise, t.Environment, bucket, 1); err != nil {
-		return fmt.Errorf("update total duration histogram: %w", err)
+	for _, h := range []struct {
+		what, read, upsert string
+		key                []any
+	}{
+		{"daily", "SELECT hist FROM tb_stats_duration_hist WHERE day = ? AND fraise = ? AND environment = ?",
+			upsertHist, []any{day, t.Fraise, t.Environment}},
+		{"total", "SELECT hist FROM tb_stats_total_hist WHERE fraise = ? AND environment = ?",
+			upsertTotalHist, []any{t.Fraise, t.Environment}},
+	} {
+		var enc []byte
+		err := tx.QueryRowContext(ctx, db.q(h.read+db.d.forUpdate), h.key...).Scan(&enc)
+		if err != nil && !notFound(err) {
+			return fmt.Errorf("read %s duration histogram: %w", h.what, err)
+		}
+		counts := map[int64]int64{}
+		if enc != nil {
+			if err := decodeHist(enc, func(b, n int64) { counts[b] += n }); err != nil {
+				return fmt.Errorf("read %s duration histogram of %s: %w", h.what, t, err)
+			}
+		}
+		counts[bucket]++
+		if _, err := tx.ExecContext(ctx, db.q(h.upsert), append(h.key, encodeHist(counts))...); err != nil {
+			return fmt.Errorf("update %s duration histogram: %w", h.what, err)
+		}
 	}
 	return nil
 }
@@ -170,9 +282,11 @@ func (a *statsAcc) merge(b *statsAcc) {
 	}
 }
 
-// percentile is the nearest-rank percentile pct/100 of the histogram: the
-// upper bound of the bucket holding the ceil(pct/100 * n)-th duration.
-func (a *statsAcc) percentile(pct int64) float64 {
+// percentiles returns the nearest-rank percentiles pcts/100 of the
+// histogram: for each, the upper bound of the bucket holding the
+// ceil(pct/100 * n)-th duration.
+func (a *statsAcc) percentiles(pcts ...int64) []float64 {
+	out := make([]float64, len(pcts))
 	var total int64
 	buckets := make([]int64, 0, len(a.hist))
 	for b, n := range a.hist {
@@ -180,18 +294,19 @@ func (a *statsAcc) percentile(pct int64) float64 {
 		total += n
 	}
 	if total == 0 {
-		return 0
+		return out
 	}
 	sort.Slice(buckets, func(i, j int) bool { return buckets[i] < buckets[j] })
-	rank := (pct*total + 99) / 100
 	var cum int64
+	i := 0
 	for _, b := range buckets {
 		cum += a.hist[b]
-		if cum >= rank {
-			return float64(b)
+		for i < len(pcts) && cum >= (pcts[i]*total+99)/100 {
+			out[i] = float64(b)
+			i++
 		}
 	}
-	return float64(buckets[len(buckets)-1])
+	return out
 }
 
 func ratio(num, den int64) float64 {
@@ -214,8 +329,8 @@ func (a *statsAcc) stats(t Target, since *time.Time, nowMS int64) Stats {
 	if a.measured > 0 {
 		s.MeanDurationMS = float64(a.measuredMS) / float64(a.measured)
 	}
-	s.MedianDurationMS = a.percentile(50)
-	s.P95DurationMS = a.percentile(95)
+	p := a.percentiles(50, 95)
+	s.MedianDurationMS, s.P95DurationMS = p[0], p[1]
 	s.Incidents = a.incidents
 	if a.restored > 0 {
 		s.MeanTimeToRestore = float64(a.restoreMS) / float64(a.restored)
@@ -228,6 +343,38 @@ func (a *statsAcc) stats(t Target, since *time.Time, nowMS int64) Stats {
 		s.DeploysPerDay = float64(s.Total) / max(1, float64(nowMS-start)/dayMS)
 	}
 	return s
+}
+
+// statsSet holds the accumulators of every target seen. Rows are scanned
+// as raw bytes and looked up without allocating: a stats query reads
+// thousands of rows naming a few dozen targets.
+type statsSet struct {
+	m map[string]map[string]*statsAcc
+}
+
+func (s *statsSet) get(fraise, env []byte) *statsAcc {
+	if a := s.m[string(fraise)][string(env)]; a != nil {
+		return a
+	}
+	byEnv := s.m[string(fraise)]
+	if byEnv == nil {
+		byEnv = map[string]*statsAcc{}
+		s.m[string(fraise)] = byEnv
+	}
+	a := newStatsAcc()
+	byEnv[string(env)] = a
+	return a
+}
+
+// canonStatus is status as one of the constants, so that raw bytes need no
+// allocation; unknown statuses (none are stored) are copied.
+func canonStatus(b []byte) string {
+	for _, st := range TerminalStatuses() {
+		if string(b) == st {
+			return st
+		}
+	}
+	return string(b)
 }
 
 // Stats summarises the finished deployments matching f: one row per known
@@ -267,15 +414,8 @@ func (db *DB) Stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 
 func (db *DB) stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 	now := db.nowMS()
-	accs := map[Target]*statsAcc{}
-	get := func(t Target) *statsAcc {
-		a, ok := accs[t]
-		if !ok {
-			a = newStatsAcc()
-			accs[t] = a
-		}
-		return a
-	}
+	set := &statsSet{m: map[string]map[string]*statsAcc{}}
+	var fraise, env sql.RawBytes
 
 	where, args := targetWhere("", f.Fraise, f.Environment)
 	rows, err := db.sql.QueryContext(ctx, db.q("SELECT fraise, environment FROM tb_fraise_state"+where), args...)
@@ -283,11 +423,10 @@ func (db *DB) stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 		return nil, err
 	}
 	err = eachRow(rows, func() error {
-		var t Target
-		if err := rows.Scan(&t.Fraise, &t.Environment); err != nil {
+		if err := rows.Scan(&fraise, &env); err != nil {
 			return err
 		}
-		get(t)
+		set.get(fraise, env)
 		return nil
 	})
 	if err != nil {
@@ -296,37 +435,40 @@ func (db *DB) stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 
 	var since *time.Time
 	if f.Since.IsZero() {
-		if err := db.statsAllTime(ctx, f, get); err != nil {
+		if err := db.statsAllTime(ctx, f, set); err != nil {
 			return nil, err
 		}
 	} else {
 		s := f.Since.UTC()
 		since = &s
-		if err := db.statsSince(ctx, f, s.UnixMilli(), get); err != nil {
+		if err := db.statsSince(ctx, f, s.UnixMilli(), set); err != nil {
 			return nil, err
 		}
 	}
 
-	targets := make([]Target, 0, len(accs))
-	for t := range accs {
-		targets = append(targets, t)
+	var targets []Target
+	for fr, byEnv := range set.m {
+		for e := range byEnv {
+			targets = append(targets, Target{Fraise: fr, Environment: e})
+		}
 	}
 	sort.Slice(targets, func(i, j int) bool { return targetLess(targets[i], targets[j]) })
 	var out []Stats
 	if f.Fraise == "" {
 		all := newStatsAcc()
-		for _, a := range accs {
-			all.merge(a)
+		for _, t := range targets {
+			all.merge(set.m[t.Fraise][t.Environment])
 		}
 		out = append(out, all.stats(Target{}, since, now))
 	}
 	for _, t := range targets {
-		out = append(out, accs[t].stats(t, since, now))
+		out = append(out, set.m[t.Fraise][t.Environment].stats(t, since, now))
 	}
 	return out, nil
 }
 
-func (db *DB) statsAllTime(ctx context.Context, f StatsFilter, get func(Target) *statsAcc) error {
+func (db *DB) statsAllTime(ctx context.Context, f StatsFilter, set *statsSet) error {
+	var fraise, env, status sql.RawBytes
 	where, args := targetWhere("", f.Fraise, f.Environment)
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status, n, sum_duration_ms,
 		incidents, restored, sum_restore_ms, first_at FROM tb_stats_total`+where), args...)
@@ -334,47 +476,40 @@ func (db *DB) statsAllTime(ctx context.Context, f StatsFilter, get func(Target) 
 		return err
 	}
 	err = eachRow(rows, func() error {
-		var (
-			t                                    Target
-			status                               string
-			n, sumMS, inc, rest, restMS, firstAt int64
-		)
-		if err := rows.Scan(&t.Fraise, &t.Environment, &status, &n, &sumMS, &inc, &rest, &restMS, &firstAt); err != nil {
+		var n, sumMS, inc, rest, restMS, firstAt int64
+		if err := rows.Scan(&fraise, &env, &status, &n, &sumMS, &inc, &rest, &restMS, &firstAt); err != nil {
 			return err
 		}
-		a := get(t)
-		a.addStatus(status, n, sumMS, inc, rest, restMS)
+		a := set.get(fraise, env)
+		a.addStatus(canonStatus(status), n, sumMS, inc, rest, restMS)
 		a.addFirst(firstAt)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	rows, err = db.sql.QueryContext(ctx, db.q("SELECT fraise, environment, bucket, n FROM tb_stats_total_hist"+where), args...)
+	rows, err = db.sql.QueryContext(ctx, db.q("SELECT fraise, environment, hist FROM tb_stats_total_hist"+where), args...)
 	if err != nil {
 		return err
 	}
+	var hist sql.RawBytes
 	return eachRow(rows, func() error {
-		var (
-			t         Target
-			bucket, n int64
-		)
-		if err := rows.Scan(&t.Fraise, &t.Environment, &bucket, &n); err != nil {
+		if err := rows.Scan(&fraise, &env, &hist); err != nil {
 			return err
 		}
-		get(t).hist[bucket] += n
-		return nil
+		h := set.get(fraise, env).hist
+		return decodeHist(hist, func(b, n int64) { h[b] += n })
 	})
 }
 
 // statsSince adds the deployments finished at or after since: whole days
 // from the daily rollups, and the part of since's own day that falls in the
 // window by an exact scan of tb_deployment over the finished_at index.
-func (db *DB) statsSince(ctx context.Context, f StatsFilter, since int64, get func(Target) *statsAcc) error {
+func (db *DB) statsSince(ctx context.Context, f StatsFilter, since int64, set *statsSet) error {
 	firstFullDay := dayOf(since)
 	if since%dayMS != 0 {
 		firstFullDay++
-		if err := db.statsScan(ctx, f, since, firstFullDay*dayMS, get); err != nil {
+		if err := db.statsScan(ctx, f, since, firstFullDay*dayMS, set); err != nil {
 			return err
 		}
 	}
@@ -389,47 +524,39 @@ func (db *DB) statsSince(ctx context.Context, f StatsFilter, since int64, get fu
 		args = append(args, f.Environment)
 	}
 	where := " WHERE " + strings.Join(conds, " AND ")
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status,
-		CAST(SUM(n) AS BIGINT), CAST(SUM(sum_duration_ms) AS BIGINT), CAST(SUM(incidents) AS BIGINT),
-		CAST(SUM(restored) AS BIGINT), CAST(SUM(sum_restore_ms) AS BIGINT)
-		FROM tb_stats_daily`+where+" GROUP BY fraise, environment, status"), args...)
+	var fraise, env, status, hist sql.RawBytes
+	// Summed here rather than with GROUP BY: the rows come in key order,
+	// day first, and grouping by target would make SQLite sort them.
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status, n, sum_duration_ms,
+		incidents, restored, sum_restore_ms FROM tb_stats_daily`+where), args...)
 	if err != nil {
 		return err
 	}
 	err = eachRow(rows, func() error {
-		var (
-			t                           Target
-			status                      string
-			n, sumMS, inc, rest, restMS int64
-		)
-		if err := rows.Scan(&t.Fraise, &t.Environment, &status, &n, &sumMS, &inc, &rest, &restMS); err != nil {
+		var n, sumMS, inc, rest, restMS int64
+		if err := rows.Scan(&fraise, &env, &status, &n, &sumMS, &inc, &rest, &restMS); err != nil {
 			return err
 		}
-		get(t).addStatus(status, n, sumMS, inc, rest, restMS)
+		set.get(fraise, env).addStatus(canonStatus(status), n, sumMS, inc, rest, restMS)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	rows, err = db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, bucket, CAST(SUM(n) AS BIGINT)
-		FROM tb_stats_duration_hist`+where+" GROUP BY fraise, environment, bucket"), args...)
+	rows, err = db.sql.QueryContext(ctx, db.q("SELECT fraise, environment, hist FROM tb_stats_duration_hist"+where), args...)
 	if err != nil {
 		return err
 	}
 	return eachRow(rows, func() error {
-		var (
-			t         Target
-			bucket, n int64
-		)
-		if err := rows.Scan(&t.Fraise, &t.Environment, &bucket, &n); err != nil {
+		if err := rows.Scan(&fraise, &env, &hist); err != nil {
 			return err
 		}
-		get(t).hist[bucket] += n
-		return nil
+		h := set.get(fraise, env).hist
+		return decodeHist(hist, func(b, n int64) { h[b] += n })
 	})
 }
 
-func (db *DB) statsScan(ctx context.Context, f StatsFilter, from, to int64, get func(Target) *statsAcc) error {
+func (db *DB) statsScan(ctx context.Context, f StatsFilter, from, to int64, set *statsSet) error {
 	conds := []string{"finished_at >= ?", "finished_at < ?"}
 	args := []any{from, to}
 	if f.Fraise != "" {
@@ -445,23 +572,23 @@ func (db *DB) statsScan(ctx context.Context, f StatsFilter, from, to int64, get 
 	if err != nil {
 		return err
 	}
+	var fraise, env, status sql.RawBytes
 	return eachRow(rows, func() error {
 		var (
-			t             Target
-			status        string
 			duration, inc int64
 			restore       sql.NullInt64
 		)
-		if err := rows.Scan(&t.Fraise, &t.Environment, &status, &duration, &inc, &restore); err != nil {
+		if err := rows.Scan(&fraise, &env, &status, &duration, &inc, &restore); err != nil {
 			return err
 		}
-		a := get(t)
+		a := set.get(fraise, env)
+		st := canonStatus(status)
 		rest := int64(0)
 		if restore.Valid {
 			rest = 1
 		}
-		a.addStatus(status, 1, duration, inc, rest, restore.Int64)
-		if measured(status) {
+		a.addStatus(st, 1, duration, inc, rest, restore.Int64)
+		if measured(st) {
 			a.hist[durationBucket(duration)]++
 		}
 		return nil

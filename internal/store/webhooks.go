@@ -140,39 +140,68 @@ func (db *DB) link(ctx context.Context, tx *sql.Tx, webhookID, deploymentID int6
 // Webhooks returns the webhook events matching f, newest first, each with
 // the ids of the deployments it is linked to.
 func (db *DB) Webhooks(ctx context.Context, f WebhookFilter) ([]WebhookEvent, error) {
+	evs, err := db.webhooks(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook events: %w", err)
+	}
+	return evs, nil
+}
+
+func (db *DB) webhooks(ctx context.Context, f WebhookFilter) ([]WebhookEvent, error) {
 	var (
 		conds []string
 		args  []any
 	)
 	if f.Forge != "" {
-		conds = append(conds, "forge = ?")
+		conds = append(conds, "e.forge = ?")
 		args = append(args, f.Forge)
 	}
 	if f.Outcome != "" {
-		conds = append(conds, "outcome = ?")
+		conds = append(conds, "e.outcome = ?")
 		args = append(args, f.Outcome)
 	}
-	if f.Fraise != "" {
-		conds = append(conds, "id IN (SELECT webhook_event_id FROM tb_webhook_deployment WHERE fraise = ?)")
-		args = append(args, f.Fraise)
-	}
 	if f.BeforeID > 0 {
-		conds = append(conds, "id < ?")
+		conds = append(conds, "e.id < ?")
 		args = append(args, f.BeforeID)
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
 	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 20
 	}
-	evs, err := db.queryWebhooks(ctx, db.sql, where+" ORDER BY id DESC LIMIT ?", append(args, limit))
-	if err != nil {
-		return nil, fmt.Errorf("list webhook events: %w", err)
+	if f.Fraise == "" {
+		where := ""
+		if len(conds) > 0 {
+			where = " WHERE " + strings.ReplaceAll(strings.Join(conds, " AND "), "e.", "")
+		}
+		return db.queryWebhooks(ctx, db.sql, where+" ORDER BY id DESC LIMIT ?", append(args, limit))
 	}
-	return evs, nil
+	// Driven by the link table's (fraise, webhook_event_id) index, newest
+	// first: filtering every event by "linked to this fraise" instead would
+	// scan them all when the fraise has none.
+	query := `SELECT DISTINCT l.webhook_event_id FROM tb_webhook_deployment l
+		JOIN tb_webhook_event e ON e.id = l.webhook_event_id
+		WHERE l.fraise = ?`
+	for _, c := range conds {
+		query += " AND " + c
+	}
+	query += " ORDER BY l.webhook_event_id DESC LIMIT ?"
+	rows, err := db.sql.QueryContext(ctx, db.q(query), append(append([]any{f.Fraise}, args...), limit)...)
+	if err != nil {
+		return nil, err
+	}
+	var ids []any
+	err = eachRow(rows, func() error {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil || len(ids) == 0 {
+		return []WebhookEvent{}, err
+	}
+	return db.queryWebhooks(ctx, db.sql, " WHERE id IN ("+placeholders(len(ids))+") ORDER BY id DESC", ids)
 }
 
 func (db *DB) queryWebhooks(ctx context.Context, q querier, tail string, args []any) ([]WebhookEvent, error) {

@@ -408,7 +408,7 @@ func (s *suite) testStateTransitions(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			db, clk := s.fresh(t)
-			first := deploy(t, db, clk, api, 1, dur, store.StatusSucceeded)
+			deploy(t, db, clk, api, 1, dur, store.StatusSucceeded)
 			firstDone := clk.Now()
 			var brokenAt time.Time
 			if tc.brokenFrom {
@@ -437,7 +437,6 @@ func (s *suite) testStateTransitions(t *testing.T) {
 			if diff := cmp.Diff([]store.FraiseState{want}, states); diff != "" {
 				t.Errorf("state after %s (-want +got):\n%s", name, diff)
 			}
-			_ = first
 		})
 	}
 }
@@ -469,6 +468,29 @@ func (s *suite) testQueued(t *testing.T) {
 
 	q2 := must(db.StartDeployment(ctx, store.Deployment{Target: api, Status: store.StatusQueued}))(t)
 	check(t, db.FinishDeployment(ctx, q2, store.Finish{Status: store.StatusSuperseded}))
+
+	// A queued deployment starts when it begins, after later ids started:
+	// history since a time must still find it.
+	clk.Set(epoch.Add(time.Hour))
+	late := must(db.StartDeployment(ctx, store.Deployment{Target: web, Status: store.StatusQueued}))(t)
+	clk.Advance(time.Minute)
+	early := deploy(t, db, clk, web, 7, time.Second, store.StatusSucceeded)
+	clk.Advance(time.Minute)
+	check(t, db.BeginDeployment(ctx, late))
+	since := epoch.Add(time.Hour + 90*time.Second)
+	ids := func(f store.DeploymentFilter) []int64 {
+		var out []int64
+		for _, d := range must(db.Deployments(ctx, f))(t) {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	if got := ids(store.DeploymentFilter{Since: since}); !cmp.Equal(got, []int64{late}) {
+		t.Errorf("since %s: %v, want [%d] (not %d, started before)", since, got, late, early)
+	}
+	if got := ids(store.DeploymentFilter{Since: clk.Now().Add(time.Second)}); len(got) != 0 {
+		t.Errorf("since the future: %v", got)
+	}
 	if d := must(db.Deployment(ctx, q2))(t); d.Status != store.StatusSuperseded || d.FinishedAt == nil {
 		t.Errorf("superseded: %+v", d)
 	}
@@ -718,6 +740,9 @@ func (s *suite) testWebhooks(t *testing.T) {
 		{"fraise api", store.WebhookFilter{Fraise: "api"}, []int64{first.ID}},
 		{"fraise web", store.WebhookFilter{Fraise: "web"}, []int64{gitlab.ID, first.ID}},
 		{"fraise none", store.WebhookFilter{Fraise: "nope"}, nil},
+		{"fraise+forge", store.WebhookFilter{Fraise: "web", Forge: "gitlab"}, []int64{gitlab.ID}},
+		{"fraise+before", store.WebhookFilter{Fraise: "web", BeforeID: gitlab.ID}, []int64{first.ID}},
+		{"fraise+limit", store.WebhookFilter{Fraise: "web", Limit: 1}, []int64{gitlab.ID}},
 	} {
 		if diff := cmp.Diff(tc.want, ids(must(db.Webhooks(ctx, tc.f))(t))); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
@@ -1346,14 +1371,13 @@ func (s *suite) testRebuildStats(t *testing.T) {
 	ctx := context.Background()
 	db, clk := s.fresh(t)
 	handMade(t, db, clk, epoch.Truncate(24*time.Hour))
-	running := must(db.StartDeployment(ctx, store.Deployment{Target: apiS}))(t)
+	must(db.StartDeployment(ctx, store.Deployment{Target: apiS}))(t) // left running
 	clk.Advance(time.Hour)
 	for i := range 40 {
 		deploy(t, db, clk, []store.Target{api, web, apiS}[i%3], 100+i, time.Duration(i*7919)*time.Millisecond,
 			store.TerminalStatuses()[i*5%7])
 		clk.Advance(97 * time.Minute)
 	}
-	_ = running
 	tables := append([]string{"tb_deployment"}, derivedTables...)
 	incremental := snapshot(t, db, tables...)
 	check(t, db.RebuildStats(ctx))

@@ -168,9 +168,8 @@ CREATE TABLE tb_stats_duration_hist (
     day         BIGINT NOT NULL,
     fraise      TEXT   NOT NULL,
     environment TEXT   NOT NULL,
-    bucket      BIGINT NOT NULL,
-    n           BIGINT NOT NULL,
-    PRIMARY KEY (day, fraise, environment, bucket)
+    hist        TEXT   NOT NULL,
+    PRIMARY KEY (day, fraise, environment)
 );
 
 CREATE TABLE tb_stats_total (
@@ -189,9 +188,8 @@ CREATE TABLE tb_stats_total (
 CREATE TABLE tb_stats_total_hist (
     fraise      TEXT   NOT NULL,
     environment TEXT   NOT NULL,
-    bucket      BIGINT NOT NULL,
-    n           BIGINT NOT NULL,
-    PRIMARY KEY (fraise, environment, bucket)
+    hist        TEXT   NOT NULL,
+    PRIMARY KEY (fraise, environment)
 );
 
 CREATE VIEW v_fraise_status AS
@@ -239,11 +237,18 @@ WITH totals AS (
     FROM tb_stats_total
     GROUP BY fraise, environment
 ),
+buckets AS (
+    SELECT h.fraise, h.environment,
+           CAST(e.value ->> 0 AS BIGINT) AS bucket,
+           CAST(e.value ->> 1 AS BIGINT) AS n
+    FROM tb_stats_total_hist h
+    CROSS JOIN LATERAL jsonb_array_elements(CAST(h.hist AS jsonb)) AS e(value)
+),
 hist AS (
     SELECT fraise, environment, bucket,
            CAST(SUM(n) OVER (PARTITION BY fraise, environment ORDER BY bucket) AS BIGINT) AS cum,
            CAST(SUM(n) OVER (PARTITION BY fraise, environment) AS BIGINT) AS total
-    FROM tb_stats_total_hist
+    FROM buckets
 ),
 pct AS (
     -- Nearest rank: the median is the ceil(n/2)-th duration, p95 the

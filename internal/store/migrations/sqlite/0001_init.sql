@@ -185,15 +185,18 @@ CREATE TABLE tb_stats_daily (
     PRIMARY KEY (day, fraise, environment, status)
 ) WITHOUT ROWID;
 
--- bucket is the bucket's upper bound in ms (see durationBucket in stats.go):
--- exact below 64 ms, then log-scaled with a relative width of at most 2%.
+-- The duration histograms: one row per target and day, and one per target
+-- for all time. hist is a JSON array of [bucket, count] pairs in ascending
+-- bucket order, a bucket being named by its upper bound in ms (see
+-- durationBucket in stats.go: exact below 64 ms, then log-scaled with a
+-- relative width of at most 2%). One row per target rather than per bucket
+-- keeps stats queries to a few dozen rows; json_each unpacks them in SQL.
 CREATE TABLE tb_stats_duration_hist (
     day         INTEGER NOT NULL,
     fraise      TEXT    NOT NULL,
     environment TEXT    NOT NULL,
-    bucket      INTEGER NOT NULL,
-    n           INTEGER NOT NULL,
-    PRIMARY KEY (day, fraise, environment, bucket)
+    hist        TEXT    NOT NULL,
+    PRIMARY KEY (day, fraise, environment)
 ) WITHOUT ROWID;
 
 -- All-time totals of the same, so that unwindowed stats read a few hundred
@@ -214,9 +217,8 @@ CREATE TABLE tb_stats_total (
 CREATE TABLE tb_stats_total_hist (
     fraise      TEXT    NOT NULL,
     environment TEXT    NOT NULL,
-    bucket      INTEGER NOT NULL,
-    n           INTEGER NOT NULL,
-    PRIMARY KEY (fraise, environment, bucket)
+    hist        TEXT    NOT NULL,
+    PRIMARY KEY (fraise, environment)
 ) WITHOUT ROWID;
 
 CREATE VIEW v_fraise_status AS
@@ -264,11 +266,17 @@ WITH totals AS (
     FROM tb_stats_total
     GROUP BY fraise, environment
 ),
+buckets AS (
+    SELECT h.fraise, h.environment,
+           CAST(json_extract(e.value, '$[0]') AS INTEGER) AS bucket,
+           CAST(json_extract(e.value, '$[1]') AS INTEGER) AS n
+    FROM tb_stats_total_hist h, json_each(h.hist) e
+),
 hist AS (
     SELECT fraise, environment, bucket,
            SUM(n) OVER (PARTITION BY fraise, environment ORDER BY bucket) AS cum,
            SUM(n) OVER (PARTITION BY fraise, environment) AS total
-    FROM tb_stats_total_hist
+    FROM buckets
 ),
 pct AS (
     -- Nearest rank: the median is the ceil(n/2)-th duration, p95 the
