@@ -385,8 +385,8 @@ func (d *deployment) compensate(cause error) (string, error) {
 	if d.migrated && d.migrator != nil {
 		if d.env.Database.RollbackOnFailure != nil && !*d.env.Database.RollbackOnFailure {
 			problems = append(problems, "database left at the new revision (rollback_on_failure is false)")
-		} else if !d.migrator.CanDown() {
-			problems = append(problems, fmt.Sprintf("%s migrations cannot be undone automatically: database is not back at %s", d.env.Database.Tool, orDash(d.revBefore)))
+		} else if err := d.migrator.CheckDown(ctx, d.revBefore); err != nil {
+			problems = append(problems, fmt.Sprintf("%s migrations cannot be undone automatically (%v): database is not back at %s", d.env.Database.Tool, err, orDash(d.revBefore)))
 		} else if err := d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
 			return "down to " + orDash(d.revBefore), d.migrator.Down(ctx, d.revBefore)
 		}); err != nil {

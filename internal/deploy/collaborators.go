@@ -34,7 +34,8 @@ type Migrator interface {
 	Current(ctx context.Context) (string, error)
 	Up(ctx context.Context) (string, error)
 	Down(ctx context.Context, to string) error
-	CanDown() bool
+	// CheckDown says, changing nothing, whether Down(to) could run.
+	CheckDown(ctx context.Context, to string) error
 }
 
 // Collaborators open the outside systems a deployment touches. The

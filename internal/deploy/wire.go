@@ -1,0 +1,107 @@
+package deploy
+
+import (
+	"context"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/git"
+	"github.com/fraiseql/fraisier/internal/migrate"
+	"github.com/fraiseql/fraisier/internal/systemd"
+)
+
+// RealCollaborators uses real git, systemd and migration tools. extraEnv is
+// added to every systemctl call: XDG_RUNTIME_DIR to reach a user manager
+// other than the caller's own (rootless installs and tests).
+func RealCollaborators(extraEnv []string) Collaborators {
+	return Collaborators{
+		OpenSource: func(ctx context.Context, dir, remote string, out io.Writer) (Source, error) {
+			return git.OpenMirror(ctx, dir, remote, git.Options{Output: out})
+		},
+		Units: func(scope string) Units {
+			m, err := systemd.New(systemd.Options{Scope: systemd.Scope(scope), Env: extraEnv})
+			if err != nil {
+				return brokenUnits{err}
+			}
+			return systemdUnits{m}
+		},
+		NewMigrator: func(env *config.Environment, releaseDir string, out io.Writer) (Migrator, error) {
+			db := env.Database
+			m, err := migrate.New(migrate.Config{
+				Tool: db.Tool, Dir: releaseDir, URL: db.URL.Reveal(), Env: sortedEnv(db.Env),
+				Python: db.Python, Manage: db.Manage, Settings: db.Settings, Config: db.Config, SQLDir: db.Dir,
+				Up: db.Up, Down: db.Down, Current: db.Current, Protected: env.IsProtected(),
+				Timeout: env.Timeouts.Migrate.D(), Output: out,
+			})
+			if err != nil {
+				return nil, err
+			}
+			return migrator{m}, nil
+		},
+	}
+}
+
+func sortedEnv(m map[string]string) []string {
+	out := envList(m)
+	sort.Strings(out)
+	return out
+}
+
+// systemdUnits adapts *systemd.Manager to Units.
+type systemdUnits struct{ m *systemd.Manager }
+
+func (u systemdUnits) DaemonReload(ctx context.Context) error { return u.m.DaemonReload(ctx) }
+func (u systemdUnits) Restart(ctx context.Context, units ...string) error {
+	// A unit that hit its start limit (quick successive deploys or a
+	// rollback right after a crash loop) refuses to start until reset.
+	if err := u.m.ResetFailed(ctx, units...); err != nil {
+		return err
+	}
+	return u.m.Restart(ctx, units...)
+}
+func (u systemdUnits) Stop(ctx context.Context, units ...string) error {
+	return u.m.Stop(ctx, units...)
+}
+func (u systemdUnits) WaitActive(ctx context.Context, unit string, settle time.Duration) error {
+	return u.m.WaitActive(ctx, unit, settle)
+}
+func (u systemdUnits) IsActive(ctx context.Context, unit string) (bool, error) {
+	return u.m.IsActive(ctx, unit)
+}
+func (u systemdUnits) NeedsDaemonReload(ctx context.Context, unit string) (bool, error) {
+	st, err := u.m.UnitState(ctx, unit)
+	return st.NeedDaemonReload, err
+}
+
+// brokenUnits reports why the systemd manager could not be built, at the
+// first use, where the step that needed it can record it.
+type brokenUnits struct{ err error }
+
+func (b brokenUnits) DaemonReload(context.Context) error                      { return b.err }
+func (b brokenUnits) Restart(context.Context, ...string) error                { return b.err }
+func (b brokenUnits) Stop(context.Context, ...string) error                   { return b.err }
+func (b brokenUnits) WaitActive(context.Context, string, time.Duration) error { return b.err }
+func (b brokenUnits) IsActive(context.Context, string) (bool, error)          { return false, b.err }
+func (b brokenUnits) NeedsDaemonReload(context.Context, string) (bool, error) {
+	return false, b.err
+}
+
+// migrator adapts *migrate.Migrator to Migrator.
+type migrator struct{ m *migrate.Migrator }
+
+func (m migrator) Current(ctx context.Context) (string, error) {
+	r, err := m.m.Current(ctx)
+	return string(r), err
+}
+func (m migrator) Up(ctx context.Context) (string, error) {
+	r, err := m.m.Up(ctx)
+	return string(r), err
+}
+func (m migrator) Down(ctx context.Context, to string) error {
+	return m.m.Down(ctx, migrate.Revision(to))
+}
+func (m migrator) CheckDown(ctx context.Context, to string) error {
+	return m.m.CheckDown(ctx, migrate.Revision(to))
+}
