@@ -56,9 +56,9 @@ func (u systemdUnits) DaemonReload(ctx context.Context) error { return u.m.Daemo
 func (u systemdUnits) Restart(ctx context.Context, units ...string) error {
 	// A unit that hit its start limit (quick successive deploys or a
 	// rollback right after a crash loop) refuses to start until reset.
-	if err := u.m.ResetFailed(ctx, units...); err != nil {
-		return err
-	}
+	// Best effort: a unit that is not loaded yet has no failed state, and
+	// Restart reports any real problem itself.
+	_ = u.m.ResetFailed(ctx, units...)
 	return u.m.Restart(ctx, units...)
 }
 func (u systemdUnits) Stop(ctx context.Context, units ...string) error {

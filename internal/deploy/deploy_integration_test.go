@@ -1,0 +1,343 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
+	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
+)
+
+// fixture is one api fraise on real parts: a bare git origin the test pushes
+// to, a real systemd user manager running the test HTTP service from the
+// release that current points at, and a SQLite state database.
+type fixture struct {
+	t       *testing.T
+	origin  string
+	work    string
+	app     string
+	port    int
+	unit    string
+	cfg     *config.Config
+	db      *store.DB
+	engine  *Engine
+	collab  Collaborators
+	log     *bytes.Buffer
+	version int
+}
+
+func gitCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func newFixture(t *testing.T, extraEnvYAML string) *fixture {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		testenv.Unavailable(t, "git not installed")
+	}
+	mgr := tsystemd.UserManager(t)
+	bin := testenv.BuildHTTPApp(t)
+	root := t.TempDir()
+	f := &fixture{t: t, origin: filepath.Join(root, "origin.git"), work: filepath.Join(root, "work"),
+		app: filepath.Join(root, "srv", "hello"), port: testenv.FreePort(t), log: &bytes.Buffer{}}
+	f.unit = mgr.Unit("hello.service")
+	gitCmd(t, root, "init", "--bare", "-b", "main", f.origin)
+	gitCmd(t, root, "clone", f.origin, f.work)
+
+	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier test app\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
+		bin, f.port, filepath.Join(f.app, currentLink))
+	if err := os.WriteFile(filepath.Join(mgr.UnitDir, f.unit), []byte(unitText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := mgr.Systemctl(context.Background(), "daemon-reload"); err != nil {
+		t.Fatalf("daemon-reload: %v %s", err, out)
+	}
+
+	yaml := fmt.Sprintf(`
+fraises:
+  hello:
+    type: api
+    environments:
+      production:
+        branch: main
+        git_repo: %s
+        app_path: %s
+        scope: user
+        keep_releases: 3
+        systemd_service: %s
+        health_check:
+          url: http://127.0.0.1:%d/health
+          timeout: 500ms
+          retries: 4
+          interval: 200ms
+          deadline: 5s
+%s`, f.origin, f.app, f.unit, f.port, extraEnvYAML)
+	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	f.cfg = cfg
+	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.db.Close() })
+	owner, err := CurrentOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine = &Engine{Store: f.db, Progress: f.log, Owner: owner}
+	f.collab = RealCollaborators(mgr.Env())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, mgr.LogTail(30))
+		}
+	})
+	return f
+}
+
+// push commits a version with the given behaviour (healthy, unhealthy,
+// crash) and extra files, and returns its SHA.
+func (f *fixture) push(behaviour string, files map[string]string) string {
+	f.t.Helper()
+	f.version++
+	write := func(name, content string) {
+		p := filepath.Join(f.work, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	write("VERSION", fmt.Sprintf("v%d\n", f.version))
+	write("behaviour", behaviour+"\n")
+	for name, content := range files {
+		write(name, content)
+	}
+	gitCmd(f.t, f.work, "add", "-A")
+	gitCmd(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
+	gitCmd(f.t, f.work, "push", "-q", "origin", "HEAD:main")
+	return gitCmd(f.t, f.work, "rev-parse", "HEAD")
+}
+
+func (f *fixture) deploy(req Request) Result {
+	f.t.Helper()
+	env, err := f.cfg.Lookup("hello", "production")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Env = env
+	if req.Trigger == "" {
+		req.Trigger, req.Actor = store.TriggerCLI, "test"
+	}
+	res, err := f.engine.Deploy(context.Background(), f.collab, req)
+	if err != nil {
+		f.t.Fatalf("Deploy: %v", err)
+	}
+	return res
+}
+
+// serving returns what the service answers on / now.
+func (f *fixture) serving() string {
+	f.t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", f.port))
+	if err != nil {
+		return "down: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
+func (f *fixture) expect(res Result, status string, servingVersion string) {
+	f.t.Helper()
+	if res.Status != status {
+		f.t.Fatalf("status %s (%v), want %s", res.Status, res.Err, status)
+	}
+	if got := f.serving(); !strings.Contains(got, servingVersion) {
+		f.t.Fatalf("service answers %q, want %s", got, servingVersion)
+	}
+	d, err := f.db.Deployment(context.Background(), res.DeploymentID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if d.Status != status {
+		f.t.Fatalf("recorded status %s, want %s", d.Status, status)
+	}
+	if (status == store.StatusSucceeded || status == store.StatusSkipped) != (res.Err == nil) {
+		f.t.Fatalf("status %s with error %v", status, res.Err)
+	}
+}
+
+func TestDeployAPI(t *testing.T) {
+	f := newFixture(t, `        install:
+          command: [cat, install-ok]
+`)
+	ok := map[string]string{"install-ok": "yes\n"}
+
+	sha1 := f.push("healthy", ok)
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusSucceeded, "v1")
+	if res.NewSHA != sha1 || res.OldSHA != "" {
+		t.Fatalf("first deploy %s → %s, want - → %s", res.OldSHA, res.NewSHA, sha1)
+	}
+	first := res.Release
+
+	sha2 := f.push("healthy", ok)
+	res = f.deploy(Request{})
+	f.expect(res, store.StatusSucceeded, "v2")
+	if res.OldSHA != sha1 || res.NewSHA != sha2 || res.PreviousRelease != first {
+		t.Fatalf("upgrade %s → %s from %s, want %s → %s from %s", res.OldSHA, res.NewSHA, res.PreviousRelease, sha1, sha2, first)
+	}
+	good := res.Release
+
+	t.Run("no-op", func(t *testing.T) {
+		res := f.deploy(Request{})
+		f.expect(res, store.StatusSkipped, "v2")
+	})
+	t.Run("force", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // release names have one-second resolution
+		res := f.deploy(Request{Force: true})
+		f.expect(res, store.StatusSucceeded, "v2")
+		if res.Release == good {
+			t.Fatal("--force reused the release")
+		}
+		good = res.Release
+	})
+	t.Run("unhealthy rolls back", func(t *testing.T) {
+		f.push("unhealthy", ok)
+		res := f.deploy(Request{})
+		f.expect(res, store.StatusRolledBack, "v2")
+		if cur, _ := currentRelease(f.app); cur != good {
+			t.Fatalf("current %s, want %s", cur, good)
+		}
+		if !strings.Contains(res.Err.Error(), "health") {
+			t.Fatalf("error does not name the health check: %v", res.Err)
+		}
+		assertReleaseState(t, f, res, store.ReleaseBad)
+	})
+	t.Run("crash at start rolls back", func(t *testing.T) {
+		f.push("crash", ok)
+		res := f.deploy(Request{})
+		f.expect(res, store.StatusRolledBack, "v2")
+		if !strings.Contains(res.Err.Error(), "restart") {
+			t.Fatalf("error does not name the restart: %v", res.Err)
+		}
+	})
+	t.Run("install failure changes nothing", func(t *testing.T) {
+		f.push("healthy", nil)
+		gitCmd(t, f.work, "rm", "-q", "install-ok")
+		gitCmd(t, f.work, "commit", "-q", "-m", "no install-ok")
+		gitCmd(t, f.work, "push", "-q", "origin", "HEAD:main")
+		res := f.deploy(Request{})
+		f.expect(res, store.StatusFailed, "v2")
+		if cur, _ := currentRelease(f.app); cur != good {
+			t.Fatalf("current %s, want %s", cur, good)
+		}
+		names, _ := listReleases(f.app)
+		for _, n := range names {
+			if n == releaseName(time.Now(), res.NewSHA) {
+				t.Fatalf("failed release %s left on disk", n)
+			}
+		}
+	})
+	t.Run("unknown ref fails at fetch", func(t *testing.T) {
+		res := f.deploy(Request{Ref: "no-such-branch"})
+		f.expect(res, store.StatusFailed, "v2")
+		steps, _ := f.db.Steps(context.Background(), res.DeploymentID)
+		if len(steps) != 1 || steps[0].Name != "fetch" || steps[0].Status != store.StepFailed {
+			t.Fatalf("steps %+v, want one failed fetch", steps)
+		}
+	})
+	t.Run("deploy a tag by ref", func(t *testing.T) {
+		gitCmd(t, f.work, "tag", "v1.0", sha1)
+		gitCmd(t, f.work, "push", "-q", "origin", "v1.0")
+		res := f.deploy(Request{Ref: "v1.0"})
+		f.expect(res, store.StatusSucceeded, "v1")
+		if res.NewSHA != sha1 {
+			t.Fatalf("deployed %s, want %s", res.NewSHA, sha1)
+		}
+	})
+	t.Run("releases are pruned", func(t *testing.T) {
+		names, _ := listReleases(f.app)
+		if len(names) > 3 {
+			t.Fatalf("%d releases kept, keep_releases is 3: %v", len(names), names)
+		}
+	})
+}
+
+func assertReleaseState(t *testing.T, f *fixture, res Result, state string) {
+	t.Helper()
+	rels, err := f.db.Releases(context.Background(), "hello", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rels {
+		if r.SHA == res.NewSHA && r.State != state {
+			t.Fatalf("release %s is %s, want %s", r.Name, r.State, state)
+		}
+	}
+}
+
+// TestConcurrentDeploysOfOneTarget: of two deployments started together,
+// one runs and the other is refused naming the holder (or, with Wait,
+// runs after it).
+func TestConcurrentDeploysOfOneTarget(t *testing.T) {
+	f := newFixture(t, "")
+	f.push("healthy", nil)
+	env, _ := f.cfg.Lookup("hello", "production")
+	var wg sync.WaitGroup
+	results := make([]error, 2)
+	statuses := make([]string, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner, _ := CurrentOwner()
+			e := &Engine{Store: f.db, Progress: io.Discard, Owner: owner}
+			res, err := e.Deploy(context.Background(), f.collab, Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
+			results[i], statuses[i] = err, res.Status
+		}()
+	}
+	wg.Wait()
+	var locked, ran int
+	for i, err := range results {
+		switch {
+		case errors.Is(err, ErrLocked):
+			locked++
+			if !strings.Contains(err.Error(), "pid") && !strings.Contains(err.Error(), "/") {
+				t.Errorf("lock error does not name the holder: %v", err)
+			}
+		case err == nil && statuses[i] == store.StatusSucceeded:
+			ran++
+		default:
+			t.Errorf("deploy %d: %s, %v", i, statuses[i], err)
+		}
+	}
+	if locked != 1 || ran != 1 {
+		t.Fatalf("%d ran and %d were refused, want 1 and 1", ran, locked)
+	}
+}
