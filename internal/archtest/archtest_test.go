@@ -33,7 +33,12 @@ var layer = map[string]int{
 }
 
 // testSupport packages exist for tests only; production code must not import them.
-var testSupport = []string{"internal/testenv", "internal/store/storetest"}
+var testSupport = []string{
+	"internal/testenv",
+	"internal/store/storetest",
+	"internal/store/internal/pgtest",
+	"internal/migrate/internal/pgtest",
+}
 
 func TestDependencyDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/...").Output()

@@ -16,6 +16,11 @@ const (
 	ExitConfig   = 3 // the configuration is missing or invalid
 	ExitState    = 4 // the state database cannot be used (unreachable, schema too new)
 	ExitNotFound = 5 // the named fraise, environment or deployment does not exist
+
+	ExitDeployFailed   = 10 // the deployment failed and nothing changed
+	ExitRolledBack     = 11 // the deployment failed; the previous release serves again
+	ExitRollbackFailed = 12 // the deployment failed and so did its rollback: operator needed
+	ExitLocked         = 13 // another deployment holds the target
 )
 
 // exitError carries an exit code chosen where the failure was understood.

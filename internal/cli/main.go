@@ -113,6 +113,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.statsCommand(),
 		a.webhooksCommand(),
 		a.showCommand(),
+		a.deployCommand(),
 	)
 	return root
 }

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os/user"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// deployOptions are the flags of deploy.
+type deployOptions struct {
+	ref    string
+	force  bool
+	wait   time.Duration
+	asJSON bool
+}
+
+// deployResultJSON is the stable --json shape of deploy.
+type deployResultJSON struct {
+	DeploymentID    int64   `json:"deployment_id"`
+	Fraise          string  `json:"fraise"`
+	Environment     string  `json:"environment"`
+	Status          string  `json:"status"`
+	OldSHA          string  `json:"old_sha"`
+	NewSHA          string  `json:"new_sha"`
+	Release         string  `json:"release"`
+	PreviousRelease string  `json:"previous_release"`
+	Error           string  `json:"error"`
+	Interrupted     []int64 `json:"interrupted_deployments"`
+}
+
+func (a *app) deployCommand() *cobra.Command {
+	var opts deployOptions
+	cmd := &cobra.Command{
+		Use:   "deploy <fraise> <environment>",
+		Short: "Deploy a fraise environment to the head of its branch (or --ref), rolling back on failure",
+		Long: `Deploy takes the environment from the release it runs to the requested commit:
+fetch, release, install, migrate, switch, restart, health check. When a step
+fails it undoes what was done and ends in exactly one state, printed and
+recorded: succeeded, skipped (already current and healthy), failed (nothing
+changed), rolled_back (the previous release serves again, healthy) or
+rollback_failed (operator needed). Exit codes: 0 succeeded or skipped,
+10 failed, 11 rolled_back, 12 rollback_failed, 13 another deployment holds
+the target.`,
+		Args: rangeArgs(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			env, err := cfg.Lookup(args[0], args[1])
+			if err != nil {
+				return withCode(ExitNotFound, err)
+			}
+			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			owner, err := deploy.CurrentOwner()
+			if err != nil {
+				return err
+			}
+			progress := a.streams.Out
+			if opts.asJSON {
+				progress = a.streams.Err
+			}
+			e := &deploy.Engine{Store: db, Progress: progress, Owner: owner}
+			res, err := e.Deploy(cmd.Context(), deploy.RealCollaborators(nil), deploy.Request{
+				Env: env, Ref: opts.ref, Force: opts.force, Wait: opts.wait,
+				Trigger: store.TriggerCLI, Actor: actor(a.env),
+			})
+			if errors.Is(err, deploy.ErrLocked) {
+				return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
+			}
+			if err != nil {
+				return err
+			}
+			if opts.asJSON {
+				out := deployResultJSON{DeploymentID: res.DeploymentID, Fraise: args[0], Environment: args[1], Status: res.Status,
+					OldSHA: res.OldSHA, NewSHA: res.NewSHA, Release: res.Release, PreviousRelease: res.PreviousRelease,
+					Interrupted: append([]int64{}, res.Interrupted...)}
+				if res.Err != nil {
+					out.Error = res.Err.Error()
+				}
+				if err := writeJSON(a.streams.Out, out); err != nil {
+					return err
+				}
+			}
+			return deployExit(res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.ref, "ref", "", "branch, tag or commit to deploy (default: the head of the environment's branch)")
+	f.BoolVar(&opts.force, "force", false, "deploy even when the target commit is already current and healthy")
+	f.DurationVar(&opts.wait, "wait", 0, "wait this long for another deployment of the same target to finish (default: refuse at once)")
+	addJSONFlag(cmd, &opts.asJSON)
+	return cmd
+}
+
+// deployExit maps a deployment's terminal state to its exit code. The
+// reason was printed with the steps, so the error carries no new text.
+func deployExit(res deploy.Result) error {
+	code := ExitOK
+	switch res.Status {
+	case store.StatusFailed:
+		code = ExitDeployFailed
+	case store.StatusRolledBack:
+		code = ExitRolledBack
+	case store.StatusRollbackFailed:
+		code = ExitRollbackFailed
+	}
+	if code == ExitOK {
+		return nil
+	}
+	return &silentError{withCode(code, fmt.Errorf("deployment %d %s: %v", res.DeploymentID, res.Status, res.Err))}
+}
+
+// actor names who ran the command, for the record.
+func actor(env Env) string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return env.get("USER")
+}
