@@ -114,6 +114,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.webhooksCommand(),
 		a.showCommand(),
 		a.deployCommand(),
+		a.rollbackCommand(),
+		a.releasesCommand(),
 	)
 	return root
 }

@@ -71,6 +71,12 @@ type deployment struct {
 // that failed, rolled back or could not roll back is a Result with its
 // Status and Err.
 func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Result, error) {
+	return e.execute(ctx, c, req, orBranch(req.Ref, req.Env.Branch), (*deployment).run)
+}
+
+// execute holds what every kind of deployment shares: the lock, the record
+// that opens and closes it, and the timeout; flow is the kind's own steps.
+func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requested string, flow func(*deployment, context.Context) (string, error)) (Result, error) {
 	env := req.Env
 	fraise, envName := env.Target()
 	t := store.Target{Fraise: fraise, Environment: envName}
@@ -80,7 +86,7 @@ func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Resu
 	if env.Layout == "inplace" {
 		return Result{}, fmt.Errorf("deploy %s: the inplace layout is not supported by this engine yet", t)
 	}
-	release, recovered, interrupted, err := e.lock(ctx, t, "deploy "+orBranch(req.Ref, env.Branch), req.Wait)
+	release, recovered, interrupted, err := e.lock(ctx, t, req.Trigger+" "+requested, req.Wait)
 	if err != nil {
 		return Result{}, fmt.Errorf("deploy %s: %w", t, err)
 	}
@@ -98,7 +104,7 @@ func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Resu
 	defer cancel()
 	record := context.WithoutCancel(ctx)
 	d.id, err = e.Store.StartDeployment(record, store.Deployment{
-		Target: t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: orBranch(req.Ref, env.Branch),
+		Target: t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: requested,
 		OldSHA: d.oldSHA, WebhookID: req.WebhookID, Host: e.Owner.Host, PID: e.Owner.PID,
 	})
 	if err != nil {
@@ -110,7 +116,7 @@ func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Resu
 	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record}
 	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
 
-	status, runErr := d.run(deployCtx)
+	status, runErr := flow(d, deployCtx)
 	res.Status, res.Err, res.NewSHA = status, runErr, d.sha
 	res.Release = d.prevRelease
 	if status == store.StatusSucceeded || status == store.StatusSkipped {
@@ -164,19 +170,27 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 		fmt.Fprintf(d.e.progress(), "  %s is current but not healthy: redeploying\n", short(d.sha))
 	}
 
-	steps := []struct {
-		name    string
-		timeout time.Duration
-		fn      stepFunc
-		skip    string
-	}{
+	return d.apply(ctx, []plannedStep{
 		{"release", 0, d.makeRelease, ""},
 		{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
 		{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
 		{"switch", 0, d.switchRelease, ""},
 		{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
 		{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
-	}
+	})
+}
+
+// plannedStep is one step of a flow; a non-empty skip says why it does not
+// apply to this environment.
+type plannedStep struct {
+	name    string
+	timeout time.Duration
+	fn      stepFunc
+	skip    string
+}
+
+// apply runs the steps in order and compensates at the first failure.
+func (d *deployment) apply(ctx context.Context, steps []plannedStep) (string, error) {
 	for _, s := range steps {
 		if s.skip != "" {
 			if err := d.rec.skip(s.name, s.skip); err != nil {

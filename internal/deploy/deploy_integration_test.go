@@ -281,6 +281,37 @@ func TestDeployAPI(t *testing.T) {
 			t.Fatalf("deployed %s, want %s", res.NewSHA, sha1)
 		}
 	})
+	t.Run("rollback command returns to the previous good release", func(t *testing.T) {
+		env, _ := f.cfg.Lookup("hello", "production")
+		before, _ := currentRelease(f.app)
+		res, err := f.engine.Rollback(context.Background(), f.collab, RollbackRequest{Env: env, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.expect(res, store.StatusSucceeded, "v2")
+		if res.Release != good || res.PreviousRelease != before {
+			t.Fatalf("rollback %s → %s, want %s → %s", res.PreviousRelease, res.Release, before, good)
+		}
+		d, _ := f.db.Deployment(context.Background(), res.DeploymentID)
+		if d.Trigger != store.TriggerRollback {
+			t.Fatalf("trigger %s, want rollback", d.Trigger)
+		}
+		// Nothing older is good any more on disk: a second rollback refuses
+		// rather than flip back to the release just left.
+		res, err = f.engine.Rollback(context.Background(), f.collab, RollbackRequest{Env: env, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status == store.StatusSucceeded && res.Release == before {
+			t.Fatalf("second rollback flipped back to %s", before)
+		}
+		// --to a release by name works in both directions.
+		res, err = f.engine.Rollback(context.Background(), f.collab, RollbackRequest{Env: env, To: before, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.expect(res, store.StatusSucceeded, "v1")
+	})
 	t.Run("releases are pruned", func(t *testing.T) {
 		names, _ := listReleases(f.app)
 		if len(names) > 3 {

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraisier/internal/deploy"
+)
+
+func (a *app) rollbackCommand() *cobra.Command {
+	var (
+		to     string
+		wait   time.Duration
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rollback <fraise> <environment>",
+		Short: "Return to an earlier release still on disk: switch, restart, health check",
+		Long: `Rollback switches current back to the newest good release older than the
+current one (or the release or commit given with --to), restarts the units
+and checks health. No fetch, no build. If the earlier release is not healthy,
+the release that was current is restored. The database is not migrated down;
+to undo migrations, deploy the older commit with fraisier deploy --ref.
+Exit codes are those of deploy.`,
+		Args: rangeArgs(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			env, err := cfg.Lookup(args[0], args[1])
+			if err != nil {
+				return withCode(ExitNotFound, err)
+			}
+			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			owner, err := deploy.CurrentOwner()
+			if err != nil {
+				return err
+			}
+			progress := a.streams.Out
+			if asJSON {
+				progress = a.streams.Err
+			}
+			e := &deploy.Engine{Store: db, Progress: progress, Owner: owner}
+			res, err := e.Rollback(cmd.Context(), deploy.RealCollaborators(nil), deploy.RollbackRequest{Env: env, To: to, Actor: actor(a.env), Wait: wait})
+			if errors.Is(err, deploy.ErrLocked) {
+				return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				out := deployResultJSON{DeploymentID: res.DeploymentID, Fraise: args[0], Environment: args[1], Status: res.Status,
+					OldSHA: res.OldSHA, NewSHA: res.NewSHA, Release: res.Release, PreviousRelease: res.PreviousRelease,
+					Interrupted: append([]int64{}, res.Interrupted...)}
+				if res.Err != nil {
+					out.Error = res.Err.Error()
+				}
+				if err := writeJSON(a.streams.Out, out); err != nil {
+					return err
+				}
+			}
+			return deployExit(res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "release name or commit (7+ hex) to return to (default: the previous good release)")
+	f.DurationVar(&wait, "wait", 0, "wait this long for another deployment of the same target to finish")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+type releasesJSON struct {
+	Releases []releaseJSON `json:"releases"`
+}
+
+type releaseJSON struct {
+	Name         string    `json:"name"`
+	SHA          string    `json:"sha"`
+	State        string    `json:"state"`
+	Path         string    `json:"path"`
+	DeploymentID int64     `json:"deployment_id"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+func (a *app) releasesCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "releases <fraise> <environment>",
+		Short: "List an environment's releases, newest first, and which is current, good or bad",
+		Args:  rangeArgs(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if _, err := cfg.Lookup(args[0], args[1]); err != nil {
+				return withCode(ExitNotFound, err)
+			}
+			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rels, err := db.Releases(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return withCode(ExitState, err)
+			}
+			out := releasesJSON{Releases: make([]releaseJSON, 0, len(rels))}
+			for _, r := range rels {
+				out.Releases = append(out.Releases, releaseJSON{Name: r.Name, SHA: r.SHA, State: r.State, Path: r.Path, DeploymentID: r.DeploymentID, CreatedAt: r.CreatedAt.UTC()})
+			}
+			if asJSON {
+				return writeJSON(a.streams.Out, out)
+			}
+			t := newTable(a.streams.Out, "RELEASE", "SHA", "STATE", "DEPLOYMENT", "CREATED")
+			for _, r := range out.Releases {
+				t.row(r.Name, shortSHA(r.SHA), r.State, strconv.FormatInt(r.DeploymentID, 10), fmtTime(r.CreatedAt))
+			}
+			return t.flush()
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
