@@ -116,6 +116,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.deployCommand(),
 		a.rollbackCommand(),
 		a.releasesCommand(),
+		a.logsCommand(),
 	)
 	return root
 }

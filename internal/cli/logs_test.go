@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestFollowLogs follows a deployment while it is being written, as
+// fraisier logs -f does beside a running deploy.
+func TestFollowLogs(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	id, err := db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "hello", Environment: "production"}, Trigger: store.TriggerCLI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- followLogs(ctx, db, id, true, 10*time.Millisecond, &out) }()
+
+	step, _ := db.StartStep(ctx, id, "install")
+	db.AppendStepOutput(ctx, step, []byte("line one\nhalf"))
+	waitFor(t, &out, "    line one\n")
+	if strings.Contains(out.String(), "half") {
+		t.Fatalf("a half-written line was printed:\n%s", out.String())
+	}
+	db.AppendStepOutput(ctx, step, []byte(" line\n"))
+	waitFor(t, &out, "    half line\n")
+	code := 0
+	db.FinishStep(ctx, step, store.StepSucceeded, &code, "")
+	db.FinishDeployment(ctx, id, store.Finish{Status: store.StatusFailed, Error: "later step"})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("logs -f did not stop when the deployment ended")
+	}
+	want := "→ install\n    line one\n    half line\n  succeeded\ndeployment 1: failed\n"
+	if out.String() != want {
+		t.Fatalf("logs -f printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func waitFor(t *testing.T, out *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never printed %q; got:\n%s", s, out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
