@@ -70,29 +70,6 @@ func (b *bulkInserter) flush() error {
 	return nil
 }
 
-type dailyKey struct {
-	day    int64
-	t      Target
-	status string
-}
-
-type rollupSums struct {
-	n, sumMS, incidents, restored, restoreMS, firstAt int64
-}
-
-func (r *rollupSums) add(d finishedRow, acc incidentAcc) {
-	if r.n == 0 || d.finished < r.firstAt {
-		r.firstAt = d.finished
-	}
-	r.n++
-	r.sumMS += d.duration
-	r.incidents += int64(acc.incident)
-	if acc.restoreMS.Valid {
-		r.restored++
-		r.restoreMS += acc.restoreMS.Int64
-	}
-}
-
 // RebuildStats recomputes everything derived from tb_deployment: the
 // incident accounting of each finished deployment, tb_fraise_state and the
 // stats rollups. It is the repair tool for rollups that drifted, and how
@@ -121,11 +98,16 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 		acc incidentAcc
 	}
 	var (
-		fixes     []fix
-		daily     = map[dailyKey]*rollupSums{}
-		total     = map[dailyKey]*rollupSums{}     // day unused
-		hist      = map[dailyKey]map[int64]int64{} // status unused
-		totalHist = map[Target]map[int64]int64{}
+		fixes []fix
+		// Each target's running totals, the day they have reached, and the
+		// tb_stats_cumulative rows of the days it has finished.
+		running  = map[Target]*statsAcc{}
+		runDay   = map[Target]int64{}
+		rollups  [][]any
+		snapshot = func(t Target) {
+			row := append([]any{t.Fraise, t.Environment, runDay[t]}, running[t].rollupArgs()...)
+			rollups = append(rollups, row)
+		}
 	)
 	// Strings are read as raw bytes and interned: a million rows name only
 	// a few dozen targets and statuses, and allocating each anew would
@@ -168,34 +150,23 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 		if acc != stored {
 			fixes = append(fixes, fix{d.id, acc})
 		}
+		// Finish order makes each target's days ascend: a day's row is
+		// complete when the target's next finish falls on a later day.
 		day := dayOf(d.finished)
-		for _, k := range []struct {
-			m map[dailyKey]*rollupSums
-			k dailyKey
-		}{{daily, dailyKey{day, t, d.status}}, {total, dailyKey{0, t, d.status}}} {
-			s := k.m[k.k]
-			if s == nil {
-				s = &rollupSums{}
-				k.m[k.k] = s
-			}
-			s.add(d, acc)
+		if running[t] == nil {
+			running[t] = newStatsAcc()
+		} else if day != runDay[t] {
+			snapshot(t)
 		}
-		if measured(d.status) {
-			b := durationBucket(d.duration)
-			k := dailyKey{day: day, t: t}
-			if hist[k] == nil {
-				hist[k] = map[int64]int64{}
-			}
-			hist[k][b]++
-			if totalHist[t] == nil {
-				totalHist[t] = map[int64]int64{}
-			}
-			totalHist[t][b]++
-		}
+		runDay[t] = day
+		running[t].add(d.status, d.duration, d.finished, acc)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read deployments: %w", err)
+	}
+	for t := range running {
+		snapshot(t)
 	}
 	for t, st := range states {
 		if !st.DeployedAt.Valid {
@@ -243,7 +214,7 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 			}
 		}
 	}
-	for _, table := range []string{"tb_stats_daily", "tb_stats_duration_hist", "tb_stats_total", "tb_stats_total_hist", "tb_fraise_state"} {
+	for _, table := range []string{"tb_stats_cumulative", "tb_fraise_state"} {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 			return fmt.Errorf("empty %s: %w", table, err)
 		}
@@ -260,67 +231,24 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 	if err := ins.flush(); err != nil {
 		return err
 	}
-	// Inserted in primary key order: these tables are clustered on it, and
-	// appending is much cheaper than inserting at random places.
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_daily", "day", "fraise", "environment", "status", "n",
-		"sum_duration_ms", "incidents", "restored", "sum_restore_ms")
-	for _, k := range sortedDailyKeys(daily) {
-		s := daily[k]
-		if err := ins.add(k.day, k.t.Fraise, k.t.Environment, k.status, s.n, s.sumMS, s.incidents, s.restored, s.restoreMS); err != nil {
-			return err
+	// In primary key order: the table is clustered on it, and appending is
+	// much cheaper than inserting at random places.
+	sort.Slice(rollups, func(i, j int) bool {
+		a, b := rollups[i], rollups[j]
+		if a[0] != b[0] {
+			return a[0].(string) < b[0].(string)
 		}
-	}
-	if err := ins.flush(); err != nil {
-		return err
-	}
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_total", "fraise", "environment", "status", "n",
-		"sum_duration_ms", "incidents", "restored", "sum_restore_ms", "first_at")
-	for _, k := range sortedDailyKeys(total) {
-		s := total[k]
-		if err := ins.add(k.t.Fraise, k.t.Environment, k.status, s.n, s.sumMS, s.incidents, s.restored, s.restoreMS, s.firstAt); err != nil {
-			return err
+		if a[1] != b[1] {
+			return a[1].(string) < b[1].(string)
 		}
-	}
-	if err := ins.flush(); err != nil {
-		return err
-	}
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_duration_hist", "day", "fraise", "environment", "hist")
-	for _, k := range sortedDailyKeys(hist) {
-		if err := ins.add(k.day, k.t.Fraise, k.t.Environment, encodeHist(hist[k])); err != nil {
-			return err
-		}
-	}
-	if err := ins.flush(); err != nil {
-		return err
-	}
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_total_hist", "fraise", "environment", "hist")
-	targets := make([]Target, 0, len(totalHist))
-	for t := range totalHist {
-		targets = append(targets, t)
-	}
-	sort.Slice(targets, func(i, j int) bool { return targetLess(targets[i], targets[j]) })
-	for _, t := range targets {
-		if err := ins.add(t.Fraise, t.Environment, encodeHist(totalHist[t])); err != nil {
+		return a[2].(int64) < b[2].(int64)
+	})
+	ins = db.newBulkInserter(ctx, tx, "tb_stats_cumulative", append([]string{"fraise", "environment", "day"},
+		strings.Split(strings.Join(strings.Fields(rollupCols), ""), ",")...)...)
+	for _, row := range rollups {
+		if err := ins.add(row...); err != nil {
 			return err
 		}
 	}
 	return ins.flush()
-}
-
-func sortedDailyKeys[V any](m map[dailyKey]V) []dailyKey {
-	keys := make([]dailyKey, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.day != b.day {
-			return a.day < b.day
-		}
-		if a.t != b.t {
-			return targetLess(a.t, b.t)
-		}
-		return a.status < b.status
-	})
-	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,16 +39,43 @@ var durationBounds = func() []int64 {
 	return b
 }()
 
-// durationBucket is the histogram bucket of a duration: its upper bound.
-func durationBucket(ms int64) int64 {
+// bucketIndex is the position in durationBounds of a duration's bucket.
+func bucketIndex(ms int64) int {
 	if ms <= 0 {
 		return 0
 	}
 	i := sort.Search(len(durationBounds), func(i int) bool { return durationBounds[i] >= ms })
-	if i == len(durationBounds) {
-		i--
+	return min(i, len(durationBounds)-1)
+}
+
+// durationBucket is the histogram bucket of a duration: its upper bound.
+func durationBucket(ms int64) int64 { return durationBounds[bucketIndex(ms)] }
+
+// hist is a duration histogram: hist[i] counts the durations in the bucket
+// durationBounds[i]. Dense, because merging and walking a thousand slots is
+// cheaper than a map of the few hundred in use.
+type hist []int64
+
+func newHist() hist { return make(hist, len(durationBounds)) }
+
+// addEncoded adds sign times an encoded histogram to h.
+func (h hist) addEncoded(buf []byte, sign int64) error {
+	i, unknown := 0, int64(-1)
+	err := decodeHist(buf, func(b, n int64) {
+		// Buckets come in ascending order: the index only moves forward.
+		for i < len(durationBounds) && durationBounds[i] < b {
+			i++
+		}
+		if i == len(durationBounds) || durationBounds[i] != b {
+			unknown = b
+			return
+		}
+		h[i] += sign * n
+	})
+	if err == nil && unknown >= 0 {
+		err = fmt.Errorf("duration histogram has an unknown bucket %d ms (rebuild the stats)", unknown)
 	}
-	return durationBounds[i]
+	return err
 }
 
 // measured reports whether a finished deployment's duration counts in the
@@ -63,27 +91,25 @@ func dayOf(ms int64) int64 {
 }
 
 // encodeHist encodes a duration histogram (bucket upper bound in ms →
-// count) the way tb_stats_duration_hist and tb_stats_total_hist store it, as
-// a JSON array of [bucket, count] pairs in ascending bucket order:
-// [[63,1],[1040,2]]. One row per target (and day) instead of one per bucket
-// keeps a stats query to a few dozen rows, and JSON keeps the rollups
-// readable in SQL: v_deployment_stats unpacks them with json_each.
-func encodeHist(h map[int64]int64) string {
-	bounds := make([]int64, 0, len(h))
-	for b := range h {
-		bounds = append(bounds, b)
-	}
-	sort.Slice(bounds, func(i, j int) bool { return bounds[i] < bounds[j] })
-	buf := make([]byte, 0, 2+12*len(bounds))
+// count) the way tb_stats_cumulative stores it, as a JSON array of
+// [bucket, count] pairs in ascending bucket order: [[63,1],[1040,2]]. A
+// column rather than a row per bucket keeps a stats query to a few rows per
+// target, and JSON keeps it readable in SQL: v_deployment_stats unpacks it
+// with json_each.
+func encodeHist(h hist) string {
+	buf := make([]byte, 0, 512)
 	buf = append(buf, '[')
-	for i, b := range bounds {
-		if i > 0 {
+	for i, n := range h {
+		if n == 0 {
+			continue
+		}
+		if len(buf) > 1 {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, '[')
-		buf = strconv.AppendInt(buf, b, 10)
+		buf = strconv.AppendInt(buf, durationBounds[i], 10)
 		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, h[b], 10)
+		buf = strconv.AppendInt(buf, n, 10)
 		buf = append(buf, ']')
 	}
 	return string(append(buf, ']'))
@@ -94,192 +120,162 @@ func encodeHist(h map[int64]int64) string {
 // PostgreSQL's JSON functions would add), without a general JSON decoder:
 // a 30-day window decodes tens of thousands of pairs.
 func decodeHist(buf []byte, add func(bucket, n int64)) error {
-	i := 0
-	skip := func() {
-		for i < len(buf) && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r') {
-			i++
-		}
+	d := histDecoder{buf: buf}
+	if !d.expect('[') {
+		return d.corrupt()
 	}
-	expect := func(c byte) bool {
-		skip()
-		if i < len(buf) && buf[i] == c {
-			i++
-			return true
-		}
-		return false
-	}
-	num := func() (int64, bool) {
-		skip()
-		start := i
-		var v int64
-		for i < len(buf) && buf[i] >= '0' && buf[i] <= '9' {
-			v = v*10 + int64(buf[i]-'0')
-			i++
-		}
-		return v, i > start && i-start < 19
-	}
-	bad := fmt.Errorf("corrupt duration histogram %q", buf)
-	if !expect('[') {
-		return bad
-	}
-	if expect(']') {
-		return nil
+	if d.expect(']') {
+		return d.end()
 	}
 	for {
-		if !expect('[') {
-			return bad
+		if !d.expect('[') {
+			return d.corrupt()
 		}
-		b, ok1 := num()
-		if !expect(',') {
-			return bad
+		b, ok := d.num()
+		if !ok || !d.expect(',') {
+			return d.corrupt()
 		}
-		n, ok2 := num()
-		if !ok1 || !ok2 || !expect(']') {
-			return bad
+		n, ok := d.num()
+		if !ok || !d.expect(']') {
+			return d.corrupt()
 		}
 		add(b, n)
-		if expect(']') {
-			skip()
-			if i != len(buf) {
-				return bad
-			}
-			return nil
+		if d.expect(']') {
+			return d.end()
 		}
-		if !expect(',') {
-			return bad
+		if !d.expect(',') {
+			return d.corrupt()
 		}
 	}
 }
 
-// The rollup upserts FinishDeployment runs; RebuildStats writes the same
-// rows in bulk.
-const (
-	upsertDaily = `INSERT INTO tb_stats_daily
-		(day, fraise, environment, status, n, sum_duration_ms, incidents, restored, sum_restore_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (day, fraise, environment, status) DO UPDATE SET
-		  n = tb_stats_daily.n + excluded.n,
-		  sum_duration_ms = tb_stats_daily.sum_duration_ms + excluded.sum_duration_ms,
-		  incidents = tb_stats_daily.incidents + excluded.incidents,
-		  restored = tb_stats_daily.restored + excluded.restored,
-		  sum_restore_ms = tb_stats_daily.sum_restore_ms + excluded.sum_restore_ms`
-	upsertHist = `INSERT INTO tb_stats_duration_hist (day, fraise, environment, hist)
-		VALUES (?, ?, ?, ?)
-		ON CONFLICT (day, fraise, environment) DO UPDATE SET hist = excluded.hist`
-	upsertTotal = `INSERT INTO tb_stats_total
-		(fraise, environment, status, n, sum_duration_ms, incidents, restored, sum_restore_ms, first_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (fraise, environment, status) DO UPDATE SET
-		  n = tb_stats_total.n + excluded.n,
-		  sum_duration_ms = tb_stats_total.sum_duration_ms + excluded.sum_duration_ms,
-		  incidents = tb_stats_total.incidents + excluded.incidents,
-		  restored = tb_stats_total.restored + excluded.restored,
-		  sum_restore_ms = tb_stats_total.sum_restore_ms + excluded.sum_restore_ms,
-		  first_at = CASE WHEN excluded.first_at < tb_stats_total.first_at
-		                  THEN excluded.first_at ELSE tb_stats_total.first_at END`
-	upsertTotalHist = `INSERT INTO tb_stats_total_hist (fraise, environment, hist)
-		VALUES (?, ?, ?)
-		ON CONFLICT (fraise, environment) DO UPDATE SET hist = excluded.hist`
-)
+type histDecoder struct {
+	buf []byte
+	i   int
+}
 
-// addToRollups counts a finished deployment in the rollups. The caller holds
-// the target's tb_fraise_state row lock, which is what makes the
-// read-modify-write of the histograms safe on PostgreSQL.
-func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finishedRow, acc incidentAcc) error {
-	restored := int64(0)
-	if acc.restoreMS.Valid {
-		restored = 1
-	}
-	day := dayOf(d.finished)
-	if _, err := tx.ExecContext(ctx, db.q(upsertDaily), day, t.Fraise, t.Environment, d.status,
-		1, d.duration, acc.incident, restored, acc.restoreMS.Int64); err != nil {
-		return fmt.Errorf("update daily stats: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, db.q(upsertTotal), t.Fraise, t.Environment, d.status,
-		1, d.duration, acc.incident, restored, acc.restoreMS.Int64, d.finished); err != nil {
-		return fmt.Errorf("update total stats: %w", err)
-	}
-	if !measured(d.status) {
-		return nil
-	}
-	bucket := durationBucket(d.duration)
-	for _, h := range []struct {
-		what, read, upsert string
-		key                []any
-	}{
-		{"daily", "SELECT hist FROM tb_stats_duration_hist WHERE day = ? AND fraise = ? AND environment = ?",
-			upsertHist, []any{day, t.Fraise, t.Environment}},
-		{"total", "SELECT hist FROM tb_stats_total_hist WHERE fraise = ? AND environment = ?",
-			upsertTotalHist, []any{t.Fraise, t.Environment}},
-	} {
-		var enc []byte
-		err := tx.QueryRowContext(ctx, db.q(h.read+db.d.forUpdate), h.key...).Scan(&enc)
-		if err != nil && !notFound(err) {
-			return fmt.Errorf("read %s duration histogram: %w", h.what, err)
+func (d *histDecoder) skipSpace() {
+	for d.i < len(d.buf) {
+		switch d.buf[d.i] {
+		case ' ', '\n', '\t', '\r':
+			d.i++
+		default:
+			return
 		}
-		counts := map[int64]int64{}
-		if enc != nil {
-			if err := decodeHist(enc, func(b, n int64) { counts[b] += n }); err != nil {
-				return fmt.Errorf("read %s duration histogram of %s: %w", h.what, t, err)
-			}
-		}
-		counts[bucket]++
-		if _, err := tx.ExecContext(ctx, db.q(h.upsert), append(h.key, encodeHist(counts))...); err != nil {
-			return fmt.Errorf("update %s duration histogram: %w", h.what, err)
-		}
+	}
+}
+
+func (d *histDecoder) expect(c byte) bool {
+	d.skipSpace()
+	if d.i < len(d.buf) && d.buf[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// num reads a non-negative integer of at most 18 digits, which cannot
+// overflow.
+func (d *histDecoder) num() (int64, bool) {
+	d.skipSpace()
+	start := d.i
+	var v int64
+	for d.i < len(d.buf) && d.buf[d.i] >= '0' && d.buf[d.i] <= '9' && d.i-start < 18 {
+		v = v*10 + int64(d.buf[d.i]-'0')
+		d.i++
+	}
+	if d.i < len(d.buf) && d.buf[d.i] >= '0' && d.buf[d.i] <= '9' {
+		return 0, false
+	}
+	return v, d.i > start
+}
+
+func (d *histDecoder) end() error {
+	d.skipSpace()
+	if d.i != len(d.buf) {
+		return d.corrupt()
 	}
 	return nil
 }
 
-// statsAcc accumulates the figures of one target, or of all.
+func (d *histDecoder) corrupt() error {
+	return fmt.Errorf("corrupt duration histogram %.80q", d.buf)
+}
+
+// statsAcc holds a target's (or all targets') figures over some set of
+// finished deployments: a tb_stats_cumulative row, a window, a total.
 type statsAcc struct {
-	byStatus   map[string]int64
-	measured   int64 // finished, not skipped or superseded
-	measuredMS int64 // their summed durations
-	incidents  int64
-	restored   int64
-	restoreMS  int64
-	firstAt    int64 // earliest finish; valid when hasFirst
-	hasFirst   bool
-	hist       map[int64]int64
+	counts     [7]int64 // by status, in TerminalStatuses order
+	measuredMS int64    // summed durations, skipped and superseded left out
+	incidents  int64    // incidents opened
+	restored   int64    // incidents restored
+	restoreMS  int64    // their summed times to restore
+	firstAt    int64    // earliest finish; 0 when none
+	hist       hist
 }
 
-func newStatsAcc() *statsAcc {
-	return &statsAcc{byStatus: map[string]int64{}, hist: map[int64]int64{}}
+func newStatsAcc() *statsAcc { return &statsAcc{hist: newHist()} }
+
+// statusIndex is status's position in TerminalStatuses, or -1.
+func statusIndex(status string) int {
+	switch status {
+	case StatusSucceeded:
+		return 0
+	case StatusFailed:
+		return 1
+	case StatusRolledBack:
+		return 2
+	case StatusRollbackFailed:
+		return 3
+	case StatusInterrupted:
+		return 4
+	case StatusSkipped:
+		return 5
+	case StatusSuperseded:
+		return 6
+	}
+	return -1
 }
 
-func (a *statsAcc) addStatus(status string, n, sumMS, incidents, restored, restoreMS int64) {
-	a.byStatus[status] += n
+// add counts one finished deployment.
+func (a *statsAcc) add(status string, duration, finished int64, acc incidentAcc) {
+	if i := statusIndex(status); i >= 0 {
+		a.counts[i]++
+	}
 	if measured(status) {
-		a.measured += n
-		a.measuredMS += sumMS
+		a.measuredMS += duration
+		a.hist[bucketIndex(duration)]++
 	}
-	a.incidents += incidents
-	a.restored += restored
-	a.restoreMS += restoreMS
+	a.incidents += int64(acc.incident)
+	if acc.restoreMS.Valid {
+		a.restored++
+		a.restoreMS += acc.restoreMS.Int64
+	}
+	if a.firstAt == 0 || finished < a.firstAt {
+		a.firstAt = finished
+	}
 }
 
-func (a *statsAcc) addFirst(at int64) {
-	if !a.hasFirst || at < a.firstAt {
-		a.firstAt, a.hasFirst = at, true
+// merge adds b's figures to a's; sign -1 subtracts them instead, which is
+// how a window is cut out of two cumulative rows.
+func (a *statsAcc) merge(b *statsAcc, sign int64) {
+	for i, n := range b.counts {
+		a.counts[i] += sign * n
+	}
+	a.measuredMS += sign * b.measuredMS
+	a.incidents += sign * b.incidents
+	a.restored += sign * b.restored
+	a.restoreMS += sign * b.restoreMS
+	for i, n := range b.hist {
+		a.hist[i] += sign * n
+	}
+	if sign > 0 && b.firstAt != 0 && (a.firstAt == 0 || b.firstAt < a.firstAt) {
+		a.firstAt = b.firstAt
 	}
 }
 
-func (a *statsAcc) merge(b *statsAcc) {
-	for s, n := range b.byStatus {
-		a.byStatus[s] += n
-	}
-	a.measured += b.measured
-	a.measuredMS += b.measuredMS
-	a.incidents += b.incidents
-	a.restored += b.restored
-	a.restoreMS += b.restoreMS
-	if b.hasFirst {
-		a.addFirst(b.firstAt)
-	}
-	for k, n := range b.hist {
-		a.hist[k] += n
-	}
+func (a *statsAcc) measured() int64 {
+	return a.counts[0] + a.counts[1] + a.counts[2] + a.counts[3] + a.counts[4]
 }
 
 // percentiles returns the nearest-rank percentiles pcts/100 of the
@@ -288,22 +284,19 @@ func (a *statsAcc) merge(b *statsAcc) {
 func (a *statsAcc) percentiles(pcts ...int64) []float64 {
 	out := make([]float64, len(pcts))
 	var total int64
-	buckets := make([]int64, 0, len(a.hist))
-	for b, n := range a.hist {
-		buckets = append(buckets, b)
+	for _, n := range a.hist {
 		total += n
 	}
 	if total == 0 {
 		return out
 	}
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i] < buckets[j] })
 	var cum int64
-	i := 0
-	for _, b := range buckets {
-		cum += a.hist[b]
-		for i < len(pcts) && cum >= (pcts[i]*total+99)/100 {
-			out[i] = float64(b)
-			i++
+	j := 0
+	for i, n := range a.hist {
+		cum += n
+		for j < len(pcts) && cum >= (pcts[j]*total+99)/100 {
+			out[j] = float64(durationBounds[i])
+			j++
 		}
 	}
 	return out
@@ -318,63 +311,106 @@ func ratio(num, den int64) float64 {
 
 func (a *statsAcc) stats(t Target, since *time.Time, nowMS int64) Stats {
 	s := Stats{Target: t, Since: since, ByStatus: map[string]int64{}, PercentileRelError: PercentileRelError}
-	for _, st := range TerminalStatuses() {
-		s.ByStatus[st] = a.byStatus[st]
-		s.Total += a.byStatus[st]
+	for i, st := range TerminalStatuses() {
+		s.ByStatus[st] = a.counts[i]
+		s.Total += a.counts[i]
 	}
-	ok := a.byStatus[StatusSucceeded]
-	failed := a.byStatus[StatusRolledBack] + a.byStatus[StatusRollbackFailed]
-	s.SuccessRate = ratio(ok, a.measured)
+	ok := a.counts[0]
+	failed := a.counts[2] + a.counts[3]
+	s.SuccessRate = ratio(ok, a.measured())
 	s.ChangeFailureRate = ratio(failed, ok+failed)
-	if a.measured > 0 {
-		s.MeanDurationMS = float64(a.measuredMS) / float64(a.measured)
-	}
+	s.MeanDurationMS = ratio(a.measuredMS, a.measured())
 	p := a.percentiles(50, 95)
 	s.MedianDurationMS, s.P95DurationMS = p[0], p[1]
 	s.Incidents = a.incidents
-	if a.restored > 0 {
-		s.MeanTimeToRestore = float64(a.restoreMS) / float64(a.restored)
-	}
-	start, haveStart := a.firstAt, a.hasFirst
+	s.MeanTimeToRestore = ratio(a.restoreMS, a.restored)
+	start := a.firstAt
 	if since != nil {
-		start, haveStart = since.UnixMilli(), true
+		start = since.UnixMilli()
 	}
-	if haveStart && s.Total > 0 {
+	if s.Total > 0 {
 		s.DeploysPerDay = float64(s.Total) / max(1, float64(nowMS-start)/dayMS)
 	}
 	return s
 }
 
-// statsSet holds the accumulators of every target seen. Rows are scanned
-// as raw bytes and looked up without allocating: a stats query reads
-// thousands of rows naming a few dozen targets.
-type statsSet struct {
-	m map[string]map[string]*statsAcc
-}
+// rollupCols are tb_stats_cumulative's figures, in scanRollup's order.
+const rollupCols = `succeeded, failed, rolled_back, rollback_failed, interrupted, skipped, superseded,
+	measured_ms, incidents, restored, restore_ms, first_at, hist`
 
-func (s *statsSet) get(fraise, env []byte) *statsAcc {
-	if a := s.m[string(fraise)][string(env)]; a != nil {
-		return a
-	}
-	byEnv := s.m[string(fraise)]
-	if byEnv == nil {
-		byEnv = map[string]*statsAcc{}
-		s.m[string(fraise)] = byEnv
-	}
+// scanRollup reads rollupCols, preceded by the extra destinations given.
+func scanRollup(s scanner, extra ...any) (*statsAcc, error) {
 	a := newStatsAcc()
-	byEnv[string(env)] = a
-	return a
+	var hist []byte
+	dest := append(extra, &a.counts[0], &a.counts[1], &a.counts[2], &a.counts[3], &a.counts[4], &a.counts[5],
+		&a.counts[6], &a.measuredMS, &a.incidents, &a.restored, &a.restoreMS, &a.firstAt, &hist)
+	if err := s.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if err := a.hist.addEncoded(hist, 1); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
-// canonStatus is status as one of the constants, so that raw bytes need no
-// allocation; unknown statuses (none are stored) are copied.
-func canonStatus(b []byte) string {
-	for _, st := range TerminalStatuses() {
-		if string(b) == st {
-			return st
+func (a *statsAcc) rollupArgs() []any {
+	return []any{a.counts[0], a.counts[1], a.counts[2], a.counts[3], a.counts[4], a.counts[5], a.counts[6],
+		a.measuredMS, a.incidents, a.restored, a.restoreMS, a.firstAt, encodeHist(a.hist)}
+}
+
+const upsertRollup = `INSERT INTO tb_stats_cumulative (fraise, environment, day, ` + rollupCols + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (fraise, environment, day) DO UPDATE SET
+	  succeeded = excluded.succeeded, failed = excluded.failed, rolled_back = excluded.rolled_back,
+	  rollback_failed = excluded.rollback_failed, interrupted = excluded.interrupted,
+	  skipped = excluded.skipped, superseded = excluded.superseded, measured_ms = excluded.measured_ms,
+	  incidents = excluded.incidents, restored = excluded.restored, restore_ms = excluded.restore_ms,
+	  first_at = excluded.first_at, hist = excluded.hist`
+
+// addToRollups counts a finished deployment in tb_stats_cumulative: the
+// row of its finish day, created from the target's previous row if need
+// be, and any later rows (only when clocks went back). The caller holds the
+// target's tb_fraise_state row lock, which makes the read-modify-write safe
+// on PostgreSQL.
+func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finishedRow, acc incidentAcc) error {
+	day := dayOf(d.finished)
+	var rowDay int64
+	cur, err := scanRollup(tx.QueryRowContext(ctx, db.q(`SELECT day, `+rollupCols+` FROM tb_stats_cumulative
+		WHERE fraise = ? AND environment = ? AND day <= ? ORDER BY day DESC LIMIT 1`+db.d.forUpdate),
+		t.Fraise, t.Environment, day), &rowDay)
+	switch {
+	case notFound(err):
+		cur = newStatsAcc()
+	case err != nil:
+		return fmt.Errorf("read stats of %s: %w", t, err)
+	}
+	cur.add(d.status, d.duration, d.finished, acc)
+	if _, err := tx.ExecContext(ctx, db.q(upsertRollup), append([]any{t.Fraise, t.Environment, day}, cur.rollupArgs()...)...); err != nil {
+		return fmt.Errorf("update stats of %s: %w", t, err)
+	}
+
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT day, `+rollupCols+` FROM tb_stats_cumulative
+		WHERE fraise = ? AND environment = ? AND day > ? ORDER BY day`+db.d.forUpdate), t.Fraise, t.Environment, day)
+	if err != nil {
+		return fmt.Errorf("read later stats of %s: %w", t, err)
+	}
+	later := map[int64]*statsAcc{}
+	err = eachRow(rows, func() error {
+		var day int64
+		a, err := scanRollup(rows, &day)
+		later[day] = a
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read later stats of %s: %w", t, err)
+	}
+	for day, a := range later {
+		a.add(d.status, d.duration, d.finished, acc)
+		if _, err := tx.ExecContext(ctx, db.q(upsertRollup), append([]any{t.Fraise, t.Environment, day}, a.rollupArgs()...)...); err != nil {
+			return fmt.Errorf("update stats of %s: %w", t, err)
 		}
 	}
-	return string(b)
+	return nil
 }
 
 // Stats summarises the finished deployments matching f: one row per known
@@ -402,8 +438,11 @@ func canonStatus(b []byte) string {
 //     of the one that restored it. Failures while a target is already
 //     broken are part of the open incident.
 //
-// Stats reads the rollups, never tb_deployment, except for an exact scan of
-// the first day when f.Since falls inside it.
+// Stats never scans tb_deployment: tb_stats_cumulative holds each target's
+// totals through each day it had a finish, so all time is a target's
+// latest row and a window the latest row less the row before the window,
+// plus an exact scan of the window's first day when f.Since falls inside
+// it. That is a few rows per target whatever the window.
 func (db *DB) Stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 	out, err := db.stats(ctx, f)
 	if err != nil {
@@ -414,185 +453,159 @@ func (db *DB) Stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 
 func (db *DB) stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 	now := db.nowMS()
-	set := &statsSet{m: map[string]map[string]*statsAcc{}}
-	var fraise, env sql.RawBytes
-
-	where, args := targetWhere("", f.Fraise, f.Environment)
-	rows, err := db.sql.QueryContext(ctx, db.q("SELECT fraise, environment FROM tb_fraise_state"+where), args...)
-	if err != nil {
+	accs := map[Target]*statsAcc{}
+	// The newest row of each target; the targets come from tb_fraise_state,
+	// so that one with no finished deployment still gets its (empty) row.
+	if err := db.rollupsBefore(ctx, f, math.MaxInt64, func(t Target, a *statsAcc) { accs[t] = a }); err != nil {
 		return nil, err
 	}
-	err = eachRow(rows, func() error {
-		if err := rows.Scan(&fraise, &env); err != nil {
-			return err
-		}
-		set.get(fraise, env)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	var since *time.Time
-	if f.Since.IsZero() {
-		if err := db.statsAllTime(ctx, f, set); err != nil {
-			return nil, err
-		}
-	} else {
+	if !f.Since.IsZero() {
 		s := f.Since.UTC()
 		since = &s
-		if err := db.statsSince(ctx, f, s.UnixMilli(), set); err != nil {
+		sinceMS := s.UnixMilli()
+		firstFullDay := dayOf(sinceMS)
+		if sinceMS%dayMS != 0 {
+			firstFullDay++
+		}
+		err := db.rollupsBefore(ctx, f, firstFullDay, func(t Target, a *statsAcc) {
+			if w := accs[t]; w != nil {
+				w.merge(a, -1)
+			}
+		})
+		if err != nil {
 			return nil, err
+		}
+		if sinceMS%dayMS != 0 {
+			if err := db.statsScan(ctx, f, sinceMS, firstFullDay*dayMS, accs); err != nil {
+				return nil, err
+			}
 		}
 	}
 
-	var targets []Target
-	for fr, byEnv := range set.m {
-		for e := range byEnv {
-			targets = append(targets, Target{Fraise: fr, Environment: e})
-		}
+	targets := make([]Target, 0, len(accs))
+	for t := range accs {
+		targets = append(targets, t)
 	}
 	sort.Slice(targets, func(i, j int) bool { return targetLess(targets[i], targets[j]) })
 	var out []Stats
 	if f.Fraise == "" {
 		all := newStatsAcc()
 		for _, t := range targets {
-			all.merge(set.m[t.Fraise][t.Environment])
+			all.merge(accs[t], 1)
 		}
 		out = append(out, all.stats(Target{}, since, now))
 	}
 	for _, t := range targets {
-		out = append(out, set.m[t.Fraise][t.Environment].stats(t, since, now))
+		out = append(out, accs[t].stats(t, since, now))
 	}
 	return out, nil
 }
 
-func (db *DB) statsAllTime(ctx context.Context, f StatsFilter, set *statsSet) error {
-	var fraise, env, status sql.RawBytes
+// rollupsBefore calls fn with the newest tb_stats_cumulative row before
+// day of every known target matching f: its totals through the day before.
+// Targets without such a row get empty totals.
+func (db *DB) rollupsBefore(ctx context.Context, f StatsFilter, day int64, fn func(Target, *statsAcc)) error {
 	where, args := targetWhere("", f.Fraise, f.Environment)
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status, n, sum_duration_ms,
-		incidents, restored, sum_restore_ms, first_at FROM tb_stats_total`+where), args...)
+	// Materialized, so that the newest day is looked up once per target
+	// (an index seek) and not once per rollup row of the target.
+	rows, err := db.sql.QueryContext(ctx, db.q(`WITH s AS MATERIALIZED (
+		    SELECT fraise, environment,
+		           (SELECT m.day FROM tb_stats_cumulative m
+		            WHERE m.fraise = t.fraise AND m.environment = t.environment AND m.day < ?
+		            ORDER BY m.day DESC LIMIT 1) AS day
+		    FROM tb_fraise_state t`+where+`
+		)
+		SELECT s.fraise, s.environment, c.day, `+prefixCols("c.", rollupCols)+`
+		FROM s LEFT JOIN tb_stats_cumulative c
+		  ON c.fraise = s.fraise AND c.environment = s.environment AND c.day = s.day`),
+		append([]any{day}, args...)...)
 	if err != nil {
-		return err
+		return fmt.Errorf("read stats rollups: %w", err)
 	}
 	err = eachRow(rows, func() error {
-		var n, sumMS, inc, rest, restMS, firstAt int64
-		if err := rows.Scan(&fraise, &env, &status, &n, &sumMS, &inc, &rest, &restMS, &firstAt); err != nil {
+		var (
+			t    Target
+			have sql.NullInt64
+			n    [12]sql.NullInt64
+			hist sql.RawBytes
+		)
+		if err := rows.Scan(&t.Fraise, &t.Environment, &have, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6],
+			&n[7], &n[8], &n[9], &n[10], &n[11], &hist); err != nil {
 			return err
 		}
-		a := set.get(fraise, env)
-		a.addStatus(canonStatus(status), n, sumMS, inc, rest, restMS)
-		a.addFirst(firstAt)
+		a := newStatsAcc()
+		if have.Valid {
+			for i := range a.counts {
+				a.counts[i] = n[i].Int64
+			}
+			a.measuredMS, a.incidents, a.restored, a.restoreMS, a.firstAt = n[7].Int64, n[8].Int64, n[9].Int64, n[10].Int64, n[11].Int64
+			if err := a.hist.addEncoded(hist, 1); err != nil {
+				return fmt.Errorf("stats of %s: %w", t, err)
+			}
+		}
+		fn(t, a)
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("read stats rollups: %w", err)
 	}
-	rows, err = db.sql.QueryContext(ctx, db.q("SELECT fraise, environment, hist FROM tb_stats_total_hist"+where), args...)
-	if err != nil {
-		return err
-	}
-	var hist sql.RawBytes
-	return eachRow(rows, func() error {
-		if err := rows.Scan(&fraise, &env, &hist); err != nil {
-			return err
-		}
-		h := set.get(fraise, env).hist
-		return decodeHist(hist, func(b, n int64) { h[b] += n })
-	})
+	return nil
 }
 
-// statsSince adds the deployments finished at or after since: whole days
-// from the daily rollups, and the part of since's own day that falls in the
-// window by an exact scan of tb_deployment over the finished_at index.
-func (db *DB) statsSince(ctx context.Context, f StatsFilter, since int64, set *statsSet) error {
-	firstFullDay := dayOf(since)
-	if since%dayMS != 0 {
-		firstFullDay++
-		if err := db.statsScan(ctx, f, since, firstFullDay*dayMS, set); err != nil {
-			return err
-		}
+// prefixCols qualifies a comma-separated column list.
+func prefixCols(prefix, cols string) string {
+	fields := strings.Split(cols, ",")
+	for i, f := range fields {
+		fields[i] = prefix + strings.TrimSpace(f)
 	}
-	conds := []string{"day >= ?"}
-	args := []any{firstFullDay}
-	if f.Fraise != "" {
-		conds = append(conds, "fraise = ?")
-		args = append(args, f.Fraise)
-	}
-	if f.Environment != "" {
-		conds = append(conds, "environment = ?")
-		args = append(args, f.Environment)
-	}
-	where := " WHERE " + strings.Join(conds, " AND ")
-	var fraise, env, status, hist sql.RawBytes
-	// Summed here rather than with GROUP BY: the rows come in key order,
-	// day first, and grouping by target would make SQLite sort them.
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status, n, sum_duration_ms,
-		incidents, restored, sum_restore_ms FROM tb_stats_daily`+where), args...)
-	if err != nil {
-		return err
-	}
-	err = eachRow(rows, func() error {
-		var n, sumMS, inc, rest, restMS int64
-		if err := rows.Scan(&fraise, &env, &status, &n, &sumMS, &inc, &rest, &restMS); err != nil {
-			return err
-		}
-		set.get(fraise, env).addStatus(canonStatus(status), n, sumMS, inc, rest, restMS)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	rows, err = db.sql.QueryContext(ctx, db.q("SELECT fraise, environment, hist FROM tb_stats_duration_hist"+where), args...)
-	if err != nil {
-		return err
-	}
-	return eachRow(rows, func() error {
-		if err := rows.Scan(&fraise, &env, &hist); err != nil {
-			return err
-		}
-		h := set.get(fraise, env).hist
-		return decodeHist(hist, func(b, n int64) { h[b] += n })
-	})
+	return strings.Join(fields, ", ")
 }
 
-func (db *DB) statsScan(ctx context.Context, f StatsFilter, from, to int64, set *statsSet) error {
+// statsScan adds the deployments finished in [from, to) exactly, from
+// tb_deployment over its finished_at index.
+func (db *DB) statsScan(ctx context.Context, f StatsFilter, from, to int64, accs map[Target]*statsAcc) error {
 	conds := []string{"finished_at >= ?", "finished_at < ?"}
 	args := []any{from, to}
+	// The || '' keeps the planner on the finished_at index: with an index
+	// on fraise it would otherwise walk every deployment of the fraise.
 	if f.Fraise != "" {
-		conds = append(conds, "fraise = ?")
+		conds = append(conds, "fraise || '' = ?")
 		args = append(args, f.Fraise)
 	}
 	if f.Environment != "" {
-		conds = append(conds, "environment = ?")
+		conds = append(conds, "environment || '' = ?")
 		args = append(args, f.Environment)
 	}
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status, duration_ms, incident, restore_ms
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT fraise, environment, status, duration_ms, finished_at, incident, restore_ms
 		FROM tb_deployment WHERE `+strings.Join(conds, " AND ")), args...)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the window's first day: %w", err)
 	}
-	var fraise, env, status sql.RawBytes
-	return eachRow(rows, func() error {
+	err = eachRow(rows, func() error {
 		var (
-			duration, inc int64
-			restore       sql.NullInt64
+			t                  Target
+			status             string
+			duration, finished int64
+			acc                incidentAcc
 		)
-		if err := rows.Scan(&fraise, &env, &status, &duration, &inc, &restore); err != nil {
+		if err := rows.Scan(&t.Fraise, &t.Environment, &status, &duration, &finished, &acc.incident, &acc.restoreMS); err != nil {
 			return err
 		}
-		a := set.get(fraise, env)
-		st := canonStatus(status)
-		rest := int64(0)
-		if restore.Valid {
-			rest = 1
+		a := accs[t]
+		if a == nil {
+			// Finished but unknown to tb_fraise_state: only if it was
+			// edited by hand. Counted all the same.
+			a = newStatsAcc()
+			accs[t] = a
 		}
-		a.addStatus(st, 1, duration, inc, rest, restore.Int64)
-		if measured(st) {
-			a.hist[durationBucket(duration)]++
-		}
+		a.add(status, duration, finished, acc)
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("read the window's first day: %w", err)
+	}
+	return nil
 }
 
 // eachRow calls fn for every row and closes rows.

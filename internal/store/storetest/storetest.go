@@ -351,7 +351,7 @@ func snapshot(t *testing.T, db *store.DB, tables ...string) map[string][]string 
 	return out
 }
 
-var derivedTables = []string{"tb_fraise_state", "tb_stats_daily", "tb_stats_duration_hist", "tb_stats_total", "tb_stats_total_hist"}
+var derivedTables = []string{"tb_fraise_state", "tb_stats_cumulative"}
 
 func (s *suite) testFinishValidation(t *testing.T) {
 	ctx := context.Background()
@@ -1386,8 +1386,8 @@ func (s *suite) testRebuildStats(t *testing.T) {
 	}
 	// Repair: damaged rollups come back.
 	for _, q := range []string{
-		"DELETE FROM tb_stats_daily WHERE status = 'succeeded'",
-		"UPDATE tb_stats_total SET n = n + 5",
+		"DELETE FROM tb_stats_cumulative WHERE day % 2 = 0",
+		"UPDATE tb_stats_cumulative SET succeeded = succeeded + 5, hist = '[]'",
 		"DELETE FROM tb_fraise_state",
 		"UPDATE tb_deployment SET incident = 0",
 	} {
@@ -1397,6 +1397,25 @@ func (s *suite) testRebuildStats(t *testing.T) {
 	check(t, db.RebuildStats(ctx))
 	if diff := cmp.Diff(incremental, snapshot(t, db, tables...)); diff != "" {
 		t.Errorf("repaired rollups differ (-incremental +rebuilt):\n%s", diff)
+	}
+
+	// A clock set back two days: the finish lands before days already
+	// rolled up, which must count it too.
+	before := must(db.Stats(ctx, store.StatsFilter{Fraise: "web"}))(t)[0]
+	clk.Advance(-48 * time.Hour)
+	deploy(t, db, clk, web, 999, 3*time.Second, store.StatusFailed)
+	after := must(db.Stats(ctx, store.StatsFilter{Fraise: "web"}))(t)[0]
+	if after.Total != before.Total+1 || after.ByStatus[store.StatusFailed] != before.ByStatus[store.StatusFailed]+1 {
+		t.Errorf("a finish on an earlier day: total %d -> %d", before.Total, after.Total)
+	}
+	since := must(db.Stats(ctx, store.StatsFilter{Fraise: "web", Since: clk.Now().Add(-time.Minute)}))(t)[0]
+	if since.ByStatus[store.StatusFailed] < 1 {
+		t.Errorf("a finish on an earlier day is missing from its window: %v", since.ByStatus)
+	}
+	rollups := snapshot(t, db, "tb_stats_cumulative")
+	check(t, db.RebuildStats(ctx))
+	if diff := cmp.Diff(rollups, snapshot(t, db, "tb_stats_cumulative")); diff != "" {
+		t.Errorf("rollups after a finish on an earlier day differ from a rebuild (-incremental +rebuilt):\n%s", diff)
 	}
 }
 

@@ -151,45 +151,38 @@ CREATE TABLE tb_job_state (
     PRIMARY KEY (fraise, environment, job)
 );
 
-CREATE TABLE tb_stats_daily (
+-- The stats rollup, maintained by FinishDeployment in the same transaction
+-- and rebuilt from tb_deployment by RebuildStats. A row holds a target's
+-- totals over every deployment finished up to the end of day (a UTC day:
+-- finished_at / 86400000), for each day the target had a finish. All-time
+-- figures are a target's newest row; those of a window, its newest row less
+-- its last row before the window (plus an exact scan of a partial first
+-- day): a few rows per target however long the history or the window.
+-- The counts are by final status; measured_ms sums the durations of all
+-- but skipped and superseded deployments, which is also what hist counts.
+-- hist is a JSON array of [bucket, count] pairs in ascending bucket order,
+-- a bucket named by its upper bound in ms (durationBucket in stats.go:
+-- exact below 64 ms, then log-scaled with a relative width of at most 2%).
+-- incidents counts incidents opened, restored those restored, restore_ms
+-- their times to restore (see DB.Stats). first_at is the earliest finish.
+CREATE TABLE tb_stats_cumulative (
+    fraise          TEXT   NOT NULL,
+    environment     TEXT   NOT NULL,
     day             BIGINT NOT NULL,
-    fraise          TEXT   NOT NULL,
-    environment     TEXT   NOT NULL,
-    status          TEXT   NOT NULL,
-    n               BIGINT NOT NULL,
-    sum_duration_ms BIGINT NOT NULL,
+    succeeded       BIGINT NOT NULL,
+    failed          BIGINT NOT NULL,
+    rolled_back     BIGINT NOT NULL,
+    rollback_failed BIGINT NOT NULL,
+    interrupted     BIGINT NOT NULL,
+    skipped         BIGINT NOT NULL,
+    superseded      BIGINT NOT NULL,
+    measured_ms     BIGINT NOT NULL,
     incidents       BIGINT NOT NULL,
     restored        BIGINT NOT NULL,
-    sum_restore_ms  BIGINT NOT NULL,
-    PRIMARY KEY (day, fraise, environment, status)
-);
-
-CREATE TABLE tb_stats_duration_hist (
-    day         BIGINT NOT NULL,
-    fraise      TEXT   NOT NULL,
-    environment TEXT   NOT NULL,
-    hist        TEXT   NOT NULL,
-    PRIMARY KEY (day, fraise, environment)
-);
-
-CREATE TABLE tb_stats_total (
-    fraise          TEXT   NOT NULL,
-    environment     TEXT   NOT NULL,
-    status          TEXT   NOT NULL,
-    n               BIGINT NOT NULL,
-    sum_duration_ms BIGINT NOT NULL,
-    incidents       BIGINT NOT NULL,
-    restored        BIGINT NOT NULL,
-    sum_restore_ms  BIGINT NOT NULL,
+    restore_ms      BIGINT NOT NULL,
     first_at        BIGINT NOT NULL,
-    PRIMARY KEY (fraise, environment, status)
-);
-
-CREATE TABLE tb_stats_total_hist (
-    fraise      TEXT   NOT NULL,
-    environment TEXT   NOT NULL,
-    hist        TEXT   NOT NULL,
-    PRIMARY KEY (fraise, environment)
+    hist            TEXT   NOT NULL,
+    PRIMARY KEY (fraise, environment, day)
 );
 
 CREATE VIEW v_fraise_status AS
@@ -215,34 +208,23 @@ SELECT e.id, e.forge, e.delivery_id, e.event_type, e.repository, e.ref, e.sha,
        to_char(to_timestamp(e.received_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS received_at_utc
 FROM tb_webhook_event e;
 
--- All-time figures per target, from the rollups, with the definitions of
--- DB.Stats (median and p95 are bucket upper bounds: within 2%).
+-- All-time figures per target, from each target's newest rollup, with the
+-- definitions of DB.Stats (median and p95 are bucket upper bounds: within 2%).
 CREATE VIEW v_deployment_stats AS
-WITH totals AS (
-    SELECT fraise, environment,
-           CAST(SUM(n) AS BIGINT) AS finished,
-           CAST(SUM(CASE WHEN status = 'succeeded' THEN n ELSE 0 END) AS BIGINT) AS succeeded,
-           CAST(SUM(CASE WHEN status = 'failed' THEN n ELSE 0 END) AS BIGINT) AS failed,
-           CAST(SUM(CASE WHEN status = 'rolled_back' THEN n ELSE 0 END) AS BIGINT) AS rolled_back,
-           CAST(SUM(CASE WHEN status = 'rollback_failed' THEN n ELSE 0 END) AS BIGINT) AS rollback_failed,
-           CAST(SUM(CASE WHEN status = 'interrupted' THEN n ELSE 0 END) AS BIGINT) AS interrupted,
-           CAST(SUM(CASE WHEN status = 'skipped' THEN n ELSE 0 END) AS BIGINT) AS skipped,
-           CAST(SUM(CASE WHEN status = 'superseded' THEN n ELSE 0 END) AS BIGINT) AS superseded,
-           CAST(SUM(CASE WHEN status IN ('skipped', 'superseded') THEN 0 ELSE n END) AS BIGINT) AS measured,
-           CAST(SUM(CASE WHEN status IN ('skipped', 'superseded') THEN 0 ELSE sum_duration_ms END) AS BIGINT) AS measured_ms,
-           CAST(SUM(incidents) AS BIGINT) AS incidents,
-           CAST(SUM(restored) AS BIGINT) AS restored,
-           CAST(SUM(sum_restore_ms) AS BIGINT) AS sum_restore_ms,
-           MIN(first_at) AS first_at
-    FROM tb_stats_total
-    GROUP BY fraise, environment
+WITH latest AS (
+    SELECT c.*,
+           c.succeeded + c.failed + c.rolled_back + c.rollback_failed + c.interrupted AS measured,
+           c.succeeded + c.failed + c.rolled_back + c.rollback_failed + c.interrupted + c.skipped + c.superseded AS finished
+    FROM tb_stats_cumulative c
+    JOIN (SELECT fraise, environment, MAX(day) AS day FROM tb_stats_cumulative GROUP BY fraise, environment) m
+      ON m.fraise = c.fraise AND m.environment = c.environment AND m.day = c.day
 ),
 buckets AS (
-    SELECT h.fraise, h.environment,
+    SELECT l.fraise, l.environment,
            CAST(e.value ->> 0 AS BIGINT) AS bucket,
            CAST(e.value ->> 1 AS BIGINT) AS n
-    FROM tb_stats_total_hist h
-    CROSS JOIN LATERAL jsonb_array_elements(CAST(h.hist AS jsonb)) AS e(value)
+    FROM latest l
+    CROSS JOIN LATERAL jsonb_array_elements(CAST(l.hist AS jsonb)) AS e(value)
 ),
 hist AS (
     SELECT fraise, environment, bucket,
@@ -259,18 +241,18 @@ pct AS (
     FROM hist
     GROUP BY fraise, environment
 )
-SELECT t.fraise, t.environment, t.finished, t.succeeded, t.failed, t.rolled_back,
-       t.rollback_failed, t.interrupted, t.skipped, t.superseded,
-       CASE WHEN t.measured > 0 THEN CAST(t.succeeded AS DOUBLE PRECISION) / t.measured ELSE 0.0 END AS success_rate,
-       CASE WHEN t.measured > 0 THEN CAST(t.measured_ms AS DOUBLE PRECISION) / t.measured ELSE 0.0 END AS mean_duration_ms,
+SELECT l.fraise, l.environment, l.finished, l.succeeded, l.failed, l.rolled_back,
+       l.rollback_failed, l.interrupted, l.skipped, l.superseded,
+       CASE WHEN l.measured > 0 THEN CAST(l.succeeded AS DOUBLE PRECISION) / l.measured ELSE 0.0 END AS success_rate,
+       CASE WHEN l.measured > 0 THEN CAST(l.measured_ms AS DOUBLE PRECISION) / l.measured ELSE 0.0 END AS mean_duration_ms,
        COALESCE(p.median_ms, 0) AS median_duration_ms,
        COALESCE(p.p95_ms, 0) AS p95_duration_ms,
-       t.finished / GREATEST(1.0, (CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION) * 1000.0 - t.first_at) / 86400000.0) AS deploys_per_day,
-       CASE WHEN t.succeeded + t.rolled_back + t.rollback_failed > 0
-            THEN CAST(t.rolled_back + t.rollback_failed AS DOUBLE PRECISION) / (t.succeeded + t.rolled_back + t.rollback_failed)
+       l.finished / GREATEST(1.0, (CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION) * 1000.0 - l.first_at) / 86400000.0) AS deploys_per_day,
+       CASE WHEN l.succeeded + l.rolled_back + l.rollback_failed > 0
+            THEN CAST(l.rolled_back + l.rollback_failed AS DOUBLE PRECISION) / (l.succeeded + l.rolled_back + l.rollback_failed)
             ELSE 0.0 END AS change_failure_rate,
-       t.incidents,
-       CASE WHEN t.restored > 0 THEN CAST(t.sum_restore_ms AS DOUBLE PRECISION) / t.restored ELSE 0.0 END AS mean_time_to_restore_ms,
-       t.first_at
-FROM totals t
-LEFT JOIN pct p ON p.fraise = t.fraise AND p.environment = t.environment;
+       l.incidents,
+       CASE WHEN l.restored > 0 THEN CAST(l.restore_ms AS DOUBLE PRECISION) / l.restored ELSE 0.0 END AS mean_time_to_restore_ms,
+       l.first_at
+FROM latest l
+LEFT JOIN pct p ON p.fraise = l.fraise AND p.environment = l.environment;

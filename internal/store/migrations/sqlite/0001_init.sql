@@ -168,58 +168,42 @@ CREATE TABLE tb_job_state (
     PRIMARY KEY (fraise, environment, job)
 ) WITHOUT ROWID;
 
--- Stats rollups, maintained by FinishDeployment in the same transaction and
--- rebuilt from tb_deployment by RebuildStats, so that stats never scan
--- tb_deployment. day is the UTC day of finished_at. Durations of skipped and
--- superseded deployments are summed here but left out of the histograms.
-CREATE TABLE tb_stats_daily (
+-- The stats rollup, maintained by FinishDeployment in the same transaction
+-- and rebuilt from tb_deployment by RebuildStats. A row holds a target's
+-- totals over every deployment finished up to the end of day (a UTC day:
+-- finished_at / 86400000), for each day the target had a finish. All-time
+-- figures are a target's newest row; those of a window, its newest row less
+-- its last row before the window (plus an exact scan of a partial first
+-- day): a few rows per target however long the history or the window.
+-- The counts are by final status; measured_ms sums the durations of all
+-- but skipped and superseded deployments, which is also what hist counts.
+-- hist is a JSON array of [bucket, count] pairs in ascending bucket order,
+-- a bucket named by its upper bound in ms (durationBucket in stats.go:
+-- exact below 64 ms, then log-scaled with a relative width of at most 2%).
+-- incidents counts incidents opened, restored those restored, restore_ms
+-- their times to restore (see DB.Stats). first_at is the earliest finish.
+CREATE TABLE tb_stats_cumulative (
+    fraise          TEXT    NOT NULL,
+    environment     TEXT    NOT NULL,
     day             INTEGER NOT NULL,
-    fraise          TEXT    NOT NULL,
-    environment     TEXT    NOT NULL,
-    status          TEXT    NOT NULL,
-    n               INTEGER NOT NULL,
-    sum_duration_ms INTEGER NOT NULL,
+    succeeded       INTEGER NOT NULL,
+    failed          INTEGER NOT NULL,
+    rolled_back     INTEGER NOT NULL,
+    rollback_failed INTEGER NOT NULL,
+    interrupted     INTEGER NOT NULL,
+    skipped         INTEGER NOT NULL,
+    superseded      INTEGER NOT NULL,
+    measured_ms     INTEGER NOT NULL,
     incidents       INTEGER NOT NULL,
     restored        INTEGER NOT NULL,
-    sum_restore_ms  INTEGER NOT NULL,
-    PRIMARY KEY (day, fraise, environment, status)
-) WITHOUT ROWID;
-
--- The duration histograms: one row per target and day, and one per target
--- for all time. hist is a JSON array of [bucket, count] pairs in ascending
--- bucket order, a bucket being named by its upper bound in ms (see
--- durationBucket in stats.go: exact below 64 ms, then log-scaled with a
--- relative width of at most 2%). One row per target rather than per bucket
--- keeps stats queries to a few dozen rows; json_each unpacks them in SQL.
-CREATE TABLE tb_stats_duration_hist (
-    day         INTEGER NOT NULL,
-    fraise      TEXT    NOT NULL,
-    environment TEXT    NOT NULL,
-    hist        TEXT    NOT NULL,
-    PRIMARY KEY (day, fraise, environment)
-) WITHOUT ROWID;
-
--- All-time totals of the same, so that unwindowed stats read a few hundred
--- rows however long the history.
-CREATE TABLE tb_stats_total (
-    fraise          TEXT    NOT NULL,
-    environment     TEXT    NOT NULL,
-    status          TEXT    NOT NULL,
-    n               INTEGER NOT NULL,
-    sum_duration_ms INTEGER NOT NULL,
-    incidents       INTEGER NOT NULL,
-    restored        INTEGER NOT NULL,
-    sum_restore_ms  INTEGER NOT NULL,
+    restore_ms      INTEGER NOT NULL,
     first_at        INTEGER NOT NULL,
-    PRIMARY KEY (fraise, environment, status)
-) WITHOUT ROWID;
-
-CREATE TABLE tb_stats_total_hist (
-    fraise      TEXT    NOT NULL,
-    environment TEXT    NOT NULL,
-    hist        TEXT    NOT NULL,
-    PRIMARY KEY (fraise, environment)
-) WITHOUT ROWID;
+    hist            TEXT    NOT NULL,
+    -- A rowid table, not WITHOUT ROWID: the rows are kilobytes (hist), and
+    -- finding a target's row for a day should not mean stepping over its
+    -- other days' rows.
+    PRIMARY KEY (fraise, environment, day)
+);
 
 CREATE VIEW v_fraise_status AS
 SELECT s.fraise, s.environment, s.status, s.current_sha, s.current_release,
@@ -244,33 +228,22 @@ SELECT e.id, e.forge, e.delivery_id, e.event_type, e.repository, e.ref, e.sha,
        strftime('%Y-%m-%dT%H:%M:%fZ', e.received_at / 1000.0, 'unixepoch') AS received_at_utc
 FROM tb_webhook_event e;
 
--- All-time figures per target, from the rollups, with the definitions of
--- DB.Stats (median and p95 are bucket upper bounds: within 2%).
+-- All-time figures per target, from each target's newest rollup, with the
+-- definitions of DB.Stats (median and p95 are bucket upper bounds: within 2%).
 CREATE VIEW v_deployment_stats AS
-WITH totals AS (
-    SELECT fraise, environment,
-           SUM(n) AS finished,
-           SUM(CASE WHEN status = 'succeeded' THEN n ELSE 0 END) AS succeeded,
-           SUM(CASE WHEN status = 'failed' THEN n ELSE 0 END) AS failed,
-           SUM(CASE WHEN status = 'rolled_back' THEN n ELSE 0 END) AS rolled_back,
-           SUM(CASE WHEN status = 'rollback_failed' THEN n ELSE 0 END) AS rollback_failed,
-           SUM(CASE WHEN status = 'interrupted' THEN n ELSE 0 END) AS interrupted,
-           SUM(CASE WHEN status = 'skipped' THEN n ELSE 0 END) AS skipped,
-           SUM(CASE WHEN status = 'superseded' THEN n ELSE 0 END) AS superseded,
-           SUM(CASE WHEN status IN ('skipped', 'superseded') THEN 0 ELSE n END) AS measured,
-           SUM(CASE WHEN status IN ('skipped', 'superseded') THEN 0 ELSE sum_duration_ms END) AS measured_ms,
-           SUM(incidents) AS incidents,
-           SUM(restored) AS restored,
-           SUM(sum_restore_ms) AS sum_restore_ms,
-           MIN(first_at) AS first_at
-    FROM tb_stats_total
-    GROUP BY fraise, environment
+WITH latest AS (
+    SELECT c.*,
+           c.succeeded + c.failed + c.rolled_back + c.rollback_failed + c.interrupted AS measured,
+           c.succeeded + c.failed + c.rolled_back + c.rollback_failed + c.interrupted + c.skipped + c.superseded AS finished
+    FROM tb_stats_cumulative c
+    JOIN (SELECT fraise, environment, MAX(day) AS day FROM tb_stats_cumulative GROUP BY fraise, environment) m
+      ON m.fraise = c.fraise AND m.environment = c.environment AND m.day = c.day
 ),
 buckets AS (
-    SELECT h.fraise, h.environment,
+    SELECT l.fraise, l.environment,
            CAST(json_extract(e.value, '$[0]') AS INTEGER) AS bucket,
            CAST(json_extract(e.value, '$[1]') AS INTEGER) AS n
-    FROM tb_stats_total_hist h, json_each(h.hist) e
+    FROM latest l, json_each(l.hist) e
 ),
 hist AS (
     SELECT fraise, environment, bucket,
@@ -287,18 +260,18 @@ pct AS (
     FROM hist
     GROUP BY fraise, environment
 )
-SELECT t.fraise, t.environment, t.finished, t.succeeded, t.failed, t.rolled_back,
-       t.rollback_failed, t.interrupted, t.skipped, t.superseded,
-       CASE WHEN t.measured > 0 THEN CAST(t.succeeded AS REAL) / t.measured ELSE 0.0 END AS success_rate,
-       CASE WHEN t.measured > 0 THEN CAST(t.measured_ms AS REAL) / t.measured ELSE 0.0 END AS mean_duration_ms,
+SELECT l.fraise, l.environment, l.finished, l.succeeded, l.failed, l.rolled_back,
+       l.rollback_failed, l.interrupted, l.skipped, l.superseded,
+       CASE WHEN l.measured > 0 THEN CAST(l.succeeded AS REAL) / l.measured ELSE 0.0 END AS success_rate,
+       CASE WHEN l.measured > 0 THEN CAST(l.measured_ms AS REAL) / l.measured ELSE 0.0 END AS mean_duration_ms,
        COALESCE(p.median_ms, 0) AS median_duration_ms,
        COALESCE(p.p95_ms, 0) AS p95_duration_ms,
-       t.finished / MAX(1.0, (unixepoch('subsec') * 1000.0 - t.first_at) / 86400000.0) AS deploys_per_day,
-       CASE WHEN t.succeeded + t.rolled_back + t.rollback_failed > 0
-            THEN CAST(t.rolled_back + t.rollback_failed AS REAL) / (t.succeeded + t.rolled_back + t.rollback_failed)
+       l.finished / MAX(1.0, (unixepoch('subsec') * 1000.0 - l.first_at) / 86400000.0) AS deploys_per_day,
+       CASE WHEN l.succeeded + l.rolled_back + l.rollback_failed > 0
+            THEN CAST(l.rolled_back + l.rollback_failed AS REAL) / (l.succeeded + l.rolled_back + l.rollback_failed)
             ELSE 0.0 END AS change_failure_rate,
-       t.incidents,
-       CASE WHEN t.restored > 0 THEN CAST(t.sum_restore_ms AS REAL) / t.restored ELSE 0.0 END AS mean_time_to_restore_ms,
-       t.first_at
-FROM totals t
-LEFT JOIN pct p ON p.fraise = t.fraise AND p.environment = t.environment;
+       l.incidents,
+       CASE WHEN l.restored > 0 THEN CAST(l.restore_ms AS REAL) / l.restored ELSE 0.0 END AS mean_time_to_restore_ms,
+       l.first_at
+FROM latest l
+LEFT JOIN pct p ON p.fraise = l.fraise AND p.environment = l.environment;
