@@ -50,6 +50,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
+			"waitfile": cmdWaitFile,
 		},
 	})
 }
@@ -190,5 +191,25 @@ func futureMain() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fraisier-future:", err)
 		os.Exit(1)
+	}
+}
+
+// cmdWaitFile waits up to 30 s for a file to appear: the way a script
+// knows a background fraisier has reached a given step.
+//
+//	waitfile $WORK/started
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear within 30s", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

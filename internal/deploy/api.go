@@ -232,6 +232,14 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 	if d.release == d.prevRelease {
 		return "", fmt.Errorf("release %s already exists and is current: deployments of one commit less than a second apart", d.release)
 	}
+	if _, err := os.Lstat(d.releasePath); err == nil {
+		// Not current (checked above), so a deployment that died or failed
+		// left it half made: it is nobody's release.
+		fmt.Fprintf(out, "removing leftover %s from an interrupted deployment\n", d.release)
+		if err := os.RemoveAll(d.releasePath); err != nil {
+			return "", fmt.Errorf("remove leftover release %s: %w", d.release, err)
+		}
+	}
 	if err := d.src.Export(ctx, d.sha, d.releasePath); err != nil {
 		return "", err
 	}

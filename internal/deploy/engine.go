@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -176,6 +177,21 @@ func (e *Engine) interruptOrphans(ctx context.Context, t store.Target, prev stor
 		}
 		fmt.Fprintf(e.progress(), "! deployment %d was interrupted (pid %d died); recorded as interrupted\n", d.ID, prev.PID)
 		ids = append(ids, d.ID)
+	}
+	// Releases the dead deployments created but never switched to are
+	// nobody's: mark them bad so no rollback picks them.
+	if len(ids) > 0 {
+		rels, err := e.Store.Releases(ctx, t.Fraise, t.Environment)
+		if err != nil {
+			return ids, fmt.Errorf("find releases of interrupted deployments on %s: %w", t, err)
+		}
+		for _, r := range rels {
+			if r.State == store.ReleaseNew && slices.Contains(ids, r.DeploymentID) {
+				if err := e.Store.SetReleaseState(ctx, t, r.Name, store.ReleaseBad); err != nil {
+					return ids, err
+				}
+			}
+		}
 	}
 	return ids, nil
 }
