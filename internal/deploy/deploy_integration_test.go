@@ -372,3 +372,69 @@ func TestConcurrentDeploysOfOneTarget(t *testing.T) {
 		t.Fatalf("%d ran and %d were refused, want 1 and 1", ran, locked)
 	}
 }
+
+// TestDeployMigrations: migrations run from the new release before the
+// switch; when the release then fails its health check, the rollback
+// migrates the database back down to the recorded revision.
+func TestDeployMigrations(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "app.db")
+	f := newFixture(t, fmt.Sprintf(`        database:
+          tool: sql
+          dir: migrations
+          url: sqlite:///%s
+`, dbPath))
+	revision := func() string {
+		t.Helper()
+		env, _ := f.cfg.Lookup("hello", "production")
+		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := m.Current(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	v1 := map[string]string{
+		"migrations/001_init.up.sql":   "CREATE TABLE greeting (id INTEGER PRIMARY KEY, text TEXT);\n",
+		"migrations/001_init.down.sql": "DROP TABLE greeting;\n",
+	}
+	f.push("healthy", v1)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	if rev := revision(); rev != "1" {
+		t.Fatalf("revision after v1: %q, want 1", rev)
+	}
+
+	v2 := map[string]string{
+		"migrations/002_lang.up.sql":   "ALTER TABLE greeting ADD COLUMN lang TEXT;\n",
+		"migrations/002_lang.down.sql": "ALTER TABLE greeting DROP COLUMN lang;\n",
+	}
+	f.push("unhealthy", v2)
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusRolledBack, "v1")
+	if rev := revision(); rev != "1" {
+		t.Fatalf("revision after the rolled back v2: %q, want 1", rev)
+	}
+	steps, _ := f.db.Steps(context.Background(), res.DeploymentID)
+	var names []string
+	for _, s := range steps {
+		names = append(names, s.Name+":"+s.Status)
+	}
+	want := "fetch:succeeded release:succeeded install:skipped migrate:succeeded switch:succeeded restart:succeeded health:failed rollback migrate:succeeded rollback switch:succeeded rollback restart:succeeded rollback health:succeeded"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("steps:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A failing migration is undone before anything else changes.
+	f.push("healthy", map[string]string{
+		"migrations/002_lang.up.sql":  "ALTER TABLE greeting ADD COLUMN lang TEXT;\n",
+		"migrations/003_bad.up.sql":   "THIS IS NOT SQL;\n",
+		"migrations/003_bad.down.sql": "SELECT 1;\n",
+	})
+	res = f.deploy(Request{})
+	f.expect(res, store.StatusFailed, "v1")
+	if rev := revision(); rev != "1" {
+		t.Fatalf("revision after the failed migration: %q, want 1", rev)
+	}
+}
