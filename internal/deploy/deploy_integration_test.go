@@ -438,3 +438,38 @@ func TestDeployMigrations(t *testing.T) {
 		t.Fatalf("revision after the failed migration: %q, want 1", rev)
 	}
 }
+
+// TestCancelAfterSwitchRollsBack: Ctrl-C or SIGTERM during the health
+// check (after the switch) still rolls back, with the same guarantees.
+func TestCancelAfterSwitchRollsBack(t *testing.T) {
+	f := newFixture(t, "")
+	f.push("healthy", nil)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	before, _ := currentRelease(f.app)
+
+	f.push("unhealthy", nil)
+	env, _ := f.cfg.Lookup("hello", "production")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if cur, _ := currentRelease(f.app); cur != before {
+				time.Sleep(100 * time.Millisecond)
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	res, err := f.engine.Deploy(ctx, f.collab, Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.expect(res, store.StatusRolledBack, "v1")
+	if !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("error %v does not say it was cancelled", res.Err)
+	}
+	if cur, _ := currentRelease(f.app); cur != before {
+		t.Fatalf("current %s, want %s", cur, before)
+	}
+}
