@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -17,6 +19,7 @@ type deployOptions struct {
 	ref    string
 	force  bool
 	wait   time.Duration
+	plan   bool
 	asJSON bool
 }
 
@@ -66,6 +69,9 @@ the target.`,
 			if err != nil {
 				return err
 			}
+			if opts.plan {
+				return a.printPlan(cmd, db, env, opts)
+			}
 			progress := a.streams.Out
 			if opts.asJSON {
 				progress = a.streams.Err
@@ -98,6 +104,8 @@ the target.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.ref, "ref", "", "branch, tag or commit to deploy (default: the head of the environment's branch)")
 	f.BoolVar(&opts.force, "force", false, "deploy even when the target commit is already current and healthy")
+	f.BoolVar(&opts.plan, "plan", false, "print what the deployment would do (target, commits, pending migrations, units, health check) and change nothing")
+	f.BoolVar(&opts.plan, "dry-run", false, "the same as --plan")
 	f.DurationVar(&opts.wait, "wait", 0, "wait this long for another deployment of the same target to finish (default: refuse at once)")
 	addJSONFlag(cmd, &opts.asJSON)
 	return cmd
@@ -127,4 +135,51 @@ func actor(env Env) string {
 		return u.Username
 	}
 	return env.get("USER")
+}
+
+func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environment, opts deployOptions) error {
+	owner, err := deploy.CurrentOwner()
+	if err != nil {
+		return err
+	}
+	e := &deploy.Engine{Store: db, Owner: owner}
+	p, err := e.Plan(cmd.Context(), deploy.RealCollaborators(nil), deploy.Request{Env: env, Ref: opts.ref, Force: opts.force})
+	if err != nil {
+		return err
+	}
+	if opts.asJSON {
+		return writeJSON(a.streams.Out, p)
+	}
+	w := a.streams.Out
+	fmt.Fprintf(w, "plan for %s (nothing will be changed)\n", env.ID())
+	t := newTable(w, "", "")
+	t.row("target", fmt.Sprintf("%s → %s", p.Ref, p.TargetSHA))
+	t.row("current", fmt.Sprintf("%s (release %s)", orDash(p.CurrentSHA), orDash(p.CurrentRelease)))
+	if p.UpToDate {
+		t.row("decision", "already current: skipped if healthy (--force redeploys)")
+	}
+	t.row("install", orDash(strings.Join(p.Install, " ")))
+	switch {
+	case env.Database == nil:
+		t.row("migrations", "no database")
+	case p.PendingMigrations == nil:
+		t.row("migrations", p.MigrationsNote)
+	case len(p.PendingMigrations) == 0:
+		t.row("migrations", "none pending")
+	default:
+		t.row("migrations", strings.Join(p.PendingMigrations, ", "))
+	}
+	t.row("restart", orDash(strings.Join(p.Units, ", ")))
+	t.row("health", orDash(p.HealthCheck))
+	t.row("steps", strings.Join(p.Steps, " → "))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(p.Commits) > 0 {
+		fmt.Fprintf(w, "\n%d commit%s:\n", len(p.Commits), plural(len(p.Commits)))
+		for _, c := range p.Commits {
+			fmt.Fprintf(w, "  %s %s (%s)\n", c.SHA[:min(8, len(c.SHA))], oneLine(c.Subject, 72), c.Author)
+		}
+	}
+	return nil
 }

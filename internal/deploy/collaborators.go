@@ -34,6 +34,8 @@ type Migrator interface {
 	Current(ctx context.Context) (string, error)
 	Up(ctx context.Context) (string, error)
 	Down(ctx context.Context, to string) error
+	// Pending lists migrations Up would apply, where the tool can tell.
+	Pending(ctx context.Context) ([]string, error)
 	// CheckDown says, changing nothing, whether Down(to) could run.
 	CheckDown(ctx context.Context, to string) error
 }

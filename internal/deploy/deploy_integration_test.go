@@ -411,6 +411,17 @@ func TestDeployMigrations(t *testing.T) {
 		"migrations/002_lang.down.sql": "ALTER TABLE greeting DROP COLUMN lang;\n",
 	}
 	f.push("unhealthy", v2)
+	env, _ := f.cfg.Lookup("hello", "production")
+	plan, err := f.engine.Plan(context.Background(), f.collab, Request{Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.PendingMigrations) != 1 || !strings.Contains(plan.PendingMigrations[0], "002") || len(plan.Commits) != 1 {
+		t.Fatalf("plan: pending %q (%s), commits %d; want 002 pending and 1 commit", plan.PendingMigrations, plan.MigrationsNote, len(plan.Commits))
+	}
+	if rev := revision(); rev != "1" {
+		t.Fatalf("the plan changed the database: revision %q", rev)
+	}
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusRolledBack, "v1")
 	if rev := revision(); rev != "1" {

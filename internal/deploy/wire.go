@@ -102,6 +102,7 @@ func (m migrator) Up(ctx context.Context) (string, error) {
 func (m migrator) Down(ctx context.Context, to string) error {
 	return m.m.Down(ctx, migrate.Revision(to))
 }
+func (m migrator) Pending(ctx context.Context) ([]string, error) { return m.m.Pending(ctx) }
 func (m migrator) CheckDown(ctx context.Context, to string) error {
 	return m.m.CheckDown(ctx, migrate.Revision(to))
 }

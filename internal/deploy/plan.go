@@ -1,0 +1,110 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/fraiseql/fraisier/internal/git"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Plan is what a deployment would do, worked out without doing it.
+type Plan struct {
+	Target         store.Target `json:"-"`
+	Ref            string       `json:"ref"`
+	CurrentSHA     string       `json:"current_sha"`
+	CurrentRelease string       `json:"current_release"`
+	TargetSHA      string       `json:"target_sha"`
+	UpToDate       bool         `json:"up_to_date"`
+	Commits        []git.Commit `json:"commits"`
+	// PendingMigrations is nil when the tool cannot tell (MigrationsNote says why).
+	PendingMigrations []string `json:"pending_migrations"`
+	MigrationsNote    string   `json:"migrations_note"`
+	Install           []string `json:"install"`
+	Units             []string `json:"units"`
+	HealthCheck       string   `json:"health_check"`
+	Steps             []string `json:"steps"`
+}
+
+// Plan resolves req as Deploy would and reports what it would do. It
+// changes nothing the service uses: it fetches into fraisier's own mirror
+// and exports the target commit into a scratch directory (removed before
+// it returns) so that the migration tool can list pending migrations.
+func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, error) {
+	env := req.Env
+	fraise, envName := env.Target()
+	p := Plan{Target: store.Target{Fraise: fraise, Environment: envName}, Ref: orBranch(req.Ref, env.Branch),
+		Install: nil, Units: env.Services()}
+	var err error
+	if p.CurrentRelease, err = currentRelease(env.AppPath); err != nil {
+		return p, err
+	}
+	p.CurrentSHA = e.currentSHA(ctx, p.Target, p.CurrentRelease)
+	src, err := c.OpenSource(ctx, filepath.Join(env.AppPath, mirrorDir), env.GitRepo, io.Discard)
+	if err != nil {
+		return p, fmt.Errorf("plan %s: %w", p.Target, err)
+	}
+	if err := src.Fetch(ctx); err != nil {
+		return p, fmt.Errorf("plan %s: %w", p.Target, err)
+	}
+	if p.TargetSHA, _, err = src.Resolve(ctx, p.Ref); err != nil {
+		return p, fmt.Errorf("plan %s: %w", p.Target, err)
+	}
+	p.UpToDate = p.TargetSHA == p.CurrentSHA && !req.Force
+	if p.Commits, err = src.Log(ctx, p.CurrentSHA, p.TargetSHA, 50); err != nil {
+		// An old SHA the mirror lacks (history rewritten) is not fatal to a plan.
+		p.Commits = nil
+	}
+	if env.Install != nil {
+		p.Install = env.Install.Argv
+	}
+	if hc := env.HealthCheck; hc != nil {
+		check := healthCheck(hc, env.Services())
+		p.HealthCheck = fmt.Sprintf("%s %s (timeout %s, %d retries every %s, deadline %s)",
+			check.Kind, firstNonEmpty(hc.URL, hc.TCP, fmt.Sprint(hc.Command), "units"), hc.Timeout, hc.Retries, hc.Interval, hc.Deadline)
+	}
+	if env.Database != nil {
+		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, p.TargetSHA)
+	}
+	p.Steps = []string{"fetch", "release", "install", "migrate", "switch", "restart", "health"}
+	if p.UpToDate {
+		p.Steps = []string{"fetch", "decide: skip if healthy (--force redeploys)"}
+	}
+	return p, nil
+}
+
+func (e *Engine) pendingMigrations(ctx context.Context, c Collaborators, src Source, req Request, sha string) ([]string, string) {
+	scratch, err := os.MkdirTemp(req.Env.AppPath, ".plan-")
+	if err != nil {
+		return nil, "cannot tell: " + err.Error()
+	}
+	defer os.RemoveAll(scratch)
+	dir := filepath.Join(scratch, "release")
+	if err := src.Export(ctx, sha, dir); err != nil {
+		return nil, "cannot tell: " + err.Error()
+	}
+	m, err := c.NewMigrator(req.Env, dir, io.Discard)
+	if err != nil {
+		return nil, "cannot tell: " + err.Error()
+	}
+	pending, err := m.Pending(ctx)
+	if err != nil {
+		return nil, fmt.Sprintf("%s cannot tell: %v", req.Env.Database.Tool, err)
+	}
+	if pending == nil {
+		pending = []string{}
+	}
+	return pending, ""
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" && s != "[]" {
+			return s
+		}
+	}
+	return ""
+}
