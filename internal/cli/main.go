@@ -117,6 +117,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.rollbackCommand(),
 		a.releasesCommand(),
 		a.logsCommand(),
+		a.lockCommand(),
+		a.unlockCommand(),
 	)
 	return root
 }
