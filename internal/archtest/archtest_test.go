@@ -16,6 +16,7 @@ const module = "github.com/fraiseql/fraisier"
 // a package missing here fails the test so that nobody adds one silently.
 var layer = map[string]int{
 	"bench":             7,
+	"demo":              7,
 	"cmd/fraisier":      6,
 	"internal/cli":      5,
 	"internal/server":   4,
@@ -61,7 +62,9 @@ func TestDependencyDirection(t *testing.T) {
 				continue
 			}
 			dep := strings.TrimPrefix(imp, module+"/")
-			if isTestSupport(dep) {
+			// Only the demo, which stands up real parts as the tests do, may
+			// use test support outside tests.
+			if isTestSupport(dep) && pkg != "demo" {
 				t.Errorf("%s imports test-only package %s", pkg, dep)
 				continue
 			}

@@ -103,6 +103,7 @@ func followLogs(ctx context.Context, db logSource, id int64, follow bool, every 
 
 // indent prefixes complete and partial lines of step output.
 func indent(s string) string {
+	s = terminalText(s)
 	if s == "" {
 		return ""
 	}

@@ -113,7 +113,7 @@ func (a *app) renderShow(w io.Writer, s showJSON) error {
 			if st.OutputTruncated {
 				fmt.Fprintln(w, "    … (earlier output truncated)")
 			}
-			for _, line := range strings.Split(strings.TrimRight(st.Output, "\n"), "\n") {
+			for _, line := range strings.Split(strings.TrimRight(terminalText(st.Output), "\n"), "\n") {
 				fmt.Fprintln(w, "    "+line)
 			}
 		}

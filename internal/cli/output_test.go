@@ -113,3 +113,16 @@ func TestRunWithoutProcess(t *testing.T) {
 		t.Errorf("Run version = %d, %q, %q", code, out.String(), errOut.String())
 	}
 }
+
+func TestTerminalText(t *testing.T) {
+	tests := map[string]string{
+		"plain\nlines\n": "plain\nlines\n",
+		"Counting  14% (1/7)\rCounting 100% (7/7), done.\r\nnext\n": "Counting 100% (7/7), done.\nnext\n",
+		"a\r\nb\r\n": "a\nb\n",
+	}
+	for in, want := range tests {
+		if got := terminalText(in); got != want {
+			t.Errorf("terminalText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +84,9 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	}
 	if runErr != nil {
 		fmt.Fprintf(r.progress, "failed %s\n  %v\n", fmtElapsed(elapsed), runErr)
+		if strings.HasPrefix(runErr.Error(), name+":") {
+			return runErr // already says which step
+		}
 		return fmt.Errorf("%s: %w", name, runErr)
 	}
 	if detail != "" {
