@@ -59,8 +59,9 @@ var sqliteDialect = &dialect{
 		// A transaction bigger than the page cache spills, writing pages to
 		// the WAL again and again.
 		{"PRAGMA cache_size = -1048576", "PRAGMA cache_size = -16384"},
-		// Lets CREATE INDEX sort on more than one core.
+		// Lets CREATE INDEX sort on more than one core, in memory.
 		{"PRAGMA threads = 4", "PRAGMA threads = 0"},
+		{"PRAGMA temp_store = MEMORY", "PRAGMA temp_store = DEFAULT"},
 	},
 	listIndexes: `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
 		AND tbl_name IN ('tb_deployment', 'tb_webhook_event', 'tb_webhook_deployment')`,
