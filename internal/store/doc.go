@@ -13,9 +13,11 @@
 // it compares as a number, cannot carry a zone, and lets the two share all
 // query code. The API speaks time.Time.
 //
-// Deployment statistics come from rollups kept in the same transaction as
-// FinishDeployment (per day and all time, counts and sums by status, and
-// duration histograms with buckets 2% wide), so Stats costs a few dozen
-// rows however long the history; RebuildStats derives them again from the
+// Deployment statistics come from a rollup kept in the same transaction as
+// FinishDeployment: each target's running totals (counts by status, summed
+// durations, incidents, and a duration histogram with buckets 2% wide) as
+// of the end of each day it had a finish. Any window is then the difference
+// of two rows per target, so Stats costs a few rows per target however long
+// the history or the window; RebuildStats derives the rollup again from the
 // deployments.
 package store

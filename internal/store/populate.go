@@ -84,10 +84,10 @@ func (p *populator) run(ctx context.Context, deployments, webhooks int) error {
 		if err != nil {
 			return err
 		}
-		p.begin(ctx, tx)
+		p.begin(tx)
 		if deployments == 0 {
 			for i := range extra {
-				if err := p.extraWebhook(start + int64(span*float64(i)/float64(extra))); err != nil {
+				if err := p.extraWebhook(ctx, start+int64(span*float64(i)/float64(extra))); err != nil {
 					return err
 				}
 			}
@@ -95,15 +95,15 @@ func (p *populator) run(ctx context.Context, deployments, webhooks int) error {
 		for i := range deployments {
 			at := start + int64(span*(float64(i)+p.rng.Float64()*0.5)/float64(deployments))
 			for range share(i, extra, deployments) {
-				if err := p.extraWebhook(at - p.rng.Int64N(60000)); err != nil {
+				if err := p.extraWebhook(ctx, at-p.rng.Int64N(60000)); err != nil {
 					return err
 				}
 			}
-			if err := p.deployment(at, share(i, linked, deployments) == 1); err != nil {
+			if err := p.deployment(ctx, at, share(i, linked, deployments) == 1); err != nil {
 				return err
 			}
 		}
-		if err := p.flush(); err != nil {
+		if err := p.flush(ctx); err != nil {
 			return err
 		}
 		// PostgreSQL will not build an index on a table with checks pending.
@@ -158,18 +158,18 @@ func share(i, total, n int) int {
 	return (i+1)*total/n - i*total/n
 }
 
-func (p *populator) begin(ctx context.Context, tx *sql.Tx) {
-	p.hook = p.db.newBulkInserter(ctx, tx, "tb_webhook_event", "id", "forge", "delivery_id", "event_type",
+func (p *populator) begin(tx *sql.Tx) {
+	p.hook = p.db.newBulkInserter(tx, "tb_webhook_event", "id", "forge", "delivery_id", "event_type",
 		"repository", "ref", "sha", "sender", "outcome", "reason", "remote_addr", "received_at")
-	p.dep = p.db.newBulkInserter(ctx, tx, "tb_deployment", "id", "fraise", "environment", "trigger", "actor",
+	p.dep = p.db.newBulkInserter(tx, "tb_deployment", "id", "fraise", "environment", "trigger", "actor",
 		"requested_ref", "old_sha", "new_sha", "release", "status", "started_at", "finished_at", "duration_ms",
 		"error", "webhook_event_id", "host", "pid")
-	p.linkIn = p.db.newBulkInserter(ctx, tx, "tb_webhook_deployment", "webhook_event_id", "deployment_id", "fraise")
+	p.linkIn = p.db.newBulkInserter(tx, "tb_webhook_deployment", "webhook_event_id", "deployment_id", "fraise")
 }
 
-func (p *populator) flush() error {
+func (p *populator) flush(ctx context.Context) error {
 	for _, b := range []*bulkInserter{p.hook, p.dep, p.linkIn} {
-		if err := b.flush(); err != nil {
+		if err := b.flush(ctx); err != nil {
 			return err
 		}
 	}
@@ -201,19 +201,19 @@ func (p *populator) target() Target {
 	return Target{Fraise: p.pick(popFraises), Environment: env}
 }
 
-func (p *populator) webhook(at int64, t Target, sha, outcome, reason string) (int64, error) {
+func (p *populator) webhook(ctx context.Context, at int64, t Target, sha, outcome, reason string) (int64, error) {
 	id := p.nextW
 	p.nextW++
 	delivery := p.hex(32)
 	if outcome == OutcomeDuplicate {
 		delivery = "" // the first delivery holds the id; a copy is kept without it
 	}
-	err := p.hook.add(id, p.pick(popForges), delivery, "push", "acme/"+t.Fraise, "refs/heads/"+t.Environment,
+	err := p.hook.add(ctx, id, p.pick(popForges), delivery, "push", "acme/"+t.Fraise, "refs/heads/"+t.Environment,
 		sha, p.pick(popPeople), outcome, reason, fmt.Sprintf("192.0.2.%d", p.rng.IntN(254)+1), at)
 	return id, err
 }
 
-func (p *populator) extraWebhook(at int64) error {
+func (p *populator) extraWebhook(ctx context.Context, at int64) error {
 	outcome, reason := OutcomeIgnored, "branch not deployed"
 	switch r := p.rng.IntN(100); {
 	case r < 15:
@@ -223,11 +223,11 @@ func (p *populator) extraWebhook(at int64) error {
 	case r < 30:
 		outcome, reason = OutcomeSuperseded, "a newer push replaced it"
 	}
-	_, err := p.webhook(at, p.target(), p.hex(40), outcome, reason)
+	_, err := p.webhook(ctx, at, p.target(), p.hex(40), outcome, reason)
 	return err
 }
 
-func (p *populator) deployment(at int64, fromWebhook bool) error {
+func (p *populator) deployment(ctx context.Context, at int64, fromWebhook bool) error {
 	t := p.target()
 	id := p.nextD
 	p.nextD++
@@ -273,7 +273,7 @@ func (p *populator) deployment(at int64, fromWebhook bool) error {
 	var webhookID sql.NullInt64
 	if fromWebhook {
 		trigger = TriggerWebhook
-		wid, err := p.webhook(at-p.rng.Int64N(2000), t, newSHA, OutcomeAccepted, "")
+		wid, err := p.webhook(ctx, at-p.rng.Int64N(2000), t, newSHA, OutcomeAccepted, "")
 		if err != nil {
 			return err
 		}
@@ -289,12 +289,12 @@ func (p *populator) deployment(at int64, fromWebhook bool) error {
 		}
 	}
 	release := time.UnixMilli(at).UTC().Format("20060102-150405") + "-" + newSHA[:7]
-	if err := p.dep.add(id, t.Fraise, t.Environment, trigger, actor, "refs/heads/main", oldSHA, newSHA, release,
+	if err := p.dep.add(ctx, id, t.Fraise, t.Environment, trigger, actor, "refs/heads/main", oldSHA, newSHA, release,
 		status, at, at+duration, duration, errText, webhookID, "deploy-1", 1000+p.rng.IntN(60000)); err != nil {
 		return err
 	}
 	if webhookID.Valid {
-		return p.linkIn.add(webhookID.Int64, id, t.Fraise)
+		return p.linkIn.add(ctx, webhookID.Int64, id, t.Fraise)
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 // Populate and RebuildStats fast on both backends: per-statement overhead
 // dominates single-row inserts.
 type bulkInserter struct {
-	ctx     context.Context
 	db      *DB
 	tx      *sql.Tx
 	table   string
@@ -22,11 +21,11 @@ type bulkInserter struct {
 	buf     []any
 }
 
-func (db *DB) newBulkInserter(ctx context.Context, tx *sql.Tx, table string, cols ...string) *bulkInserter {
+func (db *DB) newBulkInserter(tx *sql.Tx, table string, cols ...string) *bulkInserter {
 	// Both backends accept at least 32766 parameters per statement;
 	// beyond a few hundred rows the gain is nil.
 	per := min(256, 30000/len(cols))
-	return &bulkInserter{ctx: ctx, db: db, tx: tx, table: table, cols: cols, perStmt: per}
+	return &bulkInserter{db: db, tx: tx, table: table, cols: cols, perStmt: per}
 }
 
 func (b *bulkInserter) query(rows int) string {
@@ -35,19 +34,19 @@ func (b *bulkInserter) query(rows int) string {
 		strings.TrimSuffix(strings.Repeat(row+", ", rows), ", "))
 }
 
-func (b *bulkInserter) add(vals ...any) error {
+func (b *bulkInserter) add(ctx context.Context, vals ...any) error {
 	b.buf = append(b.buf, vals...)
 	if len(b.buf) < b.perStmt*len(b.cols) {
 		return nil
 	}
 	if b.stmt == nil {
-		stmt, err := b.tx.PrepareContext(b.ctx, b.query(b.perStmt))
+		stmt, err := b.tx.PrepareContext(ctx, b.query(b.perStmt))
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %w", b.table, err)
 		}
 		b.stmt = stmt
 	}
-	if _, err := b.stmt.ExecContext(b.ctx, b.buf...); err != nil {
+	if _, err := b.stmt.ExecContext(ctx, b.buf...); err != nil {
 		return fmt.Errorf("insert into %s: %w", b.table, err)
 	}
 	b.buf = b.buf[:0]
@@ -55,7 +54,7 @@ func (b *bulkInserter) add(vals ...any) error {
 }
 
 // flush inserts what is buffered and releases the prepared statement.
-func (b *bulkInserter) flush() error {
+func (b *bulkInserter) flush(ctx context.Context) error {
 	if b.stmt != nil {
 		defer b.stmt.Close()
 		b.stmt = nil
@@ -63,7 +62,7 @@ func (b *bulkInserter) flush() error {
 	if len(b.buf) == 0 {
 		return nil
 	}
-	if _, err := b.tx.ExecContext(b.ctx, b.query(len(b.buf)/len(b.cols)), b.buf...); err != nil {
+	if _, err := b.tx.ExecContext(ctx, b.query(len(b.buf)/len(b.cols)), b.buf...); err != nil {
 		return fmt.Errorf("insert into %s: %w", b.table, err)
 	}
 	b.buf = b.buf[:0]
@@ -220,15 +219,15 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 
-	ins := db.newBulkInserter(ctx, tx, "tb_fraise_state", "fraise", "environment", "status", "current_sha",
+	ins := db.newBulkInserter(tx, "tb_fraise_state", "fraise", "environment", "status", "current_sha",
 		"current_release", "deployed_at", "deployed_by", "last_deployment_id", "broken_since", "broken_deployment_id")
 	for t, st := range states {
-		if err := ins.add(t.Fraise, t.Environment, st.Status, st.CurrentSHA, st.CurrentRelease, st.DeployedAt,
+		if err := ins.add(ctx, t.Fraise, t.Environment, st.Status, st.CurrentSHA, st.CurrentRelease, st.DeployedAt,
 			st.DeployedBy, st.LastDeployment, st.BrokenSince, st.BrokenDeployment); err != nil {
 			return err
 		}
 	}
-	if err := ins.flush(); err != nil {
+	if err := ins.flush(ctx); err != nil {
 		return err
 	}
 	// In primary key order: the table is clustered on it, and appending is
@@ -243,12 +242,12 @@ func (db *DB) rebuild(ctx context.Context, tx *sql.Tx) error {
 		}
 		return a[2].(int64) < b[2].(int64)
 	})
-	ins = db.newBulkInserter(ctx, tx, "tb_stats_cumulative", append([]string{"fraise", "environment", "day"},
+	ins = db.newBulkInserter(tx, "tb_stats_cumulative", append([]string{"fraise", "environment", "day"},
 		strings.Split(strings.Join(strings.Fields(rollupCols), ""), ",")...)...)
 	for _, row := range rollups {
-		if err := ins.add(row...); err != nil {
+		if err := ins.add(ctx, row...); err != nil {
 			return err
 		}
 	}
-	return ins.flush()
+	return ins.flush(ctx)
 }
