@@ -80,8 +80,8 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	env := req.Env
 	fraise, envName := env.Target()
 	t := store.Target{Fraise: fraise, Environment: envName}
-	if env.Fraise.Type != "api" {
-		return Result{}, fmt.Errorf("deploy %s: %s fraises are not supported by this engine yet", t, env.Fraise.Type)
+	if env.Fraise.Type == "scheduled" {
+		return Result{}, fmt.Errorf("deploy %s: scheduled fraises are not supported by this engine yet", t)
 	}
 	if env.Layout == "inplace" {
 		return Result{}, fmt.Errorf("deploy %s: the inplace layout is not supported by this engine yet", t)
@@ -92,7 +92,9 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	}
 	defer release()
 
-	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.AppPath}
+	// CodePath: an etl sharing another fraise's checkout has no app_path of
+	// its own; what it runs is that checkout's current release.
+	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath()}
 	res := Result{Recovered: recovered, Interrupted: interrupted}
 	if d.prevRelease, err = currentRelease(d.appPath); err != nil {
 		return res, fmt.Errorf("deploy %s: %w", t, err)
@@ -143,6 +145,9 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 // but succeeded and skipped, the error that decided it.
 func (d *deployment) run(ctx context.Context) (string, error) {
 	env := d.env
+	if env.SharesCodeWith != "" {
+		return d.runShared(ctx)
+	}
 	err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), func(ctx context.Context, out io.Writer) (string, error) {
 		var err error
 		d.src, err = d.c.OpenSource(ctx, filepath.Join(d.appPath, mirrorDir), env.GitRepo, out)
@@ -170,14 +175,23 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 		fmt.Fprintf(d.e.progress(), "  %s is current but not healthy: redeploying\n", short(d.sha))
 	}
 
-	return d.apply(ctx, []plannedStep{
+	steps := []plannedStep{
 		{"release", 0, d.makeRelease, ""},
 		{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
-		{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
-		{"switch", 0, d.switchRelease, ""},
-		{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
-		{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
-	})
+	}
+	if env.Fraise.Type == "etl" {
+		steps = append(steps, plannedStep{"verify scripts", 0, d.verifyScripts, skipUnless(len(env.Scripts) > 0, "no scripts")})
+	}
+	steps = append(steps,
+		plannedStep{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
+		plannedStep{"switch", 0, d.switchRelease, ""},
+		plannedStep{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
+		plannedStep{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
+	)
+	if env.Fraise.Type == "etl" {
+		steps = append(steps, plannedStep{"run after deploy", runAfterTimeout(env), d.runAfterDeploy, skipUnless(env.RunAfterDeploy != nil, "no run_after_deploy")})
+	}
+	return d.apply(ctx, steps)
 }
 
 // plannedStep is one step of a flow; a non-empty skip says why it does not
