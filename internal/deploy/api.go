@@ -63,6 +63,9 @@ type deployment struct {
 	migrator    Migrator
 	switched    bool
 	restarted   bool
+	// restoreUnits, when set, puts back the unit files a scheduled
+	// deployment replaced; compensate calls it after switching back.
+	restoreUnits func(ctx context.Context) error
 }
 
 // Deploy takes req.Env to the requested commit, or leaves it as it was, and
@@ -80,9 +83,6 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	env := req.Env
 	fraise, envName := env.Target()
 	t := store.Target{Fraise: fraise, Environment: envName}
-	if env.Fraise.Type == "scheduled" {
-		return Result{}, fmt.Errorf("deploy %s: scheduled fraises are not supported by this engine yet", t)
-	}
 	if env.Layout == "inplace" {
 		return Result{}, fmt.Errorf("deploy %s: the inplace layout is not supported by this engine yet", t)
 	}
@@ -147,6 +147,9 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 	env := d.env
 	if env.SharesCodeWith != "" {
 		return d.runShared(ctx)
+	}
+	if env.Fraise.Type == "scheduled" {
+		return d.runScheduled(ctx)
 	}
 	err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), func(ctx context.Context, out io.Writer) (string, error) {
 		var err error
@@ -463,6 +466,11 @@ func (d *deployment) compensate(cause error) (string, error) {
 	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
 		return d.release + " → " + d.prevRelease, switchCurrent(d.appPath, d.prevRelease)
 	})
+	if err == nil && d.restoreUnits != nil {
+		err = d.rec.step(ctx, "rollback units", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			return "previous unit files and timers restored", d.restoreUnits(ctx)
+		})
+	}
 	if err == nil && len(d.env.Services()) > 0 {
 		err = d.rec.step(ctx, "rollback restart", orDefault(d.env.Timeouts.Restart, defaultRestartTimeout), func(ctx context.Context, out io.Writer) (string, error) {
 			return "", restartUnits(ctx, units, d.env.Services(), out)
