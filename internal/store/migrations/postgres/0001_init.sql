@@ -55,9 +55,7 @@ CREATE INDEX ix_deployment_fraise_status ON tb_deployment (fraise, status, id);
 CREATE INDEX ix_deployment_env ON tb_deployment (environment, id);
 CREATE INDEX ix_deployment_env_status ON tb_deployment (environment, status, id);
 CREATE INDEX ix_deployment_status ON tb_deployment (status, id);
--- Covering, for the exact scan of a stats window's first day.
-CREATE INDEX ix_deployment_finished ON tb_deployment (finished_at, id)
-    INCLUDE (fraise, environment, status, duration_ms, incident, restore_ms);
+CREATE INDEX ix_deployment_finished ON tb_deployment (finished_at, id);
 CREATE INDEX ix_deployment_started ON tb_deployment (started_at);
 CREATE INDEX ix_deployment_webhook ON tb_deployment (webhook_event_id);
 
