@@ -151,23 +151,7 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 	if env.Fraise.Type == "scheduled" {
 		return d.runScheduled(ctx)
 	}
-	err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), func(ctx context.Context, out io.Writer) (string, error) {
-		var err error
-		d.src, err = d.c.OpenSource(ctx, filepath.Join(d.appPath, mirrorDir), env.GitRepo, out)
-		if err != nil {
-			return "", err
-		}
-		if err := d.src.Fetch(ctx); err != nil {
-			return "", err
-		}
-		ref := orBranch(d.req.Ref, env.Branch)
-		d.sha, _, err = d.src.Resolve(ctx, ref)
-		if err != nil {
-			return "", err
-		}
-		return ref + " → " + short(d.sha), nil
-	})
-	if err != nil {
+	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
 		return store.StatusFailed, err
 	}
 
@@ -195,6 +179,25 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 		steps = append(steps, plannedStep{"run after deploy", runAfterTimeout(env), d.runAfterDeploy, skipUnless(env.RunAfterDeploy != nil, "no run_after_deploy")})
 	}
 	return d.apply(ctx, steps)
+}
+
+// fetch updates fraisier's mirror of the repository and resolves the
+// requested ref to the commit to deploy.
+func (d *deployment) fetch(ctx context.Context, out io.Writer) (string, error) {
+	var err error
+	d.src, err = d.c.OpenSource(ctx, filepath.Join(d.appPath, mirrorDir), d.env.GitRepo, out)
+	if err != nil {
+		return "", err
+	}
+	if err := d.src.Fetch(ctx); err != nil {
+		return "", err
+	}
+	ref := orBranch(d.req.Ref, d.env.Branch)
+	d.sha, _, err = d.src.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return ref + " → " + short(d.sha), nil
 }
 
 // plannedStep is one step of a flow; a non-empty skip says why it does not
