@@ -1,5 +1,3 @@
-// Package storetest is the conformance suite every store backend must
-// pass: SQLite and PostgreSQL run the same tests.
 package storetest
 
 import (
