@@ -113,7 +113,11 @@ func (e *Engine) lock(ctx context.Context, t store.Target, reason string, wait t
 	for {
 		prev, err := e.Store.AcquireLock(ctx, l, e.lockTTL(), dead)
 		if err == nil {
-			if prev.Owner != "" && prev.Owner != owner {
+			// A holder whose lock merely expired but which still runs on this
+			// host will find its lock gone at its next refresh and stop; its
+			// deployment is its own to finish. Only a holder known dead, or
+			// one on another host that stopped refreshing, leaves orphans.
+			if prev.Owner != "" && prev.Owner != owner && (prev.Host != e.Owner.Host || dead(prev)) {
 				recovered = &prev
 				interrupted, err = e.interruptOrphans(ctx, t, prev)
 				if err != nil {
@@ -151,7 +155,13 @@ func (e *Engine) lock(ctx context.Context, t store.Target, reason string, wait t
 	release = func() {
 		stop()
 		<-done
-		_ = e.Store.ReleaseLock(context.WithoutCancel(ctx), t, owner)
+		// Bounded: a state database that stopped answering must not hold
+		// the process; the lock then expires by itself after its TTL.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := e.Store.ReleaseLock(rctx, t, owner); err != nil {
+			fmt.Fprintf(e.progress(), "  warning: %v (it expires by itself in %s)\n", err, e.lockTTL())
+		}
 	}
 	return release, recovered, interrupted, nil
 }

@@ -72,8 +72,9 @@ func runCommandIn(ctx context.Context, c *config.Command, dir string, out io.Wri
 // run_after_deploy there.
 func (d *deployment) runShared(ctx context.Context) (string, error) {
 	code := d.env.Code
-	dir := filepath.Join(code.AppPath, currentLink)
-	var release string
+	// The other environment may switch while this one runs: work in the
+	// release it runs now, by name, not through its current link.
+	var release, dir string
 	err := d.rec.step(ctx, "resolve shared code", 0, func(ctx context.Context, out io.Writer) (string, error) {
 		var err error
 		release, err = currentRelease(code.AppPath)
@@ -83,6 +84,7 @@ func (d *deployment) runShared(ctx context.Context) (string, error) {
 		if release == "" {
 			return "", fmt.Errorf("%s has no current release yet: deploy it first", code.ID())
 		}
+		dir = filepath.Join(code.AppPath, releasesDir, release)
 		cf, ce := code.Target()
 		d.sha = d.e.currentSHA(ctx, store.Target{Fraise: cf, Environment: ce}, release)
 		return code.ID() + " runs " + release, nil

@@ -116,10 +116,24 @@ func linkShared(appPath, releasePath string, shared []string) error {
 		if !strings.HasPrefix(dst, releasePath+string(filepath.Separator)) {
 			return fmt.Errorf("link shared %s: escapes the release", s)
 		}
-		if err := os.RemoveAll(dst); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("link shared %s: %w", s, err)
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		// The commit decides what the release contains: a committed
+		// symlink on the way (config -> /etc) must not carry RemoveAll and
+		// Symlink outside the release.
+		parent, err := filepath.EvalSymlinks(filepath.Dir(dst))
+		if err != nil {
+			return fmt.Errorf("link shared %s: %w", s, err)
+		}
+		root, err := filepath.EvalSymlinks(releasePath)
+		if err != nil {
+			return fmt.Errorf("link shared %s: %w", s, err)
+		}
+		if parent != root && !strings.HasPrefix(parent, root+string(filepath.Separator)) {
+			return fmt.Errorf("link shared %s: the release's own symlinks lead outside it (%s)", s, parent)
+		}
+		if err := os.RemoveAll(dst); err != nil {
 			return fmt.Errorf("link shared %s: %w", s, err)
 		}
 		if err := os.Symlink(filepath.Join(appPath, sharedDir, s), dst); err != nil {

@@ -120,3 +120,25 @@ func TestPruneReleases(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedRefusesSymlinkEscape: a release whose commit holds a symlink
+// out of it cannot make linkShared touch what is outside.
+func TestSharedRefusesSymlinkEscape(t *testing.T) {
+	app, outside := t.TempDir(), t.TempDir()
+	makeRelease(t, app, "r1")
+	rel := filepath.Join(app, releasesDir, "r1")
+	os.MkdirAll(filepath.Join(app, sharedDir, "config"), 0o755)
+	os.WriteFile(filepath.Join(app, sharedDir, "config", "app.ini"), []byte("x"), 0o644)
+	victim := filepath.Join(outside, "app.ini")
+	os.WriteFile(victim, []byte("precious"), 0o644)
+	if err := os.Symlink(outside, filepath.Join(rel, "config")); err != nil {
+		t.Fatal(err)
+	}
+	err := linkShared(app, rel, []string{"config/app.ini"})
+	if err == nil || !strings.Contains(err.Error(), "lead outside") {
+		t.Fatalf("linkShared through an escaping symlink: %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious" {
+		t.Fatalf("file outside the release changed: %q", b)
+	}
+}

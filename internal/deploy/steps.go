@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,17 +48,21 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	stepCtx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
-		stepCtx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("step %s: %w after %s", name, execx.ErrTimeout, timeout))
+		stepCtx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", execx.ErrTimeout, timeout))
 		defer cancel()
 	}
 	out := newStepOutput(r.record, r.db, id)
 	detail, runErr := fn(stepCtx, out)
-	if runErr == nil && stepCtx.Err() != nil {
-		runErr = context.Cause(stepCtx)
-	}
-	if runErr != nil && stepCtx.Err() != nil && ctx.Err() == nil {
-		// The step's own timeout fired: say so rather than "context canceled".
-		runErr = fmt.Errorf("%w (%v)", context.Cause(stepCtx), runErr)
+	if stepCtx.Err() != nil && ctx.Err() == nil {
+		// The step's own timeout fired: say so rather than "context
+		// canceled", once.
+		cause := context.Cause(stepCtx)
+		switch {
+		case runErr == nil:
+			runErr = cause
+		case !errors.Is(runErr, execx.ErrTimeout):
+			runErr = fmt.Errorf("%w (%v)", cause, runErr)
+		}
 	}
 	out.Close()
 	elapsed := r.now().Sub(start)
@@ -84,10 +87,11 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	}
 	if runErr != nil {
 		fmt.Fprintf(r.progress, "failed %s\n  %v\n", fmtElapsed(elapsed), runErr)
-		if strings.HasPrefix(runErr.Error(), name+":") {
-			return runErr // already says which step
+		var named *stepError
+		if errors.As(runErr, &named) && named.step == name {
+			return runErr
 		}
-		return fmt.Errorf("%s: %w", name, runErr)
+		return &stepError{step: name, err: runErr}
 	}
 	if detail != "" {
 		fmt.Fprintf(r.progress, "ok %s (%s)\n", fmtElapsed(elapsed), detail)
@@ -178,3 +182,21 @@ func (o *stepOutput) Close() {
 	o.flushLocked()
 	o.closed = true
 }
+
+// stepError names the step that failed. Packages below (health) start
+// their messages with their own name, so the step's name is added only
+// when the message does not already begin with it.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string {
+	msg := e.err.Error()
+	if len(msg) > len(e.step) && msg[:len(e.step)] == e.step && msg[len(e.step)] == ':' {
+		return msg
+	}
+	return e.step + ": " + msg
+}
+
+func (e *stepError) Unwrap() error { return e.err }
