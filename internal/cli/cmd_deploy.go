@@ -65,40 +65,15 @@ the target.`,
 				return err
 			}
 			defer db.Close()
-			owner, err := deploy.CurrentOwner()
-			if err != nil {
-				return err
-			}
 			if opts.plan {
 				return a.printPlan(cmd, db, env, opts)
 			}
-			progress := a.streams.Out
-			if opts.asJSON {
-				progress = a.streams.Err
-			}
-			e := &deploy.Engine{Store: db, Progress: progress, Owner: owner}
-			res, err := e.Deploy(cmd.Context(), deploy.RealCollaborators(nil), deploy.Request{
-				Env: env, Ref: opts.ref, Force: opts.force, Wait: opts.wait,
-				Trigger: store.TriggerCLI, Actor: actor(a.env),
-			})
-			if errors.Is(err, deploy.ErrLocked) {
-				return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
-			}
-			if err != nil {
-				return err
-			}
-			if opts.asJSON {
-				out := deployResultJSON{DeploymentID: res.DeploymentID, Fraise: args[0], Environment: args[1], Status: res.Status,
-					OldSHA: res.OldSHA, NewSHA: res.NewSHA, Release: res.Release, PreviousRelease: res.PreviousRelease,
-					Interrupted: append([]int64{}, res.Interrupted...)}
-				if res.Err != nil {
-					out.Error = res.Err.Error()
-				}
-				if err := writeJSON(a.streams.Out, out); err != nil {
-					return err
-				}
-			}
-			return deployExit(res)
+			return a.runEngine(env, opts.asJSON, func(e *deploy.Engine) (deploy.Result, error) {
+				return e.Deploy(cmd.Context(), deploy.RealCollaborators(nil), deploy.Request{
+					Env: env, Ref: opts.ref, Force: opts.force, Wait: opts.wait,
+					Trigger: store.TriggerCLI, Actor: actor(a.env),
+				})
+			}, db)
 		},
 	}
 	f := cmd.Flags()
@@ -114,17 +89,19 @@ the target.`,
 // deployExit maps a deployment's terminal state to its exit code. The
 // reason was printed with the steps, so the error carries no new text.
 func deployExit(res deploy.Result) error {
-	code := ExitOK
+	var code int
 	switch res.Status {
+	case store.StatusSucceeded, store.StatusSkipped:
+		return nil
 	case store.StatusFailed:
 		code = ExitDeployFailed
 	case store.StatusRolledBack:
 		code = ExitRolledBack
 	case store.StatusRollbackFailed:
 		code = ExitRollbackFailed
-	}
-	if code == ExitOK {
-		return nil
+	default:
+		// A status this command does not know is no success.
+		code = ExitError
 	}
 	return &silentError{withCode(code, fmt.Errorf("deployment %d %s: %v", res.DeploymentID, res.Status, res.Err))}
 }
@@ -137,12 +114,42 @@ func actor(env Env) string {
 	return env.get("USER")
 }
 
-func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environment, opts deployOptions) error {
+// runEngine runs one deployment or rollback as the CLI does both: progress
+// lines to stdout (stderr with --json), the result as JSON when asked, and
+// the terminal state as the exit code.
+func (a *app) runEngine(env *config.Environment, asJSON bool, run func(*deploy.Engine) (deploy.Result, error), db *store.DB) error {
 	owner, err := deploy.CurrentOwner()
 	if err != nil {
 		return err
 	}
-	e := &deploy.Engine{Store: db, Owner: owner}
+	progress := a.streams.Out
+	if asJSON {
+		progress = a.streams.Err
+	}
+	res, err := run(&deploy.Engine{Store: db, Progress: progress, Owner: owner})
+	if errors.Is(err, deploy.ErrLocked) {
+		return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		fraise, envName := env.Target()
+		out := deployResultJSON{DeploymentID: res.DeploymentID, Fraise: fraise, Environment: envName, Status: res.Status,
+			OldSHA: res.OldSHA, NewSHA: res.NewSHA, Release: res.Release, PreviousRelease: res.PreviousRelease,
+			Interrupted: append([]int64{}, res.Interrupted...)}
+		if res.Err != nil {
+			out.Error = res.Err.Error()
+		}
+		if err := writeJSON(a.streams.Out, out); err != nil {
+			return err
+		}
+	}
+	return deployExit(res)
+}
+
+func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environment, opts deployOptions) error {
+	e := &deploy.Engine{Store: db}
 	p, err := e.Plan(cmd.Context(), deploy.RealCollaborators(nil), deploy.Request{Env: env, Ref: opts.ref, Force: opts.force})
 	if err != nil {
 		return err

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -41,34 +39,9 @@ Exit codes are those of deploy.`,
 				return err
 			}
 			defer db.Close()
-			owner, err := deploy.CurrentOwner()
-			if err != nil {
-				return err
-			}
-			progress := a.streams.Out
-			if asJSON {
-				progress = a.streams.Err
-			}
-			e := &deploy.Engine{Store: db, Progress: progress, Owner: owner}
-			res, err := e.Rollback(cmd.Context(), deploy.RealCollaborators(nil), deploy.RollbackRequest{Env: env, To: to, Actor: actor(a.env), Wait: wait})
-			if errors.Is(err, deploy.ErrLocked) {
-				return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
-			}
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				out := deployResultJSON{DeploymentID: res.DeploymentID, Fraise: args[0], Environment: args[1], Status: res.Status,
-					OldSHA: res.OldSHA, NewSHA: res.NewSHA, Release: res.Release, PreviousRelease: res.PreviousRelease,
-					Interrupted: append([]int64{}, res.Interrupted...)}
-				if res.Err != nil {
-					out.Error = res.Err.Error()
-				}
-				if err := writeJSON(a.streams.Out, out); err != nil {
-					return err
-				}
-			}
-			return deployExit(res)
+			return a.runEngine(env, asJSON, func(e *deploy.Engine) (deploy.Result, error) {
+				return e.Rollback(cmd.Context(), deploy.RealCollaborators(nil), deploy.RollbackRequest{Env: env, To: to, Actor: actor(a.env), Wait: wait})
+			}, db)
 		},
 	}
 	f := cmd.Flags()

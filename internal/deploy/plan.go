@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/store"
@@ -31,11 +32,15 @@ type Plan struct {
 
 // Plan resolves req as Deploy would and reports what it would do. It
 // changes nothing the service uses: it fetches into fraisier's own mirror
+// (the git layer locks the mirror, so a running deployment is not disturbed)
 // and exports the target commit into a scratch directory (removed before
 // it returns) so that the migration tool can list pending migrations.
 func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, error) {
 	env := req.Env
 	fraise, envName := env.Target()
+	if env.SharesCodeWith != "" || env.Fraise.Type == "scheduled" || env.Layout == "inplace" {
+		return Plan{}, fmt.Errorf("plan %s: --plan covers api and etl environments with their own releases only", env.ID())
+	}
 	p := Plan{Target: store.Target{Fraise: fraise, Environment: envName}, Ref: orBranch(req.Ref, env.Branch),
 		Install: nil, Units: env.Services()}
 	var err error
@@ -64,12 +69,15 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 	if hc := env.HealthCheck; hc != nil {
 		check := healthCheck(hc, env.Services())
 		p.HealthCheck = fmt.Sprintf("%s %s (timeout %s, %d retries every %s, deadline %s)",
-			check.Kind, firstNonEmpty(hc.URL, hc.TCP, fmt.Sprint(hc.Command), "units"), hc.Timeout, hc.Retries, hc.Interval, hc.Deadline)
+			check.Kind, firstNonEmpty(hc.URL, hc.TCP, strings.Join(hc.Command, " "), "units"), hc.Timeout, hc.Retries, hc.Interval, hc.Deadline)
 	}
 	if env.Database != nil {
 		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, p.TargetSHA)
 	}
 	p.Steps = []string{"fetch", "release", "install", "migrate", "switch", "restart", "health"}
+	if env.Fraise.Type == "etl" {
+		p.Steps = []string{"fetch", "release", "install", "verify scripts", "migrate", "switch", "restart", "health", "run after deploy"}
+	}
 	if p.UpToDate {
 		p.Steps = []string{"fetch", "decide: skip if healthy (--force redeploys)"}
 	}
@@ -102,7 +110,7 @@ func (e *Engine) pendingMigrations(ctx context.Context, c Collaborators, src Sou
 
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
-		if s != "" && s != "[]" {
+		if s != "" {
 			return s
 		}
 	}
