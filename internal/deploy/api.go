@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,9 +87,14 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	if env.Layout == "inplace" {
 		return Result{}, fmt.Errorf("deploy %s: the inplace layout is not supported by this engine yet", t)
 	}
-	release, recovered, interrupted, err := e.lock(ctx, t, req.Trigger+" "+requested, req.Wait)
+	// Losing the lock mid-deployment (fraisier unlock, or a state
+	// database unreachable past the lock's TTL) means another deployment
+	// may start: this one stops and undoes what it did.
+	lockCtx, lockLost := context.WithCancelCause(ctx)
+	defer lockLost(nil)
+	release, recovered, interrupted, err := e.lock(lockCtx, t, req.Trigger+" "+requested, req.Wait, lockLost)
 	if err != nil {
-		return Result{}, fmt.Errorf("deploy %s: %w", t, err)
+		return Result{}, fmt.Errorf("%s %s: %w", req.Trigger, t, err)
 	}
 	defer release()
 
@@ -101,7 +107,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	}
 	d.oldSHA = e.currentSHA(ctx, t, d.prevRelease)
 
-	deployCtx, cancel := context.WithTimeoutCause(ctx, orDefault(env.Timeouts.Deploy, defaultDeployTimeout),
+	deployCtx, cancel := context.WithTimeoutCause(lockCtx, orDefault(env.Timeouts.Deploy, defaultDeployTimeout),
 		fmt.Errorf("deployment: %w after %s", execx.ErrTimeout, orDefault(env.Timeouts.Deploy, defaultDeployTimeout)))
 	defer cancel()
 	record := context.WithoutCancel(ctx)
@@ -121,11 +127,8 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	status, runErr := flow(d, deployCtx)
 	res.Status, res.Err, res.NewSHA = status, runErr, d.sha
 	res.Release = d.prevRelease
-	if status == store.StatusSucceeded || status == store.StatusSkipped {
+	if status == store.StatusSucceeded {
 		res.Release = d.release
-		if status == store.StatusSkipped {
-			res.Release = d.prevRelease
-		}
 	}
 	fin := store.Finish{Status: status, NewSHA: d.sha}
 	if status == store.StatusSucceeded {
@@ -134,8 +137,17 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	if runErr != nil {
 		fin.Error = runErr.Error()
 	}
-	if err := e.Store.FinishDeployment(record, d.id, fin); err != nil {
-		return res, fmt.Errorf("deploy %s: %w", t, err)
+	// The outcome must reach the record: a deployment left "running"
+	// would be a lie. A busy or briefly unreachable database gets retries.
+	for attempt := 1; ; attempt++ {
+		err := e.Store.FinishDeployment(record, d.id, fin)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
+			return res, fmt.Errorf("%s %s: record the outcome (%s): %w", req.Trigger, t, status, err)
+		}
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 	}
 	fmt.Fprintf(e.progress(), "deployment %d: %s\n", d.id, status)
 	return res, nil
@@ -156,7 +168,7 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 	}
 
 	if d.sha == d.oldSHA && !d.req.Force && d.prevRelease != "" {
-		if _, err := d.checkHealth(ctx, io.Discard); err == nil {
+		if err := d.currentHealthy(ctx); err == nil {
 			return store.StatusSkipped, d.rec.skip("decide", short(d.sha)+" is already current and healthy (--force redeploys)")
 		}
 		fmt.Fprintf(d.e.progress(), "  %s is current but not healthy: redeploying\n", short(d.sha))
@@ -318,10 +330,14 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 }
 
 func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, error) {
+	// Set first: the rename may succeed and the directory sync after it
+	// fail, and then current already names the new release. Switching
+	// back when nothing moved is harmless; believing nothing moved when it
+	// did would delete the release current points at.
+	d.switched = true
 	if err := switchCurrent(d.appPath, d.release); err != nil {
 		return "", err
 	}
-	d.switched = true
 	return orDash(d.prevRelease) + " → " + d.release, nil
 }
 
@@ -380,6 +396,27 @@ func (d *deployment) checkHealth(ctx context.Context, out io.Writer) (string, er
 	return fmt.Sprintf("%d %s", len(rep.Attempts), plural(len(rep.Attempts), "try", "tries")), nil
 }
 
+// currentHealthy says whether what runs now is healthy, for the decision to
+// skip: the configured health check, or else the units being active. With
+// neither there is nothing to doubt.
+func (d *deployment) currentHealthy(ctx context.Context) error {
+	if d.env.HealthCheck != nil {
+		_, err := d.checkHealth(ctx, io.Discard)
+		return err
+	}
+	units := d.c.Units(d.env.Scope)
+	for _, u := range d.env.Services() {
+		active, err := units.IsActive(ctx, u)
+		if err != nil {
+			return err
+		}
+		if !active {
+			return fmt.Errorf("%s is not active", u)
+		}
+	}
+	return nil
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
@@ -412,7 +449,7 @@ func healthCheck(hc *config.HealthCheck, units []string) health.Check {
 	return c
 }
 
-// compensate undoes what a failed deployment changed, newest first, and
+// compensate undoes what a failed deployment changed and
 // names the honest terminal state: failed when nothing had changed for the
 // service (or all was undone before the switch), rolled_back when the
 // previous release serves again and is healthy, rollback_failed when the
@@ -460,10 +497,17 @@ func (d *deployment) compensate(cause error) (string, error) {
 			return "no previous release: current removed", nil
 		})
 		_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
-		if err != nil || len(problems) > 0 {
-			return store.StatusRollbackFailed, fmt.Errorf("%w; first deployment could not be taken back: %s", cause, strings.Join(append(problems, errString(err)), "; "))
+		if err != nil {
+			problems = append(problems, err.Error())
 		}
-		return store.StatusFailed, fmt.Errorf("%w (first deployment: nothing to roll back to; units stopped)", cause)
+		if len(problems) > 0 {
+			return store.StatusRollbackFailed, fmt.Errorf("%w; first deployment could not be taken back: %s", cause, strings.Join(problems, "; "))
+		}
+		what := "current removed"
+		if len(d.env.Services()) > 0 {
+			what += ", units stopped"
+		}
+		return store.StatusFailed, fmt.Errorf("%w (first deployment: nothing to roll back to; %s)", cause, what)
 	}
 
 	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {

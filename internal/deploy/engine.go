@@ -105,7 +105,7 @@ func (e *Engine) progress() io.Writer {
 // recovers it from a dead one: the deployments the dead holder left running
 // are recorded as interrupted. The returned release function gives the lock
 // back and stops its refresher.
-func (e *Engine) lock(ctx context.Context, t store.Target, reason string, wait time.Duration) (release func(), recovered *store.Lock, interrupted []int64, err error) {
+func (e *Engine) lock(ctx context.Context, t store.Target, reason string, wait time.Duration, lost func(error)) (release func(), recovered *store.Lock, interrupted []int64, err error) {
 	owner := e.Owner.String()
 	l := store.Lock{Target: t, Owner: owner, Host: e.Owner.Host, PID: e.Owner.PID, Reason: reason}
 	dead := func(h store.Lock) bool { return HolderDead(h.Owner, e.Owner.Host) }
@@ -143,12 +143,23 @@ func (e *Engine) lock(ctx context.Context, t store.Target, reason string, wait t
 		defer close(done)
 		tick := time.NewTicker(e.lockTTL() / 3)
 		defer tick.Stop()
+		lastOK := time.Now()
 		for {
 			select {
 			case <-refreshCtx.Done():
 				return
 			case <-tick.C:
-				_ = e.Store.RefreshLock(refreshCtx, t, owner, e.lockTTL())
+				err := e.Store.RefreshLock(refreshCtx, t, owner, e.lockTTL())
+				switch {
+				case err == nil:
+					lastOK = time.Now()
+				case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrLocked):
+					lost(fmt.Errorf("lost the lock on %s: %w", t, err))
+					return
+				case time.Since(lastOK) > e.lockTTL():
+					lost(fmt.Errorf("lost the lock on %s: not refreshed for %s: %w", t, e.lockTTL(), err))
+					return
+				}
 			}
 		}
 	}()

@@ -1,0 +1,77 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// TestLockLostStopsTheDeployment: when the lock is broken under a running
+// deployment (fraisier unlock), the deployment stops at once and undoes
+// what it did, rather than run beside whoever takes the lock next.
+func TestLockLostStopsTheDeployment(t *testing.T) {
+	root := t.TempDir()
+	origin, work := filepath.Join(root, "origin.git"), filepath.Join(root, "work")
+	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
+	gitCmd(t, root, "clone", "-q", origin, work)
+	os.WriteFile(filepath.Join(work, "install.sh"), []byte("touch \"$1\"; exec sleep 20\n"), 0o644)
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "slow install")
+	gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+	started := filepath.Join(root, "install-started")
+	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
+fraises:
+  hello:
+    type: api
+    environments:
+      production:
+        branch: main
+        git_repo: %s
+        app_path: %s/srv/hello
+        install:
+          command: [sh, install.sh, %s]
+`, origin, root, started)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := cfg.Lookup("hello", "production")
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	owner, _ := CurrentOwner()
+	var log strings.Builder
+	e := &Engine{Store: db, Progress: &log, Owner: owner, LockTTL: 300 * time.Millisecond}
+
+	go func() {
+		for i := 0; i < 500; i++ {
+			if _, err := os.Stat(started); err == nil {
+				db.ForceUnlock(context.Background(), store.Target{Fraise: "hello", Environment: "production"}, "test breaks the lock")
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	begin := time.Now()
+	res, err := e.Deploy(context.Background(), RealCollaborators(nil), Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != store.StatusFailed || !strings.Contains(res.Err.Error(), "lost the lock") {
+		t.Fatalf("status %s, error %v; want failed, lost the lock\n%s", res.Status, res.Err, log.String())
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Fatalf("took %s to notice", d)
+	}
+	if cur, _ := currentRelease(env.AppPath); cur != "" {
+		t.Fatalf("current is %s after a stopped first deployment", cur)
+	}
+}
