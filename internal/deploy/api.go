@@ -27,8 +27,11 @@ const (
 	// the deployment's own context was cancelled.
 	rollbackTimeout = 5 * time.Minute
 	// settle is how long a restarted unit must stay up before it counts as
-	// started: a service that crashes right after exec must not pass.
-	settle = time.Second
+	// started: a service that crashes right after exec must not pass. With
+	// a health check the probe is the stronger witness (a crashed service
+	// fails it), so the unit only has to survive a short settle.
+	settle           = time.Second
+	settleWithHealth = 200 * time.Millisecond
 )
 
 func orDefault(d config.Duration, def time.Duration) time.Duration {
@@ -343,12 +346,19 @@ func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, 
 
 func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
 	d.restarted = true
-	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), out)
+	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
+}
+
+func (d *deployment) settle() time.Duration {
+	if d.env.HealthCheck != nil {
+		return settleWithHealth
+	}
+	return settle
 }
 
 // restartUnits reloads systemd when a unit file changed, restarts the units
 // and waits until each has stayed active for the settle time.
-func restartUnits(ctx context.Context, u Units, units []string, out io.Writer) error {
+func restartUnits(ctx context.Context, u Units, units []string, settleFor time.Duration, out io.Writer) error {
 	for _, unit := range units {
 		need, err := u.NeedsDaemonReload(ctx, unit)
 		if err != nil {
@@ -366,7 +376,7 @@ func restartUnits(ctx context.Context, u Units, units []string, out io.Writer) e
 		return err
 	}
 	for _, unit := range units {
-		if err := u.WaitActive(ctx, unit, settle); err != nil {
+		if err := u.WaitActive(ctx, unit, settleFor); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s active\n", unit)
@@ -520,7 +530,7 @@ func (d *deployment) compensate(cause error) (string, error) {
 	}
 	if err == nil && len(d.env.Services()) > 0 {
 		err = d.rec.step(ctx, "rollback restart", orDefault(d.env.Timeouts.Restart, defaultRestartTimeout), func(ctx context.Context, out io.Writer) (string, error) {
-			return "", restartUnits(ctx, units, d.env.Services(), out)
+			return "", restartUnits(ctx, units, d.env.Services(), d.settle(), out)
 		})
 	}
 	if err == nil && d.env.HealthCheck != nil {
