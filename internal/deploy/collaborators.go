@@ -47,4 +47,5 @@ type Collaborators struct {
 	OpenSource  func(ctx context.Context, dir, remote string, out io.Writer) (Source, error)
 	Units       func(scope string) Units
 	NewMigrator func(env *config.Environment, releaseDir string, out io.Writer) (Migrator, error)
+	JobUnits    func(scope string) (JobUnits, error) // scheduled fraises; see scheduled.go
 }

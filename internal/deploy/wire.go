@@ -27,6 +27,13 @@ func RealCollaborators(extraEnv []string) Collaborators {
 			}
 			return systemdUnits{m}
 		},
+		JobUnits: func(scope string) (JobUnits, error) {
+			m, err := systemd.New(systemd.Options{Scope: systemd.Scope(scope), Env: extraEnv})
+			if err != nil {
+				return nil, err // not a typed nil inside the interface
+			}
+			return m, nil
+		},
 		NewMigrator: func(env *config.Environment, releaseDir string, out io.Writer) (Migrator, error) {
 			db := env.Database
 			m, err := migrate.New(migrate.Config{
