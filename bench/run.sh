@@ -7,5 +7,8 @@ bin=${1:-bin/fraisier}
 echo "== read commands against 1,000,000 deployments and 1,000,000 webhook events"
 go run ./bench/clibench -bin "$bin" -dir bench/out
 echo
+echo "== deploy and rollback against a script doing the same work by hand (real git, real systemd user manager)"
+go run ./bench/deploybench -bin "$bin" -runs 7
+echo
 echo "== store queries (Go benchmarks)"
 go test -run '^$' -bench . -benchtime 200x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'

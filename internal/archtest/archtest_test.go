@@ -62,9 +62,9 @@ func TestDependencyDirection(t *testing.T) {
 				continue
 			}
 			dep := strings.TrimPrefix(imp, module+"/")
-			// Only the demo, which stands up real parts as the tests do, may
-			// use test support outside tests.
-			if isTestSupport(dep) && pkg != "demo" {
+			// Only the demo and the benchmarks, which stand up real parts as
+			// the tests do, may use test support outside tests.
+			if isTestSupport(dep) && pkg != "demo" && !strings.HasPrefix(pkg, "bench/") {
 				t.Errorf("%s imports test-only package %s", pkg, dep)
 				continue
 			}

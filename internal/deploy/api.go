@@ -29,9 +29,11 @@ const (
 	// settle is how long a restarted unit must stay up before it counts as
 	// started: a service that crashes right after exec must not pass. With
 	// a health check the probe is the stronger witness (a crashed service
-	// fails it), so the unit only has to survive a short settle.
+	// fails it, and the crash-at-start test proves it), so the unit only
+	// has to be active; a settle there would only slow every deploy and
+	// rollback.
 	settle           = time.Second
-	settleWithHealth = 200 * time.Millisecond
+	settleWithHealth = 0
 )
 
 func orDefault(d config.Duration, def time.Duration) time.Duration {
