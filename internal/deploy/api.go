@@ -68,7 +68,6 @@ type deployment struct {
 	revBefore   string
 	migrator    Migrator
 	switched    bool
-	restarted   bool
 	// restoreUnits, when set, puts back the unit files a scheduled
 	// deployment replaced; compensate calls it after switching back.
 	restoreUnits func(ctx context.Context) error
@@ -347,7 +346,6 @@ func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, 
 }
 
 func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
-	d.restarted = true
 	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
 }
 

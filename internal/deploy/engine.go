@@ -43,8 +43,6 @@ type Request struct {
 	// Wait is how long to wait for another deployment of the same target
 	// to finish; zero refuses at once with the holder's name.
 	Wait time.Duration
-	// Plan resolves and prints what would happen, and changes nothing.
-	Plan bool
 }
 
 // Result is how a deployment ended. Status is one of succeeded, failed,
