@@ -119,6 +119,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.logsCommand(),
 		a.lockCommand(),
 		a.unlockCommand(),
+		a.jobsCommand(),
 	)
 	return root
 }
