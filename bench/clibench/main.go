@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
@@ -39,7 +41,13 @@ func run(ctx context.Context, bin, dir string, deployments, webhooks, runs int, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	big := filepath.Join(dir, fmt.Sprintf("state-%d-%d.db", deployments, webhooks))
+	// The cached database is only as good as the schema and generator that
+	// made it: its name carries a digest of both, so an edit regenerates it.
+	key, err := generatorKey()
+	if err != nil {
+		return err
+	}
+	big := filepath.Join(dir, fmt.Sprintf("state-%d-%d-%s.db", deployments, webhooks, key))
 	if _, err := os.Stat(big); err != nil {
 		fmt.Printf("generating %s (%d deployments, %d webhook events)...\n", big, deployments, webhooks)
 		start := time.Now()
@@ -136,4 +144,22 @@ func generate(ctx context.Context, path string, deployments, webhooks int) error
 		}
 	}
 	return db.Close()
+}
+
+// generatorKey digests the store's SQLite schema and the generator.
+func generatorKey() (string, error) {
+	files, err := filepath.Glob("internal/store/migrations/sqlite/*.sql")
+	if err != nil || len(files) == 0 {
+		return "", fmt.Errorf("find the store's migrations (run from the repository root): %v", err)
+	}
+	files = append(files, "internal/store/populate.go")
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
