@@ -52,15 +52,7 @@ rollback_failed (operator needed). Exit codes: 0 succeeded or skipped,
 the target.`,
 		Args: rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			env, err := cfg.Lookup(args[0], args[1])
-			if err != nil {
-				return withCode(ExitNotFound, err)
-			}
-			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			env, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -25,11 +26,12 @@ func (a *app) lockCommand() *cobra.Command {
 			if reason == "" {
 				return &usageError{errors.New("--reason is required: others will read it when their deploy is refused")}
 			}
-			db, t, err := a.targetStore(cmd, args)
+			env, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
+			t := targetOf(env)
 			host, _ := os.Hostname()
 			who := actor(a.env)
 			_, err = db.AcquireLock(cmd.Context(), store.Lock{Target: t, Owner: "operator:" + who, Host: host, PID: os.Getpid(), Reason: reason},
@@ -58,11 +60,12 @@ func (a *app) unlockCommand() *cobra.Command {
 			if reason == "" {
 				return &usageError{errors.New("--reason is required: breaking a lock is recorded with it")}
 			}
-			db, t, err := a.targetStore(cmd, args)
+			env, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
+			t := targetOf(env)
 			prev, err := db.ForceUnlock(cmd.Context(), t, reason)
 			if errors.Is(err, store.ErrNotFound) {
 				return withCode(ExitNotFound, fmt.Errorf("%s is not locked", t))
@@ -78,19 +81,25 @@ func (a *app) unlockCommand() *cobra.Command {
 	return cmd
 }
 
-// targetStore checks that fraise/environment is configured and opens the
-// state database the configuration names.
-func (a *app) targetStore(cmd *cobra.Command, args []string) (*store.DB, store.Target, error) {
+// targetStore finds the environment named by args (fraise, environment)
+// in the configuration and opens the state database it names.
+func (a *app) targetStore(cmd *cobra.Command, args []string) (*config.Environment, *store.DB, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
-		return nil, store.Target{}, err
+		return nil, nil, err
 	}
-	if _, err := cfg.Lookup(args[0], args[1]); err != nil {
-		return nil, store.Target{}, withCode(ExitNotFound, err)
+	env, err := cfg.Lookup(args[0], args[1])
+	if err != nil {
+		return nil, nil, withCode(ExitNotFound, err)
 	}
 	db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
 	if err != nil {
-		return nil, store.Target{}, err
+		return nil, nil, err
 	}
-	return db, store.Target{Fraise: args[0], Environment: args[1]}, nil
+	return env, db, nil
+}
+
+func targetOf(env *config.Environment) store.Target {
+	fraise, name := env.Target()
+	return store.Target{Fraise: fraise, Environment: name}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,9 +22,9 @@ func (a *app) logsCommand() *cobra.Command {
 		Short: "Print a deployment's step output; -f follows a running deployment until it ends",
 		Args:  rangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
-			if err != nil || id < 1 {
-				return &usageError{fmt.Errorf("deployment id %q: want a positive number (see fraisier history)", args[0])}
+			id, err := parseDeploymentID(args[0])
+			if err != nil {
+				return err
 			}
 			db, err := a.openState(cmd.Context())
 			if err != nil {

@@ -26,15 +26,7 @@ to undo migrations, deploy the older commit with fraisier deploy --ref.
 Exit codes are those of deploy.`,
 		Args: rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			env, err := cfg.Lookup(args[0], args[1])
-			if err != nil {
-				return withCode(ExitNotFound, err)
-			}
-			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			env, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -71,14 +63,7 @@ func (a *app) releasesCommand() *cobra.Command {
 		Short: "List an environment's releases, newest first, and which is current, good or bad",
 		Args:  rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			if _, err := cfg.Lookup(args[0], args[1]); err != nil {
-				return withCode(ExitNotFound, err)
-			}
-			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
+			_, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
 			}

@@ -36,9 +36,9 @@ func (a *app) showCommand() *cobra.Command {
 		Short: "Show one deployment: its steps and their output",
 		Args:  rangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
-			if err != nil || id < 1 {
-				return &usageError{fmt.Errorf("deployment id %q: want a positive number (see fraisier history)", args[0])}
+			id, err := parseDeploymentID(args[0])
+			if err != nil {
+				return err
 			}
 			db, err := a.openState(cmd.Context())
 			if err != nil {
@@ -119,4 +119,13 @@ func (a *app) renderShow(w io.Writer, s showJSON) error {
 		}
 	}
 	return nil
+}
+
+// parseDeploymentID reads a deployment id as history prints it (#12 or 12).
+func parseDeploymentID(s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, &usageError{fmt.Errorf("deployment id %q: want a positive number (see fraisier history)", s)}
+	}
+	return id, nil
 }
