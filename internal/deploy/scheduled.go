@@ -330,6 +330,22 @@ type unitFile struct {
 
 func isTimer(name string) bool { return strings.HasSuffix(name, ".timer") }
 
+// timersFirst orders units to be stopped: a timer stopped after its
+// service could start it again in between.
+func timersFirst(names []string) []string {
+	out := slices.Clone(names)
+	slices.SortStableFunc(out, func(a, b string) int {
+		switch {
+		case isTimer(a) == isTimer(b):
+			return 0
+		case isTimer(a):
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
 // install installs the rendered units, and removes those of jobs no longer
 // configured, after remembering every file it is about to change so that
 // the compensation can put them all back (restoreUnitFiles).
@@ -380,9 +396,9 @@ func (s *scheduledRun) install(ctx context.Context, out io.Writer) (string, erro
 			}
 		}
 	}
-	// Stopped while their files still exist: systemd needs a unit's file
-	// to disable it.
-	for _, n := range removed {
+	// Stopped while their files still exist (systemd needs a unit's file
+	// to disable it), timers before services so that none fires between.
+	for _, n := range timersFirst(removed) {
 		if err := stopUnit(ctx, s.units, n); err != nil {
 			return "", fmt.Errorf("stop %s of a removed job: %w", n, err)
 		}
@@ -430,11 +446,15 @@ func stopUnit(ctx context.Context, u JobUnits, name string) error {
 func restoreUnitFiles(ctx context.Context, u JobUnits, prev []unitFile) error {
 	var errs []error
 	// Stopped first, while the files this deployment wrote still exist.
+	var stop []string
 	for _, f := range prev {
 		if (isTimer(f.name) && !f.active) || f.content == nil {
-			if err := stopUnit(ctx, u, f.name); err != nil {
-				errs = append(errs, err)
-			}
+			stop = append(stop, f.name)
+		}
+	}
+	for _, n := range timersFirst(stop) {
+		if err := stopUnit(ctx, u, n); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, f := range prev {
