@@ -161,10 +161,16 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 // but succeeded and skipped, the error that decided it.
 func (d *deployment) run(ctx context.Context) (string, error) {
 	env := d.env
-	if env.SharesCodeWith != "" {
+	switch {
+	case env.Fraise.Type == "scheduled" && env.SharesCodeWith != "":
+		// Its timers would have to follow another environment's releases;
+		// until that exists, refuse rather than "succeed" installing nothing.
+		return store.StatusFailed, d.rec.step(ctx, "check", 0, func(context.Context, io.Writer) (string, error) {
+			return "", fmt.Errorf("scheduled environments with shares_code_with cannot be deployed yet")
+		})
+	case env.SharesCodeWith != "":
 		return d.runShared(ctx)
-	}
-	if env.Fraise.Type == "scheduled" {
+	case env.Fraise.Type == "scheduled":
 		return d.runScheduled(ctx)
 	}
 	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
