@@ -157,7 +157,6 @@ fraises:
 		if i > 0 {
 			scriptT, fraisierT = append(scriptT, ds), append(fraisierT, df)
 		}
-		time.Sleep(1100 * time.Millisecond) // release names have one-second resolution
 	}
 	// Rollback against the service's own restart-and-become-healthy time.
 	for i := 0; i < runs; i++ {

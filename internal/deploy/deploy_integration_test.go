@@ -219,7 +219,6 @@ func TestDeployAPI(t *testing.T) {
 		f.expect(res, store.StatusSkipped, "v2")
 	})
 	t.Run("force", func(t *testing.T) {
-		time.Sleep(1100 * time.Millisecond) // release names have one-second resolution
 		res := f.deploy(Request{Force: true})
 		f.expect(res, store.StatusSucceeded, "v2")
 		if res.Release == good {

@@ -31,7 +31,10 @@ func releaseName(now time.Time, sha string) string {
 	if len(short) > 8 {
 		short = short[:8]
 	}
-	return now.UTC().Format("20060102T150405Z") + "-" + short
+	// Milliseconds: two deployments in one second (a --force right after
+	// a deploy, a quick rollback and redeploy) must not collide, and names
+	// must still sort by age.
+	return now.UTC().Format("20060102T150405.000Z") + "-" + short
 }
 
 // currentRelease returns the release that current points at, "" when there

@@ -13,7 +13,7 @@ import (
 func TestReleaseName(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 15, 0, 0, time.FixedZone("CET", 3600))
 	got := releaseName(at, "1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d")
-	if want := "20261125T091500Z-1a2b3c4d"; got != want {
+	if want := "20261125T091500.000Z-1a2b3c4d"; got != want {
 		t.Errorf("releaseName = %s, want %s", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,17 +74,22 @@ func (d *deployment) rollbackTarget(ctx context.Context, to string) (store.Relea
 		_, err := os.Stat(filepath.Join(d.appPath, releasesDir, r.Name))
 		return err == nil
 	}
+	// "Previous" means older than current, so that two rollbacks in a row
+	// go further back instead of returning to the release just left.
+	// Releases come newest first: the older ones follow current.
+	olderThanCurrent := d.prevRelease == "" || !slices.ContainsFunc(rels, func(r store.Release) bool { return r.Name == d.prevRelease })
 	var candidates []string
 	for _, r := range rels { // newest first
-		if r.Name == d.prevRelease || !onDisk(r) {
+		if r.Name == d.prevRelease {
+			olderThanCurrent = true
+			continue
+		}
+		if !onDisk(r) {
 			continue
 		}
 		candidates = append(candidates, r.Name)
 		switch {
-		// Release names sort by creation time: "previous" means older
-		// than current, so that two rollbacks in a row go further back
-		// instead of returning to the release just left.
-		case to == "" && r.State == store.ReleaseGood && (d.prevRelease == "" || r.Name < d.prevRelease):
+		case to == "" && r.State == store.ReleaseGood && olderThanCurrent:
 			return r, nil
 		case to != "" && (r.Name == to || (len(to) >= 7 && strings.HasPrefix(r.SHA, strings.ToLower(to)))):
 			if r.State == store.ReleaseBad {

@@ -176,8 +176,6 @@ func (f *schedFixture) push() string {
 
 func (f *schedFixture) deploy(c Collaborators, env *config.Environment) Result {
 	f.t.Helper()
-	// Release names have one-second resolution.
-	time.Sleep(1100 * time.Millisecond)
 	res, err := f.engine.Deploy(context.Background(), c, Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
 	if err != nil {
 		f.t.Fatalf("Deploy: %v", err)
