@@ -298,13 +298,7 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 }
 
 func (d *deployment) install(ctx context.Context, out io.Writer) (string, error) {
-	in := d.env.Install
-	dir := d.releasePath
-	if in.Dir != "" {
-		dir = filepath.Join(d.releasePath, in.Dir)
-	}
-	_, err := execx.Run(ctx, execx.Cmd{Argv: in.Argv, Dir: dir, Env: envList(in.Env), Output: out})
-	return strings.Join(in.Argv, " "), err
+	return runCommandIn(ctx, d.env.Install, d.releasePath, out)
 }
 
 func envList(m map[string]string) []string {
