@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,5 +74,66 @@ fraises:
 	}
 	if cur, _ := currentRelease(env.AppPath); cur != "" {
 		t.Fatalf("current is %s after a stopped first deployment", cur)
+	}
+}
+
+// TestWaitForLock: --wait queues behind a held lock and runs once it is
+// released; without it, or past it, the deploy is refused naming the holder.
+func TestWaitForLock(t *testing.T) {
+	root := t.TempDir()
+	origin, work := filepath.Join(root, "origin.git"), filepath.Join(root, "work")
+	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
+	gitCmd(t, root, "clone", "-q", origin, work)
+	os.WriteFile(filepath.Join(work, "app.txt"), []byte("v1\n"), 0o644)
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "v1")
+	gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
+fraises:
+  hello:
+    type: api
+    environments:
+      production: {branch: main, git_repo: %s, app_path: %s/srv/hello}
+`, origin, root)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := cfg.Lookup("hello", "production")
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	target := store.Target{Fraise: "hello", Environment: "production"}
+	hold := func() {
+		t.Helper()
+		if _, err := db.AcquireLock(context.Background(), store.Lock{Target: target, Owner: "operator:alice", Host: "elsewhere", Reason: "maintenance"},
+			time.Hour, func(store.Lock) bool { return false }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner, _ := CurrentOwner()
+	e := &Engine{Store: db, Owner: owner}
+	req := Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"}
+
+	hold()
+	_, err = e.Deploy(context.Background(), RealCollaborators(nil), req)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "operator:alice") {
+		t.Fatalf("deploy against a held lock: %v, want ErrLocked naming operator:alice", err)
+	}
+	req.Wait = 300 * time.Millisecond
+	start := time.Now()
+	if _, err = e.Deploy(context.Background(), RealCollaborators(nil), req); !errors.Is(err, ErrLocked) {
+		t.Fatalf("deploy waiting past the wait: %v, want ErrLocked", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("gave up after %s, before --wait ran out", d)
+	}
+
+	req.Wait = 10 * time.Second
+	time.AfterFunc(400*time.Millisecond, func() { db.ForceUnlock(context.Background(), target, "maintenance done") })
+	res, err := e.Deploy(context.Background(), RealCollaborators(nil), req)
+	if err != nil || res.Status != store.StatusSucceeded {
+		t.Fatalf("deploy queued behind the lock: %s, %v", res.Status, err)
 	}
 }
