@@ -53,6 +53,24 @@ func gitCmd(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// newOrigin makes a bare origin under root with a work clone that pushes to
+// it, the git side of every deploy test.
+func newOrigin(t *testing.T, root string) (origin, work string) {
+	t.Helper()
+	origin, work = filepath.Join(root, "origin.git"), filepath.Join(root, "work")
+	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
+	gitCmd(t, root, "clone", "-q", origin, work)
+	return origin, work
+}
+
+// commitAll commits everything in work and pushes it to main.
+func commitAll(t *testing.T, work, msg string) {
+	t.Helper()
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", msg)
+	gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+}
+
 func newFixture(t *testing.T, extraEnvYAML string) *fixture {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
@@ -61,11 +79,9 @@ func newFixture(t *testing.T, extraEnvYAML string) *fixture {
 	mgr := tsystemd.UserManager(t)
 	bin := testenv.BuildHTTPApp(t)
 	root := t.TempDir()
-	f := &fixture{t: t, origin: filepath.Join(root, "origin.git"), work: filepath.Join(root, "work"),
-		app: filepath.Join(root, "srv", "hello"), port: testenv.FreePort(t), log: &bytes.Buffer{}}
+	f := &fixture{t: t, app: filepath.Join(root, "srv", "hello"), port: testenv.FreePort(t), log: &bytes.Buffer{}}
+	f.origin, f.work = newOrigin(t, root)
 	f.unit = mgr.Unit("hello.service")
-	gitCmd(t, root, "init", "--bare", "-b", "main", f.origin)
-	gitCmd(t, root, "clone", f.origin, f.work)
 
 	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier test app\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
 		bin, f.port, filepath.Join(f.app, currentLink))

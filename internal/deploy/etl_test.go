@@ -18,9 +18,7 @@ import (
 // of its own. Real git; no systemd unit is involved.
 func TestDeployETL(t *testing.T) {
 	root := t.TempDir()
-	origin, work := filepath.Join(root, "origin.git"), filepath.Join(root, "work")
-	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	gitCmd(t, root, "clone", "-q", origin, work)
+	origin, work := newOrigin(t, root)
 	commit := func(msg string, files map[string]string, modes map[string]os.FileMode) {
 		for name, content := range files {
 			p := filepath.Join(work, name)
@@ -32,9 +30,7 @@ func TestDeployETL(t *testing.T) {
 			os.WriteFile(p, []byte(content), mode)
 			os.Chmod(p, mode)
 		}
-		gitCmd(t, work, "add", "-A")
-		gitCmd(t, work, "commit", "-q", "-m", msg)
-		gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+		commitAll(t, work, msg)
 	}
 	yaml := fmt.Sprintf(`
 fraises:

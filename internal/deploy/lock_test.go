@@ -19,13 +19,9 @@ import (
 // what it did, rather than run beside whoever takes the lock next.
 func TestLockLostStopsTheDeployment(t *testing.T) {
 	root := t.TempDir()
-	origin, work := filepath.Join(root, "origin.git"), filepath.Join(root, "work")
-	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	gitCmd(t, root, "clone", "-q", origin, work)
+	origin, work := newOrigin(t, root)
 	os.WriteFile(filepath.Join(work, "install.sh"), []byte("touch \"$1\"; exec sleep 20\n"), 0o644)
-	gitCmd(t, work, "add", "-A")
-	gitCmd(t, work, "commit", "-q", "-m", "slow install")
-	gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+	commitAll(t, work, "slow install")
 	started := filepath.Join(root, "install-started")
 	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
 fraises:
@@ -81,13 +77,9 @@ fraises:
 // released; without it, or past it, the deploy is refused naming the holder.
 func TestWaitForLock(t *testing.T) {
 	root := t.TempDir()
-	origin, work := filepath.Join(root, "origin.git"), filepath.Join(root, "work")
-	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	gitCmd(t, root, "clone", "-q", origin, work)
+	origin, work := newOrigin(t, root)
 	os.WriteFile(filepath.Join(work, "app.txt"), []byte("v1\n"), 0o644)
-	gitCmd(t, work, "add", "-A")
-	gitCmd(t, work, "commit", "-q", "-m", "v1")
-	gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+	commitAll(t, work, "v1")
 	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
 fraises:
   hello:
