@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -28,6 +31,9 @@ type targetStatusJSON struct {
 	LastDeployment *int64     `json:"last_deployment_id"`
 	BrokenSince    *time.Time `json:"broken_since"`
 	Locked         *lockJSON  `json:"lock"`
+	// Live is present with --live: what git, systemd and the health check
+	// say now, beside what the record says.
+	Live *deploy.Live `json:"live,omitempty"`
 }
 
 type lockJSON struct {
@@ -43,7 +49,11 @@ type lockJSON struct {
 const statusNever = "never deployed"
 
 func (a *app) statusCommand() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON      bool
+		live        bool
+		liveTimeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "status [fraise [environment]]",
 		Short: "Show what runs where, as recorded in the state database",
@@ -103,6 +113,10 @@ func (a *app) statusCommand() *cobra.Command {
 						fillState(&row, s)
 					}
 					fillLock(&row, lockOf, t)
+					if live {
+						l := deploy.Inspect(cmd.Context(), deploy.RealCollaborators(nil), f.Environments[ename], liveTimeout)
+						row.Live = &l
+					}
 					out.Targets = append(out.Targets, row)
 				}
 			}
@@ -136,6 +150,9 @@ func (a *app) statusCommand() *cobra.Command {
 				case r.BrokenSince != nil:
 					note = "operator needed since " + fmtTime(*r.BrokenSince)
 				}
+				if r.Live != nil {
+					note = joinNotes(note, liveNote(r))
+				}
 				deployed := "-"
 				if r.DeployedAt != nil {
 					deployed = fmtTime(*r.DeployedAt)
@@ -145,6 +162,8 @@ func (a *app) statusCommand() *cobra.Command {
 			return t.flush()
 		},
 	}
+	cmd.Flags().BoolVar(&live, "live", false, "also ask git (branch head), systemd (units) and the health check (one try) how each environment is now")
+	cmd.Flags().DurationVar(&liveTimeout, "live-timeout", 5*time.Second, "bound on each environment's live checks")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
@@ -187,4 +206,50 @@ func joinNames(names []string) string {
 		s += ", " + n
 	}
 	return s
+}
+
+// liveNote sums up the live checks for the NOTE column.
+func liveNote(r targetStatusJSON) string {
+	l := r.Live
+	var parts []string
+	switch {
+	case l.BranchError != "":
+		parts = append(parts, "branch head unknown: "+oneLine(l.BranchError, 40))
+	case l.BranchHead != "" && l.BranchHead != r.CurrentSHA:
+		parts = append(parts, fmt.Sprintf("%s is at %s", r.Branch, shortSHA(l.BranchHead)))
+	}
+	if l.CurrentRelease != r.CurrentRelease && r.CurrentRelease != "" {
+		parts = append(parts, "current on disk is "+orDash(l.CurrentRelease))
+	}
+	if l.UnitsError != "" {
+		parts = append(parts, "units unknown: "+oneLine(l.UnitsError, 40))
+	}
+	for _, u := range sortedKeys(l.Units) {
+		if !l.Units[u] {
+			parts = append(parts, u+" inactive")
+		}
+	}
+	if l.Healthy != nil && !*l.Healthy {
+		parts = append(parts, "unhealthy")
+	}
+	if len(parts) == 0 {
+		return "live: ok"
+	}
+	return "live: " + strings.Join(parts, "; ")
+}
+
+func joinNotes(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -37,6 +37,7 @@ type fixture struct {
 	collab  Collaborators
 	log     *bytes.Buffer
 	version int
+	mgrEnv  []string
 }
 
 func gitCmd(t *testing.T, dir string, args ...string) string {
@@ -127,6 +128,7 @@ fraises:
 	}
 	f.engine = &Engine{Store: f.db, Progress: f.log, Owner: owner}
 	f.collab = RealCollaborators(mgr.Env())
+	f.mgrEnv = mgr.Env()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, mgr.LogTail(30))
@@ -326,6 +328,32 @@ func TestDeployAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.expect(res, store.StatusSucceeded, "v1")
+	})
+	t.Run("live status", func(t *testing.T) {
+		env, _ := f.cfg.Lookup("hello", "production")
+		l := Inspect(context.Background(), f.collab, env, 5*time.Second)
+		cur, _ := currentRelease(f.app)
+		if l.CurrentRelease != cur || l.BranchHead == "" || l.BranchError != "" {
+			t.Fatalf("live %+v, current %s", l, cur)
+		}
+		if !l.Units[f.unit] || l.Healthy == nil || !*l.Healthy {
+			t.Fatalf("live %+v: want the unit active and healthy", l)
+		}
+		stop := exec.Command("systemctl", "--user", "stop", f.unit)
+		stop.Env = append(os.Environ(), f.mgrEnv...)
+		if out, err := stop.CombinedOutput(); err != nil {
+			t.Fatalf("stop: %v %s", err, out)
+		}
+		l = Inspect(context.Background(), f.collab, env, 5*time.Second)
+		if l.Units[f.unit] || l.Healthy == nil || *l.Healthy {
+			t.Fatalf("live after stop %+v: want the unit inactive and unhealthy", l)
+		}
+		// Put it back for the subtests that follow.
+		start := exec.Command("systemctl", "--user", "start", f.unit)
+		start.Env = append(os.Environ(), f.mgrEnv...)
+		if out, err := start.CombinedOutput(); err != nil {
+			t.Fatalf("start: %v %s", err, out)
+		}
 	})
 	t.Run("releases are pruned", func(t *testing.T) {
 		names, _ := listReleases(f.app)

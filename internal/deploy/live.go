@@ -1,0 +1,78 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/git"
+	"github.com/fraiseql/fraisier/internal/health"
+)
+
+// Live is what an environment looks like right now, from the outside
+// systems rather than the record: what current points at, the head of the
+// branch on the remote, whether the units run, whether the health check
+// passes. A part that could not be asked says why in its error field.
+type Live struct {
+	CurrentRelease string          `json:"current_release"`
+	BranchHead     string          `json:"branch_head"`
+	BranchError    string          `json:"branch_error,omitempty"`
+	Units          map[string]bool `json:"units"`
+	UnitsError     string          `json:"units_error,omitempty"`
+	Healthy        *bool           `json:"healthy"`
+	HealthError    string          `json:"health_error,omitempty"`
+}
+
+// Inspect asks git, systemd and the health check about env, each bounded
+// by timeout, and changes nothing: no fetch, no restart, one health try.
+func Inspect(ctx context.Context, c Collaborators, env *config.Environment, timeout time.Duration) Live {
+	var l Live
+	appPath := env.CodePath()
+	l.CurrentRelease, _ = currentRelease(appPath)
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if mirror := filepath.Join(appPath, mirrorDir); env.SharesCodeWith == "" && isDir(mirror) {
+		repo, err := git.OpenMirror(ctx, mirror, env.GitRepo, git.Options{Timeout: timeout})
+		if err == nil {
+			l.BranchHead, err = repo.RemoteHead(ctx, env.Branch)
+		}
+		if err != nil {
+			l.BranchError = err.Error()
+		}
+	} else if env.SharesCodeWith == "" {
+		l.BranchError = "never fetched (no mirror yet)"
+	}
+
+	if services := env.Services(); len(services) > 0 {
+		units := c.Units(env.Scope)
+		l.Units = map[string]bool{}
+		for _, u := range services {
+			active, err := units.IsActive(ctx, u)
+			if err != nil {
+				l.UnitsError = err.Error()
+				break
+			}
+			l.Units[u] = active
+		}
+	}
+
+	if hc := env.HealthCheck; hc != nil && l.CurrentRelease != "" {
+		check := healthCheck(hc, env.Services())
+		check.Retries, check.StartDelay = health.NoRetries, 0
+		_, err := health.Run(ctx, check, health.Options{Units: c.Units(env.Scope)})
+		ok := err == nil
+		l.Healthy = &ok
+		if err != nil {
+			l.HealthError = err.Error()
+		}
+	}
+	return l
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
