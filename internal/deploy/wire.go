@@ -61,11 +61,17 @@ type systemdUnits struct{ m *systemd.Manager }
 
 func (u systemdUnits) DaemonReload(ctx context.Context) error { return u.m.DaemonReload(ctx) }
 func (u systemdUnits) Restart(ctx context.Context, units ...string) error {
-	// A unit that hit its start limit (quick successive deploys or a
-	// rollback right after a crash loop) refuses to start until reset.
-	// Best effort: a unit that is not loaded yet has no failed state, and
-	// Restart reports any real problem itself.
-	_ = u.m.ResetFailed(ctx, units...)
+	err := u.m.Restart(ctx, units...)
+	if err == nil {
+		return nil
+	}
+	// A unit that hit its start limit (quick successive deploys, or a
+	// rollback right after a crash loop) refuses to start until its failed
+	// state is reset: reset and try once more. Only on failure, because
+	// the extra systemctl call costs every deploy ~10 ms otherwise.
+	if rerr := u.m.ResetFailed(ctx, units...); rerr != nil {
+		return err
+	}
 	return u.m.Restart(ctx, units...)
 }
 func (u systemdUnits) Stop(ctx context.Context, units ...string) error {
