@@ -1,0 +1,99 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
+)
+
+// Debian's alembic is installed for the system interpreter.
+const systemPython = "/usr/bin/python3"
+
+var alembicFiles = map[string]string{
+	"alembic.ini": "[alembic]\nscript_location = migrations\n",
+	// env.py reads the URL where fraisier puts it, never from argv.
+	"migrations/env.py": `import os
+from alembic import context
+from sqlalchemy import create_engine
+
+with create_engine(os.environ["FRAISIER_DATABASE_URL"]).connect() as connection:
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+`,
+	"migrations/versions/a1_items.py": `from alembic import op
+revision = "a1"
+down_revision = None
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.execute("CREATE TABLE items (id INTEGER PRIMARY KEY)")
+def downgrade():
+    op.execute("DROP TABLE items")
+`,
+}
+
+// TestDeployAlembic: real alembic from Debian's packages, run by the deploy
+// engine from the new release: upgraded before the switch, downgraded to
+// the recorded revision when the release then fails its health check.
+func TestDeployAlembic(t *testing.T) {
+	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
+		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
+	}
+	dbPath := filepath.Join(t.TempDir(), "app.db")
+	f := newFixture(t, fmt.Sprintf(`        database:
+          tool: alembic
+          python: %s
+          url: sqlite:///%s
+`, systemPython, dbPath))
+	revision := func() string {
+		t.Helper()
+		env, _ := f.cfg.Lookup("hello", "production")
+		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := m.Current(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+
+	f.push("healthy", alembicFiles)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	if rev := revision(); rev != "a1" {
+		t.Fatalf("revision after v1 = %q, want a1", rev)
+	}
+
+	f.push("unhealthy", map[string]string{"migrations/versions/b2_names.py": `from alembic import op
+revision = "b2"
+down_revision = "a1"
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)")
+def downgrade():
+    op.execute("DROP TABLE names")
+`})
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusRolledBack, "v1")
+	if rev := revision(); rev != "a1" {
+		t.Fatalf("revision after the rolled back v2 = %q, want a1", rev)
+	}
+	steps, _ := f.db.Steps(context.Background(), res.DeploymentID)
+	var sawUp, sawDown bool
+	for _, s := range steps {
+		sawUp = sawUp || (s.Name == "migrate" && s.Detail == "a1 → b2")
+		sawDown = sawDown || (s.Name == "rollback migrate" && s.Status == store.StepSucceeded)
+	}
+	if !sawUp || !sawDown {
+		t.Fatalf("steps %+v: want migrate a1 → b2 and a successful rollback migrate", steps)
+	}
+}
