@@ -12,6 +12,7 @@ import (
 
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/health"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -88,8 +89,8 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	env := req.Env
 	fraise, envName := env.Target()
 	t := store.Target{Fraise: fraise, Environment: envName}
-	if env.Layout == "inplace" {
-		return Result{}, fmt.Errorf("deploy %s: the inplace layout is not supported by this engine yet", t)
+	if env.Layout == "inplace" && env.Fraise.Type == "scheduled" {
+		return Result{}, fmt.Errorf("deploy %s: scheduled fraises need the releases layout", t)
 	}
 	// Losing the lock mid-deployment (fraisier unlock, or a state
 	// database unreachable past the lock's TTL) means another deployment
@@ -106,10 +107,16 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	// its own; what it runs is that checkout's current release.
 	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath()}
 	res := Result{Recovered: recovered, Interrupted: interrupted}
-	if d.prevRelease, err = currentRelease(d.appPath); err != nil {
-		return res, fmt.Errorf("deploy %s: %w", t, err)
+	if d.inplace() {
+		// The checkout is the release: what to return to is a commit.
+		d.oldSHA, _ = git.InPlaceHead(ctx, d.appPath)
+		d.prevRelease = d.oldSHA
+	} else {
+		if d.prevRelease, err = currentRelease(d.appPath); err != nil {
+			return res, fmt.Errorf("deploy %s: %w", t, err)
+		}
+		d.oldSHA = e.currentSHA(ctx, t, d.prevRelease)
 	}
-	d.oldSHA = e.currentSHA(ctx, t, d.prevRelease)
 
 	deployCtx, cancel := context.WithTimeoutCause(lockCtx, orDefault(env.Timeouts.Deploy, defaultDeployTimeout),
 		fmt.Errorf("deployment: %w after %s", execx.ErrTimeout, orDefault(env.Timeouts.Deploy, defaultDeployTimeout)))
@@ -184,6 +191,16 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 		fmt.Fprintf(d.e.progress(), "  %s is current but not healthy: redeploying\n", short(d.sha))
 	}
 
+	if d.inplace() {
+		d.releasePath = d.appPath
+		return d.apply(ctx, []plannedStep{
+			{"checkout", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.checkout, ""},
+			{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
+			{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
+			{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
+			{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
+		})
+	}
 	steps := []plannedStep{
 		{"release", 0, d.makeRelease, ""},
 		{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
@@ -207,7 +224,7 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 // requested ref to the commit to deploy.
 func (d *deployment) fetch(ctx context.Context, out io.Writer) (string, error) {
 	var err error
-	d.src, err = d.c.OpenSource(ctx, filepath.Join(d.appPath, mirrorDir), d.env.GitRepo, out)
+	d.src, err = d.c.OpenSource(ctx, d.mirrorPath(), d.env.GitRepo, out)
 	if err != nil {
 		return "", err
 	}
@@ -331,6 +348,27 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 		return "already at " + orDash(after), nil
 	}
 	return orDash(before) + " → " + orDash(after), nil
+}
+
+// inplace says whether the environment is one checkout in app_path (the
+// first fraisier's way) rather than releases and a current link.
+func (d *deployment) inplace() bool { return d.env.Layout == "inplace" }
+
+// mirrorPath is fraisier's git mirror of the environment's repository:
+// app_path/repo beside the releases, or, for an inplace checkout, a hidden
+// directory next to app_path so that the checkout holds only the project.
+func (d *deployment) mirrorPath() string {
+	if d.inplace() {
+		return filepath.Join(filepath.Dir(d.appPath), "."+filepath.Base(d.appPath)+".fraisier-repo")
+	}
+	return filepath.Join(d.appPath, mirrorDir)
+}
+
+// checkout is the inplace switch: the exact commit, checked out in
+// app_path (cloned the first time). Untracked files such as .env stay.
+func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error) {
+	d.switched = true // see switchRelease
+	return short(d.oldSHA) + " → " + short(d.sha), git.CheckoutInPlace(ctx, d.appPath, d.env.GitRepo, d.sha, git.Options{Output: out})
 }
 
 func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, error) {
@@ -498,6 +536,14 @@ func (d *deployment) compensate(cause error) (string, error) {
 	if d.prevRelease == "" {
 		// A first deployment has nothing to return to: take it back out.
 		err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			if d.inplace() {
+				// A first checkout has no earlier commit to return to;
+				// its files stay, the units stop.
+				if len(d.env.Services()) > 0 {
+					return "no previous commit: checkout left in place, units stopped", units.Stop(ctx, d.env.Services()...)
+				}
+				return "no previous commit: checkout left in place", nil
+			}
 			if err := removeCurrent(d.appPath); err != nil {
 				return "", err
 			}
@@ -514,6 +560,9 @@ func (d *deployment) compensate(cause error) (string, error) {
 			return store.StatusRollbackFailed, fmt.Errorf("%w; first deployment could not be taken back: %s", cause, strings.Join(problems, "; "))
 		}
 		what := "current removed"
+		if d.inplace() {
+			what = "checkout left in place"
+		}
 		if len(d.env.Services()) > 0 {
 			what += ", units stopped"
 		}
@@ -521,6 +570,9 @@ func (d *deployment) compensate(cause error) (string, error) {
 	}
 
 	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
+		if d.inplace() {
+			return short(d.sha) + " → " + short(d.oldSHA), git.CheckoutInPlace(ctx, d.appPath, d.env.GitRepo, d.oldSHA, git.Options{Output: out})
+		}
 		return d.release + " → " + d.prevRelease, switchCurrent(d.appPath, d.prevRelease)
 	})
 	if err == nil && d.restoreUnits != nil {
@@ -558,6 +610,9 @@ func errString(err error) string {
 // previous one to good) and prunes old releases, sparing current and the
 // last good one.
 func (d *deployment) finishReleases(ctx context.Context) {
+	if d.inplace() {
+		return // one checkout, no releases to keep or prune
+	}
 	if err := d.e.Store.SetReleaseState(d.rec.record, d.t, d.release, store.ReleaseCurrent); err != nil {
 		fmt.Fprintf(d.e.progress(), "  warning: record release %s as current: %v\n", d.release, err)
 	}

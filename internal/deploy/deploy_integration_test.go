@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
@@ -74,6 +75,13 @@ func commitAll(t *testing.T, work, msg string) {
 
 func newFixture(t *testing.T, extraEnvYAML string) *fixture {
 	t.Helper()
+	return newLayoutFixture(t, "releases", extraEnvYAML)
+}
+
+// newLayoutFixture is newFixture for either layout: the unit runs the
+// service from current (releases) or from app_path itself (inplace).
+func newLayoutFixture(t *testing.T, layout, extraEnvYAML string) *fixture {
+	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		testenv.Unavailable(t, "git not installed")
 	}
@@ -85,7 +93,7 @@ func newFixture(t *testing.T, extraEnvYAML string) *fixture {
 	f.unit = mgr.Unit("hello.service")
 
 	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier test app\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
-		bin, f.port, filepath.Join(f.app, currentLink))
+		bin, f.port, serviceDir(f.app, layout))
 	if err := os.WriteFile(filepath.Join(mgr.UnitDir, f.unit), []byte(unitText), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +110,7 @@ fraises:
         branch: main
         git_repo: %s
         app_path: %s
+        layout: %s
         scope: user
         keep_releases: 3
         systemd_service: %s
@@ -111,7 +120,7 @@ fraises:
           retries: 4
           interval: 200ms
           deadline: 5s
-%s`, f.origin, f.app, f.unit, f.port, extraEnvYAML)
+%s`, f.origin, f.app, layout, f.unit, f.port, extraEnvYAML)
 	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -525,5 +534,45 @@ func TestCancelAfterSwitchRollsBack(t *testing.T) {
 	}
 	if cur, _ := currentRelease(f.app); cur != before {
 		t.Fatalf("current %s, want %s", cur, before)
+	}
+}
+
+func serviceDir(app, layout string) string {
+	if layout == "inplace" {
+		return app
+	}
+	return filepath.Join(app, currentLink)
+}
+
+// TestDeployInplace: the first fraisier's layout, one checkout in
+// app_path: deploy, upgrade, a failing release checked back out to the
+// previous commit, untracked files (.env) kept throughout.
+func TestDeployInplace(t *testing.T) {
+	f := newLayoutFixture(t, "inplace", "")
+	sha1 := f.push("healthy", nil)
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusSucceeded, "v1")
+	if err := os.WriteFile(filepath.Join(f.app, ".env"), []byte("SECRET=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sha2 := f.push("healthy", nil)
+	res = f.deploy(Request{})
+	f.expect(res, store.StatusSucceeded, "v2")
+	if res.OldSHA != sha1 || res.NewSHA != sha2 {
+		t.Fatalf("upgrade %s → %s, want %s → %s", res.OldSHA, res.NewSHA, sha1, sha2)
+	}
+	f.expect(f.deploy(Request{}), store.StatusSkipped, "v2")
+
+	f.push("unhealthy", nil)
+	res = f.deploy(Request{})
+	f.expect(res, store.StatusRolledBack, "v2")
+	if head, err := git.InPlaceHead(context.Background(), f.app); err != nil || head != sha2 {
+		t.Fatalf("checkout at %s (%v) after the rollback, want %s", head, err, sha2)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.app, ".env")); err != nil || string(b) != "SECRET=1\n" {
+		t.Fatalf(".env after the rollback: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.app, releasesDir)); err == nil {
+		t.Fatal("an inplace deployment made a releases directory")
 	}
 }
