@@ -67,6 +67,7 @@ type deployment struct {
 	releaseMade bool
 	migrated    bool
 	revBefore   string
+	backup      string // where the pre-migration backup went
 	migrator    Migrator
 	switched    bool
 	// restoreUnits, when set, puts back the unit files a scheduled
@@ -336,7 +337,29 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 		return "", fmt.Errorf("read current revision: %w", err)
 	}
 	d.migrator, d.revBefore = m, before
-	after, err := m.Up(ctx)
+	if db := d.env.Database; db.BackupBeforeDeploy {
+		path, err := m.Backup(ctx, d.backupDir())
+		if err != nil {
+			return "from " + orDash(before), fmt.Errorf("backup before migrating: %w", err)
+		}
+		fmt.Fprintf(out, "backup of the database at %s written to %s\n", orDash(before), orDash(path))
+		d.backup = path
+	}
+	var after string
+	if d.env.Database.Strategy == "rebuild" {
+		// Only reachable on unprotected environments: config validation
+		// and the migrator both refuse it on protected ones.
+		err = m.Rebuild(ctx)
+		if err == nil {
+			after, err = m.Current(ctx)
+		}
+		d.migrated = true
+		if err != nil {
+			return "rebuild from " + orDash(before), err
+		}
+		return "rebuilt from scratch: " + orDash(before) + " → " + orDash(after) + backupNote(d.backup), nil
+	}
+	after, err = m.Up(ctx)
 	// Even a failed Up may have applied some migrations: compensation must
 	// consider the database changed.
 	d.migrated = true
@@ -345,9 +368,29 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 	}
 	if after == before {
 		d.migrated = false
-		return "already at " + orDash(after), nil
+		return "already at " + orDash(after) + backupNote(d.backup), nil
 	}
-	return orDash(before) + " → " + orDash(after), nil
+	return orDash(before) + " → " + orDash(after) + backupNote(d.backup), nil
+}
+
+func backupNote(path string) string {
+	if path == "" {
+		return ""
+	}
+	return "; backup " + path
+}
+
+// backupDir is database.backup_dir, or a backups directory fraisier keeps
+// beside the releases (beside app_path for an inplace checkout, so that the
+// project's tree never holds database dumps).
+func (d *deployment) backupDir() string {
+	if dir := d.env.Database.BackupDir; dir != "" {
+		return dir
+	}
+	if d.inplace() {
+		return filepath.Join(filepath.Dir(d.appPath), "."+filepath.Base(d.appPath)+".fraisier-backups")
+	}
+	return filepath.Join(d.appPath, "backups")
 }
 
 // inplace says whether the environment is one checkout in app_path (the

@@ -36,6 +36,11 @@ type Migrator interface {
 	Down(ctx context.Context, to string) error
 	// Pending lists migrations Up would apply, where the tool can tell.
 	Pending(ctx context.Context) ([]string, error)
+	// Rebuild drops and recreates the database from scratch (strategy
+	// rebuild; refused on protected environments).
+	Rebuild(ctx context.Context) error
+	// Backup writes a backup into dir and returns its path.
+	Backup(ctx context.Context, dir string) (string, error)
 	// CheckDown says, changing nothing, whether Down(to) could run.
 	CheckDown(ctx context.Context, to string) error
 }

@@ -434,6 +434,7 @@ func TestDeployMigrations(t *testing.T) {
           tool: sql
           dir: migrations
           url: sqlite:///%s
+          backup_before_deploy: true
 `, dbPath))
 	revision := func() string {
 		t.Helper()
@@ -483,6 +484,16 @@ func TestDeployMigrations(t *testing.T) {
 	var names []string
 	for _, s := range steps {
 		names = append(names, s.Name+":"+s.Status)
+	}
+	backups, _ := filepath.Glob(filepath.Join(f.app, "backups", "*"))
+	// The first deployment had no database file yet, so nothing to back up.
+	if len(backups) != 1 {
+		t.Fatalf("backups before migrating: %v, want the one v2 made", backups)
+	}
+	for _, s := range steps {
+		if s.Name == "migrate" && !strings.Contains(s.Detail, "; backup "+filepath.Join(f.app, "backups")) {
+			t.Fatalf("migrate step does not say where the backup went: %q", s.Detail)
+		}
 	}
 	want := "fetch:succeeded release:succeeded install:skipped migrate:succeeded switch:succeeded restart:succeeded health:failed rollback migrate:succeeded rollback switch:succeeded rollback restart:succeeded rollback health:succeeded"
 	if got := strings.Join(names, " "); got != want {

@@ -39,7 +39,7 @@ func RealCollaborators(extraEnv []string) Collaborators {
 			m, err := migrate.New(migrate.Config{
 				Tool: db.Tool, Dir: releaseDir, URL: db.URL.Reveal(), Env: sortedEnv(db.Env),
 				Python: db.Python, Manage: db.Manage, Settings: db.Settings, Config: db.Config, SQLDir: db.Dir,
-				Up: db.Up, Down: db.Down, Current: db.Current, Protected: env.IsProtected(),
+				Up: db.Up, Down: db.Down, Current: db.Current, Backup: backupArgv(db), Protected: env.IsProtected(),
 				Timeout: env.Timeouts.Migrate.D(), Output: out,
 			})
 			if err != nil {
@@ -48,6 +48,13 @@ func RealCollaborators(extraEnv []string) Collaborators {
 			return migrator{m}, nil
 		},
 	}
+}
+
+func backupArgv(db *config.Database) []string {
+	if db.Backup != nil {
+		return db.Backup.Argv
+	}
+	return nil
 }
 
 func sortedEnv(m map[string]string) []string {
@@ -114,6 +121,10 @@ func (m migrator) Up(ctx context.Context) (string, error) {
 }
 func (m migrator) Down(ctx context.Context, to string) error {
 	return m.m.Down(ctx, migrate.Revision(to))
+}
+func (m migrator) Rebuild(ctx context.Context) error { return m.m.Rebuild(ctx) }
+func (m migrator) Backup(ctx context.Context, dir string) (string, error) {
+	return m.m.Backup(ctx, dir)
 }
 func (m migrator) Pending(ctx context.Context) ([]string, error) { return m.m.Pending(ctx) }
 func (m migrator) CheckDown(ctx context.Context, to string) error {
