@@ -31,8 +31,8 @@ type targetStatusJSON struct {
 	LastDeployment *int64     `json:"last_deployment_id"`
 	BrokenSince    *time.Time `json:"broken_since"`
 	Locked         *lockJSON  `json:"lock"`
-	// Live is present with --live: what git, systemd and the health check
-	// say now, beside what the record says.
+	// Live is what git, systemd and the health check say now, beside what
+	// the record says; absent with --offline.
 	Live *deploy.Live `json:"live,omitempty"`
 }
 
@@ -51,12 +51,12 @@ const statusNever = "never deployed"
 func (a *app) statusCommand() *cobra.Command {
 	var (
 		asJSON      bool
-		live        bool
+		offline     bool
 		liveTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status [fraise [environment]]",
-		Short: "Show what runs where, as recorded in the state database",
+		Short: "Show what runs where: the record, and what git, systemd and the health check say now",
 		Args:  rangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fraise, envName := argAt(args, 0), argAt(args, 1)
@@ -113,7 +113,7 @@ func (a *app) statusCommand() *cobra.Command {
 						fillState(&row, s)
 					}
 					fillLock(&row, lockOf, t)
-					if live {
+					if !offline {
 						l := deploy.Inspect(cmd.Context(), deploy.RealCollaborators(nil), f.Environments[ename], liveTimeout)
 						row.Live = &l
 					}
@@ -162,7 +162,7 @@ func (a *app) statusCommand() *cobra.Command {
 			return t.flush()
 		},
 	}
-	cmd.Flags().BoolVar(&live, "live", false, "also ask git (branch head), systemd (units) and the health check (one try) how each environment is now")
+	cmd.Flags().BoolVar(&offline, "offline", false, "answer from the state database only: do not ask git (branch head), systemd (units) or the health check (one try)")
 	cmd.Flags().DurationVar(&liveTimeout, "live-timeout", 5*time.Second, "bound on each environment's live checks")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
