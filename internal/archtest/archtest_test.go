@@ -38,7 +38,6 @@ var testSupport = []string{
 	"internal/testenv",
 	"internal/store/storetest",
 	"internal/store/internal/pgtest",
-	"internal/migrate/internal/pgtest",
 }
 
 func TestDependencyDirection(t *testing.T) {

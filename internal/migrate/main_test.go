@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/migrate/internal/pgtest"
 	"github.com/fraiseql/fraisier/internal/testenv"
+	pgtest "github.com/fraiseql/fraisier/internal/testenv/pg"
 )
 
 // The PostgreSQL cluster is shared by the whole test binary: starting one

@@ -1,7 +1,7 @@
-// Package pgtest starts a throwaway PostgreSQL cluster for the migrate
-// package's tests: initdb into a temporary directory, trust authentication,
+// Package pg starts a throwaway PostgreSQL cluster for tests (migrate,
+// deploy): initdb into a temporary directory, trust authentication,
 // a unix socket only (no TCP port, no network), stopped and removed by
 // Stop. It is test support only; production code never imports it, and it
 // reports a missing PostgreSQL as ErrUnavailable so that the test decides
 // whether that is a skip or, under FRAISIER_TEST_STRICT=1, a failure.
-package pgtest
+package pg
