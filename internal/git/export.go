@@ -43,12 +43,17 @@ func (r *Repo) Export(ctx context.Context, sha, dest string) error {
 
 func (r *Repo) export(ctx context.Context, sha, dest string) error {
 	g := r.git()
-	ok, err := hasCommit(ctx, g, sha)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("no such commit in the mirror: %w", ErrRefNotFound)
+	// A SHA Resolve or HasCommit saw as a commit is one; if it has gone
+	// since, the tree listing below fails with ErrRefNotFound.
+	if !r.knownCommit(sha) {
+		ok, err := hasCommit(ctx, g, sha)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no such commit in the mirror: %w", ErrRefNotFound)
+		}
+		r.rememberCommit(sha)
 	}
 	if err := refuseGitlinks(ctx, g, sha); err != nil {
 		return err

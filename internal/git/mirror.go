@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // Repo is a local bare mirror of one remote: every branch and tag of the
@@ -20,6 +22,31 @@ type Repo struct {
 	dir    string
 	remote string
 	opts   Options
+
+	mu sync.Mutex
+	// commits are full SHAs git has said are commit objects. An object's
+	// type never changes, so Export need not ask again; whether the object
+	// is still there is checked by the git that reads it.
+	commits map[string]struct{}
+}
+
+// maxKnownCommits bounds Repo.commits in a long-lived process.
+const maxKnownCommits = 1024
+
+func (r *Repo) rememberCommit(sha string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.commits == nil || len(r.commits) >= maxKnownCommits {
+		r.commits = map[string]struct{}{}
+	}
+	r.commits[sha] = struct{}{}
+}
+
+func (r *Repo) knownCommit(sha string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.commits[sha]
+	return ok
 }
 
 // mirrorRefspecs keep branches and tags exactly as the remote has them:
@@ -71,9 +98,10 @@ func (r *Repo) Remote() string { return r.remote }
 func (r *Repo) git() runner { return runner{gitDir: r.dir, opts: r.opts} }
 
 // prepare makes dir a bare repository configured for remote. The caller
-// holds the exclusive lock.
+// holds the exclusive lock. An existing mirror costs one git process.
 func (r *Repo) prepare(ctx context.Context) error {
 	g := r.git()
+	url := "" // origin's URL as configured; a new mirror has none
 	_, err := os.Stat(filepath.Join(r.dir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -96,18 +124,73 @@ func (r *Repo) prepare(ctx context.Context) error {
 	case err != nil:
 		return err
 	default:
-		out, err := g.run(ctx, call{args: []string{"rev-parse", "--is-bare-repository"}})
-		if err != nil {
+		var bare bool
+		if bare, url, err = readMirrorConfig(ctx, g); err != nil {
 			return fmt.Errorf("%w: %w", ErrNotRepository, err)
 		}
-		if lastLine(out) != "true" {
+		if !bare {
 			return fmt.Errorf("%w: not a bare repository", ErrNotRepository)
 		}
 	}
-	if err := setRemoteURL(ctx, g, r.remote); err != nil {
-		return err
+	if url != r.remote {
+		if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", r.remote}}); err != nil {
+			return fmt.Errorf("set remote URL: %w", err)
+		}
 	}
 	return writeAttributesOverride(filepath.Join(r.dir, "info"))
+}
+
+// readMirrorConfig reads, in one git process, whether the repository is
+// bare (core.bare, as git rev-parse --is-bare-repository would answer for
+// a repository named by GIT_DIR with no work tree) and origin's URL.
+// --local makes git fail when the directory is not a repository at all.
+func readMirrorConfig(ctx context.Context, g runner) (bare bool, url string, err error) {
+	out, err := g.run(ctx, call{args: []string{"config", "--local", "--includes", "--null",
+		"--get-regexp", `^(core\.bare|remote\.origin\.url)$`}})
+	if err != nil {
+		// Exit 1: neither key is set, so core.bare is not true.
+		return false, "", err
+	}
+	bare, url = parseMirrorConfig(out)
+	return bare, url, nil
+}
+
+// parseMirrorConfig reads --null --get-regexp output: records "key\nvalue"
+// (or "key" alone for a value-less boolean) ended by NUL. The last value
+// of a key wins, as for git itself. stderr arrives mixed in, so lines
+// before a key we asked for are skipped; what cannot be read leaves the
+// repository not bare, or the URL to be rewritten.
+func parseMirrorConfig(out string) (bare bool, url string) {
+	for _, rec := range strings.Split(out, "\x00") {
+		for {
+			key, _, _ := strings.Cut(rec, "\n")
+			if key == "core.bare" || key == "remote.origin.url" || !strings.Contains(rec, "\n") {
+				break
+			}
+			_, rec, _ = strings.Cut(rec, "\n")
+		}
+		key, value, hasValue := strings.Cut(rec, "\n")
+		switch key {
+		case "core.bare":
+			bare = !hasValue || configBool(value)
+		case "remote.origin.url":
+			url = value
+		}
+	}
+	return bare, url
+}
+
+// configBool is git's reading of a boolean; what git would reject is
+// false here.
+func configBool(v string) bool {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on":
+		return true
+	case "", "false", "no", "off":
+		return false
+	}
+	n, err := strconv.ParseInt(v, 0, 64)
+	return err == nil && n != 0
 }
 
 // mustBeEmpty refuses to turn a directory holding anything but our lock
@@ -207,12 +290,4 @@ func (r *Repo) RemoteHead(ctx context.Context, branch string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(r.remote), ErrRefNotFound)
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimSpace(s)
 }

@@ -85,6 +85,9 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 		if cands[i].kind == RefCommit && !strings.HasPrefix(a.sha, prefix) {
 			continue
 		}
+		if a.typ == "commit" && IsSHA(a.sha) {
+			r.rememberCommit(a.sha)
+		}
 		return a.sha, cands[i].kind, nil
 	}
 	if isPrefix && answers[len(answers)-1].ambiguous {
@@ -106,6 +109,9 @@ func (r *Repo) HasCommit(ctx context.Context, sha string) (bool, error) {
 	ok, err := hasCommit(ctx, r.git(), sha)
 	if err != nil {
 		return false, fmt.Errorf("has commit %s: %w", sha, err)
+	}
+	if ok {
+		r.rememberCommit(sha)
 	}
 	return ok, nil
 }

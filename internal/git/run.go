@@ -32,6 +32,10 @@ type runner struct {
 	opts     Options
 }
 
+// testHookRun, when set (by tests only, never concurrently with git
+// being run), sees the arguments of every git process the package starts.
+var testHookRun func(args []string)
+
 // call is one git invocation.
 type call struct {
 	args  []string
@@ -113,6 +117,9 @@ func (r runner) env() []string {
 // trailing space trimmed). Parse it only where no stderr can interfere,
 // or tolerantly; bulk output goes through withOutputFile instead.
 func (r runner) run(ctx context.Context, c call) (string, error) {
+	if testHookRun != nil {
+		testHookRun(c.args)
+	}
 	argv := append([]string{"git"}, hardening()...)
 	argv = append(argv, c.args...)
 	cmd := execx.Cmd{

@@ -1,0 +1,196 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestDeployProcesses pins the git processes of one deploy of an
+// existing mirror: each costs milliseconds, and a deploy is compared with
+// a shell script doing the same work. Not parallel: the hook is global.
+func TestDeployProcesses(t *testing.T) {
+	ctx := context.Background()
+	o := newOrigin(t)
+	o.commit("release", releaseTree)
+	o.git(o.work, "tag", "v1")
+	o.push("main", "v1")
+	dir := filepath.Join(t.TempDir(), "mirror.git")
+	if _, err := OpenMirror(ctx, dir, o.bare, Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []string
+	testHookRun = func(args []string) { got = append(got, args[0]) }
+	defer func() { testHookRun = nil }()
+
+	r, err := OpenMirror(ctx, dir, o.bare, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sha, _, err := r.Resolve(ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Export(ctx, sha, filepath.Join(t.TempDir(), "release")); err != nil {
+		t.Fatal(err)
+	}
+	// git fetch also starts git maintenance run --auto itself, which no
+	// hook here sees.
+	want := []string{"config", "fetch", "cat-file", "diff-tree", "read-tree"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("git processes of OpenMirror+Fetch+Resolve+Export (-want +got):\n%s", diff)
+	}
+}
+
+func BenchmarkResolve(b *testing.B) {
+	ctx := context.Background()
+	o := newOrigin(b)
+	sha := o.commit("release", releaseTree)
+	o.git(o.work, "tag", "v1")
+	o.push("main", "v1")
+	r := o.mirror(ctx)
+	for _, ref := range []string{"main", "v1", sha[:10]} {
+		b.Run(ref[:min(len(ref), 4)], func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := r.Resolve(ctx, ref); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkOpenMirror(b *testing.B) {
+	ctx := context.Background()
+	o := newOrigin(b)
+	o.commit("release", releaseTree)
+	o.push("main")
+	r := o.mirror(ctx)
+	for b.Loop() {
+		if _, err := OpenMirror(ctx, r.Dir(), o.bare, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestExportKnownCommitGone: Export trusts Resolve that a SHA is a
+// commit, but not that it is still in the mirror.
+func TestExportKnownCommitGone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	o.commit("release", releaseTree)
+	o.git(o.work, "tag", "--annotate", "-m", "v1", "v1")
+	o.push("main", "v1")
+	r := o.mirror(ctx)
+	if _, _, err := r.Resolve(ctx, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	// The tag object itself was never taken for a commit.
+	if err := r.Export(ctx, o.git(o.work, "rev-parse", "v1"), filepath.Join(parent, "tag")); !errors.Is(err, ErrRefNotFound) {
+		t.Errorf("Export(annotated tag SHA) = %v, want ErrRefNotFound", err)
+	}
+	gone := strings.Repeat("1", 40)
+	r.rememberCommit(gone)
+	if err := r.Export(ctx, gone, filepath.Join(parent, "gone")); !errors.Is(err, ErrRefNotFound) {
+		t.Errorf("Export(known commit gone from the mirror) = %v, want ErrRefNotFound", err)
+	}
+	if got := leftovers(t, parent); len(got) > 0 {
+		t.Errorf("left behind: %v", got)
+	}
+}
+
+func TestParseMirrorConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		out      string
+		wantBare bool
+		wantURL  string
+	}{
+		{out: "core.bare\ntrue\x00remote.origin.url\n/srv/app.git\x00", wantBare: true, wantURL: "/srv/app.git"},
+		{out: "core.bare\nfalse\x00remote.origin.url\n/srv/app.git\x00", wantURL: "/srv/app.git"},
+		{out: "core.bare\x00", wantBare: true},
+		{out: "core.bare\n\x00", wantBare: false},
+		{out: "core.bare\nYes\x00", wantBare: true},
+		{out: "core.bare\n1\x00", wantBare: true},
+		{out: "core.bare\n0\x00", wantBare: false},
+		{out: "core.bare\nmaybe\x00", wantBare: false},
+		{out: "core.bare\ntrue\x00core.bare\nfalse\x00", wantBare: false},
+		{out: "remote.origin.url\na\x00remote.origin.url\nb\x00core.bare\ntrue\x00", wantBare: true, wantURL: "b"},
+		{out: "warning: something\nmore\ncore.bare\ntrue\x00remote.origin.url\nu\x00", wantBare: true, wantURL: "u"},
+		{out: "remote.origin.url\nu\x00", wantURL: "u"},
+		{out: ""},
+	}
+	for _, tt := range tests {
+		bare, url := parseMirrorConfig(tt.out)
+		if bare != tt.wantBare || url != tt.wantURL {
+			t.Errorf("parseMirrorConfig(%q) = %v, %q; want %v, %q", tt.out, bare, url, tt.wantBare, tt.wantURL)
+		}
+	}
+}
+
+// TestOpenMirrorRefusesNonBare: what the single config read replaced
+// (rev-parse --is-bare-repository) still refuses.
+func TestOpenMirrorRefusesNonBare(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	o.commit("c", nil)
+	// A work clone's git directory: a repository, not bare.
+	if _, err := OpenMirror(ctx, filepath.Join(o.work, ".git"), o.bare, Options{}); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("OpenMirror(.git of a work clone) = %v, want ErrNotRepository", err)
+	}
+	// A HEAD file but no repository.
+	fake := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fake, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenMirror(ctx, fake, o.bare, Options{}); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("OpenMirror(HEAD only) = %v, want ErrNotRepository", err)
+	}
+	// A bare repository with core.bare unset is not taken for one, as
+	// git itself would not.
+	unset := filepath.Join(t.TempDir(), "unset.git")
+	o.git(o.work, "init", "--quiet", "--bare", unset)
+	o.git(unset, "config", "--unset", "core.bare")
+	if _, err := OpenMirror(ctx, unset, o.bare, Options{}); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("OpenMirror(core.bare unset) = %v, want ErrNotRepository", err)
+	}
+}
+
+// OpenMirror+Fetch+Resolve+Export of an existing mirror, as a deploy does.
+func BenchmarkDeploy(b *testing.B) {
+	ctx := context.Background()
+	o := newOrigin(b)
+	o.commit("release", releaseTree)
+	o.push("main")
+	dir := o.mirror(ctx).Dir()
+	parent := b.TempDir()
+	for i := 0; b.Loop(); i++ {
+		r, err := OpenMirror(ctx, dir, o.bare, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Fetch(ctx); err != nil {
+			b.Fatal(err)
+		}
+		sha, _, err := r.Resolve(ctx, "main")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Export(ctx, sha, filepath.Join(parent, "rel-"+strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
