@@ -2,7 +2,9 @@ package git
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -55,9 +57,6 @@ func (r *Repo) export(ctx context.Context, sha, dest string) error {
 		}
 		r.rememberCommit(sha)
 	}
-	if err := refuseGitlinks(ctx, g, sha); err != nil {
-		return err
-	}
 
 	// Same directory as dest, so that the final rename is atomic.
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), filepath.Base(dest)+".tmp-")
@@ -80,8 +79,20 @@ func (r *Repo) export(ctx context.Context, sha, dest string) error {
 
 	g.workTree = tmp
 	g.index = filepath.Join(indexDir, "index")
-	if _, err := g.run(ctx, call{args: []string{"read-tree", "--reset", "-u", sha}, dir: tmp}); err != nil {
-		return fmt.Errorf("check out tree: %w", err)
+	// The index is read back for gitlinks below, which saves listing the
+	// tree in another git process; it must be one file (not split).
+	if _, err := g.run(ctx, call{args: []string{"read-tree", "--reset", "-u", sha}, dir: tmp,
+		config: []string{"-c", "core.splitIndex=false"}}); err != nil {
+		return fmt.Errorf("check out tree: %w", classifyRevision(err))
+	}
+	// A gitlink was checked out as an empty directory, which would deploy
+	// an application with a hole in it; tmp is removed.
+	gitlink, err := indexGitlink(g.index, sha)
+	if err != nil {
+		return fmt.Errorf("read index: %w", err)
+	}
+	if gitlink != "" {
+		return fmt.Errorf("%s is a submodule: %w", gitlink, ErrSubmodules)
 	}
 	// MkdirTemp made it 0700; a release is read by the service's user.
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -134,4 +145,99 @@ func refuseGitlinks(ctx context.Context, g runner, sha string) error {
 		return fmt.Errorf("%s is a submodule: %w", gitlink, ErrSubmodules)
 	}
 	return nil
+}
+
+// indexGitlink returns the path of the first gitlink (mode 160000) in the
+// index file at path, written by git for commit sha (whose length gives
+// the hash size), or "" when there is none. Versions 2 to 4 of the index
+// format are read; a split or sparse index is an error, never "".
+func indexGitlink(path, sha string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	hashLen := len(sha) / 2
+	if len(b) < 12 || string(b[:4]) != "DIRC" {
+		return "", errors.New("not an index file")
+	}
+	version := binary.BigEndian.Uint32(b[4:8])
+	if version < 2 || version > 4 {
+		return "", fmt.Errorf("index version %d", version)
+	}
+	count := binary.BigEndian.Uint32(b[8:12])
+	const statLen = 40 // ctime, mtime, dev, ino, mode, uid, gid, size
+	off := 12
+	var name []byte // previous name, for version 4's prefix compression
+	for range count {
+		start := off
+		fixed := statLen + hashLen + 2
+		if off+fixed > len(b) {
+			return "", errors.New("index truncated")
+		}
+		mode := binary.BigEndian.Uint32(b[off+24 : off+28])
+		flags := binary.BigEndian.Uint16(b[off+statLen+hashLen:])
+		off += fixed
+		if version >= 3 && flags&0x4000 != 0 {
+			off += 2
+			fixed += 2
+		}
+		if version == 4 {
+			strip, n := indexVarint(b[off:])
+			if n == 0 || strip > uint64(len(name)) {
+				return "", errors.New("index entry name")
+			}
+			off += n
+			end := bytes.IndexByte(b[off:], 0)
+			if end < 0 {
+				return "", errors.New("index truncated")
+			}
+			name = append(name[:uint64(len(name))-strip], b[off:off+end]...)
+			off += end + 1
+		} else {
+			end := bytes.IndexByte(b[off:], 0)
+			if end < 0 {
+				return "", errors.New("index truncated")
+			}
+			name = append(name[:0], b[off:off+end]...)
+			// NUL padding to a multiple of 8, at least one byte.
+			off = start + (fixed+end+8)&^7
+		}
+		if mode&0o170000 == 0o160000 {
+			return string(name), nil
+		}
+	}
+	// Extensions, then the checksum. A split index keeps entries in
+	// another file, and a sparse one has directories for entries: either
+	// would hide a gitlink, so neither is trusted.
+	for off+8 <= len(b)-hashLen {
+		sig := string(b[off : off+4])
+		if sig == "link" || sig == "sdir" {
+			return "", fmt.Errorf("index has a %q extension", sig)
+		}
+		off += 8 + int(binary.BigEndian.Uint32(b[off+4:off+8]))
+	}
+	if off != len(b)-hashLen {
+		return "", errors.New("index truncated")
+	}
+	return "", nil
+}
+
+// indexVarint decodes git's offset varint (varint.c); n is 0 on bad input.
+func indexVarint(b []byte) (val uint64, n int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	c := b[0]
+	val = uint64(c & 127)
+	n = 1
+	for c&128 != 0 {
+		if n >= len(b) || val >= 1<<56 {
+			return 0, 0
+		}
+		val++
+		c = b[n]
+		n++
+		val = val<<7 + uint64(c&127)
+	}
+	return val, n
 }

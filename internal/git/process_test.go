@@ -3,6 +3,7 @@ package git
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,7 +47,7 @@ func TestDeployProcesses(t *testing.T) {
 	}
 	// git fetch also starts git maintenance run --auto itself, which no
 	// hook here sees.
-	want := []string{"config", "fetch", "cat-file", "diff-tree", "read-tree"}
+	want := []string{"config", "fetch", "cat-file", "read-tree"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("git processes of OpenMirror+Fetch+Resolve+Export (-want +got):\n%s", diff)
 	}
@@ -192,5 +193,47 @@ func BenchmarkDeploy(b *testing.B) {
 		if err := r.Export(ctx, sha, filepath.Join(parent, "rel-"+strconv.Itoa(i))); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestIndexGitlink(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t)
+	files := map[string]file{"a": {content: "1"}, "z/last": {content: "z"}}
+	for i := range 40 {
+		files[fmt.Sprintf("src/pkg%d/%s%d.py", i%4, strings.Repeat("long", i), i)] = file{content: "x"}
+	}
+	sha := o.commit("files", files)
+	index := filepath.Join(o.work, ".git", "index")
+	check := func(version, want string) {
+		t.Helper()
+		o.git(o.work, "update-index", "--index-version", version)
+		got, err := indexGitlink(index, sha)
+		if err != nil || got != want {
+			t.Errorf("index v%s: indexGitlink = %q, %v; want %q", version, got, err, want)
+		}
+	}
+	for _, v := range []string{"2", "3", "4"} {
+		check(v, "")
+	}
+	o.git(o.work, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("1", 40)+",src/pkg2/vendor/lib")
+	for _, v := range []string{"2", "4"} {
+		check(v, "src/pkg2/vendor/lib")
+	}
+	// Extended flags make version 3.
+	o.git(o.work, "update-index", "--skip-worktree", "a")
+	for _, v := range []string{"3", "4"} {
+		check(v, "src/pkg2/vendor/lib")
+	}
+	// A split index holds its entries elsewhere: refused, not read.
+	o.git(o.work, "update-index", "--no-skip-worktree", "a")
+	o.git(o.work, "rm", "--quiet", "--cached", "src/pkg2/vendor/lib")
+	o.git(o.work, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("1", 40)+",vendor/lib")
+	o.git(o.work, "update-index", "--split-index")
+	if got, err := indexGitlink(index, sha); err == nil {
+		t.Errorf("split index: indexGitlink = %q, nil error", got)
+	}
+	if _, err := indexGitlink(filepath.Join(o.work, "a"), sha); err == nil {
+		t.Error("indexGitlink(not an index) = nil error")
 	}
 }

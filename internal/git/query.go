@@ -304,7 +304,8 @@ func classifyRevision(err error) error {
 	if !errors.As(err, &ee) {
 		return err
 	}
-	for _, sign := range []string{"bad object", "unknown revision", "Invalid revision range", "bad revision", "not a valid object name", "Not a valid object name"} {
+	for _, sign := range []string{"bad object", "unknown revision", "Invalid revision range", "bad revision", "not a valid object name", "Not a valid object name",
+		"failed to unpack tree object"} {
 		if strings.Contains(ee.Output, sign) {
 			return fmt.Errorf("%w: %s", ErrRefNotFound, stderrTail(ee.Output))
 		}

@@ -38,9 +38,11 @@ var testHookRun func(args []string)
 
 // call is one git invocation.
 type call struct {
-	args  []string
-	dir   string
-	stdin io.Reader
+	args []string
+	// config are -c settings for this call only, after hardening's.
+	config []string
+	dir    string
+	stdin  io.Reader
 	// live sends the output to opts.Output as it comes.
 	live bool
 }
@@ -121,6 +123,7 @@ func (r runner) run(ctx context.Context, c call) (string, error) {
 		testHookRun(c.args)
 	}
 	argv := append([]string{"git"}, hardening()...)
+	argv = append(argv, c.config...)
 	argv = append(argv, c.args...)
 	cmd := execx.Cmd{
 		Argv:    argv,
