@@ -39,6 +39,7 @@ type fixture struct {
 	log     *bytes.Buffer
 	version int
 	mgrEnv  []string
+	unitDir string
 }
 
 func gitCmd(t *testing.T, dir string, args ...string) string {
@@ -138,6 +139,7 @@ fraises:
 	f.engine = &Engine{Store: f.db, Progress: f.log, Owner: owner}
 	f.collab = RealCollaborators(mgr.Env())
 	f.mgrEnv = mgr.Env()
+	f.unitDir = mgr.UnitDir
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, mgr.LogTail(30))
@@ -269,8 +271,11 @@ func TestDeployAPI(t *testing.T) {
 		f.push("crash", ok)
 		res := f.deploy(Request{})
 		f.expect(res, store.StatusRolledBack, "v2")
-		if !strings.Contains(res.Err.Error(), "restart") {
-			t.Fatalf("error does not name the restart: %v", res.Err)
+		// With a health check the unit need not outlive a settle window:
+		// the crash is caught at the restart (already failed when polled)
+		// or by the health check (exited just after), both honestly.
+		if msg := res.Err.Error(); !strings.HasPrefix(msg, "restart:") && !strings.HasPrefix(msg, "health:") {
+			t.Fatalf("error names neither the restart nor the health check: %v", res.Err)
 		}
 	})
 	t.Run("install failure changes nothing", func(t *testing.T) {
@@ -368,6 +373,51 @@ func TestDeployAPI(t *testing.T) {
 		names, _ := listReleases(f.app)
 		if len(names) > 3 {
 			t.Fatalf("%d releases kept, keep_releases is 3: %v", len(names), names)
+		}
+	})
+	t.Run("a unit that cannot start: restart and rollback fail, operator needed", func(t *testing.T) {
+		// A unit whose program cannot be executed fails its restart
+		// deterministically with Type=exec (the start job waits for the
+		// exec). The rollback cannot restart the old release either, and
+		// must say so.
+		unitPath := filepath.Join(f.unitDir, f.unit)
+		good, err := os.ReadFile(unitPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reload := func() {
+			t.Helper()
+			c := exec.Command("systemctl", "--user", "daemon-reload")
+			c.Env = append(os.Environ(), f.mgrEnv...)
+			if out, err := c.CombinedOutput(); err != nil {
+				t.Fatalf("daemon-reload: %v %s", err, out)
+			}
+		}
+		broken := "[Service]\nType=exec\nExecStart=/nonexistent/fraisier-test-app\n"
+		if err := os.WriteFile(unitPath, []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reload()
+		defer func() {
+			os.WriteFile(unitPath, good, 0o644)
+			reload()
+		}()
+		before, _ := currentRelease(f.app)
+		f.push("healthy", ok)
+		res := f.deploy(Request{})
+		if res.Status != store.StatusRollbackFailed {
+			t.Fatalf("status %s (%v), want rollback_failed", res.Status, res.Err)
+		}
+		msg := res.Err.Error()
+		if !strings.HasPrefix(msg, "restart:") || !strings.Contains(msg, "operator needed") {
+			t.Fatalf("error %q: want the restart named and the operator called", msg)
+		}
+		if cur, _ := currentRelease(f.app); cur != before {
+			t.Fatalf("current %s, want the previous release %s back", cur, before)
+		}
+		states, _ := f.db.FraiseStates(context.Background(), "hello", "production")
+		if len(states) != 1 || states[0].BrokenSince == nil {
+			t.Fatalf("state %+v: want broken_since set", states)
 		}
 	})
 }
