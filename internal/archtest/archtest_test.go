@@ -15,11 +15,12 @@ const module = "github.com/fraiseql/fraisier"
 // of a strictly lower layer. Keep this table and ARCHITECTURE.md in step;
 // a package missing here fails the test so that nobody adds one silently.
 var layer = map[string]int{
-	"bench":             7,
-	"demo":              7,
-	"cmd/fraisier":      6,
-	"internal/cli":      5,
-	"internal/server":   4,
+	"bench":             8,
+	"demo":              8,
+	"cmd/fraisier":      7,
+	"internal/cli":      6,
+	"internal/server":   5,
+	"internal/queue":    4,
 	"internal/deploy":   3,
 	"internal/forge":    2,
 	"internal/git":      2,
