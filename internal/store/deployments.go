@@ -92,35 +92,44 @@ func (db *DB) startDeployment(ctx context.Context, d Deployment) (int64, error) 
 	}
 	var id int64
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		if d.WebhookID != nil {
-			if err := exists(ctx, tx, db.q("SELECT 1 FROM tb_webhook_event WHERE id = ?"), *d.WebhookID); err != nil {
-				return fmt.Errorf("webhook event %d: %w", *d.WebhookID, err)
-			}
-		}
-		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_deployment
-			(fraise, environment, trigger, actor, requested_ref, old_sha, new_sha, release,
-			 status, started_at, webhook_event_id, host, pid)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			d.Fraise, d.Environment, d.Trigger, d.Actor, d.RequestedRef, oldSHA, newSHA, d.Release,
-			status, db.nowMS(), d.WebhookID, d.Host, d.PID).Scan(&id)
-		if err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		if d.WebhookID != nil {
-			if err := db.link(ctx, tx, *d.WebhookID, id, d.Fraise); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
-			VALUES (?, ?, ?, ?)
-			ON CONFLICT (fraise, environment) DO UPDATE
-			SET status = excluded.status, last_deployment_id = excluded.last_deployment_id`),
-			d.Fraise, d.Environment, status, id); err != nil {
-			return fmt.Errorf("update state of %s: %w", d.Target, err)
-		}
-		return nil
+		var err error
+		id, err = db.insertDeployment(ctx, tx, d, status, oldSHA, newSHA)
+		return err
 	})
 	return id, err
+}
+
+// insertDeployment is startDeployment inside the caller's transaction, for
+// the queue, which supersedes and inserts in one.
+func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, status, oldSHA, newSHA string) (int64, error) {
+	var id int64
+	if d.WebhookID != nil {
+		if err := exists(ctx, tx, db.q("SELECT 1 FROM tb_webhook_event WHERE id = ?"), *d.WebhookID); err != nil {
+			return 0, fmt.Errorf("webhook event %d: %w", *d.WebhookID, err)
+		}
+	}
+	err := tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_deployment
+		(fraise, environment, trigger, actor, requested_ref, old_sha, new_sha, release,
+		 status, started_at, webhook_event_id, host, pid)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		d.Fraise, d.Environment, d.Trigger, d.Actor, d.RequestedRef, oldSHA, newSHA, d.Release,
+		status, db.nowMS(), d.WebhookID, d.Host, d.PID).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("insert: %w", err)
+	}
+	if d.WebhookID != nil {
+		if err := db.link(ctx, tx, *d.WebhookID, id, d.Fraise); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (fraise, environment) DO UPDATE
+		SET status = excluded.status, last_deployment_id = excluded.last_deployment_id`),
+		d.Fraise, d.Environment, status, id); err != nil {
+		return 0, fmt.Errorf("update state of %s: %w", d.Target, err)
+	}
+	return id, nil
 }
 
 // exists returns ErrNotFound unless the query yields a row.
@@ -193,57 +202,61 @@ func (db *DB) finish(ctx context.Context, id int64, f Finish) error {
 	if err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
-		var (
-			d      finishedRow
-			t      Target
-			status string
-		)
-		err := tx.QueryRowContext(ctx, db.q(`SELECT fraise, environment, status, actor, new_sha, release, started_at
-			FROM tb_deployment WHERE id = ?`+db.d.forUpdate), id).
-			Scan(&t.Fraise, &t.Environment, &status, &d.actor, &d.newSHA, &d.release, &d.started)
-		if notFound(err) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("read deployment: %w", err)
-		}
-		if terminal(status) {
-			return fmt.Errorf("deployment is %s: %w", status, ErrFinished)
-		}
-		d.id, d.status, d.finished = id, f.Status, db.nowMS()
-		d.duration = max(0, d.finished-d.started)
-		if newSHA != "" {
-			d.newSHA = newSHA
-		}
-		if f.Release != "" {
-			d.release = f.Release
-		}
+	return db.write(ctx, func(tx *sql.Tx) error { return db.finishTx(ctx, tx, id, f, newSHA) })
+}
 
-		st, err := db.loadTargetState(ctx, tx, t)
-		if err != nil {
-			return err
-		}
-		acc := st.apply(d)
+// finishTx is finish inside the caller's transaction; newSHA is f.NewSHA
+// already normalised.
+func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newSHA string) error {
+	var (
+		d      finishedRow
+		t      Target
+		status string
+	)
+	err := tx.QueryRowContext(ctx, db.q(`SELECT fraise, environment, status, actor, new_sha, release, started_at
+		FROM tb_deployment WHERE id = ?`+db.d.forUpdate), id).
+		Scan(&t.Fraise, &t.Environment, &status, &d.actor, &d.newSHA, &d.release, &d.started)
+	if notFound(err) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read deployment: %w", err)
+	}
+	if terminal(status) {
+		return fmt.Errorf("deployment is %s: %w", status, ErrFinished)
+	}
+	d.id, d.status, d.finished = id, f.Status, db.nowMS()
+	d.duration = max(0, d.finished-d.started)
+	if newSHA != "" {
+		d.newSHA = newSHA
+	}
+	if f.Release != "" {
+		d.release = f.Release
+	}
 
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment
-			SET status = ?, finished_at = ?, duration_ms = ?, error = ?, new_sha = ?, release = ?,
-			    incident = ?, restore_ms = ?
-			WHERE id = ?`),
-			d.status, d.finished, d.duration, f.Error, d.newSHA, d.release, acc.incident, acc.restoreMS, id); err != nil {
-			return fmt.Errorf("update deployment: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment_step
-			SET status = ?, finished_at = ?, detail = CASE WHEN detail = '' THEN ? ELSE detail END
-			WHERE deployment_id = ? AND status = ?`),
-			StepFailed, d.finished, "still running when the deployment ended "+d.status, id, StepRunning); err != nil {
-			return fmt.Errorf("close running steps: %w", err)
-		}
-		if err := db.saveTargetState(ctx, tx, t, st); err != nil {
-			return err
-		}
-		return db.addToRollups(ctx, tx, t, d, acc)
-	})
+	st, err := db.loadTargetState(ctx, tx, t)
+	if err != nil {
+		return err
+	}
+	acc := st.apply(d)
+
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment
+		SET status = ?, finished_at = ?, duration_ms = ?, error = ?, new_sha = ?, release = ?,
+		    incident = ?, restore_ms = ?
+		WHERE id = ?`),
+		d.status, d.finished, d.duration, f.Error, d.newSHA, d.release, acc.incident, acc.restoreMS, id); err != nil {
+		return fmt.Errorf("update deployment: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment_step
+		SET status = ?, finished_at = ?, detail = CASE WHEN detail = '' THEN ? ELSE detail END
+		WHERE deployment_id = ? AND status = ?`),
+		StepFailed, d.finished, "still running when the deployment ended "+d.status, id, StepRunning); err != nil {
+		return fmt.Errorf("close running steps: %w", err)
+	}
+	if err := db.saveTargetState(ctx, tx, t, st); err != nil {
+		return err
+	}
+	return db.addToRollups(ctx, tx, t, d, acc)
 }
 
 // targetState is a tb_fraise_state row while it is being advanced.
