@@ -194,6 +194,45 @@ func (db *DB) MarkInterrupted(ctx context.Context, id int64, reason string) erro
 	return nil
 }
 
+// SetDeploymentTarget records the commit a queued or running deployment
+// goes to, as soon as it is resolved: a deployment that is still running,
+// or that dies before it finishes, then shows where it was going rather
+// than "-". FinishDeployment keeps it unless its Finish names another.
+// An unknown deployment is ErrNotFound, a finished one ErrFinished; either
+// way nothing changes.
+func (db *DB) SetDeploymentTarget(ctx context.Context, id int64, sha string) error {
+	err := db.setDeploymentTarget(ctx, id, sha)
+	if err != nil {
+		return fmt.Errorf("record the target commit of deployment %d: %w", id, err)
+	}
+	return nil
+}
+
+func (db *DB) setDeploymentTarget(ctx context.Context, id int64, sha string) error {
+	s, err := normSHA(sha)
+	if err != nil {
+		return err
+	}
+	if s == "" {
+		return fmt.Errorf("no commit given")
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var status string
+		err := tx.QueryRowContext(ctx, db.q("SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate), id).Scan(&status)
+		if notFound(err) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if terminal(status) {
+			return fmt.Errorf("deployment is %s: %w", status, ErrFinished)
+		}
+		_, err = tx.ExecContext(ctx, db.q("UPDATE tb_deployment SET new_sha = ? WHERE id = ?"), s, id)
+		return err
+	})
+}
+
 func (db *DB) finish(ctx context.Context, id int64, f Finish) error {
 	if !terminal(f.Status) {
 		return fmt.Errorf("%q is not a terminal status", f.Status)

@@ -17,7 +17,7 @@ func checkReleaseState(s string) error {
 // AddRelease records a release of r.Target and returns its id. State
 // defaults to ReleaseNew and CreatedAt to now. Adding a name already
 // recorded for the target updates that release (sha, path, state,
-// deployment) and keeps its creation time, so an in-place checkout that
+// deployment, migration revision) and keeps its creation time, so an in-place checkout that
 // reuses one name stays one row. A target has at most one current release:
 // making this one current makes the previous one good.
 func (db *DB) AddRelease(ctx context.Context, r Release) (int64, error) {
@@ -66,13 +66,13 @@ func (db *DB) addRelease(ctx context.Context, r Release) (int64, error) {
 			}
 		}
 		return tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_release
-			(fraise, environment, name, sha, path, state, deployment_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			(fraise, environment, name, sha, path, state, deployment_id, created_at, migration_revision)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (fraise, environment, name) DO UPDATE SET
 			  sha = excluded.sha, path = excluded.path, state = excluded.state,
-			  deployment_id = excluded.deployment_id
+			  deployment_id = excluded.deployment_id, migration_revision = excluded.migration_revision
 			RETURNING id`),
-			r.Fraise, r.Environment, r.Name, sha, r.Path, r.State, deployment, created).Scan(&id)
+			r.Fraise, r.Environment, r.Name, sha, r.Path, r.State, deployment, created, r.MigrationRevision).Scan(&id)
 	})
 	return id, err
 }
@@ -114,11 +114,30 @@ func (db *DB) SetReleaseState(ctx context.Context, t Target, name, state string)
 	return nil
 }
 
+// SetReleaseRevision records the migration revision the database reached
+// with the release named name (its migrate step's result), so that a
+// rollback to it knows where to migrate down to. An unknown release is
+// ErrNotFound.
+func (db *DB) SetReleaseRevision(ctx context.Context, t Target, name, revision string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q("UPDATE tb_release SET migration_revision = ? WHERE fraise = ? AND environment = ? AND name = ?"),
+			revision, t.Fraise, t.Environment, name)
+		if err != nil {
+			return err
+		}
+		return oneRow(res)
+	})
+	if err != nil {
+		return fmt.Errorf("record migration revision of release %s of %s: %w", name, t, err)
+	}
+	return nil
+}
+
 // Releases returns the releases of the targets matching fraise and env (""
 // matches all), newest first.
 func (db *DB) Releases(ctx context.Context, fraise, env string) ([]Release, error) {
 	where, args := targetWhere("", fraise, env)
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, fraise, environment, name, sha, path, state, deployment_id, created_at
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, fraise, environment, name, sha, path, state, deployment_id, created_at, migration_revision
 		FROM tb_release`+where+" ORDER BY created_at DESC, id DESC"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
@@ -131,7 +150,7 @@ func (db *DB) Releases(ctx context.Context, fraise, env string) ([]Release, erro
 			deployment sql.NullInt64
 			created    int64
 		)
-		if err := rows.Scan(&r.ID, &r.Fraise, &r.Environment, &r.Name, &r.SHA, &r.Path, &r.State, &deployment, &created); err != nil {
+		if err := rows.Scan(&r.ID, &r.Fraise, &r.Environment, &r.Name, &r.SHA, &r.Path, &r.State, &deployment, &created, &r.MigrationRevision); err != nil {
 			return nil, fmt.Errorf("list releases: %w", err)
 		}
 		r.DeploymentID = deployment.Int64

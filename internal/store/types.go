@@ -146,6 +146,10 @@ type Release struct {
 	State        string    `json:"state"`
 	DeploymentID int64     `json:"deployment_id"`
 	CreatedAt    time.Time `json:"created_at"`
+	// MigrationRevision is the revision the database was at once this
+	// release's migrations had run: what a rollback to it migrates down
+	// to. "" is unknown (no database, or recorded before schema 2).
+	MigrationRevision string `json:"migration_revision"`
 }
 
 // Lock is held by one deploying process per target.

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"SchemaTooNew", s.testSchemaTooNew},
 		{"ReadOnly", s.testReadOnly},
 		{"DeploymentLifecycle", s.testDeploymentLifecycle},
+		{"DeploymentTarget", s.testDeploymentTarget},
 		{"NotFound", s.testNotFound},
 		{"FinishValidation", s.testFinishValidation},
 		{"StateTransitions", s.testStateTransitions},
@@ -38,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"StepOutputCap", s.testStepOutputCap},
 		{"Webhooks", s.testWebhooks},
 		{"Releases", s.testReleases},
+		{"ReleaseRevision", s.testReleaseRevision},
 		{"Locks", s.testLocks},
 		{"ConcurrentLockers", s.testConcurrentLockers},
 		{"ConcurrentWriters", s.testConcurrentWriters},
@@ -282,6 +284,84 @@ func (s *suite) testDeploymentLifecycle(t *testing.T) {
 	if _, err := db.StartDeployment(ctx, store.Deployment{Target: api, WebhookID: &missing}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("start with an unknown webhook: %v, want ErrNotFound", err)
 	}
+}
+
+// testDeploymentTarget: the target commit is recorded while the deployment
+// runs, survives a finish that names none (failed, interrupted), is
+// overridden by one that does, and cannot change a finished deployment.
+func (s *suite) testDeploymentTarget(t *testing.T) {
+	ctx := context.Background()
+	db, _ := s.fresh(t)
+	start := func() int64 {
+		return must(db.StartDeployment(ctx, store.Deployment{Target: api, Trigger: store.TriggerCLI, OldSHA: sha(1)}))(t)
+	}
+	newSHA := func(id int64) string { return must(db.Deployment(ctx, id))(t).NewSHA }
+
+	tests := []struct {
+		name   string
+		finish *store.Finish // nil: left running
+		want   string
+	}{
+		{"running", nil, sha(2)},
+		{"failed keeps it", &store.Finish{Status: store.StatusFailed, Error: "install: exit status 1"}, sha(2)},
+		{"interrupted keeps it", &store.Finish{Status: store.StatusInterrupted, Error: "died"}, sha(2)},
+		{"a finish that names another wins", &store.Finish{Status: store.StatusSucceeded, NewSHA: sha(3)}, sha(3)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := start()
+			if got := newSHA(id); got != "" {
+				t.Fatalf("new_sha before it is resolved: %q", got)
+			}
+			check(t, db.SetDeploymentTarget(ctx, id, strings.ToUpper(sha(2))))
+			if tc.finish != nil {
+				check(t, db.FinishDeployment(ctx, id, *tc.finish))
+			}
+			if got := newSHA(id); got != tc.want {
+				t.Errorf("new_sha %q, want %q", got, tc.want)
+			}
+			if tc.finish == nil {
+				running := must(db.RunningDeployments(ctx))(t)
+				if len(running) == 0 || running[len(running)-1].ID != id || running[len(running)-1].NewSHA != tc.want {
+					t.Errorf("running deployments %+v: want %d going to %s", running, id, tc.want)
+				}
+				check(t, db.FinishDeployment(ctx, id, store.Finish{Status: store.StatusFailed}))
+			}
+		})
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		done := start()
+		check(t, db.FinishDeployment(ctx, done, store.Finish{Status: store.StatusFailed}))
+		running := start()
+		defer db.FinishDeployment(ctx, running, store.Finish{Status: store.StatusFailed})
+		refusals := []struct {
+			name string
+			id   int64
+			sha  string
+			is   error
+		}{
+			{"finished", done, sha(4), store.ErrFinished},
+			{"unknown", 31337, sha(4), store.ErrNotFound},
+			{"abbreviated", running, "abc1234", nil},
+			{"empty", running, "", nil},
+		}
+		for _, r := range refusals {
+			err := db.SetDeploymentTarget(ctx, r.id, r.sha)
+			switch {
+			case err == nil:
+				t.Errorf("%s: accepted", r.name)
+			case r.is != nil && !errors.Is(err, r.is):
+				t.Errorf("%s: %v, want %v", r.name, err, r.is)
+			}
+		}
+		if got := newSHA(done); got != "" {
+			t.Errorf("finished deployment's new_sha changed to %q", got)
+		}
+		if got := newSHA(running); got != "" {
+			t.Errorf("a refused target was recorded: %q", got)
+		}
+	})
 }
 
 func (s *suite) testNotFound(t *testing.T) {
@@ -794,6 +874,47 @@ func (s *suite) testReleases(t *testing.T) {
 	}
 	if all := must(db.Releases(ctx, "", ""))(t); len(all) != 3 {
 		t.Errorf("%d releases in all, want 3", len(all))
+	}
+}
+
+// testReleaseRevision: each release keeps the migration revision its
+// deployment reached, "" until one is recorded.
+func (s *suite) testReleaseRevision(t *testing.T) {
+	ctx := context.Background()
+	db, clk := s.fresh(t)
+	must(db.AddRelease(ctx, store.Release{Target: api, Name: "r1", SHA: sha(1), State: store.ReleaseGood, MigrationRevision: "a1"}))(t)
+	clk.Advance(time.Minute)
+	must(db.AddRelease(ctx, store.Release{Target: api, Name: "r2", SHA: sha(2)}))(t)
+	must(db.AddRelease(ctx, store.Release{Target: apiS, Name: "r2", SHA: sha(2)}))(t)
+	revisions := func(tg store.Target) map[string]string {
+		m := map[string]string{}
+		for _, r := range must(db.Releases(ctx, tg.Fraise, tg.Environment))(t) {
+			m[r.Name] = r.MigrationRevision
+		}
+		return m
+	}
+	if diff := cmp.Diff(map[string]string{"r1": "a1", "r2": ""}, revisions(api)); diff != "" {
+		t.Errorf("as added (-want +got):\n%s", diff)
+	}
+	// Recorded on one target's release only; a revision is opaque text.
+	check(t, db.SetReleaseRevision(ctx, api, "r2", "0002_names:b2 ünïcode"))
+	if diff := cmp.Diff(map[string]string{"r1": "a1", "r2": "0002_names:b2 ünïcode"}, revisions(api)); diff != "" {
+		t.Errorf("after SetReleaseRevision (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"r2": ""}, revisions(apiS)); diff != "" {
+		t.Errorf("the other target's release changed (-want +got):\n%s", diff)
+	}
+	// Changing state keeps it; re-adding the name replaces it.
+	check(t, db.SetReleaseState(ctx, api, "r2", store.ReleaseCurrent))
+	if got := revisions(api)["r2"]; got != "0002_names:b2 ünïcode" {
+		t.Errorf("after making r2 current: %q", got)
+	}
+	must(db.AddRelease(ctx, store.Release{Target: api, Name: "r1", SHA: sha(1), State: store.ReleaseGood}))(t)
+	if got := revisions(api)["r1"]; got != "" {
+		t.Errorf("re-added r1 kept revision %q", got)
+	}
+	if err := db.SetReleaseRevision(ctx, api, "r9", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown release: %v, want ErrNotFound", err)
 	}
 }
 
