@@ -20,11 +20,13 @@ type Store interface {
 	ReleaseLock(ctx context.Context, t store.Target, owner string) error
 	StartDeployment(ctx context.Context, d store.Deployment) (int64, error)
 	FinishDeployment(ctx context.Context, id int64, f store.Finish) error
+	SetDeploymentTarget(ctx context.Context, id int64, sha string) error
 	RunningDeployments(ctx context.Context) ([]store.Deployment, error)
 	MarkInterrupted(ctx context.Context, id int64, reason string) error
 	FraiseStates(ctx context.Context, fraise, env string) ([]store.FraiseState, error)
 	AddRelease(ctx context.Context, r store.Release) (int64, error)
 	SetReleaseState(ctx context.Context, t store.Target, name, state string) error
+	SetReleaseRevision(ctx context.Context, t store.Target, name, revision string) error
 	Releases(ctx context.Context, fraise, env string) ([]store.Release, error)
 }
 
