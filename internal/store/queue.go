@@ -1,0 +1,371 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// The deploy queue is tb_deployment itself: a request waits as a deployment
+// in StatusQueued, and schema 2's unique index allows one per target. A
+// newer request supersedes the waiting one in the transaction that queues
+// it, so a push is never lost between "the old one was dropped" and "the
+// new one was stored".
+
+// ErrNotQueued is returned by ClaimQueued when the deployment is no longer
+// waiting: a newer request superseded it, or another worker claimed it.
+var ErrNotQueued = errors.New("deployment is no longer queued")
+
+// TriggerRequeue marks a deployment queued again because the one that was
+// running when fraisier died was interrupted.
+const TriggerRequeue = "requeue"
+
+// QueueRequest asks for a deployment of Target at SHA to wait its turn.
+type QueueRequest struct {
+	Target
+	SHA     string // the exact commit; required
+	Ref     string // what was pushed (refs/heads/main), for the record
+	Trigger string
+	Actor   string
+	// WebhookID links the request to the delivery that caused it.
+	WebhookID *int64
+}
+
+// Queued is what queueing one request did.
+type Queued struct {
+	Target
+	DeploymentID int64 `json:"deployment_id"`
+	// Superseded is the request that was waiting for this target and was
+	// replaced, or 0.
+	Superseded int64 `json:"superseded,omitempty"`
+}
+
+// Intake is one received delivery and the requests routing made of it.
+// Event.Outcome says what became of it; Requests is empty unless the
+// outcome is accepted.
+type Intake struct {
+	Event    WebhookEvent
+	Requests []QueueRequest
+}
+
+// IntakeResult is an Intake as stored. For a delivery seen before
+// (Duplicate), Event is the earlier event and Queued lists the
+// deployments it led to then; nothing new was queued.
+type IntakeResult struct {
+	Event     WebhookEvent
+	Duplicate bool
+	Queued    []Queued
+}
+
+// RecordIntake stores deliveries and queues their requests, all in one
+// transaction: a delivery is answered only once it and its requests are
+// durable, and a busy server commits many deliveries per transaction
+// rather than one each. If the batch fails as a whole, nothing of it is
+// stored; callers retry the items one by one to isolate a bad one.
+func (db *DB) RecordIntake(ctx context.Context, items []Intake) ([]IntakeResult, error) {
+	for i := range items {
+		if err := checkIntake(items[i]); err != nil {
+			return nil, fmt.Errorf("record webhook %s %s: %w", items[i].Event.Forge, items[i].Event.DeliveryID, err)
+		}
+	}
+	var results []IntakeResult
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		results = make([]IntakeResult, 0, len(items))
+		for _, it := range items {
+			r, err := db.intake(ctx, tx, it)
+			if err != nil {
+				return fmt.Errorf("record webhook %s %s: %w", it.Event.Forge, it.Event.DeliveryID, err)
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func checkIntake(it Intake) error {
+	if it.Event.Forge == "" {
+		return fmt.Errorf("forge is required")
+	}
+	if err := checkOutcome(it.Event.Outcome); err != nil {
+		return err
+	}
+	if len(it.Requests) > 0 && it.Event.Outcome != OutcomeAccepted {
+		return fmt.Errorf("requests queued for a delivery whose outcome is %q", it.Event.Outcome)
+	}
+	for _, r := range it.Requests {
+		if err := checkQueueRequest(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkQueueRequest(r QueueRequest) error {
+	if err := checkTarget(r.Target); err != nil {
+		return err
+	}
+	if r.SHA == "" {
+		return fmt.Errorf("queue %s: a commit is required", r.Target)
+	}
+	if _, err := normSHA(r.SHA); err != nil {
+		return fmt.Errorf("queue %s: %w", r.Target, err)
+	}
+	return nil
+}
+
+func (db *DB) intake(ctx context.Context, tx *sql.Tx, it Intake) (IntakeResult, error) {
+	e := it.Event
+	received := e.ReceivedAt.UnixMilli()
+	if e.ReceivedAt.IsZero() {
+		received = db.nowMS()
+	}
+	var id int64
+	// The conflict target names the partial unique index, so deliveries
+	// without an id are never taken for duplicates of each other.
+	err := tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_webhook_event
+		(forge, delivery_id, event_type, repository, ref, sha, sender, outcome, reason, remote_addr, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (forge, delivery_id) WHERE delivery_id <> '' DO NOTHING
+		RETURNING id`),
+		e.Forge, e.DeliveryID, e.EventType, e.Repository, e.Ref, e.SHA, e.Sender, e.Outcome, e.Reason,
+		e.RemoteAddr, received).Scan(&id)
+	duplicate := false
+	switch {
+	case notFound(err):
+		duplicate = true
+		if err := tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ?"),
+			e.Forge, e.DeliveryID).Scan(&id); err != nil {
+			return IntakeResult{}, fmt.Errorf("read earlier delivery: %w", err)
+		}
+	case err != nil:
+		return IntakeResult{}, fmt.Errorf("insert: %w", err)
+	}
+	res := IntakeResult{Duplicate: duplicate}
+	if duplicate {
+		evs, err := db.queryWebhooks(ctx, tx, " WHERE id = ?", []any{id})
+		if err != nil {
+			return IntakeResult{}, err
+		}
+		if len(evs) != 1 {
+			return IntakeResult{}, fmt.Errorf("webhook event %d vanished", id)
+		}
+		res.Event = evs[0]
+		for _, did := range res.Event.DeploymentIDs {
+			var q Queued
+			q.DeploymentID = did
+			if err := tx.QueryRowContext(ctx, db.q("SELECT fraise, environment FROM tb_deployment WHERE id = ?"), did).
+				Scan(&q.Fraise, &q.Environment); err != nil {
+				return IntakeResult{}, fmt.Errorf("read deployment %d: %w", did, err)
+			}
+			res.Queued = append(res.Queued, q)
+		}
+		return res, nil
+	}
+	e.ID, e.ReceivedAt = id, fromMS(received)
+	res.Event = e
+	for _, r := range it.Requests {
+		r.WebhookID = &id
+		q, err := db.enqueue(ctx, tx, r, true)
+		if err != nil {
+			return IntakeResult{}, err
+		}
+		res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, q.DeploymentID)
+		res.Queued = append(res.Queued, q)
+	}
+	return res, nil
+}
+
+// Enqueue queues one request, superseding the request waiting for the same
+// target, if any.
+func (db *DB) Enqueue(ctx context.Context, r QueueRequest) (Queued, error) {
+	if err := checkQueueRequest(r); err != nil {
+		return Queued{}, err
+	}
+	var q Queued
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		q, err = db.enqueue(ctx, tx, r, true)
+		return err
+	})
+	if err != nil {
+		return Queued{}, fmt.Errorf("queue %s at %s: %w", r.Target, r.SHA, err)
+	}
+	return q, nil
+}
+
+// EnqueueIfIdle queues r only when nothing waits for its target: a waiting
+// request is newer than anything r could carry. ok reports whether r was
+// queued.
+func (db *DB) EnqueueIfIdle(ctx context.Context, r QueueRequest) (q Queued, ok bool, err error) {
+	if err := checkQueueRequest(r); err != nil {
+		return Queued{}, false, err
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		q, err = db.enqueue(ctx, tx, r, false)
+		return err
+	})
+	if err != nil {
+		return Queued{}, false, fmt.Errorf("queue %s at %s: %w", r.Target, r.SHA, err)
+	}
+	return q, q.DeploymentID != 0, nil
+}
+
+// enqueue queues r inside tx. When a request already waits for the target,
+// it is superseded (supersede) or r is dropped (a zero Queued is returned).
+func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede bool) (Queued, error) {
+	sha, err := normSHA(r.SHA)
+	if err != nil {
+		return Queued{}, err
+	}
+	q := Queued{Target: r.Target}
+	// Serialise queueing per target: with nothing waiting, SELECT ... FOR
+	// UPDATE below locks no row, and two PostgreSQL transactions would both
+	// insert. The target's state row is the lock, created if need be.
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
+		ON CONFLICT (fraise, environment) DO NOTHING`), r.Fraise, r.Environment); err != nil {
+		return Queued{}, fmt.Errorf("lock %s: %w", r.Target, err)
+	}
+	var one int
+	if err := tx.QueryRowContext(ctx, db.q("SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate),
+		r.Fraise, r.Environment).Scan(&one); err != nil {
+		return Queued{}, fmt.Errorf("lock %s: %w", r.Target, err)
+	}
+	var (
+		waiting        int64
+		waitingWebhook sql.NullInt64
+	)
+	err = tx.QueryRowContext(ctx, db.q(`SELECT id, webhook_event_id FROM tb_deployment
+		WHERE fraise = ? AND environment = ? AND status = ?`+db.d.forUpdate),
+		r.Fraise, r.Environment, StatusQueued).Scan(&waiting, &waitingWebhook)
+	switch {
+	case notFound(err):
+	case err != nil:
+		return Queued{}, fmt.Errorf("find the request waiting for %s: %w", r.Target, err)
+	case !supersede:
+		return Queued{}, nil
+	default:
+		why := "superseded by a newer request for " + short12(sha)
+		if r.WebhookID != nil {
+			why += fmt.Sprintf(" (webhook event %d)", *r.WebhookID)
+		}
+		if err := db.finishTx(ctx, tx, waiting, Finish{Status: StatusSuperseded, Error: why}, ""); err != nil {
+			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
+		}
+		if waitingWebhook.Valid {
+			if err := db.markWebhookSuperseded(ctx, tx, waitingWebhook.Int64, r.WebhookID); err != nil {
+				return Queued{}, err
+			}
+		}
+		q.Superseded = waiting
+	}
+	q.DeploymentID, err = db.insertDeployment(ctx, tx, Deployment{
+		Target: r.Target, Trigger: r.Trigger, Actor: r.Actor, RequestedRef: requestedRef(r),
+		WebhookID: r.WebhookID,
+	}, StatusQueued, "", sha)
+	if err != nil {
+		return Queued{}, err
+	}
+	return q, nil
+}
+
+// requestedRef is what the deployment records as asked for: the exact
+// commit, with the pushed ref when there is one.
+func requestedRef(r QueueRequest) string {
+	if r.Ref == "" {
+		return r.SHA
+	}
+	return r.Ref + "@" + short12(r.SHA)
+}
+
+func short12(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// markWebhookSuperseded records that a delivery led to nothing that will
+// run: once every deployment it queued was superseded, its outcome becomes
+// superseded. A delivery routed to several targets keeps "accepted" while
+// any of them still stands.
+func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID int64, by *int64) error {
+	var standing int
+	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM tb_webhook_deployment wd
+		JOIN tb_deployment d ON d.id = wd.deployment_id
+		WHERE wd.webhook_event_id = ? AND d.status <> ?`), webhookID, StatusSuperseded).Scan(&standing); err != nil {
+		return fmt.Errorf("read deployments of webhook event %d: %w", webhookID, err)
+	}
+	if standing > 0 {
+		return nil
+	}
+	reason := "a newer push replaced it before it ran"
+	if by != nil {
+		reason = fmt.Sprintf("webhook event %d replaced it before it ran", *by)
+	}
+	if _, err := tx.ExecContext(ctx, db.q("UPDATE tb_webhook_event SET outcome = ?, reason = ? WHERE id = ?"),
+		OutcomeSuperseded, reason, webhookID); err != nil {
+		return fmt.Errorf("mark webhook event %d superseded: %w", webhookID, err)
+	}
+	return nil
+}
+
+// Claim is who takes a queued deployment and what it starts from.
+type Claim struct {
+	Host   string
+	PID    int
+	OldSHA string
+}
+
+// ClaimQueued moves a queued deployment to running for the claimant and
+// restarts its clock, so that its duration measures the run and not the
+// wait. ErrNotQueued means it was superseded or claimed by another worker
+// meanwhile; the returned deployment is its state after the claim.
+func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, error) {
+	oldSHA, err := normSHA(c.OldSHA)
+	if err != nil {
+		return Deployment{}, fmt.Errorf("claim deployment %d: %w", id, err)
+	}
+	var d Deployment
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment
+			SET status = ?, started_at = ?, host = ?, pid = ?, old_sha = ?
+			WHERE id = ? AND status = ?`),
+			StatusRunning, db.nowMS(), c.Host, c.PID, oldSHA, id, StatusQueued)
+		if err != nil {
+			return err
+		}
+		if err := oneRow(res); err != nil {
+			if exists(ctx, tx, db.q("SELECT 1 FROM tb_deployment WHERE id = ?"), id) != nil {
+				return ErrNotFound
+			}
+			return ErrNotQueued
+		}
+		if _, err := tx.ExecContext(ctx, db.q("UPDATE tb_fraise_state SET status = ? WHERE last_deployment_id = ?"),
+			StatusRunning, id); err != nil {
+			return err
+		}
+		row := tx.QueryRowContext(ctx, db.q("SELECT "+deploymentCols+" FROM v_deployment_history WHERE id = ?"), id)
+		d, err = scanDeployment(row)
+		return err
+	})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("claim deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// QueuedDeployments returns the requests waiting, oldest first.
+func (db *DB) QueuedDeployments(ctx context.Context) ([]Deployment, error) {
+	ds, err := db.queryDeployments(ctx, "SELECT "+deploymentCols+
+		" FROM v_deployment_history WHERE status = ? ORDER BY id", StatusQueued)
+	if err != nil {
+		return nil, fmt.Errorf("read the deploy queue: %w", err)
+	}
+	return ds, nil
+}
