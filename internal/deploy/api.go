@@ -67,9 +67,12 @@ type deployment struct {
 	releaseMade bool
 	migrated    bool
 	revBefore   string
-	backup      string // where the pre-migration backup went
-	migrator    Migrator
-	switched    bool
+	// migratedDown: the change to undo is a rollback's migrate down, so
+	// undoing it is migrating up again, from the same release.
+	migratedDown bool
+	backup       string // where the pre-migration backup went
+	migrator     Migrator
+	switched     bool
 	// restoreUnits, when set, puts back the unit files a scheduled
 	// deployment replaced; compensate calls it after switching back.
 	restoreUnits func(ctx context.Context) error
@@ -123,10 +126,18 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 		fmt.Errorf("deployment: %w after %s", execx.ErrTimeout, orDefault(env.Timeouts.Deploy, defaultDeployTimeout)))
 	defer cancel()
 	record := context.WithoutCancel(ctx)
-	d.id, err = e.Store.StartDeployment(record, store.Deployment{
-		Target: t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: requested,
-		OldSHA: d.oldSHA, WebhookID: req.WebhookID, Host: e.Owner.Host, PID: e.Owner.PID,
-	})
+	if req.Queued != 0 {
+		// Claimed only now that the lock is held: while this waited for the
+		// lock, a newer push may have superseded the request, and then the
+		// newer one is what must run.
+		_, err = e.Store.ClaimQueued(record, req.Queued, store.Claim{Host: e.Owner.Host, PID: e.Owner.PID, OldSHA: d.oldSHA})
+		d.id = req.Queued
+	} else {
+		d.id, err = e.Store.StartDeployment(record, store.Deployment{
+			Target: t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: requested,
+			OldSHA: d.oldSHA, WebhookID: req.WebhookID, Host: e.Owner.Host, PID: e.Owner.PID,
+		})
+	}
 	if err != nil {
 		return res, fmt.Errorf("deploy %s: %w", t, err)
 	}
@@ -237,7 +248,17 @@ func (d *deployment) fetch(ctx context.Context, out io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := d.recordTarget(); err != nil {
+		return ref + " → " + short(d.sha), err
+	}
 	return ref + " → " + short(d.sha), nil
+}
+
+// recordTarget writes the commit the deployment goes to as soon as it is
+// known, so that history, show and logs name it while the deployment runs
+// and after it dies, not only once it finishes.
+func (d *deployment) recordTarget() error {
+	return d.e.Store.SetDeploymentTarget(d.rec.record, d.id, d.sha)
 }
 
 // plannedStep is one step of a flow; a non-empty skip says why it does not
@@ -354,6 +375,9 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 			after, err = m.Current(ctx)
 		}
 		d.migrated = true
+		if err == nil {
+			err = d.recordRevision(after)
+		}
 		if err != nil {
 			return "rebuild from " + orDash(before), err
 		}
@@ -368,9 +392,24 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 	}
 	if after == before {
 		d.migrated = false
+	}
+	if err := d.recordRevision(after); err != nil {
+		return orDash(before) + " → " + orDash(after), err
+	}
+	if after == before {
 		return "already at " + orDash(after) + backupNote(d.backup), nil
 	}
 	return orDash(before) + " → " + orDash(after) + backupNote(d.backup), nil
+}
+
+// recordRevision keeps on the release the revision its migrations reached:
+// a later rollback to it migrates down to exactly that. An inplace
+// checkout has no releases to return to, so nothing to keep.
+func (d *deployment) recordRevision(rev string) error {
+	if d.inplace() {
+		return nil
+	}
+	return d.e.Store.SetReleaseRevision(d.rec.record, d.t, d.release, rev)
 }
 
 func backupNote(path string) string {
@@ -552,7 +591,23 @@ func (d *deployment) compensate(cause error) (string, error) {
 	defer cancel()
 
 	var problems []string
-	if d.migrated && d.migrator != nil {
+	if d.migrated && d.migrator != nil && d.migratedDown {
+		// The release that was current needs its migrations back before
+		// it serves again; rollback_on_failure does not apply, since it
+		// let the migrate down run in the first place.
+		if err := d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			after, err := d.migrator.Up(ctx)
+			if err != nil {
+				return "up again to " + orDash(d.revBefore), err
+			}
+			if after != d.revBefore {
+				return "up again: " + orDash(after), fmt.Errorf("database at %s after migrating up again, not at %s", orDash(after), orDash(d.revBefore))
+			}
+			return "up again to " + orDash(after), nil
+		}); err != nil {
+			problems = append(problems, fmt.Sprintf("the database is not back at %s, the revision release %s needs (%v)", orDash(d.revBefore), d.prevRelease, err))
+		}
+	} else if d.migrated && d.migrator != nil {
 		if d.env.Database.RollbackOnFailure != nil && !*d.env.Database.RollbackOnFailure {
 			problems = append(problems, "database left at the new revision (rollback_on_failure is false)")
 		} else if err := d.migrator.CheckDown(ctx, d.revBefore); err != nil {

@@ -19,6 +19,7 @@ type Store interface {
 	RefreshLock(ctx context.Context, t store.Target, owner string, ttl time.Duration) error
 	ReleaseLock(ctx context.Context, t store.Target, owner string) error
 	StartDeployment(ctx context.Context, d store.Deployment) (int64, error)
+	ClaimQueued(ctx context.Context, id int64, c store.Claim) (store.Deployment, error)
 	FinishDeployment(ctx context.Context, id int64, f store.Finish) error
 	SetDeploymentTarget(ctx context.Context, id int64, sha string) error
 	RunningDeployments(ctx context.Context) ([]store.Deployment, error)
@@ -45,6 +46,10 @@ type Request struct {
 	// Wait is how long to wait for another deployment of the same target
 	// to finish; zero refuses at once with the holder's name.
 	Wait time.Duration
+	// Queued is the queued deployment this request runs, once it holds the
+	// target's lock; 0 records a new deployment. Running it fails with
+	// ErrNotQueued when it was superseded or claimed meanwhile.
+	Queued int64
 }
 
 // Result is how a deployment ended. Status is one of succeeded, failed,
@@ -66,6 +71,10 @@ type Result struct {
 // ErrLocked is returned (wrapped, with the holder) when another deployment
 // holds the target and Request.Wait ran out.
 var ErrLocked = store.ErrLocked
+
+// ErrNotQueued is returned (wrapped) when Request.Queued is no longer
+// waiting: a newer request superseded it, or another worker took it.
+var ErrNotQueued = store.ErrNotQueued
 
 // Engine runs deployments. Its fields are its collaborators; nothing in it
 // is global, so tests build one per case.
