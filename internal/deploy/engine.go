@@ -225,3 +225,17 @@ func (e *Engine) interruptOrphans(ctx context.Context, t store.Target, prev stor
 	}
 	return ids, nil
 }
+
+// Recover takes and gives back t's lock so that a lock left by a holder
+// that died is recovered now, and the deployments it left running are
+// recorded as interrupted, rather than at the next deployment of t. It
+// returns those deployments. A live holder keeps its lock: Recover then
+// returns ErrLocked (wrapped).
+func (e *Engine) Recover(ctx context.Context, t store.Target) ([]int64, error) {
+	release, _, interrupted, err := e.lock(ctx, t, "recover after a restart", 0, func(error) {})
+	if err != nil {
+		return nil, fmt.Errorf("recover %s: %w", t, err)
+	}
+	release()
+	return interrupted, nil
+}
