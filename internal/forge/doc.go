@@ -1,0 +1,44 @@
+// Package forge authenticates and parses webhook deliveries from the forges
+// fraisier deploys from: GitHub (and GitHub Enterprise), GitLab,
+// Gitea/Forgejo, Bitbucket Cloud and Bitbucket Data Center/Server.
+//
+// It sits on the HTTP intake's hot path and imports only the standard
+// library. A caller works in three steps, in this order:
+//
+//	k, err := forge.ParseKind(pathValue)                // or forge.Detect(r.Header)
+//	i, err := forge.Authenticate(k, r.Header, body, secrets, allowUnsigned, time.Now())
+//	ev, err := forge.Parse(k, r.Header, body)
+//
+// Authenticate works on the raw body bytes, before any parsing, so that a
+// forged delivery costs one HMAC and no JSON work. Every error it returns is
+// an *AuthError wrapping ErrMissingSignature, ErrBadSignature or
+// ErrStaleTimestamp (answer 401); its message never holds a secret or a
+// computed MAC. Parse returns errors wrapping ErrMalformed (answer 400); an
+// event type it does not know is not an error but an Event of Type Other.
+//
+// Everything in an Event has been validated, because the deploy engine hands
+// SHAs and ref names to git: SHAs are 40 or 64 lower-case hex digits, refs
+// obey git check-ref-format (and a little more: no component starts with
+// "-"), and names and senders are bounded, valid UTF-8 without control
+// characters. A push whose ref or SHA fails validation is refused as
+// ErrMalformed rather than dropped, so that the forge shows the failure.
+//
+// Per forge:
+//
+//   - github: X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256
+//     (sha256=hex). The SHA-1 X-Hub-Signature is never checked.
+//   - gitlab: X-Gitlab-Event, Idempotency-Key (stable across retries; falls
+//     back to X-Gitlab-Event-UUID), and either X-Gitlab-Token (the secret
+//     itself, compared in constant time) or a Standard Webhooks signature
+//     (webhook-id, webhook-timestamp, webhook-signature "v1,<base64>") over
+//     "{id}.{timestamp}.{body}", keyed by the base64 after "whsec_" in the
+//     signing token, within SignatureTolerance of now.
+//   - gitea (also Forgejo, which sends both header families):
+//     X-Forgejo-Event/X-Gitea-Event, X-Forgejo-Delivery/X-Gitea-Delivery,
+//     X-Forgejo-Signature/X-Gitea-Signature (bare hex), or X-Hub-Signature-256.
+//     Gitea has no ping: its test delivery is a push.
+//   - bitbucket (Cloud): X-Event-Key, X-Request-UUID, X-Hub-Signature
+//     (sha256=hex; unlike GitHub's header of the same name).
+//   - bitbucket_server (Data Center): X-Event-Key, X-Request-Id,
+//     X-Hub-Signature (sha256=hex); diagnostics:ping is its ping.
+package forge
