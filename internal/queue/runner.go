@@ -1,0 +1,383 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Store is what the runner needs of the state database: the engine's needs
+// and the queue's.
+type Store interface {
+	deploy.Store
+	QueuedDeployments(ctx context.Context) ([]store.Deployment, error)
+	EnqueueIfIdle(ctx context.Context, r store.QueueRequest) (store.Queued, bool, error)
+	Deployment(ctx context.Context, id int64) (store.Deployment, error)
+}
+
+// Finished describes one deployment a worker ran, for metrics.
+type Finished struct {
+	Target   store.Target
+	Result   deploy.Result
+	Duration time.Duration
+}
+
+// Runner is the pool of queue workers. Set the fields, then call Run once.
+type Runner struct {
+	Store  Store
+	Config *config.Config
+	Collab deploy.Collaborators
+	Owner  deploy.Owner
+	Log    *slog.Logger
+
+	// MaxConcurrent bounds the deployments running at once across all
+	// targets (default 2).
+	MaxConcurrent int
+	// Grace is how long shutdown lets running deployments finish before
+	// cancelling them (default 5m).
+	Grace time.Duration
+	// Poll is how often the queue is read without a Wake: requests queued
+	// by another node sharing the database, and targets whose lock another
+	// process held (default 2s).
+	Poll time.Duration
+	// LockedRetry is how long a target whose lock another process holds
+	// (fraisier deploy on the command line, say) is left alone before the
+	// worker tries again (default 1s). Its request keeps waiting, and a
+	// newer push still supersedes it.
+	LockedRetry time.Duration
+	// OnFinish, when set, is called after each deployment a worker ran.
+	OnFinish func(Finished)
+
+	wake      chan struct{}
+	done      chan struct{}
+	started   atomic.Bool
+	mu        sync.Mutex
+	active    map[store.Target]bool
+	blocked   map[store.Target]time.Time
+	running   int
+	workCtx   context.Context
+	workStop  context.CancelCauseFunc
+	workers   sync.WaitGroup
+	workerEnd chan struct{}
+}
+
+// errShutdown is the cause given to deployments cancelled when the grace
+// period of a shutdown ran out.
+var errShutdown = errors.New("fraisier serve is shutting down and the grace period ran out")
+
+func (r *Runner) init() {
+	if r.MaxConcurrent <= 0 {
+		r.MaxConcurrent = 2
+	}
+	if r.Grace <= 0 {
+		r.Grace = 5 * time.Minute
+	}
+	if r.Poll <= 0 {
+		r.Poll = 2 * time.Second
+	}
+	if r.LockedRetry <= 0 {
+		r.LockedRetry = time.Second
+	}
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	r.wake = make(chan struct{}, 1)
+	r.workerEnd = make(chan struct{}, 1)
+	r.done = make(chan struct{})
+	r.active = map[store.Target]bool{}
+	r.blocked = map[store.Target]time.Time{}
+}
+
+// Wake tells the runner that a request was queued. It never blocks.
+func (r *Runner) Wake() {
+	if r.wake == nil {
+		return
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether the workers are running: Run has recovered and is
+// dispatching, and has not begun shutting down.
+func (r *Runner) Ready() bool {
+	if !r.started.Load() {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Running returns how many deployments the workers are running now.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
+}
+
+// Run recovers what a previous process left, then runs queued requests
+// until ctx is done. It then stops taking requests, gives running
+// deployments Grace to finish, cancels the rest (the engine rolls them
+// back) and queues their commits again, and returns once every worker has
+// ended.
+func (r *Runner) Run(ctx context.Context) error {
+	r.init()
+	r.workCtx, r.workStop = context.WithCancelCause(context.WithoutCancel(ctx))
+	defer r.workStop(nil)
+
+	if err := r.recoverInterrupted(ctx); err != nil {
+		// Not fatal: the engine recovers a dead holder's lock at the next
+		// deployment of the target anyway.
+		r.Log.Error("recover interrupted deployments", "err", err)
+	}
+	r.started.Store(true)
+	tick := time.NewTicker(r.Poll)
+	defer tick.Stop()
+	for {
+		r.dispatch(ctx)
+		select {
+		case <-ctx.Done():
+			close(r.done)
+			r.drain()
+			return nil
+		case <-r.wake:
+		case <-r.workerEnd:
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *Runner) drain() {
+	idle := make(chan struct{})
+	go func() { r.workers.Wait(); close(idle) }()
+	if n := r.Running(); n > 0 {
+		r.Log.Info("shutdown: waiting for running deployments", "running", n, "grace", r.Grace.String())
+	}
+	select {
+	case <-idle:
+		return
+	case <-time.After(r.Grace):
+	}
+	r.Log.Warn("shutdown: grace period over, cancelling running deployments; they roll back and are queued again",
+		"running", r.Running())
+	r.workStop(errShutdown)
+	<-idle
+}
+
+// dispatch starts a worker for each waiting request whose target is idle,
+// oldest first, while the global limit allows.
+func (r *Runner) dispatch(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	queued, err := r.Store.QueuedDeployments(ctx)
+	if err != nil {
+		r.Log.Error("read the deploy queue", "err", err)
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range queued {
+		if r.running >= r.MaxConcurrent {
+			return
+		}
+		if r.active[d.Target] || now.Before(r.blocked[d.Target]) {
+			continue
+		}
+		r.active[d.Target] = true
+		r.running++
+		r.workers.Add(1)
+		go r.work(d)
+	}
+}
+
+func (r *Runner) work(d store.Deployment) {
+	defer func() {
+		r.mu.Lock()
+		delete(r.active, d.Target)
+		r.running--
+		r.mu.Unlock()
+		r.workers.Done()
+		select {
+		case r.workerEnd <- struct{}{}:
+		default:
+		}
+	}()
+	log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
+	ctx := r.workCtx
+
+	env, err := r.Config.Lookup(d.Fraise, d.Environment)
+	if err != nil {
+		r.fail(ctx, log, d, fmt.Errorf("not in the configuration any more: %w", err))
+		return
+	}
+	progress := &lineLogger{log: log}
+	e := &deploy.Engine{Store: r.Store, Progress: progress, Owner: r.Owner}
+	start := time.Now()
+	log.Info("deployment starting", "sha", d.NewSHA, "trigger", d.Trigger)
+	res, err := e.Deploy(ctx, r.Collab, deploy.Request{
+		Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
+	})
+	progress.Flush()
+	switch {
+	case errors.Is(err, deploy.ErrNotQueued):
+		log.Info("request superseded before it ran")
+		return
+	case errors.Is(err, deploy.ErrLocked):
+		// Another process deploys the target; the request keeps waiting.
+		r.mu.Lock()
+		r.blocked[d.Target] = time.Now().Add(r.LockedRetry)
+		r.mu.Unlock()
+		log.Info("target locked by another deployment; the request waits", "holder", err.Error())
+		return
+	case err != nil:
+		r.fail(ctx, log, d, err)
+		return
+	}
+	log.Info("deployment finished", "status", res.Status, "sha", res.NewSHA, "duration_ms", time.Since(start).Milliseconds(),
+		"error", errString(res.Err))
+	if r.OnFinish != nil {
+		r.OnFinish(Finished{Target: d.Target, Result: res, Duration: time.Since(start)})
+	}
+	if context.Cause(ctx) == errShutdown && res.Status != store.StatusSucceeded && res.Status != store.StatusSkipped {
+		r.requeue(log, d, fmt.Sprintf("parked at shutdown (deployment %d)", d.ID))
+	}
+}
+
+// fail ends a request the engine could not run (it never claimed it, or
+// failed before recording an outcome) so that it does not wait forever.
+func (r *Runner) fail(ctx context.Context, log *slog.Logger, d store.Deployment, cause error) {
+	log.Error("deployment could not run", "err", cause)
+	rec := context.WithoutCancel(ctx)
+	cur, err := r.Store.Deployment(rec, d.ID)
+	if err != nil {
+		log.Error("read the request", "err", err)
+		return
+	}
+	if cur.Status != store.StatusQueued && cur.Status != store.StatusRunning {
+		return
+	}
+	if err := r.Store.FinishDeployment(rec, d.ID, store.Finish{Status: store.StatusFailed, Error: cause.Error()}); err != nil {
+		log.Error("record the failure", "err", err)
+	}
+}
+
+// requeue queues d's commit again unless a newer request already waits.
+func (r *Runner) requeue(log *slog.Logger, d store.Deployment, actor string) {
+	ctx := context.WithoutCancel(r.workCtx)
+	q, ok, err := r.Store.EnqueueIfIdle(ctx, store.QueueRequest{
+		Target: d.Target, SHA: d.NewSHA, Ref: refOf(d.RequestedRef), Trigger: store.TriggerRequeue, Actor: actor, WebhookID: d.WebhookID,
+	})
+	switch {
+	case err != nil:
+		log.Error("queue the commit again", "sha", d.NewSHA, "err", err)
+	case ok:
+		log.Info("queued again", "sha", d.NewSHA, "as", q.DeploymentID)
+	default:
+		log.Info("not queued again: a newer request waits")
+	}
+}
+
+// recoverInterrupted finds the deployments this host was running when its
+// process died: the engine recovers their locks and records them
+// interrupted, and each target is queued again once at its commit.
+func (r *Runner) recoverInterrupted(ctx context.Context) error {
+	running, err := r.Store.RunningDeployments(ctx)
+	if err != nil {
+		return err
+	}
+	e := &deploy.Engine{Store: r.Store, Progress: &lineLogger{log: r.Log}, Owner: r.Owner}
+	seen := map[store.Target]bool{}
+	for _, d := range running {
+		if d.Status != store.StatusRunning || d.Host != r.Owner.Host || seen[d.Target] {
+			continue
+		}
+		seen[d.Target] = true
+		interrupted, err := e.Recover(ctx, d.Target)
+		if errors.Is(err, deploy.ErrLocked) {
+			continue // a live process holds it: not ours to recover
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range interrupted {
+			d, err := r.Store.Deployment(ctx, id)
+			if err != nil {
+				return err
+			}
+			log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
+			log.Warn("deployment was interrupted when fraisier died")
+			switch {
+			case d.NewSHA == "":
+				log.Warn("not queued again: its commit was never resolved")
+			case d.Trigger == store.TriggerRequeue:
+				// Queued again once already: a commit that kills fraisier
+				// must not do so forever.
+				log.Warn("not queued again: it was itself a retry of an interrupted deployment")
+			case d.Trigger == store.TriggerWebhook:
+				r.requeue(log, d, fmt.Sprintf("retry of interrupted deployment %d", d.ID))
+			}
+		}
+	}
+	return nil
+}
+
+// refOf takes the ref back out of a queued deployment's requested_ref
+// ("refs/heads/main@0123abcd").
+func refOf(requested string) string {
+	if i := bytes.LastIndexByte([]byte(requested), '@'); i > 0 {
+		return requested[:i]
+	}
+	return ""
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// lineLogger turns the engine's progress lines into log records.
+type lineLogger struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if line := bytes.TrimSpace(l.buf[:i]); len(line) > 0 {
+			l.log.Info(string(line))
+		}
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush logs a last line that had no newline.
+func (l *lineLogger) Flush() {
+	if line := bytes.TrimSpace(l.buf); len(line) > 0 {
+		l.log.Info(string(line))
+	}
+	l.buf = nil
+}
