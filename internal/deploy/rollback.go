@@ -23,14 +23,26 @@ type RollbackRequest struct {
 	To    string
 	Actor string
 	Wait  time.Duration
+	// NoMigrate switches the code only: the database stays at the revision
+	// it is at, which the recorded step says.
+	NoMigrate bool
 }
 
 // Rollback switches current back to an earlier release that is still on
-// disk: no fetch, no build, just switch, restart and health check. If the
-// earlier release does not come up healthy, the release that was current
-// is restored, and the result says so. The database is not migrated down:
-// a rollback across migrations needs fraisier deploy --ref, which knows the
-// down steps.
+// disk: no fetch, no build. When the environment has a database, the
+// release returned to recorded the migration revision it ran at, and the
+// database is elsewhere now, the database is first migrated down to that
+// revision ("migrate down") with the migrations of the release that is
+// current now, since only it knows how to undo what it added. A database
+// that cannot go down there (an irreversible migration) refuses the
+// rollback before anything changes; --no-migrate
+// (RollbackRequest.NoMigrate) or database.rollback_on_failure: false
+// switch the code and leave the database, and a release with no recorded
+// revision leaves it too; the step says which revision it stays at. Then
+// switch, restart and health check. If the earlier release does not come
+// up healthy, the release that was current is restored, its migrations
+// are applied again first, and the result says so; if they cannot be,
+// the rollback ends rollback_failed.
 func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequest) (Result, error) {
 	if req.Env.Layout == "inplace" {
 		return Result{}, fmt.Errorf("rollback %s: the inplace layout keeps no releases: use fraisier deploy --ref <sha>", req.Env.ID())
@@ -40,27 +52,101 @@ func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequ
 		requested = "previous good release"
 	}
 	return e.execute(ctx, c, Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true}, requested,
-		func(d *deployment, ctx context.Context) (string, error) { return d.runRollback(ctx, req.To) })
+		func(d *deployment, ctx context.Context) (string, error) { return d.runRollback(ctx, req) })
 }
 
-func (d *deployment) runRollback(ctx context.Context, to string) (string, error) {
+func (d *deployment) runRollback(ctx context.Context, req RollbackRequest) (string, error) {
 	var target store.Release
 	if err := d.rec.step(ctx, "choose release", 0, func(ctx context.Context, _ io.Writer) (string, error) {
 		var err error
-		target, err = d.rollbackTarget(ctx, to)
-		return target.Name, err
+		if target, err = d.rollbackTarget(ctx, req.To); err != nil {
+			return "", err
+		}
+		d.sha = target.SHA
+		if d.sha != "" {
+			if err := d.recordTarget(); err != nil {
+				return target.Name, err
+			}
+		}
+		return target.Name, nil
 	}); err != nil {
 		return store.StatusFailed, err
 	}
-	d.release, d.sha = target.Name, target.SHA
+	d.release = target.Name
 	d.releasePath = filepath.Join(d.appPath, releasesDir, target.Name)
 	fmt.Fprintf(d.e.progress(), "  rolling back %s → %s (%s)\n", orDash(d.prevRelease), d.release, short(d.sha))
 	env := d.env
 	return d.apply(ctx, []plannedStep{
+		{"migrate down", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), func(ctx context.Context, out io.Writer) (string, error) {
+			return d.migrateDown(ctx, out, target, req.NoMigrate)
+		}, skipUnless(env.Database != nil, "no database")},
 		{"switch", 0, d.switchRelease, ""},
 		{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
 		{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
 	})
+}
+
+// migrateDown takes the database to the revision target recorded, before
+// the switch, with the migrations of the release current now: the target
+// release does not know the migrations added after it. It returns a
+// skipStep when the database is to stay where it is, saying where that is.
+func (d *deployment) migrateDown(ctx context.Context, out io.Writer, target store.Release, noMigrate bool) (string, error) {
+	if d.prevRelease == "" {
+		return "", skipStep("no current release whose migrations could be undone: database left as it is")
+	}
+	fromRelease := d.prevRelease
+	m, err := d.c.NewMigrator(d.env, filepath.Join(d.appPath, releasesDir, fromRelease), out)
+	// leftAt says why the database stays and at which revision. The
+	// revision is read only to be told: a database that cannot be read
+	// must not stop a rollback that was asked to leave it alone.
+	leftAt := func(why string) error {
+		if err != nil {
+			return skipStep(fmt.Sprintf("%s: database left as it is (%v)", why, err))
+		}
+		rev, rerr := m.Current(ctx)
+		if rerr != nil {
+			return skipStep(fmt.Sprintf("%s: database left as it is (its revision could not be read: %v)", why, rerr))
+		}
+		return skipStep(fmt.Sprintf("%s: database left at revision %s", why, orDash(rev)))
+	}
+	switch {
+	case noMigrate:
+		return "", leftAt("--no-migrate")
+	case d.env.Database.RollbackOnFailure != nil && !*d.env.Database.RollbackOnFailure:
+		return "", leftAt("database.rollback_on_failure is false")
+	case target.MigrationRevision == "":
+		return "", leftAt(fmt.Sprintf("release %s has no recorded migration revision", target.Name))
+	case err != nil:
+		return "", err
+	}
+	want := target.MigrationRevision
+	cur, err := m.Current(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read current revision: %w", err)
+	}
+	if cur == want {
+		return "already at " + orDash(want), nil
+	}
+	if err := m.CheckDown(ctx, want); err != nil {
+		return "", fmt.Errorf("refused: the database cannot go down from %s to %s (release %s's revision) with release %s's migrations: %w; nothing was changed (fraisier rollback --no-migrate switches the code only and leaves the database at %s)",
+			orDash(cur), orDash(want), target.Name, fromRelease, err, orDash(cur))
+	}
+	// From here the database may change, even if Down fails half way: the
+	// compensation migrates up again from the same release.
+	d.migrator, d.revBefore, d.migrated, d.migratedDown = m, cur, true, true
+	if err := m.Down(ctx, want); err != nil {
+		return "from " + orDash(cur), err
+	}
+	after, err := m.Current(ctx)
+	if err != nil {
+		return "from " + orDash(cur), fmt.Errorf("read revision after migrating down: %w", err)
+	}
+	if after != want {
+		// Down to a revision the current release does not have below it
+		// (a --to a newer release) leaves the database elsewhere.
+		return orDash(cur) + " → " + orDash(after), fmt.Errorf("database at %s after migrating down, not at %s, the revision of release %s (to go forward, use fraisier deploy --ref)", orDash(after), orDash(want), target.Name)
+	}
+	return orDash(cur) + " → " + orDash(want) + " (down with release " + fromRelease + ")", nil
 }
 
 // rollbackTarget picks the release to return to: the one named, or the

@@ -53,6 +53,12 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	}
 	out := newStepOutput(r.record, r.db, id)
 	detail, runErr := fn(stepCtx, out)
+	var skipped *stepSkipped
+	if errors.As(runErr, &skipped) {
+		out.Close()
+		fmt.Fprintf(r.progress, "skipped (%s)\n", skipped.why)
+		return r.db.FinishStep(r.record, id, store.StepSkipped, nil, skipped.why)
+	}
 	if stepCtx.Err() != nil && ctx.Err() == nil {
 		// The step's own timeout fired: say so rather than "context
 		// canceled", once.
@@ -100,6 +106,15 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	}
 	return nil
 }
+
+// stepSkipped is what a stepFunc returns when it finds, once running, that
+// it has nothing to do (a rollback that must leave the database as it is):
+// the step is recorded as skipped with why, not as succeeded or failed.
+type stepSkipped struct{ why string }
+
+func (s *stepSkipped) Error() string { return "skipped: " + s.why }
+
+func skipStep(why string) error { return &stepSkipped{why: why} }
 
 // skip records a step that did not need to run, with why.
 func (r *recorder) skip(name, why string) error {
