@@ -125,8 +125,14 @@ func (r *Repo) prepare(ctx context.Context) error {
 		return err
 	default:
 		var bare bool
-		if bare, url, err = readMirrorConfig(ctx, g); err != nil {
-			return fmt.Errorf("%w: %w", ErrNotRepository, err)
+		var plain bool
+		// A mirror fraisier made has a config file simple enough to read
+		// here, which saves a git process on every deploy; anything else
+		// is left to git, which knows every rule of its format.
+		if bare, url, plain = readPlainMirrorConfig(r.dir); !plain {
+			if bare, url, err = readMirrorConfig(ctx, g); err != nil {
+				return fmt.Errorf("%w: %w", ErrNotRepository, err)
+			}
 		}
 		if !bare {
 			return fmt.Errorf("%w: not a bare repository", ErrNotRepository)
@@ -153,6 +159,110 @@ func readMirrorConfig(ctx context.Context, g runner) (bare bool, url string, err
 	}
 	bare, url = parseMirrorConfig(out)
 	return bare, url, nil
+}
+
+// readPlainMirrorConfig answers what readMirrorConfig does, without a git
+// process, when dir is laid out as a repository (objects and refs beside
+// HEAD) and its config file is plain: see parsePlainConfig. plain is false
+// whenever git must be asked instead.
+func readPlainMirrorConfig(dir string) (bare bool, url string, plain bool) {
+	for _, sub := range []string{"objects", "refs"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
+			return false, "", false
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config"))
+	if err != nil {
+		return false, "", false
+	}
+	return parsePlainConfig(string(b))
+}
+
+// parsePlainConfig reads core.bare and remote.origin.url from a git config
+// file written by git init and git config for plain values: section
+// headers, "key = value" lines, blank lines and whole-line comments. Any
+// other construct (quotes, escapes, continuations, inline comments, the
+// old [section.sub] form, include and includeIf, extensions that change
+// where config is read from) makes plain false, and the caller asks git.
+func parsePlainConfig(text string) (bare bool, url string, plain bool) {
+	section := ""
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+			continue
+		case line[0] == '[':
+			name, ok := strings.CutSuffix(line, "]")
+			if !ok {
+				return false, "", false
+			}
+			name = name[1:]
+			main, sub, hasSub := strings.Cut(name, " ")
+			if !isConfigName(main) || strings.Contains(main, ".") {
+				return false, "", false
+			}
+			main = strings.ToLower(main)
+			if main == "include" || main == "includeif" || main == "extensions" {
+				return false, "", false
+			}
+			if hasSub {
+				// Only a quoted subsection without escapes.
+				inner, ok := strings.CutPrefix(sub, `"`)
+				if inner, ok = strings.CutSuffix(inner, `"`); !ok || len(inner) == 0 || strings.ContainsAny(inner, `"\`) {
+					return false, "", false
+				}
+				section = main + "." + inner
+			} else {
+				section = main
+			}
+			continue
+		}
+		if strings.ContainsAny(line, `"\#;`) || section == "" {
+			return false, "", false
+		}
+		key, value, hasValue := strings.Cut(line, "=")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if !isConfigName(key) {
+			return false, "", false
+		}
+		switch section + "." + strings.ToLower(key) {
+		case "core.bare":
+			bare = !hasValue || configBool(value)
+			if hasValue && !configBool(value) && !isConfigFalse(value) {
+				// git would reject the value; let it say so.
+				return false, "", false
+			}
+		case "remote.origin.url":
+			if !hasValue {
+				return false, "", false
+			}
+			url = value
+		}
+	}
+	return bare, url, true
+}
+
+// isConfigName reports whether s is a plain git config section or key name.
+func isConfigName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// isConfigFalse reports whether v is a spelling of false that git accepts.
+func isConfigFalse(v string) bool {
+	switch strings.ToLower(v) {
+	case "", "false", "no", "off":
+		return true
+	}
+	n, err := strconv.ParseInt(v, 0, 64)
+	return err == nil && n == 0
 }
 
 // parseMirrorConfig reads --null --get-regexp output: records "key\nvalue"

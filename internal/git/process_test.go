@@ -47,7 +47,8 @@ func TestDeployProcesses(t *testing.T) {
 	}
 	// git fetch also starts git maintenance run --auto itself, which no
 	// hook here sees.
-	want := []string{"config", "fetch", "cat-file", "read-tree"}
+	// OpenMirror reads the config file fraisier wrote itself, with no git.
+	want := []string{"fetch", "cat-file", "read-tree"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("git processes of OpenMirror+Fetch+Resolve+Export (-want +got):\n%s", diff)
 	}
@@ -138,6 +139,93 @@ func TestParseMirrorConfig(t *testing.T) {
 		if bare != tt.wantBare || url != tt.wantURL {
 			t.Errorf("parseMirrorConfig(%q) = %v, %q; want %v, %q", tt.out, bare, url, tt.wantBare, tt.wantURL)
 		}
+	}
+}
+
+func TestParsePlainConfig(t *testing.T) {
+	t.Parallel()
+	const made = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n" +
+		"[remote \"origin\"]\n\tfetch = +refs/heads/*:refs/heads/*\n\tfetch = +refs/tags/*:refs/tags/*\n\turl = /srv/app.git\n"
+	tests := []struct {
+		name      string
+		text      string
+		wantBare  bool
+		wantURL   string
+		wantPlain bool
+	}{
+		{name: "as git init and config write it", text: made, wantBare: true, wantURL: "/srv/app.git", wantPlain: true},
+		{name: "no url yet", text: "[core]\n\tbare = true\n", wantBare: true, wantPlain: true},
+		{name: "not bare", text: "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = u\n", wantURL: "u", wantPlain: true},
+		{name: "bare unset", text: "[core]\n\tfilemode = true\n", wantPlain: true},
+		{name: "valueless boolean", text: "[core]\n\tbare\n", wantBare: true, wantPlain: true},
+		{name: "case of section and key", text: "[CORE]\n\tBare = YES\n", wantBare: true, wantPlain: true},
+		{name: "number", text: "[core]\n\tbare = 1\n", wantBare: true, wantPlain: true},
+		{name: "last value wins", text: "[core]\n\tbare = true\n[core]\n\tbare = off\n", wantPlain: true},
+		{name: "comments and blank lines", text: "# top\n\n[core]\n; note\n\tbare = true\n", wantBare: true, wantPlain: true},
+		{name: "other remote's url", text: "[core]\n\tbare = true\n[remote \"other\"]\n\turl = x\n", wantBare: true, wantPlain: true},
+		{name: "subsection is case-sensitive", text: "[core]\n\tbare = true\n[remote \"Origin\"]\n\turl = x\n", wantBare: true, wantPlain: true},
+		{name: "url with = in it", text: "[remote \"origin\"]\n\turl = https://h/r?a=b\n", wantURL: "https://h/r?a=b", wantPlain: true},
+
+		// What git must read: the answer could differ from a naive one.
+		{name: "include", text: "[core]\n\tbare = true\n[include]\n\tpath = other\n"},
+		{name: "includeIf", text: "[includeIf \"gitdir:/x/\"]\n\tpath = other\n"},
+		{name: "extensions", text: "[extensions]\n\tworktreeConfig = true\n"},
+		{name: "quoted value", text: "[remote \"origin\"]\n\turl = \"/srv/a;b\"\n"},
+		{name: "inline comment", text: "[core]\n\tbare = false # really\n"},
+		{name: "continuation", text: "[remote \"origin\"]\n\turl = /srv/\\\napp.git\n"},
+		{name: "old subsection form", text: "[remote.origin]\n\turl = u\n"},
+		{name: "escaped subsection", text: "[remote \"or\\\"igin\"]\n\turl = u\n"},
+		{name: "key outside a section", text: "bare = true\n"},
+		{name: "section on one line with a key", text: "[core] bare = true\n"},
+		{name: "bad boolean", text: "[core]\n\tbare = maybe\n"},
+		{name: "valueless url", text: "[remote \"origin\"]\n\turl\n"},
+		{name: "unclosed header", text: "[core\n\tbare = true\n"},
+	}
+	for _, tt := range tests {
+		bare, url, plain := parsePlainConfig(tt.text)
+		if plain != tt.wantPlain || bare != tt.wantBare || url != tt.wantURL {
+			t.Errorf("%s: parsePlainConfig(%q) = %v, %q, %v; want %v, %q, %v", tt.name, tt.text, bare, url, plain, tt.wantBare, tt.wantURL, tt.wantPlain)
+		}
+	}
+}
+
+// TestOpenMirrorConfigReadByGit: a config file that is not plain is read
+// by git, includes and quoting included, and what it says decides. Not
+// parallel: the hook is global.
+func TestOpenMirrorConfigReadByGit(t *testing.T) {
+	ctx := context.Background()
+	o := newOrigin(t)
+	o.commit("c", nil)
+	o.push("main")
+	dir := o.mirror(ctx).Dir()
+	// core.bare false comes from an included file: only git sees it.
+	if err := os.WriteFile(filepath.Join(dir, "notbare"), []byte("[core]\n\tbare = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.git(o.work, "config", "--file", filepath.Join(dir, "config"), "include.path", "notbare")
+	if _, err := OpenMirror(ctx, dir, o.bare, Options{}); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("OpenMirror(core.bare false by include) = %v, want ErrNotRepository", err)
+	}
+
+	// A path with ";" is written quoted; git reads it back as the same
+	// remote, so OpenMirror reads the config and rewrites nothing.
+	remote := filepath.Join(t.TempDir(), "a;b.git")
+	o.git(o.work, "clone", "--quiet", "--bare", o.bare, remote)
+	dir2 := filepath.Join(t.TempDir(), "mirror.git")
+	if _, err := OpenMirror(ctx, dir2, remote, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir2, "config")); !strings.Contains(string(b), `"`) {
+		t.Fatalf("git did not quote the URL, the case is not tested:\n%s", b)
+	}
+	var got []string
+	testHookRun = func(args []string) { got = append(got, strings.Join(args, " ")) }
+	defer func() { testHookRun = nil }()
+	if _, err := OpenMirror(ctx, dir2, remote, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "config --local") {
+		t.Errorf("git processes of OpenMirror with a quoted URL: %q, want the config read alone", got)
 	}
 }
 
