@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
@@ -19,8 +21,9 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/fraisier", "fraisier binary")
 	runs := flag.Int("runs", 7, "deployments of each kind")
+	keep := flag.Bool("keep", false, "keep the work directory and the user manager running after the runs, for profiling by hand, until interrupted")
 	flag.Parse()
-	if err := run(context.Background(), *bin, *runs); err != nil {
+	if err := run(context.Background(), *bin, *runs, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "deploybench:", err)
 		os.Exit(1)
 	}
@@ -31,7 +34,7 @@ type side struct {
 	port      int
 }
 
-func run(ctx context.Context, bin string, runs int) error {
+func run(ctx context.Context, bin string, runs int, keep bool) error {
 	bin, _ = filepath.Abs(bin)
 	script, _ := filepath.Abs("bench/deploy-by-hand.sh")
 	root, err := os.MkdirTemp("", "fraisier-deploybench.")
@@ -185,6 +188,19 @@ fraises:
 	fmt.Printf("rollback with the releases layout:\n")
 	fmt.Printf("  systemctl restart + health poll    %7.1f ms\n", msf(mre))
 	fmt.Printf("  fraisier rollback                  %7.1f ms   adds %.1f ms (target ≤ 150 ms)\n", msf(mr), msf(mr-mre))
+	if keep {
+		// What a profiler needs to repeat either side by hand.
+		fmt.Printf("kept: %s\n  env:", root)
+		for _, e := range env[len(os.Environ()):] {
+			fmt.Printf(" %q", e)
+		}
+		fmt.Printf("\n  script: %s %s %s %s http://127.0.0.1:%d/health\n", script, origin, byHand.app, byHand.unit, byHand.port)
+		fmt.Printf("  push: git -C %s commit --allow-empty -qm x && git -C %s push -q origin HEAD:main\n", work, work)
+		fmt.Println("interrupt to clean up")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+	}
 	return nil
 }
 
