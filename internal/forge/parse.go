@@ -573,22 +573,8 @@ type bsPayload struct {
 		Name string `json:"name"`
 		Slug string `json:"slug"`
 	} `json:"actor"`
-	Repository *struct {
-		Slug    string `json:"slug"`
-		Project struct {
-			Key string `json:"key"`
-		} `json:"project"`
-		Links struct {
-			Clone []struct {
-				Href string `json:"href"`
-				Name string `json:"name"`
-			} `json:"clone"`
-			Self []struct {
-				Href string `json:"href"`
-			} `json:"self"`
-		} `json:"links"`
-	} `json:"repository"`
-	Changes []struct {
+	Repository *bsRepo `json:"repository"`
+	Changes    []struct {
 		Ref struct {
 			ID string `json:"id"`
 		} `json:"ref"`
@@ -606,10 +592,27 @@ type bsPayload struct {
 			LatestCommit string `json:"latestCommit"`
 		} `json:"fromRef"`
 		ToRef struct {
-			ID        string `json:"id"`
-			DisplayID string `json:"displayId"`
+			ID         string  `json:"id"`
+			DisplayID  string  `json:"displayId"`
+			Repository *bsRepo `json:"repository"`
 		} `json:"toRef"`
 	} `json:"pullRequest"`
+}
+
+type bsRepo struct {
+	Slug    string `json:"slug"`
+	Project struct {
+		Key string `json:"key"`
+	} `json:"project"`
+	Links struct {
+		Clone []struct {
+			Href string `json:"href"`
+			Name string `json:"name"`
+		} `json:"clone"`
+		Self []struct {
+			Href string `json:"href"`
+		} `json:"self"`
+	} `json:"links"`
 }
 
 func parseBitbucketServer(ev *Event, body []byte) error {
@@ -628,7 +631,13 @@ func parseBitbucketServer(ev *Event, body []byte) error {
 	if err := decode(body, &p, ev.Type == Other); err != nil {
 		return err
 	}
-	if r := p.Repository; r != nil {
+	r := p.Repository
+	if r == nil && p.PullRequest != nil {
+		// Pull request payloads name the repository only inside their refs;
+		// the target's is the one the webhook belongs to.
+		r = p.PullRequest.ToRef.Repository
+	}
+	if r != nil {
 		if strings.Contains(r.Project.Key, "/") || strings.Contains(r.Slug, "/") {
 			if ev.Type != Other {
 				return bad("repository", r.Project.Key+"/"+r.Slug, "has a project key or slug containing /")

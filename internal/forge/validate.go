@@ -14,6 +14,10 @@ const (
 	MaxJSONDepth = 64   // real payloads nest about ten deep
 )
 
+// refForbidden lists the bytes git forbids in refs (besides control
+// characters) followed by the shell metacharacters fraisier forbids too.
+const refForbidden = " ~^:?*[\\" + "$`;|&<>'\"()"
+
 const (
 	headsPrefix = "refs/heads/"
 	tagsPrefix  = "refs/tags/"
@@ -71,8 +75,11 @@ func isHex(s string) bool {
 }
 
 // validRefName applies git check-ref-format's rules to a full ref name, and
-// one more: no component may start with "-", so that no part of a ref can
-// be read as an option by a command it is passed to.
+// two more. No component may start with "-", so that no part of a ref can
+// be read as an option by a command it is passed to. And no shell
+// metacharacter ($ ` ; | & < > ' " ( )) may appear: git allows them, but
+// refs reach run_after_deploy hooks through the environment, where a
+// careless script could interpolate them; no real branch needs them.
 func validRefName(ref string) bool {
 	if ref == "" || len(ref) > MaxRefLen || ref == "@" || !utf8.ValidString(ref) {
 		return false
@@ -85,8 +92,7 @@ func validRefName(ref string) bool {
 	for i := 0; i <= len(ref); i++ {
 		if i < len(ref) {
 			c := ref[i]
-			if c < 0x20 || c == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' ||
-				c == '?' || c == '*' || c == '[' || c == '\\' {
+			if c < 0x20 || c == 0x7f || strings.IndexByte(refForbidden, c) >= 0 {
 				return false
 			}
 			if c != '/' {
