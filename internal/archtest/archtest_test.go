@@ -38,7 +38,6 @@ var layer = map[string]int{
 var testSupport = []string{
 	"internal/testenv",
 	"internal/store/storetest",
-	"internal/store/internal/pgtest",
 }
 
 func TestDependencyDirection(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/fraiseql/fraisier/internal/store/internal/pgtest"
+	pgtest "github.com/fraiseql/fraisier/internal/testenv/pg"
 )
 
 // pg is the test binary's PostgreSQL cluster, started by the first test

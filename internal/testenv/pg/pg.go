@@ -83,8 +83,9 @@ func Start(ctx context.Context) (*Cluster, error) {
 		return nil, err
 	}
 	// Settings in the file rather than pg_ctl -o, whose string pg_ctl
-	// hands to a shell.
-	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = 5432\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+	// hands to a shell. max_connections: the store's conformance suite
+	// opens many connections at once (concurrent lockers and writers).
+	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = 5432\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n",
 		strings.ReplaceAll(c.socket, "'", "''"))
 	f, err := os.OpenFile(filepath.Join(c.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err == nil {
