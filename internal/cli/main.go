@@ -120,6 +120,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.lockCommand(),
 		a.unlockCommand(),
 		a.jobsCommand(),
+		a.serveCommand(),
 	)
 	return root
 }

@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/queue"
+	"github.com/fraiseql/fraisier/internal/server"
+)
+
+func (a *app) serveCommand() *cobra.Command {
+	var (
+		listen    string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Receive webhooks and deploy what they push",
+		Long: `Serve receives webhooks from GitHub, GitLab, Gitea/Forgejo and Bitbucket (Cloud
+and Data Center), records every delivery, and queues a deployment for each
+fraise environment a push routes to. Per environment at most one deployment
+runs and one waits: a newer push replaces the waiting one.
+
+It listens on server.listen (default 127.0.0.1:8080), --listen overriding:
+host:port, unix:/path, or systemd for socket activation. It tells systemd
+READY=1 once it accepts and STOPPING=1 when SIGTERM arrives; it then stops
+accepting, gives running deployments server.shutdown_grace to finish, and
+rolls back and re-queues the ones still running after it.
+
+Endpoints: POST /webhook and /webhook/{forge}; GET /health, /ready,
+/providers, /metrics, /api/fraises, /api/deployments, /api/deployments/{id}.
+Logs are JSON lines on stderr (--log-format text for people).`,
+		Args: rangeArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Server.Listen = listen
+			}
+			var handler slog.Handler
+			switch logFormat {
+			case "json":
+				handler = slog.NewJSONHandler(a.streams.Err, nil)
+			case "text":
+				handler = slog.NewTextHandler(a.streams.Err, nil)
+			default:
+				return &usageError{fmt.Errorf("--log-format %q: use json or text", logFormat)}
+			}
+			log := slog.New(handler)
+			ctx := cmd.Context()
+			db, err := openStore(ctx, a.stateFromConfig(cfg))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			owner, err := deploy.CurrentOwner()
+			if err != nil {
+				return err
+			}
+			runner := &queue.Runner{
+				Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner,
+				Log: log.With("component", "queue"), MaxConcurrent: cfg.Server.MaxConcurrent, Grace: cfg.Server.ShutdownGrace.D(),
+			}
+			srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http")})
+			if err != nil {
+				return withCode(ExitConfig, err)
+			}
+			runner.OnFinish = srv.ObserveDeployment
+			l, err := server.Listen(cfg.Server.Listen, a.env.get)
+			if err != nil {
+				srv.Close()
+				return err
+			}
+
+			// The workers outlive the HTTP side: deliveries received during
+			// the shutdown are recorded before the workers stop.
+			workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+			workDone := make(chan struct{})
+			go func() { defer close(workDone); runner.Run(workCtx) }()
+			go func() {
+				<-ctx.Done()
+				log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
+				if err := server.Notify(a.env.get, "STOPPING=1"); err != nil {
+					log.Warn("sd_notify", "err", err)
+				}
+			}()
+			serveErr := srv.Serve(ctx, l, func() {
+				log.Info("listening", "address", l.Addr().String(), "state", db.Backend(), "fraises", len(cfg.Fraises))
+				if err := server.Notify(a.env.get, "READY=1"); err != nil {
+					log.Warn("sd_notify", "err", err)
+				}
+			})
+			stopWork()
+			<-workDone
+			log.Info("stopped")
+			return serveErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "", "address to listen on: host:port, unix:/path or systemd (default: server.listen, else 127.0.0.1:8080)")
+	f.StringVar(&logFormat, "log-format", "json", "json or text")
+	return cmd
+}

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/forge"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReady answers 200 only when a delivery would be recorded and run:
+// the state database answers and the queue workers are running.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "workers": "ok"}
+	ok := true
+	if err := s.store.Ping(ctx); err != nil {
+		checks["database"], ok = "unreachable: "+err.Error(), false
+	}
+	if s.runner != nil && !s.runner.Ready() {
+		checks["workers"], ok = "not running", false
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	s.reply(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+type providerJSON struct {
+	Forge         string `json:"forge"`
+	Configured    bool   `json:"configured"`
+	Path          string `json:"path"`
+	Secrets       int    `json:"secrets"`
+	AllowUnsigned bool   `json:"allow_unsigned"`
+}
+
+// handleProviders says which forges this server accepts and how: the
+// number of secrets, never the secrets.
+func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
+	var out []providerJSON
+	for _, k := range forge.Kinds() {
+		keys := s.keys[k]
+		out = append(out, providerJSON{Forge: string(k), Configured: keys.configured, Path: "/webhook/" + string(k),
+			Secrets: len(keys.secrets), AllowUnsigned: keys.allowUnsigned})
+	}
+	s.reply(w, http.StatusOK, map[string]any{"providers": out})
+}
+
+// authorized checks the API's bearer token when one is configured.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if len(s.apiToken) == 0 {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok && subtle.ConstantTimeCompare([]byte(got), s.apiToken) == 1 {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="fraisier"`)
+	s.reply(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required"})
+	return false
+}
+
+type fraiseJSON struct {
+	Fraise       string              `json:"fraise"`
+	Type         string              `json:"type"`
+	Environments []store.FraiseState `json:"environments"`
+}
+
+func (s *Server) handleFraises(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	states, err := s.store.FraiseStates(r.Context(), "", "")
+	if err != nil {
+		s.internalError(w, "read fraise states", err)
+		return
+	}
+	byTarget := map[store.Target]store.FraiseState{}
+	for _, st := range states {
+		byTarget[st.Target] = st
+	}
+	out := []fraiseJSON{}
+	for _, name := range s.cfg.FraiseNames() {
+		f := s.cfg.Fraises[name]
+		fj := fraiseJSON{Fraise: name, Type: f.Type, Environments: []store.FraiseState{}}
+		for _, e := range f.EnvironmentNames() {
+			t := store.Target{Fraise: name, Environment: e}
+			st, ok := byTarget[t]
+			if !ok {
+				st = store.FraiseState{Target: t, Status: "never"}
+			}
+			fj.Environments = append(fj.Environments, st)
+		}
+		out = append(out, fj)
+	}
+	s.reply(w, http.StatusOK, map[string]any{"fraises": out})
+}
+
+func (s *Server) handleDeployments(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	f := store.DeploymentFilter{Fraise: q.Get("fraise"), Environment: q.Get("environment"), Status: q.Get("status")}
+	for name, dst := range map[string]*int64{"before": &f.BeforeID} {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				s.reply(w, http.StatusBadRequest, map[string]string{"error": name + " must be a positive integer"})
+				return
+			}
+			*dst = n
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 1000 {
+			s.reply(w, http.StatusBadRequest, map[string]string{"error": "limit must be between 1 and 1000"})
+			return
+		}
+		f.Limit = n
+	}
+	ds, err := s.store.Deployments(r.Context(), f)
+	if err != nil {
+		s.reply(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	if ds == nil {
+		ds = []store.Deployment{}
+	}
+	s.reply(w, http.StatusOK, map[string]any{"deployments": ds})
+}
+
+func (s *Server) handleDeployment(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.reply(w, http.StatusBadRequest, map[string]string{"error": "deployment id must be a positive integer"})
+		return
+	}
+	d, err := s.store.Deployment(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.reply(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no deployment %d", id)})
+		return
+	}
+	if err != nil {
+		s.internalError(w, "read deployment", err)
+		return
+	}
+	steps, err := s.store.Steps(r.Context(), id)
+	if err != nil {
+		s.internalError(w, "read steps", err)
+		return
+	}
+	if steps == nil {
+		steps = []store.Step{}
+	}
+	s.reply(w, http.StatusOK, map[string]any{"deployment": d, "steps": steps})
+}
+
+func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
+	s.log.Error(what, "err", err)
+	s.reply(w, http.StatusInternalServerError, map[string]string{"error": what + " failed; see the server log"})
+}

@@ -1,0 +1,519 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/forge"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Outcomes of a request that are not stored outcomes, for metrics and
+// logs: the request never became a recorded delivery.
+const (
+	outcomeRateLimited = "rate_limited"
+	outcomeTooLarge    = "too_large"
+	outcomeBadRequest  = "bad_request"
+	outcomeMediaType   = "unsupported_media_type"
+	outcomeUnavailable = "unavailable"
+	outcomeQueueFull   = "queue_full"
+)
+
+// forgeKeys is how one forge's deliveries are authenticated: every
+// accepted secret, and for each the fraise it is restricted to ("" for the
+// forge's own secrets, which cover every fraise).
+type forgeKeys struct {
+	configured    bool
+	allowUnsigned bool
+	secrets       [][]byte
+	owners        []string
+}
+
+func buildKeys(cfg *config.Config) map[forge.Kind]forgeKeys {
+	sections := map[forge.Kind]*config.Forge{
+		forge.GitHub: cfg.Git.GitHub, forge.GitLab: cfg.Git.GitLab, forge.Gitea: cfg.Git.Gitea,
+		forge.Bitbucket: cfg.Git.Bitbucket, forge.BitbucketServer: cfg.Git.BitbucketServer,
+	}
+	keys := map[forge.Kind]forgeKeys{}
+	for kind, sec := range sections {
+		if sec == nil {
+			continue
+		}
+		k := forgeKeys{configured: true, allowUnsigned: sec.AllowUnsigned}
+		for _, s := range sec.AcceptedSecrets() {
+			k.secrets = append(k.secrets, []byte(s.Reveal()))
+			k.owners = append(k.owners, "")
+		}
+		for _, name := range cfg.FraiseNames() {
+			for _, s := range cfg.Fraises[name].Webhook.AcceptedSecrets() {
+				k.secrets = append(k.secrets, []byte(s.Reveal()))
+				k.owners = append(k.owners, name)
+			}
+		}
+		keys[kind] = k
+	}
+	return keys
+}
+
+// answer is the JSON body of every /webhook response.
+type answer struct {
+	Outcome        string         `json:"outcome"`
+	Reason         string         `json:"reason,omitempty"`
+	WebhookEventID int64          `json:"webhook_event_id,omitempty"`
+	Forge          string         `json:"forge,omitempty"`
+	DeliveryID     string         `json:"delivery_id,omitempty"`
+	Duplicate      bool           `json:"duplicate,omitempty"`
+	Deployments    []queuedAnswer `json:"deployments,omitempty"`
+}
+
+type queuedAnswer struct {
+	Fraise       string `json:"fraise"`
+	Environment  string `json:"environment"`
+	DeploymentID int64  `json:"deployment_id"`
+	// Superseded is the request this one replaced.
+	Superseded int64 `json:"superseded,omitempty"`
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kindName := "unknown"
+	outcome := func(o string) {
+		s.metrics.webhook(kindName, o, time.Since(start))
+	}
+	client := s.clientAddr(r)
+	if !s.limits.allow(client, start) {
+		outcome(outcomeRateLimited)
+		w.Header().Set("Retry-After", "1")
+		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeRateLimited, Reason: "too many requests: rate limit"})
+		return
+	}
+
+	var (
+		kind forge.Kind
+		err  error
+	)
+	if name := r.PathValue("forge"); name != "" {
+		kind, err = forge.ParseKind(name)
+		if err != nil {
+			outcome(outcomeBadRequest)
+			s.reply(w, http.StatusNotFound, answer{Outcome: outcomeBadRequest,
+				Reason: fmt.Sprintf("unknown forge %q in the path: use one of %s", clip(name, 40), kindList())})
+			return
+		}
+	} else if kind, err = forge.Detect(r.Header); err != nil {
+		outcome(outcomeBadRequest)
+		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest,
+			Reason: "no forge's event headers: post to /webhook/{forge} or send the forge's own headers"})
+		return
+	}
+	kindName = string(kind)
+	keys := s.keys[kind]
+
+	form := false
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == "application/json":
+	case err == nil && mt == "application/x-www-form-urlencoded" && kind == forge.GitHub:
+		// GitHub's default content type: the JSON is the payload field.
+		form = true
+	default:
+		outcome(outcomeMediaType)
+		s.reply(w, http.StatusUnsupportedMediaType, answer{Outcome: outcomeMediaType, Forge: kindName,
+			Reason: fmt.Sprintf("content type %q: send application/json", clip(ct, 80))})
+		return
+	}
+
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			bodyPool.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.bodyLimit)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			outcome(outcomeTooLarge)
+			s.reply(w, http.StatusRequestEntityTooLarge, answer{Outcome: outcomeTooLarge, Forge: kindName,
+				Reason: fmt.Sprintf("body over the limit of %d bytes", s.bodyLimit)})
+			return
+		}
+		outcome(outcomeBadRequest)
+		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: kindName, Reason: "could not read the body"})
+		return
+	}
+	body := buf.Bytes()
+
+	event := store.WebhookEvent{Forge: kindName, EventType: printable(eventHeader(kind, r.Header), 128), RemoteAddr: client, ReceivedAt: start}
+	if !keys.configured {
+		event.Outcome, event.Reason = store.OutcomeRejected, fmt.Sprintf("%s is not configured: add a git.%s section to accept its webhooks", kind, kind)
+		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusForbidden)
+		return
+	}
+	matched, err := forge.Authenticate(kind, r.Header, body, keys.secrets, keys.allowUnsigned, start)
+	if err != nil {
+		// Not with its delivery id: a forged request must not take the id
+		// of a real delivery and make it look like a redelivery.
+		reason := err.Error()
+		if id := forge.DeliveryID(kind, r.Header); id != "" {
+			reason += " (claimed delivery id " + id + ")"
+		}
+		event.Outcome, event.Reason = store.OutcomeRejected, reason
+		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusUnauthorized)
+		return
+	}
+	event.DeliveryID = forge.DeliveryID(kind, r.Header)
+	owner := ""
+	if matched >= 0 {
+		owner = keys.owners[matched]
+	}
+
+	payload := body
+	if form {
+		v, err := url.ParseQuery(string(body))
+		if err != nil || v.Get("payload") == "" {
+			event.Outcome, event.Reason = store.OutcomeRejected, "form-encoded delivery without a payload field"
+			s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusBadRequest)
+			return
+		}
+		payload = []byte(v.Get("payload"))
+	}
+	ev, err := forge.Parse(kind, r.Header, payload)
+	if err != nil {
+		event.Outcome, event.Reason = store.OutcomeRejected, clip(err.Error(), 300)
+		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusBadRequest)
+		return
+	}
+	it := s.route(ev, owner)
+	it.Event.RemoteAddr, it.Event.ReceivedAt = client, start
+	status := http.StatusOK
+	if len(it.Requests) > 0 {
+		status = http.StatusAccepted
+	}
+	s.record(w, r, kindName, start, it, status)
+}
+
+// record stores the delivery, then answers: nothing is answered before it
+// is durable. A duplicate delivery gets the answer the first one got.
+func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, start time.Time, it store.Intake, status int) {
+	res, err := s.writer.submit(r.Context(), it)
+	switch {
+	case errors.Is(err, errQueueFull):
+		s.metrics.webhook(kind, outcomeQueueFull, time.Since(start))
+		w.Header().Set("Retry-After", "1")
+		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kind,
+			Reason: "fraisier is busy: too many deliveries waiting to be recorded; retry"})
+		return
+	case err != nil:
+		s.log.Error("record webhook", "forge", kind, "delivery", it.Event.DeliveryID, "err", err)
+		s.metrics.webhook(kind, outcomeUnavailable, time.Since(start))
+		s.reply(w, http.StatusServiceUnavailable, answer{Outcome: outcomeUnavailable, Forge: kind,
+			Reason: "the delivery could not be recorded; retry"})
+		return
+	}
+	ev := res.Event
+	a := answer{Outcome: ev.Outcome, Reason: ev.Reason, WebhookEventID: ev.ID, Forge: kind, DeliveryID: ev.DeliveryID, Duplicate: res.Duplicate}
+	for _, q := range res.Queued {
+		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
+			DeploymentID: q.DeploymentID, Superseded: q.Superseded})
+	}
+	if res.Duplicate {
+		status = http.StatusOK
+		switch ev.Outcome {
+		case store.OutcomeAccepted, store.OutcomeSuperseded:
+			status = http.StatusAccepted
+		case store.OutcomeRejected:
+			status = http.StatusBadRequest
+		}
+		s.metrics.webhook(kind, store.OutcomeDuplicate, time.Since(start))
+	} else {
+		s.metrics.webhook(kind, ev.Outcome, time.Since(start))
+	}
+	logLevel := s.log.Info
+	if ev.Outcome == store.OutcomeRejected {
+		logLevel = s.log.Warn
+	}
+	logLevel("webhook", "forge", kind, "delivery", ev.DeliveryID, "event", ev.EventType, "repository", ev.Repository,
+		"ref", ev.Ref, "sha", ev.SHA, "outcome", ev.Outcome, "reason", ev.Reason, "duplicate", res.Duplicate,
+		"deployments", ev.DeploymentIDs, "remote", ev.RemoteAddr, "status", status)
+	s.reply(w, status, a)
+}
+
+// route decides what a parsed, authenticated delivery deploys. owner is
+// the fraise whose own secret signed it, or "" for a forge secret.
+func (s *Server) route(ev forge.Event, owner string) store.Intake {
+	rec := store.WebhookEvent{Forge: string(ev.Forge), DeliveryID: ev.DeliveryID, EventType: ev.EventType,
+		Repository: ev.Repository.FullName, Sender: ev.Sender}
+	ignore := func(reason string) store.Intake {
+		rec.Outcome, rec.Reason = store.OutcomeIgnored, reason
+		return store.Intake{Event: rec}
+	}
+	switch ev.Type {
+	case forge.Ping:
+		return ignore("ping: " + string(ev.Forge) + " reaches fraisier")
+	case forge.PullRequest:
+		if pr := ev.PullRequest; pr != nil {
+			rec.Ref = "refs/heads/" + pr.SourceBranch
+			rec.SHA = pr.HeadSHA
+			return ignore(fmt.Sprintf("pull request #%d %s: pull requests are recorded, never deployed", pr.Number, pr.Action))
+		}
+		return ignore("pull requests are recorded, never deployed")
+	case forge.Push:
+	default:
+		return ignore(fmt.Sprintf("%q events are not deployed", ev.EventType))
+	}
+	if len(ev.Changes) == 0 {
+		return ignore("a push that moved no ref")
+	}
+	first := ev.Changes[0]
+	rec.Ref, rec.SHA = first.Ref, first.After
+
+	names := append([]string{ev.Repository.FullName}, ev.Repository.CloneURLs...)
+	byTarget := map[store.Target]store.QueueRequest{}
+	var reasons []string
+	for _, c := range ev.Changes {
+		if c.Deleted {
+			reasons = append(reasons, "deletion of "+c.Ref+" never deploys")
+			continue
+		}
+		envs := s.match(names, c.Ref)
+		if len(envs) == 0 {
+			switch {
+			case c.IsTag:
+				reasons = append(reasons, fmt.Sprintf("no environment deploys tag %s of %s (tags deploy only where an environment sets tags:)", c.Name, ev.Repository.FullName))
+			default:
+				reasons = append(reasons, fmt.Sprintf("no environment deploys branch %s of %s", c.Name, ev.Repository.FullName))
+			}
+			continue
+		}
+		for _, e := range envs {
+			fraise, envName := e.Target()
+			if owner != "" && fraise != owner {
+				reasons = append(reasons, fmt.Sprintf("signed with fraise %s's own secret, which does not cover %s", owner, e.ID()))
+				continue
+			}
+			t := store.Target{Fraise: fraise, Environment: envName}
+			// Several refs of one push routed to one target: the last wins,
+			// as it would had they been pushed one after the other.
+			byTarget[t] = store.QueueRequest{Target: t, SHA: c.After, Ref: c.Ref, Trigger: store.TriggerWebhook,
+				Actor: actorOf(ev)}
+			rec.Ref, rec.SHA = c.Ref, c.After
+		}
+	}
+	if len(byTarget) == 0 {
+		return ignore(strings.Join(dedupe(reasons), "; "))
+	}
+	reqs := make([]store.QueueRequest, 0, len(byTarget))
+	for _, q := range byTarget {
+		reqs = append(reqs, q)
+	}
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].Target.String() < reqs[j].Target.String() })
+	rec.Outcome = store.OutcomeAccepted
+	if len(reasons) > 0 {
+		rec.Reason = strings.Join(dedupe(reasons), "; ")
+	}
+	return store.Intake{Event: rec, Requests: reqs}
+}
+
+// match is config.Match over every name the forge gave the repository.
+func (s *Server) match(names []string, ref string) []*config.Environment {
+	var out []*config.Environment
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		for _, e := range s.cfg.Match(n, ref) {
+			if !containsEnv(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func containsEnv(es []*config.Environment, e *config.Environment) bool {
+	for _, x := range es {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+func actorOf(ev forge.Event) string {
+	if ev.Sender == "" {
+		return string(ev.Forge)
+	}
+	return ev.Sender + " via " + string(ev.Forge)
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// eventHeader is the event type a forge's headers claim, for the record of
+// a delivery that is refused before it is parsed.
+func eventHeader(k forge.Kind, h http.Header) string {
+	switch k {
+	case forge.GitHub:
+		return h.Get("X-GitHub-Event")
+	case forge.GitLab:
+		return h.Get("X-Gitlab-Event")
+	case forge.Gitea:
+		if v := h.Get("X-Forgejo-Event"); v != "" {
+			return v
+		}
+		return h.Get("X-Gitea-Event")
+	}
+	return h.Get("X-Event-Key")
+}
+
+func kindList() string {
+	var names []string
+	for _, k := range forge.Kinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
+}
+
+// printable keeps a header value fit for a record: printable ASCII, capped.
+func printable(s string, max int) string {
+	if len(s) > max {
+		s = s[:max]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return ""
+		}
+	}
+	return s
+}
+
+// clip caps a string from a request for an answer or a log line.
+func clip(s string, max int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+// errQueueFull is returned by submit when more deliveries wait to be
+// recorded than the writer holds.
+var errQueueFull = errors.New("intake queue full")
+
+// intakeWriter is the single writer of deliveries. It commits everything
+// waiting in one transaction, so that under load each commit carries many
+// deliveries instead of each delivery paying for its own.
+type intakeWriter struct {
+	store    Store
+	in       chan *pendingIntake
+	maxBatch int
+	wake     func()
+	log      interface {
+		Error(msg string, args ...any)
+	}
+}
+
+type pendingIntake struct {
+	item  store.Intake
+	reply chan intakeReply
+}
+
+type intakeReply struct {
+	res store.IntakeResult
+	err error
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pendingIntake{reply: make(chan intakeReply, 1)} }}
+
+func (w *intakeWriter) submit(ctx context.Context, it store.Intake) (store.IntakeResult, error) {
+	p := pendingPool.Get().(*pendingIntake)
+	p.item = it
+	select {
+	case w.in <- p:
+	default:
+		pendingPool.Put(p)
+		return store.IntakeResult{}, errQueueFull
+	}
+	// The writer always replies, even if the client went away: the
+	// delivery may be recorded, and the reply channel is reused.
+	r := <-p.reply
+	p.item = store.Intake{}
+	pendingPool.Put(p)
+	return r.res, r.err
+}
+
+// run writes until in is closed and drained.
+func (w *intakeWriter) run() {
+	batch := make([]*pendingIntake, 0, w.maxBatch)
+	items := make([]store.Intake, 0, w.maxBatch)
+	for p := range w.in {
+		batch, items = append(batch[:0], p), append(items[:0], p.item)
+	more:
+		for len(batch) < w.maxBatch {
+			select {
+			case p, ok := <-w.in:
+				if !ok {
+					break more
+				}
+				batch, items = append(batch, p), append(items, p.item)
+			default:
+				break more
+			}
+		}
+		w.write(batch, items)
+	}
+}
+
+func (w *intakeWriter) write(batch []*pendingIntake, items []store.Intake) {
+	// The records must be written even while the server shuts down: the
+	// deliveries were received and their senders wait for the answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := w.store.RecordIntake(ctx, items)
+	if err != nil && len(batch) > 1 {
+		// One bad item fails the whole transaction: write them one by one
+		// so that only that one fails.
+		for _, p := range batch {
+			w.write([]*pendingIntake{p}, []store.Intake{p.item})
+		}
+		return
+	}
+	queued := false
+	for i, p := range batch {
+		if err != nil {
+			p.reply <- intakeReply{err: err}
+			continue
+		}
+		if len(res[i].Queued) > 0 && !res[i].Duplicate {
+			queued = true
+		}
+		p.reply <- intakeReply{res: res[i]}
+	}
+	if queued && w.wake != nil {
+		w.wake()
+	}
+}

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/forge"
+	"github.com/fraiseql/fraisier/internal/queue"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Store is what the server needs of the state database.
+type Store interface {
+	Ping(ctx context.Context) error
+	RecordIntake(ctx context.Context, items []store.Intake) ([]store.IntakeResult, error)
+	QueuedDeployments(ctx context.Context) ([]store.Deployment, error)
+	FraiseStates(ctx context.Context, fraise, env string) ([]store.FraiseState, error)
+	Deployments(ctx context.Context, f store.DeploymentFilter) ([]store.Deployment, error)
+	Deployment(ctx context.Context, id int64) (store.Deployment, error)
+	Steps(ctx context.Context, deploymentID int64) ([]store.Step, error)
+}
+
+// Runner is what the server needs of the queue workers.
+type Runner interface {
+	Wake()
+	Ready() bool
+	Running() int
+}
+
+// Options configure a Server beyond the configuration file.
+type Options struct {
+	Config *config.Config
+	Store  Store
+	// Runner runs what the server queues; nil serves intake only (tests,
+	// or a node that only receives).
+	Runner Runner
+	Log    *slog.Logger
+	// IntakeBacklog is how many deliveries may wait to be recorded before
+	// new ones are answered 429 (default 4096).
+	IntakeBacklog int
+}
+
+// Server is fraisier serve's HTTP side.
+type Server struct {
+	cfg       *config.Config
+	store     Store
+	runner    Runner
+	log       *slog.Logger
+	keys      map[forge.Kind]forgeKeys
+	limits    *limiter
+	proxies   []netip.Prefix
+	bodyLimit int64
+	apiToken  []byte
+	metrics   *metrics
+	writer    *intakeWriter
+	mux       *http.ServeMux
+
+	writerOnce sync.Once
+	writerDone chan struct{}
+}
+
+// New builds a server from the configuration. Call Close (or Serve,
+// which closes) to stop its intake writer.
+func New(o Options) (*Server, error) {
+	cfg := o.Config
+	proxies, err := parseProxies(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg: cfg, store: o.Store, runner: o.Runner, log: log,
+		keys:      buildKeys(cfg),
+		limits:    newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
+		proxies:   proxies,
+		bodyLimit: cfg.Server.BodyLimit,
+		apiToken:  []byte(cfg.Server.APIToken.Reveal()),
+	}
+	if s.bodyLimit <= 0 {
+		s.bodyLimit = 1 << 20
+	}
+	running := func() float64 {
+		if s.runner == nil {
+			return 0
+		}
+		return float64(s.runner.Running())
+	}
+	s.metrics = newMetrics(queueDepthFunc(o.Store), running)
+	backlog := o.IntakeBacklog
+	if backlog <= 0 {
+		backlog = 4096
+	}
+	s.writer = &intakeWriter{store: o.Store, in: make(chan *pendingIntake, backlog), maxBatch: 512, log: log}
+	if s.runner != nil {
+		s.writer.wake = s.runner.Wake
+	}
+	s.writerDone = make(chan struct{})
+	go func() { defer close(s.writerDone); s.writer.run() }()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /webhook", s.handleWebhook)
+	mux.HandleFunc("POST /webhook/{forge}", s.handleWebhook)
+	mux.HandleFunc("GET /health", s.handleHealth)
+	mux.HandleFunc("GET /ready", s.handleReady)
+	mux.HandleFunc("GET /providers", s.handleProviders)
+	mux.HandleFunc("GET /api/fraises", s.handleFraises)
+	mux.HandleFunc("GET /api/deployments", s.handleDeployments)
+	mux.HandleFunc("GET /api/deployments/{id}", s.handleDeployment)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.mux = mux
+	return s, nil
+}
+
+// ObserveDeployment is the queue's OnFinish: it feeds the deployment
+// metrics.
+func (s *Server) ObserveDeployment(f queue.Finished) { s.metrics.finished(f) }
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close stops the intake writer once every delivery handed to it is
+// recorded. Handlers must have returned (http.Server.Shutdown does that).
+func (s *Server) Close() {
+	s.writerOnce.Do(func() { close(s.writer.in) })
+	<-s.writerDone
+}
+
+func (s *Server) reply(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"encode the answer"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// Serve answers on l until ctx is done, then shuts down: it stops
+// accepting, lets requests in flight finish (up to grace) and records
+// every delivery already received. ready is called once it accepts.
+func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error {
+	c := s.cfg.Server
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: min(c.ReadTimeout.D(), 5*time.Second),
+		ReadTimeout:       c.ReadTimeout.D(),
+		WriteTimeout:      c.WriteTimeout.D(),
+		IdleTimeout:       c.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	if ready != nil {
+		ready()
+	}
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := hs.Shutdown(shutdownCtx)
+	s.Close()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down the HTTP server: %w", err)
+	}
+	return nil
+}
