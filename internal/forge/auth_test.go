@@ -145,7 +145,7 @@ func TestAuthenticate(t *testing.T) {
 		{"gitlab signed: too new", GitLab, swHeaders(swSig), swBody, secrets(swSecret), false, swTime.Add(-SignatureTolerance - time.Second), -1, ErrStaleTimestamp},
 		{"gitlab signed: wrong body", GitLab, swHeaders(swSig), swBody + "\n", secrets(swSecret), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: wrong id", GitLab, with(swHeaders(swSig), "Webhook-Id", "msg_other"), swBody, secrets(swSecret), false, swTime, -1, ErrBadSignature},
-		{"gitlab signed: wrong secret", GitLab, swHeaders(swSig), swBody, secrets("whsec_"+base64.StdEncoding.EncodeToString(make([]byte, 32))), false, swTime, -1, ErrBadSignature},
+		{"gitlab signed: wrong secret", GitLab, swHeaders(swSig), swBody, secrets("whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: secret without whsec_ is the key itself", GitLab, swHeaders(rawKeySig), swBody, secrets("plain-signing-key"), false, swTime, 0, nil},
 		{"gitlab signed: whsec_ secret not base64", GitLab, swHeaders(swSig), swBody, secrets("whsec_!!!"), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: no v1 signature", GitLab, swHeaders("v2,abc v1a,def"), swBody, secrets(swSecret), false, swTime, -1, ErrBadSignature},

@@ -1,6 +1,7 @@
 package forge
 
 import (
+	"bytes"
 	"strings"
 	"unicode/utf8"
 )
@@ -228,27 +229,21 @@ func validAction(s string) bool {
 // checkJSON rejects bodies that JSON decoding would accept too leniently or
 // too expensively: invalid UTF-8 (encoding/json would silently replace it)
 // and nesting deeper than MaxJSONDepth. It does not check the grammar;
-// json.Unmarshal does that.
+// json.Unmarshal does that. Strings, most of a payload, are skipped with
+// IndexByte rather than byte by byte.
 func checkJSON(body []byte) (string, bool) {
 	if !utf8.Valid(body) {
 		return "body is not valid UTF-8", false
 	}
 	depth := 0
-	inString := false
 	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
+		switch body[i] {
 		case '"':
-			inString = true
+			end, ok := stringEnd(body, i+1)
+			if !ok {
+				return "", true // unterminated: json.Unmarshal reports it
+			}
+			i = end
 		case '{', '[':
 			depth++
 			if depth > MaxJSONDepth {
@@ -259,4 +254,25 @@ func checkJSON(body []byte) (string, bool) {
 		}
 	}
 	return "", true
+}
+
+// stringEnd returns the index of the quote closing the JSON string whose
+// content starts at from: the first quote not escaped by an odd number of
+// backslashes.
+func stringEnd(body []byte, from int) (int, bool) {
+	for j := from; ; {
+		k := bytes.IndexByte(body[j:], '"')
+		if k < 0 {
+			return 0, false
+		}
+		end := j + k
+		n := 0
+		for p := end - 1; p >= from && body[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return end, true
+		}
+		j = end + 1
+	}
 }
