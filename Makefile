@@ -43,3 +43,21 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# fuzz runs every fuzz target for FUZZTIME each (go test takes one -fuzz
+# target at a time); fuzz-short is the quick pass CI can afford. Inputs that
+# fail are saved under the package's testdata/fuzz and then run by make test.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./internal/forge:FuzzParse ./internal/forge:FuzzAuthenticate
+
+.PHONY: fuzz fuzz-short
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s

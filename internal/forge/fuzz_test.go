@@ -145,8 +145,14 @@ func FuzzAuthenticate(f *testing.F) {
 			if i != -1 || !errors.As(err, &ae) {
 				t.Fatalf("Authenticate = %d, %v", i, err)
 			}
-			if len(secret) > 3 && bytes.Contains([]byte(err.Error()), secret) {
-				t.Fatalf("error %q holds the secret", err)
+			// The message must not depend on the secret's content: with
+			// another secret of the same length it reads the same.
+			other := bytes.Map(func(r rune) rune { return r ^ 1 }, secret)
+			if len(other) == len(secret) {
+				_, err2 := Authenticate(k, h, body, [][]byte{secrets[0], other}, allowUnsigned, now)
+				if err2 != nil && err2.Error() != err.Error() {
+					t.Fatalf("error message depends on the secret: %q vs %q", err, err2)
+				}
 			}
 			return
 		}
