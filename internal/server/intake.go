@@ -22,9 +22,7 @@ import (
 // logs: the request never became a recorded delivery.
 const (
 	outcomeRateLimited = "rate_limited"
-	outcomeTooLarge    = "too_large"
 	outcomeBadRequest  = "bad_request"
-	outcomeMediaType   = "unsupported_media_type"
 	outcomeUnavailable = "unavailable"
 	outcomeQueueFull   = "queue_full"
 )
@@ -130,9 +128,8 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		// GitHub's default content type: the JSON is the payload field.
 		form = true
 	default:
-		outcome(outcomeMediaType)
-		s.reply(w, http.StatusUnsupportedMediaType, answer{Outcome: outcomeMediaType, Forge: kindName,
-			Reason: fmt.Sprintf("content type %q: send application/json", clip(ct, 80))})
+		s.record(w, r, kindName, start, rejected(kind, r, client, start,
+			fmt.Sprintf("content type %q: send application/json", clip(ct, 80))), http.StatusUnsupportedMediaType)
 		return
 	}
 
@@ -147,9 +144,8 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.bodyLimit)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			outcome(outcomeTooLarge)
-			s.reply(w, http.StatusRequestEntityTooLarge, answer{Outcome: outcomeTooLarge, Forge: kindName,
-				Reason: fmt.Sprintf("body over the limit of %d bytes", s.bodyLimit)})
+			s.record(w, r, kindName, start, rejected(kind, r, client, start,
+				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge)
 			return
 		}
 		outcome(outcomeBadRequest)
@@ -158,7 +154,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	body := buf.Bytes()
 
-	event := store.WebhookEvent{Forge: kindName, EventType: printable(eventHeader(kind, r.Header), 128), RemoteAddr: client, ReceivedAt: start}
+	event := rejected(kind, r, client, start, "").Event
 	if !keys.configured {
 		event.Outcome, event.Reason = store.OutcomeRejected, fmt.Sprintf("%s is not configured: add a git.%s section to accept its webhooks", kind, kind)
 		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusForbidden)
@@ -251,6 +247,14 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 		"ref", ev.Ref, "sha", ev.SHA, "outcome", ev.Outcome, "reason", ev.Reason, "duplicate", res.Duplicate,
 		"deployments", ev.DeploymentIDs, "remote", ev.RemoteAddr, "status", status)
 	s.reply(w, status, a)
+}
+
+// rejected is the record of a delivery refused before it was parsed. It
+// never carries the delivery id: the request is not known to come from
+// the forge, and must not take the id of a real delivery.
+func rejected(kind forge.Kind, r *http.Request, client string, received time.Time, reason string) store.Intake {
+	return store.Intake{Event: store.WebhookEvent{Forge: string(kind), EventType: printable(eventHeader(kind, r.Header), 128),
+		Outcome: store.OutcomeRejected, Reason: reason, RemoteAddr: client, ReceivedAt: received}}
 }
 
 // route decides what a parsed, authenticated delivery deploys. owner is

@@ -28,7 +28,7 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 		reg: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fraisier_webhooks_total",
-			Help: "Webhook requests by forge and outcome (accepted, ignored, rejected, duplicate, rate_limited, too_large, bad_request, unsupported_media_type, queue_full, unavailable).",
+			Help: "Webhook requests by forge and outcome (accepted, ignored, rejected, duplicate, rate_limited, bad_request, queue_full, unavailable).",
 		}, []string{"forge", "outcome"}),
 		intake: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "fraisier_webhook_duration_seconds",
