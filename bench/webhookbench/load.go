@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httputil"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// bodies are the deliveries the generator sends, signed before the timed
+// phase so that its own cost per request is writing bytes.
+type bodies struct {
+	head           [][]byte // headers after Host, up to "X-GitHub-Delivery: "
+	body           [][]byte
+	minLen, maxLen int
+	tag            string // the run's delivery id prefix
+}
+
+// makeBodies builds n realistic GitHub pushes of about 5 KB to
+// acme/bench's main, their after cycling through shas, each signed with
+// secret. Only the delivery id (a header, not signed) differs per request.
+func makeBodies(shas []string, n int, secret []byte) (*bodies, error) {
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return nil, fmt.Errorf("delivery id prefix: %w", err)
+	}
+	x := hex.EncodeToString(r[:])
+	b := &bodies{tag: x[:8] + "-" + x[8:12] + "-4" + x[12:15] + "-8" + x[15:16] + "00-", minLen: 1 << 30}
+	for i := 0; i < n; i++ {
+		after, before := shas[i%len(shas)], shas[(i+len(shas)-1)%len(shas)]
+		body := pushPayload(i, before, after)
+		m := hmac.New(sha256.New, secret)
+		m.Write(body)
+		m1 := hmac.New(sha1.New, secret)
+		m1.Write(body)
+		head := "User-Agent: GitHub-Hookshot/5a1b2c3\r\n" +
+			"Accept: */*\r\n" +
+			"Content-Type: application/json\r\n" +
+			"X-GitHub-Event: push\r\n" +
+			"X-GitHub-Hook-ID: 470512345\r\n" +
+			"X-GitHub-Hook-Installation-Target-ID: 186853002\r\n" +
+			"X-GitHub-Hook-Installation-Target-Type: repository\r\n" +
+			"X-Hub-Signature: sha1=" + hex.EncodeToString(m1.Sum(nil)) + "\r\n" +
+			"X-Hub-Signature-256: sha256=" + hex.EncodeToString(m.Sum(nil)) + "\r\n" +
+			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+			"X-GitHub-Delivery: "
+		b.head, b.body = append(b.head, []byte(head)), append(b.body, body)
+		b.minLen, b.maxLen = min(b.minLen, len(body)), max(b.maxLen, len(body))
+	}
+	return b, nil
+}
+
+// pushPayload is a GitHub push event as GitHub sends it (fields in its
+// order, compact JSON), with enough commits to weigh about 5 KB.
+func pushPayload(i int, before, after string) []byte {
+	var commits strings.Builder
+	const target = 5 * 1024
+	commit := func(k int, id string) string {
+		return fmt.Sprintf(`{"id":"%s","tree_id":"%040x","distinct":true,"message":"Change %d of push %d: tune the intake path","timestamp":"2026-11-20T10:%02d:%02dZ","url":"https://github.com/acme/bench/commit/%s","author":{"name":"Ada Lovelace","email":"ada@acme.example","username":"ada"},"committer":{"name":"GitHub","email":"noreply@github.com","username":"web-flow"},"added":[],"removed":[],"modified":["src/m%02d.py","VERSION"]}`,
+			id, k*7919+i, k, i, k%60, i%60, id, k%16)
+	}
+	head := commit(0, after)
+	frame := func(cs string) string {
+		return fmt.Sprintf(`{"ref":"refs/heads/main","before":"%s","after":"%s","repository":{"id":186853002,"node_id":"MDEwOlJlcG9zaXRvcnkxODY4NTMwMDI=","name":"bench","full_name":"acme/bench","private":true,"owner":{"name":"acme","email":null,"login":"acme","id":21031067,"node_id":"MDEyOk9yZ2FuaXphdGlvbjIxMDMxMDY3","type":"Organization","site_admin":false},"html_url":"https://github.com/acme/bench","description":"The service the benchmark deploys","fork":false,"url":"https://github.com/acme/bench","created_at":1557933565,"updated_at":"2026-11-20T10:00:41Z","pushed_at":%d,"git_url":"git://github.com/acme/bench.git","ssh_url":"git@github.com:acme/bench.git","clone_url":"https://github.com/acme/bench.git","svn_url":"https://github.com/acme/bench","homepage":null,"size":120,"stargazers_count":0,"watchers_count":0,"language":"Python","has_issues":true,"forks_count":0,"archived":false,"disabled":false,"open_issues_count":0,"visibility":"private","forks":0,"open_issues":0,"watchers":0,"default_branch":"main","master_branch":"main","organization":"acme"},"pusher":{"name":"ada","email":"ada@acme.example"},"organization":{"login":"acme","id":21031067,"node_id":"MDEyOk9yZ2FuaXphdGlvbjIxMDMxMDY3","url":"https://api.github.com/orgs/acme","description":""},"sender":{"login":"ada","id":5031067,"node_id":"MDQ6VXNlcjUwMzEwNjc=","type":"User","site_admin":false},"created":false,"deleted":false,"forced":false,"base_ref":null,"compare":"https://github.com/acme/bench/compare/%s...%s","commits":[%s],"head_commit":%s}`,
+			before, after, 1763632841+i, before[:12], after[:12], cs, head)
+	}
+	for k := 1; ; k++ {
+		id := fmt.Sprintf("%040x", uint64(k)*0x9e3779b97f4a7c15+uint64(i))
+		if k == 1 {
+			id = after
+		}
+		next := commit(k, id)
+		if commits.Len() > 0 {
+			next = "," + next
+		}
+		if len(frame(commits.String()+next)) > target+256 {
+			break
+		}
+		commits.WriteString(next)
+		if len(frame(commits.String())) >= target {
+			break
+		}
+	}
+	return []byte(frame(commits.String()))
+}
+
+// Load phases.
+const (
+	phaseWarm int32 = iota
+	phaseMeasure
+	phaseStop
+)
+
+// loadResult is what the generator saw of one server.
+type loadResult struct {
+	lat      []time.Duration // measured window, sorted
+	window   time.Duration
+	total202 int64         // every phase: what the server must have recorded
+	other    map[int]int64 // statuses other than 202, every phase
+	errs     int64         // connection or protocol errors
+	firstErr error
+}
+
+func (l loadResult) rate() float64 { return float64(len(l.lat)) / l.window.Seconds() }
+
+// pct is the p-th percentile latency (100: the maximum).
+func (l loadResult) pct(p float64) time.Duration {
+	if len(l.lat) == 0 {
+		return 0
+	}
+	i := int(float64(len(l.lat))*p/100+0.5) - 1
+	return l.lat[max(0, min(i, len(l.lat)-1))]
+}
+
+func (l loadResult) otherStatuses() string {
+	var parts []string
+	for s, n := range l.other {
+		parts = append(parts, fmt.Sprintf("%d×%d", n, s))
+	}
+	sort.Strings(parts)
+	if l.errs > 0 {
+		parts = append(parts, fmt.Sprintf("%d errors (%v)", l.errs, l.firstErr))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
+
+type workerResult struct {
+	lat      []time.Duration
+	n202     int64
+	other    map[int]int64
+	errs     int64
+	firstErr error
+}
+
+// drive sends the bodies to addr over conns keep-alive connections: warm
+// unmeasured, then measure. Each connection sends its next request as soon
+// as the answer to the previous one is read (a closed loop), so the rate
+// is what the server sustains at that concurrency.
+func drive(addr string, b *bodies, conns int, warm, measure time.Duration) loadResult {
+	var (
+		seq   atomic.Uint64
+		phase atomic.Int32
+		wg    sync.WaitGroup
+	)
+	res := make([]workerResult, conns)
+	for c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[c] = worker(addr, b, &seq, &phase)
+		}()
+	}
+	time.Sleep(warm)
+	phase.Store(phaseMeasure)
+	start := time.Now()
+	time.Sleep(measure)
+	phase.Store(phaseStop)
+	window := time.Since(start)
+	wg.Wait()
+
+	out := loadResult{window: window, other: map[int]int64{}}
+	for _, r := range res {
+		out.lat = append(out.lat, r.lat...)
+		out.total202 += r.n202
+		out.errs += r.errs
+		if out.firstErr == nil {
+			out.firstErr = r.firstErr
+		}
+		for s, n := range r.other {
+			out.other[s] += n
+		}
+	}
+	sort.Slice(out.lat, func(i, j int) bool { return out.lat[i] < out.lat[j] })
+	return out
+}
+
+func worker(addr string, b *bodies, seq *atomic.Uint64, phase *atomic.Int32) workerResult {
+	r := workerResult{lat: make([]time.Duration, 0, 1<<14), other: map[int]int64{}}
+	fail := func(err error) {
+		r.errs++
+		if r.firstErr == nil {
+			r.firstErr = err
+		}
+	}
+	var (
+		conn net.Conn
+		br   *bufio.Reader
+		bw   *bufio.Writer
+		id   [12]byte
+	)
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	line := "POST /webhook HTTP/1.1\r\nHost: " + addr + "\r\n"
+	for phase.Load() != phaseStop {
+		if conn == nil {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				fail(fmt.Errorf("dial %s: %w", addr, err))
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			conn, br, bw = c, bufio.NewReaderSize(c, 4096), bufio.NewWriterSize(c, 8192)
+		}
+		n := seq.Add(1)
+		i := int(n % uint64(len(b.body)))
+		hex12(&id, n)
+		bw.WriteString(line)
+		bw.Write(b.head[i])
+		bw.WriteString(b.tag)
+		bw.Write(id[:])
+		bw.WriteString("\r\n\r\n")
+		bw.Write(b.body[i])
+		t0 := time.Now()
+		err := bw.Flush()
+		var (
+			status int
+			close  bool
+		)
+		if err == nil {
+			status, close, err = readResponse(br)
+		}
+		d := time.Since(t0)
+		if err != nil {
+			fail(err)
+			conn.Close()
+			conn = nil
+			continue
+		}
+		if status == 202 {
+			r.n202++
+		} else {
+			r.other[status]++
+		}
+		if phase.Load() == phaseMeasure {
+			r.lat = append(r.lat, d)
+		}
+		if close {
+			conn.Close()
+			conn = nil
+		}
+	}
+	return r
+}
+
+func hex12(dst *[12]byte, n uint64) {
+	const digits = "0123456789abcdef"
+	for i := 11; i >= 0; i-- {
+		dst[i] = digits[n&0xf]
+		n >>= 4
+	}
+}
+
+// readResponse reads one HTTP/1.1 response and discards its body. It
+// returns the status and whether the server closes the connection.
+func readResponse(br *bufio.Reader) (status int, close bool, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, false, fmt.Errorf("read status line: %w", err)
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, false, fmt.Errorf("bad status line %q", line)
+	}
+	status, err = strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, false, fmt.Errorf("bad status line %q", line)
+	}
+	length, chunked := -1, false
+	for {
+		h, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, false, fmt.Errorf("read headers: %w", err)
+		}
+		h = bytes.TrimRight(h, "\r\n")
+		if len(h) == 0 {
+			break
+		}
+		k, v, ok := bytes.Cut(h, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(v)); err != nil {
+				return 0, false, fmt.Errorf("bad Content-Length %q", v)
+			}
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
+			chunked = bytes.EqualFold(v, []byte("chunked"))
+		case bytes.EqualFold(k, []byte("Connection")):
+			close = bytes.EqualFold(v, []byte("close"))
+		}
+	}
+	switch {
+	case chunked:
+		if _, err = io.Copy(io.Discard, httputil.NewChunkedReader(br)); err == nil {
+			// The trailer: lines up to an empty one.
+			for {
+				t, terr := br.ReadSlice('\n')
+				if terr != nil || len(bytes.TrimRight(t, "\r\n")) == 0 {
+					err = terr
+					break
+				}
+			}
+		}
+	case length >= 0:
+		_, err = br.Discard(length)
+	default:
+		return 0, false, fmt.Errorf("response of status %d without a length", status)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read body: %w", err)
+	}
+	return status, close, nil
+}
