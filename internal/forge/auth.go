@@ -60,7 +60,7 @@ const maxSignatures = 8
 // current time, for GitLab's signed deliveries.
 //
 // It must run on the raw body as received, before any parsing.
-func Authenticate(k Kind, h http.Header, body []byte, secrets [][]byte, allowUnsigned bool, now time.Time) (int, error) {
+func Authenticate(k Kind, h http.Header, body []byte, secrets [][]byte, allowUnsigned bool, now time.Time) (matched int, err error) {
 	switch k {
 	case GitHub:
 		sig := header(h, hHubSig256)

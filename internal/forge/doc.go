@@ -3,11 +3,33 @@
 // Gitea/Forgejo, Bitbucket Cloud and Bitbucket Data Center/Server.
 //
 // It sits on the HTTP intake's hot path and imports only the standard
-// library. A caller works in three steps, in this order:
+// library. Headers are looked up in the canonical form net/http gives them.
+// A caller works in three steps, in this order:
 //
 //	k, err := forge.ParseKind(pathValue)                // or forge.Detect(r.Header)
 //	i, err := forge.Authenticate(k, r.Header, body, secrets, allowUnsigned, time.Now())
 //	ev, err := forge.Parse(k, r.Header, body)
+//
+// The API, in full:
+//
+//	type Kind string // github, gitlab, gitea, bitbucket, bitbucket_server
+//	func Kinds() []Kind
+//	func ParseKind(s string) (Kind, error)  // also forgejo, bitbucket-server, bitbucket_datacenter, ...
+//	func Detect(h http.Header) (Kind, error) // ErrUnknownForge
+//	func DeliveryID(k Kind, h http.Header) string
+//	func Authenticate(k Kind, h http.Header, body []byte, secrets [][]byte,
+//		allowUnsigned bool, now time.Time) (matched int, err error)
+//	func Parse(k Kind, h http.Header, body []byte) (Event, error)
+//
+//	type Event struct { Forge Kind; DeliveryID, EventType string; Type EventType
+//		Repository Repository; Sender string; Changes []RefChange; PullRequest *PullRequestInfo }
+//	type EventType string // Push, Ping, PullRequest, Other
+//	type Repository struct { FullName string; CloneURLs []string; WebURL string }
+//	type RefChange struct { Ref, Name string; IsTag bool; Before, After string; Deleted bool }
+//	type PullRequestInfo struct { Number int64; Action, SourceBranch, TargetBranch, HeadSHA, Title string }
+//	type AuthError struct { Kind Kind; Reason string; Err error }
+//	var ErrMissingSignature, ErrBadSignature, ErrStaleTimestamp, ErrMalformed, ErrUnknownForge error
+//	const SignatureTolerance = 5 * time.Minute
 //
 // Authenticate works on the raw body bytes, before any parsing, so that a
 // forged delivery costs one HMAC and no JSON work. Every error it returns is
@@ -18,15 +40,16 @@
 //
 // Everything in an Event has been validated, because the deploy engine hands
 // SHAs and ref names to git: SHAs are 40 or 64 lower-case hex digits, refs
-// obey git check-ref-format (and a little more: no component starts with
-// "-"), and names and senders are bounded, valid UTF-8 without control
-// characters. A push whose ref or SHA fails validation is refused as
+// obey git check-ref-format and more (no component starts with "-", no
+// shell metacharacter), URLs cannot pass for options, and names and senders
+// are bounded, valid UTF-8 without control characters. A push whose ref or SHA fails validation is refused as
 // ErrMalformed rather than dropped, so that the forge shows the failure.
 //
 // Per forge:
 //
 //   - github: X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256
-//     (sha256=hex). The SHA-1 X-Hub-Signature is never checked.
+//     (sha256=hex). The SHA-1 X-Hub-Signature is never checked: a delivery
+//     carrying only that one is unsigned to fraisier.
 //   - gitlab: X-Gitlab-Event, Idempotency-Key (stable across retries; falls
 //     back to X-Gitlab-Event-UUID), and either X-Gitlab-Token (the secret
 //     itself, compared in constant time) or a Standard Webhooks signature

@@ -47,10 +47,7 @@ func ParseKind(s string) (Kind, error) {
 	case "bitbucket_server", "bitbucket-server", "bitbucket_datacenter", "bitbucket-datacenter", "bitbucket_dc", "bitbucket-dc":
 		return BitbucketServer, nil
 	}
-	if !printableASCII(s, 64) {
-		return "", fmt.Errorf("forge %q: %w", "(unprintable)", ErrUnknownForge)
-	}
-	return "", fmt.Errorf("forge %q: %w", s, ErrUnknownForge)
+	return "", fmt.Errorf("forge %.64q: %w", s, ErrUnknownForge)
 }
 
 // Canonical header names, as net/http stores them, so that lookups do not
@@ -129,8 +126,8 @@ func Detect(h http.Header) (Kind, error) {
 }
 
 // bitbucketByEventKey recognises event keys that only one Bitbucket product
-// sends. Keys both send (repo:modified is Data Center only, but
-// repo:comment:* style keys are not worth the risk) fall through to headers.
+// sends. Any other key (one either product might send, or one added after
+// this was written) is left to the delivery id headers.
 func bitbucketByEventKey(key string) (Kind, bool) {
 	switch {
 	case key == "repo:push", strings.HasPrefix(key, "pullrequest:"), strings.HasPrefix(key, "issue:"),
