@@ -10,5 +10,8 @@ echo
 echo "== deploy and rollback against a script doing the same work by hand (real git, real systemd user manager)"
 go run ./bench/deploybench -bin "$bin" -runs 7
 echo
+echo "== webhook intake: signed 5 KB GitHub pushes over 32 connections, generator beside the server, against a minimal Go handler (read, HMAC, decode) in the same run"
+go run ./bench/webhookbench -bin "$bin" -rounds 3
+echo
 echo "== store queries (Go benchmarks)"
 go test -run '^$' -bench . -benchtime 200x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'

@@ -21,6 +21,18 @@ func serveBaseline(addr string, secret []byte) error {
 	if len(secret) == 0 {
 		return fmt.Errorf("no secret in WEBHOOKBENCH_SECRET")
 	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: baselineHandler(secret), ReadHeaderTimeout: 5 * time.Second}
+	if err := hs.Serve(l); err != nil {
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
+	return nil
+}
+
+func baselineHandler(secret []byte) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("POST /webhook", func(w http.ResponseWriter, r *http.Request) {
@@ -56,13 +68,5 @@ func serveBaseline(addr string, secret []byte) error {
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintf(w, "{\"outcome\":\"accepted\",\"delivery_id\":%q}\n", r.Header.Get("X-GitHub-Delivery"))
 	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	if err := hs.Serve(l); err != nil {
-		return fmt.Errorf("serve %s: %w", addr, err)
-	}
-	return nil
+	return mux
 }

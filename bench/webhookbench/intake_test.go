@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/server"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// These benchmarks drive fraisier's intake in-process, for a CPU profile
+// of where a delivery's time goes; the program measures the whole process.
+// 32 goroutines post concurrently, as the program's connections do.
+
+const parallel = 32
+
+var benchSHAs = func() []string {
+	s := make([]string, commits)
+	for i := range s {
+		s[i] = fmt.Sprintf("%040x", uint64(i+1)*0x9e3779b97f4a7c15)
+	}
+	return s
+}()
+
+func benchBodies(tb testing.TB) *bodies {
+	b, err := makeBodies(benchSHAs, 256, []byte(secret))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// request is delivery n as an *http.Request, with the headers the program
+// sends.
+func request(tb testing.TB, b *bodies, n uint64) *http.Request {
+	i := int(n % uint64(len(b.body)))
+	r := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(b.body[i]))
+	r.RemoteAddr = "127.0.0.1:40000"
+	var id [12]byte
+	hex12(&id, n)
+	raw := string(b.head[i]) + b.tag + string(id[:])
+	for _, line := range bytes.Split([]byte(raw), []byte("\r\n")) {
+		k, v, ok := bytes.Cut(line, []byte(": "))
+		if ok {
+			r.Header.Set(string(k), string(v))
+		}
+	}
+	return r
+}
+
+func benchConfig(tb testing.TB) *config.Config {
+	dir := tb.TempDir()
+	w := &work{root: dir, origin: filepath.Join(dir, "origin.git")}
+	path, err := w.writeConfig(dir, "127.0.0.1:9")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := config.Load(path, config.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+func newServer(tb testing.TB, log *slog.Logger) (*server.Server, *store.DB) {
+	cfg := benchConfig(tb)
+	db, err := store.Open(context.Background(), store.Options{Path: cfg.State.Path})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	srv, err := server.New(server.Options{Config: cfg, Store: db, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Close)
+	return srv, db
+}
+
+func driveHandler(b *testing.B, h http.Handler, want int) {
+	bs := benchBodies(b)
+	var seq atomic.Uint64
+	// Build the requests outside the timer's hot loop is not possible per
+	// request; httptest.NewRequest's cost is in both sides alike.
+	b.SetParallelism(parallel / max(1, runtimeProcs()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r := request(b, bs, seq.Add(1))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != want {
+				b.Errorf("status %d: %s", rec.Code, rec.Body)
+				return
+			}
+		}
+	})
+}
+
+func runtimeProcs() int { return numCPU() }
+
+// BenchmarkIntake is fraisier's intake as serve runs it: JSON log lines
+// (written to io.Discard, so their formatting counts but no write does).
+func BenchmarkIntake(b *testing.B) {
+	srv, _ := newServer(b, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	driveHandler(b, srv.Handler(), http.StatusAccepted)
+}
+
+// BenchmarkIntakeNoLog is the intake without logging.
+func BenchmarkIntakeNoLog(b *testing.B) {
+	srv, _ := newServer(b, nil)
+	driveHandler(b, srv.Handler(), http.StatusAccepted)
+}
+
+// BenchmarkIntakeNullStore is the intake with JSON logs over a store that
+// records nothing and answers at once: fraisier's HTTP side alone, the
+// ceiling of any store work.
+func BenchmarkIntakeNullStore(b *testing.B) {
+	null, err := server.New(server.Options{Config: benchConfig(b), Store: &nullStore{}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(null.Close)
+	driveHandler(b, null.Handler(), http.StatusAccepted)
+}
+
+// nullStore records nothing: every delivery gets the next id and queues
+// one deployment.
+type nullStore struct{ id atomic.Int64 }
+
+func (n *nullStore) Ping(context.Context) error { return nil }
+func (n *nullStore) RecordIntake(_ context.Context, items []store.Intake) ([]store.IntakeResult, error) {
+	out := make([]store.IntakeResult, len(items))
+	for i, it := range items {
+		e := it.Event
+		e.ID = n.id.Add(1)
+		out[i].Event = e
+		for _, r := range it.Requests {
+			out[i].Queued = append(out[i].Queued, store.Queued{Target: r.Target, DeploymentID: e.ID})
+		}
+	}
+	return out, nil
+}
+func (n *nullStore) QueuedDeployments(context.Context) ([]store.Deployment, error) { return nil, nil }
+func (n *nullStore) FraiseStates(context.Context, string, string) ([]store.FraiseState, error) {
+	return nil, nil
+}
+func (n *nullStore) Deployments(context.Context, store.DeploymentFilter) ([]store.Deployment, error) {
+	return nil, nil
+}
+func (n *nullStore) Deployment(context.Context, int64) (store.Deployment, error) {
+	return store.Deployment{}, store.ErrNotFound
+}
+func (n *nullStore) Steps(context.Context, int64) ([]store.Step, error) { return nil, nil }
+
+// BenchmarkBaselineHandler is the program's baseline, in-process.
+func BenchmarkBaselineHandler(b *testing.B) {
+	driveHandler(b, baselineHandler([]byte(secret)), http.StatusAccepted)
+}
+
+// BenchmarkRecordIntake is the store alone: batches of accepted pushes to
+// one target, each superseding the request waiting before it, as the
+// intake writer commits them under load.
+func BenchmarkRecordIntake(b *testing.B) {
+	for _, size := range []int{1, 8, 32} {
+		b.Run("batch="+strconv.Itoa(size), func(b *testing.B) {
+			_, db := newServer(b, nil)
+			ctx := context.Background()
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				items := make([]store.Intake, size)
+				for i := range items {
+					n++
+					sha := benchSHAs[n%len(benchSHAs)]
+					t := store.Target{Fraise: "bench", Environment: "staging"}
+					items[i] = store.Intake{
+						Event: store.WebhookEvent{Forge: "github", DeliveryID: "d-" + strconv.Itoa(n), EventType: "push",
+							Repository: "acme/bench", Ref: "refs/heads/main", SHA: sha, Sender: "ada", Outcome: store.OutcomeAccepted,
+							RemoteAddr: "127.0.0.1", ReceivedAt: time.Now()},
+						Requests: []store.QueueRequest{{Target: t, SHA: sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "ada via github"}},
+					}
+				}
+				if _, err := db.RecordIntake(ctx, items); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(m.Run()) }
