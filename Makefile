@@ -23,6 +23,7 @@ build:
 # (installed when missing), then every package's tests.
 test: lint test-deps
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
 
 test-deps:
 	./scripts/test-deps.sh
