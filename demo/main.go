@@ -32,15 +32,17 @@ func main() {
 }
 
 type demo struct {
-	ctx    context.Context
-	bin    string
-	root   string
-	work   string
-	port   int
-	env    []string
-	bold   string
-	reset  string
-	failed bool
+	ctx  context.Context
+	bin  string
+	root string
+	work string
+	port int
+	// serverPort is where fraisier serve listens.
+	serverPort int
+	env        []string
+	bold       string
+	reset      string
+	failed     bool
 }
 
 func run(ctx context.Context, bin string) error {
@@ -90,13 +92,23 @@ func run(ctx context.Context, bin string) error {
 		return fmt.Errorf("daemon-reload: %v %s", err, out)
 	}
 
-	config := fmt.Sprintf(`# The demo's fraises.yaml: one api fraise run by a user systemd manager.
+	if d.serverPort, err = freePort(); err != nil {
+		return err
+	}
+	config := fmt.Sprintf(`# The demo's fraises.yaml: one api fraise run by a user systemd manager,
+# deployed by hand and by fraisier serve on a signed GitHub push.
 state:
   path: %[1]s/state/fraisier.db
+git:
+  github:
+    secret: ${DEMO_WEBHOOK_SECRET}
+server:
+  listen: 127.0.0.1:%[5]d
 fraises:
   hello:
     type: api
     description: a small HTTP service
+    repository: demo/hello
     environments:
       production:
         branch: main
@@ -110,13 +122,13 @@ fraises:
           timeout: 1s
           retries: 3
           interval: 300ms
-`, root, app, unit, d.port)
+`, root, app, unit, d.port, d.serverPort)
 	cfgPath := filepath.Join(root, "fraises.yaml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		return err
 	}
 	d.env = append(os.Environ(), mgr.Env()...)
-	d.env = append(d.env, "FRAISIER_CONFIG="+cfgPath, "FRAISIER_STATE=",
+	d.env = append(d.env, "FRAISIER_CONFIG="+cfgPath, "FRAISIER_STATE=", "DEMO_WEBHOOK_SECRET="+demoSecret,
 		"HOME="+filepath.Join(root, "home"), "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=Demo", "GIT_AUTHOR_EMAIL=demo@example.com", "GIT_COMMITTER_NAME=Demo", "GIT_COMMITTER_EMAIL=demo@example.com")
 
@@ -153,6 +165,11 @@ fraises:
 	d.say("roll back by hand to v1 (no fetch, no build)")
 	d.fraisier(0, "rollback", "hello", "production")
 	d.curl()
+
+	if err := d.serve(); err != nil {
+		fmt.Printf("!! %v\n", err)
+		d.failed = true
+	}
 
 	fmt.Printf("\nThe state database was SQLite at %s (removed on exit).\n", filepath.Join(root, "state", "fraisier.db"))
 	if d.failed {
