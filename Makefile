@@ -12,7 +12,7 @@ LDFLAGS := -s -w \
 	-X $(PKG)/internal/version.Commit=$(COMMIT) \
 	-X $(PKG)/internal/version.Date=$(DATE)
 
-.PHONY: all build test test-deps demo bench lint fmt clean
+.PHONY: all build test test-deps demo bench lint fmt clean reliability
 
 all: build
 
@@ -27,6 +27,12 @@ test: lint test-deps
 
 test-deps:
 	./scripts/test-deps.sh
+
+# reliability runs what make test cannot afford: the long load and attack
+# runs and the slow fault injections (tests named TestReliability*, which
+# run only with FRAISIER_RELIABILITY=1). docs/reliability.md lists them.
+reliability: build test-deps
+	FRAISIER_RELIABILITY=1 FRAISIER_TEST_STRICT=1 $(GO) test -count=1 -timeout 30m -run 'Reliability' ./...
 
 demo: build
 	./scripts/demo.sh $(BIN)
