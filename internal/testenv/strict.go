@@ -25,3 +25,17 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	}
 	t.Skip(msg)
 }
+
+// ReliabilityEnv names the environment variable make reliability sets.
+const ReliabilityEnv = "FRAISIER_RELIABILITY"
+
+// Reliability runs the rest of the test only under make reliability: the
+// long load and attack runs the issue puts outside make test's ten
+// minutes. It is a choice of suite, not a missing part, so strict mode
+// does not turn it into a failure.
+func Reliability(t testing.TB) {
+	t.Helper()
+	if os.Getenv(ReliabilityEnv) != "1" {
+		t.Skip("part of make reliability (" + ReliabilityEnv + "=1)")
+	}
+}
