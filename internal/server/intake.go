@@ -433,6 +433,8 @@ var errQueueFull = errors.New("intake queue full")
 // deliveries instead of each delivery paying for its own.
 type intakeWriter struct {
 	store    Store
+	mu       sync.RWMutex
+	closed   bool
 	in       chan *pendingIntake
 	maxBatch int
 	wake     func()
@@ -456,9 +458,19 @@ var pendingPool = sync.Pool{New: func() any { return &pendingIntake{reply: make(
 func (w *intakeWriter) submit(ctx context.Context, it store.Intake) (store.IntakeResult, error) {
 	p := pendingPool.Get().(*pendingIntake)
 	p.item = it
+	// Read-locked so that close cannot close in while a handler that
+	// outlived the shutdown's deadline sends on it.
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		pendingPool.Put(p)
+		return store.IntakeResult{}, errClosed
+	}
 	select {
 	case w.in <- p:
+		w.mu.RUnlock()
 	default:
+		w.mu.RUnlock()
 		pendingPool.Put(p)
 		return store.IntakeResult{}, errQueueFull
 	}
@@ -468,6 +480,20 @@ func (w *intakeWriter) submit(ctx context.Context, it store.Intake) (store.Intak
 	p.item = store.Intake{}
 	pendingPool.Put(p)
 	return r.res, r.err
+}
+
+// errClosed is returned by submit once the server is shutting down.
+var errClosed = errors.New("the server is shutting down")
+
+// close stops taking deliveries; run returns once the ones taken are
+// written.
+func (w *intakeWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.closed = true
+		close(w.in)
+	}
 }
 
 // run writes until in is closed and drained.

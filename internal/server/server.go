@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,7 +65,6 @@ type Server struct {
 	writer    *intakeWriter
 	mux       *http.ServeMux
 
-	writerOnce sync.Once
 	writerDone chan struct{}
 }
 
@@ -135,7 +133,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Close stops the intake writer once every delivery handed to it is
 // recorded. Handlers must have returned (http.Server.Shutdown does that).
 func (s *Server) Close() {
-	s.writerOnce.Do(func() { close(s.writer.in) })
+	s.writer.close()
 	<-s.writerDone
 }
 
