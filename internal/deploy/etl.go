@@ -87,6 +87,11 @@ func (d *deployment) runShared(ctx context.Context) (string, error) {
 		dir = filepath.Join(code.AppPath, releasesDir, release)
 		cf, ce := code.Target()
 		d.sha = d.e.currentSHA(ctx, store.Target{Fraise: cf, Environment: ce}, release)
+		if d.sha != "" {
+			if err := d.recordTarget(); err != nil {
+				return code.ID() + " runs " + release, err
+			}
+		}
 		return code.ID() + " runs " + release, nil
 	})
 	if err != nil {
