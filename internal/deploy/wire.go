@@ -90,9 +90,13 @@ func (u systemdUnits) WaitActive(ctx context.Context, unit string, settle time.D
 func (u systemdUnits) IsActive(ctx context.Context, unit string) (bool, error) {
 	return u.m.IsActive(ctx, unit)
 }
+
+// NeedsDaemonReload asks systemd itself (over its private socket where it
+// can, see systemd.Manager.NeedDaemonReload), so that fraisier reloads
+// exactly when systemd would say a unit's files changed on disk: no model
+// of its rules here to drift from them.
 func (u systemdUnits) NeedsDaemonReload(ctx context.Context, unit string) (bool, error) {
-	st, err := u.m.UnitState(ctx, unit)
-	return st.NeedDaemonReload, err
+	return u.m.NeedDaemonReload(ctx, unit)
 }
 
 // brokenUnits reports why the systemd manager could not be built, at the

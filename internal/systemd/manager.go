@@ -56,13 +56,21 @@ type Options struct {
 	PollInterval time.Duration
 }
 
-// Manager runs systemctl for one scope. It holds no connection; each call
-// is one short-lived process, so a Manager is safe for concurrent use.
+// Manager talks to the systemd manager of one scope. Questions about a
+// unit's state go over the manager's private socket where it can be used
+// (see bus.go) and to systemctl otherwise; everything else runs systemctl.
+// It holds no connection between calls (each opens its own), so a Manager
+// is safe for concurrent use.
 type Manager struct {
 	scope   Scope
 	env     []string
 	unitDir string
 	poll    time.Duration
+	// noBus makes every question go to systemctl, and busSocket replaces
+	// the private socket's path: tests compare the two ways of asking and
+	// check the fallback.
+	noBus     bool
+	busSocket string
 }
 
 // New returns a Manager for opts.
