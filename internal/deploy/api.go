@@ -144,7 +144,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	res.DeploymentID = d.id
 	res.OldSHA = d.oldSHA
 	res.PreviousRelease = d.prevRelease
-	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record}
+	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record, fault: e.Fault}
 	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
 
 	status, runErr := flow(d, deployCtx)
@@ -160,6 +160,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	if runErr != nil {
 		fin.Error = runErr.Error()
 	}
+	e.Fault.at(e.progress(), FaultRecord, true)
 	// The outcome must reach the record: a deployment left "running"
 	// would be a lie. A busy or briefly unreachable database gets retries.
 	for attempt := 1; ; attempt++ {

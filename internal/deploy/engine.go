@@ -87,6 +87,9 @@ type Engine struct {
 	// refreshing it (a holder on another host that died).
 	LockTTL time.Duration
 	Now     func() time.Time
+	// Fault is a test-only fault-injection point; the zero value, which
+	// every production caller leaves, never fires.
+	Fault Fault
 }
 
 func (e *Engine) now() time.Time {

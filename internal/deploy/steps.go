@@ -31,6 +31,8 @@ type recorder struct {
 	// record is a context for the bookkeeping writes that must happen even
 	// when the deployment's own context has been cancelled.
 	record context.Context
+	// fault is the engine's test-only fault point (see Fault).
+	fault Fault
 }
 
 // stepFunc does the work of one step. It writes its output to out and
@@ -43,6 +45,9 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	if err != nil {
 		return fmt.Errorf("record step %s: %w", name, err)
 	}
+	r.fault.at(r.progress, name, false)
+	// Every way out below has recorded the step's end: that is "after".
+	defer r.fault.at(r.progress, name, true)
 	fmt.Fprintf(r.progress, "→ %s … ", name)
 	start := r.now()
 	stepCtx := ctx
@@ -122,6 +127,8 @@ func (r *recorder) skip(name, why string) error {
 	if err != nil {
 		return fmt.Errorf("record step %s: %w", name, err)
 	}
+	r.fault.at(r.progress, name, false)
+	defer r.fault.at(r.progress, name, true)
 	fmt.Fprintf(r.progress, "→ %s … skipped (%s)\n", name, why)
 	return r.db.FinishStep(r.record, id, store.StepSkipped, nil, why)
 }
