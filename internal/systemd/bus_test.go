@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestUnitPath(t *testing.T) {
@@ -338,12 +339,24 @@ func TestUnitStateOverBus(t *testing.T) {
 			if diff := cmp.Diff(sc, bus); diff != "" {
 				t.Errorf("systemctl and the bus disagree (-systemctl +bus):\n%s", diff)
 			}
-			need, err := m.needDaemonReloadBus(ctx, tt.unit)
-			if err != nil || need != sc.NeedDaemonReload {
-				t.Errorf("NeedDaemonReload over the bus = %v, %v; systemctl says %v", need, err, sc.NeedDaemonReload)
+			fb, err := m.reloadFactsBus(ctx, tt.unit)
+			if err != nil {
+				t.Fatalf("reload facts over the bus: %v", err)
 			}
-			if need, err := viaSystemctl.NeedDaemonReload(ctx, tt.unit); err != nil || need != sc.NeedDaemonReload {
-				t.Errorf("NeedDaemonReload through systemctl = %v, %v; UnitState says %v", need, err, sc.NeedDaemonReload)
+			fs, err := viaSystemctl.reloadFactsSystemctl(ctx, tt.unit)
+			if err != nil {
+				t.Fatalf("reload facts with systemctl: %v", err)
+			}
+			if diff := cmp.Diff(fs, fb, cmp.AllowUnexported(reloadFacts{}), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("reload facts disagree (-systemctl +bus):\n%s", diff)
+			}
+			if fb.need != sc.NeedDaemonReload || len(fb.unitPath) == 0 {
+				t.Errorf("reload facts %+v; UnitState says NeedDaemonReload %v", fb, sc.NeedDaemonReload)
+			}
+			n1, err1 := m.NeedDaemonReload(ctx, tt.unit)
+			n2, err2 := viaSystemctl.NeedDaemonReload(ctx, tt.unit)
+			if err1 != nil || err2 != nil || n1 != n2 {
+				t.Errorf("NeedDaemonReload: bus %v, %v; systemctl %v, %v", n1, err1, n2, err2)
 			}
 		})
 	}

@@ -66,24 +66,6 @@ func (m *Manager) unitStateBus(ctx context.Context, unit string) (UnitStatus, er
 	return statusFromProps(unit, up, kp)
 }
 
-// needDaemonReloadBus asks the one property NeedDaemonReload needs.
-func (m *Manager) needDaemonReloadBus(ctx context.Context, unit string) (bool, error) {
-	b, err := dialBus(ctx, m.busPath(), queryTimeout)
-	if err != nil {
-		return false, err
-	}
-	defer b.Close()
-	v, err := b.get(unitPath(unit), "org.freedesktop.systemd1.Unit", "NeedDaemonReload")
-	if err != nil {
-		return false, err
-	}
-	need, ok := v.(bool)
-	if !ok {
-		return false, fmt.Errorf("NeedDaemonReload of %s over D-Bus is %T, want bool", unit, v)
-	}
-	return need, nil
-}
-
 // kindInterface is the D-Bus interface of a unit's kind, which holds
 // Result, Type, MainPID and the like: org.freedesktop.systemd1.Service for
 // x.service. The kinds' interface names are their suffixes capitalised.

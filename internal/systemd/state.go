@@ -91,30 +91,6 @@ func (m *Manager) UnitState(ctx context.Context, unit string) (UnitStatus, error
 	return m.unitStateSystemctl(ctx, unit)
 }
 
-// NeedDaemonReload reports whether unit's files (its fragment, drop-ins,
-// or a drop-in added or removed) changed on disk since the manager loaded
-// them: systemd's own answer, the property systemctl prints. Asked alone
-// because a deploy asks it before every restart: over the private socket
-// it is one small reply; systemctl otherwise.
-func (m *Manager) NeedDaemonReload(ctx context.Context, unit string) (bool, error) {
-	if err := ValidateUnitName(unit); err != nil {
-		return false, fmt.Errorf("need daemon-reload: %w", err)
-	}
-	if need, err := m.needDaemonReloadBus(ctx, unit); err == nil {
-		return need, nil
-	}
-	p, err := m.Show(ctx, unit, "NeedDaemonReload")
-	if err != nil {
-		return false, err
-	}
-	switch v := p["NeedDaemonReload"]; v {
-	case "yes", "no":
-		return v == "yes", nil
-	default:
-		return false, fmt.Errorf("need daemon-reload %s: systemctl show printed NeedDaemonReload=%q", unit, v)
-	}
-}
-
 func (m *Manager) unitStateSystemctl(ctx context.Context, unit string) (UnitStatus, error) {
 	p, err := m.Show(ctx, unit, statusProps...)
 	if err != nil {

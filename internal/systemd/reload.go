@@ -1,0 +1,216 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// NeedDaemonReload reports whether unit's definition on disk differs from
+// what the manager loaded, so that a restart would run a stale one.
+//
+// systemd's own NeedDaemonReload property is the first witness: a changed
+// or removed fragment or drop-in, a drop-in added to a directory systemd
+// already knew. It is blind to one case (systemd 252, and the test
+// TestDeployReloadsChangedUnits shows it): a drop-in in a directory that
+// did not exist at the last reload (foo.service.d/ created afterwards),
+// because systemd looks only in drop-in directories its unit path cache
+// holds, and that cache is rebuilt by daemon-reload. Nor does it notice a
+// new fragment in a directory of higher priority than the loaded one. So
+// the files are checked too, against what systemd says it loaded
+// (DropInPaths, FragmentPath) and where it looks (the manager's UnitPath):
+// any *.conf in any of the unit's drop-in directories that systemd did
+// not load, or loaded from a lower-priority directory, and any file of the
+// unit's name above the loaded fragment, means reload. Doubt means reload
+// too; a reload costs tens of milliseconds, a stale unit a broken deploy.
+//
+// A deploy asks this before every restart, so it goes over the private
+// socket (one round trip for the four properties), with systemctl as the
+// fallback.
+func (m *Manager) NeedDaemonReload(ctx context.Context, unit string) (bool, error) {
+	if err := ValidateUnitName(unit); err != nil {
+		return false, fmt.Errorf("need daemon-reload: %w", err)
+	}
+	f, err := m.reloadFactsBus(ctx, unit)
+	if err != nil {
+		if f, err = m.reloadFactsSystemctl(ctx, unit); err != nil {
+			return false, err
+		}
+	}
+	if f.need {
+		return true, nil
+	}
+	return staleOnDisk(unit, f), nil
+}
+
+// reloadFacts is what the manager says it loaded of a unit.
+type reloadFacts struct {
+	need     bool     // systemd's NeedDaemonReload
+	fragment string   // FragmentPath, "" when none
+	dropins  []string // DropInPaths
+	unitPath []string // the manager's UnitPath, highest priority first
+}
+
+func (m *Manager) reloadFactsBus(ctx context.Context, unit string) (reloadFacts, error) {
+	var f reloadFacts
+	b, err := dialBus(ctx, m.busPath(), queryTimeout)
+	if err != nil {
+		return f, err
+	}
+	defer b.Close()
+	const props = "org.freedesktop.DBus.Properties"
+	path, iface := unitPath(unit), "org.freedesktop.systemd1.Unit"
+	bodies, err := b.calls(
+		busCall{path, props, "Get", []string{iface, "NeedDaemonReload"}},
+		busCall{path, props, "Get", []string{iface, "FragmentPath"}},
+		busCall{path, props, "Get", []string{iface, "DropInPaths"}},
+		busCall{"/org/freedesktop/systemd1", props, "Get", []string{"org.freedesktop.systemd1.Manager", "UnitPath"}},
+	)
+	if err != nil {
+		return f, err
+	}
+	var vals [4]any
+	for i, body := range bodies {
+		if len(body) != 1 {
+			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d has %d values", unit, i, len(body))
+		}
+		v, ok := body[0].(variant)
+		if !ok {
+			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d is %T, want v", unit, i, body[0])
+		}
+		vals[i] = v.value
+	}
+	var ok [4]bool
+	f.need, ok[0] = vals[0].(bool)
+	f.fragment, ok[1] = vals[1].(string)
+	f.dropins, ok[2] = stringList(vals[2])
+	f.unitPath, ok[3] = stringList(vals[3])
+	for i, good := range ok {
+		if !good {
+			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d is %T", unit, i, vals[i])
+		}
+	}
+	return f, nil
+}
+
+// stringList reads an as (an empty one decodes as a nil []any).
+func stringList(v any) ([]string, bool) {
+	a, ok := v.([]any)
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, 0, len(a))
+	for _, e := range a {
+		s, ok := e.(string)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+// reloadFactsSystemctl asks the same with two systemctl runs: the unit's
+// properties, and the manager's (show without a unit). Lists print
+// space-separated; unit directories with spaces in their names would be
+// misread, and then the check errs on the side of reloading.
+func (m *Manager) reloadFactsSystemctl(ctx context.Context, unit string) (reloadFacts, error) {
+	var f reloadFacts
+	p, err := m.Show(ctx, unit, "NeedDaemonReload", "FragmentPath", "DropInPaths")
+	if err != nil {
+		return f, err
+	}
+	switch v := p["NeedDaemonReload"]; v {
+	case "yes", "no":
+		f.need = v == "yes"
+	default:
+		return f, fmt.Errorf("need daemon-reload %s: systemctl show printed NeedDaemonReload=%q", unit, v)
+	}
+	f.fragment, f.dropins = p["FragmentPath"], strings.Fields(p["DropInPaths"])
+	out, err := m.systemctl(ctx, queryTimeout, "show", "--property=UnitPath")
+	if err != nil {
+		return f, fmt.Errorf("show the manager's UnitPath: %w", err)
+	}
+	f.unitPath = strings.Fields(parseShow(out)["UnitPath"])
+	return f, nil
+}
+
+// staleOnDisk reports whether the files of unit on disk hold anything the
+// manager did not load (see NeedDaemonReload): a drop-in it does not list,
+// or lists from a lower-priority directory, or a fragment above the loaded
+// one.
+func staleOnDisk(unit string, f reloadFacts) bool {
+	prio := func(dir string) int {
+		for i, d := range f.unitPath {
+			if d == dir {
+				return i
+			}
+		}
+		return len(f.unitPath) // not in the search path: lowest
+	}
+	// Loaded drop-ins by file name: a name in a higher-priority directory
+	// hides the same name lower down, and that is how systemd picks.
+	loaded := make(map[string]int, len(f.dropins))
+	for _, p := range f.dropins {
+		loaded[filepath.Base(p)] = prio(filepath.Dir(filepath.Dir(p)))
+	}
+	names := dropinNames(unit)
+	for i, dir := range f.unitPath {
+		for _, name := range names {
+			entries, err := os.ReadDir(filepath.Join(dir, name+".d"))
+			if err != nil {
+				continue // mostly: no such directory
+			}
+			for _, e := range entries {
+				if !strings.HasSuffix(e.Name(), ".conf") || masked(filepath.Join(dir, name+".d", e.Name())) {
+					continue
+				}
+				if j, ok := loaded[e.Name()]; !ok || i < j {
+					return true
+				}
+			}
+		}
+	}
+	if f.fragment != "" && !masked(f.fragment) {
+		fragPrio := prio(filepath.Dir(f.fragment))
+		for _, dir := range f.unitPath[:min(fragPrio, len(f.unitPath))] {
+			if _, err := os.Lstat(filepath.Join(dir, unit)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// masked reports whether path is a symlink to /dev/null, systemd's way of
+// masking a unit or drop-in: not something it loads.
+func masked(path string) bool {
+	t, err := os.Readlink(path)
+	return err == nil && t == "/dev/null"
+}
+
+// dropinNames are the names whose ".d" directories may hold drop-ins for
+// unit: its own; for an instance (a@b.service) its template's (a@.service);
+// for a dashed name (a-b-c.service) each dashed prefix (a-b-.service,
+// a-.service); and its kind's (service.d applies to every service).
+// Listing one too many only costs a stat.
+func dropinNames(unit string) []string {
+	names := []string{unit}
+	dot := strings.LastIndexByte(unit, '.')
+	if dot < 0 {
+		return names
+	}
+	base, suffix := unit[:dot], unit[dot:]
+	if at := strings.IndexByte(base, '@'); at >= 0 {
+		base = base[:at]
+		names = append(names, base+"@"+suffix)
+	}
+	for i := len(base) - 1; i > 0; i-- {
+		if base[i] == '-' {
+			names = append(names, base[:i+1]+suffix)
+		}
+	}
+	return append(names, suffix[1:])
+}
