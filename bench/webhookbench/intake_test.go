@@ -204,3 +204,43 @@ func BenchmarkRecordIntake(b *testing.B) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// BenchmarkSQLiteFloor is what SQLite itself allows on this machine, for
+// scale: the state database's own tb_webhook_event, one prepared INSERT
+// per delivery, batches of 32 per transaction, none of the queueing. The
+// store's RecordIntake does far more per delivery; this is the floor of
+// any design that records each delivery as a row.
+func BenchmarkSQLiteFloor(b *testing.B) {
+	_, db := newServer(b, nil)
+	ctx := context.Background()
+	stmt, err := db.SQL().PrepareContext(ctx, `INSERT INTO tb_webhook_event
+		(forge, delivery_id, event_type, repository, ref, sha, sender, outcome, reason, remote_addr, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (forge, delivery_id) WHERE delivery_id <> '' DO NOTHING
+		RETURNING id`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stmt.Close()
+	const size = 32
+	n := 0
+	for b.Loop() {
+		tx, err := db.SQL().BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := tx.StmtContext(ctx, stmt)
+		for range size {
+			n++
+			var id int64
+			if err := st.QueryRowContext(ctx, "github", "d-"+strconv.Itoa(n), "push", "acme/bench", "refs/heads/main",
+				benchSHAs[n%len(benchSHAs)], "ada", store.OutcomeAccepted, "", "127.0.0.1", time.Now().UnixMilli()).Scan(&id); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "deliveries/s")
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http/httputil"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,6 +113,9 @@ type loadResult struct {
 	other    map[int]int64 // statuses other than 202, every phase
 	errs     int64         // connection or protocol errors
 	firstErr error
+	// serverCPU and genCPU are the CPU time the server and this program
+	// used during the measured window.
+	serverCPU, genCPU time.Duration
 }
 
 func (l loadResult) rate() float64 { return float64(len(l.lat)) / l.window.Seconds() }
@@ -152,7 +156,7 @@ type workerResult struct {
 // unmeasured, then measure. Each connection sends its next request as soon
 // as the answer to the previous one is read (a closed loop), so the rate
 // is what the server sustains at that concurrency.
-func drive(addr string, b *bodies, conns int, warm, measure time.Duration) loadResult {
+func drive(addr string, serverPID int, b *bodies, conns int, warm, measure time.Duration) loadResult {
 	var (
 		seq   atomic.Uint64
 		phase atomic.Int32
@@ -167,14 +171,16 @@ func drive(addr string, b *bodies, conns int, warm, measure time.Duration) loadR
 		}()
 	}
 	time.Sleep(warm)
+	s0, g0 := procCPU(serverPID), procCPU(os.Getpid())
 	phase.Store(phaseMeasure)
 	start := time.Now()
 	time.Sleep(measure)
 	phase.Store(phaseStop)
 	window := time.Since(start)
+	s1, g1 := procCPU(serverPID), procCPU(os.Getpid())
 	wg.Wait()
 
-	out := loadResult{window: window, other: map[int]int64{}}
+	out := loadResult{window: window, other: map[int]int64{}, serverCPU: s1 - s0, genCPU: g1 - g0}
 	for _, r := range res {
 		out.lat = append(out.lat, r.lat...)
 		out.total202 += r.n202
@@ -330,4 +336,32 @@ func readResponse(br *bufio.Reader) (status int, close bool, err error) {
 		return 0, false, fmt.Errorf("read body: %w", err)
 	}
 	return status, close, nil
+}
+
+// procCPU is the user and system CPU time a process has used so far, from
+// /proc/<pid>/stat (in clock ticks of 10 ms), or 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from its closing ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// cores is the CPU the server and the generator used during the window,
+// in cores (of the machine's 2, say).
+func (l loadResult) cores() string {
+	s := l.window.Seconds()
+	return fmt.Sprintf("%.2f / %.2f cores", l.serverCPU.Seconds()/s, l.genCPU.Seconds()/s)
 }

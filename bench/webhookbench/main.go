@@ -140,7 +140,7 @@ func report(all []measured, t targets) error {
 		return "NO"
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "round\tserver\treq/s\tp50\tp99\tmax\tmax RSS\t× baseline\t≥ %.0f/s\tp99 < %s\tRSS < %d MB\tratio ≥ %.2f\tnon-202\t\n",
+	fmt.Fprintf(tw, "round\tserver\treq/s\tp50\tp99\tmax\tmax RSS\t× baseline\t≥ %.0f/s\tp99 < %s\tRSS < %d MB\tratio ≥ %.2f\tnon-202\tCPU server/generator\t\n",
 		t.rate, t.p99, t.rss>>20, t.ratio)
 	var failures []string
 	var ratios, rates []float64
@@ -150,15 +150,15 @@ func report(all []measured, t targets) error {
 		l := m.load
 		other := l.otherStatuses()
 		if m.isBaseRun {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%.1f MB\t\t\t\t\t\t%s\t\n", m.round, m.name, l.rate(),
-				fmtMS(l.pct(50)), fmtMS(l.pct(99)), fmtMS(l.pct(100)), mb(m.maxRSS), other)
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%.1f MB\t\t\t\t\t\t%s\t%s\t\n", m.round, m.name, l.rate(),
+				fmtMS(l.pct(50)), fmtMS(l.pct(99)), fmtMS(l.pct(100)), mb(m.maxRSS), other, l.cores())
 			continue
 		}
 		ratio := l.rate() / base[m.round].load.rate()
 		ratios, rates, p99s, rsss = append(ratios, ratio), append(rates, l.rate()), append(p99s, l.pct(99)), append(rsss, m.maxRSS)
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%.1f MB\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", m.round, m.name, l.rate(),
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%.1f MB\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.round, m.name, l.rate(),
 			fmtMS(l.pct(50)), fmtMS(l.pct(99)), fmtMS(l.pct(100)), mb(m.maxRSS), ratio,
-			verdict(l.rate() >= t.rate), verdict(l.pct(99) < t.p99), verdict(m.maxRSS < t.rss), verdict(ratio >= t.ratio), other)
+			verdict(l.rate() >= t.rate), verdict(l.pct(99) < t.p99), verdict(m.maxRSS < t.rss), verdict(ratio >= t.ratio), other, l.cores())
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("print the table: %w", err)

@@ -27,7 +27,7 @@ func measureBaseline(ctx context.Context, self, root string, b *bodies, conns in
 		return measured{}, err
 	}
 	s := sampleRSS(c.pid(), sampleEvery)
-	load := drive(addr, b, conns, warm, window)
+	load := drive(addr, c.pid(), b, conns, warm, window)
 	maxRSS, hwm := s.finish()
 	if err := c.stop(10 * time.Second); err != nil {
 		// An HTTP server that gets SIGTERM without handling it exits with
@@ -60,7 +60,7 @@ func measureFraisier(ctx context.Context, bin string, w *work, round int, b *bod
 		return measured{}, err
 	}
 	s := sampleRSS(c.pid(), sampleEvery)
-	load := drive(addr, b, conns, warm, window)
+	load := drive(addr, c.pid(), b, conns, warm, window)
 	maxRSS, hwm := s.finish()
 	if err := c.stop(60 * time.Second); err != nil {
 		return measured{}, err
