@@ -163,6 +163,7 @@ func report(all []measured, t targets) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("print the table: %w", err)
 	}
+	fmt.Println("CPU: the server process's own (not its git children) and this program's, over the measured window; what the machine's other processes took is neither.")
 	if len(rates) > 0 {
 		fmt.Printf("fraisier, median of %d rounds: %.0f req/s, p99 %s, max RSS %.1f MB, %.2f× the baseline\n",
 			len(rates), medianF(rates), fmtMS(medianD(p99s)), mb(medianI(rsss)), medianF(ratios))
