@@ -85,70 +85,92 @@ func TestE2ECrashRecovery(t *testing.T) {
 // TestE2EShutdown: SIGTERM while a deployment runs, with a short
 // server.shutdown_grace. fraisier stops accepting at once, gives the
 // deployment the grace period, then cancels it: it had not switched, so it
-// ends failed and the old release still serves. Its commit is queued
-// again, the process exits 0 soon after the grace, and the next start
-// deploys the commit.
+// ends failed and the old release still serves. The process exits 0 soon
+// after the grace. The commit is queued again, unless a newer push waits
+// for the target; either way, the next start deploys the newest commit.
 func TestE2EShutdown(t *testing.T) {
 	const grace = 2 * time.Second
-	f := newE2E(t, e2eOptions{grace: grace.String()})
-	srv := f.serve()
-	v1 := f.push("main", 1)[0]
-	f.hook("main", "", v1)
-	f.waitDeployed("production", v1, version("main", 1), 30*time.Second)
+	for _, tc := range []struct {
+		name    string
+		waiting bool // a newer push waits behind the running deployment
+	}{
+		{"alone", false},
+		{"newer push waiting", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newE2E(t, e2eOptions{grace: grace.String()})
+			srv := f.serve()
+			v1 := f.push("main", 1)[0]
+			f.hook("main", "", v1)
+			f.waitDeployed("production", v1, version("main", 1), 30*time.Second)
 
-	f.hold()
-	v2 := f.push("main", 1)[0]
-	a := f.hook("main", v1, v2)
-	id := a.Deployments[0].DeploymentID
-	waitFor(t, "the install of v2 to start", 15*time.Second, func() bool { return f.installStarted(version("main", 2)) })
+			f.hold()
+			v2 := f.push("main", 1)[0]
+			a := f.hook("main", v1, v2)
+			id := a.Deployments[0].DeploymentID
+			waitFor(t, "the install of v2 to start", 15*time.Second, func() bool { return f.installStarted(version("main", 2)) })
+			// What the next start must deploy: v2 again, or the newer push.
+			wantSHA, wantVersion, wantTrigger, wantWebhook := v2, version("main", 2), store.TriggerRequeue, a.WebhookEventID
+			if tc.waiting {
+				v3 := f.push("main", 1)[0]
+				b := f.hook("main", v2, v3)
+				wantSHA, wantVersion, wantTrigger, wantWebhook = v3, version("main", 3), store.TriggerWebhook, b.WebhookEventID
+			}
 
-	begin := time.Now()
-	srv.signal(t, syscall.SIGTERM)
-	waitFor(t, "fraisier to stop accepting connections", grace, func() bool {
-		c, err := net.DialTimeout("tcp", f.base()[len("http://"):], time.Second)
-		if err == nil {
-			c.Close()
-			return false
-		}
-		// A connection caught in the backlog as the listener closed is
-		// reset; only a refusal says the socket is gone.
-		return errors.Is(err, syscall.ECONNREFUSED)
-	})
-	if srv.exited() {
-		t.Fatalf("fraisier exited %s after SIGTERM, before the grace period of %s ran out", time.Since(begin), grace)
-	}
-	if code := srv.wait(t, grace+15*time.Second); code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 0", code)
-	}
-	took := time.Since(begin)
-	t.Logf("exited %s after SIGTERM (grace %s)", took.Round(time.Millisecond), grace)
-	if took < grace {
-		t.Errorf("exited %s after SIGTERM, before the grace period of %s ran out", took, grace)
-	}
+			begin := time.Now()
+			srv.signal(t, syscall.SIGTERM)
+			waitFor(t, "fraisier to stop accepting connections", grace, func() bool {
+				c, err := net.DialTimeout("tcp", f.base()[len("http://"):], time.Second)
+				if err == nil {
+					c.Close()
+					return false
+				}
+				// A connection caught in the backlog as the listener closed
+				// is reset; only a refusal says the socket is gone.
+				return errors.Is(err, syscall.ECONNREFUSED)
+			})
+			if srv.exited() {
+				t.Fatalf("fraisier exited %s after SIGTERM, before the grace period of %s ran out", time.Since(begin), grace)
+			}
+			if code := srv.wait(t, grace+15*time.Second); code != 0 {
+				t.Errorf("exit code %d after SIGTERM, want 0", code)
+			}
+			took := time.Since(begin)
+			t.Logf("exited %s after SIGTERM (grace %s)", took.Round(time.Millisecond), grace)
+			if took < grace {
+				t.Errorf("exited %s after SIGTERM, before the grace period of %s ran out", took, grace)
+			}
 
-	if d := f.deployment(id); d.Status != store.StatusFailed {
-		t.Errorf("deployment cancelled at shutdown: %s (%q), want failed: it had not switched", d.Status, d.Error)
-	}
-	if got := f.serving("production"); got != version("main", 1) {
-		t.Errorf("service answers %q after the cancelled deployment, want %s", got, version("main", 1))
-	}
-	if st := f.state("production"); st.CurrentSHA != v1 {
-		t.Errorf("current commit %s after the cancelled deployment, want %s", st.CurrentSHA, v1)
-	}
-	queued, err := f.store().QueuedDeployments(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(queued) != 1 || queued[0].NewSHA != v2 || queued[0].Trigger != store.TriggerRequeue ||
-		queued[0].WebhookID == nil || *queued[0].WebhookID != a.WebhookEventID {
-		t.Fatalf("queue after shutdown: %s; want %s queued again, linked to webhook event %d", describe(queued), v2, a.WebhookEventID)
-	}
+			if d := f.deployment(id); d.Status != store.StatusFailed {
+				t.Errorf("deployment cancelled at shutdown: %s (%q), want failed: it had not switched", d.Status, d.Error)
+			}
+			if got := f.serving("production"); got != version("main", 1) {
+				t.Errorf("service answers %q after the cancelled deployment, want %s", got, version("main", 1))
+			}
+			if st := f.state("production"); st.CurrentSHA != v1 {
+				t.Errorf("current commit %s after the cancelled deployment, want %s", st.CurrentSHA, v1)
+			}
+			queued, err := f.store().QueuedDeployments(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(queued) != 1 || queued[0].NewSHA != wantSHA || queued[0].Trigger != wantTrigger ||
+				queued[0].WebhookID == nil || *queued[0].WebhookID != wantWebhook {
+				t.Fatalf("queue after shutdown: %s; want %s waiting (%s), linked to webhook event %d",
+					describe(queued), wantSHA, wantTrigger, wantWebhook)
+			}
 
-	f.release()
-	f.serve()
-	f.waitDeployed("production", v2, version("main", 2), 30*time.Second)
-	if d := f.deployment(queued[0].ID); d.Status != store.StatusSucceeded {
-		t.Errorf("queued-again deployment %d: %s, want succeeded", d.ID, d.Status)
+			f.release()
+			f.serve()
+			f.waitDeployed("production", wantSHA, wantVersion, 30*time.Second)
+			if d := f.deployment(queued[0].ID); d.Status != store.StatusSucceeded {
+				t.Errorf("deployment %d that waited through the restart: %s, want succeeded", d.ID, d.Status)
+			}
+			ds := f.deployments("production")
+			if len(ds) != 3 {
+				t.Errorf("history: %s; want v1, the cancelled v2, and %s", describe(ds), wantVersion)
+			}
+		})
 	}
 }
 
