@@ -13,6 +13,11 @@ import (
 	"strings"
 )
 
+// shellMeta are the characters the webhook intake refuses in refs
+// (internal/forge), so that a branch or tags pattern holding one could
+// never match a push.
+const shellMeta = "$`;|&<>'\"()"
+
 // namePattern is the shape of fraise, environment and job names: they end
 // up in paths, unit names and SQL.
 const namePattern = `^[a-z0-9][a-z0-9_-]*$`
@@ -78,6 +83,7 @@ func (l *loader) validateTags(v reflect.Value, path string) {
 			if l.has(p) {
 				l.checkBounds(p, key, sf, fv)
 			}
+			l.checkControl(p, key, fv)
 			l.validateTags(fv, p)
 		}
 	}
@@ -297,10 +303,14 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 
 	if msg, hint := refPatternProblem(e.Branch); msg != "" && e.Branch != "" {
 		l.report(path+".branch", fmt.Sprintf("branch %q %s", e.Branch, msg), orHint(hint, "a branch name (main) or a glob (release/*)"))
+	} else if i := strings.IndexAny(e.Branch, shellMeta); i >= 0 {
+		l.report(path+".branch", fmt.Sprintf("branch %q holds %q, a shell metacharacter", e.Branch, e.Branch[i]), "webhooks refuse refs holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
 	}
 	if e.Tags != "" {
 		if msg, hint := refPatternProblem(e.Tags); msg != "" {
 			l.report(path+".tags", fmt.Sprintf("tags %q %s", e.Tags, msg), orHint(hint, "a tag glob such as v*"))
+		} else if i := strings.IndexAny(e.Tags, shellMeta); i >= 0 {
+			l.report(path+".tags", fmt.Sprintf("tags %q holds %q, a shell metacharacter", e.Tags, e.Tags[i]), "webhooks refuse refs holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
 		}
 	}
 
@@ -320,6 +330,12 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 		case e.GitRepo != "":
 			if !isCloneSource(e.GitRepo) {
 				l.report(path+".git_repo", fmt.Sprintf("git_repo %q is not a clone URL or an absolute path", e.GitRepo), "write https://host/owner/name.git, git@host:owner/name.git or /srv/git/name.git")
+			} else if msg := remoteHazard(e.GitRepo); msg != "" {
+				key := path + ".git_repo"
+				if !l.has(key) {
+					key = "fraises." + f.Name + ".repository" // git_repo defaults to it
+				}
+				l.report(key, fmt.Sprintf("clone source %q %s", e.GitRepo, msg), "write https://host/owner/name.git, git@host:owner/name.git or /srv/git/name.git")
 			}
 		case f.Repository != "" && !l.ps.covered("fraises."+f.Name+".repository"):
 			l.report(path+".git_repo", "required key missing",
@@ -638,4 +654,96 @@ func (l *loader) validateJobs(path string, fr *Fraise, e *Environment) {
 		l.checkUnit(p+".systemd_service", &j.SystemdService, "service")
 		l.checkUnit(p+".systemd_timer", &j.SystemdTimer, "timer")
 	}
+}
+
+// ownControlCheck lists the keys whose own rule already refuses control
+// characters (with its own message), and body_contains, which only ever
+// compares. A fraise's description may span lines (see checkControl).
+var ownControlCheck = map[string]bool{"branch": true, "tags": true, "on_calendar": true, "systemd_service": true,
+	"systemd_timer": true, "url": true, "tcp": true, "name": true, "body_contains": true}
+
+// argvKeys are the keys that hold an argv or an environment: a newline
+// there is an argument (sh -c "a\nb"), but NUL cannot be passed to a
+// program at all.
+var argvKeys = map[string]bool{"command": true, "up": true, "down": true, "current": true, "env": true}
+
+// checkControl refuses control characters in the strings of the file that
+// reach paths, argv, unit files and environments: a newline in a path or
+// a description would start a new line of a unit file, and NUL cannot
+// reach the kernel. Secrets are left alone (they are compared, never
+// passed on) and so are the keys checked by their own rule.
+func (l *loader) checkControl(path, key string, v reflect.Value) {
+	if ownControlCheck[key] || v.Type() == secretType {
+		return
+	}
+	if key == "description" && !strings.Contains(path, ".jobs[") {
+		return // a fraise's description is only shown; a job's goes into its unit files
+	}
+	bad := func(s string) bool {
+		if argvKeys[key] {
+			return strings.IndexByte(s, 0) >= 0
+		}
+		return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	}
+	what := "control characters"
+	if argvKeys[key] {
+		what = "a NUL byte"
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if bad(v.String()) {
+			l.report(path, fmt.Sprintf("%s holds %s", key, what), "")
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.String && v.Type().Elem() != secretType {
+			for i := range v.Len() {
+				if bad(v.Index(i).String()) {
+					l.report(indexPath(path, i), fmt.Sprintf("%s holds %s", key, what), "")
+				}
+			}
+		}
+	case reflect.Map:
+		if v.Type().Elem().Kind() == reflect.String {
+			for _, k := range sortedKeys(v.Interface().(map[string]string)) {
+				if bad(v.MapIndex(reflect.ValueOf(k)).String()) {
+					l.report(joinPath(path, k), fmt.Sprintf("%s holds %s", key, what), "")
+				}
+			}
+		}
+	}
+}
+
+// remoteHazard is what git.ValidateRemote refuses at deploy time among
+// the clone sources isCloneSource accepts, so that the file is refused
+// when it is loaded rather than at the first deployment: an option
+// where git or ssh reads a host, a user or a path ("-oProxyCommand=..."),
+// and transport helpers ("ext::sh -c ..."), which run a program.
+func remoteHazard(s string) string {
+	if strings.HasPrefix(s, "-") {
+		return "starts with -, which git would read as an option"
+	}
+	if i := strings.Index(s, "::"); i > 0 && !strings.Contains(s[:i], "/") && !strings.Contains(s[:i], "@") {
+		return "is a transport helper (" + s[:i] + "::), which runs a program"
+	}
+	if strings.HasPrefix(s, "/") {
+		return ""
+	}
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err == nil && (strings.HasPrefix(u.Hostname(), "-") || (u.User != nil && strings.HasPrefix(u.User.Username(), "-")) ||
+			strings.HasPrefix(strings.TrimPrefix(u.Path, "/"), "-")) {
+			return "has a host, user or path starting with -, which ssh or git would read as an option"
+		}
+		return ""
+	}
+	if host, rest, ok := scpLike(s); ok {
+		user := ""
+		if at := strings.IndexByte(s[:strings.IndexByte(s, ':')], '@'); at >= 0 {
+			user = s[:at]
+		}
+		if strings.HasPrefix(host, "-") || strings.HasPrefix(user, "-") || strings.HasPrefix(rest, "-") {
+			return "has a host, user or path starting with -, which ssh or git would read as an option"
+		}
+	}
+	return ""
 }
