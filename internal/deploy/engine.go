@@ -198,7 +198,9 @@ func (e *Engine) interruptOrphans(ctx context.Context, t store.Target, prev stor
 	}
 	var ids []int64
 	for _, d := range running {
-		if d.Target != t {
+		// Queued requests are waiting, not orphaned: they have no holder
+		// yet and must survive the crash to run.
+		if d.Target != t || d.Status != store.StatusRunning {
 			continue
 		}
 		if d.Host != "" && (d.Host != prev.Host || d.PID != prev.PID) {
