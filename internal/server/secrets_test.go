@@ -1,0 +1,228 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/testenv"
+)
+
+// TestSecretsStaySecret runs the real fraisier binary with secrets in
+// fraises.yaml every way the file takes them (${VAR}, *_file, literal),
+// an API token, and a database URL with a password: serve receives a
+// signed push (and forged ones: the secret's bytes as the signature, a
+// token one byte off, the secret as a signature), deploys it, then every read
+// command runs with --json. Every byte of stdout, stderr, the server's
+// log, the state database and its -wal and -shm files is searched for
+// every secret, and for its hex and base64 forms: none appears.
+func TestSecretsStaySecret(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		testenv.Unavailable(t, "git not installed")
+	}
+	bin := fraisierBin(t)
+	root := t.TempDir()
+	ns := randomHex(4)
+	secrets := map[string]string{
+		"github (${VAR})":        "sec-gh-env-" + ns,
+		"gitlab (secret_file)":   "sec-gl-file-" + ns,
+		"gitea (literal)":        "sec-gitea-lit-" + ns,
+		"fraise webhook secret":  "sec-fraise-" + ns,
+		"api token":              "sec-api-token-" + ns,
+		"database password":      "sec-dbpass-" + ns,
+		"database url file pass": "sec-dburlfile-" + ns,
+	}
+	origin := filepath.Join(root, "origin.git")
+	work := filepath.Join(root, "work")
+	git := func(dir string, args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+root, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git(root, "init", "-q", "--bare", "-b", "main", origin)
+	git(root, "clone", "-q", origin, work)
+	if err := os.WriteFile(filepath.Join(work, "VERSION"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(work, "add", "-A")
+	git(work, "commit", "-q", "-m", "v1")
+	git(work, "push", "-q", "origin", "HEAD:main")
+	sha := git(work, "rev-parse", "HEAD")
+
+	glFile := filepath.Join(root, "gitlab-secret")
+	dbURLFile := filepath.Join(root, "db-url")
+	if err := os.WriteFile(glFile, []byte(secrets["gitlab (secret_file)"]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dbURLFile, []byte("postgres://app:"+secrets["database url file pass"]+"@127.0.0.1:1/app\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	cfgPath := filepath.Join(root, "fraises.yaml")
+	dbPath := filepath.Join(root, "state", "fraisier.db")
+	cfg := fmt.Sprintf(`git:
+  github: {secret: "${SECRETS_GH}"}
+  gitlab: {secret_file: %s}
+  gitea: {secret: %s}
+server:
+  listen: 127.0.0.1:%d
+  api_token: %s
+fraises:
+  hello:
+    type: api
+    repository: acme/hello
+    webhook: {secret: %s}
+    environments:
+      production:
+        branch: main
+        git_repo: %s
+        app_path: %s
+        install: {command: ["true"]}
+        database:
+          tool: command
+          url: "postgres://app:%s@127.0.0.1:1/app"
+          up: ["true"]
+          current: [echo, "1"]
+      staging:
+        branch: staging
+        git_repo: %s
+        app_path: %s
+        database: {tool: command, url_file: %s, up: ["true"], current: [echo, "1"]}
+`, glFile, secrets["gitea (literal)"], port, secrets["api token"], secrets["fraise webhook secret"],
+		origin, filepath.Join(root, "srv", "hello"), secrets["database password"],
+		origin, filepath.Join(root, "srv", "hello-staging"), dbURLFile)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "HOME="+root, "GIT_CONFIG_NOSYSTEM=1", "FRAISIER_CONFIG="+cfgPath, "FRAISIER_STATE="+dbPath,
+		"SECRETS_GH="+secrets["github (${VAR})"], "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=")
+
+	var outputs []struct{ name, text string }
+	collect := func(name, text string) { outputs = append(outputs, struct{ name, text string }{name, text}) }
+	run := func(args ...string) string {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		collect("fraisier "+strings.Join(args, " ")+" (stdout)", stdout.String())
+		collect("fraisier "+strings.Join(args, " ")+" (stderr)", stderr.String())
+		if _, ok := err.(*exec.ExitError); err != nil && !ok {
+			t.Fatalf("fraisier %v: %v", args, err)
+		}
+		return stdout.String()
+	}
+
+	serve := startProc(t, "fraisier serve", env, []string{bin, "serve"})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, serve, &http.Client{Timeout: 2 * time.Second}, base)
+
+	push, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": sha,
+		"repository": map[string]any{"full_name": "acme/hello"}, "sender": map[string]any{"login": "alice"}})
+	sign := func(secret string, body []byte) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write(body)
+		return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	}
+	post := func(path string, h map[string]string, body []byte) int {
+		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		collect("answer to POST "+path, b.String()+fmt.Sprint(resp.Header))
+		return resp.StatusCode
+	}
+	gh := secrets["github (${VAR})"]
+	if st := post("/webhook", map[string]string{"Content-Type": "application/json", "X-GitHub-Event": "push",
+		"X-GitHub-Delivery": "sec-1", "X-Hub-Signature-256": sign(gh, push)}, push); st != 202 {
+		t.Fatalf("signed push: %d", st)
+	}
+	// Forgeries that carry a secret where it does not belong.
+	post("/webhook", map[string]string{"Content-Type": "application/json", "X-GitHub-Event": "push",
+		"X-GitHub-Delivery": "sec-2", "X-Hub-Signature-256": "sha256=" + hex.EncodeToString([]byte(gh))}, push)
+	post("/webhook/gitlab", map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Push Hook",
+		"X-Gitlab-Token": secrets["gitlab (secret_file)"] + "x"}, push)
+	post("/webhook/gitea", map[string]string{"Content-Type": "application/json", "X-Gitea-Event": "push",
+		"X-Gitea-Signature": hex.EncodeToString([]byte(secrets["gitea (literal)"]))}, push)
+	for _, p := range []string{"/api/fraises", "/api/deployments", "/providers", "/ready", "/metrics"} {
+		req, _ := http.NewRequest(http.MethodGet, base+p, nil)
+		req.Header.Set("Authorization", "Bearer "+secrets["api token"])
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		collect("GET "+p, b.String())
+	}
+	waitFor(t, "the pushed commit to be deployed", 60*time.Second, func() bool {
+		out := run("status", "hello", "production", "--json")
+		return strings.Contains(out, sha) && !strings.Contains(out, `"running"`) && !strings.Contains(out, `"queued"`)
+	})
+	serve.signal(t, syscall.SIGTERM)
+	serve.wait(t, 30*time.Second)
+	collect("fraisier serve log", serve.out.String())
+
+	run("deploy", "hello", "staging", "--json")
+	run("deploy", "hello", "production", "--json", "--force")
+	for _, args := range [][]string{
+		{"history", "--json"}, {"status", "--json"}, {"show", "1", "--json"}, {"show", "2", "--json"}, {"webhooks", "--json"},
+		{"list", "--json"}, {"config", "validate", "--json"}, {"config", "validate"}, {"stats", "--json"}, {"logs", "1", "--json"},
+		{"releases", "hello", "production", "--json"}, {"jobs", "--json"}, {"version", "--json"},
+	} {
+		run(args...)
+	}
+	for _, f := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		collect(f, string(b))
+	}
+
+	total := 0
+	for _, o := range outputs {
+		total += len(o.text)
+		for what, s := range secrets {
+			for _, form := range []string{s, hex.EncodeToString([]byte(s)), strings.ToUpper(s)} {
+				if strings.Contains(o.text, form) {
+					i := strings.Index(o.text, form)
+					t.Errorf("%s shows the %s: …%s…", o.name, what, o.text[max(0, i-120):min(len(o.text), i+len(form)+40)])
+				}
+			}
+		}
+	}
+	// What was searched is not empty: the database holds the delivery and
+	// the deployment's steps, the server logged the delivery.
+	db, _ := os.ReadFile(dbPath)
+	wal, _ := os.ReadFile(dbPath + "-wal")
+	if !bytes.Contains(append(db, wal...), []byte("sec-1")) || !strings.Contains(serve.out.String(), "sec-1") {
+		t.Errorf("the state database or the server log does not hold delivery sec-1: the search proves nothing")
+	}
+	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))
+}
