@@ -73,6 +73,11 @@ type deployment struct {
 	backup       string // where the pre-migration backup went
 	migrator     Migrator
 	switched     bool
+	// unrecorded is the release current pointed at, unverified, when this
+	// deployment took over an unfinished switch (adoptUnrecorded).
+	unrecorded string
+	// afterInterrupt: the target's last deployment was interrupted.
+	afterInterrupt bool
 	// restoreUnits, when set, puts back the unit files a scheduled
 	// deployment replaced; compensate calls it after switching back.
 	restoreUnits func(ctx context.Context) error
@@ -117,6 +122,9 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 		d.prevRelease = d.oldSHA
 	} else {
 		if d.prevRelease, err = currentRelease(d.appPath); err != nil {
+			return res, fmt.Errorf("deploy %s: %w", t, err)
+		}
+		if err := d.adoptUnrecorded(ctx); err != nil {
 			return res, fmt.Errorf("deploy %s: %w", t, err)
 		}
 		d.oldSHA = e.currentSHA(ctx, t, d.prevRelease)
@@ -194,10 +202,16 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 		return d.runScheduled(ctx)
 	}
 	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
+		if d.switched {
+			// An unfinished switch taken over (adoptUnrecorded) is undone
+			// even when this deployment gets no further.
+			return d.compensate(err)
+		}
 		return store.StatusFailed, err
 	}
 
-	if d.sha == d.oldSHA && !d.req.Force && d.prevRelease != "" {
+	// An unverified current (d.unrecorded) is never "already current".
+	if d.sha == d.oldSHA && !d.req.Force && d.prevRelease != "" && d.unrecorded == "" {
 		if err := d.currentHealthy(ctx); err == nil {
 			return store.StatusSkipped, d.rec.skip("decide", short(d.sha)+" is already current and healthy (--force redeploys)")
 		}
@@ -311,7 +325,7 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 	}
 	d.release = releaseName(d.e.now(), d.sha)
 	d.releasePath = filepath.Join(d.appPath, releasesDir, d.release)
-	if d.release == d.prevRelease {
+	if d.release == d.prevRelease || d.release == d.unrecorded {
 		return "", fmt.Errorf("release %s already exists and is current: deployments of one commit less than a second apart", d.release)
 	}
 	if _, err := os.Lstat(d.releasePath); err == nil {
@@ -358,7 +372,7 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("read current revision: %w", err)
 	}
-	d.migrator, d.revBefore = m, before
+	d.migrator, d.revBefore = m, d.revisionToKeep(ctx, before, out)
 	if db := d.env.Database; db.BackupBeforeDeploy {
 		path, err := m.Backup(ctx, d.backupDir())
 		if err != nil {
@@ -391,7 +405,7 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 	if err != nil {
 		return "from " + orDash(before), err
 	}
-	if after == before {
+	if after == d.revBefore {
 		d.migrated = false
 	}
 	if err := d.recordRevision(after); err != nil {
@@ -672,7 +686,14 @@ func (d *deployment) compensate(cause error) (string, error) {
 		if d.inplace() {
 			return short(d.sha) + " → " + short(d.oldSHA), git.CheckoutInPlace(ctx, d.appPath, d.env.GitRepo, d.oldSHA, git.Options{Output: out})
 		}
-		return d.release + " → " + d.prevRelease, switchCurrent(d.appPath, d.prevRelease)
+		from := d.release
+		if d.unrecorded != "" {
+			// Current may still be the unverified release taken over.
+			if cur, err := currentRelease(d.appPath); err == nil && cur != "" {
+				from = cur
+			}
+		}
+		return from + " → " + d.prevRelease, switchCurrent(d.appPath, d.prevRelease)
 	})
 	if err == nil && d.restoreUnits != nil {
 		err = d.rec.step(ctx, "rollback units", 0, func(ctx context.Context, out io.Writer) (string, error) {
