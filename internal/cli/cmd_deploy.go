@@ -118,7 +118,13 @@ func (a *app) runEngine(env *config.Environment, asJSON bool, run func(*deploy.E
 	if asJSON {
 		progress = a.streams.Err
 	}
-	res, err := run(&deploy.Engine{Store: db, Progress: progress, Owner: owner})
+	// FRAISIER_FAULT is read here and only here, once: the crash tests set
+	// it; a malformed value must not be taken for no fault.
+	fault, err := deploy.ParseFault(a.env.get(deploy.FaultEnv))
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	res, err := run(&deploy.Engine{Store: db, Progress: progress, Owner: owner, Fault: fault})
 	if errors.Is(err, deploy.ErrLocked) {
 		return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
 	}

@@ -56,9 +56,14 @@ type Runner struct {
 	LockedRetry time.Duration
 	// OnFinish, when set, is called after each deployment a worker ran.
 	OnFinish func(Finished)
+	// Fault is handed to every deployment's engine: a test-only fault
+	// point (see deploy.Fault); the zero value never fires.
+	Fault deploy.Fault
 
 	wake      chan struct{}
 	done      chan struct{}
+	startOnce sync.Once
+	startedCh chan struct{}
 	started   atomic.Bool
 	mu        sync.Mutex
 	active    map[store.Target]bool
@@ -95,6 +100,13 @@ func (r *Runner) init() {
 	r.done = make(chan struct{})
 	r.active = map[store.Target]bool{}
 	r.blocked = map[store.Target]time.Time{}
+}
+
+// Started is closed once Run has recovered what a previous process left
+// and the workers take requests: the moment to tell systemd READY=1.
+func (r *Runner) Started() <-chan struct{} {
+	r.startOnce.Do(func() { r.startedCh = make(chan struct{}) })
+	return r.startedCh
 }
 
 // Wake tells the runner that a request was queued. It never blocks.
@@ -145,6 +157,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.Log.Error("recover interrupted deployments", "err", err)
 	}
 	r.started.Store(true)
+	r.Started() // makes the channel if nobody asked yet
+	close(r.startedCh)
 	tick := time.NewTicker(r.Poll)
 	defer tick.Stop()
 	for {
@@ -227,7 +241,7 @@ func (r *Runner) work(d store.Deployment) {
 		return
 	}
 	progress := &lineLogger{log: log}
-	e := &deploy.Engine{Store: r.Store, Progress: progress, Owner: r.Owner}
+	e := &deploy.Engine{Store: r.Store, Progress: progress, Owner: r.Owner, Fault: r.Fault}
 	start := time.Now()
 	log.Info("deployment starting", "sha", d.NewSHA, "trigger", d.Trigger)
 	res, err := e.Deploy(ctx, r.Collab, deploy.Request{
