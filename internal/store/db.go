@@ -43,6 +43,8 @@ type DB struct {
 	// fairer than every pooled connection polling SQLite's busy handler.
 	// Other processes are still handled by busy_timeout.
 	wmu *sync.Mutex
+
+	prepared preparedStmts
 }
 
 // DefaultPath is where the SQLite state database lives when --state is not
@@ -173,6 +175,7 @@ func openSQLite(opts Options) (*sql.DB, error) {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.prepared.close()
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("close state database: %w", err)
 	}

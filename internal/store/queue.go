@@ -71,15 +71,9 @@ func (db *DB) RecordIntake(ctx context.Context, items []Intake) ([]IntakeResult,
 	}
 	var results []IntakeResult
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		results = make([]IntakeResult, 0, len(items))
-		for _, it := range items {
-			r, err := db.intake(ctx, tx, it)
-			if err != nil {
-				return fmt.Errorf("record webhook %s %s: %w", it.Event.Forge, it.Event.DeliveryID, err)
-			}
-			results = append(results, r)
-		}
-		return nil
+		var err error
+		results, err = db.recordIntake(ctx, tx, items)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -116,68 +110,6 @@ func checkQueueRequest(r QueueRequest) error {
 		return fmt.Errorf("queue %s: %w", r.Target, err)
 	}
 	return nil
-}
-
-func (db *DB) intake(ctx context.Context, tx *sql.Tx, it Intake) (IntakeResult, error) {
-	e := it.Event
-	received := e.ReceivedAt.UnixMilli()
-	if e.ReceivedAt.IsZero() {
-		received = db.nowMS()
-	}
-	var id int64
-	// The conflict target names the partial unique index, so deliveries
-	// without an id are never taken for duplicates of each other.
-	err := tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_webhook_event
-		(forge, delivery_id, event_type, repository, ref, sha, sender, outcome, reason, remote_addr, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (forge, delivery_id) WHERE delivery_id <> '' DO NOTHING
-		RETURNING id`),
-		e.Forge, e.DeliveryID, e.EventType, e.Repository, e.Ref, e.SHA, e.Sender, e.Outcome, e.Reason,
-		e.RemoteAddr, received).Scan(&id)
-	duplicate := false
-	switch {
-	case notFound(err):
-		duplicate = true
-		if err := tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ?"),
-			e.Forge, e.DeliveryID).Scan(&id); err != nil {
-			return IntakeResult{}, fmt.Errorf("read earlier delivery: %w", err)
-		}
-	case err != nil:
-		return IntakeResult{}, fmt.Errorf("insert: %w", err)
-	}
-	res := IntakeResult{Duplicate: duplicate}
-	if duplicate {
-		evs, err := db.queryWebhooks(ctx, tx, " WHERE id = ?", []any{id})
-		if err != nil {
-			return IntakeResult{}, err
-		}
-		if len(evs) != 1 {
-			return IntakeResult{}, fmt.Errorf("webhook event %d vanished", id)
-		}
-		res.Event = evs[0]
-		for _, did := range res.Event.DeploymentIDs {
-			var q Queued
-			q.DeploymentID = did
-			if err := tx.QueryRowContext(ctx, db.q("SELECT fraise, environment FROM tb_deployment WHERE id = ?"), did).
-				Scan(&q.Fraise, &q.Environment); err != nil {
-				return IntakeResult{}, fmt.Errorf("read deployment %d: %w", did, err)
-			}
-			res.Queued = append(res.Queued, q)
-		}
-		return res, nil
-	}
-	e.ID, e.ReceivedAt = id, fromMS(received)
-	res.Event = e
-	for _, r := range it.Requests {
-		r.WebhookID = &id
-		q, err := db.enqueue(ctx, tx, r, true)
-		if err != nil {
-			return IntakeResult{}, err
-		}
-		res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, q.DeploymentID)
-		res.Queued = append(res.Queued, q)
-	}
-	return res, nil
 }
 
 // Enqueue queues one request, superseding the request waiting for the same

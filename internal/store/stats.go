@@ -373,6 +373,12 @@ const upsertRollup = `INSERT INTO tb_stats_cumulative (fraise, environment, day,
 // target's tb_fraise_state row lock, which makes the read-modify-write safe
 // on PostgreSQL.
 func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finishedRow, acc incidentAcc) error {
+	return db.addManyToRollups(ctx, tx, t, d, acc, 1)
+}
+
+// addManyToRollups is addToRollups for n deployments alike (the requests a
+// batch of webhooks superseded), at the cost of one.
+func (db *DB) addManyToRollups(ctx context.Context, tx *sql.Tx, t Target, d finishedRow, acc incidentAcc, n int) error {
 	day := dayOf(d.finished)
 	var rowDay int64
 	cur, err := scanRollup(tx.QueryRowContext(ctx, db.q(`SELECT day, `+rollupCols+` FROM tb_stats_cumulative
@@ -384,7 +390,9 @@ func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finished
 	case err != nil:
 		return fmt.Errorf("read stats of %s: %w", t, err)
 	}
-	cur.add(d.status, d.duration, d.finished, acc)
+	for range n {
+		cur.add(d.status, d.duration, d.finished, acc)
+	}
 	if _, err := tx.ExecContext(ctx, db.q(upsertRollup), append([]any{t.Fraise, t.Environment, day}, cur.rollupArgs()...)...); err != nil {
 		return fmt.Errorf("update stats of %s: %w", t, err)
 	}
@@ -405,7 +413,9 @@ func (db *DB) addToRollups(ctx context.Context, tx *sql.Tx, t Target, d finished
 		return fmt.Errorf("read later stats of %s: %w", t, err)
 	}
 	for day, a := range later {
-		a.add(d.status, d.duration, d.finished, acc)
+		for range n {
+			a.add(d.status, d.duration, d.finished, acc)
+		}
 		if _, err := tx.ExecContext(ctx, db.q(upsertRollup), append([]any{t.Fraise, t.Environment, day}, a.rollupArgs()...)...); err != nil {
 			return fmt.Errorf("update stats of %s: %w", t, err)
 		}
