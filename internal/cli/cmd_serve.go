@@ -71,7 +71,14 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 				Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Fault: fault,
 				Log: log.With("component", "queue"), MaxConcurrent: cfg.Server.MaxConcurrent, Grace: cfg.Server.ShutdownGrace.D(),
 			}
-			srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http")})
+			stopping := func() {
+				log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
+				if err := server.Notify(a.env.get, "STOPPING=1"); err != nil {
+					log.Warn("sd_notify", "err", err)
+				}
+			}
+			srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
+				OnStopping: stopping})
 			if err != nil {
 				return withCode(ExitConfig, err)
 			}
@@ -87,18 +94,20 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 			workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 			workDone := make(chan struct{})
 			go func() { defer close(workDone); runner.Run(workCtx) }()
-			go func() {
-				<-ctx.Done()
-				log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
-				if err := server.Notify(a.env.get, "STOPPING=1"); err != nil {
-					log.Warn("sd_notify", "err", err)
-				}
-			}()
 			serveErr := srv.Serve(ctx, l, func() {
 				log.Info("listening", "address", l.Addr().String(), "state", db.Backend(), "fraises", len(cfg.Fraises))
-				if err := server.Notify(a.env.get, "READY=1"); err != nil {
-					log.Warn("sd_notify", "err", err)
-				}
+				// Ready once the workers run too: until the queue has
+				// recovered what a crash left, /ready says 503.
+				go func() {
+					select {
+					case <-runner.Started():
+					case <-ctx.Done():
+						return
+					}
+					if err := server.Notify(a.env.get, "READY=1"); err != nil {
+						log.Warn("sd_notify", "err", err)
+					}
+				}()
 			})
 			stopWork()
 			<-workDone

@@ -48,6 +48,9 @@ type Options struct {
 	// IntakeBacklog is how many deliveries may wait to be recorded before
 	// new ones are answered 429 (default 4096).
 	IntakeBacklog int
+	// OnStopping, when set, is called as Serve begins to shut down, before
+	// it stops accepting (sd_notify STOPPING=1).
+	OnStopping func()
 }
 
 // Server is fraisier serve's HTTP side.
@@ -66,6 +69,7 @@ type Server struct {
 	mux       *http.ServeMux
 
 	writerDone chan struct{}
+	onStopping func()
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -82,11 +86,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, store: o.Store, runner: o.Runner, log: log,
-		keys:      buildKeys(cfg),
-		limits:    newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
-		proxies:   proxies,
-		bodyLimit: cfg.Server.BodyLimit,
-		apiToken:  []byte(cfg.Server.APIToken.Reveal()),
+		keys:       buildKeys(cfg),
+		limits:     newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
+		proxies:    proxies,
+		bodyLimit:  cfg.Server.BodyLimit,
+		apiToken:   []byte(cfg.Server.APIToken.Reveal()),
+		onStopping: o.OnStopping,
 	}
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = 1 << 20
@@ -174,6 +179,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error 
 		s.Close()
 		return fmt.Errorf("serve %s: %w", l.Addr(), err)
 	case <-ctx.Done():
+	}
+	if s.onStopping != nil {
+		s.onStopping()
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
