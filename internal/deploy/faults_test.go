@@ -3,7 +3,9 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -451,6 +453,186 @@ func TestFaultUnits(t *testing.T) {
 	}
 	t.Run("a release that starts: succeeds", func(t *testing.T) {
 		f.pushTree("healthy", withRun(run))
+		f.expect(f.deploy(Request{}), store.StatusSucceeded, fmt.Sprintf("v%d", f.version))
+	})
+}
+
+// TestFaultHealthHangs: the new release's health endpoint accepts requests
+// and never answers (httpapp's hang). Each try is cut by its timeout, and
+// the check by its retries or its deadline, whichever comes first; the
+// deployment rolls back to the previous release, which answers healthy,
+// in a bounded time.
+func TestFaultHealthHangs(t *testing.T) {
+	f := newFixture(t, "")
+	f.push("healthy", nil)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	good, _ := currentRelease(f.app)
+
+	for _, tc := range []struct {
+		name  string
+		check func(*config.HealthCheck) // nil: the fixture's (500ms a try, 4 retries, 200ms apart, 5s deadline)
+		want  []string
+		// bound is what the health step may take: the tries' timeouts and
+		// pauses, or the deadline, plus scheduling slack.
+		bound time.Duration
+	}{
+		{
+			name:  "per-try timeout, retries spent",
+			want:  []string{"health: GET http://127.0.0.1:", "no answer within 500ms (5 tries in"},
+			bound: 5*500*time.Millisecond + 4*200*time.Millisecond + time.Second,
+		},
+		{
+			name: "deadline before the retries",
+			check: func(hc *config.HealthCheck) {
+				hc.Timeout = config.Duration(time.Second)
+				hc.Retries = 100
+				hc.Interval = config.Duration(100 * time.Millisecond)
+				hc.Deadline = config.Duration(2500 * time.Millisecond)
+			},
+			want:  []string{"health: GET http://127.0.0.1:", "no answer within", "deadline passed"},
+			bound: 2500*time.Millisecond + time.Second,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.push("hang", nil)
+			before := f.snapshot()
+			env := f.envWith(func(e *config.Environment) {
+				if tc.check != nil {
+					hc := *e.HealthCheck
+					tc.check(&hc)
+					e.HealthCheck = &hc
+				}
+			})
+			start := time.Now()
+			res := f.deployEnv(env, Request{})
+			took := time.Since(start)
+			f.expect(res, store.StatusRolledBack, "v1")
+			msg := res.Err.Error()
+			for _, w := range append(tc.want, "rolled back to "+good) {
+				if !strings.Contains(msg, w) {
+					t.Fatalf("message %q does not say %q", msg, w)
+				}
+			}
+			want := "fetch:succeeded release:succeeded install:skipped migrate:skipped switch:succeeded restart:succeeded health:failed rollback switch:succeeded rollback restart:succeeded rollback health:succeeded"
+			if got := f.stepNames(res.DeploymentID); got != want {
+				t.Fatalf("steps %s, want %s", got, want)
+			}
+			steps, _ := f.db.Steps(context.Background(), res.DeploymentID)
+			for _, s := range steps {
+				if s.Name == "health" {
+					if d := s.FinishedAt.Sub(s.StartedAt); d > tc.bound {
+						t.Fatalf("the health step took %s, want at most %s", d, tc.bound)
+					}
+				}
+			}
+			f.assertRecorded(res)
+			f.assertUnchanged(before, res.Status)
+			if got := f.get("/health"); got != "ok v1" {
+				t.Fatalf("/health after the rollback answers %q, want ok v1", got)
+			}
+			t.Logf("rolled back in %s: %s", took.Round(time.Millisecond), msg)
+		})
+	}
+}
+
+// get returns what the service answers on path, or why it did not.
+func (f *fixture) get(path string) string {
+	f.t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", f.port, path))
+	if err != nil {
+		return "down: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
+// parseDatabase is the database section of a fraises.yaml, defaults and
+// validation applied as for a real file.
+func parseDatabase(t *testing.T, yaml string) *config.Database {
+	t.Helper()
+	cfg, err := config.Parse("fraises.yaml", []byte(`
+fraises:
+  hello:
+    type: api
+    environments:
+      production:
+        branch: main
+        git_repo: /nonexistent/origin.git
+        app_path: /nonexistent/srv/hello
+        database:
+`+yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	env, err := cfg.Lookup("hello", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.Database
+}
+
+// TestFaultMigrationToolMissing: the migration tool cannot run: alembic's
+// interpreter is not there, a virtualenv without alembic, a command tool's
+// program that is not installed. The migrate step fails before the switch:
+// failed, the new release removed (recorded bad), nothing changed.
+func TestFaultMigrationToolMissing(t *testing.T) {
+	f := newFixture(t, "")
+	f.push("healthy", nil)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	root := t.TempDir()
+	venv := filepath.Join(root, "venv")
+	if out, err := exec.Command(systemPython, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "make a virtualenv with %s: %v %s", systemPython, err, out)
+	}
+	url := "sqlite:///" + filepath.Join(root, "app.db")
+
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{
+			name: "alembic's interpreter is not there",
+			yaml: fmt.Sprintf("          tool: alembic\n          python: %s\n          url: %s\n", filepath.Join(root, "nonexistent", "python3"), url),
+			want: []string{"migrate: read current revision:", filepath.Join(root, "nonexistent", "python3"), "no such file or directory"},
+		},
+		{
+			name: "a virtualenv without alembic",
+			yaml: fmt.Sprintf("          tool: alembic\n          python: %s\n          url: %s\n", filepath.Join(venv, "bin", "python3"), url),
+			want: []string{"migrate: read current revision:", "No module named alembic"},
+		},
+		{
+			name: "the command tool's program is not installed",
+			yaml: fmt.Sprintf("          tool: command\n          up: [%[1]s, up]\n          down: [%[1]s, down, '{revision}']\n          current: [%[1]s, current]\n          url: %[2]s\n",
+				filepath.Join(root, "nonexistent", "migrate-tool"), url),
+			want: []string{"migrate: read current revision:", filepath.Join(root, "nonexistent", "migrate-tool"), "no such file or directory"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.push("healthy", nil)
+			before := f.snapshot()
+			db := parseDatabase(t, tc.yaml)
+			res := f.deployEnv(f.envWith(func(e *config.Environment) { e.Database = db }), Request{})
+			if res.Status != store.StatusFailed {
+				t.Fatalf("status %s (%v), want failed", res.Status, res.Err)
+			}
+			msg := res.Err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Fatalf("message %q does not say %q", msg, w)
+				}
+			}
+			if got, want := f.stepNames(res.DeploymentID), "fetch:succeeded release:succeeded install:skipped migrate:failed"; got != want {
+				t.Fatalf("steps %s, want %s", got, want)
+			}
+			f.assertRecorded(res)
+			f.assertUnchanged(before, res.Status)
+			assertReleaseState(t, f, res, store.ReleaseBad)
+			t.Log(msg)
+		})
+	}
+	t.Run("tool back (no database): succeeds", func(t *testing.T) {
 		f.expect(f.deploy(Request{}), store.StatusSucceeded, fmt.Sprintf("v%d", f.version))
 	})
 }

@@ -11,6 +11,7 @@
 //
 //	healthy           serve / and /health with 200
 //	unhealthy         serve /health with 500
+//	hang              accept /health requests and never answer them
 //	crash             exit 1 before listening
 //	slow:DURATION     sleep DURATION before listening
 //	crash-after:DUR   listen, then exit 1 after DUR

@@ -18,6 +18,7 @@ import (
 type behaviour struct {
 	crash      bool
 	unhealthy  bool
+	hang       bool
 	slow       time.Duration
 	crashAfter time.Duration
 }
@@ -66,7 +67,19 @@ func run(addr, dir string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+	// hangUntil is closed when the server stops, so that a hanging
+	// /health does not hold up a graceful shutdown.
+	hangUntil := make(chan struct{})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if b.hang {
+			// Accepted, read, never answered: the client's own timeout is
+			// the only way out (or the server stopping).
+			select {
+			case <-r.Context().Done():
+			case <-hangUntil:
+			}
+			return
+		}
 		if b.unhealthy {
 			http.Error(w, "unhealthy "+version, http.StatusInternalServerError)
 			return
@@ -93,6 +106,7 @@ func run(addr, dir string) error {
 	case <-crash:
 		return fmt.Errorf("version %s: crashing after %s as told", version, b.crashAfter)
 	case <-ctx.Done():
+		close(hangUntil)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return srv.Shutdown(shutdownCtx)
@@ -117,6 +131,8 @@ func readBehaviour(path string) (behaviour, error) {
 			b.unhealthy = true
 		case "crash":
 			b.crash = true
+		case "hang":
+			b.hang = true
 		case "slow", "crash-after":
 			d, err := time.ParseDuration(arg)
 			if err != nil {
