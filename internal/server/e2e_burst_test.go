@@ -1,9 +1,14 @@
 package server_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +20,7 @@ import (
 // deployment runs. At most two deployments run (the one running and the
 // newest push), the last pushed SHA is what ends up deployed, and all 200
 // deliveries are recorded, each with its outcome: accepted for the two
-// that ran, superseded for every other.
+// that ran, superseded for every other, and each linked to a deployment.
 //
 // The first push goes alone, and its deployment is held in its install
 // step. The next 198 go concurrently from 8 senders, each on its own
@@ -23,6 +28,11 @@ import (
 // no fixed order, as a forge's deliveries may. The last one is sent once
 // all of those were answered: it is then the last push by any reading,
 // and must be the one deployed.
+//
+// The server records deliveries in batches. A concurrent push recorded in
+// the same batch as a newer one is folded into it: no deployment of its
+// own, answered superseded naming the newer one's deployment. Every other
+// push queues a deployment of its own, which the next one supersedes.
 func TestE2EBurst(t *testing.T) {
 	const (
 		n       = 200
@@ -41,7 +51,7 @@ func TestE2EBurst(t *testing.T) {
 	}
 	type result struct {
 		status int
-		a      hookAnswer
+		a      burstAnswer
 		err    error
 	}
 	results := make([]result, n)
@@ -52,7 +62,7 @@ func TestE2EBurst(t *testing.T) {
 	}
 	send := func(k, i int) {
 		r := &results[i]
-		r.status, r.a, r.err = f.send(clients[k], f.base(), ds[i])
+		r.status, r.a, r.err = sendBurst(clients[k], f.base(), ds[i])
 	}
 
 	f.hold()
@@ -81,26 +91,34 @@ func TestE2EBurst(t *testing.T) {
 		t.Errorf("%d pushes took %s to be answered, want them within 2s", n, took)
 	}
 
-	// Every push was answered 202 naming its own queued deployment; each
-	// but the first of the concurrent ones replaced the request waiting
-	// before it, and nothing replaced the last.
-	ids := map[int64]int{}
+	// Every push was answered 202 naming one deployment: its own, queued
+	// (accepted), or the one of the newer push it was folded into
+	// (superseded). The first and the last are alone in their batch and
+	// never folded.
+	own := map[int64]int{} // deployment → the push that queued it
 	events := map[int64]bool{}
 	superseded := map[int64]bool{}
+	var folded []int
 	for i, r := range results {
-		// A concurrent push recorded in the same batch as a newer one is
-		// answered with the truth at the time of the answer: superseded.
-		// The first and the last are never replaced before their answer.
-		outcomeOK := r.a.Outcome == store.OutcomeAccepted ||
-			r.a.Outcome == store.OutcomeSuperseded && i >= 1 && i < n-1
-		if r.err != nil || r.status != http.StatusAccepted || !outcomeOK || len(r.a.Deployments) != 1 || r.a.DeliveryID != ds[i].id {
-			t.Fatalf("push %d (%s): %d %+v %v; want 202 accepted (or already superseded) naming one deployment", i, ds[i].id, r.status, r.a, r.err)
+		if r.err != nil || r.status != http.StatusAccepted || len(r.a.Deployments) != 1 || r.a.DeliveryID != ds[i].id || events[r.a.WebhookEventID] {
+			t.Fatalf("push %d (%s): %d %+v %v; want 202 naming one deployment and a webhook event of its own", i, ds[i].id, r.status, r.a, r.err)
 		}
+		events[r.a.WebhookEventID] = true
 		q := r.a.Deployments[0]
-		if _, dup := ids[q.DeploymentID]; dup || events[r.a.WebhookEventID] {
-			t.Fatalf("push %d: deployment %d or webhook event %d named twice", i, q.DeploymentID, r.a.WebhookEventID)
+		if q.Folded {
+			if i == 0 || i == n-1 || r.a.Outcome != store.OutcomeSuperseded || q.Superseded != 0 {
+				t.Fatalf("push %d (%s): %+v; only a concurrent push may be folded, answered superseded and superseding nothing", i, ds[i].id, r.a)
+			}
+			folded = append(folded, i)
+			continue
 		}
-		ids[q.DeploymentID], events[r.a.WebhookEventID] = i, true
+		if r.a.Outcome != store.OutcomeAccepted {
+			t.Fatalf("push %d (%s): %+v; want accepted, as it queued a deployment", i, ds[i].id, r.a)
+		}
+		if _, dup := own[q.DeploymentID]; dup {
+			t.Fatalf("push %d: deployment %d queued by two pushes", i, q.DeploymentID)
+		}
+		own[q.DeploymentID] = i
 		if q.Superseded != 0 {
 			if superseded[q.Superseded] {
 				t.Errorf("deployment %d superseded twice", q.Superseded)
@@ -108,28 +126,41 @@ func TestE2EBurst(t *testing.T) {
 			superseded[q.Superseded] = true
 		}
 	}
-	for i, r := range results {
-		id := r.a.Deployments[0].DeploymentID
-		want := i >= 1 && i < n-1 // every concurrent one waited and was replaced
+	t.Logf("%d pushes queued a deployment, %d were folded into a newer one of their batch", len(own), len(folded))
+	// A folded push names the deployment of a newer concurrent push, which
+	// its reason names too.
+	for _, i := range folded {
+		a := results[i].a
+		j, ok := own[a.Deployments[0].DeploymentID]
+		if !ok || j == 0 || j == n-1 || !strings.Contains(a.Reason, ds[j].id) || !strings.Contains(a.Reason, shas[j][:12]) {
+			t.Errorf("push %d folded into deployment %d (of push %d, known %v) for %q; want a concurrent push's, named with its commit",
+				i, a.Deployments[0].DeploymentID, j, ok, a.Reason)
+		}
+	}
+	// Each queued concurrent push waited and was superseded by a later
+	// answer; the first ran, and nothing replaced the last.
+	for id, i := range own {
+		want := i >= 1 && i < n-1
 		if superseded[id] != want {
 			t.Errorf("push %d's deployment %d: superseded by a later answer %v, want %v", i, id, superseded[id], want)
 		}
 	}
-	if len(superseded) != n-2 {
-		t.Errorf("%d answers superseded a waiting request, want %d", len(superseded), n-2)
+	if len(superseded) != len(own)-2 {
+		t.Errorf("%d answers superseded a waiting request, want %d", len(superseded), len(own)-2)
 	}
 
 	f.release()
 	last := shas[n-1]
 	f.waitDeployed("production", last, version("main", n), 60*time.Second)
 
-	// The state database: 200 deployments, two ran, 198 superseded; 200
-	// webhook events, each linked to its deployment with its outcome.
+	// The state database: one deployment per push that queued one; two
+	// ran, the others superseded; 200 webhook events, each linked to the
+	// deployment its answer named, with its outcome.
 	ran := 0
 	for _, d := range f.deployments("production") {
-		i, ok := ids[d.ID]
+		i, ok := own[d.ID]
 		if !ok {
-			t.Errorf("deployment %d (%s, %s) was never named in an answer", d.ID, d.Status, d.Trigger)
+			t.Errorf("deployment %d (%s, %s) was never named as queued in an answer", d.ID, d.Status, d.Trigger)
 			continue
 		}
 		want := store.StatusSuperseded
@@ -143,13 +174,13 @@ func TestE2EBurst(t *testing.T) {
 			t.Errorf("deployment %d for push %d: %s at %s by webhook %v (%s); want %s at %s by webhook %d",
 				d.ID, i, d.Status, d.NewSHA, d.WebhookID, d.Error, want, shas[i], results[i].a.WebhookEventID)
 		}
-		delete(ids, d.ID)
+		delete(own, d.ID)
 	}
 	if ran > 2 {
 		t.Errorf("%d deployments ran, want at most 2", ran)
 	}
-	if len(ids) > 0 {
-		t.Errorf("%d deployments named in answers are missing from the history", len(ids))
+	if len(own) > 0 {
+		t.Errorf("%d deployments named in answers are missing from the history", len(own))
 	}
 	hooks := f.webhooks()
 	if len(hooks) != n {
@@ -165,9 +196,13 @@ func TestE2EBurst(t *testing.T) {
 		if i == 0 || i == n-1 {
 			want = store.OutcomeAccepted
 		}
-		dep := results[i].a.Deployments[0].DeploymentID
-		if e.ID != results[i].a.WebhookEventID || e.Outcome != want || e.SHA != shas[i] || len(e.DeploymentIDs) != 1 || e.DeploymentIDs[0] != dep {
+		a := results[i].a
+		dep := a.Deployments[0].DeploymentID
+		if e.ID != a.WebhookEventID || e.Outcome != want || e.SHA != shas[i] || len(e.DeploymentIDs) != 1 || e.DeploymentIDs[0] != dep {
 			t.Errorf("webhook event of push %d: %+v; want %s at %s linked to deployment %d", i, e, want, shas[i], dep)
+		}
+		if a.Deployments[0].Folded && e.Reason != a.Reason {
+			t.Errorf("folded push %d recorded for %q, answered for %q", i, e.Reason, a.Reason)
 		}
 	}
 	// Only the two that ran ever reached their install step.
@@ -179,6 +214,46 @@ func TestE2EBurst(t *testing.T) {
 	if want := []string{"started-" + version("main", 1), "started-" + version("main", n)}; !equal(started, want) {
 		t.Errorf("installs started: %v, want %v", started, want)
 	}
+}
+
+// burstAnswer is hookAnswer with whether the push was folded into the
+// deployment named.
+type burstAnswer struct {
+	hookAnswer
+	Deployments []struct {
+		Fraise       string `json:"fraise"`
+		Environment  string `json:"environment"`
+		DeploymentID int64  `json:"deployment_id"`
+		Superseded   int64  `json:"superseded"`
+		Folded       bool   `json:"folded"`
+	} `json:"deployments"`
+}
+
+// sendBurst is e2e.send, reading the answer as a burstAnswer.
+func sendBurst(c *http.Client, base string, d delivery) (int, burstAnswer, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(d.body))
+	if err != nil {
+		return 0, burstAnswer{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "GitHub-Hookshot/e2e")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", d.id)
+	req.Header.Set("X-Hub-Signature-256", d.sig)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, burstAnswer{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, burstAnswer{}, err
+	}
+	var a burstAnswer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return resp.StatusCode, a, fmt.Errorf("answer %q: %w", raw, err)
+	}
+	return resp.StatusCode, a, nil
 }
 
 func equal(a, b []string) bool {

@@ -80,6 +80,9 @@ type queuedAnswer struct {
 	DeploymentID int64  `json:"deployment_id"`
 	// Superseded is the request this one replaced.
 	Superseded int64 `json:"superseded,omitempty"`
+	// Folded: a newer push recorded in the same batch replaced this one
+	// before it was queued; DeploymentID is the newer push's deployment.
+	Folded bool `json:"folded,omitempty"`
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -225,7 +228,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 	a := answer{Outcome: ev.Outcome, Reason: ev.Reason, WebhookEventID: ev.ID, Forge: kind, DeliveryID: ev.DeliveryID, Duplicate: res.Duplicate}
 	for _, q := range res.Queued {
 		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
-			DeploymentID: q.DeploymentID, Superseded: q.Superseded})
+			DeploymentID: q.DeploymentID, Superseded: q.Superseded, Folded: q.Folded})
 	}
 	if res.Duplicate {
 		status = http.StatusOK

@@ -20,4 +20,14 @@
 // of two rows per target, so Stats costs a few rows per target however long
 // the history or the window; RebuildStats derives the rollup again from the
 // deployments.
+//
+// The deploy queue is tb_deployment: a request waits as a queued deployment,
+// one per target. RecordIntake records a batch of deliveries in one
+// transaction and queues, per target, only the batch's newest request. A
+// request that waited durably and is then replaced is finished as a
+// superseded deployment, and counts in the statistics. A request replaced
+// by a newer one in its own batch never waited: it is folded into the newer
+// one (Queued.Folded), no deployment of its own and not counted; its
+// delivery is recorded superseded, with a reason naming the newer delivery
+// and commit, and linked to the deployment that replaced it.
 package store

@@ -5,140 +5,398 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // The statements of the intake's hot path, prepared once (see stmt).
 const (
-	sqlInsertEvent = `INSERT INTO tb_webhook_event
-		(forge, delivery_id, event_type, repository, ref, sha, sender, outcome, reason, remote_addr, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (forge, delivery_id) WHERE delivery_id <> '' DO NOTHING
-		RETURNING id`
+	eventInsertHead = `INSERT INTO tb_webhook_event
+		(forge, delivery_id, event_type, repository, ref, sha, sender, outcome, reason, remote_addr, received_at)`
+	eventInsertTail = `
+		ON CONFLICT (forge, delivery_id) WHERE delivery_id <> '' DO NOTHING`
+	eventCols      = 11
+	linkInsertHead = `INSERT INTO tb_webhook_deployment (webhook_event_id, deployment_id, fraise)`
+	linkInsertTail = `
+		ON CONFLICT (webhook_event_id, deployment_id) DO NOTHING`
+	linkCols        = 3
 	sqlEnsureTarget = `INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
 		ON CONFLICT (fraise, environment) DO NOTHING`
-	sqlWaiting = `SELECT id, webhook_event_id, started_at FROM tb_deployment
+	sqlLockTarget = `SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?`
+	sqlWaiting    = `SELECT id, webhook_event_id, started_at FROM tb_deployment
 		WHERE fraise = ? AND environment = ? AND status = 'queued'`
 	sqlSupersedeWaiting = `UPDATE tb_deployment
 		SET status = 'superseded', finished_at = ?, duration_ms = ?, error = ?
 		WHERE id = ? AND status = 'queued'`
 	sqlInsertRequest = `INSERT INTO tb_deployment
-		(fraise, environment, trigger, actor, requested_ref, new_sha, status, started_at, finished_at, duration_ms,
-		 error, webhook_event_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	sqlLinkWebhook = `INSERT INTO tb_webhook_deployment (webhook_event_id, deployment_id, fraise)
-		VALUES (?, ?, ?) ON CONFLICT (webhook_event_id, deployment_id) DO NOTHING`
-	sqlTargetQueued = `UPDATE tb_fraise_state SET status = 'queued', last_deployment_id = ?
-		WHERE fraise = ? AND environment = ?`
-	sqlEventSuperseded = `UPDATE tb_webhook_event SET outcome = 'superseded', reason = ? WHERE id = ?`
+		(fraise, environment, trigger, actor, requested_ref, new_sha, status, started_at, webhook_event_id)
+		VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
+	// An upsert: on SQLite the target's state row is not created ahead as
+	// a lock (see queueTarget), so it may not exist yet.
+	sqlTargetQueued = `INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
+		VALUES (?, ?, 'queued', ?)
+		ON CONFLICT (fraise, environment) DO UPDATE SET status = 'queued', last_deployment_id = excluded.last_deployment_id`
+	sqlEventReplanned = `UPDATE tb_webhook_event SET outcome = ?, reason = ? WHERE id = ?`
 )
+
+// chunkSizes are the row counts of the multi-row INSERTs the intake keeps
+// prepared: a batch's rows go in chunks of these sizes, largest first, so
+// seven statement shapes serve every batch in at most a few statements,
+// and no statement is prepared for one batch only.
+var chunkSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
+
+var (
+	// The event INSERTs return the delivery id with the row id: neither
+	// SQLite nor PostgreSQL promises RETURNING rows in VALUES order, and a
+	// row that conflicted with an earlier delivery returns nothing.
+	eventInserts = multiRowStatements(eventInsertHead, eventCols, eventInsertTail+" RETURNING id, forge, delivery_id")
+	linkInserts  = multiRowStatements(linkInsertHead, linkCols, linkInsertTail)
+)
+
+func multiRowStatements(head string, cols int, tail string) [len(chunkSizes)]string {
+	var out [len(chunkSizes)]string
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	for k, n := range chunkSizes {
+		out[k] = head + "\n\t\tVALUES " + strings.Repeat(row+", ", n-1) + row + tail
+	}
+	return out
+}
+
+// chunk is the largest of chunkSizes not over n (n > 0), and its index.
+func chunk(n int) (size, k int) {
+	for k, size := range chunkSizes {
+		if size <= n {
+			return size, k
+		}
+	}
+	panic("chunk of no rows")
+}
 
 // intakeRef is one request of a batch: item i's request j.
 type intakeRef struct{ item, req int }
 
+// intakeBatch is RecordIntake's plan of one batch.
+type intakeBatch struct {
+	items   []Intake
+	results []IntakeResult
+	// dup marks a delivery seen before, in an earlier transaction or
+	// earlier in this batch: it queues nothing and is answered as before.
+	dup []bool
+	// stands is, per target, the request of the batch that is queued: the
+	// newest one. The others for that target are folded into it.
+	stands map[Target]intakeRef
+}
+
+// plan decides, per target, which request of the batch stands.
+func (b *intakeBatch) plan() {
+	b.stands = make(map[Target]intakeRef, 1)
+	for i, it := range b.items {
+		if b.dup[i] {
+			continue
+		}
+		for j, r := range it.Requests {
+			b.stands[r.Target] = intakeRef{i, j}
+		}
+	}
+}
+
+// folded reports whether item i's request j was replaced by a newer
+// request of the batch.
+func (b *intakeBatch) folded(i, j int) bool {
+	return b.stands[b.items[i].Requests[j].Target] != intakeRef{i, j}
+}
+
+// fate is the outcome and reason item i is recorded with under the plan:
+// its own, unless every request it made was folded into a newer one, in
+// which case it never queued anything and is superseded.
+func (b *intakeBatch) fate(i int) (outcome, reason string) {
+	it := b.items[i]
+	if len(it.Requests) == 0 {
+		return it.Event.Outcome, it.Event.Reason
+	}
+	var by []string
+	for j, r := range it.Requests {
+		s := b.stands[r.Target]
+		if s.item == i {
+			return it.Event.Outcome, it.Event.Reason
+		}
+		newer := b.items[s.item]
+		d := "a newer delivery"
+		if newer.Event.DeliveryID != "" {
+			d = "delivery " + newer.Event.DeliveryID
+		}
+		d += " (commit " + short12(newer.Requests[s.req].SHA) + ")"
+		if len(it.Requests) > 1 {
+			d += " for " + it.Requests[j].Target.String()
+		}
+		by = append(by, d)
+	}
+	return OutcomeSuperseded, "replaced before it was queued by " + strings.Join(by, ", ") + ", newer in the same recording batch"
+}
+
 // recordIntake is RecordIntake's transaction. A busy server hands it many
-// deliveries at once, often several for one target; per target it queues
-// only the newest request and writes the others straight as superseded, so
-// a burst costs about one row per delivery rather than a queue-then-
-// supersede cycle each.
+// deliveries at once, often several for one target. Per target only the
+// newest request of the batch is queued; the older ones never waited
+// durably, so they are not deployments of their own: their deliveries
+// are recorded superseded and linked to the deployment that replaced
+// them. Outcomes are decided before the events are inserted, so a burst
+// costs a few multi-row statements and, per target, one deployment row.
 func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]IntakeResult, error) {
 	now := db.nowMS()
-	insEvent, err := db.stmt(ctx, tx, sqlInsertEvent)
+	b := &intakeBatch{items: items, results: make([]IntakeResult, len(items)), dup: make([]bool, len(items))}
+	// A delivery twice in one batch is a redelivery of the first.
+	seen := make(map[[2]string]bool, len(items))
+	for i, it := range items {
+		if it.Event.DeliveryID == "" {
+			continue
+		}
+		k := [2]string{it.Event.Forge, it.Event.DeliveryID}
+		b.dup[i] = seen[k]
+		seen[k] = true
+	}
+	b.plan()
+	replan, err := db.insertEvents(ctx, tx, b, now)
 	if err != nil {
 		return nil, err
 	}
-	results := make([]IntakeResult, len(items))
-	byTarget := map[Target][]intakeRef{}
-	var targets []Target
-	standing := make([]int, len(items)) // requests of each delivery not superseded
-	for i, it := range items {
-		e := it.Event
-		received := e.ReceivedAt.UnixMilli()
-		if e.ReceivedAt.IsZero() {
-			received = now
+	if replan {
+		// A request planned to stand came from a delivery recorded before:
+		// it queues nothing, and the requests folded into it stand or fold
+		// into another. Rare; only the events whose fate changed are fixed.
+		before := make([][2]string, len(items))
+		for i := range items {
+			if !b.dup[i] {
+				before[i] = [2]string{b.results[i].Event.Outcome, b.results[i].Event.Reason}
+			}
 		}
-		var id int64
-		err := insEvent.QueryRowContext(ctx, e.Forge, e.DeliveryID, e.EventType, e.Repository, e.Ref, e.SHA, e.Sender,
-			e.Outcome, e.Reason, e.RemoteAddr, received).Scan(&id)
-		if notFound(err) {
-			r, err := db.duplicateIntake(ctx, tx, e)
+		b.plan()
+		for i := range items {
+			if b.dup[i] {
+				continue
+			}
+			e := &b.results[i].Event
+			if e.Outcome, e.Reason = b.fate(i); [2]string{e.Outcome, e.Reason} == before[i] {
+				continue
+			}
+			upd, err := db.stmt(ctx, tx, sqlEventReplanned)
 			if err != nil {
+				return nil, err
+			}
+			if _, err := upd.ExecContext(ctx, e.Outcome, e.Reason, e.ID); err != nil {
 				return nil, fmt.Errorf("record webhook %s %s: %w", e.Forge, e.DeliveryID, err)
 			}
-			results[i] = r
-			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("record webhook %s %s: insert: %w", e.Forge, e.DeliveryID, err)
-		}
-		e.ID, e.ReceivedAt = id, fromMS(received)
-		results[i].Event = e
-		standing[i] = len(it.Requests)
-		for j, r := range it.Requests {
-			if _, ok := byTarget[r.Target]; !ok {
-				targets = append(targets, r.Target)
-			}
-			byTarget[r.Target] = append(byTarget[r.Target], intakeRef{i, j})
-		}
+	}
+
+	targets := make([]Target, 0, len(b.stands))
+	for t := range b.stands {
+		targets = append(targets, t)
 	}
 	// A fixed order: two PostgreSQL nodes queueing for the same targets
 	// lock them in the same order and cannot deadlock.
-	sort.Slice(targets, func(a, b int) bool { return targets[a].String() < targets[b].String() })
+	sort.Slice(targets, func(a, c int) bool { return targets[a].String() < targets[c].String() })
+	queued := make(map[Target]Queued, len(targets))
 	for _, t := range targets {
-		if err := db.queueBatch(ctx, tx, t, byTarget[t], items, results, standing, now); err != nil {
+		q, err := db.queueTarget(ctx, tx, t, b, now)
+		if err != nil {
 			return nil, fmt.Errorf("queue %s: %w", t, err)
 		}
+		queued[t] = q
 	}
-	if len(targets) > 0 {
-		upd, err := db.stmt(ctx, tx, sqlEventSuperseded)
+
+	var links []any
+	for i, it := range items {
+		if b.dup[i] || len(it.Requests) == 0 {
+			continue
+		}
+		res := &b.results[i]
+		res.Queued = make([]Queued, len(it.Requests))
+		for j, r := range it.Requests {
+			q := queued[r.Target]
+			if b.folded(i, j) {
+				q.Superseded, q.Folded = 0, true
+			}
+			res.Queued[j] = q
+			if !containsID(res.Event.DeploymentIDs, q.DeploymentID) {
+				res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, q.DeploymentID)
+				links = append(links, res.Event.ID, q.DeploymentID, r.Fraise)
+			}
+		}
+	}
+	if err := db.insertRows(ctx, tx, &linkInserts, linkCols, links); err != nil {
+		return nil, fmt.Errorf("link webhook events: %w", err)
+	}
+
+	// Last, so that a delivery repeated within the batch is answered with
+	// what its first copy queued.
+	for i := range items {
+		if !b.dup[i] {
+			continue
+		}
+		r, err := db.duplicateIntake(ctx, tx, items[i].Event)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("record webhook %s %s: %w", items[i].Event.Forge, items[i].Event.DeliveryID, err)
 		}
-		for i := range items {
-			if len(items[i].Requests) == 0 || results[i].Duplicate || standing[i] > 0 {
-				continue
-			}
-			reason := "a newer push replaced it before it ran"
-			if _, err := upd.ExecContext(ctx, reason, results[i].Event.ID); err != nil {
-				return nil, fmt.Errorf("mark webhook event %d superseded: %w", results[i].Event.ID, err)
-			}
-			results[i].Event.Outcome, results[i].Event.Reason = OutcomeSuperseded, reason
-		}
+		b.results[i] = r
 	}
-	return results, nil
+	return b.results, nil
 }
 
-// queueBatch queues the requests of one batch for target t, oldest first:
-// the request already waiting and all but the last of these are
-// superseded, the last waits.
-func (db *DB) queueBatch(ctx context.Context, tx *sql.Tx, t Target, refs []intakeRef, items []Intake, results []IntakeResult, standing []int, now int64) error {
-	// Serialise queueing per target: with nothing waiting, the SELECT below
-	// locks no row, and two PostgreSQL transactions would both insert. The
-	// target's state row is the lock, created if need be.
-	ensure, err := db.stmt(ctx, tx, sqlEnsureTarget)
-	if err != nil {
-		return err
-	}
-	if _, err := ensure.ExecContext(ctx, t.Fraise, t.Environment); err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
-	if db.d.forUpdate != "" {
-		var one int
-		if err := tx.QueryRowContext(ctx, db.q("SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate),
-			t.Fraise, t.Environment).Scan(&one); err != nil {
-			return fmt.Errorf("lock: %w", err)
+func containsID(ids []int64, id int64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
 		}
 	}
-	request := func(r intakeRef) QueueRequest { return items[r.item].Requests[r.req] }
-	hook := func(r intakeRef) int64 { return results[r.item].Event.ID }
-	supersededBy := func(r intakeRef) string {
-		return fmt.Sprintf("superseded by a newer request for %s (webhook event %d)", short12(request(r).SHA), hook(r))
+	return false
+}
+
+// insertEvents inserts the batch's new deliveries with the outcome the
+// plan gives them, and marks those that conflict with a delivery recorded
+// before as duplicates. replan reports whether one of those carried a
+// request the plan had standing.
+func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, now int64) (replan bool, err error) {
+	keyed := make([]int, 0, len(b.items))
+	for i, it := range b.items {
+		if b.dup[i] {
+			continue
+		}
+		e := &b.results[i].Event
+		*e = it.Event
+		if e.ReceivedAt.IsZero() {
+			e.ReceivedAt = fromMS(now)
+		}
+		e.ReceivedAt = fromMS(e.ReceivedAt.UnixMilli())
+		e.Outcome, e.Reason = b.fate(i)
+		if e.DeliveryID != "" {
+			keyed = append(keyed, i)
+			continue
+		}
+		// Without a delivery id a row cannot be told from another in a
+		// multi-row RETURNING; such deliveries (refused ones, mostly) are
+		// rare enough to insert alone.
+		ins, err := db.stmt(ctx, tx, eventInserts[len(chunkSizes)-1])
+		if err != nil {
+			return false, err
+		}
+		var forge, delivery string
+		if err := ins.QueryRowContext(ctx, eventArgs(nil, e)...).Scan(&e.ID, &forge, &delivery); err != nil {
+			return false, fmt.Errorf("record webhook %s: insert: %w", e.Forge, err)
+		}
+	}
+	args := make([]any, 0, eventCols*min(len(keyed), chunkSizes[0]))
+	row := make(map[[2]string]int, min(len(keyed), chunkSizes[0]))
+	for len(keyed) > 0 {
+		n, k := chunk(len(keyed))
+		part := keyed[:n]
+		keyed = keyed[n:]
+		args = args[:0]
+		clear(row)
+		for _, i := range part {
+			e := &b.results[i].Event
+			args = eventArgs(args, e)
+			row[[2]string{e.Forge, e.DeliveryID}] = i
+		}
+		ins, err := db.stmt(ctx, tx, eventInserts[k])
+		if err != nil {
+			return false, err
+		}
+		rows, err := ins.QueryContext(ctx, args...)
+		if err != nil {
+			return false, fmt.Errorf("record webhooks: insert: %w", err)
+		}
+		err = eachRow(rows, func() error {
+			var (
+				id  int64
+				key [2]string
+			)
+			if err := rows.Scan(&id, &key[0], &key[1]); err != nil {
+				return err
+			}
+			i, ok := row[key]
+			if !ok {
+				return fmt.Errorf("insert returned delivery %s %s, not one of the batch", key[0], key[1])
+			}
+			b.results[i].Event.ID = id
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("record webhooks: insert: %w", err)
+		}
+		for _, i := range part {
+			if b.results[i].Event.ID != 0 {
+				continue
+			}
+			b.dup[i] = true
+			b.results[i] = IntakeResult{}
+			for j := range b.items[i].Requests {
+				if !b.folded(i, j) {
+					replan = true
+				}
+			}
+		}
+	}
+	return replan, nil
+}
+
+func eventArgs(args []any, e *WebhookEvent) []any {
+	return append(args, e.Forge, e.DeliveryID, e.EventType, e.Repository, e.Ref, e.SHA, e.Sender,
+		e.Outcome, e.Reason, e.RemoteAddr, e.ReceivedAt.UnixMilli())
+}
+
+// insertRows runs the multi-row statements of stmts over args, cols
+// values a row.
+func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, stmts *[len(chunkSizes)]string, cols int, args []any) error {
+	for len(args) > 0 {
+		n, k := chunk(len(args) / cols)
+		ins, err := db.stmt(ctx, tx, stmts[k])
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, args[:n*cols]...); err != nil {
+			return err
+		}
+		args = args[n*cols:]
+	}
+	return nil
+}
+
+// queueTarget queues the request of the batch that stands for t,
+// superseding the request waiting for t, if any.
+func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBatch, now int64) (Queued, error) {
+	ref := b.stands[t]
+	r := b.items[ref.item].Requests[ref.req]
+	hook := b.results[ref.item].Event.ID
+	sha, err := normSHA(r.SHA)
+	if err != nil {
+		return Queued{}, err
+	}
+	if db.d.forUpdate != "" {
+		// Serialise queueing per target: with nothing waiting, the SELECT
+		// below locks no row, and two PostgreSQL transactions would both
+		// insert. The target's state row is the lock, created if need be.
+		// SQLite needs none: its write transactions take the database's
+		// one write lock when they begin.
+		ensure, err := db.stmt(ctx, tx, sqlEnsureTarget)
+		if err != nil {
+			return Queued{}, err
+		}
+		if _, err := ensure.ExecContext(ctx, t.Fraise, t.Environment); err != nil {
+			return Queued{}, fmt.Errorf("lock: %w", err)
+		}
+		lock, err := db.stmt(ctx, tx, sqlLockTarget+db.d.forUpdate)
+		if err != nil {
+			return Queued{}, err
+		}
+		var one int
+		if err := lock.QueryRowContext(ctx, t.Fraise, t.Environment).Scan(&one); err != nil {
+			return Queued{}, fmt.Errorf("lock: %w", err)
+		}
 	}
 
-	superseded := 0
-	var prev int64 // the request the next one replaces
+	q := Queued{Target: t}
 	sel, err := db.stmt(ctx, tx, sqlWaiting+db.d.forUpdate)
 	if err != nil {
-		return err
+		return Queued{}, err
 	}
 	var (
 		waiting     int64
@@ -148,83 +406,51 @@ func (db *DB) queueBatch(ctx context.Context, tx *sql.Tx, t Target, refs []intak
 	switch err := sel.QueryRowContext(ctx, t.Fraise, t.Environment).Scan(&waiting, &waitingHook, &started); {
 	case notFound(err):
 	case err != nil:
-		return fmt.Errorf("find the request waiting: %w", err)
+		return Queued{}, fmt.Errorf("find the request waiting: %w", err)
 	default:
 		upd, err := db.stmt(ctx, tx, sqlSupersedeWaiting)
 		if err != nil {
-			return err
+			return Queued{}, err
 		}
-		if _, err := upd.ExecContext(ctx, now, max(0, now-started), supersededBy(refs[0]), waiting); err != nil {
-			return fmt.Errorf("supersede deployment %d: %w", waiting, err)
+		why := fmt.Sprintf("superseded by a newer request for %s (webhook event %d)", short12(sha), hook)
+		if _, err := upd.ExecContext(ctx, now, max(0, now-started), why, waiting); err != nil {
+			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
 		}
 		if waitingHook.Valid {
-			first := hook(refs[0])
-			if err := db.markWebhookSuperseded(ctx, tx, waitingHook.Int64, &first); err != nil {
-				return err
+			if err := db.markWebhookSuperseded(ctx, tx, waitingHook.Int64, &hook); err != nil {
+				return Queued{}, err
 			}
 		}
-		superseded++
-		prev = waiting
+		// A request that waited durably and was replaced counts in the
+		// statistics as finished, with no duration and no incident,
+		// exactly as FinishDeployment counts one. Requests folded within
+		// the batch never waited and are not deployments: not counted.
+		if err := db.addManyToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{}, 1); err != nil {
+			return Queued{}, err
+		}
+		q.Superseded = waiting
 	}
 
 	ins, err := db.stmt(ctx, tx, sqlInsertRequest)
 	if err != nil {
-		return err
+		return Queued{}, err
 	}
-	link, err := db.stmt(ctx, tx, sqlLinkWebhook)
-	if err != nil {
-		return err
+	if err := ins.QueryRowContext(ctx, t.Fraise, t.Environment, r.Trigger, r.Actor, requestedRef(r), sha,
+		now, hook).Scan(&q.DeploymentID); err != nil {
+		return Queued{}, fmt.Errorf("insert: %w", err)
 	}
-	var last int64
-	for k, ref := range refs {
-		r := request(ref)
-		sha, err := normSHA(r.SHA)
-		if err != nil {
-			return err
-		}
-		status, finished, duration, why := StatusQueued, sql.NullInt64{}, sql.NullInt64{}, ""
-		if k < len(refs)-1 {
-			status = StatusSuperseded
-			finished, duration = sql.NullInt64{Int64: now, Valid: true}, sql.NullInt64{Valid: true}
-			why = supersededBy(refs[k+1])
-		}
-		var id int64
-		if err := ins.QueryRowContext(ctx, t.Fraise, t.Environment, r.Trigger, r.Actor, requestedRef(r), sha, status,
-			now, finished, duration, why, hook(ref)).Scan(&id); err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		if _, err := link.ExecContext(ctx, hook(ref), id, t.Fraise); err != nil {
-			return fmt.Errorf("link webhook event %d: %w", hook(ref), err)
-		}
-		res := &results[ref.item]
-		res.Queued = append(res.Queued, Queued{Target: t, DeploymentID: id, Superseded: prev})
-		res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, id)
-		if status == StatusSuperseded {
-			superseded++
-			standing[ref.item]--
-		}
-		prev, last = id, id
-	}
-
 	state, err := db.stmt(ctx, tx, sqlTargetQueued)
 	if err != nil {
-		return err
+		return Queued{}, err
 	}
-	if _, err := state.ExecContext(ctx, last, t.Fraise, t.Environment); err != nil {
-		return fmt.Errorf("update state: %w", err)
+	if _, err := state.ExecContext(ctx, t.Fraise, t.Environment, q.DeploymentID); err != nil {
+		return Queued{}, fmt.Errorf("update state: %w", err)
 	}
-	if superseded > 0 {
-		// Superseded requests count in the statistics as finished, with no
-		// duration and no incident, exactly as FinishDeployment counts one.
-		if err := db.addManyToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{}, superseded); err != nil {
-			return err
-		}
-	}
-	return nil
+	return q, nil
 }
 
 // duplicateIntake answers a delivery seen before: the earlier event and
-// the deployments it led to.
+// the deployments it led to or was folded into.
 func (db *DB) duplicateIntake(ctx context.Context, tx *sql.Tx, e WebhookEvent) (IntakeResult, error) {
 	var id int64
 	if err := tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ?"),
@@ -241,10 +467,13 @@ func (db *DB) duplicateIntake(ctx context.Context, tx *sql.Tx, e WebhookEvent) (
 	res := IntakeResult{Event: evs[0], Duplicate: true}
 	for _, did := range res.Event.DeploymentIDs {
 		q := Queued{DeploymentID: did}
-		if err := tx.QueryRowContext(ctx, db.q("SELECT fraise, environment FROM tb_deployment WHERE id = ?"), did).
-			Scan(&q.Fraise, &q.Environment); err != nil {
+		var hook sql.NullInt64
+		if err := tx.QueryRowContext(ctx, db.q("SELECT fraise, environment, webhook_event_id FROM tb_deployment WHERE id = ?"), did).
+			Scan(&q.Fraise, &q.Environment, &hook); err != nil {
 			return IntakeResult{}, fmt.Errorf("read deployment %d: %w", did, err)
 		}
+		// Linked to a deployment another delivery queued: folded into it.
+		q.Folded = !hook.Valid || hook.Int64 != id
 		res.Queued = append(res.Queued, q)
 	}
 	return res, nil

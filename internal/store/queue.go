@@ -35,10 +35,16 @@ type QueueRequest struct {
 // Queued is what queueing one request did.
 type Queued struct {
 	Target
+	// DeploymentID is the deployment that carries the request: its own,
+	// or, when Folded, the one that replaced it.
 	DeploymentID int64 `json:"deployment_id"`
 	// Superseded is the request that was waiting for this target and was
 	// replaced, or 0.
 	Superseded int64 `json:"superseded,omitempty"`
+	// Folded: a newer request for the target in the same recording batch
+	// replaced this one before it was queued. It never waited durably, so
+	// it is no deployment of its own; DeploymentID is the newer one's.
+	Folded bool `json:"folded,omitempty"`
 }
 
 // Intake is one received delivery and the requests routing made of it.
@@ -52,6 +58,13 @@ type Intake struct {
 // IntakeResult is an Intake as stored. For a delivery seen before
 // (Duplicate), Event is the earlier event and Queued lists the
 // deployments it led to then; nothing new was queued.
+//
+// A request replaced by a newer one for the same target in the same
+// batch is folded into it (Queued.Folded), not queued: when every
+// request of a delivery was folded, its Event is recorded superseded,
+// with a reason naming the newer delivery and commit, and linked to the
+// deployments that replaced it. A request that was queued and is
+// replaced later is finished as a superseded deployment instead.
 type IntakeResult struct {
 	Event     WebhookEvent
 	Duplicate bool
@@ -223,29 +236,31 @@ func short12(sha string) string {
 }
 
 // markWebhookSuperseded records that a delivery led to nothing that will
-// run: once every deployment it queued was superseded, its outcome becomes
-// superseded. A delivery routed to several targets keeps "accepted" while
-// any of them still stands.
+// run: once every deployment it queued itself was superseded, its outcome
+// becomes superseded. A delivery routed to several targets keeps
+// "accepted" while any of them still stands. Deployments it was only
+// folded into (linked, queued by another delivery) do not count: its own
+// requests are what it stands for.
 func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID int64, by *int64) error {
-	var standing int
-	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM tb_webhook_deployment wd
-		JOIN tb_deployment d ON d.id = wd.deployment_id
-		WHERE wd.webhook_event_id = ? AND d.status <> ?`), webhookID, StatusSuperseded).Scan(&standing); err != nil {
-		return fmt.Errorf("read deployments of webhook event %d: %w", webhookID, err)
-	}
-	if standing > 0 {
-		return nil
-	}
 	reason := "a newer push replaced it before it ran"
 	if by != nil {
 		reason = fmt.Sprintf("webhook event %d replaced it before it ran", *by)
 	}
-	if _, err := tx.ExecContext(ctx, db.q("UPDATE tb_webhook_event SET outcome = ?, reason = ? WHERE id = ?"),
-		OutcomeSuperseded, reason, webhookID); err != nil {
+	upd, err := db.stmt(ctx, tx, sqlWebhookSuperseded)
+	if err != nil {
+		return err
+	}
+	if _, err := upd.ExecContext(ctx, reason, webhookID, webhookID); err != nil {
 		return fmt.Errorf("mark webhook event %d superseded: %w", webhookID, err)
 	}
 	return nil
 }
+
+// One statement rather than a count then an update: it runs on every
+// supersession, in the intake's hot path.
+const sqlWebhookSuperseded = `UPDATE tb_webhook_event SET outcome = 'superseded', reason = ?
+	WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tb_deployment
+		WHERE webhook_event_id = ? AND status <> 'superseded')`
 
 // Claim is who takes a queued deployment and what it starts from.
 type Claim struct {

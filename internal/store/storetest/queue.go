@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -24,9 +27,12 @@ func queueReq(t store.Target, sha string) store.QueueRequest {
 	return store.QueueRequest{Target: t, SHA: sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "alice"}
 }
 
-// testQueueSupersedes: per target one request waits; a newer push replaces
-// it, the replaced one is recorded superseded with its webhook, and other
-// targets are untouched.
+// testQueueSupersedes: per target one request waits. A newer push in a
+// later batch replaces it, and the replaced one is recorded superseded
+// with its webhook; a newer push in the same batch folds the older one
+// into its deployment: no deployment of its own, its webhook superseded
+// and linked to the newer one's deployment. Other targets are untouched,
+// and only durable supersessions count in the statistics.
 func (s *suite) testQueueSupersedes(t *testing.T) {
 	ctx := context.Background()
 	db, _ := s.fresh(t)
@@ -45,62 +51,131 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if len(first) != 2 || len(second) != 1 || len(res[2].Queued) != 0 {
 		t.Fatalf("queued %v / %v / %v", first, second, res[2].Queued)
 	}
-	if second[0].Superseded != first[0].DeploymentID {
-		t.Errorf("second push superseded %d, want %d", second[0].Superseded, first[0].DeploymentID)
+	d2, dWeb := second[0].DeploymentID, first[1].DeploymentID
+	// d1's api request was folded into d2's; its web request stands.
+	if diff := cmp.Diff([]store.Queued{{Target: api, DeploymentID: d2, Folded: true}, {Target: web, DeploymentID: dWeb}}, first); diff != "" {
+		t.Errorf("d1 queued (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]store.Queued{{Target: api, DeploymentID: d2}}, second); diff != "" {
+		t.Errorf("d2 queued (-want +got):\n%s", diff)
+	}
+	if res[0].Event.Outcome != store.OutcomeAccepted || !cmp.Equal(res[0].Event.DeploymentIDs, []int64{d2, dWeb}) {
+		t.Errorf("d1 recorded %s linked to %v, want accepted linked to [%d %d]", res[0].Event.Outcome, res[0].Event.DeploymentIDs, d2, dWeb)
+	}
+	if ds := s.deploymentsOf(t, db, api); len(ds) != 1 || ds[0].ID != d2 || ds[0].Status != store.StatusQueued {
+		t.Errorf("api deployments after a batch of two pushes: %+v; want only d2's, queued", ds)
 	}
 
-	old, err := db.Deployment(ctx, first[0].DeploymentID)
+	// A later batch: d4 replaces d2's waiting request; d5 is folded into
+	// d6, which replaces d1's waiting web request.
+	res, err = db.RecordIntake(ctx, []store.Intake{
+		push("github", "d4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4))),
+		push("github", "d5", sha(5), store.OutcomeAccepted, queueReq(web, sha(5))),
+		push("github", "d6", sha(6), store.OutcomeAccepted, queueReq(web, sha(6))),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if old.Status != store.StatusSuperseded || old.FinishedAt == nil {
-		t.Errorf("replaced request: status %s finished %v, want superseded and finished", old.Status, old.FinishedAt)
+	d4, d6 := res[0].Queued[0].DeploymentID, res[2].Queued[0].DeploymentID
+	if diff := cmp.Diff([][]store.Queued{
+		{{Target: api, DeploymentID: d4, Superseded: d2}},
+		{{Target: web, DeploymentID: d6, Folded: true}},
+		{{Target: web, DeploymentID: d6, Superseded: dWeb}},
+	}, [][]store.Queued{res[0].Queued, res[1].Queued, res[2].Queued}); diff != "" {
+		t.Errorf("second batch queued (-want +got):\n%s", diff)
 	}
-	// d1 also queued web, which still stands: the delivery stays accepted.
+	for _, id := range []int64{d2, dWeb} {
+		old, err := db.Deployment(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if old.Status != store.StatusSuperseded || old.FinishedAt == nil {
+			t.Errorf("replaced request %d: status %s finished %v, want superseded and finished", id, old.Status, old.FinishedAt)
+		}
+	}
 	evs, err := db.Webhooks(ctx, store.WebhookFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	outcome := map[string]string{}
-	for _, e := range evs {
-		outcome[e.DeliveryID] = e.Outcome
+	type rec struct {
+		Outcome string
+		Links   []int64
 	}
-	if diff := cmp.Diff(map[string]string{"d1": store.OutcomeAccepted, "d2": store.OutcomeAccepted, "d3": store.OutcomeIgnored}, outcome); diff != "" {
-		t.Errorf("outcomes (-want +got):\n%s", diff)
+	got := map[string]rec{}
+	reason := map[string]string{}
+	for _, e := range evs {
+		got[e.DeliveryID] = rec{e.Outcome, e.DeploymentIDs}
+		reason[e.DeliveryID] = e.Reason
+	}
+	sorted := func(ids ...int64) []int64 {
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		return ids
+	}
+	for k, r := range got {
+		r.Links = sorted(r.Links...)
+		got[k] = r
+	}
+	// d1's own deployment (web) was superseded, so d1 is too, though it is
+	// still linked to d2's deployment, which it was folded into.
+	if diff := cmp.Diff(map[string]rec{
+		"d1": {store.OutcomeSuperseded, sorted(d2, dWeb)},
+		"d2": {store.OutcomeSuperseded, []int64{d2}},
+		"d3": {store.OutcomeIgnored, nil},
+		"d4": {store.OutcomeAccepted, []int64{d4}},
+		"d5": {store.OutcomeSuperseded, []int64{d6}},
+		"d6": {store.OutcomeAccepted, []int64{d6}},
+	}, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("webhook events (-want +got):\n%s", diff)
+	}
+	if r := reason["d5"]; !strings.Contains(r, "delivery d6") || !strings.Contains(r, sha(6)[:12]) {
+		t.Errorf("folded delivery's reason %q names neither the newer delivery d6 nor its commit", r)
+	}
+	if r := res[1].Event; r.Outcome != store.OutcomeSuperseded || r.Reason != reason["d5"] {
+		t.Errorf("d5 answered %s %q, want what was recorded: superseded %q", r.Outcome, r.Reason, reason["d5"])
+	}
+	if ds := s.deploymentsOf(t, db, web); len(ds) != 2 {
+		t.Errorf("web deployments: %+v; want d1's and d6's, none for the folded d5", ds)
 	}
 
-	// A third push for api replaces d2's request: d2 led to nothing else,
-	// so d2 itself is now superseded.
-	res, err = db.RecordIntake(ctx, []store.Intake{push("github", "d4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs, err = db.Webhooks(ctx, store.WebhookFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs {
-		if e.DeliveryID == "d2" && e.Outcome != store.OutcomeSuperseded {
-			t.Errorf("d2 outcome %q, want superseded", e.Outcome)
-		}
-	}
 	queued, err := db.QueuedDeployments(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[store.Target]string{}
+	waiting := map[store.Target]string{}
 	for _, d := range queued {
-		if _, dup := got[d.Target]; dup {
+		if _, dup := waiting[d.Target]; dup {
 			t.Errorf("two requests wait for %s", d.Target)
 		}
-		got[d.Target] = d.NewSHA
+		waiting[d.Target] = d.NewSHA
 	}
-	if diff := cmp.Diff(map[store.Target]string{api: sha(4), web: sha(1)}, got); diff != "" {
+	if diff := cmp.Diff(map[store.Target]string{api: sha(4), web: sha(6)}, waiting); diff != "" {
 		t.Errorf("waiting (-want +got):\n%s", diff)
 	}
-	if res[0].Queued[0].DeploymentID == 0 {
-		t.Fatal("no deployment id")
+	// One durable supersession per target; the folded d1 (api) and d5
+	// (web) requests were never deployments.
+	stats, err := db.Stats(ctx, store.StatsFilter{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	superseded := map[store.Target]int64{}
+	for _, st := range stats {
+		if st.Target != (store.Target{}) {
+			superseded[st.Target] = st.ByStatus[store.StatusSuperseded]
+		}
+	}
+	if diff := cmp.Diff(map[store.Target]int64{api: 1, web: 1}, superseded); diff != "" {
+		t.Errorf("superseded in the statistics (-want +got):\n%s", diff)
+	}
+}
+
+// deploymentsOf is every deployment of target t, newest first.
+func (s *suite) deploymentsOf(t *testing.T, db *store.DB, target store.Target) []store.Deployment {
+	t.Helper()
+	ds, err := db.Deployments(context.Background(), store.DeploymentFilter{Fraise: target.Fraise, Environment: target.Environment, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
 
 // testQueueDuplicateDelivery: a redelivery gets the original deployments
@@ -139,6 +214,72 @@ func (s *suite) testQueueDuplicateDelivery(t *testing.T) {
 	}
 	if other[0].Duplicate {
 		t.Error("a GitHub delivery was taken for a GitLab one")
+	}
+
+	// A delivery twice in one batch: the second copy is answered with what
+	// the first queued.
+	twice, err := db.RecordIntake(ctx, []store.Intake{
+		push("gitlab", "uuid-2", sha(2), store.OutcomeAccepted, queueReq(api, sha(2))),
+		push("gitlab", "uuid-2", sha(2), store.OutcomeAccepted, queueReq(api, sha(2))),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if twice[0].Duplicate || !twice[1].Duplicate || twice[1].Event.ID != twice[0].Event.ID ||
+		len(twice[1].Queued) != 1 || twice[1].Queued[0].DeploymentID != twice[0].Queued[0].DeploymentID || twice[1].Queued[0].Folded {
+		t.Errorf("a delivery twice in a batch: %+v then %+v; want the second a duplicate of the first", twice[0], twice[1])
+	}
+
+	// A redelivery newer in its batch than a new push for the same target
+	// queues nothing, so the new push is not folded into it: it stands.
+	mixed, err := db.RecordIntake(ctx, []store.Intake{
+		push("gitlab", "uuid-3", sha(3), store.OutcomeAccepted, queueReq(api, sha(3))),
+		push("gitlab", "uuid-1", sha(1), store.OutcomeAccepted, queueReq(api, sha(1))),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mixed[1].Duplicate || mixed[0].Duplicate || mixed[0].Event.Outcome != store.OutcomeAccepted ||
+		len(mixed[0].Queued) != 1 || mixed[0].Queued[0].Folded || mixed[0].Queued[0].Superseded != twice[0].Queued[0].DeploymentID {
+		t.Fatalf("a new push before a redelivery in one batch: %+v / %+v; want it queued, superseding uuid-2's", mixed[0], mixed[1])
+	}
+	evs, err := db.Webhooks(ctx, store.WebhookFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.DeliveryID == "uuid-3" && (e.Outcome != store.OutcomeAccepted || e.Reason != "" ||
+			!cmp.Equal(e.DeploymentIDs, []int64{mixed[0].Queued[0].DeploymentID})) {
+			t.Errorf("uuid-3 recorded %+v; want accepted, linked to its own deployment", e)
+		}
+	}
+	queued, err = db.QueuedDeployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 1 || queued[0].NewSHA != sha(3) {
+		t.Errorf("queue after a redelivery newer than a push: %+v; want uuid-3's", queued)
+	}
+
+	// A redelivery of a delivery that was folded: the same answer, the
+	// deployment it was folded into.
+	folded, err := db.RecordIntake(ctx, []store.Intake{
+		push("gitlab", "uuid-4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4))),
+		push("gitlab", "uuid-5", sha(5), store.OutcomeAccepted, queueReq(api, sha(5))),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err = db.RecordIntake(ctx, []store.Intake{push("gitlab", "uuid-4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Queued{{Target: api, DeploymentID: folded[1].Queued[0].DeploymentID, Folded: true}}
+	if diff := cmp.Diff(want, folded[0].Queued); diff != "" {
+		t.Errorf("folded delivery (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, again[0].Queued); diff != "" || !again[0].Duplicate || again[0].Event.Outcome != store.OutcomeSuperseded {
+		t.Errorf("redelivery of a folded delivery: %+v (-want +got queued):\n%s", again[0], diff)
 	}
 }
 
@@ -198,54 +339,112 @@ func (s *suite) testQueueClaim(t *testing.T) {
 }
 
 // testQueueConcurrentIntake: many deliveries for one target from several
-// goroutines leave exactly one waiting, every one recorded, and every
-// request but the last superseded.
+// goroutines leave exactly one waiting and every one recorded. Alone in
+// its batch, each queued request is superseded by the next; in batches of
+// several, each batch queues its newest and folds the others into it.
 func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 	ctx := context.Background()
 	db, _ := s.fresh(t)
-	const n = 40
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint("c", i), sha(i+1), store.OutcomeAccepted, queueReq(api, sha(i+1)))})
-			errs <- err
-		}()
+	const (
+		n       = 40
+		batches = 10 // of each (n / batches deliveries)
+	)
+	intake := func(prefix string, first, size int) []store.Intake {
+		items := make([]store.Intake, size)
+		for k := range items {
+			i := first + k
+			items[k] = push("github", fmt.Sprint(prefix, i), sha(i+1), store.OutcomeAccepted, queueReq(api, sha(i+1)))
+		}
+		return items
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	run := func(calls int, items func(int) []store.Intake) [][]store.IntakeResult {
+		var wg sync.WaitGroup
+		out := make([][]store.IntakeResult, calls)
+		errs := make([]error, calls)
+		for c := range calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[c], errs[c] = db.RecordIntake(ctx, items(c))
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	check := func(deployments int) []store.Deployment {
+		t.Helper()
+		queued, err := db.QueuedDeployments(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	queued, err := db.QueuedDeployments(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(queued) != 1 {
-		t.Fatalf("%d requests wait, want 1", len(queued))
-	}
-	all, err := db.Deployments(ctx, store.DeploymentFilter{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	superseded := 0
-	for _, d := range all {
-		if d.Status == store.StatusSuperseded {
-			superseded++
+		if len(queued) != 1 {
+			t.Fatalf("%d requests wait, want 1", len(queued))
 		}
+		all, err := db.Deployments(ctx, store.DeploymentFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		superseded := 0
+		for _, d := range all {
+			if d.Status == store.StatusSuperseded {
+				superseded++
+			}
+		}
+		if len(all) != deployments || superseded != deployments-1 {
+			t.Errorf("%d deployments, %d superseded; want %d and %d", len(all), superseded, deployments, deployments-1)
+		}
+		stats, err := db.Stats(ctx, store.StatsFilter{Fraise: api.Fraise, Environment: api.Environment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stats) != 1 || stats[0].ByStatus[store.StatusSuperseded] != int64(deployments-1) {
+			t.Errorf("statistics %+v; want %d superseded", stats, deployments-1)
+		}
+		return all
 	}
-	if len(all) != n || superseded != n-1 {
-		t.Errorf("%d deployments, %d superseded; want %d and %d", len(all), superseded, n, n-1)
+
+	// One delivery a transaction: each is a deployment.
+	run(n, func(c int) []store.Intake { return intake("c", c, 1) })
+	check(n)
+
+	// Batches of n/batches: one deployment each.
+	results := run(batches, func(c int) []store.Intake { return intake("b", n+c*(n/batches), n/batches) })
+	all := check(n + batches)
+	byID := map[int64]store.Deployment{}
+	for _, d := range all {
+		byID[d.ID] = d
+	}
+	for _, res := range results {
+		newest := res[len(res)-1]
+		if newest.Event.Outcome != store.OutcomeAccepted || newest.Queued[0].Folded || newest.Queued[0].Superseded == 0 {
+			t.Errorf("newest of a batch: %+v; want accepted, queued, superseding the one waiting", newest)
+		}
+		d := byID[newest.Queued[0].DeploymentID]
+		if d.NewSHA != newest.Event.SHA || d.WebhookID == nil || *d.WebhookID != newest.Event.ID {
+			t.Errorf("deployment %+v; want %s's own", d, newest.Event.DeliveryID)
+		}
+		for _, r := range res[:len(res)-1] {
+			if r.Event.Outcome != store.OutcomeSuperseded || len(r.Queued) != 1 || !r.Queued[0].Folded ||
+				r.Queued[0].DeploymentID != d.ID || !cmp.Equal(r.Event.DeploymentIDs, []int64{d.ID}) {
+				t.Errorf("older delivery of a batch: %+v; want superseded, folded into deployment %d", r, d.ID)
+			}
+		}
 	}
 	evs, err := db.Webhooks(ctx, store.WebhookFilter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != n {
-		t.Errorf("%d webhook events recorded, want %d", len(evs), n)
+	if len(evs) != 2*n {
+		t.Errorf("%d webhook events recorded, want %d", len(evs), 2*n)
+	}
+	for _, e := range evs {
+		if len(e.DeploymentIDs) != 1 {
+			t.Errorf("webhook event %s linked to %v, want one deployment", e.DeliveryID, e.DeploymentIDs)
+		}
 	}
 }
