@@ -149,12 +149,26 @@ fraises:
 		if err := push(); err != nil {
 			return err
 		}
-		ds, err := timed(script, origin, byHand.app, byHand.unit, fmt.Sprintf("http://127.0.0.1:%d/health", byHand.port))
-		if err != nil {
+		// Who goes first alternates: the second runs while the first's
+		// service is still settling, and neither side should always pay
+		// for that.
+		var ds, df time.Duration
+		runScript := func() (err error) {
+			ds, err = timed(script, origin, byHand.app, byHand.unit, fmt.Sprintf("http://127.0.0.1:%d/health", byHand.port))
 			return err
 		}
-		df, err := timed(bin, "deploy", "hello", "production")
-		if err != nil {
+		runFraisier := func() (err error) {
+			df, err = timed(bin, "deploy", "hello", "production")
+			return err
+		}
+		first, second := runScript, runFraisier
+		if i%2 == 1 {
+			first, second = runFraisier, runScript
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		if err := second(); err != nil {
 			return err
 		}
 		if i > 0 {
@@ -184,7 +198,16 @@ fraises:
 	ms, mf, mr, mre := median(scriptT), median(fraisierT), median(rollbackT), median(restartT)
 	fmt.Printf("deploy of a small repository (%d runs each, medians):\n", runs)
 	fmt.Printf("  by hand (bench/deploy-by-hand.sh)  %7.1f ms\n", msf(ms))
-	fmt.Printf("  fraisier deploy                    %7.1f ms   %.2f× the script (target ≤ 1.20×)\n", msf(mf), float64(mf)/float64(ms))
+	// Each round deploys both sides back to back, so the ratio within a
+	// round shares that moment's machine load; its median is the figure
+	// the target is judged on. The ratio of the medians is shown too.
+	var ratios []float64
+	for i := range scriptT {
+		ratios = append(ratios, float64(fraisierT[i])/float64(scriptT[i]))
+	}
+	sort.Float64s(ratios)
+	fmt.Printf("  fraisier deploy                    %7.1f ms   %.2f× the script (median of the %d paired rounds' ratios; target ≤ 1.20×); ratio of the medians %.2f×\n",
+		msf(mf), ratios[len(ratios)/2], len(ratios), float64(mf)/float64(ms))
 	fmt.Printf("rollback with the releases layout:\n")
 	fmt.Printf("  systemctl restart + health poll    %7.1f ms\n", msf(mre))
 	fmt.Printf("  fraisier rollback                  %7.1f ms   adds %.1f ms (target ≤ 150 ms)\n", msf(mr), msf(mr-mre))
