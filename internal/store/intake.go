@@ -36,6 +36,16 @@ const (
 		VALUES (?, ?, 'queued', ?)
 		ON CONFLICT (fraise, environment) DO UPDATE SET status = 'queued', last_deployment_id = excluded.last_deployment_id`
 	sqlEventReplanned = `UPDATE tb_webhook_event SET outcome = ?, reason = ? WHERE id = ?`
+	// What statsAcc.add does for a superseded deployment (one more
+	// superseded, the earliest finish kept), applied to the target's row
+	// of the day and every later one, provided the day already has its
+	// row: the running totals of a day without one start from the day
+	// before, which addManyToRollups reads.
+	sqlCountSuperseded = `UPDATE tb_stats_cumulative
+		SET superseded = superseded + 1,
+		    first_at = CASE WHEN first_at = 0 OR first_at > ? THEN ? ELSE first_at END
+		WHERE fraise = ? AND environment = ? AND day >= ?
+		  AND EXISTS (SELECT 1 FROM tb_stats_cumulative WHERE fraise = ? AND environment = ? AND day = ?)`
 )
 
 // chunkSizes are the row counts of the multi-row INSERTs the intake keeps
@@ -425,7 +435,7 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 		// statistics as finished, with no duration and no incident,
 		// exactly as FinishDeployment counts one. Requests folded within
 		// the batch never waited and are not deployments: not counted.
-		if err := db.addManyToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{}, 1); err != nil {
+		if err := db.countSuperseded(ctx, tx, t, now); err != nil {
 			return Queued{}, err
 		}
 		q.Superseded = waiting
@@ -447,6 +457,28 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 		return Queued{}, fmt.Errorf("update state: %w", err)
 	}
 	return q, nil
+}
+
+// countSuperseded adds one superseded deployment of t, finished at now,
+// to the statistics: addManyToRollups, in one prepared statement when the
+// day's rollup row exists, as it does for every queueing but the day's
+// first. The intake supersedes a request in nearly every batch under
+// load, and addManyToRollups's three statements, prepared each time, were
+// a quarter of a small batch's cost.
+func (db *DB) countSuperseded(ctx context.Context, tx *sql.Tx, t Target, now int64) error {
+	upd, err := db.stmt(ctx, tx, sqlCountSuperseded)
+	if err != nil {
+		return err
+	}
+	day := dayOf(now)
+	res, err := upd.ExecContext(ctx, now, now, t.Fraise, t.Environment, day, t.Fraise, t.Environment, day)
+	if err != nil {
+		return fmt.Errorf("update stats of %s: %w", t, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	return db.addManyToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{}, 1)
 }
 
 // duplicateIntake answers a delivery seen before: the earlier event and

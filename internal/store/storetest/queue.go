@@ -405,6 +405,17 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 		if len(stats) != 1 || stats[0].ByStatus[store.StatusSuperseded] != int64(deployments-1) {
 			t.Errorf("statistics %+v; want %d superseded", stats, deployments-1)
 		}
+		// The rollup the intake kept is the one derived from the history.
+		if err := db.RebuildStats(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, err := db.Stats(ctx, store.StatsFilter{Fraise: api.Fraise, Environment: api.Environment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(stats, rebuilt); diff != "" {
+			t.Errorf("statistics kept by the intake (-) and rebuilt from the history (+):\n%s", diff)
+		}
 		return all
 	}
 
