@@ -283,11 +283,18 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, d store.Deployment,
 		log.Error("read the request", "err", err)
 		return
 	}
-	if cur.Status != store.StatusQueued && cur.Status != store.StatusRunning {
-		return
-	}
-	if err := r.Store.FinishDeployment(rec, d.ID, store.Finish{Status: store.StatusFailed, Error: cause.Error()}); err != nil {
-		log.Error("record the failure", "err", err)
+	switch cur.Status {
+	case store.StatusQueued:
+		// Never started: it failed, and nothing changed.
+		if err := r.Store.FinishDeployment(rec, d.ID, store.Finish{Status: store.StatusFailed, Error: cause.Error()}); err != nil {
+			log.Error("record the failure", "err", err)
+		}
+	case store.StatusRunning:
+		// It ran but its outcome could not be recorded: "failed" could be
+		// a lie, so it is recorded as what it is, an outcome unknown.
+		if err := r.Store.MarkInterrupted(rec, d.ID, "outcome not recorded: "+cause.Error()); err != nil {
+			log.Error("record the interruption", "err", err)
+		}
 	}
 }
 
