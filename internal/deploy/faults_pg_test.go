@@ -1,0 +1,160 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
+	pgtest "github.com/fraiseql/fraisier/internal/testenv/pg"
+)
+
+// pgServer is a throwaway cluster the test can stop and start again, as
+// an operator or a crash would: pg_ctl on the cluster pgtest made (its
+// data directory is beside its socket directory; see pgtest.Start).
+type pgServer struct {
+	*pgtest.Cluster
+	t    *testing.T
+	bin  string
+	data string
+	as   []string
+}
+
+func startPG(t *testing.T) *pgServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := pgtest.Start(ctx)
+	if errors.Is(err, pgtest.ErrUnavailable) {
+		testenv.Unavailable(t, "PostgreSQL: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	s := &pgServer{Cluster: c, t: t, data: filepath.Join(filepath.Dir(c.SocketDir()), "data")}
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+	slices.SortFunc(bins, func(a, b string) int {
+		v := func(p string) int { n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p)))); return n }
+		return v(a) - v(b)
+	})
+	if len(bins) == 0 {
+		t.Fatal("pgtest started a cluster but no pg_ctl found")
+	}
+	s.bin = bins[len(bins)-1]
+	if os.Geteuid() == 0 {
+		s.as = []string{"runuser", "-u", "postgres", "--"}
+	}
+	return s
+}
+
+func (s *pgServer) pgctl(args ...string) {
+	s.t.Helper()
+	argv := append(slices.Clone(s.as), s.bin, "-D", s.data)
+	argv = append(argv, args...)
+	if _, err := execx.Run(context.Background(), execx.Cmd{Argv: argv, Dir: filepath.Dir(s.data), Timeout: time.Minute}); err != nil {
+		s.t.Fatalf("pg_ctl %s: %v", strings.Join(args, " "), err)
+	}
+}
+
+// stop is pg_ctl stop -m fast: sessions are terminated, open transactions
+// rolled back, the server gone until start.
+func (s *pgServer) stop() { s.pgctl("-m", "fast", "-w", "stop") }
+
+func (s *pgServer) start() {
+	s.pgctl("-l", filepath.Join(filepath.Dir(s.data), "server.log"), "-w", "-t", "60", "start")
+}
+
+// TestFaultPostgresStopped: the application's PostgreSQL stops (pg_ctl
+// stop -m fast) while the deployment installs, before it migrates. The
+// migrate step cannot reach it: failed before the switch, the message says
+// the database could not be reached, the new release removed and recorded
+// bad, the database untouched; once PostgreSQL is back the same commit
+// deploys and migrates.
+func TestFaultPostgresStopped(t *testing.T) {
+	pg := startPG(t)
+	if err := pg.CreateDatabase(context.Background(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	gate := t.TempDir()
+	f := newFixture(t, fmt.Sprintf(`        install:
+          command: [sh, -c, 'if [ -e hold ]; then touch %[1]s/installing; while [ ! -e %[1]s/go ]; do sleep 0.05; done; fi']
+        database:
+          tool: sql
+          dir: migrations
+          url: %[2]s
+`, gate, pg.URL("app", "")))
+	revision := func() string {
+		t.Helper()
+		env, _ := f.cfg.Lookup("hello", "production")
+		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := m.Current(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	f.push("healthy", map[string]string{
+		"migrations/001_items.up.sql":   "CREATE TABLE items (id integer PRIMARY KEY);\n",
+		"migrations/001_items.down.sql": "DROP TABLE items;\n",
+	})
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	if rev := revision(); rev != "1" {
+		t.Fatalf("revision after v1 = %q, want 1", rev)
+	}
+
+	sha := f.push("healthy", map[string]string{
+		"hold":                          "the install step waits for the test\n",
+		"migrations/002_names.up.sql":   "CREATE TABLE names (id integer PRIMARY KEY);\n",
+		"migrations/002_names.down.sql": "DROP TABLE names;\n",
+	})
+	before := f.snapshot()
+	done := make(chan Result, 1)
+	go func() { done <- f.deploy(Request{}) }()
+	waitFor(t, filepath.Join(gate, "installing"), 30*time.Second)
+	pg.stop()
+	writeFile(t, filepath.Join(gate, "go"), "")
+	res := <-done
+
+	if res.Status != store.StatusFailed {
+		t.Fatalf("status %s (%v), want failed", res.Status, res.Err)
+	}
+	msg := res.Err.Error()
+	if !strings.HasPrefix(msg, "migrate: read current revision:") || !strings.Contains(msg, pg.SocketDir()) {
+		t.Fatalf("message %q: want the migrate step saying it could not read the revision from the server at %s", msg, pg.SocketDir())
+	}
+	if got, want := f.stepNames(res.DeploymentID), "fetch:succeeded release:succeeded install:succeeded migrate:failed"; got != want {
+		t.Fatalf("steps %s, want %s", got, want)
+	}
+	f.assertRecorded(res)
+	f.assertUnchanged(before, res.Status)
+	assertReleaseState(t, f, res, store.ReleaseBad)
+	t.Log(msg)
+
+	pg.start()
+	if rev := revision(); rev != "1" {
+		t.Fatalf("revision after the failed deployment = %q, want 1 (untouched)", rev)
+	}
+	os.Remove(filepath.Join(gate, "installing"))
+	res = f.deploy(Request{})
+	f.expect(res, store.StatusSucceeded, "v2")
+	if res.NewSHA != sha {
+		t.Fatalf("deployed %s, want %s", short(res.NewSHA), short(sha))
+	}
+	if rev := revision(); rev != "2" {
+		t.Fatalf("revision after PostgreSQL came back = %q, want 2", rev)
+	}
+}
