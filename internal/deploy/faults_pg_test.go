@@ -158,3 +158,115 @@ func TestFaultPostgresStopped(t *testing.T) {
 		t.Fatalf("revision after PostgreSQL came back = %q, want 2", rev)
 	}
 }
+
+// TestReliabilityStatePostgresGone: the state database is PostgreSQL and
+// its server stops in the middle of a deployment run by the real CLI, and
+// stays down past the retries of the outcome's write. The deployment stops
+// at the first record it cannot write, undoes what it did (nothing was
+// switched), and the CLI says the outcome could not be recorded. The record
+// is left "running", which the next run, once the server is back, recovers
+// from the dead process's lock as interrupted before it deploys.
+func TestReliabilityStatePostgresGone(t *testing.T) {
+	testenv.Reliability(t)
+	pg := startPG(t)
+	ctx := context.Background()
+	if err := pg.CreateDatabase(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	stateURL := pg.URL("state", "")
+	gate := t.TempDir()
+	f := newFixture(t, "")
+	cfgPath := f.writeConfigWith(t, fmt.Sprintf(`        install:
+          command: [sh, -c, 'if [ -e hold ]; then touch %[1]s/installing; while [ ! -e %[1]s/go ]; do sleep 0.05; done; fi']
+`, gate))
+	bin := buildFraisierCLI(t)
+	deploy := func() (string, int) {
+		t.Helper()
+		return runCLI(t, bin, f.mgrEnv, "--config", cfgPath, "--state", stateURL, "deploy", "hello", "production")
+	}
+	f.push("healthy", nil)
+	if out, code := deploy(); code != 0 {
+		t.Fatalf("v1: exit %d\n%s", code, out)
+	}
+	good, _ := currentRelease(f.app)
+	f.push("healthy", map[string]string{"hold": "the install step waits for the test\n"})
+
+	type ran struct {
+		out  string
+		code int
+	}
+	done := make(chan ran, 1)
+	start := time.Now()
+	go func() {
+		out, code := deploy()
+		done <- ran{out, code}
+	}()
+	waitFor(t, filepath.Join(gate, "installing"), 60*time.Second)
+	pg.stop()
+	writeFile(t, filepath.Join(gate, "go"), "")
+	r := <-done
+	t.Logf("with the state database gone: exit %d after %s\n%s", r.code, time.Since(start).Round(time.Millisecond), r.out)
+	// Exit 1, where docs/exit-codes.md says 4 for a state database that
+	// cannot be reached: the same gap as TestReliabilityStateDBLocked pins.
+	if r.code != 1 {
+		t.Fatalf("exit %d: want the pinned 1 (documented 4; see docs/reliability.md)", r.code)
+	}
+	if !strings.Contains(r.out, "record the outcome (failed)") {
+		t.Fatalf("output does not say the outcome could not be recorded:\n%s", r.out)
+	}
+	if cur, _ := currentRelease(f.app); cur != good {
+		t.Fatalf("current %s, want %s: nothing was to be switched", cur, good)
+	}
+	if names, _ := listReleases(f.app); len(names) != 1 || names[0] != good {
+		t.Fatalf("releases on disk %v, want only %s", names, good)
+	}
+	if got := f.serving(); got != "v1" {
+		t.Fatalf("service answers %q, want v1", got)
+	}
+
+	pg.start()
+	db, err := store.Open(ctx, store.Options{URL: stateURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	running, err := db.RunningDeployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(running) != 1 {
+		t.Fatalf("%d deployments recorded running after the server came back, want the one it could not finish", len(running))
+	}
+	lost := running[0].ID
+
+	out, code := deploy()
+	t.Logf("after the server came back: exit %d\n%s", code, out)
+	if code != 0 {
+		t.Fatalf("exit %d, want the deployment to succeed\n%s", code, out)
+	}
+	d, err := db.Deployment(ctx, lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != store.StatusInterrupted || d.FinishedAt == nil {
+		t.Fatalf("the deployment whose outcome was lost is recorded %s, want interrupted", d.Status)
+	}
+	t.Logf("deployment %d recorded: %s: %s", lost, d.Status, d.Error)
+	steps, _ := db.Steps(ctx, lost)
+	for _, s := range steps {
+		if s.Status == store.StepRunning {
+			t.Errorf("step %s of the interrupted deployment still running", s.Name)
+		}
+	}
+	states, err := db.FraiseStates(ctx, "hello", "production")
+	if err != nil || len(states) != 1 {
+		t.Fatalf("states %+v %v", states, err)
+	}
+	cur, _ := currentRelease(f.app)
+	if states[0].CurrentRelease != cur || states[0].Status != store.StatusSucceeded {
+		t.Fatalf("recorded %s %s, current is %s", states[0].Status, states[0].CurrentRelease, cur)
+	}
+	if got := f.serving(); got != "v2" {
+		t.Fatalf("service answers %q, want v2", got)
+	}
+}

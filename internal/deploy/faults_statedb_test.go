@@ -143,6 +143,12 @@ func TestFaultStateDBLocked(t *testing.T) {
 // extra keys) for the real CLI, with the state database left to --state.
 func (f *fixture) writeConfig(t *testing.T) string {
 	t.Helper()
+	return f.writeConfigWith(t, "")
+}
+
+// writeConfigWith is writeConfig with extra keys in the environment.
+func (f *fixture) writeConfigWith(t *testing.T, extraEnvYAML string) string {
+	t.Helper()
 	env, _ := f.cfg.Lookup("hello", "production")
 	p := filepath.Join(t.TempDir(), "fraises.yaml")
 	writeFile(t, p, fmt.Sprintf(`
@@ -163,7 +169,7 @@ fraises:
           retries: 4
           interval: 200ms
           deadline: 5s
-`, env.GitRepo, env.AppPath, f.unit, f.port))
+%s`, env.GitRepo, env.AppPath, f.unit, f.port, extraEnvYAML))
 	return p
 }
 
