@@ -114,9 +114,41 @@ func runtimeProcs() int { return numCPU() }
 
 // BenchmarkIntake is fraisier's intake as serve runs it: JSON log lines
 // (written to io.Discard, so their formatting counts but no write does).
+// It reports the writer's batches: their mean size, and the share of the
+// run the writer spent in RecordIntake (near 1: the writer is the limit).
 func BenchmarkIntake(b *testing.B) {
-	srv, _ := newServer(b, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	cfg := benchConfig(b)
+	db, err := store.Open(context.Background(), store.Options{Path: cfg.State.Path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	cs := &countingStore{DB: db}
+	srv, err := server.New(server.Options{Config: cfg, Store: cs, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
 	driveHandler(b, srv.Handler(), http.StatusAccepted)
+	b.StopTimer()
+	if n := cs.batches.Load(); n > 0 {
+		b.ReportMetric(float64(cs.items.Load())/float64(n), "deliveries/batch")
+		b.ReportMetric(time.Duration(cs.busy.Load()).Seconds()/b.Elapsed().Seconds(), "writer-busy")
+	}
+}
+
+// countingStore counts the batches the intake writer hands the store.
+type countingStore struct {
+	*store.DB
+	batches, items, busy atomic.Int64
+}
+
+func (c *countingStore) RecordIntake(ctx context.Context, items []store.Intake) ([]store.IntakeResult, error) {
+	start := time.Now()
+	defer func() { c.busy.Add(int64(time.Since(start))) }()
+	c.batches.Add(1)
+	c.items.Add(int64(len(items)))
+	return c.DB.RecordIntake(ctx, items)
 }
 
 // BenchmarkIntakeNoLog is the intake without logging.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -121,6 +122,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	kindName = string(kind)
 	keys := s.keys[kind]
+	// From here every path but an unreadable body ends in record, whose
+	// submit takes the delivery off the count of those on their way to
+	// the writer.
+	s.writer.coming.Add(1)
 
 	form := false
 	ct := r.Header.Get("Content-Type")
@@ -151,6 +156,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge)
 			return
 		}
+		s.writer.coming.Add(-1)
 		outcome(outcomeBadRequest)
 		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: kindName, Reason: "could not read the body"})
 		return
@@ -431,6 +437,16 @@ func clip(s string, max int) string {
 // recorded than the writer holds.
 var errQueueFull = errors.New("intake queue full")
 
+// intakeLinger bounds how long the writer waits for deliveries on their
+// way in before it writes a batch. A transaction costs about a
+// millisecond however few deliveries it carries; on a busy server the
+// writer that commits whatever has arrived writes small batches, and its
+// fixed costs take the CPU the handlers need to bring the next ones: a
+// short wait for them makes the batches, and the rate, several times
+// larger. A delivery alone is never held: the writer waits only while
+// others are being received.
+const intakeLinger = 2 * time.Millisecond
+
 // intakeWriter is the single writer of deliveries. It commits everything
 // waiting in one transaction, so that under load each commit carries many
 // deliveries instead of each delivery paying for its own.
@@ -440,8 +456,11 @@ type intakeWriter struct {
 	closed   bool
 	in       chan *pendingIntake
 	maxBatch int
-	wake     func()
-	log      interface {
+	// coming counts the deliveries being received that will be submitted:
+	// past the forge's detection, not yet handed to the writer.
+	coming atomic.Int64
+	wake   func()
+	log    interface {
 		Error(msg string, args ...any)
 	}
 }
@@ -466,14 +485,17 @@ func (w *intakeWriter) submit(ctx context.Context, it store.Intake) (store.Intak
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
+		w.coming.Add(-1)
 		pendingPool.Put(p)
 		return store.IntakeResult{}, errClosed
 	}
 	select {
 	case w.in <- p:
 		w.mu.RUnlock()
+		w.coming.Add(-1)
 	default:
 		w.mu.RUnlock()
+		w.coming.Add(-1)
 		pendingPool.Put(p)
 		return store.IntakeResult{}, errQueueFull
 	}
@@ -503,8 +525,11 @@ func (w *intakeWriter) close() {
 func (w *intakeWriter) run() {
 	batch := make([]*pendingIntake, 0, w.maxBatch)
 	items := make([]store.Intake, 0, w.maxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for p := range w.in {
 		batch, items = append(batch[:0], p), append(items[:0], p.item)
+		waiting := false
 	more:
 		for len(batch) < w.maxBatch {
 			select {
@@ -513,9 +538,31 @@ func (w *intakeWriter) run() {
 					break more
 				}
 				batch, items = append(batch, p), append(items, p.item)
+				continue
 			default:
+			}
+			// Nothing more has arrived: wait, a little, for the
+			// deliveries being received.
+			if w.coming.Load() <= 0 {
+				break
+			}
+			if !waiting {
+				waiting = true
+				linger.Reset(intakeLinger)
+			}
+			select {
+			case p, ok := <-w.in:
+				if !ok {
+					break more
+				}
+				batch, items = append(batch, p), append(items, p.item)
+			case <-linger.C:
+				waiting = false
 				break more
 			}
+		}
+		if waiting {
+			linger.Stop() // since Go 1.23, no stale tick is left behind
 		}
 		w.write(batch, items)
 	}
