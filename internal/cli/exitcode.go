@@ -61,7 +61,7 @@ func exitCode(err error) int {
 		return ExitConfig
 	case errors.Is(err, store.ErrNotFound):
 		return ExitNotFound
-	case errors.Is(err, store.ErrSchemaTooNew):
+	case errors.Is(err, store.ErrSchemaTooNew), store.IsUnavailable(err):
 		return ExitState
 	}
 	return ExitError

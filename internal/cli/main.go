@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fraiseql/fraisier/internal/store"
 )
 
 // Streams is where a command reads and writes. Tests pass buffers; the
@@ -63,7 +66,13 @@ func Run(ctx context.Context, args []string, streams Streams, env Env) int {
 	}
 	var silent *silentError
 	if !errors.As(err, &silent) {
-		fmt.Fprintf(streams.Err, "fraisier: %v\n", err)
+		msg := err.Error()
+		if store.IsUnavailable(err) && !strings.Contains(msg, "state database") {
+			// "database is locked" alone leaves the user guessing which
+			// database: the application's or fraisier's own.
+			msg = "the state database is unavailable: " + msg
+		}
+		fmt.Fprintf(streams.Err, "fraisier: %s\n", msg)
 	}
 	return exitCode(err)
 }

@@ -206,10 +206,9 @@ func TestReliabilityStatePostgresGone(t *testing.T) {
 	writeFile(t, filepath.Join(gate, "go"), "")
 	r := <-done
 	t.Logf("with the state database gone: exit %d after %s\n%s", r.code, time.Since(start).Round(time.Millisecond), r.out)
-	// Exit 1, where docs/exit-codes.md says 4 for a state database that
-	// cannot be reached: the same gap as TestReliabilityStateDBLocked pins.
-	if r.code != 1 {
-		t.Fatalf("exit %d: want the pinned 1 (documented 4; see docs/reliability.md)", r.code)
+	// docs/exit-codes.md: 4 when the state database cannot be used.
+	if r.code != 4 {
+		t.Fatalf("exit %d, want 4 (state database unreachable)", r.code)
 	}
 	if !strings.Contains(r.out, "record the outcome (failed)") {
 		t.Fatalf("output does not say the outcome could not be recorded:\n%s", r.out)

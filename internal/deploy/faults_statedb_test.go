@@ -231,15 +231,13 @@ func TestReliabilityStateDBLocked(t *testing.T) {
 		defer locker.release(t)
 		out, code := runCLI(t, bin, f.mgrEnv, "--config", cfgPath, "--state", statePath, "deploy", "hello", "production")
 		t.Logf("exit %d:\n%s", code, out)
-		if !strings.Contains(out, "acquire lock on hello/production") || !strings.Contains(out, "database is locked") {
+		if !strings.Contains(out, "state database is unavailable") || !strings.Contains(out, "acquire lock on hello/production") ||
+			!strings.Contains(out, "database is locked") {
 			t.Fatalf("output does not say the state database is locked:\n%s", out)
 		}
-		// Pins down a gap (docs/reliability.md): docs/exit-codes.md says
-		// 4 for a state database that cannot be used, but the engine's
-		// error reaches the CLI's exit code mapping as an unexpected
-		// error. When that is fixed, this wants 4.
-		if code != 1 {
-			t.Errorf("exit %d: the gap this pins down (exit 1, documented 4) changed: update the test and docs/reliability.md", code)
+		// docs/exit-codes.md: 4 when the state database cannot be used.
+		if code != 4 {
+			t.Errorf("exit %d, want 4 (state database unusable)", code)
 		}
 		f.assertUnchanged(before, store.StatusFailed)
 	})
