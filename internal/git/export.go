@@ -83,6 +83,12 @@ func (r *Repo) export(ctx context.Context, sha, dest string) error {
 	// tree in another git process; it must be one file (not split).
 	if _, err := g.run(ctx, call{args: []string{"read-tree", "--reset", "-u", sha}, dir: tmp,
 		config: []string{"-c", "core.splitIndex=false"}}); err != nil {
+		// git reports a full disk as "unable to write file X" and drops
+		// the errno; say what the user needs to know while tmp still
+		// holds what filled it.
+		if full(tmp) {
+			return fmt.Errorf("check out tree: no space left on device under %s: %w", filepath.Dir(dest), classifyRevision(err))
+		}
 		return fmt.Errorf("check out tree: %w", classifyRevision(err))
 	}
 	// A gitlink was checked out as an empty directory, which would deploy
@@ -240,4 +246,19 @@ func indexVarint(b []byte) (val uint64, n int) {
 		val = val<<7 + uint64(c&127)
 	}
 	return val, n
+}
+
+// full reports whether the filesystem holding dir is out of room for this
+// process (root may use the reserved blocks): under a megabyte free, where
+// the write that failed needed more, or no inode left.
+func full(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	free := st.Bavail
+	if os.Geteuid() == 0 {
+		free = st.Bfree
+	}
+	return free*uint64(st.Bsize) < 1<<20 || (st.Files > 0 && st.Ffree == 0)
 }
