@@ -66,7 +66,10 @@ type deployment struct {
 	// What was changed, in order; the compensation undoes these.
 	releaseMade bool
 	migrated    bool
-	revBefore   string
+	// unitsPrepared: prepareUnits reloaded and checked the units before
+	// the switch, so the restart after it needs no second look.
+	unitsPrepared bool
+	revBefore     string
 	// migratedDown: the change to undo is a rollback's migrate down, so
 	// undoing it is migrating up again, from the same release.
 	migratedDown bool
@@ -464,11 +467,17 @@ func (d *deployment) mirrorPath() string {
 // checkout is the inplace switch: the exact commit, checked out in
 // app_path (cloned the first time). Untracked files such as .env stay.
 func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error) {
+	if err := d.prepareBeforeSwitch(ctx, out); err != nil {
+		return "", err
+	}
 	d.switched = true // see switchRelease
 	return short(d.oldSHA) + " → " + short(d.sha), git.CheckoutInPlace(ctx, d.appPath, d.env.GitRepo, d.sha, git.Options{Output: out})
 }
 
 func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, error) {
+	if err := d.prepareBeforeSwitch(ctx, out); err != nil {
+		return "", err
+	}
 	// Set first: the rename may succeed and the directory sync after it
 	// fail, and then current already names the new release. Switching
 	// back when nothing moved is harmless; believing nothing moved when it
@@ -481,7 +490,59 @@ func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, 
 }
 
 func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
+	if d.unitsPrepared {
+		return "", startUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
+	}
 	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
+}
+
+// prepareBeforeSwitch prepares the units (see prepareUnits) when the
+// environment restarts any.
+func (d *deployment) prepareBeforeSwitch(ctx context.Context, out io.Writer) error {
+	if len(d.env.Services()) == 0 || d.unitsPrepared {
+		return nil
+	}
+	_, err := d.prepareUnits(ctx, out)
+	return err
+}
+
+// prepareUnits runs before the switch: it reloads systemd if a unit's files
+// changed on disk and checks that every unit exists, so that a unit that
+// cannot be restarted fails the deployment while the old release still
+// serves, untouched, instead of after the switch. The restart that follows
+// the switch a few milliseconds later then needs no second look.
+func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, error) {
+	u := d.c.Units(d.env.Scope)
+	units := d.env.Services()
+	reloaded := false
+	for _, unit := range units {
+		need, load, err := u.UnitFiles(ctx, unit)
+		if err != nil {
+			return "", err
+		}
+		if need && !reloaded {
+			fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", unit)
+			if err := u.DaemonReload(ctx); err != nil {
+				return "", err
+			}
+			reloaded = true
+			if _, load, err = u.UnitFiles(ctx, unit); err != nil {
+				return "", err
+			}
+		}
+		switch load {
+		case "loaded", "":
+		case "not-found":
+			return "", fmt.Errorf("unit %s not found: no unit file defines it (check systemd_service and scope: %s)", unit, d.env.Scope)
+		default:
+			return "", fmt.Errorf("unit %s cannot be started: systemd loaded it as %s", unit, load)
+		}
+	}
+	d.unitsPrepared = true
+	if reloaded {
+		return "reloaded", nil
+	}
+	return "", nil
 }
 
 func (d *deployment) settle() time.Duration {
@@ -495,7 +556,7 @@ func (d *deployment) settle() time.Duration {
 // and waits until each has stayed active for the settle time.
 func restartUnits(ctx context.Context, u Units, units []string, settleFor time.Duration, out io.Writer) error {
 	for _, unit := range units {
-		need, err := u.NeedsDaemonReload(ctx, unit)
+		need, _, err := u.UnitFiles(ctx, unit)
 		if err != nil {
 			return err
 		}
@@ -507,6 +568,12 @@ func restartUnits(ctx context.Context, u Units, units []string, settleFor time.D
 			break
 		}
 	}
+	return startUnits(ctx, u, units, settleFor, out)
+}
+
+// startUnits restarts the units and waits until each has stayed active
+// for the settle time.
+func startUnits(ctx context.Context, u Units, units []string, settleFor time.Duration, out io.Writer) error {
 	if err := u.Restart(ctx, units...); err != nil {
 		return err
 	}

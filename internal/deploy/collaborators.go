@@ -21,7 +21,10 @@ type Source interface {
 // Units is the systemd side: the units of one scope.
 type Units interface {
 	DaemonReload(ctx context.Context) error
-	NeedsDaemonReload(ctx context.Context, unit string) (bool, error)
+	// UnitFiles says whether systemd must reload unit's files before it is
+	// restarted, and how systemd loaded it ("not-found" when no file
+	// defines it).
+	UnitFiles(ctx context.Context, unit string) (needReload bool, loadState string, err error)
 	Restart(ctx context.Context, units ...string) error
 	Stop(ctx context.Context, units ...string) error
 	WaitActive(ctx context.Context, unit string, settle time.Duration) error

@@ -100,18 +100,27 @@ func TestDeployReloadsChangedUnits(t *testing.T) {
 	}
 }
 
-// restartOutput is what the deployment's restart step printed.
+// restartOutput is what the deployment printed about its units: the
+// switch step reloads systemd before switching when a unit's files
+// changed, and the restart step restarts.
 func restartOutput(t *testing.T, f *fixture, res Result) string {
 	t.Helper()
 	steps, err := f.db.Steps(context.Background(), res.DeploymentID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, restarted := "", false
 	for _, s := range steps {
-		if s.Name == "restart" {
-			return s.Output
+		switch s.Name {
+		case "switch":
+			out += s.Output
+		case "restart":
+			out += s.Output
+			restarted = true
 		}
 	}
-	t.Fatalf("no restart step in %+v", steps)
-	return ""
+	if !restarted {
+		t.Fatalf("no restart step in %+v", steps)
+	}
+	return out
 }

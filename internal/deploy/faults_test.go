@@ -388,39 +388,33 @@ func TestFaultUnits(t *testing.T) {
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
 	good, _ := currentRelease(f.app)
 
-	// The engine learns that the unit does not exist only when it restarts
-	// it, after the switch; the rollback cannot restart it either, so it
-	// calls the operator (rollback_failed), although current is back and
-	// the previous release's processes, under their own unit, were never
-	// touched. See docs/reliability.md.
+	// The units are checked before the switch: a unit that does not
+	// exist fails the deployment while the previous release still serves,
+	// untouched, instead of calling the operator after a switch.
 	t.Run("unit named in the configuration does not exist", func(t *testing.T) {
 		missing := strings.TrimSuffix(f.unit, "hello.service") + "nosuch.service"
 		f.pushTree("healthy", withRun(run))
 		before := f.snapshot()
 		env := f.envWith(func(e *config.Environment) { e.SystemdService = config.StringList{missing} })
 		res := f.deployEnv(env, Request{})
-		if res.Status != store.StatusRollbackFailed {
-			t.Fatalf("status %s (%v), want rollback_failed", res.Status, res.Err)
+		if res.Status != store.StatusFailed {
+			t.Fatalf("status %s (%v), want failed", res.Status, res.Err)
 		}
 		msg := res.Err.Error()
-		for _, w := range []string{
-			"restart: restart " + missing + ": unit not found",
-			"rollback to " + good + " failed: rollback restart: restart " + missing + ": unit not found",
-			"operator needed",
-		} {
+		for _, w := range []string{"switch: unit " + missing + " not found: no unit file defines it"} {
 			if !strings.Contains(msg, w) {
 				t.Fatalf("message %q does not say %q", msg, w)
 			}
 		}
-		want := "fetch:succeeded release:succeeded install:skipped migrate:skipped switch:succeeded restart:failed rollback switch:succeeded rollback restart:failed"
+		want := "fetch:succeeded release:succeeded install:skipped migrate:skipped switch:failed"
 		if got := f.stepNames(res.DeploymentID); got != want {
 			t.Fatalf("steps %s, want %s", got, want)
 		}
 		f.assertRecorded(res)
 		f.assertUnchanged(before, res.Status)
 		states, _ := f.db.FraiseStates(context.Background(), "hello", "production")
-		if len(states) != 1 || states[0].BrokenSince == nil {
-			t.Fatalf("state %+v: want broken_since set", states)
+		if len(states) != 1 || states[0].BrokenSince != nil {
+			t.Fatalf("state %+v: want broken_since unset (nothing was broken)", states)
 		}
 	})
 

@@ -91,12 +91,13 @@ func (u systemdUnits) IsActive(ctx context.Context, unit string) (bool, error) {
 	return u.m.IsActive(ctx, unit)
 }
 
-// NeedsDaemonReload asks systemd itself (over its private socket where it
+// UnitFiles asks systemd itself (over its private socket where it
 // can, see systemd.Manager.NeedDaemonReload), so that fraisier reloads
 // exactly when systemd would say a unit's files changed on disk: no model
 // of its rules here to drift from them.
-func (u systemdUnits) NeedsDaemonReload(ctx context.Context, unit string) (bool, error) {
-	return u.m.NeedDaemonReload(ctx, unit)
+func (u systemdUnits) UnitFiles(ctx context.Context, unit string) (bool, string, error) {
+	f, err := u.m.UnitFiles(ctx, unit)
+	return f.NeedReload, f.LoadState, err
 }
 
 // brokenUnits reports why the systemd manager could not be built, at the
@@ -108,8 +109,8 @@ func (b brokenUnits) Restart(context.Context, ...string) error                { 
 func (b brokenUnits) Stop(context.Context, ...string) error                   { return b.err }
 func (b brokenUnits) WaitActive(context.Context, string, time.Duration) error { return b.err }
 func (b brokenUnits) IsActive(context.Context, string) (bool, error)          { return false, b.err }
-func (b brokenUnits) NeedsDaemonReload(context.Context, string) (bool, error) {
-	return false, b.err
+func (b brokenUnits) UnitFiles(context.Context, string) (bool, string, error) {
+	return false, "", b.err
 }
 
 // migrator adapts *migrate.Migrator to Migrator.

@@ -30,19 +30,31 @@ import (
 // socket (one round trip for the four properties), with systemctl as the
 // fallback.
 func (m *Manager) NeedDaemonReload(ctx context.Context, unit string) (bool, error) {
+	uf, err := m.UnitFiles(ctx, unit)
+	return uf.NeedReload, err
+}
+
+// UnitFileState is what a deployment must know of a unit before it
+// switches releases: whether systemd must reload its files first, and how
+// it loaded the unit (LoadState "not-found" when no file defines it).
+type UnitFileState struct {
+	NeedReload bool
+	LoadState  string
+}
+
+// UnitFiles answers NeedDaemonReload and the unit's LoadState with the
+// same questions to the manager.
+func (m *Manager) UnitFiles(ctx context.Context, unit string) (UnitFileState, error) {
 	if err := ValidateUnitName(unit); err != nil {
-		return false, fmt.Errorf("need daemon-reload: %w", err)
+		return UnitFileState{}, fmt.Errorf("need daemon-reload: %w", err)
 	}
 	f, err := m.reloadFactsBus(ctx, unit)
 	if err != nil {
 		if f, err = m.reloadFactsSystemctl(ctx, unit); err != nil {
-			return false, err
+			return UnitFileState{}, err
 		}
 	}
-	if f.need {
-		return true, nil
-	}
-	return staleOnDisk(unit, f), nil
+	return UnitFileState{NeedReload: f.need || staleOnDisk(unit, f), LoadState: f.loadState}, nil
 }
 
 // reloadFacts is what the manager says it loaded of a unit.
@@ -51,6 +63,8 @@ type reloadFacts struct {
 	fragment string   // FragmentPath, "" when none
 	dropins  []string // DropInPaths
 	unitPath []string // the manager's UnitPath, highest priority first
+	// loadState is the unit's LoadState: loaded, not-found, masked...
+	loadState string
 }
 
 func (m *Manager) reloadFactsBus(ctx context.Context, unit string) (reloadFacts, error) {
@@ -67,11 +81,12 @@ func (m *Manager) reloadFactsBus(ctx context.Context, unit string) (reloadFacts,
 		busCall{path, props, "Get", []string{iface, "FragmentPath"}},
 		busCall{path, props, "Get", []string{iface, "DropInPaths"}},
 		busCall{"/org/freedesktop/systemd1", props, "Get", []string{"org.freedesktop.systemd1.Manager", "UnitPath"}},
+		busCall{path, props, "Get", []string{iface, "LoadState"}},
 	)
 	if err != nil {
 		return f, err
 	}
-	var vals [4]any
+	var vals [5]any
 	for i, body := range bodies {
 		if len(body) != 1 {
 			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d has %d values", unit, i, len(body))
@@ -82,11 +97,12 @@ func (m *Manager) reloadFactsBus(ctx context.Context, unit string) (reloadFacts,
 		}
 		vals[i] = v.value
 	}
-	var ok [4]bool
+	var ok [5]bool
 	f.need, ok[0] = vals[0].(bool)
 	f.fragment, ok[1] = vals[1].(string)
 	f.dropins, ok[2] = stringList(vals[2])
 	f.unitPath, ok[3] = stringList(vals[3])
+	f.loadState, ok[4] = vals[4].(string)
 	for i, good := range ok {
 		if !good {
 			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d is %T", unit, i, vals[i])
@@ -118,7 +134,7 @@ func stringList(v any) ([]string, bool) {
 // misread, and then the check errs on the side of reloading.
 func (m *Manager) reloadFactsSystemctl(ctx context.Context, unit string) (reloadFacts, error) {
 	var f reloadFacts
-	p, err := m.Show(ctx, unit, "NeedDaemonReload", "FragmentPath", "DropInPaths")
+	p, err := m.Show(ctx, unit, "NeedDaemonReload", "FragmentPath", "DropInPaths", "LoadState")
 	if err != nil {
 		return f, err
 	}
@@ -128,7 +144,7 @@ func (m *Manager) reloadFactsSystemctl(ctx context.Context, unit string) (reload
 	default:
 		return f, fmt.Errorf("need daemon-reload %s: systemctl show printed NeedDaemonReload=%q", unit, v)
 	}
-	f.fragment, f.dropins = p["FragmentPath"], strings.Fields(p["DropInPaths"])
+	f.fragment, f.dropins, f.loadState = p["FragmentPath"], strings.Fields(p["DropInPaths"]), p["LoadState"]
 	out, err := m.systemctl(ctx, queryTimeout, "show", "--property=UnitPath")
 	if err != nil {
 		return f, fmt.Errorf("show the manager's UnitPath: %w", err)
