@@ -169,11 +169,22 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.drain()
 			return nil
 		case <-r.wake:
+			// Under a burst every recorded batch wakes the runner; reading
+			// the queue once per wakeGap is enough, and a request waits at
+			// most that long for a worker.
+			select {
+			case <-ctx.Done():
+			case <-time.After(wakeGap):
+			}
 		case <-r.workerEnd:
 		case <-tick.C:
 		}
 	}
 }
+
+// wakeGap is how long the runner lets wakes gather before it reads the
+// queue again.
+const wakeGap = 20 * time.Millisecond
 
 func (r *Runner) drain() {
 	idle := make(chan struct{})

@@ -108,10 +108,10 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 			return 0, fmt.Errorf("webhook event %d: %w", *d.WebhookID, err)
 		}
 	}
-	err := tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_deployment
+	err := db.queryRowTx(ctx, tx, `INSERT INTO tb_deployment
 		(fraise, environment, trigger, actor, requested_ref, old_sha, new_sha, release,
 		 status, started_at, webhook_event_id, host, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		d.Fraise, d.Environment, d.Trigger, d.Actor, d.RequestedRef, oldSHA, newSHA, d.Release,
 		status, db.nowMS(), d.WebhookID, d.Host, d.PID).Scan(&id)
 	if err != nil {
@@ -122,10 +122,10 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 			return 0, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
+	if _, err := db.execTx(ctx, tx, `INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (fraise, environment) DO UPDATE
-		SET status = excluded.status, last_deployment_id = excluded.last_deployment_id`),
+		SET status = excluded.status, last_deployment_id = excluded.last_deployment_id`,
 		d.Fraise, d.Environment, status, id); err != nil {
 		return 0, fmt.Errorf("update state of %s: %w", d.Target, err)
 	}
@@ -147,7 +147,7 @@ func exists(ctx context.Context, q querier, query string, args ...any) error {
 func (db *DB) BeginDeployment(ctx context.Context, id int64) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var status string
-		err := tx.QueryRowContext(ctx, db.q("SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate), id).Scan(&status)
+		err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate, id).Scan(&status)
 		if notFound(err) {
 			return ErrNotFound
 		}
@@ -157,11 +157,11 @@ func (db *DB) BeginDeployment(ctx context.Context, id int64) error {
 		if status != StatusQueued {
 			return fmt.Errorf("deployment is %s, not queued", status)
 		}
-		if _, err := tx.ExecContext(ctx, db.q("UPDATE tb_deployment SET status = ?, started_at = ? WHERE id = ?"),
+		if _, err := db.execTx(ctx, tx, "UPDATE tb_deployment SET status = ?, started_at = ? WHERE id = ?",
 			StatusRunning, db.nowMS(), id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q("UPDATE tb_fraise_state SET status = ? WHERE last_deployment_id = ?"), StatusRunning, id)
+		_, err = db.execTx(ctx, tx, "UPDATE tb_fraise_state SET status = ? WHERE last_deployment_id = ?", StatusRunning, id)
 		return err
 	})
 	if err != nil {
@@ -218,7 +218,7 @@ func (db *DB) setDeploymentTarget(ctx context.Context, id int64, sha string) err
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
 		var status string
-		err := tx.QueryRowContext(ctx, db.q("SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate), id).Scan(&status)
+		err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate, id).Scan(&status)
 		if notFound(err) {
 			return ErrNotFound
 		}
@@ -228,7 +228,7 @@ func (db *DB) setDeploymentTarget(ctx context.Context, id int64, sha string) err
 		if terminal(status) {
 			return fmt.Errorf("deployment is %s: %w", status, ErrFinished)
 		}
-		_, err = tx.ExecContext(ctx, db.q("UPDATE tb_deployment SET new_sha = ? WHERE id = ?"), s, id)
+		_, err = db.execTx(ctx, tx, "UPDATE tb_deployment SET new_sha = ? WHERE id = ?", s, id)
 		return err
 	})
 }
@@ -252,8 +252,8 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 		t      Target
 		status string
 	)
-	err := tx.QueryRowContext(ctx, db.q(`SELECT fraise, environment, status, actor, new_sha, release, started_at
-		FROM tb_deployment WHERE id = ?`+db.d.forUpdate), id).
+	err := db.queryRowTx(ctx, tx, `SELECT fraise, environment, status, actor, new_sha, release, started_at
+		FROM tb_deployment WHERE id = ?`+db.d.forUpdate, id).
 		Scan(&t.Fraise, &t.Environment, &status, &d.actor, &d.newSHA, &d.release, &d.started)
 	if notFound(err) {
 		return ErrNotFound
@@ -279,16 +279,16 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	}
 	acc := st.apply(d)
 
-	if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment
+	if _, err := db.execTx(ctx, tx, `UPDATE tb_deployment
 		SET status = ?, finished_at = ?, duration_ms = ?, error = ?, new_sha = ?, release = ?,
 		    incident = ?, restore_ms = ?
-		WHERE id = ?`),
+		WHERE id = ?`,
 		d.status, d.finished, d.duration, f.Error, d.newSHA, d.release, acc.incident, acc.restoreMS, id); err != nil {
 		return fmt.Errorf("update deployment: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment_step
+	if _, err := db.execTx(ctx, tx, `UPDATE tb_deployment_step
 		SET status = ?, finished_at = ?, detail = CASE WHEN detail = '' THEN ? ELSE detail END
-		WHERE deployment_id = ? AND status = ?`),
+		WHERE deployment_id = ? AND status = ?`,
 		StepFailed, d.finished, "still running when the deployment ended "+d.status, id, StepRunning); err != nil {
 		return fmt.Errorf("close running steps: %w", err)
 	}
@@ -385,16 +385,16 @@ func (db *DB) loadTargetState(ctx context.Context, tx *sql.Tx, t Target) (*targe
 	st := &targetState{Status: "never"}
 	// Locked: two deployments of one target finishing at once must not both
 	// advance the same old state.
-	err := tx.QueryRowContext(ctx, db.q(`SELECT status, current_sha, current_release, deployed_at, deployed_by,
+	err := db.queryRowTx(ctx, tx, `SELECT status, current_sha, current_release, deployed_at, deployed_by,
 		       last_deployment_id, broken_since, broken_deployment_id
-		FROM tb_fraise_state WHERE fraise = ? AND environment = ?`+db.d.forUpdate), t.Fraise, t.Environment).
+		FROM tb_fraise_state WHERE fraise = ? AND environment = ?`+db.d.forUpdate, t.Fraise, t.Environment).
 		Scan(&st.Status, &st.CurrentSHA, &st.CurrentRelease, &st.DeployedAt, &st.DeployedBy,
 			&st.LastDeployment, &st.BrokenSince, &st.BrokenDeployment)
 	if err != nil && !notFound(err) {
 		return nil, fmt.Errorf("read state of %s: %w", t, err)
 	}
 	if st.BrokenDeployment.Valid {
-		err := tx.QueryRowContext(ctx, db.q("SELECT started_at FROM tb_deployment WHERE id = ?"),
+		err := db.queryRowTx(ctx, tx, "SELECT started_at FROM tb_deployment WHERE id = ?",
 			st.BrokenDeployment.Int64).Scan(&st.incidentStart)
 		if err != nil {
 			return nil, fmt.Errorf("read the deployment that broke %s: %w", t, err)
@@ -556,7 +556,14 @@ func (db *DB) RunningDeployments(ctx context.Context) ([]Deployment, error) {
 }
 
 func (db *DB) queryDeployments(ctx context.Context, query string, args ...any) ([]Deployment, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q(query), args...)
+	// Prepared once: the queue's dispatcher and the API run these queries
+	// often, and the history view takes longer to parse than to read. The
+	// callers' query strings come from a fixed set of filters.
+	st, err := db.dbStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

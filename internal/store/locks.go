@@ -97,8 +97,8 @@ func (db *DB) acquireLock(ctx context.Context, l Lock, ttl time.Duration, holder
 			var event string
 			switch {
 			case cur.Owner == l.Owner:
-				_, err := tx.ExecContext(ctx, db.q(`UPDATE tb_lock SET host = ?, pid = ?, reason = ?, expires_at = ?
-					WHERE fraise = ? AND environment = ?`), l.Host, l.PID, l.Reason, expires, l.Fraise, l.Environment)
+				_, err := db.execTx(ctx, tx, `UPDATE tb_lock SET host = ?, pid = ?, reason = ?, expires_at = ?
+					WHERE fraise = ? AND environment = ?`, l.Host, l.PID, l.Reason, expires, l.Fraise, l.Environment)
 				return err
 			case cur.ExpiresAt.UnixMilli() <= now:
 				event = LockExpired
@@ -107,9 +107,9 @@ func (db *DB) acquireLock(ctx context.Context, l Lock, ttl time.Duration, holder
 			default:
 				return &LockedError{Holder: cur}
 			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE tb_lock
+			if _, err := db.execTx(ctx, tx, `UPDATE tb_lock
 				SET owner = ?, host = ?, pid = ?, reason = ?, acquired_at = ?, expires_at = ?
-				WHERE fraise = ? AND environment = ?`),
+				WHERE fraise = ? AND environment = ?`,
 				l.Owner, l.Host, l.PID, l.Reason, now, expires, l.Fraise, l.Environment); err != nil {
 				return err
 			}
@@ -125,9 +125,9 @@ func (db *DB) acquireLock(ctx context.Context, l Lock, ttl time.Duration, holder
 }
 
 func (db *DB) recordLockEvent(ctx context.Context, tx *sql.Tx, event string, l Lock, newOwner, reason string, at int64) error {
-	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO tb_lock_event
+	_, err := db.execTx(ctx, tx, `INSERT INTO tb_lock_event
 		(fraise, environment, event, owner, host, pid, acquired_at, expires_at, new_owner, reason, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		l.Fraise, l.Environment, event, l.Owner, l.Host, l.PID, l.AcquiredAt.UnixMilli(), l.ExpiresAt.UnixMilli(),
 		newOwner, reason, at)
 	if err != nil {
@@ -143,7 +143,7 @@ func (db *DB) RefreshLock(ctx context.Context, t Target, owner string, ttl time.
 		if ttl <= 0 {
 			return fmt.Errorf("lock ttl %s is not positive", ttl)
 		}
-		res, err := tx.ExecContext(ctx, db.q("UPDATE tb_lock SET expires_at = ? WHERE fraise = ? AND environment = ? AND owner = ?"),
+		res, err := db.execTx(ctx, tx, "UPDATE tb_lock SET expires_at = ? WHERE fraise = ? AND environment = ? AND owner = ?",
 			db.nowMS()+ttl.Milliseconds(), t.Fraise, t.Environment, owner)
 		if err != nil {
 			return err
@@ -160,7 +160,7 @@ func (db *DB) RefreshLock(ctx context.Context, t Target, owner string, ttl time.
 // does not hold it, and leaves another owner's lock alone.
 func (db *DB) ReleaseLock(ctx context.Context, t Target, owner string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q("DELETE FROM tb_lock WHERE fraise = ? AND environment = ? AND owner = ?"),
+		res, err := db.execTx(ctx, tx, "DELETE FROM tb_lock WHERE fraise = ? AND environment = ? AND owner = ?",
 			t.Fraise, t.Environment, owner)
 		if err != nil {
 			return err
@@ -186,7 +186,7 @@ func (db *DB) ForceUnlock(ctx context.Context, t Target, reason string) (Lock, e
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.q("DELETE FROM tb_lock WHERE fraise = ? AND environment = ?"), t.Fraise, t.Environment); err != nil {
+		if _, err := db.execTx(ctx, tx, "DELETE FROM tb_lock WHERE fraise = ? AND environment = ?", t.Fraise, t.Environment); err != nil {
 			return err
 		}
 		removed = cur

@@ -172,12 +172,12 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede
 	// Serialise queueing per target: with nothing waiting, SELECT ... FOR
 	// UPDATE below locks no row, and two PostgreSQL transactions would both
 	// insert. The target's state row is the lock, created if need be.
-	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
-		ON CONFLICT (fraise, environment) DO NOTHING`), r.Fraise, r.Environment); err != nil {
+	if _, err := db.execTx(ctx, tx, `INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
+		ON CONFLICT (fraise, environment) DO NOTHING`, r.Fraise, r.Environment); err != nil {
 		return Queued{}, fmt.Errorf("lock %s: %w", r.Target, err)
 	}
 	var one int
-	if err := tx.QueryRowContext(ctx, db.q("SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate),
+	if err := db.queryRowTx(ctx, tx, "SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate,
 		r.Fraise, r.Environment).Scan(&one); err != nil {
 		return Queued{}, fmt.Errorf("lock %s: %w", r.Target, err)
 	}
@@ -185,8 +185,8 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede
 		waiting        int64
 		waitingWebhook sql.NullInt64
 	)
-	err = tx.QueryRowContext(ctx, db.q(`SELECT id, webhook_event_id FROM tb_deployment
-		WHERE fraise = ? AND environment = ? AND status = ?`+db.d.forUpdate),
+	err = db.queryRowTx(ctx, tx, `SELECT id, webhook_event_id FROM tb_deployment
+		WHERE fraise = ? AND environment = ? AND status = ?`+db.d.forUpdate,
 		r.Fraise, r.Environment, StatusQueued).Scan(&waiting, &waitingWebhook)
 	switch {
 	case notFound(err):
@@ -280,9 +280,9 @@ func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, e
 	}
 	var d Deployment
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE tb_deployment
+		res, err := db.execTx(ctx, tx, `UPDATE tb_deployment
 			SET status = ?, started_at = ?, host = ?, pid = ?, old_sha = ?
-			WHERE id = ? AND status = ?`),
+			WHERE id = ? AND status = ?`,
 			StatusRunning, db.nowMS(), c.Host, c.PID, oldSHA, id, StatusQueued)
 		if err != nil {
 			return err
@@ -293,7 +293,7 @@ func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, e
 			}
 			return ErrNotQueued
 		}
-		if _, err := tx.ExecContext(ctx, db.q("UPDATE tb_fraise_state SET status = ? WHERE last_deployment_id = ?"),
+		if _, err := db.execTx(ctx, tx, "UPDATE tb_fraise_state SET status = ? WHERE last_deployment_id = ?",
 			StatusRunning, id); err != nil {
 			return err
 		}

@@ -65,13 +65,13 @@ func (db *DB) addRelease(ctx context.Context, r Release) (int64, error) {
 				return err
 			}
 		}
-		return tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_release
+		return db.queryRowTx(ctx, tx, `INSERT INTO tb_release
 			(fraise, environment, name, sha, path, state, deployment_id, created_at, migration_revision)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (fraise, environment, name) DO UPDATE SET
 			  sha = excluded.sha, path = excluded.path, state = excluded.state,
 			  deployment_id = excluded.deployment_id, migration_revision = excluded.migration_revision
-			RETURNING id`),
+			RETURNING id`,
 			r.Fraise, r.Environment, r.Name, sha, r.Path, r.State, deployment, created, r.MigrationRevision).Scan(&id)
 	})
 	return id, err
@@ -80,8 +80,8 @@ func (db *DB) addRelease(ctx context.Context, r Release) (int64, error) {
 // demoteCurrent makes the target's current release, unless it is named
 // keep, good: it served until now.
 func (db *DB) demoteCurrent(ctx context.Context, tx *sql.Tx, t Target, keep string) error {
-	_, err := tx.ExecContext(ctx, db.q(`UPDATE tb_release SET state = ?
-		WHERE fraise = ? AND environment = ? AND state = ? AND name <> ?`),
+	_, err := db.execTx(ctx, tx, `UPDATE tb_release SET state = ?
+		WHERE fraise = ? AND environment = ? AND state = ? AND name <> ?`,
 		ReleaseGood, t.Fraise, t.Environment, ReleaseCurrent, keep)
 	if err != nil {
 		return fmt.Errorf("demote current release: %w", err)
@@ -101,7 +101,7 @@ func (db *DB) SetReleaseState(ctx context.Context, t Target, name, state string)
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, db.q("UPDATE tb_release SET state = ? WHERE fraise = ? AND environment = ? AND name = ?"),
+		res, err := db.execTx(ctx, tx, "UPDATE tb_release SET state = ? WHERE fraise = ? AND environment = ? AND name = ?",
 			state, t.Fraise, t.Environment, name)
 		if err != nil {
 			return err
@@ -120,7 +120,7 @@ func (db *DB) SetReleaseState(ctx context.Context, t Target, name, state string)
 // ErrNotFound.
 func (db *DB) SetReleaseRevision(ctx context.Context, t Target, name, revision string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q("UPDATE tb_release SET migration_revision = ? WHERE fraise = ? AND environment = ? AND name = ?"),
+		res, err := db.execTx(ctx, tx, "UPDATE tb_release SET migration_revision = ? WHERE fraise = ? AND environment = ? AND name = ?",
 			revision, t.Fraise, t.Environment, name)
 		if err != nil {
 			return err

@@ -19,9 +19,9 @@ func (db *DB) StartStep(ctx context.Context, deploymentID int64, name string) (i
 		if err := exists(ctx, tx, db.q("SELECT 1 FROM tb_deployment WHERE id = ?"), deploymentID); err != nil {
 			return fmt.Errorf("deployment %d: %w", deploymentID, err)
 		}
-		return tx.QueryRowContext(ctx, db.q(`INSERT INTO tb_deployment_step (deployment_id, seq, name, status, started_at)
+		return db.queryRowTx(ctx, tx, `INSERT INTO tb_deployment_step (deployment_id, seq, name, status, started_at)
 			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tb_deployment_step WHERE deployment_id = ?), ?, ?, ?)
-			RETURNING id`),
+			RETURNING id`,
 			deploymentID, deploymentID, name, StepRunning, db.nowMS()).Scan(&id)
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func (db *DB) AppendStepOutput(ctx context.Context, stepID int64, chunk []byte) 
 			out       []byte
 			truncated bool
 		)
-		err := tx.QueryRowContext(ctx, db.q("SELECT output, output_truncated FROM tb_deployment_step WHERE id = ?"+db.d.forUpdate),
+		err := db.queryRowTx(ctx, tx, "SELECT output, output_truncated FROM tb_deployment_step WHERE id = ?"+db.d.forUpdate,
 			stepID).Scan(&out, &truncated)
 		if notFound(err) {
 			return ErrNotFound
@@ -51,7 +51,7 @@ func (db *DB) AppendStepOutput(ctx context.Context, stepID int64, chunk []byte) 
 			return err
 		}
 		out, cut := keepTail(append(out, chunk...), StepOutputCap)
-		_, err = tx.ExecContext(ctx, db.q("UPDATE tb_deployment_step SET output = ?, output_truncated = ? WHERE id = ?"),
+		_, err = db.execTx(ctx, tx, "UPDATE tb_deployment_step SET output = ?, output_truncated = ? WHERE id = ?",
 			out, truncated || cut, stepID)
 		return err
 	})
@@ -91,7 +91,7 @@ func (db *DB) FinishStep(ctx context.Context, stepID int64, status string, exitC
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var cur string
-		err := tx.QueryRowContext(ctx, db.q("SELECT status FROM tb_deployment_step WHERE id = ?"+db.d.forUpdate), stepID).Scan(&cur)
+		err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment_step WHERE id = ?"+db.d.forUpdate, stepID).Scan(&cur)
 		if notFound(err) {
 			return ErrNotFound
 		}
@@ -101,8 +101,8 @@ func (db *DB) FinishStep(ctx context.Context, stepID int64, status string, exitC
 		if cur != StepRunning {
 			return fmt.Errorf("step is %s: %w", cur, ErrFinished)
 		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE tb_deployment_step SET status = ?, finished_at = ?, exit_code = ?, detail = ?
-			WHERE id = ?`), status, db.nowMS(), exitCode, detail, stepID)
+		_, err = db.execTx(ctx, tx, `UPDATE tb_deployment_step SET status = ?, finished_at = ?, exit_code = ?, detail = ?
+			WHERE id = ?`, status, db.nowMS(), exitCode, detail, stepID)
 		return err
 	})
 	if err != nil {
