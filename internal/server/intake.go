@@ -141,6 +141,29 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A body announced larger than the limit is refused without reading a
+	// byte of it: under attack that is where the memory and CPU would go.
+	if r.ContentLength > s.bodyLimit {
+		s.record(w, r, kindName, start, rejected(kind, r, client, start,
+			fmt.Sprintf("body of %d bytes over the limit of %d bytes (server.body_limit)", r.ContentLength, s.bodyLimit)), http.StatusRequestEntityTooLarge)
+		return
+	}
+	// Bodies being read share a byte budget, so that many slow or large
+	// requests at once cannot take the memory: one whose size is unknown
+	// (chunked) reserves the whole limit.
+	reserve := s.bodyLimit
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	if !s.bodyBudget.take(reserve) {
+		s.writer.coming.Add(-1)
+		outcome(outcomeQueueFull)
+		w.Header().Set("Retry-After", "1")
+		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kindName,
+			Reason: "fraisier is busy: too many request bodies being read at once; retry"})
+		return
+	}
+	defer s.bodyBudget.give(reserve)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 1<<20 {
@@ -149,6 +172,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	buf.Reset()
+	if r.ContentLength > 0 {
+		// One allocation of the announced size, not doublings up to it.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.bodyLimit)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -597,3 +624,19 @@ func (w *intakeWriter) write(batch []*pendingIntake, items []store.Intake) {
 		w.wake()
 	}
 }
+
+// byteBudget bounds the bytes of request bodies held at once.
+type byteBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func (b *byteBudget) take(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *byteBudget) give(n int64) { b.used.Add(-n) }

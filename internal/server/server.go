@@ -70,6 +70,7 @@ type Server struct {
 
 	writerDone chan struct{}
 	onStopping func()
+	bodyBudget *byteBudget
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -96,6 +97,10 @@ func New(o Options) (*Server, error) {
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = 1 << 20
 	}
+	// Bodies in flight at once: 64 MiB, or 16 bodies at the limit if that
+	// is more; far above what forges send (a few KB each), far below what
+	// a flood of large bodies would take.
+	s.bodyBudget = &byteBudget{max: max(64<<20, 16*s.bodyLimit)}
 	running := func() float64 {
 		if s.runner == nil {
 			return 0
