@@ -252,12 +252,23 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 		t      Target
 		status string
 	)
-	err := db.queryRowTx(ctx, tx, `SELECT fraise, environment, status, actor, new_sha, release, started_at
-		FROM tb_deployment WHERE id = ?`+db.d.forUpdate, id).
-		Scan(&t.Fraise, &t.Environment, &status, &d.actor, &d.newSHA, &d.release, &d.started)
+	// Locks in one order everywhere: the target's state row, then the
+	// deployment's. The webhook intake queues in that order; taking the
+	// deployment first here would deadlock with it on PostgreSQL.
+	err := db.queryRowTx(ctx, tx, `SELECT fraise, environment FROM tb_deployment WHERE id = ?`, id).Scan(&t.Fraise, &t.Environment)
 	if notFound(err) {
 		return ErrNotFound
 	}
+	if err != nil {
+		return fmt.Errorf("read deployment: %w", err)
+	}
+	st, err := db.loadTargetState(ctx, tx, t)
+	if err != nil {
+		return err
+	}
+	err = db.queryRowTx(ctx, tx, `SELECT status, actor, new_sha, release, started_at
+		FROM tb_deployment WHERE id = ?`+db.d.forUpdate, id).
+		Scan(&status, &d.actor, &d.newSHA, &d.release, &d.started)
 	if err != nil {
 		return fmt.Errorf("read deployment: %w", err)
 	}
@@ -273,10 +284,6 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 		d.release = f.Release
 	}
 
-	st, err := db.loadTargetState(ctx, tx, t)
-	if err != nil {
-		return err
-	}
 	acc := st.apply(d)
 
 	if _, err := db.execTx(ctx, tx, `UPDATE tb_deployment

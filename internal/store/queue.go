@@ -280,6 +280,23 @@ func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, e
 	}
 	var d Deployment
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		// The target's state row first, as the intake and finish take
+		// them: the other order deadlocks with them on PostgreSQL.
+		var t Target
+		err := db.queryRowTx(ctx, tx, "SELECT fraise, environment FROM tb_deployment WHERE id = ?", id).Scan(&t.Fraise, &t.Environment)
+		if notFound(err) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if db.d.forUpdate != "" {
+			var one int
+			if err := db.queryRowTx(ctx, tx, "SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate,
+				t.Fraise, t.Environment).Scan(&one); err != nil && !notFound(err) {
+				return fmt.Errorf("lock %s: %w", t, err)
+			}
+		}
 		res, err := db.execTx(ctx, tx, `UPDATE tb_deployment
 			SET status = ?, started_at = ?, host = ?, pid = ?, old_sha = ?
 			WHERE id = ? AND status = ?`,

@@ -459,3 +459,44 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 		}
 	}
 }
+
+// testQueueIntakeVsClaim: a push recorded while a worker claims (or
+// finishes) the request it supersedes never fails: both lock the target
+// before its deployments, so PostgreSQL finds no deadlock between them.
+func (s *suite) testQueueIntakeVsClaim(t *testing.T) {
+	ctx := context.Background()
+	db, _ := s.fresh(t)
+	intake := func(i int) store.Intake {
+		return push("github", fmt.Sprint("race-", i), sha(i+1), store.OutcomeAccepted, queueReq(api, sha(i+1)))
+	}
+	res, err := db.RecordIntake(ctx, []store.Intake{intake(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := res[0].Queued[0].DeploymentID
+	for i := 1; i <= 60; i++ {
+		var (
+			wg         sync.WaitGroup
+			ierr, cerr error
+			next       []store.IntakeResult
+		)
+		wg.Add(2)
+		go func() { defer wg.Done(); next, ierr = db.RecordIntake(ctx, []store.Intake{intake(i)}) }()
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				_, cerr = db.ClaimQueued(ctx, waiting, store.Claim{Host: "h", PID: 1})
+			} else {
+				cerr = db.FinishDeployment(ctx, waiting, store.Finish{Status: store.StatusFailed, Error: "test"})
+			}
+		}()
+		wg.Wait()
+		if ierr != nil {
+			t.Fatalf("round %d: intake failed beside a claim or finish: %v", i, ierr)
+		}
+		if cerr != nil && !errors.Is(cerr, store.ErrNotQueued) && !errors.Is(cerr, store.ErrFinished) {
+			t.Fatalf("round %d: claim or finish failed beside an intake: %v", i, cerr)
+		}
+		waiting = next[0].Queued[0].DeploymentID
+	}
+}

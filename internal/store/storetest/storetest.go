@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"QueueDuplicateDelivery", s.testQueueDuplicateDelivery},
 		{"QueueClaim", s.testQueueClaim},
 		{"QueueConcurrentIntake", s.testQueueConcurrentIntake},
+		{"QueueIntakeVsClaim", s.testQueueIntakeVsClaim},
 		{"DeploymentFilters", s.testDeploymentFilters},
 		{"Steps", s.testSteps},
 		{"StepOutputCap", s.testStepOutputCap},
