@@ -601,9 +601,12 @@ func (w *intakeWriter) write(batch []*pendingIntake, items []store.Intake) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := w.store.RecordIntake(ctx, items)
-	if err != nil && len(batch) > 1 {
-		// One bad item fails the whole transaction: write them one by one
-		// so that only that one fails.
+	// One bad item fails the whole transaction: write them one by one so
+	// that only that one fails. Not when the database itself failed (busy
+	// past its timeout, unreachable, out of time): each item would wait as
+	// long again, and the writer would stall for the batch's size times
+	// that, with every sender waiting behind it.
+	if err != nil && len(batch) > 1 && !store.IsUnavailable(err) && ctx.Err() == nil {
 		for _, p := range batch {
 			w.write([]*pendingIntake{p}, []store.Intake{p.item})
 		}
