@@ -94,4 +94,3 @@ func TestIntakeStateDBLocked(t *testing.T) {
 		t.Errorf("recorded %+v, want only the delivery after the lock (the others were answered 503 and not recorded)", evs)
 	}
 }
-
