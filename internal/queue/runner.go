@@ -62,7 +62,7 @@ type Runner struct {
 
 	wake      chan struct{}
 	done      chan struct{}
-	startOnce sync.Once
+	initOnce  sync.Once
 	startedCh chan struct{}
 	started   atomic.Bool
 	mu        sync.Mutex
@@ -79,7 +79,11 @@ type Runner struct {
 // period of a shutdown ran out.
 var errShutdown = errors.New("fraisier serve is shutting down and the grace period ran out")
 
-func (r *Runner) init() {
+// init is run once, by whichever of Run, Wake, Started and Ready comes
+// first: the intake may wake the runner before Run has begun.
+func (r *Runner) init() { r.initOnce.Do(r.setup) }
+
+func (r *Runner) setup() {
 	if r.MaxConcurrent <= 0 {
 		r.MaxConcurrent = 2
 	}
@@ -100,20 +104,19 @@ func (r *Runner) init() {
 	r.done = make(chan struct{})
 	r.active = map[store.Target]bool{}
 	r.blocked = map[store.Target]time.Time{}
+	r.startedCh = make(chan struct{})
 }
 
 // Started is closed once Run has recovered what a previous process left
 // and the workers take requests: the moment to tell systemd READY=1.
 func (r *Runner) Started() <-chan struct{} {
-	r.startOnce.Do(func() { r.startedCh = make(chan struct{}) })
+	r.init()
 	return r.startedCh
 }
 
 // Wake tells the runner that a request was queued. It never blocks.
 func (r *Runner) Wake() {
-	if r.wake == nil {
-		return
-	}
+	r.init()
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -157,7 +160,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.Log.Error("recover interrupted deployments", "err", err)
 	}
 	r.started.Store(true)
-	r.Started() // makes the channel if nobody asked yet
 	close(r.startedCh)
 	tick := time.NewTicker(r.Poll)
 	defer tick.Stop()
