@@ -67,7 +67,7 @@ type deployment struct {
 	releaseMade bool
 	migrated    bool
 	// unitsPrepared: prepareUnits reloaded and checked the units before
-	// the switch, so the restart after it needs no second look.
+	// the switch (once per deployment).
 	unitsPrepared bool
 	revBefore     string
 	// migratedDown: the change to undo is a rollback's migrate down, so
@@ -490,9 +490,8 @@ func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, 
 }
 
 func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
-	if d.unitsPrepared {
-		return "", startUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
-	}
+	// Asked again even after prepareUnits: the switch, a checkout or an
+	// install may have changed a unit file that lives in the release.
 	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
 }
 
@@ -509,8 +508,7 @@ func (d *deployment) prepareBeforeSwitch(ctx context.Context, out io.Writer) err
 // prepareUnits runs before the switch: it reloads systemd if a unit's files
 // changed on disk and checks that every unit exists, so that a unit that
 // cannot be restarted fails the deployment while the old release still
-// serves, untouched, instead of after the switch. The restart that follows
-// the switch a few milliseconds later then needs no second look.
+// serves, untouched, instead of after the switch.
 func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, error) {
 	u := d.c.Units(d.env.Scope)
 	units := d.env.Services()
