@@ -72,6 +72,7 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 				Log: log.With("component", "queue"), MaxConcurrent: cfg.Server.MaxConcurrent, Grace: cfg.Server.ShutdownGrace.D(),
 			}
 			stopping := func() {
+				runner.StopDispatch()
 				log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
 				if err := server.Notify(a.env.get, "STOPPING=1"); err != nil {
 					log.Warn("sd_notify", "err", err)

@@ -63,6 +63,7 @@ type Runner struct {
 	wake      chan struct{}
 	done      chan struct{}
 	initOnce  sync.Once
+	stopping  atomic.Bool
 	startedCh chan struct{}
 	started   atomic.Bool
 	mu        sync.Mutex
@@ -137,6 +138,12 @@ func (r *Runner) Ready() bool {
 	}
 }
 
+// StopDispatch stops starting deployments at once, while Run goes on
+// until its context ends: fraisier serve calls it as soon as SIGTERM
+// arrives, so that nothing new starts during the HTTP shutdown. What waits
+// stays queued in the database for the next start.
+func (r *Runner) StopDispatch() { r.stopping.Store(true) }
+
 // Running returns how many deployments the workers are running now.
 func (r *Runner) Running() int {
 	r.mu.Lock()
@@ -208,7 +215,7 @@ func (r *Runner) drain() {
 // dispatch starts a worker for each waiting request whose target is idle,
 // oldest first, while the global limit allows.
 func (r *Runner) dispatch(ctx context.Context) {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || r.stopping.Load() {
 		return
 	}
 	queued, err := r.Store.QueuedDeployments(ctx)

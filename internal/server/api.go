@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{"database": "ok", "workers": "ok"}
 	ok := true
 	if err := s.store.Ping(ctx); err != nil {
-		checks["database"], ok = "unreachable: "+err.Error(), false
+		// The detail (hosts, users) stays in the log: /ready is open.
+		s.log.Warn("ready: state database unreachable", "err", err)
+		checks["database"], ok = "unreachable", false
 	}
 	if s.runner != nil && !s.runner.Ready() {
 		checks["workers"], ok = "not running", false
@@ -132,9 +135,13 @@ func (s *Server) handleDeployments(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	if f.Status != "" && !slices.Contains(store.TerminalStatuses(), f.Status) && f.Status != store.StatusQueued && f.Status != store.StatusRunning {
+		s.reply(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown status %q", clip(f.Status, 40))})
+		return
+	}
 	ds, err := s.store.Deployments(r.Context(), f)
 	if err != nil {
-		s.reply(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		s.internalError(w, "list deployments", err)
 		return
 	}
 	if ds == nil {

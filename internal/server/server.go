@@ -166,7 +166,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error 
 	c := s.cfg.Server
 	hs := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: min(c.ReadTimeout.D(), 5*time.Second),
+		ReadHeaderTimeout: headerTimeout(c.ReadTimeout.D()),
 		ReadTimeout:       c.ReadTimeout.D(),
 		WriteTimeout:      c.WriteTimeout.D(),
 		IdleTimeout:       c.IdleTimeout.D(),
@@ -196,4 +196,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error 
 		return fmt.Errorf("shut down the HTTP server: %w", err)
 	}
 	return nil
+}
+
+// headerTimeout bounds how long a client may take to send its headers:
+// the read timeout, but never more than 5 s, and 5 s when the read timeout
+// is off (0), so that slow clients cannot hold connections open.
+func headerTimeout(read time.Duration) time.Duration {
+	if read > 0 && read < 5*time.Second {
+		return read
+	}
+	return 5 * time.Second
 }
