@@ -69,7 +69,10 @@ type deployment struct {
 	// unitsPrepared: prepareUnits reloaded and checked the units before
 	// the switch (once per deployment).
 	unitsPrepared bool
-	revBefore     string
+	// unitFilesInApp: a unit's file or drop-in lives under app_path (or
+	// the layout is inplace), so the restart must ask systemd again.
+	unitFilesInApp bool
+	revBefore      string
 	// migratedDown: the change to undo is a rollback's migrate down, so
 	// undoing it is migrating up again, from the same release.
 	migratedDown bool
@@ -490,8 +493,13 @@ func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, 
 }
 
 func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
-	// Asked again even after prepareUnits: the switch, a checkout or an
-	// install may have changed a unit file that lives in the release.
+	if d.unitsPrepared && !d.unitFilesInApp {
+		// Checked and reloaded just before the switch, and no unit file
+		// lives where this deployment writes: nothing can have changed.
+		return "", startUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
+	}
+	// A unit file in the release (or the inplace checkout) changes with
+	// the switch, the checkout or the install: ask again.
 	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
 }
 
@@ -514,7 +522,7 @@ func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, e
 	units := d.env.Services()
 	reloaded := false
 	for _, unit := range units {
-		need, load, err := u.UnitFiles(ctx, unit)
+		need, load, files, err := u.UnitFiles(ctx, unit)
 		if err != nil {
 			return "", err
 		}
@@ -524,9 +532,12 @@ func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, e
 				return "", err
 			}
 			reloaded = true
-			if _, load, err = u.UnitFiles(ctx, unit); err != nil {
+			if _, load, files, err = u.UnitFiles(ctx, unit); err != nil {
 				return "", err
 			}
+		}
+		if d.inplace() || filesUnder(files, d.appPath) {
+			d.unitFilesInApp = true
 		}
 		switch load {
 		case "loaded", "":
@@ -554,7 +565,7 @@ func (d *deployment) settle() time.Duration {
 // and waits until each has stayed active for the settle time.
 func restartUnits(ctx context.Context, u Units, units []string, settleFor time.Duration, out io.Writer) error {
 	for _, unit := range units {
-		need, _, err := u.UnitFiles(ctx, unit)
+		need, _, _, err := u.UnitFiles(ctx, unit)
 		if err != nil {
 			return err
 		}
@@ -567,6 +578,31 @@ func restartUnits(ctx context.Context, u Units, units []string, settleFor time.D
 		}
 	}
 	return startUnits(ctx, u, units, settleFor, out)
+}
+
+// filesUnder reports whether any of files, links resolved, lies under dir.
+// A file that cannot be resolved counts as under it: asking systemd again
+// costs little, a stale unit definition a lot.
+func filesUnder(files []string, dir string) bool {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		root = dir
+	}
+	for _, f := range files {
+		if f == "/dev/null" {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(f)
+		if err != nil {
+			return true
+		}
+		for _, base := range []string{root, dir} {
+			if rel, err := filepath.Rel(base, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // startUnits restarts the units and waits until each has stayed active

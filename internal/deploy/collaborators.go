@@ -22,9 +22,9 @@ type Source interface {
 type Units interface {
 	DaemonReload(ctx context.Context) error
 	// UnitFiles says whether systemd must reload unit's files before it is
-	// restarted, and how systemd loaded it ("not-found" when no file
-	// defines it).
-	UnitFiles(ctx context.Context, unit string) (needReload bool, loadState string, err error)
+	// restarted, how systemd loaded it ("not-found" when no file defines
+	// it), and which files it loaded it from.
+	UnitFiles(ctx context.Context, unit string) (needReload bool, loadState string, files []string, err error)
 	Restart(ctx context.Context, units ...string) error
 	Stop(ctx context.Context, units ...string) error
 	WaitActive(ctx context.Context, unit string, settle time.Duration) error

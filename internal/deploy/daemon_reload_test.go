@@ -124,3 +124,34 @@ func restartOutput(t *testing.T, f *fixture, res Result) string {
 	}
 	return out
 }
+
+// TestDeployReloadsUnitFromRelease: a drop-in that lives in the release
+// (linked from the unit's .d directory through current) changes with the
+// switch itself, after the check before it; the restart must see it and
+// reload, or the new release runs under the previous release's drop-in.
+func TestDeployReloadsUnitFromRelease(t *testing.T) {
+	f := newFixture(t, "")
+	bin := testenv.BuildHTTPApp(t)
+	dropinDir := filepath.Join(f.unitDir, f.unit+".d")
+	if err := os.MkdirAll(dropinDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dropinDir, "50-release.conf")
+	if err := os.Symlink(filepath.Join(f.app, "current", "unit.conf"), link); err != nil {
+		t.Fatal(err)
+	}
+	// Each release's drop-in serves a directory named after its version.
+	dropin := func(dir string) string {
+		return fmt.Sprintf("[Service]\nExecStart=\nExecStart=%s -addr 127.0.0.1:%d -dir %s\n", bin, f.port, filepath.Join(f.app, "current", dir))
+	}
+	for i := 1; i <= 3; i++ {
+		dir := fmt.Sprintf("d%d", i)
+		f.push("healthy", map[string]string{"unit.conf": dropin(dir), dir + "/VERSION": fmt.Sprintf("%s-v%d\n", dir, i)})
+		res := f.deploy(Request{})
+		want := fmt.Sprintf("%s-v%d", dir, i)
+		f.expect(res, store.StatusSucceeded, want)
+		if got := f.serving(); got != want {
+			t.Fatalf("deploy %d: service answers %q, want %q: it runs under the previous release's drop-in", i, got, want)
+		}
+	}
+}

@@ -95,9 +95,9 @@ func (u systemdUnits) IsActive(ctx context.Context, unit string) (bool, error) {
 // can, see systemd.Manager.NeedDaemonReload), so that fraisier reloads
 // exactly when systemd would say a unit's files changed on disk: no model
 // of its rules here to drift from them.
-func (u systemdUnits) UnitFiles(ctx context.Context, unit string) (bool, string, error) {
+func (u systemdUnits) UnitFiles(ctx context.Context, unit string) (bool, string, []string, error) {
 	f, err := u.m.UnitFiles(ctx, unit)
-	return f.NeedReload, f.LoadState, err
+	return f.NeedReload, f.LoadState, f.Files, err
 }
 
 // brokenUnits reports why the systemd manager could not be built, at the
@@ -109,8 +109,8 @@ func (b brokenUnits) Restart(context.Context, ...string) error                { 
 func (b brokenUnits) Stop(context.Context, ...string) error                   { return b.err }
 func (b brokenUnits) WaitActive(context.Context, string, time.Duration) error { return b.err }
 func (b brokenUnits) IsActive(context.Context, string) (bool, error)          { return false, b.err }
-func (b brokenUnits) UnitFiles(context.Context, string) (bool, string, error) {
-	return false, "", b.err
+func (b brokenUnits) UnitFiles(context.Context, string) (bool, string, []string, error) {
+	return false, "", nil, b.err
 }
 
 // migrator adapts *migrate.Migrator to Migrator.

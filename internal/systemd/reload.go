@@ -40,6 +40,9 @@ func (m *Manager) NeedDaemonReload(ctx context.Context, unit string) (bool, erro
 type UnitFileState struct {
 	NeedReload bool
 	LoadState  string
+	// Files are the unit file and drop-ins systemd loaded, as it names
+	// them (links not resolved).
+	Files []string
 }
 
 // UnitFiles answers NeedDaemonReload and the unit's LoadState with the
@@ -54,7 +57,11 @@ func (m *Manager) UnitFiles(ctx context.Context, unit string) (UnitFileState, er
 			return UnitFileState{}, err
 		}
 	}
-	return UnitFileState{NeedReload: f.need || staleOnDisk(unit, f), LoadState: f.loadState}, nil
+	files := append([]string{}, f.dropins...)
+	if f.fragment != "" {
+		files = append(files, f.fragment)
+	}
+	return UnitFileState{NeedReload: f.need || staleOnDisk(unit, f), LoadState: f.loadState, Files: files}, nil
 }
 
 // reloadFacts is what the manager says it loaded of a unit.
