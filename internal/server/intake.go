@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -275,13 +276,21 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 	} else {
 		s.metrics.webhook(kind, ev.Outcome, time.Since(start))
 	}
-	logLevel := s.log.Info
-	if ev.Outcome == store.OutcomeRejected {
-		logLevel = s.log.Warn
+	level := slog.LevelInfo
+	switch ev.Outcome {
+	case store.OutcomeRejected:
+		level = slog.LevelWarn
+	case store.OutcomeSuperseded:
+		// A burst's replaced pushes: each is recorded (fraisier webhooks)
+		// and the push that replaced them is logged; a line each would
+		// cost more than recording them.
+		level = slog.LevelDebug
 	}
-	logLevel("webhook", "forge", kind, "delivery", ev.DeliveryID, "event", ev.EventType, "repository", ev.Repository,
-		"ref", ev.Ref, "sha", ev.SHA, "outcome", ev.Outcome, "reason", ev.Reason, "duplicate", res.Duplicate,
-		"deployments", ev.DeploymentIDs, "remote", ev.RemoteAddr, "status", status)
+	if s.log.Enabled(context.Background(), level) {
+		s.log.Log(context.Background(), level, "webhook", "forge", kind, "delivery", ev.DeliveryID, "event", ev.EventType,
+			"repository", ev.Repository, "ref", ev.Ref, "sha", ev.SHA, "outcome", ev.Outcome, "reason", ev.Reason,
+			"duplicate", res.Duplicate, "deployments", ev.DeploymentIDs, "remote", ev.RemoteAddr, "status", status)
+	}
 	s.reply(w, status, a)
 }
 
