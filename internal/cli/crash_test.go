@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -419,7 +418,7 @@ func (f *crashFixture) fraisierKilled(fault string, args ...string) string {
 
 type process struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *testenv.SyncBuffer
 }
 
 // start starts fraisier in the background (serve).
@@ -427,7 +426,7 @@ func (f *crashFixture) start(args ...string) *process {
 	f.t.Helper()
 	cmd := exec.Command(f.fraisier, args...)
 	cmd.Env = f.env
-	p := &process{cmd: cmd, out: &syncBuffer{}}
+	p := &process{cmd: cmd, out: &testenv.SyncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
@@ -457,23 +456,6 @@ func (p *process) stop(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("fraisier serve did not stop within 60s of SIGTERM\n%s", p.out.String())
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // readlink is the release current points at.

@@ -42,36 +42,22 @@ type fixture struct {
 	unitDir string
 }
 
-func gitCmd(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // newOrigin makes a bare origin under root with a work clone that pushes to
 // it, the git side of every deploy test.
 func newOrigin(t *testing.T, root string) (origin, work string) {
 	t.Helper()
 	origin, work = filepath.Join(root, "origin.git"), filepath.Join(root, "work")
-	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	gitCmd(t, root, "clone", "-q", origin, work)
+	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", origin)
+	testenv.Git(t, root, "clone", "-q", origin, work)
 	return origin, work
 }
 
 // commitAll commits everything in work and pushes it to main.
 func commitAll(t *testing.T, work, msg string) {
 	t.Helper()
-	gitCmd(t, work, "add", "-A")
-	gitCmd(t, work, "commit", "-q", "-m", msg)
-	gitCmd(t, work, "push", "-q", "origin", "HEAD:main")
+	testenv.Git(t, work, "add", "-A")
+	testenv.Git(t, work, "commit", "-q", "-m", msg)
+	testenv.Git(t, work, "push", "-q", "origin", "HEAD:main")
 }
 
 func newFixture(t *testing.T, extraEnvYAML string) *fixture {
@@ -165,10 +151,10 @@ func (f *fixture) push(behaviour string, files map[string]string) string {
 	for name, content := range files {
 		write(name, content)
 	}
-	gitCmd(f.t, f.work, "add", "-A")
-	gitCmd(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
-	gitCmd(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return gitCmd(f.t, f.work, "rev-parse", "HEAD")
+	testenv.Git(f.t, f.work, "add", "-A")
+	testenv.Git(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
+	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
+	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
 }
 
 func (f *fixture) deploy(req Request) Result {
@@ -280,9 +266,9 @@ func TestDeployAPI(t *testing.T) {
 	})
 	t.Run("install failure changes nothing", func(t *testing.T) {
 		f.push("healthy", nil)
-		gitCmd(t, f.work, "rm", "-q", "install-ok")
-		gitCmd(t, f.work, "commit", "-q", "-m", "no install-ok")
-		gitCmd(t, f.work, "push", "-q", "origin", "HEAD:main")
+		testenv.Git(t, f.work, "rm", "-q", "install-ok")
+		testenv.Git(t, f.work, "commit", "-q", "-m", "no install-ok")
+		testenv.Git(t, f.work, "push", "-q", "origin", "HEAD:main")
 		res := f.deploy(Request{})
 		f.expect(res, store.StatusFailed, "v2")
 		if cur, _ := currentRelease(f.app); cur != good {
@@ -304,8 +290,8 @@ func TestDeployAPI(t *testing.T) {
 		}
 	})
 	t.Run("deploy a tag by ref", func(t *testing.T) {
-		gitCmd(t, f.work, "tag", "v1.0", sha1)
-		gitCmd(t, f.work, "push", "-q", "origin", "v1.0")
+		testenv.Git(t, f.work, "tag", "v1.0", sha1)
+		testenv.Git(t, f.work, "push", "-q", "origin", "v1.0")
 		res := f.deploy(Request{Ref: "v1.0"})
 		f.expect(res, store.StatusSucceeded, "v1")
 		if res.NewSHA != sha1 {

@@ -296,8 +296,8 @@ func TestFaultGitRemote(t *testing.T) {
 	// A commit that exists only in a developer's clone (never pushed):
 	// named in full or abbreviated, it is not in the repository.
 	writeFile(t, filepath.Join(f.work, "VERSION"), "unpushed\n")
-	gitCmd(t, f.work, "commit", "-q", "-am", "never pushed")
-	unpushed := gitCmd(t, f.work, "rev-parse", "HEAD")
+	testenv.Git(t, f.work, "commit", "-q", "-am", "never pushed")
+	unpushed := testenv.Git(t, f.work, "rev-parse", "HEAD")
 	for _, ref := range []string{unpushed, unpushed[:10]} {
 		t.Run("commit not in the repository "+ref[:10]+fmt.Sprintf(" (%d digits)", len(ref)), func(t *testing.T) {
 			before := f.snapshot()
@@ -340,10 +340,10 @@ func (f *fixture) pushTree(behaviour string, prepare func(work string)) string {
 	writeFile(f.t, filepath.Join(f.work, "VERSION"), fmt.Sprintf("v%d\n", f.version))
 	writeFile(f.t, filepath.Join(f.work, "behaviour"), behaviour+"\n")
 	prepare(f.work)
-	gitCmd(f.t, f.work, "add", "-A")
-	gitCmd(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
-	gitCmd(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return gitCmd(f.t, f.work, "rev-parse", "HEAD")
+	testenv.Git(f.t, f.work, "add", "-A")
+	testenv.Git(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
+	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
+	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
 }
 
 func (f *fixture) systemctl(args ...string) {

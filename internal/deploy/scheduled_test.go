@@ -52,8 +52,8 @@ func newSchedFixture(t *testing.T) *schedFixture {
 	root := t.TempDir()
 	f := &schedFixture{t: t, mgr: mgr, root: root, origin: filepath.Join(root, "origin.git"),
 		work: filepath.Join(root, "work"), ticks: filepath.Join(root, "ticks"), log: &bytes.Buffer{}}
-	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", f.origin)
-	gitCmd(t, root, "clone", "-q", f.origin, f.work)
+	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", f.origin)
+	testenv.Git(t, root, "clone", "-q", f.origin, f.work)
 
 	f.collab = RealCollaborators(mgr.Env())
 	if mgr.Private {
@@ -168,10 +168,10 @@ func (f *schedFixture) push() string {
 			f.t.Fatal(err)
 		}
 	}
-	gitCmd(f.t, f.work, "add", "-A")
-	gitCmd(f.t, f.work, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("v%d", f.version))
-	gitCmd(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return gitCmd(f.t, f.work, "rev-parse", "HEAD")
+	testenv.Git(f.t, f.work, "add", "-A")
+	testenv.Git(f.t, f.work, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("v%d", f.version))
+	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
+	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
 }
 
 func (f *schedFixture) deploy(c Collaborators, env *config.Environment) Result {

@@ -35,20 +35,6 @@ type fixture struct {
 	n      int
 }
 
-func gitCmd(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir, "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // configYAML has three targets of one repository; install sleeps for the
 // given time in each.
 func configYAML(origin, root, sleep string) string {
@@ -77,8 +63,8 @@ func newFixture(t *testing.T, sleep string) *fixture {
 	root := t.TempDir()
 	f := &fixture{t: t, root: root, origin: filepath.Join(root, "origin.git"), work: filepath.Join(root, "work"),
 		dbPath: filepath.Join(root, "state.db")}
-	gitCmd(t, root, "init", "-q", "--bare", "-b", "main", f.origin)
-	gitCmd(t, root, "clone", "-q", f.origin, f.work)
+	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", f.origin)
+	testenv.Git(t, root, "clone", "-q", f.origin, f.work)
 	cfgPath := filepath.Join(root, "fraises.yaml")
 	if err := os.WriteFile(cfgPath, []byte(configYAML(f.origin, root, sleep)), 0o644); err != nil {
 		t.Fatal(err)
@@ -103,10 +89,10 @@ func (f *fixture) commit() string {
 	if err := os.WriteFile(filepath.Join(f.work, "VERSION"), []byte(fmt.Sprintf("v%d\n", f.n)), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
-	gitCmd(f.t, f.work, "add", "-A")
-	gitCmd(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d", f.n))
-	gitCmd(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return gitCmd(f.t, f.work, "rev-parse", "HEAD")
+	testenv.Git(f.t, f.work, "add", "-A")
+	testenv.Git(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d", f.n))
+	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
+	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
 }
 
 func (f *fixture) enqueue(fraise, sha string) store.Queued {

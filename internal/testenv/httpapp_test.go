@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -49,7 +48,7 @@ func TestHTTPApp(t *testing.T) {
 			cmd := exec.Command(bin)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
-			var out lockedBuffer
+			var out SyncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			start := time.Now()
 			if err := cmd.Start(); err != nil {
@@ -123,22 +122,4 @@ func getUntil(t *testing.T, url string, exited <-chan struct{}) (int, string, er
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// lockedBuffer lets the test read output the child is still writing.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
