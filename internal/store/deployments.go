@@ -142,34 +142,6 @@ func exists(ctx context.Context, q querier, query string, args ...any) error {
 	return err
 }
 
-// BeginDeployment moves a queued deployment to running and restarts its
-// clock, so that its duration measures the run and not the wait.
-func (db *DB) BeginDeployment(ctx context.Context, id int64) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		var status string
-		err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate, id).Scan(&status)
-		if notFound(err) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if status != StatusQueued {
-			return fmt.Errorf("deployment is %s, not queued", status)
-		}
-		if _, err := db.execTx(ctx, tx, "UPDATE tb_deployment SET status = ?, started_at = ? WHERE id = ?",
-			StatusRunning, db.nowMS(), id); err != nil {
-			return err
-		}
-		_, err = db.execTx(ctx, tx, "UPDATE tb_fraise_state SET status = ? WHERE last_deployment_id = ?", StatusRunning, id)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("begin deployment %d: %w", id, err)
-	}
-	return nil
-}
-
 // FinishDeployment ends a queued or running deployment. In one transaction
 // it records the outcome, advances the target's state (the current commit
 // and release change only on StatusSucceeded; broken_since is set by

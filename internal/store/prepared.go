@@ -19,21 +19,10 @@ type preparedStmts struct {
 // database/sql keeps the statement prepared on each connection it has run
 // on, so a transaction on a known connection does not prepare it again.
 func (db *DB) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	db.prepared.mu.Lock()
-	s, ok := db.prepared.m[query]
-	if !ok {
-		var err error
-		s, err = db.sql.PrepareContext(ctx, db.q(query))
-		if err != nil {
-			db.prepared.mu.Unlock()
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-		if db.prepared.m == nil {
-			db.prepared.m = map[string]*sql.Stmt{}
-		}
-		db.prepared.m[query] = s
+	s, err := db.dbStmt(ctx, query)
+	if err != nil {
+		return nil, err
 	}
-	db.prepared.mu.Unlock()
 	return tx.StmtContext(ctx, s), nil
 }
 

@@ -379,7 +379,7 @@ func (s *suite) testNotFound(t *testing.T) {
 		"Steps":             second(db.Steps(ctx, none)),
 		"FinishDeployment":  db.FinishDeployment(ctx, none, store.Finish{Status: store.StatusSucceeded}),
 		"MarkInterrupted":   db.MarkInterrupted(ctx, none, "gone"),
-		"BeginDeployment":   db.BeginDeployment(ctx, none),
+		"ClaimQueued":       second(db.ClaimQueued(ctx, none, store.Claim{})),
 		"StartStep":         second(db.StartStep(ctx, none, "x")),
 		"AppendStepOutput":  db.AppendStepOutput(ctx, none, []byte("x")),
 		"FinishStep":        db.FinishStep(ctx, none, store.StepSucceeded, &code, ""),
@@ -532,9 +532,9 @@ func (s *suite) testQueued(t *testing.T) {
 		t.Fatalf("queued deployment is %s", d.Status)
 	}
 	clk.Advance(time.Minute)
-	check(t, db.BeginDeployment(ctx, q))
-	if err := db.BeginDeployment(ctx, q); err == nil {
-		t.Error("began a running deployment")
+	check(t, second(db.ClaimQueued(ctx, q, store.Claim{Host: "h", PID: 1})))
+	if _, err := db.ClaimQueued(ctx, q, store.Claim{Host: "h", PID: 2}); !errors.Is(err, store.ErrNotQueued) {
+		t.Errorf("claimed a running deployment: %v, want ErrNotQueued", err)
 	}
 	d := must(db.Deployment(ctx, q))(t)
 	if d.Status != store.StatusRunning || !d.StartedAt.Equal(epoch.Add(time.Minute)) {
@@ -559,7 +559,7 @@ func (s *suite) testQueued(t *testing.T) {
 	clk.Advance(time.Minute)
 	early := deploy(t, db, clk, web, 7, time.Second, store.StatusSucceeded)
 	clk.Advance(time.Minute)
-	check(t, db.BeginDeployment(ctx, late))
+	check(t, second(db.ClaimQueued(ctx, late, store.Claim{Host: "h", PID: 1})))
 	since := epoch.Add(time.Hour + 90*time.Second)
 	ids := func(f store.DeploymentFilter) []int64 {
 		var out []int64
