@@ -76,7 +76,7 @@ func benchConfig(tb testing.TB) *config.Config {
 
 func newServer(tb testing.TB, log *slog.Logger) (*server.Server, *store.DB) {
 	cfg := benchConfig(tb)
-	db, err := store.Open(context.Background(), store.Options{Path: cfg.State.Path})
+	db, err := store.Open(context.Background(), store.Options{Path: cfg.State.Path, CheckpointEvery: store.ServerCheckpointEvery})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func runtimeProcs() int { return numCPU() }
 // run the writer spent in RecordIntake (near 1: the writer is the limit).
 func BenchmarkIntake(b *testing.B) {
 	cfg := benchConfig(b)
-	db, err := store.Open(context.Background(), store.Options{Path: cfg.State.Path})
+	db, err := store.Open(context.Background(), store.Options{Path: cfg.State.Path, CheckpointEvery: store.ServerCheckpointEvery})
 	if err != nil {
 		b.Fatal(err)
 	}

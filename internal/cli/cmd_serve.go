@@ -10,6 +10,7 @@ import (
 	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/server"
+	"github.com/fraiseql/fraisier/internal/store"
 )
 
 func (a *app) serveCommand() *cobra.Command {
@@ -54,7 +55,9 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 			}
 			log := slog.New(handler)
 			ctx := cmd.Context()
-			db, err := openStore(ctx, a.stateFromConfig(cfg))
+			opts := a.stateFromConfig(cfg)
+			opts.CheckpointEvery = store.ServerCheckpointEvery
+			db, err := openStore(ctx, opts)
 			if err != nil {
 				return err
 			}

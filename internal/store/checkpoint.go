@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ServerCheckpointEvery is CheckpointEvery for a server: often enough that
+// the WAL stays a few MiB under a burst of webhooks, rarely enough that
+// an idle server does nothing measurable.
+const ServerCheckpointEvery = 250 * time.Millisecond
+
+// startCheckpointer runs a PASSIVE checkpoint every interval until Close.
+// PASSIVE never waits for readers or the writer: it copies what it can,
+// and a reader holding an old snapshot only delays the rest to a later
+// tick, as it would delay an automatic checkpoint. A tick with nothing new
+// in the WAL costs a read of the WAL index.
+func (db *DB) startCheckpointer(interval time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// An error here (the database busy, the disk full) is
+				// not the caller's: the next tick tries again, and the
+				// commits that grow the WAL meanwhile report their own.
+				_, _, _ = db.Checkpoint(ctx)
+			}
+		}
+	}()
+	db.stopCheckpoints = func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// Checkpoint copies the WAL into the database file now, as far as readers
+// allow (PASSIVE). It reports how many frames the WAL holds and how many of
+// them are in the database file. On PostgreSQL it does nothing.
+func (db *DB) Checkpoint(ctx context.Context) (walFrames, checkpointed int, err error) {
+	if db.d != sqliteDialect {
+		return 0, 0, nil
+	}
+	var busy int
+	if err := db.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &walFrames, &checkpointed); err != nil {
+		return 0, 0, fmt.Errorf("checkpoint the state database: %w", err)
+	}
+	return walFrames, checkpointed, nil
+}
