@@ -55,7 +55,7 @@ clean:
 # target at a time); fuzz-short is the quick pass CI can afford. Inputs that
 # fail are saved under the package's testdata/fuzz and then run by make test.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./internal/forge:FuzzParse ./internal/forge:FuzzAuthenticate ./internal/config:FuzzLoad
+FUZZ_TARGETS := ./internal/forge:FuzzParse ./internal/forge:FuzzDecodeGitHubPush ./internal/forge:FuzzAuthenticate ./internal/config:FuzzLoad
 
 .PHONY: fuzz fuzz-short
 

@@ -32,10 +32,22 @@ func Parse(k Kind, h http.Header, body []byte) (Event, error) {
 	if !validEventHeader(raw) {
 		return Event{}, fmt.Errorf("parse %s delivery: event header %.64q is not printable ASCII of at most 128 bytes: %w", k, raw, ErrMalformed)
 	}
+	ev := Event{Forge: k, DeliveryID: DeliveryID(k, h), EventType: raw}
+	if k == GitHub || k == Gitea {
+		if t := gitHubType(raw); t == Push || t == Ping {
+			var p ghPayload
+			if decodeGitHubPush(body, &p) {
+				ev.Type = t
+				if err := finishGitHub(&ev, &p); err != nil {
+					return Event{}, fmt.Errorf("parse %s %s: %w", k, raw, err)
+				}
+				return ev, nil
+			}
+		}
+	}
 	if msg, ok := checkJSON(body); !ok {
 		return Event{}, fmt.Errorf("parse %s %s: %s: %w", k, raw, msg, ErrMalformed)
 	}
-	ev := Event{Forge: k, DeliveryID: DeliveryID(k, h), EventType: raw}
 	var err error
 	switch k {
 	case GitHub, Gitea:
@@ -219,19 +231,21 @@ func (u *ghUser) name() string {
 	return u.Name
 }
 
+type ghRepo struct {
+	FullName string `json:"full_name"`
+	CloneURL string `json:"clone_url"`
+	SSHURL   string `json:"ssh_url"`
+	HTMLURL  string `json:"html_url"`
+}
+
 type ghPayload struct {
-	Ref        string `json:"ref"`
-	Before     string `json:"before"`
-	After      string `json:"after"`
-	Deleted    bool   `json:"deleted"`
-	Action     string `json:"action"`
-	Number     int64  `json:"number"`
-	Repository *struct {
-		FullName string `json:"full_name"`
-		CloneURL string `json:"clone_url"`
-		SSHURL   string `json:"ssh_url"`
-		HTMLURL  string `json:"html_url"`
-	} `json:"repository"`
+	Ref         string  `json:"ref"`
+	Before      string  `json:"before"`
+	After       string  `json:"after"`
+	Deleted     bool    `json:"deleted"`
+	Action      string  `json:"action"`
+	Number      int64   `json:"number"`
+	Repository  *ghRepo `json:"repository"`
 	Sender      *ghUser `json:"sender"`
 	Pusher      *ghUser `json:"pusher"`
 	PullRequest *struct {
@@ -247,22 +261,30 @@ type ghPayload struct {
 	} `json:"pull_request"`
 }
 
-func parseGitHub(ev *Event, body []byte) error {
-	switch ev.EventType {
+func gitHubType(event string) EventType {
+	switch event {
 	case "push":
-		ev.Type = Push
+		return Push
 	case "ping":
 		// GitHub's; Gitea and Forgejo have none (their test delivery is a push).
-		ev.Type = Ping
+		return Ping
 	case "pull_request":
-		ev.Type = PullRequest
-	default:
-		ev.Type = Other
+		return PullRequest
 	}
+	return Other
+}
+
+func parseGitHub(ev *Event, body []byte) error {
+	ev.Type = gitHubType(ev.EventType)
 	var p ghPayload
 	if err := decode(body, &p, ev.Type == Other); err != nil {
 		return err
 	}
+	return finishGitHub(ev, &p)
+}
+
+// finishGitHub fills ev from a decoded GitHub or Gitea payload.
+func finishGitHub(ev *Event, p *ghPayload) error {
 	if r := p.Repository; r != nil {
 		ev.Repository = Repository{FullName: r.FullName, CloneURLs: cloneURLs(r.CloneURL, r.SSHURL), WebURL: r.HTMLURL}
 	}
