@@ -143,8 +143,14 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	if req.Queued != 0 {
 		// Claimed only now that the lock is held: while this waited for the
 		// lock, a newer push may have superseded the request, and then the
-		// newer one is what must run.
-		_, err = e.Store.ClaimQueued(record, req.Queued, store.Claim{Host: e.Owner.Host, PID: e.Owner.PID, OldSHA: d.oldSHA})
+		// newer one is what must run. A newer push may also have replaced
+		// the request in place: what runs is the commit the claimed row
+		// names now, not the one it named when the queue listed it.
+		var claimed store.Deployment
+		claimed, err = e.Store.ClaimQueued(record, req.Queued, store.Claim{Host: e.Owner.Host, PID: e.Owner.PID, OldSHA: d.oldSHA})
+		if err == nil && claimed.NewSHA != "" {
+			d.req.Ref, d.req.Actor, d.req.WebhookID = claimed.NewSHA, claimed.Actor, claimed.WebhookID
+		}
 		d.id = req.Queued
 	} else {
 		d.id, err = e.Store.StartDeployment(record, store.Deployment{

@@ -53,3 +53,48 @@ func TestDeployQueued(t *testing.T) {
 		t.Errorf("queue after the run: %v %v", q, err)
 	}
 }
+
+// TestDeployQueuedReplacedInPlace: a push that replaces the waiting request
+// in place after the queue listed it (and before the claim) is what runs:
+// the commit the claimed row names, not the one the listing did.
+func TestDeployQueuedReplacedInPlace(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	target := store.Target{Fraise: "hello", Environment: "production"}
+	v1 := f.push("healthy", nil)
+	v2 := f.push("healthy", nil)
+	intake := func(delivery, sha string) store.Queued {
+		t.Helper()
+		res, err := f.db.RecordIntake(ctx, []store.Intake{{
+			Event: store.WebhookEvent{Forge: "github", DeliveryID: delivery, EventType: "push", Repository: "acme/hello",
+				Ref: "refs/heads/main", SHA: sha, Sender: "bob", Outcome: store.OutcomeAccepted},
+			Requests: []store.QueueRequest{{Target: target, SHA: sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "bob via github"}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Queued[0]
+	}
+	first := intake("d-1", v1)
+	listed, err := f.db.QueuedDeployments(ctx)
+	if err != nil || len(listed) != 1 || listed[0].NewSHA != v1 {
+		t.Fatalf("queue: %+v %v", listed, err)
+	}
+	second := intake("d-2", v2)
+	if second.DeploymentID != first.DeploymentID || second.Replaced == 0 {
+		t.Fatalf("second push: %+v; want deployment %d replaced in place", second, first.DeploymentID)
+	}
+
+	// What the queue listed before the second push.
+	res := f.deploy(Request{Ref: listed[0].NewSHA, Trigger: store.TriggerWebhook, Actor: "bob via github", Queued: listed[0].ID})
+	if res.Status != store.StatusSucceeded || res.NewSHA != v2 {
+		t.Fatalf("ran %+v (err %v), want succeeded at %s, the commit the row names when claimed", res, res.Err, v2)
+	}
+	d, err := f.db.Deployment(ctx, first.DeploymentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.NewSHA != v2 || d.WebhookID == nil || *d.WebhookID == second.Replaced {
+		t.Errorf("recorded %+v; want %s, linked to the second push", d, v2)
+	}
+}

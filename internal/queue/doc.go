@@ -2,8 +2,8 @@
 //
 // The queue itself lives in the state database (see store.RecordIntake):
 // a request waits as a queued deployment, at most one per target, and a
-// newer push supersedes the waiting one in the transaction that records
-// it. This package is the workers: per target at most one deployment runs,
+// newer push takes the waiting one over in the transaction that records
+// it; the engine deploys the commit the row names when it claims it. This package is the workers: per target at most one deployment runs,
 // at most Runner.MaxConcurrent run in all, and each runs through the
 // deploy engine, which takes the same lock as fraisier deploy on the
 // command line, so the CLI and the server never deploy one target at once.

@@ -30,9 +30,9 @@ import (
 // and must be the one deployed.
 //
 // The server records deliveries in batches. A concurrent push recorded in
-// the same batch as a newer one is folded into it: no deployment of its
-// own, answered superseded naming the newer one's deployment. Every other
-// push queues a deployment of its own, which the next one supersedes.
+// the same batch as a newer one is folded into it: answered superseded,
+// naming the deployment that waits. Every other push takes the waiting
+// deployment over, replacing the request of the push before it in place.
 func TestE2EBurst(t *testing.T) {
 	const (
 		n       = 200
@@ -91,96 +91,104 @@ func TestE2EBurst(t *testing.T) {
 		t.Errorf("%d pushes took %s to be answered, want them within 2s", n, took)
 	}
 
-	// Every push was answered 202 naming one deployment: its own, queued
-	// (accepted), or the one of the newer push it was folded into
-	// (superseded). The first and the last are alone in their batch and
-	// never folded.
-	own := map[int64]int{} // deployment → the push that queued it
+	// Every push was answered 202 naming one deployment. The first queued
+	// deployment A, which runs (held). Of the others, each either took
+	// over the one request waiting, B (accepted; the second such push
+	// queued B, and each later one replaced the request of the one before
+	// it in place), or was folded into a newer push of its recording
+	// batch (superseded). The first and the last are alone in their batch
+	// and never folded.
 	events := map[int64]bool{}
-	superseded := map[int64]bool{}
-	var folded []int
+	standing := map[string]int{} // delivery id → index, for pushes not folded
+	replaced := map[int64]int{}  // webhook event → the push that replaced its request
+	var folded, tookOver []int
+	depA, depB := results[0].a.Deployments[0].DeploymentID, int64(0)
 	for i, r := range results {
 		if r.err != nil || r.status != http.StatusAccepted || len(r.a.Deployments) != 1 || r.a.DeliveryID != ds[i].id || events[r.a.WebhookEventID] {
 			t.Fatalf("push %d (%s): %d %+v %v; want 202 naming one deployment and a webhook event of its own", i, ds[i].id, r.status, r.a, r.err)
 		}
 		events[r.a.WebhookEventID] = true
 		q := r.a.Deployments[0]
-		if q.Folded {
-			if i == 0 || i == n-1 || r.a.Outcome != store.OutcomeSuperseded || q.Superseded != 0 {
-				t.Fatalf("push %d (%s): %+v; only a concurrent push may be folded, answered superseded and superseding nothing", i, ds[i].id, r.a)
+		if q.Superseded != 0 {
+			t.Fatalf("push %d (%s): %+v; superseded deployment %d, but every waiting request was a push's", i, ds[i].id, r.a, q.Superseded)
+		}
+		if i > 0 && depB == 0 {
+			depB = q.DeploymentID
+		}
+		switch {
+		case i == 0:
+			if r.a.Outcome != store.OutcomeAccepted || q.Folded || q.ReplacedEvent != 0 {
+				t.Fatalf("first push: %+v; want accepted, queued alone", r.a)
+			}
+			continue
+		case q.DeploymentID != depB || depB == depA:
+			t.Fatalf("push %d (%s): %+v; want the deployment waiting behind %d, %d", i, ds[i].id, r.a, depA, depB)
+		case q.Folded:
+			if i == n-1 || r.a.Outcome != store.OutcomeSuperseded || q.ReplacedEvent != 0 {
+				t.Fatalf("push %d (%s): %+v; only a concurrent push may be folded, answered superseded and replacing nothing", i, ds[i].id, r.a)
 			}
 			folded = append(folded, i)
 			continue
 		}
 		if r.a.Outcome != store.OutcomeAccepted {
-			t.Fatalf("push %d (%s): %+v; want accepted, as it queued a deployment", i, ds[i].id, r.a)
+			t.Fatalf("push %d (%s): %+v; want accepted, as it took over the waiting request", i, ds[i].id, r.a)
 		}
-		if _, dup := own[q.DeploymentID]; dup {
-			t.Fatalf("push %d: deployment %d queued by two pushes", i, q.DeploymentID)
-		}
-		own[q.DeploymentID] = i
-		if q.Superseded != 0 {
-			if superseded[q.Superseded] {
-				t.Errorf("deployment %d superseded twice", q.Superseded)
+		standing[ds[i].id] = i
+		tookOver = append(tookOver, i)
+		if q.ReplacedEvent != 0 {
+			if j, twice := replaced[q.ReplacedEvent]; twice {
+				t.Errorf("webhook event %d's request replaced by push %d and by push %d", q.ReplacedEvent, j, i)
 			}
-			superseded[q.Superseded] = true
+			replaced[q.ReplacedEvent] = i
 		}
 	}
-	t.Logf("%d pushes queued a deployment, %d were folded into a newer one of their batch", len(own), len(folded))
-	// A folded push names the deployment of a newer concurrent push, which
-	// its reason names too.
+	t.Logf("%d pushes took over the waiting request, %d were folded into a newer one of their batch", len(tookOver), len(folded))
+	// Every push that took the request over but the last had its request
+	// replaced, by one later answer each; the first of them replaced none.
+	if len(replaced) != len(tookOver)-1 {
+		t.Errorf("%d answers replaced a waiting request, want %d", len(replaced), len(tookOver)-1)
+	}
+	for _, i := range tookOver[:len(tookOver)-1] {
+		if _, ok := replaced[results[i].a.WebhookEventID]; !ok {
+			t.Errorf("push %d took the waiting request over, and no later answer says it replaced it", i)
+		}
+	}
+	// A folded push's reason names a concurrent push, with its commit.
 	for _, i := range folded {
 		a := results[i].a
-		j, ok := own[a.Deployments[0].DeploymentID]
-		if !ok || j == 0 || j == n-1 || !strings.Contains(a.Reason, ds[j].id) || !strings.Contains(a.Reason, shas[j][:12]) {
-			t.Errorf("push %d folded into deployment %d (of push %d, known %v) for %q; want a concurrent push's, named with its commit",
-				i, a.Deployments[0].DeploymentID, j, ok, a.Reason)
+		named := false
+		for id, j := range standing {
+			if j != n-1 && strings.Contains(a.Reason, id) && strings.Contains(a.Reason, shas[j][:12]) {
+				named = true
+			}
 		}
-	}
-	// Each queued concurrent push waited and was superseded by a later
-	// answer; the first ran, and nothing replaced the last.
-	for id, i := range own {
-		want := i >= 1 && i < n-1
-		if superseded[id] != want {
-			t.Errorf("push %d's deployment %d: superseded by a later answer %v, want %v", i, id, superseded[id], want)
+		if !named {
+			t.Errorf("push %d folded for %q; want a concurrent push named with its commit", i, a.Reason)
 		}
-	}
-	if len(superseded) != len(own)-2 {
-		t.Errorf("%d answers superseded a waiting request, want %d", len(superseded), len(own)-2)
 	}
 
 	f.release()
 	last := shas[n-1]
 	f.waitDeployed("production", last, version("main", n), 60*time.Second)
 
-	// The state database: one deployment per push that queued one; two
-	// ran, the others superseded; 200 webhook events, each linked to the
-	// deployment its answer named, with its outcome.
-	ran := 0
-	for _, d := range f.deployments("production") {
-		i, ok := own[d.ID]
-		if !ok {
-			t.Errorf("deployment %d (%s, %s) was never named as queued in an answer", d.ID, d.Status, d.Trigger)
-			continue
-		}
-		want := store.StatusSuperseded
-		if i == 0 || i == n-1 {
-			want = store.StatusSucceeded
-		}
-		if d.Status != store.StatusSuperseded {
-			ran++
-		}
-		if d.Status != want || d.NewSHA != shas[i] || d.WebhookID == nil || *d.WebhookID != results[i].a.WebhookEventID {
-			t.Errorf("deployment %d for push %d: %s at %s by webhook %v (%s); want %s at %s by webhook %d",
-				d.ID, i, d.Status, d.NewSHA, d.WebhookID, d.Error, want, shas[i], results[i].a.WebhookEventID)
-		}
-		delete(own, d.ID)
+	// The state database: two deployments, A at the first push's commit
+	// and B at the last's; 200 webhook events, each linked to the
+	// deployment its answer named, accepted for the two that ran and
+	// superseded for every other.
+	deps := f.deployments("production")
+	if len(deps) != 2 {
+		t.Fatalf("history: %s; want two deployments", describe(deps))
 	}
-	if ran > 2 {
-		t.Errorf("%d deployments ran, want at most 2", ran)
-	}
-	if len(own) > 0 {
-		t.Errorf("%d deployments named in answers are missing from the history", len(own))
+	for _, d := range deps {
+		i := n - 1
+		if d.ID == depA {
+			i = 0
+		}
+		if d.ID != depA && d.ID != depB || d.Status != store.StatusSucceeded || d.NewSHA != shas[i] ||
+			d.WebhookID == nil || *d.WebhookID != results[i].a.WebhookEventID {
+			t.Errorf("deployment %d: %s at %s by webhook %v (%s); want succeeded at %s by webhook %d",
+				d.ID, d.Status, d.NewSHA, d.WebhookID, d.Error, shas[i], results[i].a.WebhookEventID)
+		}
 	}
 	hooks := f.webhooks()
 	if len(hooks) != n {
@@ -204,6 +212,9 @@ func TestE2EBurst(t *testing.T) {
 		if a.Deployments[0].Folded && e.Reason != a.Reason {
 			t.Errorf("folded push %d recorded for %q, answered for %q", i, e.Reason, a.Reason)
 		}
+		if by, ok := replaced[e.ID]; ok && !strings.Contains(e.Reason, fmt.Sprint("webhook event ", results[by].a.WebhookEventID)) {
+			t.Errorf("push %d, replaced by push %d, recorded for %q; want the reason to name webhook event %d", i, by, e.Reason, results[by].a.WebhookEventID)
+		}
 	}
 	// Only the two that ran ever reached their install step.
 	started, _ := filepath.Glob(filepath.Join(f.ctl, "started-*"))
@@ -221,11 +232,12 @@ func TestE2EBurst(t *testing.T) {
 type burstAnswer struct {
 	hookAnswer
 	Deployments []struct {
-		Fraise       string `json:"fraise"`
-		Environment  string `json:"environment"`
-		DeploymentID int64  `json:"deployment_id"`
-		Superseded   int64  `json:"superseded"`
-		Folded       bool   `json:"folded"`
+		Fraise        string `json:"fraise"`
+		Environment   string `json:"environment"`
+		DeploymentID  int64  `json:"deployment_id"`
+		Superseded    int64  `json:"superseded"`
+		ReplacedEvent int64  `json:"replaced_webhook_event_id"`
+		Folded        bool   `json:"folded"`
 	} `json:"deployments"`
 }
 

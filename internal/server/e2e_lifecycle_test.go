@@ -176,8 +176,8 @@ func TestE2EShutdown(t *testing.T) {
 
 // TestE2EOneDeployerPerTarget: the CLI and the server never deploy one
 // target at once. While `fraisier lock` holds the target, a push waits
-// (and a newer push still replaces it); after `fraisier unlock` the newest
-// runs. While the server deploys, `fraisier deploy` from the command line
+// (and a newer push still replaces it, in place); after `fraisier unlock`
+// the newest runs. While the server deploys, `fraisier deploy` from the command line
 // is refused, naming the holder.
 func TestE2EOneDeployerPerTarget(t *testing.T) {
 	f := newE2E(t, e2eOptions{})
@@ -195,9 +195,8 @@ func TestE2EOneDeployerPerTarget(t *testing.T) {
 		t.Fatalf("push while the target is locked: deployment %s, want queued", d.Status)
 	}
 	second := f.hook("main", shas[0], shas[1])
-	secondID := second.Deployments[0].DeploymentID
-	if second.Deployments[0].Superseded != firstID {
-		t.Errorf("second push superseded %d, want the waiting %d", second.Deployments[0].Superseded, firstID)
+	if q := second.Deployments[0]; q.DeploymentID != firstID || q.ReplacedEvent != first.WebhookEventID {
+		t.Errorf("second push: %+v; want the waiting deployment %d, replacing webhook event %d's request", q, firstID, first.WebhookEventID)
 	}
 	if st := f.state("production"); st.CurrentSHA != "" {
 		t.Fatalf("deployed %s while the target was locked", st.CurrentSHA)
@@ -216,12 +215,12 @@ func TestE2EOneDeployerPerTarget(t *testing.T) {
 	f.waitDeployed("production", shas[1], version("main", 2), 30*time.Second)
 
 	ds := f.deployments("production")
-	if len(ds) != 2 || ds[0].ID != firstID || ds[0].Status != store.StatusSuperseded ||
-		ds[1].ID != secondID || ds[1].Status != store.StatusSucceeded {
-		t.Errorf("history: %s; want %d superseded and %d succeeded, and no CLI deployment", describe(ds), firstID, secondID)
+	if len(ds) != 1 || ds[0].ID != firstID || ds[0].Status != store.StatusSucceeded || ds[0].NewSHA != shas[1] ||
+		ds[0].WebhookID == nil || *ds[0].WebhookID != second.WebhookEventID {
+		t.Errorf("history: %s; want %d succeeded at the second push's commit, and no CLI deployment", describe(ds), firstID)
 	}
 	if f.installStarted(version("main", 1)) {
-		t.Error("the superseded push reached its install step")
+		t.Error("the replaced push reached its install step")
 	}
 }
 

@@ -346,10 +346,11 @@ type hookAnswer struct {
 	DeliveryID     string `json:"delivery_id"`
 	Duplicate      bool   `json:"duplicate"`
 	Deployments    []struct {
-		Fraise       string `json:"fraise"`
-		Environment  string `json:"environment"`
-		DeploymentID int64  `json:"deployment_id"`
-		Superseded   int64  `json:"superseded"`
+		Fraise        string `json:"fraise"`
+		Environment   string `json:"environment"`
+		DeploymentID  int64  `json:"deployment_id"`
+		Superseded    int64  `json:"superseded"`
+		ReplacedEvent int64  `json:"replaced_webhook_event_id"`
 	} `json:"deployments"`
 }
 

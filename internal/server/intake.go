@@ -80,8 +80,13 @@ type queuedAnswer struct {
 	Fraise       string `json:"fraise"`
 	Environment  string `json:"environment"`
 	DeploymentID int64  `json:"deployment_id"`
-	// Superseded is the request this one replaced.
+	// Superseded is the waiting deployment this request superseded: one
+	// that no webhook queued (a requeue, the CLI).
 	Superseded int64 `json:"superseded,omitempty"`
+	// ReplacedEvent is the webhook event whose waiting request this one
+	// replaced in place: DeploymentID, which carried it, deploys this
+	// push's commit now.
+	ReplacedEvent int64 `json:"replaced_webhook_event_id,omitempty"`
 	// Folded: a newer push recorded in the same batch replaced this one
 	// before it was queued; DeploymentID is the newer push's deployment.
 	Folded bool `json:"folded,omitempty"`
@@ -262,7 +267,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 	a := answer{Outcome: ev.Outcome, Reason: ev.Reason, WebhookEventID: ev.ID, Forge: kind, DeliveryID: ev.DeliveryID, Duplicate: res.Duplicate}
 	for _, q := range res.Queued {
 		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
-			DeploymentID: q.DeploymentID, Superseded: q.Superseded, Folded: q.Folded})
+			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded})
 	}
 	if res.Duplicate {
 		status = http.StatusOK

@@ -297,21 +297,25 @@ func TestIntakeRedelivery(t *testing.T) {
 }
 
 // TestIntakeSupersedes: pushes to one target leave one request waiting,
-// the older ones superseded and their deliveries marked so.
+// which each newer push takes over; the older deliveries are superseded.
 func TestIntakeSupersedes(t *testing.T) {
 	f := newIntake(t, "0", "1", "")
 	base := payload(t, "github_push")
-	var ids []int64
+	var events []int64
+	first := int64(0)
 	for i := range 5 {
 		body := bytes.Replace(base, []byte("0D1A26E67D8F5EAF1F6BA5C57FC3C7D91AC0FD1C"), []byte(fmt.Sprintf("%040x", i+1)), 1)
 		status, a := f.send(githubDelivery("push", fmt.Sprint("p", i), "gh-secret", body))
 		if status != 202 || len(a.Deployments) != 1 {
 			t.Fatalf("push %d: %d %+v", i, status, a)
 		}
-		if i > 0 && a.Deployments[0].Superseded != ids[i-1] {
-			t.Errorf("push %d superseded %d, want %d", i, a.Deployments[0].Superseded, ids[i-1])
+		q := a.Deployments[0]
+		if i == 0 {
+			first = q.DeploymentID
+		} else if q.DeploymentID != first || q.ReplacedEvent != events[i-1] || q.Superseded != 0 {
+			t.Errorf("push %d: %+v; want deployment %d, replacing webhook event %d's request", i, q, first, events[i-1])
 		}
-		ids = append(ids, a.Deployments[0].DeploymentID)
+		events = append(events, a.WebhookEventID)
 	}
 	q, err := f.db.QueuedDeployments(context.Background())
 	if err != nil {

@@ -24,10 +24,13 @@
 // The deploy queue is tb_deployment: a request waits as a queued deployment,
 // one per target. RecordIntake records a batch of deliveries in one
 // transaction and queues, per target, only the batch's newest request. A
-// request that waited durably and is then replaced is finished as a
-// superseded deployment, and counts in the statistics. A request replaced
-// by a newer one in its own batch never waited: it is folded into the newer
-// one (Queued.Folded), no deployment of its own and not counted; its
-// delivery is recorded superseded, with a reason naming the newer delivery
-// and commit, and linked to the deployment that replaced it.
+// waiting request a webhook made is taken over in place by a newer push
+// (Queued.Replaced): the deployment keeps its id and deploys the newer
+// commit, and the older delivery is recorded superseded, linked to it. A
+// request replaced by a newer one in its own batch never waited: it is
+// folded into the newer one (Queued.Folded); its delivery is recorded the
+// same way, with a reason naming the newer delivery and commit. Neither
+// is a deployment of its own, nor counted. A waiting request no webhook
+// made (a requeue, the CLI) has no delivery to carry its record: a push
+// finishes it as a superseded deployment, counted in the statistics.
 package store

@@ -22,8 +22,12 @@ const (
 	sqlEnsureTarget = `INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
 		ON CONFLICT (fraise, environment) DO NOTHING`
 	sqlLockTarget = `SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?`
-	sqlWaiting    = `SELECT id, webhook_event_id, started_at FROM tb_deployment
+	sqlWaiting    = `SELECT id, webhook_event_id, started_at, trigger FROM tb_deployment
 		WHERE fraise = ? AND environment = ? AND status = 'queued'`
+	// A waiting request that came from a webhook follows the newest push.
+	sqlRetarget = `UPDATE tb_deployment
+		SET trigger = ?, actor = ?, requested_ref = ?, new_sha = ?, webhook_event_id = ?
+		WHERE id = ? AND status = 'queued'`
 	sqlSupersedeWaiting = `UPDATE tb_deployment
 		SET status = 'superseded', finished_at = ?, duration_ms = ?, error = ?
 		WHERE id = ? AND status = 'queued'`
@@ -223,7 +227,7 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 		for j, r := range it.Requests {
 			q := queued[r.Target]
 			if b.folded(i, j) {
-				q.Superseded, q.Folded = 0, true
+				q.Superseded, q.Replaced, q.Folded = 0, 0, true
 			}
 			res.Queued[j] = q
 			if !containsID(res.Event.DeploymentIDs, q.DeploymentID) {
@@ -409,14 +413,17 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 		return Queued{}, err
 	}
 	var (
-		waiting     int64
-		waitingHook sql.NullInt64
-		started     int64
+		waiting        int64
+		waitingHook    sql.NullInt64
+		started        int64
+		waitingTrigger string
 	)
-	switch err := sel.QueryRowContext(ctx, t.Fraise, t.Environment).Scan(&waiting, &waitingHook, &started); {
+	switch err := sel.QueryRowContext(ctx, t.Fraise, t.Environment).Scan(&waiting, &waitingHook, &started, &waitingTrigger); {
 	case notFound(err):
 	case err != nil:
 		return Queued{}, fmt.Errorf("find the request waiting: %w", err)
+	case waitingTrigger == TriggerWebhook && waitingHook.Valid && r.Trigger == TriggerWebhook:
+		return db.retarget(ctx, tx, t, r, sha, hook, waiting, waitingHook.Int64)
 	default:
 		upd, err := db.stmt(ctx, tx, sqlSupersedeWaiting)
 		if err != nil {
@@ -427,7 +434,7 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
 		}
 		if waitingHook.Valid {
-			if err := db.markWebhookSuperseded(ctx, tx, waitingHook.Int64, &hook); err != nil {
+			if err := db.markWebhookSuperseded(ctx, tx, waitingHook.Int64, fmt.Sprintf("webhook event %d replaced it before it ran", hook)); err != nil {
 				return Queued{}, err
 			}
 		}
@@ -449,14 +456,52 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 		now, hook).Scan(&q.DeploymentID); err != nil {
 		return Queued{}, fmt.Errorf("insert: %w", err)
 	}
-	state, err := db.stmt(ctx, tx, sqlTargetQueued)
+	if err := db.markQueued(ctx, tx, t, q.DeploymentID); err != nil {
+		return Queued{}, err
+	}
+	return q, nil
+}
+
+// retarget replaces, in place, a waiting request that a webhook queued
+// with the newer push r: the waiting deployment keeps its id and deploys
+// r's commit. The older push's webhook event stays the record of the
+// request it made: superseded (unless it queued for another target that
+// still stands), linked to this deployment, its reason naming the push
+// that replaced it. Superseding the row and inserting another instead
+// made a deployment record per replaced push, each of which was never
+// going to run, and cost a burst twice the writes.
+//
+// A waiting request queued otherwise (a requeue after a crash, the CLI)
+// has no webhook event to carry its record, so it is superseded as a
+// deployment of its own instead.
+func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, r QueueRequest, sha string, hook, waiting, waitingHook int64) (Queued, error) {
+	upd, err := db.stmt(ctx, tx, sqlRetarget)
 	if err != nil {
 		return Queued{}, err
 	}
-	if _, err := state.ExecContext(ctx, t.Fraise, t.Environment, q.DeploymentID); err != nil {
-		return Queued{}, fmt.Errorf("update state: %w", err)
+	if _, err := upd.ExecContext(ctx, r.Trigger, r.Actor, requestedRef(r), sha, hook, waiting); err != nil {
+		return Queued{}, fmt.Errorf("retarget deployment %d: %w", waiting, err)
 	}
-	return q, nil
+	why := fmt.Sprintf("replaced while it waited by webhook event %d (commit %s); deployment %d deploys that commit instead", hook, short12(sha), waiting)
+	if err := db.markWebhookSuperseded(ctx, tx, waitingHook, why); err != nil {
+		return Queued{}, err
+	}
+	if err := db.markQueued(ctx, tx, t, waiting); err != nil {
+		return Queued{}, err
+	}
+	return Queued{Target: t, DeploymentID: waiting, Replaced: waitingHook}, nil
+}
+
+// markQueued records in the target's state that deployment id waits.
+func (db *DB) markQueued(ctx context.Context, tx *sql.Tx, t Target, id int64) error {
+	state, err := db.stmt(ctx, tx, sqlTargetQueued)
+	if err != nil {
+		return err
+	}
+	if _, err := state.ExecContext(ctx, t.Fraise, t.Environment, id); err != nil {
+		return fmt.Errorf("update state: %w", err)
+	}
+	return nil
 }
 
 // countSuperseded adds one superseded deployment of t, finished at now,

@@ -9,9 +9,9 @@ import (
 
 // The deploy queue is tb_deployment itself: a request waits as a deployment
 // in StatusQueued, and schema 2's unique index allows one per target. A
-// newer request supersedes the waiting one in the transaction that queues
-// it, so a push is never lost between "the old one was dropped" and "the
-// new one was stored".
+// newer request replaces the waiting one (in place, or by superseding it)
+// in the transaction that queues it, so a push is never lost between "the
+// old one was dropped" and "the new one was stored".
 
 // ErrNotQueued is returned by ClaimQueued when the deployment is no longer
 // waiting: a newer request superseded it, or another worker claimed it.
@@ -41,9 +41,16 @@ type Queued struct {
 	// Superseded is the request that was waiting for this target and was
 	// replaced, or 0.
 	Superseded int64 `json:"superseded,omitempty"`
+	// Replaced is the webhook event whose waiting request this one
+	// replaced in place: that request's deployment, DeploymentID, now
+	// deploys this commit. 0 if nothing waited, or if what waited was no
+	// webhook's and was superseded instead.
+	Replaced int64 `json:"replaced_webhook_event_id,omitempty"`
 	// Folded: a newer request for the target in the same recording batch
 	// replaced this one before it was queued. It never waited durably, so
-	// it is no deployment of its own; DeploymentID is the newer one's.
+	// it is no deployment of its own; DeploymentID is the newer one's. In
+	// the answer to a redelivery, Folded means that a newer push has
+	// taken the request over since, in its batch or later.
 	Folded bool `json:"folded,omitempty"`
 }
 
@@ -203,7 +210,11 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede
 			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
 		}
 		if waitingWebhook.Valid {
-			if err := db.markWebhookSuperseded(ctx, tx, waitingWebhook.Int64, r.WebhookID); err != nil {
+			reason := "a newer push replaced it before it ran"
+			if r.WebhookID != nil {
+				reason = fmt.Sprintf("webhook event %d replaced it before it ran", *r.WebhookID)
+			}
+			if err := db.markWebhookSuperseded(ctx, tx, waitingWebhook.Int64, reason); err != nil {
 				return Queued{}, err
 			}
 		}
@@ -241,11 +252,7 @@ func short12(sha string) string {
 // "accepted" while any of them still stands. Deployments it was only
 // folded into (linked, queued by another delivery) do not count: its own
 // requests are what it stands for.
-func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID int64, by *int64) error {
-	reason := "a newer push replaced it before it ran"
-	if by != nil {
-		reason = fmt.Sprintf("webhook event %d replaced it before it ran", *by)
-	}
+func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID int64, reason string) error {
 	upd, err := db.stmt(ctx, tx, sqlWebhookSuperseded)
 	if err != nil {
 		return err

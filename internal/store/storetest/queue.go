@@ -28,11 +28,12 @@ func queueReq(t store.Target, sha string) store.QueueRequest {
 }
 
 // testQueueSupersedes: per target one request waits. A newer push in a
-// later batch replaces it, and the replaced one is recorded superseded
-// with its webhook; a newer push in the same batch folds the older one
-// into its deployment: no deployment of its own, its webhook superseded
-// and linked to the newer one's deployment. Other targets are untouched,
-// and only durable supersessions count in the statistics.
+// later batch replaces it in place: the waiting deployment deploys the
+// newer commit, and the replaced push's webhook is recorded superseded,
+// linked to it. A newer push in the same batch folds the older one into
+// its deployment the same way. A waiting request no webhook made is
+// superseded as a deployment. Other targets are untouched, and only
+// superseded deployments count in the statistics.
 func (s *suite) testQueueSupersedes(t *testing.T) {
 	ctx := context.Background()
 	db, _ := s.fresh(t)
@@ -66,8 +67,9 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 		t.Errorf("api deployments after a batch of two pushes: %+v; want only d2's, queued", ds)
 	}
 
-	// A later batch: d4 replaces d2's waiting request; d5 is folded into
-	// d6, which replaces d1's waiting web request.
+	// A later batch: d4 replaces d2's waiting request in place; d5 is
+	// folded into d6, which replaces d1's waiting web request in place.
+	e1, e2 := res[0].Event.ID, res[1].Event.ID
 	res, err = db.RecordIntake(ctx, []store.Intake{
 		push("github", "d4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4))),
 		push("github", "d5", sha(5), store.OutcomeAccepted, queueReq(web, sha(5))),
@@ -76,21 +78,25 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d4, d6 := res[0].Queued[0].DeploymentID, res[2].Queued[0].DeploymentID
+	e4, e6 := res[0].Event.ID, res[2].Event.ID
 	if diff := cmp.Diff([][]store.Queued{
-		{{Target: api, DeploymentID: d4, Superseded: d2}},
-		{{Target: web, DeploymentID: d6, Folded: true}},
-		{{Target: web, DeploymentID: d6, Superseded: dWeb}},
+		{{Target: api, DeploymentID: d2, Replaced: e2}},
+		{{Target: web, DeploymentID: dWeb, Folded: true}},
+		{{Target: web, DeploymentID: dWeb, Replaced: e1}},
 	}, [][]store.Queued{res[0].Queued, res[1].Queued, res[2].Queued}); diff != "" {
 		t.Errorf("second batch queued (-want +got):\n%s", diff)
 	}
-	for _, id := range []int64{d2, dWeb} {
-		old, err := db.Deployment(ctx, id)
+	// The waiting deployments follow the newest pushes.
+	for id, want := range map[int64]struct {
+		sha   string
+		event int64
+	}{d2: {sha(4), e4}, dWeb: {sha(6), e6}} {
+		d, err := db.Deployment(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if old.Status != store.StatusSuperseded || old.FinishedAt == nil {
-			t.Errorf("replaced request %d: status %s finished %v, want superseded and finished", id, old.Status, old.FinishedAt)
+		if d.Status != store.StatusQueued || d.NewSHA != want.sha || d.WebhookID == nil || *d.WebhookID != want.event || d.FinishedAt != nil {
+			t.Errorf("deployment %d after its request was replaced: %+v; want queued at %s for webhook event %d", id, d, want.sha, want.event)
 		}
 	}
 	evs, err := db.Webhooks(ctx, store.WebhookFilter{})
@@ -115,17 +121,20 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 		r.Links = sorted(r.Links...)
 		got[k] = r
 	}
-	// d1's own deployment (web) was superseded, so d1 is too, though it is
-	// still linked to d2's deployment, which it was folded into.
+	// d1's own request (web) was replaced, so d1 is superseded, though it
+	// is still linked to d2's deployment, which it was folded into.
 	if diff := cmp.Diff(map[string]rec{
 		"d1": {store.OutcomeSuperseded, sorted(d2, dWeb)},
 		"d2": {store.OutcomeSuperseded, []int64{d2}},
 		"d3": {store.OutcomeIgnored, nil},
-		"d4": {store.OutcomeAccepted, []int64{d4}},
-		"d5": {store.OutcomeSuperseded, []int64{d6}},
-		"d6": {store.OutcomeAccepted, []int64{d6}},
+		"d4": {store.OutcomeAccepted, []int64{d2}},
+		"d5": {store.OutcomeSuperseded, []int64{dWeb}},
+		"d6": {store.OutcomeAccepted, []int64{dWeb}},
 	}, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("webhook events (-want +got):\n%s", diff)
+	}
+	if r := reason["d2"]; !strings.Contains(r, fmt.Sprint("webhook event ", e4)) || !strings.Contains(r, fmt.Sprint("deployment ", d2)) {
+		t.Errorf("replaced delivery's reason %q names neither the webhook event that replaced it nor the deployment", r)
 	}
 	if r := reason["d5"]; !strings.Contains(r, "delivery d6") || !strings.Contains(r, sha(6)[:12]) {
 		t.Errorf("folded delivery's reason %q names neither the newer delivery d6 nor its commit", r)
@@ -133,8 +142,8 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if r := res[1].Event; r.Outcome != store.OutcomeSuperseded || r.Reason != reason["d5"] {
 		t.Errorf("d5 answered %s %q, want what was recorded: superseded %q", r.Outcome, r.Reason, reason["d5"])
 	}
-	if ds := s.deploymentsOf(t, db, web); len(ds) != 2 {
-		t.Errorf("web deployments: %+v; want d1's and d6's, none for the folded d5", ds)
+	if ds := s.deploymentsOf(t, db, web); len(ds) != 1 {
+		t.Errorf("web deployments: %+v; want d1's only, which d6's push took over", ds)
 	}
 
 	queued, err := db.QueuedDeployments(ctx)
@@ -151,8 +160,27 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if diff := cmp.Diff(map[store.Target]string{api: sha(4), web: sha(6)}, waiting); diff != "" {
 		t.Errorf("waiting (-want +got):\n%s", diff)
 	}
-	// One durable supersession per target; the folded d1 (api) and d5
-	// (web) requests were never deployments.
+
+	// A request no webhook queued (a requeue after a crash) has no event
+	// to keep its record: a push supersedes it as a deployment.
+	worker := store.Target{Fraise: "worker", Environment: "production"}
+	rq, err := db.Enqueue(ctx, store.QueueRequest{Target: worker, SHA: sha(7), Ref: "refs/heads/main", Trigger: store.TriggerRequeue, Actor: "recovery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = db.RecordIntake(ctx, []store.Intake{push("github", "d8", sha(8), store.OutcomeAccepted, queueReq(worker, sha(8)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := res[0].Queued; len(q) != 1 || q[0].Superseded != rq.DeploymentID || q[0].Replaced != 0 || q[0].DeploymentID == rq.DeploymentID {
+		t.Errorf("push over a requeued request: %+v; want a deployment of its own superseding %d", q, rq.DeploymentID)
+	}
+	if old, err := db.Deployment(ctx, rq.DeploymentID); err != nil || old.Status != store.StatusSuperseded || old.FinishedAt == nil {
+		t.Errorf("requeued request after a push: %+v %v; want superseded and finished", old, err)
+	}
+
+	// Only the requeued request was a deployment superseded: the replaced
+	// webhook requests and the folded ones never were deployments.
 	stats, err := db.Stats(ctx, store.StatsFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +191,7 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 			superseded[st.Target] = st.ByStatus[store.StatusSuperseded]
 		}
 	}
-	if diff := cmp.Diff(map[store.Target]int64{api: 1, web: 1}, superseded); diff != "" {
+	if diff := cmp.Diff(map[store.Target]int64{worker: 1}, superseded, cmpopts.IgnoreMapEntries(func(_ store.Target, n int64) bool { return n == 0 })); diff != "" {
 		t.Errorf("superseded in the statistics (-want +got):\n%s", diff)
 	}
 }
@@ -239,9 +267,9 @@ func (s *suite) testQueueDuplicateDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !mixed[1].Duplicate || mixed[0].Duplicate || mixed[0].Event.Outcome != store.OutcomeAccepted ||
-		len(mixed[0].Queued) != 1 || mixed[0].Queued[0].Folded || mixed[0].Queued[0].Superseded != twice[0].Queued[0].DeploymentID {
-		t.Fatalf("a new push before a redelivery in one batch: %+v / %+v; want it queued, superseding uuid-2's", mixed[0], mixed[1])
+	if !mixed[1].Duplicate || mixed[0].Duplicate || mixed[0].Event.Outcome != store.OutcomeAccepted || len(mixed[0].Queued) != 1 ||
+		mixed[0].Queued[0].Folded || mixed[0].Queued[0].Replaced != twice[0].Event.ID || mixed[0].Queued[0].DeploymentID != twice[0].Queued[0].DeploymentID {
+		t.Fatalf("a new push before a redelivery in one batch: %+v / %+v; want it queued, replacing uuid-2's request", mixed[0], mixed[1])
 	}
 	evs, err := db.Webhooks(ctx, store.WebhookFilter{})
 	if err != nil {
@@ -339,9 +367,11 @@ func (s *suite) testQueueClaim(t *testing.T) {
 }
 
 // testQueueConcurrentIntake: many deliveries for one target from several
-// goroutines leave exactly one waiting and every one recorded. Alone in
-// its batch, each queued request is superseded by the next; in batches of
-// several, each batch queues its newest and folds the others into it.
+// goroutines leave exactly one request waiting, carrying the commit of the
+// delivery recorded last, and every delivery recorded. Alone in its batch,
+// each push replaces the waiting request in place; in batches of several,
+// each batch's newest does, and the others are folded into it. Either
+// way the target has one deployment, and no superseded one.
 func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 	ctx := context.Background()
 	db, _ := s.fresh(t)
@@ -376,34 +406,45 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 		}
 		return out
 	}
-	check := func(deployments int) []store.Deployment {
+	check := func(events int) store.Deployment {
 		t.Helper()
-		queued, err := db.QueuedDeployments(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(queued) != 1 {
-			t.Fatalf("%d requests wait, want 1", len(queued))
-		}
 		all, err := db.Deployments(ctx, store.DeploymentFilter{Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
-		superseded := 0
-		for _, d := range all {
-			if d.Status == store.StatusSuperseded {
-				superseded++
+		if len(all) != 1 || all[0].Status != store.StatusQueued {
+			t.Fatalf("deployments %+v; want one, queued", all)
+		}
+		d := all[0]
+		evs, err := db.Webhooks(ctx, store.WebhookFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != events {
+			t.Errorf("%d webhook events recorded, want %d", len(evs), events)
+		}
+		var accepted []store.WebhookEvent
+		for _, e := range evs {
+			if !cmp.Equal(e.DeploymentIDs, []int64{d.ID}) {
+				t.Errorf("webhook event %s linked to %v, want deployment %d", e.DeliveryID, e.DeploymentIDs, d.ID)
+			}
+			switch e.Outcome {
+			case store.OutcomeAccepted:
+				accepted = append(accepted, e)
+			case store.OutcomeSuperseded:
+			default:
+				t.Errorf("webhook event %s recorded %s", e.DeliveryID, e.Outcome)
 			}
 		}
-		if len(all) != deployments || superseded != deployments-1 {
-			t.Errorf("%d deployments, %d superseded; want %d and %d", len(all), superseded, deployments, deployments-1)
+		if len(accepted) != 1 || d.WebhookID == nil || *d.WebhookID != accepted[0].ID || d.NewSHA != accepted[0].SHA {
+			t.Errorf("deployment %+v, accepted %+v; want one accepted delivery, whose commit the deployment carries", d, accepted)
 		}
 		stats, err := db.Stats(ctx, store.StatsFilter{Fraise: api.Fraise, Environment: api.Environment})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(stats) != 1 || stats[0].ByStatus[store.StatusSuperseded] != int64(deployments-1) {
-			t.Errorf("statistics %+v; want %d superseded", stats, deployments-1)
+		if len(stats) > 1 || len(stats) == 1 && stats[0].ByStatus[store.StatusSuperseded] != 0 {
+			t.Errorf("statistics %+v; want no superseded deployment", stats)
 		}
 		// The rollup the intake kept is the one derived from the history.
 		if err := db.RebuildStats(ctx); err != nil {
@@ -413,49 +454,30 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(stats, rebuilt); diff != "" {
+		if diff := cmp.Diff(stats, rebuilt, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("statistics kept by the intake (-) and rebuilt from the history (+):\n%s", diff)
 		}
-		return all
+		return d
 	}
 
-	// One delivery a transaction: each is a deployment.
+	// One delivery a transaction.
 	run(n, func(c int) []store.Intake { return intake("c", c, 1) })
 	check(n)
 
-	// Batches of n/batches: one deployment each.
+	// Batches of n/batches: each batch's older deliveries are folded into
+	// its newest, which replaced the waiting request or was replaced.
 	results := run(batches, func(c int) []store.Intake { return intake("b", n+c*(n/batches), n/batches) })
-	all := check(n + batches)
-	byID := map[int64]store.Deployment{}
-	for _, d := range all {
-		byID[d.ID] = d
-	}
+	d := check(2 * n)
 	for _, res := range results {
 		newest := res[len(res)-1]
-		if newest.Event.Outcome != store.OutcomeAccepted || newest.Queued[0].Folded || newest.Queued[0].Superseded == 0 {
-			t.Errorf("newest of a batch: %+v; want accepted, queued, superseding the one waiting", newest)
-		}
-		d := byID[newest.Queued[0].DeploymentID]
-		if d.NewSHA != newest.Event.SHA || d.WebhookID == nil || *d.WebhookID != newest.Event.ID {
-			t.Errorf("deployment %+v; want %s's own", d, newest.Event.DeliveryID)
+		if len(newest.Queued) != 1 || newest.Queued[0].Folded || newest.Queued[0].DeploymentID != d.ID || newest.Queued[0].Replaced == 0 {
+			t.Errorf("newest of a batch: %+v; want queued as deployment %d, replacing the request waiting", newest, d.ID)
 		}
 		for _, r := range res[:len(res)-1] {
 			if r.Event.Outcome != store.OutcomeSuperseded || len(r.Queued) != 1 || !r.Queued[0].Folded ||
 				r.Queued[0].DeploymentID != d.ID || !cmp.Equal(r.Event.DeploymentIDs, []int64{d.ID}) {
 				t.Errorf("older delivery of a batch: %+v; want superseded, folded into deployment %d", r, d.ID)
 			}
-		}
-	}
-	evs, err := db.Webhooks(ctx, store.WebhookFilter{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 2*n {
-		t.Errorf("%d webhook events recorded, want %d", len(evs), 2*n)
-	}
-	for _, e := range evs {
-		if len(e.DeploymentIDs) != 1 {
-			t.Errorf("webhook event %s linked to %v, want one deployment", e.DeliveryID, e.DeploymentIDs)
 		}
 	}
 }
