@@ -2,8 +2,12 @@
 // process: signed 5 KB GitHub pushes over 32 keep-alive connections, the
 // load generator running beside the server on the same machine. Each
 // delivery is authenticated, recorded in a SQLite state database and
-// queued; the queue's workers run real (cheap) deployments from a local
-// git origin meanwhile.
+// queued. By default (-deploys held) the first push's deployment runs
+// throughout, held in an install step that sleeps, and every later push
+// replaces the one request waiting behind it: the intake's own cost, as in
+// a burst while a slow deployment runs. With -deploys continuous the
+// queue's workers run real (cheap) deployments from a local git origin
+// back to back meanwhile, and their work competes for the cores too.
 //
 // Next to it, in the same run, a minimal Go handler that only reads the
 // body, checks the HMAC and decodes the JSON, recording nothing, takes the

@@ -31,6 +31,7 @@ func main() {
 		duration = flag.Duration("duration", 10*time.Second, "measured window of each server")
 		rounds   = flag.Int("rounds", 3, "rounds of baseline and fraisier, alternating which goes first")
 		keep     = flag.Bool("keep", false, "keep the work directory (state database, logs, origin) for inspection")
+		deploys  = flag.String("deploys", "held", "what the queue does during the load: held (one deployment runs throughout, sleeping in its install step; every push replaces the request waiting behind it) or continuous (real deployments back to back, competing for the cores)")
 		t        targets
 		rssMB    int64
 		baseline = flag.String("baseline-listen", "", "internal: serve the baseline handler on this address (the program starts itself with it)")
@@ -48,7 +49,11 @@ func main() {
 		}
 		return
 	}
-	if err := run(context.Background(), *bin, *conns, *warmup, *duration, *rounds, *keep, t); err != nil {
+	if *deploys != "held" && *deploys != "continuous" {
+		fmt.Fprintf(os.Stderr, "webhookbench: -deploys %q: use held or continuous\n", *deploys)
+		os.Exit(2)
+	}
+	if err := run(context.Background(), *bin, *conns, *warmup, *duration, *rounds, *keep, *deploys == "held", t); err != nil {
 		fmt.Fprintln(os.Stderr, "webhookbench:", err)
 		os.Exit(1)
 	}
@@ -68,7 +73,7 @@ type measured struct {
 	isBaseRun bool
 }
 
-func run(ctx context.Context, bin string, conns int, warmup, duration time.Duration, rounds int, keep bool, t targets) error {
+func run(ctx context.Context, bin string, conns int, warmup, duration time.Duration, rounds int, keep, held bool, t targets) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return fmt.Errorf("resolve -bin: %w", err)
@@ -93,12 +98,17 @@ func run(ctx context.Context, bin string, conns int, warmup, duration time.Durat
 	if err != nil {
 		return err
 	}
+	w.held = held
 	bodies, err := makeBodies(w.shas, 256, []byte(secret))
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d connections, %s warm-up then %s measured per server, %d rounds; bodies %d–%d bytes; GOMAXPROCS of each process: %d CPUs\n",
-		conns, warmup, duration, rounds, bodies.minLen, bodies.maxLen, numCPU())
+	queue := "one deployment held running throughout (its install step sleeps); each push replaces the request waiting behind it"
+	if !held {
+		queue = "real deployments run back to back from a local origin (their work competes for the cores)"
+	}
+	fmt.Printf("%d connections, %s warm-up then %s measured per server, %d rounds; bodies %d–%d bytes; GOMAXPROCS of each process: %d CPUs\nfraisier's queue: %s\n",
+		conns, warmup, duration, rounds, bodies.minLen, bodies.maxLen, numCPU(), queue)
 
 	var all []measured
 	for r := 1; r <= rounds; r++ {

@@ -17,6 +17,13 @@ type work struct {
 	origin string
 	shas   []string // commits on main, oldest first
 	env    []string
+	// held: the environment's install step sleeps, so that the first
+	// push's deployment runs throughout the measured window and every
+	// later push replaces the one request waiting behind it: the intake
+	// alone, as in a burst while a slow deployment runs. Otherwise the
+	// queue runs real deployments back to back meanwhile, and their
+	// work (the server's and its git children's) competes for the cores.
+	held bool
 }
 
 // commits is how many commits main gets; pushes cycle through them so
@@ -82,8 +89,19 @@ func setup(ctx context.Context, root string) (*work, error) {
 // writeConfig writes a fraises.yaml for one fraisier run: GitHub with the
 // benchmark's secret, no rate limits, one api fraise whose pushes of main
 // deploy from the local origin into dir, with no service and no health
-// check, and a SQLite state database in dir.
+// check (and, if w.held, an install step that sleeps), and a SQLite state
+// database in dir.
 func (w *work) writeConfig(dir, listen string) (string, error) {
+	grace, install := "20s", ""
+	if w.held {
+		// At the end the held deployment is cancelled (and rolled back,
+		// and queued again) after a short grace rather than awaited.
+		grace = "1s"
+		install = `
+        install:
+          command: [sleep, "600"]
+          timeout: 15m`
+	}
 	cfg := fmt.Sprintf(`git:
   github:
     secret: %q
@@ -92,7 +110,7 @@ server:
   rate_limit:
     per_source: 0   # 0: no limit of that kind
     global: 0
-  shutdown_grace: 20s
+  shutdown_grace: %s
 state:
   path: %s
 fraises:
@@ -103,8 +121,8 @@ fraises:
       staging:
         branch: main
         git_repo: %s
-        app_path: %s
-`, secret, listen, filepath.Join(dir, "state.db"), w.origin, filepath.Join(dir, "app"))
+        app_path: %s%s
+`, secret, listen, grace, filepath.Join(dir, "state.db"), w.origin, filepath.Join(dir, "app"), install)
 	path := filepath.Join(dir, "fraises.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)

@@ -116,44 +116,64 @@ func unknown(key []byte, names ...string) bool {
 }
 
 // str scans a string and returns its raw content; escaped reports a
-// backslash in it, which the caller must not take as the value.
+// backslash in it, which the caller must not take as the value. Most of a
+// payload is strings: the closing quote is found with IndexByte, and the
+// bytes before it are checked in a plain loop, the escapes only where one
+// is.
 func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		return nil, false, false
 	}
 	start := s.i + 1
-	for j := start; j < len(s.b); j++ {
-		c := s.b[j]
-		switch {
-		case c == '"':
-			s.i = j + 1
-			return s.b[start:j], escaped, true
-		case c == '\\':
-			escaped = true
-			j++
-			if j >= len(s.b) {
-				return nil, false, false
-			}
-			switch s.b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if j+4 >= len(s.b) {
-					return nil, false, false
-				}
-				for _, h := range s.b[j+1 : j+5] {
-					if !isHexDigit(h) {
-						return nil, false, false
-					}
-				}
-				j += 4
-			default:
-				return nil, false, false
-			}
-		case c < 0x20:
+	for j := start; ; {
+		k := bytes.IndexByte(s.b[j:], '"')
+		if k < 0 {
 			return nil, false, false
 		}
+		end := j + k
+		for ; j < end; j++ {
+			c := s.b[j]
+			if c < 0x20 {
+				return nil, false, false
+			}
+			if c != '\\' {
+				continue
+			}
+			escaped = true
+			n, ok := escapeLen(s.b[j+1:])
+			if !ok {
+				return nil, false, false
+			}
+			j += n
+		}
+		if j == end {
+			s.i = end + 1
+			return s.b[start:end], escaped, true
+		}
+		// The quote was escaped (j went past it): look for the next one.
 	}
-	return nil, false, false
+}
+
+// escapeLen is how many bytes after a backslash its escape takes.
+func escapeLen(b []byte) (int, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	switch b[0] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 1, true
+	case 'u':
+		if len(b) < 5 {
+			return 0, false
+		}
+		for _, h := range b[1:5] {
+			if !isHexDigit(h) {
+				return 0, false
+			}
+		}
+		return 5, true
+	}
+	return 0, false
 }
 
 func isHexDigit(c byte) bool {
