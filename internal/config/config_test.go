@@ -100,6 +100,29 @@ func TestMatch(t *testing.T) {
 			t.Errorf("Match(%q, %q) (-want +got):\n%s", tc.repo, tc.ref, diff)
 		}
 	}
+
+	// A delivery names its repository several ways: any of them routes,
+	// each environment comes once, in order.
+	router := cfg.Router()
+	for _, tc := range []struct {
+		names []string
+		want  []string
+	}{
+		{[]string{"acme/other", "https://github.com/acme/other.git", "git@github.com:acme/other.git"}, []string{"other/production"}},
+		{[]string{"nobody/else", "", "https://github.com/acme/api.git"}, []string{"api/production", "etl/production"}},
+		{[]string{"acme/api", "https://gitlab.com/acme/api.git"}, []string{"api/production", "etl/production"}},
+		{[]string{"https://gitlab.com/acme/api.git"}, []string{"api/production"}},
+		{[]string{"", "nobody/else"}, nil},
+		{nil, nil},
+	} {
+		var got []string
+		for _, e := range router.Match(tc.names, "refs/heads/main") {
+			got = append(got, e.ID())
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("Router.Match(%q) (-want +got):\n%s", tc.names, diff)
+		}
+	}
 }
 
 func TestLookupAndNames(t *testing.T) {

@@ -145,6 +145,42 @@ func (e *Environment) RouteRepository() string {
 // documentation; the validator guarantees that it never picks two
 // environments of one fraise for the same push.
 func (c *Config) Match(repository, ref string) []*Environment {
+	return c.Router().Match([]string{repository}, ref)
+}
+
+// Router is the routing rule of Match, prepared once: the auto-deploy
+// environments in order, each with its repository already normalised. A
+// server routes every delivery through it, rather than normalising every
+// environment's repository (and sorting them) per delivery.
+type Router struct {
+	routes []route
+}
+
+type route struct {
+	env        *Environment
+	host, path string
+}
+
+// Router prepares c's routing. c must not change afterwards.
+func (c *Config) Router() *Router {
+	r := &Router{}
+	for _, e := range c.Environments() {
+		if !e.IsAutoDeploy() {
+			continue
+		}
+		host, p := splitRepository(e.RouteRepository())
+		if p == "" {
+			continue
+		}
+		r.routes = append(r.routes, route{env: e, host: host, path: p})
+	}
+	return r
+}
+
+// Match returns the environments a push of ref deploys when the pushed
+// repository goes by any of names (its full name, its clone URLs), sorted
+// by fraise and environment, each once.
+func (r *Router) Match(names []string, ref string) []*Environment {
 	var name string
 	tag := false
 	switch {
@@ -157,11 +193,27 @@ func (c *Config) Match(repository, ref string) []*Environment {
 	default:
 		name = ref
 	}
+	type split struct{ host, path string }
+	var buf [4]split
+	pushed := buf[:0]
+	for _, n := range names {
+		if h, p := splitRepository(n); p != "" {
+			pushed = append(pushed, split{h, p})
+		}
+	}
 	var out []*Environment
-	for _, e := range c.Environments() {
-		if !e.IsAutoDeploy() || !SameRepository(e.RouteRepository(), repository) {
+	for _, rt := range r.routes {
+		same := false
+		for _, n := range pushed {
+			if n.path == rt.path && (n.host == rt.host || n.host == "" || rt.host == "") {
+				same = true
+				break
+			}
+		}
+		if !same {
 			continue
 		}
+		e := rt.env
 		if tag && e.Tags != "" && refMatches(e.Tags, name) || !tag && refMatches(e.Branch, name) {
 			out = append(out, e)
 		}

@@ -344,7 +344,7 @@ func (s *Server) route(ev forge.Event, owner string) store.Intake {
 			reasons = append(reasons, "deletion of "+c.Ref+" never deploys")
 			continue
 		}
-		envs := s.match(names, c.Ref)
+		envs := s.router.Match(names, c.Ref)
 		if len(envs) == 0 {
 			switch {
 			case c.IsTag:
@@ -384,29 +384,6 @@ func (s *Server) route(ev forge.Event, owner string) store.Intake {
 }
 
 // match is config.Match over every name the forge gave the repository.
-func (s *Server) match(names []string, ref string) []*config.Environment {
-	var out []*config.Environment
-	for _, n := range names {
-		if n == "" {
-			continue
-		}
-		for _, e := range s.cfg.Match(n, ref) {
-			if !containsEnv(out, e) {
-				out = append(out, e)
-			}
-		}
-	}
-	return out
-}
-
-func containsEnv(es []*config.Environment, e *config.Environment) bool {
-	for _, x := range es {
-		if x == e {
-			return true
-		}
-	}
-	return false
-}
 
 func actorOf(ev forge.Event) string {
 	if ev.Sender == "" {

@@ -56,6 +56,7 @@ type Options struct {
 // Server is fraisier serve's HTTP side.
 type Server struct {
 	cfg       *config.Config
+	router    *config.Router
 	store     Store
 	runner    Runner
 	log       *slog.Logger
@@ -86,7 +87,7 @@ func New(o Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg: cfg, store: o.Store, runner: o.Runner, log: log,
+		cfg: cfg, router: cfg.Router(), store: o.Store, runner: o.Runner, log: log,
 		keys:       buildKeys(cfg),
 		limits:     newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
 		proxies:    proxies,
