@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -94,48 +95,139 @@ type hxServer struct {
 	t    testing.TB
 	root string
 	db   *store.DB
-	srv  *Server
 	addr string
 	base string
 	cfg  *config.Config
-	stop func()
+	pid  int
+	// heap is the server process's Go heap in use after a GC: when it was
+	// ready, and (after stop) when it stopped.
+	heapReady, heapStopped uint64
+	stop                   func()
 }
+
+// serveEnv makes the test binary the server of the hostile corpus (see
+// TestMain): the server runs in a process of its own, as in production,
+// so that the attacker's goroutines and garbage in the test process are
+// not the server's, and what the probes and memory figures measure is the
+// server alone.
+const serveEnv = "FRAISIER_HX_SERVE_ROOT"
 
 func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 	t.Helper()
 	root := t.TempDir()
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml(root)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	text := yaml(root)
+	cfg, err := config.Parse("fraises.yaml", []byte(text), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	if err := os.WriteFile(filepath.Join(root, "fraises.yaml"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serveEnv+"="+root)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &hxServer{t: t, root: root, cfg: cfg, pid: cmd.Process.Pid}
+	lines := bufio.NewScanner(out)
+	ready := false
+	for !ready && lines.Scan() {
+		k, v, _ := strings.Cut(lines.Text(), " ")
+		switch k {
+		case "addr":
+			s.addr, s.base = v, "http://"+v
+		case "heap":
+			s.heapReady, _ = strconv.ParseUint(v, 10, 64)
+			ready = true
+		}
+	}
+	if !ready {
+		in.Close()
+		cmd.Wait()
+		t.Fatalf("the server process never got ready: %s", clip(stderr.String(), 2000))
+	}
+	// A second handle on the server's state database, for the checks.
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Config: cfg, Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l, nil) }()
-	s := &hxServer{t: t, root: root, db: db, srv: srv, addr: l.Addr().String(), base: "http://" + l.Addr().String(), cfg: cfg}
+	s.db = db
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
+			in.Close()
+			for lines.Scan() {
+				if v, ok := strings.CutPrefix(lines.Text(), "heap "); ok {
+					s.heapStopped, _ = strconv.ParseUint(v, 10, 64)
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("server process: %v: %s", err, clip(stderr.String(), 2000))
 			}
 			db.Close()
 		})
 	}
 	t.Cleanup(s.stop)
 	return s
+}
+
+// serveProcess is the server process's side: serve root's fraises.yaml on
+// a free loopback port, with no deploy workers (nothing reaches a
+// deployment), until stdin closes. It prints "addr <host:port>", then
+// "heap <bytes>" (in use after a GC) once ready and again once stopped.
+func serveProcess(root string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "hostile server:", err)
+		return 1
+	}
+	text, err := os.ReadFile(filepath.Join(root, "fraises.yaml"))
+	if err != nil {
+		return fail(err)
+	}
+	cfg, err := config.Parse("fraises.yaml", text, config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		return fail(err)
+	}
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db"), CheckpointEvery: store.ServerCheckpointEvery})
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	srv, err := New(Options{Config: cfg, Store: db})
+	if err != nil {
+		return fail(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l, nil) }()
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	fmt.Printf("addr %s\nheap %d\n", l.Addr(), heap())
+	io.Copy(io.Discard, os.Stdin)
+	cancel()
+	if err := <-done; err != nil {
+		return fail(err)
+	}
+	fmt.Printf("heap %d\n", heap())
+	return 0
 }
 
 // hxReq is one request of the corpus. Most are sent with net/http; raw
@@ -631,31 +723,89 @@ type hxProbe struct {
 	fails []string
 }
 
+// probeEnv makes the test binary a health prober (see TestMain): the probe
+// runs in a process of its own, so that what it measures is the server's
+// answer, not the attacker's goroutines and garbage in the test process
+// delaying the prober itself.
+const probeEnv = "FRAISIER_HX_PROBE_URL"
+
+// run probes base+"/health" every interval from a child process until
+// stop is closed, then collects its measurements.
 func (p *hxProbe) run(base string, interval time.Duration, stop <-chan struct{}, done *sync.WaitGroup) {
 	defer done.Done()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), probeEnv+"="+base+"/health", fmt.Sprintf("FRAISIER_HX_PROBE_EVERY=%d", interval))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		p.fail(err.Error())
+		return
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		p.fail(err.Error())
+		return
+	}
+	<-stop
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		p.fail(fmt.Sprintf("probe process: %v: %s", err, clip(out.String(), 300)))
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		kind, rest, _ := strings.Cut(line, " ")
+		switch kind {
+		case "ok":
+			if ns, err := strconv.ParseInt(rest, 10, 64); err == nil {
+				p.mu.Lock()
+				p.lat = append(p.lat, time.Duration(ns))
+				p.mu.Unlock()
+			}
+		case "fail":
+			p.fail(rest)
+		}
+	}
+}
+
+func (p *hxProbe) fail(msg string) {
+	p.mu.Lock()
+	p.fails = append(p.fails, msg)
+	p.mu.Unlock()
+}
+
+// probeProcess is the prober's side: GET url every interval until stdin
+// closes, one line per probe ("ok <ns>" or "fail <why>").
+func probeProcess(url string) int {
+	interval, _ := strconv.ParseInt(os.Getenv("FRAISIER_HX_PROBE_EVERY"), 10, 64)
+	if interval <= 0 {
+		interval = int64(10 * time.Millisecond)
+	}
+	stop := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
-	defer c.CloseIdleConnections()
-	tick := time.NewTicker(interval)
+	tick := time.NewTicker(time.Duration(interval))
 	defer tick.Stop()
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
 	for {
 		select {
 		case <-stop:
-			return
+			return 0
 		case <-tick.C:
 		}
 		start := time.Now()
-		resp, err := c.Get(base + "/health")
+		resp, err := c.Get(url)
 		d := time.Since(start)
-		p.mu.Lock()
 		switch {
 		case err != nil:
-			p.fails = append(p.fails, err.Error())
+			fmt.Fprintf(w, "fail %v\n", err)
 		case resp.StatusCode != 200:
-			p.fails = append(p.fails, resp.Status)
+			fmt.Fprintf(w, "fail %s\n", resp.Status)
 		default:
-			p.lat = append(p.lat, d)
+			fmt.Fprintf(w, "ok %d\n", d.Nanoseconds())
 		}
-		p.mu.Unlock()
 		if resp != nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -679,21 +829,19 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-// memSampler records the Go heap in use and the process RSS.
+// memSampler records the server process's RSS.
 type memSampler struct {
-	mu       sync.Mutex
-	heapPeak uint64
-	rssPeak  uint64
+	pid     int
+	mu      sync.Mutex
+	rssPeak uint64
 }
 
-func (m *memSampler) sample() (heap, rss uint64) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heap, rss = ms.HeapInuse, procRSS()
+func (m *memSampler) sample() (rss uint64) {
+	rss = procRSS(m.pid)
 	m.mu.Lock()
-	m.heapPeak, m.rssPeak = max(m.heapPeak, heap), max(m.rssPeak, rss)
+	m.rssPeak = max(m.rssPeak, rss)
 	m.mu.Unlock()
-	return heap, rss
+	return rss
 }
 
 func (m *memSampler) run(interval time.Duration, stop <-chan struct{}, done *sync.WaitGroup) {
@@ -710,10 +858,10 @@ func (m *memSampler) run(interval time.Duration, stop <-chan struct{}, done *syn
 	}
 }
 
-// procRSS is this process's resident set in bytes (VmRSS), 0 where
-// /proc is not there.
-func procRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+// procRSS is process pid's resident set in bytes (VmRSS), 0 where /proc
+// is not there.
+func procRSS(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
@@ -788,7 +936,7 @@ type hxReport struct {
 	probes                int
 	probeP99, probeMax    time.Duration
 	heapBefore, heapAfter uint64
-	heapPeak, rssBefore   uint64
+	rssBefore             uint64
 	rssAfter, rssPeak     uint64
 	slowMax               time.Duration
 	byCategory            map[string]int
@@ -801,10 +949,9 @@ func runHostile(t *testing.T, o hxOptions) hxReport {
 	})
 	before := snapshotMarkers(t, marker)
 
-	runtime.GC()
-	var mem memSampler
+	mem := memSampler{pid: s.pid}
 	rep := hxReport{byCategory: map[string]int{}}
-	rep.heapBefore, rep.rssBefore = mem.sample()
+	rep.heapBefore, rep.rssBefore = s.heapReady, mem.sample()
 
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
@@ -1003,14 +1150,15 @@ func runHostile(t *testing.T, o hxOptions) hxReport {
 	if n == 0 {
 		t.Errorf("no health probe answered during the attack")
 	}
-	runtime.GC()
-	rep.heapAfter, rep.rssAfter = mem.sample()
-	rep.heapPeak, rep.rssPeak = mem.heapPeak, mem.rssPeak
+	rep.rssAfter = mem.sample()
+	rep.rssPeak = mem.rssPeak
+	s.stop()
+	rep.heapAfter = s.heapStopped
 	t.Logf("hostile: %d requests (%d rounds), %d slow clients (held at most %s), %d extra 30 MB bodies",
 		rep.requests, o.rounds, o.slow, rep.slowMax.Round(time.Millisecond), o.bigBodies)
 	t.Logf("hostile: /health during the attack: %d probes, p99 %s, max %s", rep.probes, rep.probeP99, rep.probeMax)
-	t.Logf("hostile: heap in use %.1f MiB before, %.1f MiB peak, %.1f MiB after; RSS %.1f MiB before, %.1f MiB peak, %.1f MiB after",
-		mib(rep.heapBefore), mib(rep.heapPeak), mib(rep.heapAfter), mib(rep.rssBefore), mib(rep.rssPeak), mib(rep.rssAfter))
+	t.Logf("hostile: the server process (its own): heap in use after a GC %.1f MiB when ready, %.1f MiB when stopped; RSS %.1f MiB before, %.1f MiB peak, %.1f MiB after the attack",
+		mib(rep.heapBefore), mib(rep.heapAfter), mib(rep.rssBefore), mib(rep.rssPeak), mib(rep.rssAfter))
 	var cats []string
 	for k, v := range rep.byCategory {
 		cats = append(cats, fmt.Sprintf("%s %d", k, v))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,7 +205,6 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 	memDone := make(chan struct{})
 	go func() {
 		defer close(memDone)
-		var m memSampler
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
@@ -212,7 +212,9 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 			case <-memStop:
 				return
 			case <-tick.C:
-				h, r := m.sample()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				h, r := ms.HeapInuse, procRSS(os.Getpid())
 				memMu.Lock()
 				heapS, rssS = append(heapS, mib(h)), append(rssS, mib(r))
 				memMu.Unlock()
