@@ -110,31 +110,79 @@ func TestHostileConfig(t *testing.T) {
 	}
 }
 
-// TestHostileConfigSymlink: app_path is checked as written, at load time:
-// absolute, clean, and apart from every other environment's. Whether a
-// directory on the way is a symlink is not known then (the directories
-// may not exist yet, and can change after) and is the deploy engine's to
-// check when it creates and switches releases. Two app_paths that alias
-// each other only through a symlink pass validation; this test pins that
-// down so that the limit is a decision, not an accident, and
-// docs/reliability.md names it.
+// TestHostileConfigSymlink: app_paths that escape through symlinks, as far
+// as the directories exist when the configuration is loaded: one
+// directory under two names, one nested in another through a link, a link
+// to the root or into a system directory. Each is refused with what it
+// resolves to. Directories that do not exist yet resolve as far as they
+// do.
 func TestHostileConfigSymlink(t *testing.T) {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "real", "api"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"real/api", "real/web"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Symlink(filepath.Join(root, "real"), filepath.Join(root, "alias")); err != nil {
-		t.Fatal(err)
+	for link, target := range map[string]string{
+		"alias":    filepath.Join(root, "real"),
+		"api-link": filepath.Join(root, "real", "api"),
+		"etc-link": "/etc",
+		"slash":    "/",
+		"usr-link": "/usr/share",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	yaml := apiWith("branch: main\napp_path: "+filepath.Join(root, "real", "api")+"\n") +
-		"  other:\n    type: api\n    repository: https://github.com/acme/other.git\n    environments:\n      production: {branch: main, app_path: " + filepath.Join(root, "alias", "api") + "}\n"
-	if _, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles}); err != nil {
-		t.Fatalf("validation now resolves symlinks (update docs/reliability.md): %v", err)
+	at := func(p string) string { return filepath.Join(root, p) }
+	other := func(appPath string) string {
+		return "  other:\n    type: api\n    repository: https://github.com/acme/other.git\n    environments:\n      production: {branch: main, app_path: " + appPath + "}\n"
 	}
-	// Lexically the same directory is refused.
-	yaml = apiWith("branch: main\napp_path: "+filepath.Join(root, "real", "api")+"\n") +
-		"  other:\n    type: api\n    repository: https://github.com/acme/other.git\n    environments:\n      production: {branch: main, app_path: " + filepath.Join(root, "real", "api", ".") + "}\n"
-	if _, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles}); err == nil {
-		t.Fatal("two environments with one app_path were accepted")
+	const otherPath = "fraises.other.environments.production.app_path"
+	const apiPath = "fraises.api.environments.production.app_path"
+	for _, tc := range []struct {
+		name, yaml, path, says string
+	}{
+		{"one directory, two names", apiWith("branch: main\napp_path: "+at("real/api")+"\n") + other(at("alias/api")),
+			otherPath, "under another name: through symlinks both are " + at("real/api")},
+		{"nested through a link", apiWith("branch: main\napp_path: "+at("real/api")+"\n") + other(at("api-link/sub")),
+			otherPath, "leads through a symlink to " + at("real/api/sub") + ", inside api/production's app_path"},
+		{"containing through a link", apiWith("branch: main\napp_path: "+at("real/api/deep")+"\n") + other(at("api-link")),
+			otherPath, "which contains api/production's app_path"},
+		{"a link to /etc", apiWith("branch: main\napp_path: " + at("etc-link/api") + "\n"),
+			apiPath, "leads through a symlink to /etc/api, which is inside /etc, a system directory"},
+		{"a link to the root", apiWith("branch: main\napp_path: " + at("slash") + "\n"),
+			apiPath, "leads through a symlink to /, which is the root directory"},
+		{"a link into /usr", apiWith("branch: main\napp_path: " + at("usr-link/api") + "\n"),
+			apiPath, "inside /usr, a system directory"},
+		{"/etc as written", apiWith("branch: main\napp_path: /etc/api\n"), apiPath, "app_path /etc/api is inside /etc, a system directory"},
+		{"the root as written", apiWith("branch: main\napp_path: /\n"), apiPath, "app_path / is the root directory"},
+		{"lexically the same", apiWith("branch: main\napp_path: "+at("real/api")+"\n") + other(at("real/api")+"/."),
+			otherPath, "is also the app_path of api/production"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("fraises.yaml", []byte(tc.yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("accepted (error %v); input:\n%s", err, tc.yaml)
+			}
+			for _, p := range cerr.Problems {
+				if p.Path == tc.path && strings.Contains(p.Message, tc.says) {
+					return
+				}
+			}
+			t.Errorf("no problem at %s saying %q:\n%v", tc.path, tc.says, err)
+		})
+	}
+	// Accepted: a link to a directory of one's own, paths not made yet
+	// below a link, /usr/local.
+	for _, yaml := range []string{
+		apiWith("branch: main\napp_path: "+at("api-link")+"\n") + other(at("real/web")),
+		apiWith("branch: main\napp_path: "+at("alias/api/not/yet")+"\n") + other(at("alias/web/nor/this")),
+		apiWith("branch: main\napp_path: /usr/local/api\n"),
+	} {
+		if _, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles}); err != nil {
+			t.Errorf("refused: %v\ninput:\n%s", err, yaml)
+		}
 	}
 }

@@ -90,6 +90,9 @@ type loader struct {
 	ps      *problems
 	present map[string]presence
 	opts    Options
+	// realAppPath is each environment's app_path with its symlinks
+	// resolved (validateAppPaths), for validateRouting.
+	realAppPath map[*Environment]string
 }
 
 // has reports whether the key at path was written with a value.

@@ -326,15 +326,7 @@ func (l *loader) checkPair(at string, a, b *Environment) {
 		}
 	}
 	if a.SharesCodeWith == "" && b.SharesCodeWith == "" && a.AppPath != "" && b.AppPath != "" {
-		switch pa, pb := a.AppPath, b.AppPath; {
-		case pa == pb:
-			l.report(at+".app_path", fmt.Sprintf("app_path %s is also the app_path of %s: they would overwrite each other", pb, a.ID()),
-				"give each environment its own directory; an etl or scheduled fraise can run another's code with shares_code_with")
-		case strings.HasPrefix(pb, strings.TrimSuffix(pa, "/")+"/"):
-			l.report(at+".app_path", fmt.Sprintf("app_path %s is inside %s, the app_path of %s", pb, pa, a.ID()), "give each environment its own directory")
-		case strings.HasPrefix(pa, strings.TrimSuffix(pb, "/")+"/"):
-			l.report(at+".app_path", fmt.Sprintf("app_path %s contains %s, the app_path of %s", pb, pa, a.ID()), "give each environment its own directory")
-		}
+		l.checkAppPaths(at, a, b)
 	}
 	if a.Scope == b.Scope {
 		for i, u := range b.SystemdService {
@@ -346,6 +338,50 @@ func (l *loader) checkPair(at string, a, b *Environment) {
 				l.report(p, fmt.Sprintf("unit %s is also restarted by %s", u, a.ID()), "each environment needs its own units")
 			}
 		}
+	}
+}
+
+// checkAppPaths reports b's app_path (b written after a) if it is a's, or
+// nested with it, as written or once symlinks are resolved.
+func (l *loader) checkAppPaths(at string, a, b *Environment) {
+	const own = "give each environment its own directory"
+	overlap := func(pa, pb string) string {
+		switch {
+		case pa == pb:
+			return "same"
+		case strings.HasPrefix(pb, strings.TrimSuffix(pa, "/")+"/"):
+			return "inside"
+		case strings.HasPrefix(pa, strings.TrimSuffix(pb, "/")+"/"):
+			return "contains"
+		}
+		return ""
+	}
+	pa, pb := a.AppPath, b.AppPath
+	switch overlap(pa, pb) {
+	case "same":
+		l.report(at+".app_path", fmt.Sprintf("app_path %s is also the app_path of %s: they would overwrite each other", pb, a.ID()),
+			own+"; an etl or scheduled fraise can run another's code with shares_code_with")
+		return
+	case "inside":
+		l.report(at+".app_path", fmt.Sprintf("app_path %s is inside %s, the app_path of %s", pb, pa, a.ID()), own)
+		return
+	case "contains":
+		l.report(at+".app_path", fmt.Sprintf("app_path %s contains %s, the app_path of %s", pb, pa, a.ID()), own)
+		return
+	}
+	ra, okA := l.realAppPath[a]
+	rb, okB := l.realAppPath[b]
+	if !okA || !okB || ra == pa && rb == pb {
+		return
+	}
+	switch overlap(ra, rb) {
+	case "same":
+		l.report(at+".app_path", fmt.Sprintf("app_path %s is the directory of %s's app_path %s under another name: through symlinks both are %s", pb, a.ID(), pa, rb),
+			own+"; an etl or scheduled fraise can run another's code with shares_code_with")
+	case "inside":
+		l.report(at+".app_path", fmt.Sprintf("app_path %s leads through a symlink to %s, inside %s's app_path %s (%s)", pb, rb, a.ID(), pa, ra), own)
+	case "contains":
+		l.report(at+".app_path", fmt.Sprintf("app_path %s leads through a symlink to %s, which contains %s's app_path %s (%s)", pb, rb, a.ID(), pa, ra), own)
 	}
 }
 

@@ -40,6 +40,7 @@ func (l *loader) validate() {
 			l.validateFraise("fraises."+fname, f)
 		}
 	}
+	l.validateAppPaths()
 	l.validateRouting()
 }
 
