@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/testenv"
+	pgtest "github.com/fraiseql/fraisier/internal/testenv/pg"
 )
 
 // TestSecretsStaySecret runs the real fraisier binary with secrets in
@@ -223,6 +226,169 @@ fraises:
 	wal, _ := os.ReadFile(dbPath + "-wal")
 	if !bytes.Contains(append(db, wal...), []byte("sec-1")) || !strings.Contains(serve.out.String(), "sec-1") {
 		t.Errorf("the state database or the server log does not hold delivery sec-1: the search proves nothing")
+	}
+	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))
+}
+
+// TestSecretsStaySecretPostgresState: the password of a PostgreSQL state
+// database (state.url from the environment, and from state.url_file) never
+// reaches an output: fraisier serve's log and answers, every read command's
+// text and JSON, and the errors when the server cannot be reached.
+func TestSecretsStaySecretPostgresState(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := pgtest.Start(ctx)
+	if errors.Is(err, pgtest.ErrUnavailable) {
+		testenv.Unavailable(t, "PostgreSQL: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Stop)
+	if err := cluster.CreateDatabase(ctx, "fraisier_state"); err != nil {
+		t.Fatal(err)
+	}
+	bin := fraisierBin(t)
+	root := t.TempDir()
+	ns := randomHex(4)
+	// Trust authentication ignores the password, so a recognisable one
+	// can be given and then looked for.
+	secrets := map[string]string{
+		"state.url password (${VAR})":    "sec-pgstate-env-" + ns,
+		"state.url_file password":        "sec-pgstate-file-" + ns,
+		"unreachable state.url password": "sec-pgstate-down-" + ns,
+	}
+	urlFile := filepath.Join(root, "state-url")
+	if err := os.WriteFile(urlFile, []byte(cluster.URL("fraisier_state", secrets["state.url_file password"])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	writeConfig := func(name, state string) string {
+		p := filepath.Join(root, name)
+		cfg := fmt.Sprintf(`git:
+  github: {secret: gh-secret}
+server:
+  listen: 127.0.0.1:%d
+state:
+  %s
+fraises:
+  hello:
+    type: api
+    repository: acme/hello
+    environments:
+      production: {branch: main, git_repo: %s, app_path: %s}
+`, port, state, filepath.Join(root, "origin.git"), filepath.Join(root, "srv", "hello"))
+		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	byEnv := writeConfig("env.yaml", `url: "${STATE_URL}"`)
+	byFile := writeConfig("file.yaml", "url_file: "+urlFile)
+	down := writeConfig("down.yaml", `url: "postgres://postgres:`+secrets["unreachable state.url password"]+`@127.0.0.1:1/fraisier_state?connect_timeout=2"`)
+	env := append(os.Environ(), "HOME="+root, "FRAISIER_STATE=", "FRAISIER_CONFIG=", "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=",
+		"STATE_URL="+cluster.URL("fraisier_state", secrets["state.url password (${VAR})"]))
+
+	var outputs []struct{ name, text string }
+	collect := func(name, text string) { outputs = append(outputs, struct{ name, text string }{name, text}) }
+	run := func(cfg string, args ...string) int {
+		cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
+		cmd.Env = env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		name := filepath.Base(cfg) + ": fraisier " + strings.Join(args, " ")
+		collect(name+" (stdout)", stdout.String())
+		collect(name+" (stderr)", stderr.String())
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return 0
+	}
+
+	serve := startProc(t, "fraisier serve", env, []string{bin, "--config", byEnv, "serve"})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, serve, &http.Client{Timeout: 2 * time.Second}, base)
+	// A delivery the server records: a ping.
+	ping := []byte(`{"zen": "Keep it logically awesome.", "hook_id": 1, "repository": {"full_name": "acme/hello"}, "sender": {"login": "alice"}}`)
+	m := hmac.New(sha256.New, []byte("gh-secret"))
+	m.Write(ping)
+	req, _ := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(ping))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "ping")
+	req.Header.Set("X-GitHub-Delivery", "pg-sec-1")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed ping: %d %s", resp.StatusCode, b.String())
+	}
+	collect("answer to the ping", b.String())
+	for _, p := range []string{"/ready", "/health", "/providers", "/metrics", "/api/fraises", "/api/deployments"} {
+		resp, err := httpClient.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		collect("GET "+p, b.String())
+	}
+	serve.signal(t, syscall.SIGTERM)
+	serve.wait(t, 30*time.Second)
+	collect("fraisier serve log", serve.out.String())
+
+	reads := [][]string{{"webhooks", "--json"}, {"webhooks"}, {"history", "--json"}, {"status", "--offline", "--json"}, {"stats", "--json"},
+		{"list", "--json"}, {"list"}, {"config", "validate", "--json"}, {"config", "validate"}, {"version", "--json"}}
+	for _, cfg := range []string{byEnv, byFile} {
+		for _, args := range reads {
+			if code := run(cfg, args...); code != 0 {
+				t.Errorf("%s: fraisier %v: exit %d", filepath.Base(cfg), args, code)
+			}
+		}
+	}
+	// The ping was recorded in PostgreSQL, read through both configurations:
+	// the outputs searched are real.
+	recorded := 0
+	for _, o := range outputs {
+		if strings.Contains(o.name, "webhooks --json") && strings.Contains(o.text, "pg-sec-1") {
+			recorded++
+		}
+	}
+	if recorded != 2 {
+		t.Errorf("the ping was read back %d times through the two configurations, want 2: the search proves nothing", recorded)
+	}
+	// Unreachable: every command that needs the state says so, exit 4.
+	for _, args := range [][]string{{"history"}, {"history", "--json"}, {"status", "--offline"}, {"webhooks", "--json"}, {"deploy", "hello", "production"}} {
+		if code := run(down, args...); code != 4 {
+			t.Errorf("fraisier %v with the state database unreachable: exit %d, want 4", args, code)
+		}
+	}
+	downServe := startProc(t, "fraisier serve (state unreachable)", env, []string{bin, "--config", down, "serve"})
+	if code := downServe.wait(t, 30*time.Second); code != 4 {
+		t.Errorf("fraisier serve with the state database unreachable: exit %d, want 4", code)
+	}
+	collect("fraisier serve log (state unreachable)", downServe.out.String())
+
+	total := 0
+	for _, o := range outputs {
+		total += len(o.text)
+		for what, s := range secrets {
+			for _, form := range []string{s, hex.EncodeToString([]byte(s)), strings.ToUpper(s)} {
+				if strings.Contains(o.text, form) {
+					i := strings.Index(o.text, form)
+					t.Errorf("%s shows the %s: …%s…", o.name, what, o.text[max(0, i-120):min(len(o.text), i+len(form)+40)])
+				}
+			}
+		}
 	}
 	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))
 }
