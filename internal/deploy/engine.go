@@ -206,11 +206,16 @@ func (e *Engine) interruptOrphans(ctx context.Context, t store.Target, prev stor
 		if d.Host != "" && (d.Host != prev.Host || d.PID != prev.PID) {
 			continue // not the dead holder's
 		}
-		reason := fmt.Sprintf("interrupted: fraisier (pid %d on %s) died during the deployment; lock recovered by pid %d", prev.PID, prev.Host, e.Owner.PID)
+		// Either the process died, or it ended without reaching the state
+		// database to record its outcome (it said which on its own output):
+		// from here the two look alike, and the reason must not pretend
+		// to know which.
+		reason := fmt.Sprintf("interrupted: fraisier (pid %d on %s) ended without recording an outcome (it died, or could not reach the state database); lock recovered by pid %d",
+			prev.PID, prev.Host, e.Owner.PID)
 		if err := e.Store.MarkInterrupted(ctx, d.ID, reason); err != nil {
 			return ids, fmt.Errorf("record deployment %d as interrupted: %w", d.ID, err)
 		}
-		fmt.Fprintf(e.progress(), "! deployment %d was interrupted (pid %d died); recorded as interrupted\n", d.ID, prev.PID)
+		fmt.Fprintf(e.progress(), "! deployment %d was interrupted (pid %d ended without recording an outcome); recorded as interrupted\n", d.ID, prev.PID)
 		ids = append(ids, d.ID)
 	}
 	// Releases the dead deployments created but never switched to are
