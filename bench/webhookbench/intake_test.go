@@ -204,7 +204,7 @@ func BenchmarkBaselineHandler(b *testing.B) {
 }
 
 // BenchmarkRecordIntake is the store alone: batches of accepted pushes to
-// one target, each superseding the request waiting before it, as the
+// one target, each taking over the request waiting before it, as the
 // intake writer commits them under load.
 func BenchmarkRecordIntake(b *testing.B) {
 	for _, size := range []int{1, 8, 32} {

@@ -112,7 +112,13 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	// may start: this one stops and undoes what it did.
 	lockCtx, lockLost := context.WithCancelCause(ctx)
 	defer lockLost(nil)
-	release, recovered, interrupted, err := e.lock(lockCtx, t, req.Trigger+" "+requested, req.Wait, lockLost)
+	why := req.Trigger + " " + requested
+	if req.Queued != 0 {
+		// Not the commit: a newer push may take the request over until
+		// the claim, after the lock is taken.
+		why = fmt.Sprintf("%s deployment %d", req.Trigger, req.Queued)
+	}
+	release, recovered, interrupted, err := e.lock(lockCtx, t, why, req.Wait, lockLost)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", req.Trigger, t, err)
 	}

@@ -52,7 +52,7 @@ type Runner struct {
 	// LockedRetry is how long a target whose lock another process holds
 	// (fraisier deploy on the command line, say) is left alone before the
 	// worker tries again (default 1s). Its request keeps waiting, and a
-	// newer push still supersedes it.
+	// newer push still takes it over.
 	LockedRetry time.Duration
 	// OnFinish, when set, is called after each deployment a worker ran.
 	OnFinish func(Finished)
@@ -263,7 +263,10 @@ func (r *Runner) work(d store.Deployment) {
 	progress := &lineLogger{log: log}
 	e := &deploy.Engine{Store: r.Store, Progress: progress, Owner: r.Owner, Fault: r.Fault}
 	start := time.Now()
-	log.Info("deployment starting", "sha", d.NewSHA, "trigger", d.Trigger)
+	// The listed commit: a newer push may take the request over before the
+	// engine claims it, and then what runs (logged when it finishes) is
+	// that push's commit.
+	log.Info("deployment starting", "listed_sha", d.NewSHA, "trigger", d.Trigger)
 	res, err := e.Deploy(ctx, r.Collab, deploy.Request{
 		Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
 	})
@@ -289,7 +292,14 @@ func (r *Runner) work(d store.Deployment) {
 		r.OnFinish(Finished{Target: d.Target, Result: res, Duration: time.Since(start)})
 	}
 	if context.Cause(ctx) == errShutdown && res.Status != store.StatusSucceeded && res.Status != store.StatusSkipped {
-		r.requeue(log, d, fmt.Sprintf("parked at shutdown (deployment %d)", d.ID))
+		// What ran is what the row names now, not what was listed: a
+		// newer push may have taken the request over before the claim.
+		ran, err := r.Store.Deployment(context.WithoutCancel(ctx), d.ID)
+		if err != nil {
+			log.Error("read the parked deployment to queue it again", "err", err)
+			return
+		}
+		r.requeue(log, ran, fmt.Sprintf("parked at shutdown (deployment %d)", d.ID))
 	}
 }
 
@@ -303,19 +313,27 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, d store.Deployment,
 		log.Error("read the request", "err", err)
 		return
 	}
-	switch cur.Status {
-	case store.StatusQueued:
+	switch {
+	case cur.Status == store.StatusQueued && (cur.NewSHA != d.NewSHA || !sameWebhook(cur.WebhookID, d.WebhookID)):
+		// A newer push took the request over after it was listed: that
+		// one has not been tried, and waits for its turn.
+		log.Info("request taken over by a newer push; it stays queued", "sha", cur.NewSHA)
+	case cur.Status == store.StatusQueued:
 		// Never started: it failed, and nothing changed.
 		if err := r.Store.FinishDeployment(rec, d.ID, store.Finish{Status: store.StatusFailed, Error: cause.Error()}); err != nil {
 			log.Error("record the failure", "err", err)
 		}
-	case store.StatusRunning:
+	case cur.Status == store.StatusRunning:
 		// It ran but its outcome could not be recorded: "failed" could be
 		// a lie, so it is recorded as what it is, an outcome unknown.
 		if err := r.Store.MarkInterrupted(rec, d.ID, "outcome not recorded: "+cause.Error()); err != nil {
 			log.Error("record the interruption", "err", err)
 		}
 	}
+}
+
+func sameWebhook(a, b *int64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 // requeue queues d's commit again unless a newer request already waits.

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -122,11 +123,17 @@ func (w testWriter) Write(p []byte) (int, error) {
 // waits for Run to return.
 func (f *fixture) start(r *Runner) (stop func()) {
 	f.t.Helper()
+	return f.startWith(r, f.db)
+}
+
+// startWith is start over s, the fixture's store or a wrapper of it.
+func (f *fixture) startWith(r *Runner, s Store) (stop func()) {
+	f.t.Helper()
 	owner, err := deploy.CurrentOwner()
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	r.Store, r.Config, r.Collab, r.Owner = f.db, f.cfg, deploy.RealCollaborators(nil), owner
+	r.Store, r.Config, r.Collab, r.Owner = s, f.cfg, deploy.RealCollaborators(nil), owner
 	if r.Log == nil {
 		r.Log = testLogger(f.t)
 	}
@@ -427,5 +434,102 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	if w, _ := f.db.Deployment(ctx, waiting.DeploymentID); w.Status != store.StatusSucceeded {
 		t.Errorf("request that waited during the crash: %s, want succeeded", w.Status)
+	}
+}
+
+// push records a signed push of sha for fraise's production through the
+// intake, as fraisier serve does.
+func (f *fixture) push(fraise, delivery, sha string) store.IntakeResult {
+	f.t.Helper()
+	t := store.Target{Fraise: fraise, Environment: "production"}
+	res, err := f.db.RecordIntake(context.Background(), []store.Intake{{
+		Event: store.WebhookEvent{Forge: "github", DeliveryID: delivery, EventType: "push", Repository: "acme/" + fraise,
+			Ref: "refs/heads/main", SHA: sha, Sender: "bob", Outcome: store.OutcomeAccepted},
+		Requests: []store.QueueRequest{{Target: t, SHA: sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "bob via github"}},
+	}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res[0]
+}
+
+// pushOnList is the store with a push landing right after the first
+// listing that shows a request: between the queue listing the request
+// and the engine claiming it.
+type pushOnList struct {
+	*store.DB
+	once sync.Once
+	push func()
+}
+
+func (s *pushOnList) QueuedDeployments(ctx context.Context) ([]store.Deployment, error) {
+	ds, err := s.DB.QueuedDeployments(ctx)
+	if len(ds) > 0 {
+		s.once.Do(s.push)
+	}
+	return ds, err
+}
+
+// TestShutdownRequeuesWhatRan: a request taken over by a newer push after
+// the queue listed it runs the newer commit; parked at shutdown, it is
+// queued again at that commit, not at the one listed. (Found in review:
+// the requeue used the listing, and the newest push was lost.)
+func TestShutdownRequeuesWhatRan(t *testing.T) {
+	f := newFixture(t, "30")
+	ctx := context.Background()
+	v1, v2 := f.commit(), f.commit()
+	first := f.push("api", "d-1", v1)
+	stop := f.startWith(&Runner{Grace: 300 * time.Millisecond}, &pushOnList{DB: f.db, push: func() { f.push("api", "d-2", v2) }})
+	id := first.Queued[0].DeploymentID
+	waitFor(t, "the deployment to run", 20*time.Second, func() bool {
+		d, err := f.db.Deployment(ctx, id)
+		return err == nil && d.Status == store.StatusRunning
+	})
+	if d, _ := f.db.Deployment(ctx, id); d.NewSHA != v2 {
+		t.Fatalf("running %s, want %s, the push that took the request over", d.NewSHA, v2)
+	}
+	stop()
+	queued, err := f.db.QueuedDeployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 1 || queued[0].NewSHA != v2 || queued[0].Trigger != store.TriggerRequeue {
+		t.Fatalf("queued after shutdown: %+v; want one request again at %s", queued, v2)
+	}
+}
+
+// failingClaim fails the first claim for a reason of its own (the database
+// briefly unusable) after a push took the request over.
+type failingClaim struct {
+	*store.DB
+	once sync.Once
+	push func()
+}
+
+func (s *failingClaim) ClaimQueued(ctx context.Context, id int64, c store.Claim) (store.Deployment, error) {
+	failed := false
+	s.once.Do(func() { s.push(); failed = true })
+	if failed {
+		return store.Deployment{}, errors.New("database is locked (injected fault)")
+	}
+	return s.DB.ClaimQueued(ctx, id, c)
+}
+
+// TestFailedClaimKeepsNewerPush: when a run fails before its claim, a
+// push that took the request over meanwhile is not finished with that
+// failure: it stays queued, and deploys. (Found in review.)
+func TestFailedClaimKeepsNewerPush(t *testing.T) {
+	f := newFixture(t, "0")
+	ctx := context.Background()
+	v1, v2 := f.commit(), f.commit()
+	first := f.push("api", "d-1", v1)
+	f.startWith(&Runner{}, &failingClaim{DB: f.db, push: func() { f.push("api", "d-2", v2) }})
+	id := first.Queued[0].DeploymentID
+	waitFor(t, "the newer push to deploy", 30*time.Second, func() bool {
+		d, err := f.db.Deployment(ctx, id)
+		return err == nil && d.Status == store.StatusSucceeded
+	})
+	if d, _ := f.db.Deployment(ctx, id); d.NewSHA != v2 || d.Error != "" {
+		t.Errorf("deployment %+v; want succeeded at %s", d, v2)
 	}
 }

@@ -383,8 +383,6 @@ func (s *Server) route(ev forge.Event, owner string) store.Intake {
 	return store.Intake{Event: rec, Requests: reqs}
 }
 
-// match is config.Match over every name the forge gave the repository.
-
 func actorOf(ev forge.Event) string {
 	if ev.Sender == "" {
 		return string(ev.Forge)
