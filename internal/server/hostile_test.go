@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,8 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
@@ -102,20 +105,44 @@ type hxServer struct {
 	// heap is the server process's Go heap in use after a GC: when it was
 	// ready, and (after stop) when it stopped.
 	heapReady, heapStopped uint64
-	stop                   func()
+	// heaps are the server's heap in use (no GC forced), sampled every
+	// second while it runs, when asked for (serverProcessOptions).
+	mu    sync.Mutex
+	heaps []uint64
+	stop  func()
 }
 
-// serveEnv makes the test binary the server of the hostile corpus (see
-// TestMain): the server runs in a process of its own, as in production,
-// so that the attacker's goroutines and garbage in the test process are
-// not the server's, and what the probes and memory figures measure is the
-// server alone.
+func (s *hxServer) heapSamples() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.heaps...)
+}
+
+// serveEnv makes the test binary a fraisier server (see TestMain): the
+// server runs in a process of its own, as in production, so that the
+// attacker's or load generator's goroutines and garbage in the test
+// process are not the server's, and what the probes, latencies and memory
+// figures measure is the server alone.
 const serveEnv = "FRAISIER_HX_SERVE_ROOT"
+
+// serverProcessOptions say what the server process runs besides the HTTP
+// server.
+type serverProcessOptions struct {
+	runner      bool // a queue.Runner deploying what is queued (2 at once)
+	sampleHeaps bool // report the heap in use every second
+}
 
 func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 	t.Helper()
 	root := t.TempDir()
-	text := yaml(root)
+	return startServerProcess(t, root, yaml(root), serverProcessOptions{})
+}
+
+// startServerProcess serves the configuration text from root (its state
+// database in root/state) in a process of its own, and opens a second
+// handle on that database for the checks.
+func startServerProcess(t *testing.T, root, text string, o serverProcessOptions) *hxServer {
+	t.Helper()
 	cfg, err := config.Parse("fraises.yaml", []byte(text), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -124,7 +151,8 @@ func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"="+root)
+	cmd.Env = append(os.Environ(), serveEnv+"="+root, fmt.Sprintf("FRAISIER_HX_SERVE_RUNNER=%v", o.runner),
+		fmt.Sprintf("FRAISIER_HX_SERVE_HEAPS=%v", o.sampleHeaps))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +161,7 @@ func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -146,7 +174,7 @@ func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 		switch k {
 		case "addr":
 			s.addr, s.base = v, "http://"+v
-		case "heap":
+		case "ready-heap":
 			s.heapReady, _ = strconv.ParseUint(v, 10, 64)
 			ready = true
 		}
@@ -156,6 +184,22 @@ func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 		cmd.Wait()
 		t.Fatalf("the server process never got ready: %s", clip(stderr.String(), 2000))
 	}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for lines.Scan() {
+			k, v, _ := strings.Cut(lines.Text(), " ")
+			n, _ := strconv.ParseUint(v, 10, 64)
+			s.mu.Lock()
+			switch k {
+			case "heap":
+				s.heaps = append(s.heaps, n)
+			case "stopped-heap":
+				s.heapStopped = n
+			}
+			s.mu.Unlock()
+		}
+	}()
 	// A second handle on the server's state database, for the checks.
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db")})
 	if err != nil {
@@ -166,11 +210,7 @@ func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 	s.stop = func() {
 		once.Do(func() {
 			in.Close()
-			for lines.Scan() {
-				if v, ok := strings.CutPrefix(lines.Text(), "heap "); ok {
-					s.heapStopped, _ = strconv.ParseUint(v, 10, 64)
-				}
-			}
+			<-readDone
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("server process: %v: %s", err, clip(stderr.String(), 2000))
 			}
@@ -182,12 +222,14 @@ func startHostileServer(t *testing.T, yaml func(root string) string) *hxServer {
 }
 
 // serveProcess is the server process's side: serve root's fraises.yaml on
-// a free loopback port, with no deploy workers (nothing reaches a
-// deployment), until stdin closes. It prints "addr <host:port>", then
-// "heap <bytes>" (in use after a GC) once ready and again once stopped.
+// a free loopback port until stdin closes, with no deploy workers unless
+// FRAISIER_HX_SERVE_RUNNER=true. It prints "addr <host:port>", then
+// "ready-heap <bytes>" (in use after a GC) once ready, "heap <bytes>"
+// every second if FRAISIER_HX_SERVE_HEAPS=true, and "stopped-heap
+// <bytes>" once stopped.
 func serveProcess(root string) int {
 	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "hostile server:", err)
+		fmt.Fprintln(os.Stderr, "test server:", err)
 		return 1
 	}
 	text, err := os.ReadFile(filepath.Join(root, "fraises.yaml"))
@@ -203,9 +245,31 @@ func serveProcess(root string) int {
 		return fail(err)
 	}
 	defer db.Close()
-	srv, err := New(Options{Config: cfg, Store: db})
+	var runner *queue.Runner
+	if os.Getenv("FRAISIER_HX_SERVE_RUNNER") == "true" {
+		owner, err := deploy.CurrentOwner()
+		if err != nil {
+			return fail(err)
+		}
+		runner = &queue.Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, MaxConcurrent: 2,
+			Poll: 200 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
+	opts := Options{Config: cfg, Store: db}
+	if runner != nil {
+		opts.Runner = runner
+	}
+	srv, err := New(opts)
 	if err != nil {
 		return fail(err)
+	}
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	workDone := make(chan struct{})
+	if runner != nil {
+		runner.OnFinish = srv.ObserveDeployment
+		go func() { defer close(workDone); runner.Run(workCtx) }()
+	} else {
+		close(workDone)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -214,19 +278,49 @@ func serveProcess(root string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l, nil) }()
-	heap := func() uint64 {
-		runtime.GC()
+	var outMu sync.Mutex
+	say := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Printf(format, args...)
+	}
+	heap := func(gc bool) uint64 {
+		if gc {
+			runtime.GC()
+		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		return ms.HeapInuse
 	}
-	fmt.Printf("addr %s\nheap %d\n", l.Addr(), heap())
+	say("addr %s\nready-heap %d\n", l.Addr(), heap(true))
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		if os.Getenv("FRAISIER_HX_SERVE_HEAPS") != "true" {
+			return
+		}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+				say("heap %d\n", heap(false))
+			}
+		}
+	}()
 	io.Copy(io.Discard, os.Stdin)
+	close(stopSampling)
+	<-sampled
 	cancel()
 	if err := <-done; err != nil {
 		return fail(err)
 	}
-	fmt.Printf("heap %d\n", heap())
+	stopWork()
+	<-workDone
+	say("stopped-heap %d\n", heap(true))
 	return 0
 }
 

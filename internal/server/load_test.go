@@ -6,21 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/config"
-	"github.com/fraiseql/fraisier/internal/deploy"
-	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
@@ -112,49 +107,12 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		fmt.Fprintf(&y, "  %s:\n    type: api\n    repository: acme/%s\n    environments:\n      production:\n        branch: main\n        git_repo: %s\n        app_path: %s\n        keep_releases: 2\n        install: {command: [\"true\"]}\n",
 			name, name, origin, filepath.Join(root, "srv", name))
 	}
-	cfg, err := config.Parse("fraises.yaml", []byte(y.String()), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	owner, err := deploy.CurrentOwner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := &queue.Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, MaxConcurrent: 2, Poll: 200 * time.Millisecond}
-	srv, err := New(Options{Config: cfg, Store: db, Runner: runner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner.OnFinish = srv.ObserveDeployment
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + l.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	workCtx, stopWork := context.WithCancel(context.Background())
-	workDone := make(chan struct{})
-	go func() { defer close(workDone); runner.Run(workCtx) }()
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ctx, l, nil) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-serveDone; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		stopWork()
-		<-workDone
-	}
+	// The server in a process of its own, with its queue runner: the load
+	// generator's goroutines and garbage are not the server's, and the
+	// latencies and memory measured are the server's alone.
+	srvProc := startServerProcess(t, root, y.String(), serverProcessOptions{runner: true, sampleHeaps: true})
+	base, db := srvProc.base, srvProc.db
+	stop := srvProc.stop
 	defer stop()
 
 	// The requests, built before the clock starts.
@@ -198,8 +156,9 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		reqs[i] = r
 	}
 
-	// Memory, sampled each second.
-	var heapS, rssS []float64
+	// Memory, sampled each second: the server process's RSS here, its
+	// heap in use by the process itself.
+	var rssS []float64
 	var memMu sync.Mutex
 	memStop := make(chan struct{})
 	memDone := make(chan struct{})
@@ -212,11 +171,9 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 			case <-memStop:
 				return
 			case <-tick.C:
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				h, r := ms.HeapInuse, procRSS(os.Getpid())
+				r := procRSS(srvProc.pid)
 				memMu.Lock()
-				heapS, rssS = append(heapS, mib(h)), append(rssS, mib(r))
+				rssS = append(rssS, mib(r))
 				memMu.Unlock()
 			}
 		}
@@ -344,17 +301,20 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		t.Errorf("%d webhook events recorded for %d answered requests", len(events), n-rep.errors)
 	}
 
-	// The deployments ran during the load, and the last push of each
-	// target is what is deployed once the queue drains.
+	// The deployments ran during the load.
+	ds, err := db.Deployments(context.Background(), store.DeploymentFilter{Status: store.StatusSucceeded, Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heapS := make([]float64, 0, len(rssS))
+	for _, h := range srvProc.heapSamples() {
+		heapS = append(heapS, mib(h))
+	}
 	stop()
 	memMu.Lock()
 	rep.heapFirst, rep.heapEnd = meanOf(heapS, 0, 10), meanOf(heapS, len(heapS)-10, len(heapS))
 	rep.rssFirst, rep.rssEnd = meanOf(rssS, 0, 10), meanOf(rssS, len(rssS)-10, len(rssS))
 	memMu.Unlock()
-	ds, err := db.Deployments(context.Background(), store.DeploymentFilter{Status: store.StatusSucceeded, Limit: 100000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rep.deployed = len(ds)
 	if rep.deployed == 0 {
 		t.Errorf("no deployment succeeded during the load")
@@ -363,7 +323,7 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		n, took.Round(time.Millisecond), o.rate, o.senders, rep.byStatus, rep.errors)
 	t.Logf("load: latency from the scheduled send p50 %s p99 %s max %s; service p99 %s",
 		rep.p50, rep.p99, rep.max, rep.serviceP99)
-	t.Logf("load: heap in use %.1f MiB (first 10 s) → %.1f MiB (last 10 s); RSS %.1f → %.1f MiB; %d deployments succeeded",
+	t.Logf("load: the server process: heap in use %.1f MiB (first 10 s) → %.1f MiB (last 10 s); RSS %.1f → %.1f MiB; %d deployments succeeded",
 		rep.heapFirst, rep.heapEnd, rep.rssFirst, rep.rssEnd, rep.deployed)
 	return rep
 }
