@@ -320,6 +320,10 @@ func (l *loader) checkPair(at string, a, b *Environment) {
 			}
 			l.report(at+".branch", msg, "give each environment its own branch, or set auto_deploy: false on the one deployed by hand")
 		}
+		if a.PullRequests != "" && b.PullRequests != "" && patternsOverlap(a.PullRequests, b.PullRequests) {
+			l.report(at+".pull_requests", fmt.Sprintf("pull_requests %q overlaps %q of %s: a pull request against a branch matching both would deploy both", b.PullRequests, a.PullRequests, a.ID()),
+				"give each environment its own target branches")
+		}
 		if a.Tags != "" && b.Tags != "" && patternsOverlap(a.Tags, b.Tags) {
 			l.report(at+".tags", fmt.Sprintf("tags %q overlap %q of %s: a tag push matching both would deploy both", b.Tags, a.Tags, a.ID()),
 				"give each environment its own tag pattern")

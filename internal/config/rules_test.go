@@ -201,6 +201,12 @@ var ruleCases = []ruleCase{
 	// Routing.
 	{name: "route_same_branch", yaml: apiWith(base) + "      staging: {branch: main, app_path: /srv/api-staging}\n", paths: []string{"fraises.api.environments.staging.branch"}},
 	{name: "route_glob_overlap", yaml: apiWith(base) + "      preview: {branch: \"*\", app_path: /srv/api-preview}\n", paths: []string{"fraises.api.environments.preview.branch"}},
+	{name: "pull_requests_bad_glob", yaml: apiWith(base + "pull_requests: \"release/[0-9\"\n"), paths: []string{prod + ".pull_requests"}},
+	{name: "pull_requests_shell", yaml: apiWith(base + "pull_requests: \"ma;in\"\n"), paths: []string{prod + ".pull_requests"}},
+	{name: "pull_requests_inplace", yaml: apiWith(base + "pull_requests: main\nlayout: inplace\n"), paths: []string{prod + ".pull_requests"}},
+	{name: "pull_requests_overlap", yaml: apiWith(base+"pull_requests: main\n") + "      preview: {branch: preview, pull_requests: \"*\", app_path: /srv/api-preview}\n",
+		paths: []string{"fraises.api.environments.preview.pull_requests"}},
+	{name: "pull_requests_shares_code", yaml: etlWith("branch: main\nshares_code_with: api/production\npull_requests: main\n"), paths: []string{"fraises.etl.environments.production.pull_requests"}},
 	{name: "route_tags_overlap", yaml: apiWith(base+"tags: \"v*\"\n") + "      staging: {branch: dev, tags: v1.0, app_path: /srv/api-staging}\n", paths: []string{"fraises.api.environments.staging.tags"}},
 	{name: "route_same_app_path", yaml: apiWith(base) + "  other:\n    type: api\n    repository: https://github.com/acme/other.git\n    environments:\n      production: {branch: main, app_path: /srv/api/}\n",
 		paths: []string{"fraises.other.environments.production.app_path"}},

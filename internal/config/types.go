@@ -146,6 +146,7 @@ type Environment struct {
 	Branch       string   `yaml:"branch" json:"branch" required:"true" doc:"branch deployed by default; a glob (release/*) routes several"`
 	Tags         string   `yaml:"tags" json:"tags,omitempty" doc:"glob of tags whose pushes deploy here (tag pushes deploy nowhere by default)"`
 	AutoDeploy   *bool    `yaml:"auto_deploy" json:"auto_deploy,omitempty" doc:"deploy on push (default true)"`
+	PullRequests string   `yaml:"pull_requests" json:"pull_requests,omitempty" doc:"glob of target branches: the head of every pull or merge request opened, reopened or updated against one deploys here (a preview environment); pull requests deploy nowhere by default"`
 	GitRepo      string   `yaml:"git_repo" json:"git_repo,omitempty" doc:"clone URL or local path; defaults to repository when that is one"`
 	AppPath      string   `yaml:"app_path" json:"app_path,omitempty" abs:"true" doc:"where the fraise lives on this host"`
 	Layout       string   `yaml:"layout" json:"layout,omitempty" enum:"releases|inplace"`

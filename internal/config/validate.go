@@ -307,6 +307,16 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	} else if i := strings.IndexAny(e.Branch, shellMeta); i >= 0 {
 		l.report(path+".branch", fmt.Sprintf("branch %q holds %q, a shell metacharacter", e.Branch, e.Branch[i]), "webhooks refuse refs holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
 	}
+	if e.PullRequests != "" {
+		if msg, hint := refPatternProblem(e.PullRequests); msg != "" {
+			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q %s", e.PullRequests, msg), orHint(hint, "the target branch of the pull requests: main, or a glob such as release/*"))
+		} else if i := strings.IndexAny(e.PullRequests, shellMeta); i >= 0 {
+			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q holds %q, a shell metacharacter", e.PullRequests, e.PullRequests[i]), "webhooks refuse branches holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
+		}
+		if e.Layout == "inplace" {
+			l.report(path+".pull_requests", "pull request heads deploy only with the releases layout", "remove layout: inplace, or pull_requests")
+		}
+	}
 	if e.Tags != "" {
 		if msg, hint := refPatternProblem(e.Tags); msg != "" {
 			l.report(path+".tags", fmt.Sprintf("tags %q %s", e.Tags, msg), orHint(hint, "a tag glob such as v*"))
@@ -318,7 +328,7 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	sharing := e.SharesCodeWith != ""
 	if sharing {
 		l.validateSharing(path, e)
-		for _, k := range []string{"app_path", "git_repo"} {
+		for _, k := range []string{"app_path", "git_repo", "pull_requests"} {
 			if l.has(path + "." + k) {
 				l.report(path+"."+k, fmt.Sprintf("%s is not used with shares_code_with: this environment runs the code of %s", k, e.SharesCodeWith), "remove it")
 			}
@@ -660,7 +670,7 @@ func (l *loader) validateJobs(path string, fr *Fraise, e *Environment) {
 // ownControlCheck lists the keys whose own rule already refuses control
 // characters (with its own message), and body_contains, which only ever
 // compares. A fraise's description may span lines (see checkControl).
-var ownControlCheck = map[string]bool{"branch": true, "tags": true, "on_calendar": true, "systemd_service": true,
+var ownControlCheck = map[string]bool{"branch": true, "tags": true, "pull_requests": true, "on_calendar": true, "systemd_service": true,
 	"systemd_timer": true, "url": true, "tcp": true, "name": true, "body_contains": true}
 
 // argvKeys are the keys that hold an argv or an environment: a newline
