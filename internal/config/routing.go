@@ -193,6 +193,24 @@ func (r *Router) Match(names []string, ref string) []*Environment {
 	default:
 		name = ref
 	}
+	return r.match(names, func(e *Environment) bool {
+		return tag && e.Tags != "" && refMatches(e.Tags, name) || !tag && refMatches(e.Branch, name)
+	})
+}
+
+// MatchPullRequest returns the environments that deploy the head of a pull
+// request against target (a branch name) in the repository going by any of
+// names: those whose pull_requests pattern matches it, sorted by fraise
+// and environment.
+func (r *Router) MatchPullRequest(names []string, target string) []*Environment {
+	return r.match(names, func(e *Environment) bool {
+		return e.PullRequests != "" && refMatches(e.PullRequests, target)
+	})
+}
+
+// match returns the environments of the repository going by any of names
+// that want says deploy.
+func (r *Router) match(names []string, want func(*Environment) bool) []*Environment {
 	type split struct{ host, path string }
 	var buf [4]split
 	pushed := buf[:0]
@@ -210,12 +228,8 @@ func (r *Router) Match(names []string, ref string) []*Environment {
 				break
 			}
 		}
-		if !same {
-			continue
-		}
-		e := rt.env
-		if tag && e.Tags != "" && refMatches(e.Tags, name) || !tag && refMatches(e.Branch, name) {
-			out = append(out, e)
+		if same && want(rt.env) {
+			out = append(out, rt.env)
 		}
 	}
 	return out

@@ -55,7 +55,11 @@ type deployment struct {
 	rec *recorder
 	id  int64
 
-	src         Source
+	src Source
+	// fetchRef is a pull request head to fetch besides the branches and
+	// tags (git.PullRequestRefOf): a fork's commits are reachable only
+	// through it.
+	fetchRef    string
 	appPath     string
 	oldSHA      string
 	prevRelease string // current before the switch; "" on a first deployment
@@ -126,7 +130,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 
 	// CodePath: an etl sharing another fraise's checkout has no app_path of
 	// its own; what it runs is that checkout's current release.
-	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath()}
+	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath(), fetchRef: git.PullRequestRefOf(req.Ref)}
 	res := Result{Recovered: recovered, Interrupted: interrupted}
 	if d.inplace() {
 		// The checkout is the release: what to return to is a commit.
@@ -156,6 +160,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 		claimed, err = e.Store.ClaimQueued(record, req.Queued, store.Claim{Host: e.Owner.Host, PID: e.Owner.PID, OldSHA: d.oldSHA})
 		if err == nil && claimed.NewSHA != "" {
 			d.req.Ref, d.req.Actor, d.req.WebhookID = claimed.NewSHA, claimed.Actor, claimed.WebhookID
+			d.fetchRef = git.PullRequestRefOf(claimed.RequestedRef)
 		}
 		d.id = req.Queued
 	} else {
@@ -275,6 +280,11 @@ func (d *deployment) fetch(ctx context.Context, out io.Writer) (string, error) {
 	}
 	if err := d.src.Fetch(ctx); err != nil {
 		return "", err
+	}
+	if d.fetchRef != "" {
+		if err := d.src.FetchRef(ctx, d.fetchRef); err != nil {
+			return "", err
+		}
 	}
 	ref := orBranch(d.req.Ref, d.env.Branch)
 	d.sha, _, err = d.src.Resolve(ctx, ref)

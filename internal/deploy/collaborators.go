@@ -13,6 +13,8 @@ import (
 // environment's repository.
 type Source interface {
 	Fetch(ctx context.Context) error
+	// FetchRef brings one pull request head besides (git.PullRequestRefOf).
+	FetchRef(ctx context.Context, ref string) error
 	Resolve(ctx context.Context, ref string) (string, git.RefKind, error)
 	Export(ctx context.Context, sha, dest string) error
 	Log(ctx context.Context, from, to string, max int) ([]git.Commit, error)

@@ -33,7 +33,8 @@ const minAbbrev = 7
 // commit), or a full or abbreviated (at least 7 hex digits) commit SHA
 // into a full commit SHA, looking in that order: refs/heads/<ref>, then
 // refs/tags/<ref>, then the name itself when it is spelled refs/heads/...
-// or refs/tags/..., then a SHA prefix. An unknown name, a ref that does not
+// or refs/tags/... (or is a pull request head FetchRef brought), then a
+// SHA prefix. An unknown name, a ref that does not
 // lead to a commit and an ambiguous prefix give ErrRefNotFound. It reads
 // the mirror only: Fetch first to see the remote's latest state.
 func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error) {
@@ -45,10 +46,14 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 		kind RefKind
 	}
 	cands := []candidate{{"refs/heads/" + ref, RefBranch}, {"refs/tags/" + ref, RefTag}}
-	if strings.HasPrefix(ref, "refs/heads/") {
+	switch {
+	case strings.HasPrefix(ref, "refs/heads/"):
 		cands = append(cands, candidate{ref, RefBranch})
-	} else if strings.HasPrefix(ref, "refs/tags/") {
+	case strings.HasPrefix(ref, "refs/tags/"):
 		cands = append(cands, candidate{ref, RefTag})
+	case PullRequestRefOf(ref) == ref:
+		// Fetched by FetchRef: a pull request head moves like a branch.
+		cands = append(cands, candidate{mirrorName(ref), RefBranch})
 	}
 	prefix := strings.ToLower(ref)
 	isPrefix := len(prefix) >= minAbbrev && len(prefix) <= 64 && isLowerHex(prefix)

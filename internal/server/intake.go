@@ -320,12 +320,7 @@ func (s *Server) route(ev forge.Event, owner string) store.Intake {
 	case forge.Ping:
 		return ignore("ping: " + string(ev.Forge) + " reaches fraisier")
 	case forge.PullRequest:
-		if pr := ev.PullRequest; pr != nil {
-			rec.Ref = "refs/heads/" + pr.SourceBranch
-			rec.SHA = pr.HeadSHA
-			return ignore(fmt.Sprintf("pull request #%d %s: pull requests are recorded, never deployed", pr.Number, pr.Action))
-		}
-		return ignore("pull requests are recorded, never deployed")
+		return s.routePullRequest(ev, owner, rec)
 	case forge.Push:
 	default:
 		return ignore(fmt.Sprintf("%q events are not deployed", ev.EventType))
@@ -380,6 +375,53 @@ func (s *Server) route(ev forge.Event, owner string) store.Intake {
 	if len(reasons) > 0 {
 		rec.Reason = strings.Join(dedupe(reasons), "; ")
 	}
+	return store.Intake{Event: rec, Requests: reqs}
+}
+
+// routePullRequest queues the head of a pull request opened, reopened or
+// updated against a branch that an environment's pull_requests matches;
+// every other pull request event is recorded and ignored, with the reason.
+func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.WebhookEvent) store.Intake {
+	ignore := func(reason string) store.Intake {
+		rec.Outcome, rec.Reason = store.OutcomeIgnored, reason
+		return store.Intake{Event: rec}
+	}
+	pr := ev.PullRequest
+	if pr == nil {
+		return ignore("a pull request event without a pull request")
+	}
+	rec.Ref, rec.SHA = "refs/heads/"+pr.SourceBranch, pr.HeadSHA
+	what := fmt.Sprintf("pull request #%d %s", pr.Number, pr.Action)
+	names := append([]string{ev.Repository.FullName}, ev.Repository.CloneURLs...)
+	envs := s.router.MatchPullRequest(names, pr.TargetBranch)
+	if len(envs) == 0 {
+		return ignore(fmt.Sprintf("%s: no environment deploys pull requests against %s of %s (pull requests deploy only where an environment sets pull_requests:)",
+			what, pr.TargetBranch, ev.Repository.FullName))
+	}
+	ref := forge.PullRequestRef(ev.Forge, pr.Number)
+	switch {
+	case !forge.HeadUpdated(ev.Forge, pr.Action):
+		return ignore(what + ": only a pull request opened, reopened or updated deploys its head")
+	case pr.HeadSHA == "":
+		return ignore(what + ": the forge sent no full commit for its head")
+	case ref == "":
+		return ignore(what + ": " + string(ev.Forge) + " keeps no ref of the head in the repository to fetch it from")
+	}
+	var reqs []store.QueueRequest
+	var reasons []string
+	for _, e := range envs {
+		fraise, envName := e.Target()
+		if owner != "" && fraise != owner {
+			reasons = append(reasons, fmt.Sprintf("signed with fraise %s's own secret, which does not cover %s", owner, e.ID()))
+			continue
+		}
+		t := store.Target{Fraise: fraise, Environment: envName}
+		reqs = append(reqs, store.QueueRequest{Target: t, SHA: pr.HeadSHA, Ref: ref, Trigger: store.TriggerWebhook, Actor: actorOf(ev)})
+	}
+	if len(reqs) == 0 {
+		return ignore(strings.Join(dedupe(reasons), "; "))
+	}
+	rec.Outcome, rec.Reason = store.OutcomeAccepted, strings.Join(dedupe(reasons), "; ")
 	return store.Intake{Event: rec, Requests: reqs}
 }
 
