@@ -1,7 +1,13 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +108,73 @@ func TestE2ESignedPushDeploys(t *testing.T) {
 	}
 	if !strings.Contains(f.serving("production"), version("main", 1)) {
 		t.Errorf("service answers %q after the redelivery", f.serving("production"))
+	}
+}
+
+// TestE2EPullRequestPreview: an environment with pull_requests: main
+// deploys the head of a pull request opened against main, a commit that
+// lives only under the forge's refs/pull/N/head (a fork's); a closed pull
+// request and one against another branch are recorded and ignored with
+// their reason, and production is untouched.
+func TestE2EPullRequestPreview(t *testing.T) {
+	f := newE2E(t, e2eOptions{envs: map[string]string{"production": "main", "preview": "preview"}, pullRequests: map[string]string{"preview": "main"}})
+	f.serve()
+	base := f.push("main", 1)[0]
+	f.hook("main", "", base)
+	f.waitDeployed("production", base, version("main", 1), 30*time.Second)
+
+	// The fork's commit: only under refs/pull/7/head in the origin.
+	head := f.push("fork", 1)[0]
+	f.git(f.origin, "update-ref", "refs/pull/7/head", head)
+	f.git(f.origin, "update-ref", "-d", "refs/heads/fork")
+
+	pr := func(action, target string) (int, hookAnswer) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{
+			"action": action, "number": 7,
+			"pull_request": map[string]any{"number": 7, "title": "Preview me",
+				"head": map[string]any{"ref": "fork", "sha": head}, "base": map[string]any{"ref": target}},
+			"repository": map[string]any{"full_name": "acme/hello"},
+			"sender":     map[string]any{"login": "bob"},
+		})
+		mac := hmac.New(sha256.New, []byte(f.secret))
+		mac.Write(body)
+		req, _ := http.NewRequest(http.MethodPost, f.base()+"/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "pull_request")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("pr-%s-%s-%s", f.deliveryNS, action, target))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a hookAnswer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, a
+	}
+
+	if status, a := pr("opened", "dev"); status != http.StatusOK || a.Outcome != store.OutcomeIgnored ||
+		!strings.Contains(a.Reason, "no environment deploys pull requests against dev") {
+		t.Errorf("pull request against dev: %d %+v; want 200 ignored, saying why", status, a)
+	}
+	if status, a := pr("closed", "main"); status != http.StatusOK || a.Outcome != store.OutcomeIgnored ||
+		!strings.Contains(a.Reason, "only a pull request opened, reopened or updated deploys") {
+		t.Errorf("closed pull request: %d %+v; want 200 ignored, saying why", status, a)
+	}
+	status, a := pr("opened", "main")
+	if status != http.StatusAccepted || a.Outcome != store.OutcomeAccepted || len(a.Deployments) != 1 || a.Deployments[0].Environment != "preview" {
+		t.Fatalf("pull request opened against main: %d %+v; want 202 queueing hello/preview", status, a)
+	}
+	f.waitDeployed("preview", head, version("fork", 1), 30*time.Second)
+	d := f.deployment(a.Deployments[0].DeploymentID)
+	if d.Status != store.StatusSucceeded || d.NewSHA != head || !strings.HasPrefix(d.RequestedRef, "refs/pull/7/head") ||
+		d.WebhookID == nil || *d.WebhookID != a.WebhookEventID {
+		t.Errorf("preview deployment %+v; want succeeded at %s from refs/pull/7/head, linked to webhook %d", d, head, a.WebhookEventID)
+	}
+	if st := f.state("production"); st.CurrentSHA != base {
+		t.Errorf("production at %s after the pull request, want %s", st.CurrentSHA, base)
 	}
 }

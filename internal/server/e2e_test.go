@@ -113,6 +113,8 @@ type e2eOptions struct {
 	envs map[string]string
 	// grace is server.shutdown_grace (default 1m).
 	grace string
+	// pullRequests maps environment names to their pull_requests pattern.
+	pullRequests map[string]string
 }
 
 // e2e is one fraisier installation on real parts.
@@ -214,6 +216,9 @@ fraises:
           interval: 100ms
           deadline: 10s
 `, name, branch, f.origin, e.app, e.unit, filepath.Join(f.ctl, "install.sh"), f.ctl, e.port)
+		if p := o.pullRequests[name]; p != "" {
+			fmt.Fprintf(&b, "        pull_requests: %q\n", p)
+		}
 	}
 	if err := os.WriteFile(f.cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

@@ -189,7 +189,7 @@ func TestIntakePerForge(t *testing.T) {
 			202, "accepted", []string{"hello/production"}, ""},
 		{"github tag push where tags are configured", githubDelivery("push", "gh-tag", "gh-secret", payload(t, "github_push_tag")), 202, "accepted", []string{"hello/production"}, ""},
 		{"github ping", githubDelivery("ping", "gh-ping", "gh-secret", payload(t, "github_ping")), 200, "ignored", nil, "ping"},
-		{"github pull request", githubDelivery("pull_request", "gh-pr", "gh-secret", payload(t, "github_pull_request")), 200, "ignored", nil, "never deployed"},
+		{"github pull request", githubDelivery("pull_request", "gh-pr", "gh-secret", payload(t, "github_pull_request")), 200, "ignored", nil, "pull requests deploy only where an environment sets pull_requests"},
 		{"github branch deletion", githubDelivery("push", "gh-del", "gh-secret", payload(t, "github_push_delete")), 200, "ignored", nil, "never deploys"},
 		{"gitlab push with its token", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Push Hook",
 			"X-Gitlab-Event-UUID": "gl-1", "X-Gitlab-Token": "gl-token"}, body: gitlabPush}, 202, "accepted", []string{"diaspora/production"}, ""},
@@ -421,5 +421,115 @@ func TestAPI(t *testing.T) {
 		if strings.Contains(body, "gh-secret") || strings.Contains(body, "s3cret-token") {
 			t.Errorf("GET %s shows a secret", tc.path)
 		}
+	}
+}
+
+const pullRequestConfig = `
+git:
+  github: {secret: gh-secret}
+  gitlab: {secret: gl-token}
+  gitea: {secret: gitea-secret}
+  bitbucket: {secret: bb-secret}
+  bitbucket_server: {secret: bbs-secret}
+fraises:
+  hello:
+    type: api
+    repository: Codertocat/Hello-World
+    environments:
+      production: {branch: master, git_repo: /srv/git/hello.git, app_path: /srv/hello}
+      preview: {branch: preview, pull_requests: "mas*", git_repo: /srv/git/hello.git, app_path: /srv/hello-preview}
+  gitlabtest:
+    type: api
+    repository: gitlabhq/gitlab-test
+    environments:
+      preview: {branch: preview, pull_requests: master, git_repo: /srv/git/glt.git, app_path: /srv/glt}
+  webhooks:
+    type: api
+    repository: gitea/webhooks
+    environments:
+      preview: {branch: preview, pull_requests: master, git_repo: /srv/git/webhooks.git, app_path: /srv/webhooks}
+  bbs:
+    type: api
+    repository: PROJ/repository
+    environments:
+      preview: {branch: preview, pull_requests: master, git_repo: /srv/git/bbs.git, app_path: /srv/bbs}
+  projectx:
+    type: api
+    repository: team_name/project-x
+    environments:
+      preview: {branch: preview, pull_requests: main, git_repo: /srv/git/px.git, app_path: /srv/px}
+`
+
+// TestIntakePullRequests: every forge's pull request, opened against a
+// branch an environment's pull_requests matches, queues its head there,
+// with the forge's pull request ref as the requested ref; Bitbucket Cloud,
+// which sends no full head commit and keeps no ref of it, is ignored with
+// the reason.
+func TestIntakePullRequests(t *testing.T) {
+	cfg, err := config.Parse("fraises.yaml", []byte(pullRequestConfig), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	srv, err := New(Options{Config: cfg, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	f := &intakeFixture{t: t, db: db, srv: srv, url: hs.URL}
+	forgePayload := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "forge", "testdata", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	gl, gt := forgePayload("gitlab_merge_request"), forgePayload("gitea_pull_request")
+	bbs, bb := forgePayload("bitbucket_server_pr_opened"), forgePayload("bitbucket_pullrequest_created")
+	for _, tc := range []struct {
+		name   string
+		d      delivery
+		status int
+		target string // fraise/environment queued, or "" when ignored
+		ref    string // the requested ref's prefix, or the reason's substring
+	}{
+		{"github", githubDelivery("pull_request", "pr-gh", "gh-secret", forgePayload("github_pull_request")), 202, "hello/preview", "refs/pull/2/head@"},
+		{"gitlab", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Merge Request Hook",
+			"Idempotency-Key": "pr-gl", "X-Gitlab-Token": "gl-token"}, body: gl}, 202, "gitlabtest/preview", "refs/merge-requests/1/head@"},
+		{"gitea", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitea-Event": "pull_request",
+			"X-Gitea-Delivery": "pr-gt", "X-Gitea-Signature": hexHMAC("gitea-secret", gt)}, body: gt}, 202, "webhooks/preview", "refs/pull/"},
+		{"bitbucket data center", delivery{path: "/webhook/bitbucket_server", headers: map[string]string{"Content-Type": "application/json",
+			"X-Event-Key": "pr:opened", "X-Request-Id": "pr-bbs", "X-Hub-Signature": "sha256=" + hexHMAC("bbs-secret", bbs)}, body: bbs},
+			202, "bbs/preview", "refs/pull-requests/"},
+		{"bitbucket cloud", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Event-Key": "pullrequest:created",
+			"X-Request-UUID": "pr-bb", "X-Hub-Signature": "sha256=" + hexHMAC("bb-secret", bb)}, body: bb}, 200, "", "sent no full commit for its head"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, a := f.send(tc.d)
+			if status != tc.status {
+				t.Fatalf("answered %d %+v, want %d", status, a, tc.status)
+			}
+			if tc.target == "" {
+				if a.Outcome != store.OutcomeIgnored || !strings.Contains(a.Reason, tc.ref) || len(a.Deployments) != 0 {
+					t.Errorf("answer %+v; want ignored, saying %q", a, tc.ref)
+				}
+				return
+			}
+			if a.Outcome != store.OutcomeAccepted || len(a.Deployments) != 1 || a.Deployments[0].Fraise+"/"+a.Deployments[0].Environment != tc.target {
+				t.Fatalf("answer %+v; want accepted, queueing %s", a, tc.target)
+			}
+			d, err := db.Deployment(context.Background(), a.Deployments[0].DeploymentID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status != store.StatusQueued || !strings.HasPrefix(d.RequestedRef, tc.ref) || len(d.NewSHA) != 40 {
+				t.Errorf("queued %+v; want the head commit, requested as %s…", d, tc.ref)
+			}
+		})
 	}
 }
