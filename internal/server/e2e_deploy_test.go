@@ -177,4 +177,15 @@ func TestE2EPullRequestPreview(t *testing.T) {
 	if st := f.state("production"); st.CurrentSHA != base {
 		t.Errorf("production at %s after the pull request, want %s", st.CurrentSHA, base)
 	}
+
+	// By hand: the pull request's ref, after the fork pushed again.
+	next := f.push("fork", 1)[0]
+	f.git(f.origin, "update-ref", "refs/pull/7/head", next)
+	f.git(f.origin, "update-ref", "-d", "refs/heads/fork")
+	if out, code := f.cli("deploy", "hello", "preview", "--ref", "refs/pull/7/head"); code != 0 {
+		t.Fatalf("fraisier deploy --ref refs/pull/7/head: exit %d\n%s", code, out)
+	}
+	if st := f.state("preview"); st.CurrentSHA != next || f.serving("preview") != version("fork", 2) {
+		t.Errorf("preview at %s serving %q after deploy --ref refs/pull/7/head, want %s serving %s", st.CurrentSHA, f.serving("preview"), next, version("fork", 2))
+	}
 }
