@@ -90,22 +90,29 @@ func init() {
 	}
 }
 
+// wantRefused checks that the configuration is refused with a problem at
+// path whose message holds says.
+func wantRefused(t *testing.T, yaml, path, says string) {
+	t.Helper()
+	_, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("accepted (error %v); input:\n%s", err, yaml)
+	}
+	for _, p := range cerr.Problems {
+		if p.Path == path && strings.Contains(p.Message, says) {
+			return
+		}
+	}
+	t.Errorf("no problem at %s saying %q:\n%v", path, says, err)
+}
+
 // TestHostileConfig: every attack is refused, at the key it is written
 // at, with a message that says what is wrong.
 func TestHostileConfig(t *testing.T) {
 	for _, tc := range hostileConfigs {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("fraises.yaml", []byte(tc.yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
-			var cerr *Error
-			if !errors.As(err, &cerr) {
-				t.Fatalf("accepted (error %v); input:\n%s", err, tc.yaml)
-			}
-			for _, p := range cerr.Problems {
-				if p.Path == tc.path && strings.Contains(p.Message, tc.says) {
-					return
-				}
-			}
-			t.Errorf("no problem at %s saying %q:\n%v", tc.path, tc.says, err)
+			wantRefused(t, tc.yaml, tc.path, tc.says)
 		})
 	}
 }
@@ -161,17 +168,7 @@ func TestHostileConfigSymlink(t *testing.T) {
 			otherPath, "is also the app_path of api/production"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("fraises.yaml", []byte(tc.yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
-			var cerr *Error
-			if !errors.As(err, &cerr) {
-				t.Fatalf("accepted (error %v); input:\n%s", err, tc.yaml)
-			}
-			for _, p := range cerr.Problems {
-				if p.Path == tc.path && strings.Contains(p.Message, tc.says) {
-					return
-				}
-			}
-			t.Errorf("no problem at %s saying %q:\n%v", tc.path, tc.says, err)
+			wantRefused(t, tc.yaml, tc.path, tc.says)
 		})
 	}
 	// Accepted: a link to a directory of one's own, paths not made yet

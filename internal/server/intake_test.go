@@ -82,7 +82,14 @@ type intakeFixture struct {
 
 func newIntake(t *testing.T, perSource, burst, token string) *intakeFixture {
 	t.Helper()
-	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(intakeConfig, perSource, burst, token)),
+	return newIntakeWith(t, fmt.Sprintf(intakeConfig, perSource, burst, token))
+}
+
+// newIntakeWith is the intake over the configuration text, on a real
+// SQLite store and an httptest server.
+func newIntakeWith(t *testing.T, text string) *intakeFixture {
+	t.Helper()
+	cfg, err := config.Parse("fraises.yaml", []byte(text),
 		config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -466,22 +473,8 @@ fraises:
 // which sends no full head commit and keeps no ref of it, is ignored with
 // the reason.
 func TestIntakePullRequests(t *testing.T) {
-	cfg, err := config.Parse("fraises.yaml", []byte(pullRequestConfig), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	srv, err := New(Options{Config: cfg, Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { hs.Close(); srv.Close() })
-	f := &intakeFixture{t: t, db: db, srv: srv, url: hs.URL}
+	f := newIntakeWith(t, pullRequestConfig)
+	db := f.db
 	forgePayload := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("..", "forge", "testdata", name+".json"))
 		if err != nil {
