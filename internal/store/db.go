@@ -57,6 +57,8 @@ type DB struct {
 
 	// stopCheckpoints ends the background checkpointer; nil without one.
 	stopCheckpoints func()
+	// rewindFrames is the checkpointer's rewindFrames (tests lower it).
+	rewindFrames int
 }
 
 // DefaultPath is where the SQLite state database lives when --state is not

@@ -111,6 +111,8 @@ func TestCheckpointsBoundTheWALUnderSteadyWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// 4 MiB of frames rather than 256: the same mechanism, seen in seconds.
+	store.SetRewindFrames(db, 1024)
 	const limit = 48 << 20
 	var peak int64
 	deadline := time.Now().Add(3 * time.Second)
