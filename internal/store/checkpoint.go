@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 )
@@ -16,13 +17,21 @@ const ServerCheckpointEvery = 250 * time.Millisecond
 // which the checkpointer makes sure the WAL rewinds.
 const rewindFrames = 65536
 
+// truncateBytes is the WAL file size past which the checkpointer
+// truncates it once the server is idle, and idleTicks how many ticks
+// with nothing committed make it idle.
+const (
+	truncateBytes = 16 << 20
+	idleTicks     = 4
+)
+
 // startCheckpointer runs a PASSIVE checkpoint every interval until Close.
 // PASSIVE never waits for readers or the writer: it copies what it can,
 // and a reader holding an old snapshot only delays the rest to a later
 // tick, as it would delay an automatic checkpoint. A tick with nothing new
 // in the WAL costs a read of the WAL index.
 func (db *DB) startCheckpointer(interval time.Duration) {
-	db.rewindFrames = rewindFrames
+	db.rewindFrames, db.truncateBytes = rewindFrames, truncateBytes
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -66,13 +75,38 @@ func (db *DB) checkpointAndRewind(ctx context.Context) {
 	// An error here (the database busy, the disk full) is not the
 	// caller's: the next tick tries again, and the commits that grow the
 	// WAL meanwhile report their own.
-	frames, _, err := db.Checkpoint(ctx)
-	if err != nil || frames < db.rewindFrames || db.wmu == nil {
+	frames, copied, err := db.Checkpoint(ctx)
+	if err != nil || db.wmu == nil {
+		return
+	}
+	if frames == copied && frames == db.lastFrames {
+		db.idleTicks++
+	} else {
+		db.idleTicks = 0
+	}
+	db.lastFrames = frames
+	if db.idleTicks == idleTicks {
+		db.truncateIdle(ctx)
+	}
+	if frames < db.rewindFrames {
 		return
 	}
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	_, _, _ = db.Checkpoint(ctx)
+}
+
+// truncateIdle gives back the disk a burst's WAL took: nothing has been
+// committed for a while, so truncating (which blocks writers, and takes
+// long for a large file) costs no one.
+func (db *DB) truncateIdle(ctx context.Context) {
+	fi, err := os.Stat(db.opts.Path + "-wal")
+	if err != nil || fi.Size() <= db.truncateBytes {
+		return
+	}
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	_, _ = db.sql.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
 // Checkpoint copies the WAL into the database file now, as far as readers

@@ -57,8 +57,12 @@ type DB struct {
 
 	// stopCheckpoints ends the background checkpointer; nil without one.
 	stopCheckpoints func()
-	// rewindFrames is the checkpointer's rewindFrames (tests lower it).
-	rewindFrames int
+	// rewindFrames and truncateBytes are the checkpointer's limits
+	// (tests lower them); idleTicks counts its ticks with nothing new.
+	rewindFrames  int
+	truncateBytes int64
+	idleTicks     int
+	lastFrames    int
 }
 
 // DefaultPath is where the SQLite state database lives when --state is not
@@ -164,11 +168,10 @@ func openSQLite(opts Options) (*sql.DB, error) {
 	// webhook intake's time, and they never need to survive a crash.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	if opts.backgroundCheckpoints() {
+		// No journal_size_limit: SQLite would truncate a WAL grown large
+		// in the commit that rewinds it, a 300 ms stall of the writer
+		// after a long burst. The checkpointer truncates it once idle.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
-		// The WAL is rewound, not shrunk, after a checkpoint; between two
-		// checkpoints of a burst it can grow to tens of MiB. Truncate it
-		// back to this once it has been rewound.
-		q.Add("_pragma", "journal_size_limit(16777216)")
 	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(opts.Path); err != nil {

@@ -136,4 +136,15 @@ func TestCheckpointsBoundTheWALUnderSteadyWrites(t *testing.T) {
 		t.Fatalf("the WAL reached %.1f MiB under steady writes, want it bounded under %d MiB", float64(peak)/(1<<20), limit>>20)
 	}
 	t.Logf("WAL peak %.1f MiB", float64(peak)/(1<<20))
+	// Idle, the checkpointer gives the disk back.
+	store.SetTruncateBytes(db, 1<<20)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil || fi.Size() <= 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL is still %.1f MiB after 5 s idle, want it truncated", float64(fi.Size())/(1<<20))
+		}
+	}
 }
