@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"os"
 	"sync"
@@ -104,9 +105,26 @@ func (db *DB) truncateIdle(ctx context.Context) {
 	if err != nil || fi.Size() <= db.truncateBytes {
 		return
 	}
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	// TRUNCATE waits for readers (a CLI command, an API request) to leave
+	// the WAL, through the busy handler, while this holds the writers off:
+	// on this connection it waits 100 ms at most, and a busy truncation
+	// is left to a later idle second.
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 100"); err != nil {
+		return
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS)); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // not back into the pool with 100 ms
+		}
+	}()
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
-	_, _ = db.sql.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	_, _ = conn.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
 // Checkpoint copies the WAL into the database file now, as far as readers

@@ -154,11 +154,15 @@ func (o Options) backgroundCheckpoints() bool {
 	return o.Path != "" && !o.ReadOnly && o.CheckpointEvery > 0
 }
 
+// busyTimeoutMS is how long a SQLite statement waits for another
+// connection's lock before it fails with SQLITE_BUSY.
+const busyTimeoutMS = 5000
+
 func openSQLite(opts Options) (*sql.DB, error) {
 	q := url.Values{}
 	// Pragmas go in the DSN, not in an Exec after opening: database/sql opens
 	// more connections as it needs them and each must get the same settings.
-	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	// 16 MiB rather than 2: the indexes of a big history stay cached.
