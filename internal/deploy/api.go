@@ -131,6 +131,9 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	// CodePath: an etl sharing another fraise's checkout has no app_path of
 	// its own; what it runs is that checkout's current release.
 	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath(), fetchRef: git.PullRequestRefOf(req.Ref)}
+	if d.fetchRef != "" && d.inplace() {
+		return Result{}, fmt.Errorf("deploy %s: %s: pull request heads deploy only with the releases layout", t, d.fetchRef)
+	}
 	res := Result{Recovered: recovered, Interrupted: interrupted}
 	if d.inplace() {
 		// The checkout is the release: what to return to is a commit.

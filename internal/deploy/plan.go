@@ -55,6 +55,11 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 	if err := src.Fetch(ctx); err != nil {
 		return p, fmt.Errorf("plan %s: %w", p.Target, err)
 	}
+	if pr := git.PullRequestRefOf(p.Ref); pr != "" {
+		if err := src.FetchRef(ctx, pr); err != nil {
+			return p, fmt.Errorf("plan %s: %w", p.Target, err)
+		}
+	}
 	if p.TargetSHA, _, err = src.Resolve(ctx, p.Ref); err != nil {
 		return p, fmt.Errorf("plan %s: %w", p.Target, err)
 	}

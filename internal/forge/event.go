@@ -69,4 +69,9 @@ type PullRequestInfo struct {
 	// abbreviated hash (Bitbucket Cloud) or none.
 	HeadSHA string
 	Title   string // at most MaxTitleLen bytes, control characters replaced
+	// SameRepository: the forge says the head branch is in the target
+	// repository itself, not in a fork. False when it comes from a fork,
+	// and when the forge did not say (Bitbucket Cloud, a payload without
+	// the head's repository): a fork's code is anyone's.
+	SameRepository bool
 }

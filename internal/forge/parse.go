@@ -252,11 +252,13 @@ type ghPayload struct {
 		Number int64  `json:"number"`
 		Title  string `json:"title"`
 		Head   struct {
-			Ref string `json:"ref"`
-			SHA string `json:"sha"`
+			Ref  string  `json:"ref"`
+			SHA  string  `json:"sha"`
+			Repo *ghRepo `json:"repo"`
 		} `json:"head"`
 		Base struct {
-			Ref string `json:"ref"`
+			Ref  string  `json:"ref"`
+			Repo *ghRepo `json:"repo"`
 		} `json:"base"`
 	} `json:"pull_request"`
 }
@@ -322,6 +324,8 @@ func finishGitHub(ev *Event, p *ghPayload) error {
 	if err != nil {
 		return err
 	}
+	h, b := pr.Head.Repo, pr.Base.Repo
+	info.SameRepository = h != nil && b != nil && h.FullName != "" && strings.EqualFold(h.FullName, b.FullName)
 	ev.PullRequest = info
 	return checkRepo(ev, true)
 }
@@ -353,6 +357,8 @@ type glPayload struct {
 		LastCommit   *struct {
 			ID string `json:"id"`
 		} `json:"last_commit"`
+		SourceProjectID int64 `json:"source_project_id"`
+		TargetProjectID int64 `json:"target_project_id"`
 	} `json:"object_attributes"`
 }
 
@@ -434,6 +440,7 @@ func parseGitLab(ev *Event, body []byte) error {
 	if err != nil {
 		return err
 	}
+	info.SameRepository = oa.SourceProjectID > 0 && oa.SourceProjectID == oa.TargetProjectID
 	ev.PullRequest = info
 	return checkRepo(ev, true)
 }
@@ -609,9 +616,10 @@ type bsPayload struct {
 		ID      int64  `json:"id"`
 		Title   string `json:"title"`
 		FromRef struct {
-			ID           string `json:"id"`
-			DisplayID    string `json:"displayId"`
-			LatestCommit string `json:"latestCommit"`
+			ID           string  `json:"id"`
+			DisplayID    string  `json:"displayId"`
+			LatestCommit string  `json:"latestCommit"`
+			Repository   *bsRepo `json:"repository"`
 		} `json:"fromRef"`
 		ToRef struct {
 			ID         string  `json:"id"`
@@ -727,6 +735,8 @@ func parseBitbucketServer(ev *Event, body []byte) error {
 	if err != nil {
 		return err
 	}
+	f, t := pr.FromRef.Repository, pr.ToRef.Repository
+	info.SameRepository = f != nil && t != nil && f.Slug != "" && strings.EqualFold(f.Slug, t.Slug) && strings.EqualFold(f.Project.Key, t.Project.Key)
 	ev.PullRequest = info
 	return checkRepo(ev, true)
 }

@@ -124,7 +124,7 @@ func TestParse(t *testing.T) {
 			name: "github pull request", kind: GitHub, h: githubHeaders("pull_request"), file: "github_pull_request.json",
 			want: Event{Forge: GitHub, DeliveryID: ghDelivery, EventType: "pull_request", Type: PullRequest, Repository: ghRepository, Sender: "Codertocat",
 				PullRequest: &PullRequestInfo{Number: 2, Action: "opened", SourceBranch: "changes", TargetBranch: "master",
-					HeadSHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821", Title: "Update the README with new information."}},
+					HeadSHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821", Title: "Update the README with new information.", SameRepository: true}},
 		},
 		{
 			name: "github other event", kind: GitHub, h: githubHeaders("issues"), file: "github_issues.json",
@@ -149,7 +149,7 @@ func TestParse(t *testing.T) {
 			name: "gitea pull request", kind: Gitea, h: giteaHeaders("pull_request"), file: "gitea_pull_request.json",
 			want: Event{Forge: Gitea, DeliveryID: "f6266f16-1bf3-46a5-9ea4-602e06ead473", EventType: "pull_request", Type: PullRequest, Repository: giteaRepository, Sender: "gitea",
 				PullRequest: &PullRequestInfo{Number: 12, Action: "opened", SourceBranch: "feature/deploy", TargetBranch: "master",
-					HeadSHA: "a2f9b3c6d0e14f5a8b7c6d5e4f3a2b1c0d9e8f7a", Title: "Add the deploy hook"}},
+					HeadSHA: "a2f9b3c6d0e14f5a8b7c6d5e4f3a2b1c0d9e8f7a", Title: "Add the deploy hook", SameRepository: true}},
 		},
 		{
 			name: "gitea create event is not a push", kind: Gitea, h: giteaHeaders("create"), file: "gitea_push.json",
@@ -188,7 +188,7 @@ func TestParse(t *testing.T) {
 			want: Event{Forge: GitLab, DeliveryID: glDelivery, EventType: "Merge Request Hook", Type: PullRequest,
 				Repository:  Repository{FullName: "gitlabhq/gitlab-test", CloneURLs: []string{"http://example.com/gitlabhq/gitlab-test.git", "git@example.com:gitlabhq/gitlab-test.git"}, WebURL: "http://example.com/gitlabhq/gitlab-test"},
 				Sender:      "root",
-				PullRequest: &PullRequestInfo{Number: 1, Action: "open", SourceBranch: "ms-viewport", TargetBranch: "master", HeadSHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", Title: "MS-Viewport"}},
+				PullRequest: &PullRequestInfo{Number: 1, Action: "open", SourceBranch: "ms-viewport", TargetBranch: "master", HeadSHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", Title: "MS-Viewport", SameRepository: true}},
 		},
 		{
 			name: "gitlab pipeline is other", kind: GitLab, h: gitlabHeaders("Pipeline Hook"), file: "gitlab_pipeline.json",
@@ -235,7 +235,7 @@ func TestParse(t *testing.T) {
 			name: "bitbucket server pull request", kind: BitbucketServer, h: bitbucketServerHeaders("pr:opened"), file: "bitbucket_server_pr_opened.json",
 			want: Event{Forge: BitbucketServer, DeliveryID: bsDelivery, EventType: "pr:opened", Type: PullRequest,
 				Repository: Repository{FullName: "PROJ/repository"}, Sender: "admin",
-				PullRequest: &PullRequestInfo{Number: 1, Action: "opened", SourceBranch: "a-branch", TargetBranch: "master", HeadSHA: "ef8755f06ee4b28c96a847a95cb8ec8ed6ddd1ca", Title: "a new file added"}},
+				PullRequest: &PullRequestInfo{Number: 1, Action: "opened", SourceBranch: "a-branch", TargetBranch: "master", HeadSHA: "ef8755f06ee4b28c96a847a95cb8ec8ed6ddd1ca", Title: "a new file added", SameRepository: true}},
 		},
 	}
 	for _, tt := range tests {

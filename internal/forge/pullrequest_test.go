@@ -1,6 +1,10 @@
 package forge
 
-import "testing"
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+)
 
 func TestHeadUpdated(t *testing.T) {
 	for _, tc := range []struct {
@@ -34,5 +38,64 @@ func TestPullRequestRef(t *testing.T) {
 		if got := PullRequestRef(tc.k, tc.n); got != tc.want {
 			t.Errorf("PullRequestRef(%s, %d) = %q, want %q", tc.k, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestPullRequestFromFork: a pull request is from the target repository
+// itself only when the forge says so; a fork's, or one whose head
+// repository is not given, is not.
+func TestPullRequestFromFork(t *testing.T) {
+	edit := func(name string, change func(map[string]any)) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(readTestdata(t, name), &m); err != nil {
+			t.Fatal(err)
+		}
+		change(m)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	obj := func(m map[string]any, path ...string) map[string]any {
+		for _, k := range path {
+			m = m[k].(map[string]any)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		k    Kind
+		h    http.Header
+		body []byte
+		want bool
+	}{
+		{"github, same repository", GitHub, githubHeaders("pull_request"), readTestdata(t, "github_pull_request.json"), true},
+		{"github, fork", GitHub, githubHeaders("pull_request"), edit("github_pull_request.json", func(m map[string]any) {
+			obj(m, "pull_request", "head", "repo")["full_name"] = "mallory/Hello-World"
+		}), false},
+		{"github, head repository not given", GitHub, githubHeaders("pull_request"), edit("github_pull_request.json", func(m map[string]any) {
+			delete(obj(m, "pull_request", "head"), "repo")
+		}), false},
+		{"gitlab, fork", GitLab, fuzzHeaders(GitLab, "Merge Request Hook"), edit("gitlab_merge_request.json", func(m map[string]any) {
+			obj(m, "object_attributes")["source_project_id"] = 99
+		}), false},
+		{"gitlab, project ids not given", GitLab, fuzzHeaders(GitLab, "Merge Request Hook"), edit("gitlab_merge_request.json", func(m map[string]any) {
+			delete(obj(m, "object_attributes"), "source_project_id")
+			delete(obj(m, "object_attributes"), "target_project_id")
+		}), false},
+		{"bitbucket data center, fork", BitbucketServer, fuzzHeaders(BitbucketServer, "pr:opened"), edit("bitbucket_server_pr_opened.json", func(m map[string]any) {
+			obj(m, "pullRequest", "fromRef", "repository", "project")["key"] = "~MALLORY"
+		}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := Parse(tc.k, tc.h, tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.PullRequest == nil || ev.PullRequest.SameRepository != tc.want {
+				t.Errorf("pull request %+v; want SameRepository %v", ev.PullRequest, tc.want)
+			}
+		})
 	}
 }

@@ -35,6 +35,14 @@ func TestFetchPullRequestHead(t *testing.T) {
 			t.Errorf("Resolve(%s) = %s, want %s", ref, got, head)
 		}
 	}
+	// A branch named like the pull request ref does not stand in for it.
+	o.git(o.work, "push", "--quiet", "origin", base+":refs/heads/refs/pull/7/head")
+	if err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustResolve(t, r, "refs/pull/7/head"); got != head {
+		t.Errorf("Resolve(refs/pull/7/head) with a branch of that name = %s, want the pull request's %s", got, head)
+	}
 	// A later Fetch (which prunes branches and tags) keeps it.
 	if err := r.Fetch(ctx); err != nil {
 		t.Fatal(err)

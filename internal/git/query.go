@@ -52,8 +52,10 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 	case strings.HasPrefix(ref, "refs/tags/"):
 		cands = append(cands, candidate{ref, RefTag})
 	case PullRequestRefOf(ref) == ref:
-		// Fetched by FetchRef: a pull request head moves like a branch.
-		cands = append(cands, candidate{mirrorName(ref), RefBranch})
+		// Only what FetchRef brought: a branch pushed under the name
+		// refs/pull/7/head must not stand in for the pull request. Its
+		// head moves like a branch's.
+		cands = []candidate{{mirrorName(ref), RefBranch}}
 	}
 	prefix := strings.ToLower(ref)
 	isPrefix := len(prefix) >= minAbbrev && len(prefix) <= 64 && isLowerHex(prefix)

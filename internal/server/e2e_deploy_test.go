@@ -112,10 +112,11 @@ func TestE2ESignedPushDeploys(t *testing.T) {
 }
 
 // TestE2EPullRequestPreview: an environment with pull_requests: main
-// deploys the head of a pull request opened against main, a commit that
-// lives only under the forge's refs/pull/N/head (a fork's); a closed pull
-// request and one against another branch are recorded and ignored with
-// their reason, and production is untouched.
+// deploys the head of a pull request opened against main, fetched through
+// the forge's refs/pull/N/head (here the only ref that holds it: its
+// branch was deleted after the pull request was opened). A pull request
+// from a fork, a closed one and one against another branch are recorded
+// and ignored with their reason, and production is untouched.
 func TestE2EPullRequestPreview(t *testing.T) {
 	f := newE2E(t, e2eOptions{envs: map[string]string{"production": "main", "preview": "preview"}, pullRequests: map[string]string{"preview": "main"}})
 	f.serve()
@@ -123,52 +124,27 @@ func TestE2EPullRequestPreview(t *testing.T) {
 	f.hook("main", "", base)
 	f.waitDeployed("production", base, version("main", 1), 30*time.Second)
 
-	// The fork's commit: only under refs/pull/7/head in the origin.
-	head := f.push("fork", 1)[0]
+	head := f.push("feature", 1)[0]
 	f.git(f.origin, "update-ref", "refs/pull/7/head", head)
-	f.git(f.origin, "update-ref", "-d", "refs/heads/fork")
+	f.git(f.origin, "update-ref", "-d", "refs/heads/feature")
 
-	pr := func(action, target string) (int, hookAnswer) {
-		t.Helper()
-		body, _ := json.Marshal(map[string]any{
-			"action": action, "number": 7,
-			"pull_request": map[string]any{"number": 7, "title": "Preview me",
-				"head": map[string]any{"ref": "fork", "sha": head}, "base": map[string]any{"ref": target}},
-			"repository": map[string]any{"full_name": "acme/hello"},
-			"sender":     map[string]any{"login": "bob"},
-		})
-		mac := hmac.New(sha256.New, []byte(f.secret))
-		mac.Write(body)
-		req, _ := http.NewRequest(http.MethodPost, f.base()+"/webhook", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-GitHub-Event", "pull_request")
-		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("pr-%s-%s-%s", f.deliveryNS, action, target))
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		name, action, target, headRepo, says string
+	}{
+		{"from a fork", "opened", "main", "mallory/hello", "pull requests from forks never deploy"},
+		{"against dev", "opened", "dev", "acme/hello", "no environment deploys pull requests against dev"},
+		{"closed", "closed", "main", "acme/hello", "only a pull request opened, reopened or updated deploys"},
+	} {
+		if status, a := f.pullRequest(tc.action, tc.target, head, tc.headRepo); status != http.StatusOK || a.Outcome != store.OutcomeIgnored ||
+			!strings.Contains(a.Reason, tc.says) {
+			t.Errorf("pull request %s: %d %+v; want 200 ignored, saying %q", tc.name, status, a, tc.says)
 		}
-		defer resp.Body.Close()
-		var a hookAnswer
-		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, a
 	}
-
-	if status, a := pr("opened", "dev"); status != http.StatusOK || a.Outcome != store.OutcomeIgnored ||
-		!strings.Contains(a.Reason, "no environment deploys pull requests against dev") {
-		t.Errorf("pull request against dev: %d %+v; want 200 ignored, saying why", status, a)
-	}
-	if status, a := pr("closed", "main"); status != http.StatusOK || a.Outcome != store.OutcomeIgnored ||
-		!strings.Contains(a.Reason, "only a pull request opened, reopened or updated deploys") {
-		t.Errorf("closed pull request: %d %+v; want 200 ignored, saying why", status, a)
-	}
-	status, a := pr("opened", "main")
+	status, a := f.pullRequest("opened", "main", head, "acme/hello")
 	if status != http.StatusAccepted || a.Outcome != store.OutcomeAccepted || len(a.Deployments) != 1 || a.Deployments[0].Environment != "preview" {
 		t.Fatalf("pull request opened against main: %d %+v; want 202 queueing hello/preview", status, a)
 	}
-	f.waitDeployed("preview", head, version("fork", 1), 30*time.Second)
+	f.waitDeployed("preview", head, version("feature", 1), 30*time.Second)
 	d := f.deployment(a.Deployments[0].DeploymentID)
 	if d.Status != store.StatusSucceeded || d.NewSHA != head || !strings.HasPrefix(d.RequestedRef, "refs/pull/7/head") ||
 		d.WebhookID == nil || *d.WebhookID != a.WebhookEventID {
@@ -178,14 +154,48 @@ func TestE2EPullRequestPreview(t *testing.T) {
 		t.Errorf("production at %s after the pull request, want %s", st.CurrentSHA, base)
 	}
 
-	// By hand: the pull request's ref, after the fork pushed again.
-	next := f.push("fork", 1)[0]
+	// By hand: the pull request's ref, after new commits.
+	next := f.push("feature", 1)[0]
 	f.git(f.origin, "update-ref", "refs/pull/7/head", next)
-	f.git(f.origin, "update-ref", "-d", "refs/heads/fork")
+	f.git(f.origin, "update-ref", "-d", "refs/heads/feature")
+	if out, code := f.cli("deploy", "hello", "preview", "--ref", "refs/pull/7/head", "--plan", "--json"); code != 0 || !strings.Contains(out, next) {
+		t.Errorf("fraisier deploy --plan --ref refs/pull/7/head: exit %d, want the plan to name %s\n%s", code, next, out)
+	}
 	if out, code := f.cli("deploy", "hello", "preview", "--ref", "refs/pull/7/head"); code != 0 {
 		t.Fatalf("fraisier deploy --ref refs/pull/7/head: exit %d\n%s", code, out)
 	}
-	if st := f.state("preview"); st.CurrentSHA != next || f.serving("preview") != version("fork", 2) {
-		t.Errorf("preview at %s serving %q after deploy --ref refs/pull/7/head, want %s serving %s", st.CurrentSHA, f.serving("preview"), next, version("fork", 2))
+	if st := f.state("preview"); st.CurrentSHA != next || f.serving("preview") != version("feature", 2) {
+		t.Errorf("preview at %s serving %q after deploy --ref refs/pull/7/head, want %s serving %s", st.CurrentSHA, f.serving("preview"), next, version("feature", 2))
 	}
+}
+
+// pullRequest sends a signed GitHub pull_request event: pull request #7,
+// head at sha in headRepo, against target in acme/hello.
+func (f *e2e) pullRequest(action, target, sha, headRepo string) (int, hookAnswer) {
+	f.t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"action": action, "number": 7,
+		"pull_request": map[string]any{"number": 7, "title": "Preview me",
+			"head": map[string]any{"ref": "feature", "sha": sha, "repo": map[string]any{"full_name": headRepo}},
+			"base": map[string]any{"ref": target, "repo": map[string]any{"full_name": "acme/hello"}}},
+		"repository": map[string]any{"full_name": "acme/hello"},
+		"sender":     map[string]any{"login": "bob"},
+	})
+	mac := hmac.New(sha256.New, []byte(f.secret))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, f.base()+"/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "pull_request")
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("pr-%s-%06d", f.deliveryNS, f.deliveries.Add(1)))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a hookAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		f.t.Fatal(err)
+	}
+	return resp.StatusCode, a
 }

@@ -404,6 +404,10 @@ func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.Webhoo
 		return ignore(what + ": only a pull request opened, reopened or updated deploys its head")
 	case pr.HeadSHA == "":
 		return ignore(what + ": the forge sent no full commit for its head")
+	case !pr.SameRepository:
+		// On a public repository anyone can open one: deploying it would
+		// run anyone's code, with the environment's secrets.
+		return ignore(what + ": its head is in a fork, or the forge did not say where; pull requests from forks never deploy")
 	case ref == "":
 		return ignore(what + ": " + string(ev.Forge) + " keeps no ref of the head in the repository to fetch it from")
 	}

@@ -32,7 +32,8 @@ const (
 // tick, as it would delay an automatic checkpoint. A tick with nothing new
 // in the WAL costs a read of the WAL index.
 func (db *DB) startCheckpointer(interval time.Duration) {
-	db.rewindFrames, db.truncateBytes = rewindFrames, truncateBytes
+	db.rewindFrames.Store(rewindFrames)
+	db.truncateBytes.Store(truncateBytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -86,10 +87,12 @@ func (db *DB) checkpointAndRewind(ctx context.Context) {
 		db.idleTicks = 0
 	}
 	db.lastFrames = frames
-	if db.idleTicks == idleTicks {
+	if db.idleTicks >= idleTicks && db.idleTicks%idleTicks == 0 {
+		// Again every idle second: a reader may have kept the first
+		// attempt from truncating.
 		db.truncateIdle(ctx)
 	}
-	if frames < db.rewindFrames {
+	if int64(frames) < db.rewindFrames.Load() {
 		return
 	}
 	db.wmu.Lock()
@@ -102,7 +105,7 @@ func (db *DB) checkpointAndRewind(ctx context.Context) {
 // long for a large file) costs no one.
 func (db *DB) truncateIdle(ctx context.Context) {
 	fi, err := os.Stat(db.opts.Path + "-wal")
-	if err != nil || fi.Size() <= db.truncateBytes {
+	if err != nil || fi.Size() <= db.truncateBytes.Load() {
 		return
 	}
 	conn, err := db.sql.Conn(ctx)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -59,8 +60,8 @@ type DB struct {
 	stopCheckpoints func()
 	// rewindFrames and truncateBytes are the checkpointer's limits
 	// (tests lower them); idleTicks counts its ticks with nothing new.
-	rewindFrames  int
-	truncateBytes int64
+	rewindFrames  atomic.Int64
+	truncateBytes atomic.Int64
 	idleTicks     int
 	lastFrames    int
 }
