@@ -29,7 +29,9 @@ func HeadUpdated(k Kind, action string) bool {
 // in the target repository, which is where a fork's commits can be fetched
 // from; "" when the forge keeps none (Bitbucket Cloud).
 func PullRequestRef(k Kind, n int64) string {
-	if n <= 0 {
+	// Ten digits at most, as git.PullRequestRefOf accepts: no forge
+	// numbers pull requests beyond that.
+	if n <= 0 || n > 9_999_999_999 {
 		return ""
 	}
 	switch k {

@@ -34,6 +34,7 @@ func TestPullRequestRef(t *testing.T) {
 	}{
 		{GitHub, 7, "refs/pull/7/head"}, {Gitea, 12, "refs/pull/12/head"}, {GitLab, 3, "refs/merge-requests/3/head"},
 		{BitbucketServer, 9, "refs/pull-requests/9/from"}, {Bitbucket, 4, ""}, {GitHub, 0, ""}, {GitHub, -1, ""},
+		{GitHub, 9_999_999_999, "refs/pull/9999999999/head"}, {GitHub, 10_000_000_000, ""},
 	} {
 		if got := PullRequestRef(tc.k, tc.n); got != tc.want {
 			t.Errorf("PullRequestRef(%s, %d) = %q, want %q", tc.k, tc.n, got, tc.want)

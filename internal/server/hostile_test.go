@@ -200,12 +200,6 @@ func startServerProcess(t *testing.T, root, text string, o serverProcessOptions)
 			s.mu.Unlock()
 		}
 	}()
-	// A second handle on the server's state database, for the checks.
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.db = db
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
@@ -214,10 +208,18 @@ func startServerProcess(t *testing.T, root, text string, o serverProcessOptions)
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("server process: %v: %s", err, clip(stderr.String(), 2000))
 			}
-			db.Close()
+			if s.db != nil {
+				s.db.Close()
+			}
 		})
 	}
 	t.Cleanup(s.stop)
+	// A second handle on the server's state database, for the checks.
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.db = db
 	return s
 }
 
