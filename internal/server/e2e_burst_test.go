@@ -1,10 +1,7 @@
 package server_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -51,7 +48,7 @@ func TestE2EBurst(t *testing.T) {
 	}
 	type result struct {
 		status int
-		a      burstAnswer
+		a      hookAnswer
 		err    error
 	}
 	results := make([]result, n)
@@ -62,7 +59,7 @@ func TestE2EBurst(t *testing.T) {
 	}
 	send := func(k, i int) {
 		r := &results[i]
-		r.status, r.a, r.err = sendBurst(clients[k], f.base(), ds[i])
+		r.status, r.a, r.err = f.send(clients[k], f.base(), ds[i])
 	}
 
 	f.hold()
@@ -225,47 +222,6 @@ func TestE2EBurst(t *testing.T) {
 	if want := []string{"started-" + version("main", 1), "started-" + version("main", n)}; !equal(started, want) {
 		t.Errorf("installs started: %v, want %v", started, want)
 	}
-}
-
-// burstAnswer is hookAnswer with whether the push was folded into the
-// deployment named.
-type burstAnswer struct {
-	hookAnswer
-	Deployments []struct {
-		Fraise        string `json:"fraise"`
-		Environment   string `json:"environment"`
-		DeploymentID  int64  `json:"deployment_id"`
-		Superseded    int64  `json:"superseded"`
-		ReplacedEvent int64  `json:"replaced_webhook_event_id"`
-		Folded        bool   `json:"folded"`
-	} `json:"deployments"`
-}
-
-// sendBurst is e2e.send, reading the answer as a burstAnswer.
-func sendBurst(c *http.Client, base string, d delivery) (int, burstAnswer, error) {
-	req, err := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(d.body))
-	if err != nil {
-		return 0, burstAnswer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "GitHub-Hookshot/e2e")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", d.id)
-	req.Header.Set("X-Hub-Signature-256", d.sig)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, burstAnswer{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, burstAnswer{}, err
-	}
-	var a burstAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return resp.StatusCode, a, fmt.Errorf("answer %q: %w", raw, err)
-	}
-	return resp.StatusCode, a, nil
 }
 
 func equal(a, b []string) bool {

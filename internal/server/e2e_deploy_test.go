@@ -1,12 +1,7 @@
 package server_test
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -181,21 +176,9 @@ func (f *e2e) pullRequest(action, target, sha, headRepo string) (int, hookAnswer
 		"repository": map[string]any{"full_name": "acme/hello"},
 		"sender":     map[string]any{"login": "bob"},
 	})
-	mac := hmac.New(sha256.New, []byte(f.secret))
-	mac.Write(body)
-	req, _ := http.NewRequest(http.MethodPost, f.base()+"/webhook", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "pull_request")
-	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("pr-%s-%06d", f.deliveryNS, f.deliveries.Add(1)))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := httpClient.Do(req)
+	status, a, err := f.send(&httpClient, f.base(), f.signed("pull_request", body))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var a hookAnswer
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		f.t.Fatal(err)
-	}
-	return resp.StatusCode, a
+	return status, a
 }

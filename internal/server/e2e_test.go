@@ -356,15 +356,17 @@ type hookAnswer struct {
 		DeploymentID  int64  `json:"deployment_id"`
 		Superseded    int64  `json:"superseded"`
 		ReplacedEvent int64  `json:"replaced_webhook_event_id"`
+		Folded        bool   `json:"folded"`
 	} `json:"deployments"`
 }
 
-// delivery is one signed GitHub push delivery.
+// delivery is one signed GitHub delivery: a push unless event says.
 type delivery struct {
-	id   string
-	sha  string
-	body []byte
-	sig  string
+	id    string
+	event string
+	sha   string
+	body  []byte
+	sig   string
 }
 
 func (f *e2e) delivery(branch, before, after string) delivery {
@@ -380,10 +382,17 @@ func (f *e2e) delivery(branch, before, after string) delivery {
 	if err != nil {
 		panic(err)
 	}
+	d := f.signed("push", body)
+	d.sha = after
+	return d
+}
+
+// signed is a delivery of event with body, signed with the webhook secret.
+func (f *e2e) signed(event string, body []byte) delivery {
 	mac := hmac.New(sha256.New, []byte(f.secret))
 	mac.Write(body)
 	id := fmt.Sprintf("e2e-%s-%06d", f.deliveryNS, f.deliveries.Add(1))
-	return delivery{id: id, sha: after, body: body, sig: "sha256=" + hex.EncodeToString(mac.Sum(nil))}
+	return delivery{id: id, event: event, body: body, sig: "sha256=" + hex.EncodeToString(mac.Sum(nil))}
 }
 
 // send posts d to base/webhook with c and returns the status and answer.
@@ -394,7 +403,11 @@ func (f *e2e) send(c *http.Client, base string, d delivery) (int, hookAnswer, er
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "GitHub-Hookshot/e2e")
-	req.Header.Set("X-GitHub-Event", "push")
+	event := d.event
+	if event == "" {
+		event = "push"
+	}
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", d.id)
 	req.Header.Set("X-Hub-Signature-256", d.sig)
 	resp, err := c.Do(req)

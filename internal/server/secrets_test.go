@@ -117,8 +117,8 @@ fraises:
 	env := append(os.Environ(), "HOME="+root, "GIT_CONFIG_NOSYSTEM=1", "FRAISIER_CONFIG="+cfgPath, "FRAISIER_STATE="+dbPath,
 		"SECRETS_GH="+secrets["github (${VAR})"], "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=")
 
-	var outputs []struct{ name, text string }
-	collect := func(name, text string) { outputs = append(outputs, struct{ name, text string }{name, text}) }
+	var outputs []output
+	collect := func(name, text string) { outputs = append(outputs, output{name, text}) }
 	run := func(args ...string) string {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
@@ -208,18 +208,7 @@ fraises:
 		collect(f, string(b))
 	}
 
-	total := 0
-	for _, o := range outputs {
-		total += len(o.text)
-		for what, s := range secrets {
-			for _, form := range []string{s, hex.EncodeToString([]byte(s)), strings.ToUpper(s)} {
-				if strings.Contains(o.text, form) {
-					i := strings.Index(o.text, form)
-					t.Errorf("%s shows the %s: …%s…", o.name, what, o.text[max(0, i-120):min(len(o.text), i+len(form)+40)])
-				}
-			}
-		}
-	}
+	total := searchSecrets(t, outputs, secrets)
 	// What was searched is not empty: the database holds the delivery and
 	// the deployment's steps, the server logged the delivery.
 	db, _ := os.ReadFile(dbPath)
@@ -288,8 +277,8 @@ fraises:
 	env := append(os.Environ(), "HOME="+root, "FRAISIER_STATE=", "FRAISIER_CONFIG=", "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=",
 		"STATE_URL="+cluster.URL("fraisier_state", secrets["state.url password (${VAR})"]))
 
-	var outputs []struct{ name, text string }
-	collect := func(name, text string) { outputs = append(outputs, struct{ name, text string }{name, text}) }
+	var outputs []output
+	collect := func(name, text string) { outputs = append(outputs, output{name, text}) }
 	run := func(cfg string, args ...string) int {
 		cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
 		cmd.Env = env
@@ -378,17 +367,27 @@ fraises:
 	}
 	collect("fraisier serve log (state unreachable)", downServe.out.String())
 
+	total := searchSecrets(t, outputs, secrets)
+	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))
+}
+
+// output is one text a test searches for secrets.
+type output struct{ name, text string }
+
+// searchSecrets fails t for every output that holds a secret, as is, in
+// hex or in upper case, and returns how many bytes it searched.
+func searchSecrets(t *testing.T, outputs []output, secrets map[string]string) int {
+	t.Helper()
 	total := 0
 	for _, o := range outputs {
 		total += len(o.text)
 		for what, s := range secrets {
 			for _, form := range []string{s, hex.EncodeToString([]byte(s)), strings.ToUpper(s)} {
-				if strings.Contains(o.text, form) {
-					i := strings.Index(o.text, form)
+				if i := strings.Index(o.text, form); i >= 0 {
 					t.Errorf("%s shows the %s: …%s…", o.name, what, o.text[max(0, i-120):min(len(o.text), i+len(form)+40)])
 				}
 			}
 		}
 	}
-	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))
+	return total
 }
