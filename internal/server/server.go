@@ -113,7 +113,8 @@ func New(o Options) (*Server, error) {
 	if backlog <= 0 {
 		backlog = 4096
 	}
-	s.writer = &intakeWriter{store: o.Store, in: make(chan *pendingIntake, backlog), maxBatch: 512, log: log}
+	s.writer = &intakeWriter{store: o.Store, in: make(chan *pendingIntake, backlog), maxBatch: 512,
+		gather: intakeGather, gatherBatch: gatherBatch, log: log}
 	if s.runner != nil {
 		s.writer.wake = s.runner.Wake
 	}

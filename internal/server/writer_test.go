@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// batchLog is the real store, noting the size of each batch the writer
+// hands it.
+type batchLog struct {
+	Store
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchLog) RecordIntake(ctx context.Context, items []store.Intake) ([]store.IntakeResult, error) {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(items))
+	b.mu.Unlock()
+	return b.Store.RecordIntake(ctx, items)
+}
+
+func (b *batchLog) batches() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.sizes)
+}
+
+// writerFixture is an intake writer over a real SQLite store, not yet
+// running, and deliveries to hand it as the handlers do.
+type writerFixture struct {
+	t    *testing.T
+	w    *intakeWriter
+	log  *batchLog
+	next atomic.Int64
+	sent atomic.Int64 // deliveries handed over, busy's two included
+	done chan struct{}
+}
+
+func newWriterFixture(t *testing.T, gather time.Duration, batch int) *writerFixture {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := &batchLog{Store: db}
+	f := &writerFixture{t: t, log: log, done: make(chan struct{}),
+		w: &intakeWriter{store: log, in: make(chan *pendingIntake, 64), maxBatch: 512, gather: gather, gatherBatch: batch}}
+	t.Cleanup(func() {
+		f.w.close()
+		select {
+		case <-f.done:
+		case <-time.After(30 * time.Second):
+			t.Error("the writer did not stop")
+		}
+	})
+	return f
+}
+
+func (f *writerFixture) start() { go func() { defer close(f.done); f.w.run() }() }
+
+// deliver hands n deliveries to the writer, as n handlers do, and
+// returns when all are answered.
+func (f *writerFixture) deliver(n int) {
+	f.t.Helper()
+	f.send(n, 0)()
+}
+
+// send hands n deliveries to the writer, every apart, as handlers do once
+// they have received each, and returns a wait for their answers.
+func (f *writerFixture) send(n int, every time.Duration) (wait func()) {
+	errs := make(chan error, n)
+	for k := range n {
+		go func() {
+			time.Sleep(time.Duration(k) * every)
+			f.w.coming.Add(1)
+			f.sent.Add(1)
+			id := f.next.Add(1)
+			_, err := f.w.submit(context.Background(), store.Intake{Event: store.WebhookEvent{
+				Forge: "github", DeliveryID: fmt.Sprintf("d-%d", id), EventType: "ping",
+				Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}})
+			errs <- err
+		}()
+	}
+	return func() {
+		f.t.Helper()
+		for range n {
+			select {
+			case err := <-errs:
+				if err != nil {
+					f.t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				f.t.Fatalf("deliveries not answered; batches so far %v", f.log.batches())
+			}
+		}
+	}
+}
+
+// taken waits until the writer has taken the n deliveries sent so far.
+func (f *writerFixture) taken(n int64) {
+	for f.sent.Load() < n || f.w.coming.Load() > 0 || len(f.w.in) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// busy makes the writer's first commit carry two deliveries: both wait
+// in its channel before it starts.
+func (f *writerFixture) busy() {
+	f.t.Helper()
+	var wg sync.WaitGroup
+	for range 2 {
+		f.w.coming.Add(1)
+		f.sent.Add(1)
+		wg.Go(func() {
+			id := f.next.Add(1)
+			if _, err := f.w.submit(context.Background(), store.Intake{Event: store.WebhookEvent{
+				Forge: "github", DeliveryID: fmt.Sprintf("d-%d", id), EventType: "ping",
+				Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}}); err != nil {
+				f.t.Error(err)
+			}
+		})
+	}
+	for len(f.w.in) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	f.start()
+	wg.Wait()
+}
+
+// TestIntakeWriterGroupCommit: a delivery alone is written at once; once
+// a commit carried several, the next waits for a batch worth a commit,
+// for a bounded time, and a shutdown ends the wait.
+func TestIntakeWriterGroupCommit(t *testing.T) {
+	t.Run("a delivery alone is not held", func(t *testing.T) {
+		f := newWriterFixture(t, time.Hour, 4)
+		f.start()
+		f.deliver(1)
+		f.deliver(1)
+		if diff := cmp.Diff([]int{1, 1}, f.log.batches()); diff != "" {
+			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("busy: the next commit waits for a batch", func(t *testing.T) {
+		f := newWriterFixture(t, time.Hour, 4)
+		f.busy()
+		// Apart, so that none is being received when the writer looks:
+		// only the gathering waits for them.
+		f.send(4, 5*time.Millisecond)()
+		if diff := cmp.Diff([]int{2, 4}, f.log.batches()); diff != "" {
+			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("busy: the wait is bounded", func(t *testing.T) {
+		f := newWriterFixture(t, 20*time.Millisecond, 4)
+		f.busy()
+		f.deliver(1)
+		// The commit of one delivery leaves the writer idle again.
+		f.deliver(1)
+		if diff := cmp.Diff([]int{2, 1, 1}, f.log.batches()); diff != "" {
+			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("busy: shutting down ends the wait", func(t *testing.T) {
+		f := newWriterFixture(t, time.Hour, 4)
+		f.busy()
+		wait := f.send(1, 0)
+		f.taken(3) // and gathers
+		f.w.close()
+		wait()
+		if diff := cmp.Diff([]int{2, 1}, f.log.batches()); diff != "" {
+			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+}
