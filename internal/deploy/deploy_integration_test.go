@@ -622,4 +622,26 @@ func TestDeployInplace(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.app, releasesDir)); err == nil {
 		t.Fatal("an inplace deployment made a releases directory")
 	}
+
+	// A pull request head has no branch to check out in place: refused
+	// before anything is recorded or touched.
+	before, err := f.db.Deployments(context.Background(), store.DeploymentFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := f.cfg.Lookup("hello", "production")
+	_, err = f.engine.Deploy(context.Background(), f.collab, Request{Env: env, Ref: "refs/pull/7/head", Trigger: store.TriggerCLI, Actor: "test"})
+	if err == nil || !strings.Contains(err.Error(), "refs/pull/7/head: pull request heads deploy only with the releases layout") {
+		t.Fatalf("deploy of a pull request head in place: %v, want it refused", err)
+	}
+	after, err := f.db.Deployments(context.Background(), store.DeploymentFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("the refused deploy recorded %d deployments", len(after)-len(before))
+	}
+	if head, err := git.InPlaceHead(context.Background(), f.app); err != nil || head != sha2 {
+		t.Fatalf("checkout at %s (%v) after the refusal, want %s", head, err, sha2)
+	}
 }
