@@ -85,6 +85,13 @@ func chunk(n int) (size, k int) {
 	panic("chunk of no rows")
 }
 
+// supersededMark is a webhook event to mark superseded (see
+// markWebhookSuperseded) once the batch's targets are all queued.
+type supersededMark struct {
+	hook   int64
+	reason string
+}
+
 // intakeRef is one request of a batch: item i's request j.
 type intakeRef struct{ item, req int }
 
@@ -98,6 +105,9 @@ type intakeBatch struct {
 	// stands is, per target, the request of the batch that is queued: the
 	// newest one. The others for that target are folded into it.
 	stands map[Target]intakeRef
+	// marks are the events whose waiting requests the batch replaced,
+	// marked after every target is locked (see markWebhookSuperseded).
+	marks []supersededMark
 }
 
 // plan decides, per target, which request of the batch stands.
@@ -215,6 +225,9 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 			return nil, fmt.Errorf("queue %s: %w", t, err)
 		}
 		queued[t] = q
+	}
+	if err := db.markSuperseded(ctx, tx, b.marks); err != nil {
+		return nil, err
 	}
 
 	var links []any
@@ -423,7 +436,7 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 	case err != nil:
 		return Queued{}, fmt.Errorf("find the request waiting: %w", err)
 	case waitingTrigger == TriggerWebhook && waitingHook.Valid && r.Trigger == TriggerWebhook:
-		return db.retarget(ctx, tx, t, r, sha, hook, waiting, waitingHook.Int64)
+		return db.retarget(ctx, tx, t, b, r, sha, hook, waiting, waitingHook.Int64)
 	default:
 		upd, err := db.stmt(ctx, tx, sqlSupersedeWaiting)
 		if err != nil {
@@ -434,9 +447,7 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
 		}
 		if waitingHook.Valid {
-			if err := db.markWebhookSuperseded(ctx, tx, waitingHook.Int64, fmt.Sprintf("webhook event %d replaced it before it ran", hook)); err != nil {
-				return Queued{}, err
-			}
+			b.marks = append(b.marks, supersededMark{waitingHook.Int64, fmt.Sprintf("webhook event %d replaced it before it ran", hook)})
 		}
 		// A request that waited durably and was replaced counts in the
 		// statistics as finished, with no duration and no incident,
@@ -474,7 +485,7 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 // A waiting request queued otherwise (a requeue after a crash, the CLI)
 // has no webhook event to carry its record, so it is superseded as a
 // deployment of its own instead.
-func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, r QueueRequest, sha string, hook, waiting, waitingHook int64) (Queued, error) {
+func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBatch, r QueueRequest, sha string, hook, waiting, waitingHook int64) (Queued, error) {
 	upd, err := db.stmt(ctx, tx, sqlRetarget)
 	if err != nil {
 		return Queued{}, err
@@ -483,13 +494,28 @@ func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, r QueueRequest
 		return Queued{}, fmt.Errorf("retarget deployment %d: %w", waiting, err)
 	}
 	why := fmt.Sprintf("replaced while it waited by webhook event %d (commit %s); deployment %d deploys that commit instead", hook, short12(sha), waiting)
-	if err := db.markWebhookSuperseded(ctx, tx, waitingHook, why); err != nil {
-		return Queued{}, err
-	}
+	b.marks = append(b.marks, supersededMark{waitingHook, why})
 	if err := db.markQueued(ctx, tx, t, waiting); err != nil {
 		return Queued{}, err
 	}
 	return Queued{Target: t, DeploymentID: waiting, Replaced: waitingHook}, nil
+}
+
+// markSuperseded marks the events of marks, in the order of their ids,
+// the same in every transaction. An event whose requests waited for
+// several targets the batch replaced is marked once, with the last
+// reason.
+func (db *DB) markSuperseded(ctx context.Context, tx *sql.Tx, marks []supersededMark) error {
+	sort.SliceStable(marks, func(i, j int) bool { return marks[i].hook < marks[j].hook })
+	for i, m := range marks {
+		if i+1 < len(marks) && marks[i+1].hook == m.hook {
+			continue
+		}
+		if err := db.markWebhookSuperseded(ctx, tx, m.hook, m.reason); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // markQueued records in the target's state that deployment id waits.

@@ -252,7 +252,24 @@ func short12(sha string) string {
 // "accepted" while any of them still stands. Deployments it was only
 // folded into (linked, queued by another delivery) do not count: its own
 // requests are what it stands for.
+//
+// On PostgreSQL the event's row is locked first. Two transactions (two
+// nodes) that each take over one of a delivery's requests at once would
+// otherwise each still see the other's request standing, and the
+// delivery would stay accepted with nothing of it left; locked, the
+// second waits for the first to commit and its check, a statement of its
+// own, then sees the first's takeover. Callers mark after locking every
+// target they queue for, as all transactions lock targets before events,
+// so that this cannot deadlock with a transaction holding a target.
 func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID int64, reason string) error {
+	if db.d.forUpdate != "" {
+		// NO KEY: a foreign key check of a row referencing the event (a
+		// link) takes a key-share lock, which this must not block.
+		var one int
+		if err := db.queryRowTx(ctx, tx, sqlLockWebhook, webhookID).Scan(&one); err != nil {
+			return fmt.Errorf("lock webhook event %d: %w", webhookID, err)
+		}
+	}
 	upd, err := db.stmt(ctx, tx, sqlWebhookSuperseded)
 	if err != nil {
 		return err
@@ -262,6 +279,8 @@ func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID i
 	}
 	return nil
 }
+
+const sqlLockWebhook = `SELECT 1 FROM tb_webhook_event WHERE id = ? FOR NO KEY UPDATE`
 
 // One statement rather than a count then an update: it runs on every
 // supersession, in the intake's hot path.

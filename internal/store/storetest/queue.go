@@ -482,6 +482,54 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 	}
 }
 
+// testQueueConcurrentTakeover: a push queued for two targets; two newer
+// pushes, one per target, recorded at once (two transactions, as two
+// fraisier nodes on one PostgreSQL do) each take one of its requests
+// over. Neither transaction sees the other's takeover until it commits,
+// yet the first push must end superseded, not accepted with nothing of
+// it left standing; and neither transaction may fail.
+func (s *suite) testQueueConcurrentTakeover(t *testing.T) {
+	ctx := context.Background()
+	db, _ := s.fresh(t)
+	const rounds = 30
+	for i := range rounds {
+		x := store.Target{Fraise: "x", Environment: fmt.Sprint("e", i)}
+		y := store.Target{Fraise: "y", Environment: fmt.Sprint("e", i)}
+		first, err := db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint("both-", i), sha(3*i+1), store.OutcomeAccepted,
+			queueReq(x, sha(3*i+1)), queueReq(y, sha(3*i+1)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for k, target := range []store.Target{x, y} {
+			wg.Go(func() {
+				<-start
+				_, errs[k] = db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint(target.Fraise, "-", i), sha(3*i+2+k), store.OutcomeAccepted,
+					queueReq(target, sha(3*i+2+k)))})
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+		evs, err := db.Webhooks(ctx, store.WebhookFilter{BeforeID: first[0].Event.ID + 1, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1 || evs[0].ID != first[0].Event.ID {
+			t.Fatalf("round %d: webhook events %+v", i, evs)
+		}
+		if evs[0].Outcome != store.OutcomeSuperseded {
+			t.Errorf("round %d: the push both of whose requests were taken over is %s (%s), want superseded", i, evs[0].Outcome, evs[0].Reason)
+		}
+	}
+}
+
 // testQueueIntakeVsClaim: a push recorded while a worker claims (or
 // finishes) the request it supersedes never fails: both lock the target
 // before its deployments, so PostgreSQL finds no deadlock between them.

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"QueueClaim", s.testQueueClaim},
 		{"QueueConcurrentIntake", s.testQueueConcurrentIntake},
 		{"QueueIntakeVsClaim", s.testQueueIntakeVsClaim},
+		{"QueueConcurrentTakeover", s.testQueueConcurrentTakeover},
 		{"DeploymentFilters", s.testDeploymentFilters},
 		{"Steps", s.testSteps},
 		{"StepOutputCap", s.testStepOutputCap},
