@@ -114,7 +114,7 @@ func New(o Options) (*Server, error) {
 		backlog = 4096
 	}
 	s.writer = &intakeWriter{store: o.Store, in: make(chan *pendingIntake, backlog), maxBatch: 512,
-		gather: intakeGather, gatherBatch: gatherBatch, log: log}
+		gather: intakeGather, gatherBatch: gatherBatch, gatherRate: gatherRate, log: log}
 	if s.runner != nil {
 		s.writer.wake = s.runner.Wake
 	}

@@ -47,7 +47,13 @@ type writerFixture struct {
 	done chan struct{}
 }
 
+// newWriterFixture's writer counts as busy after any commit of several
+// deliveries, whatever the arrival rate, unless rate says otherwise.
 func newWriterFixture(t *testing.T, gather time.Duration, batch int) *writerFixture {
+	return newWriterFixtureRate(t, gather, batch, 0)
+}
+
+func newWriterFixtureRate(t *testing.T, gather time.Duration, batch int, rate float64) *writerFixture {
 	t.Helper()
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "state.db")})
 	if err != nil {
@@ -56,7 +62,7 @@ func newWriterFixture(t *testing.T, gather time.Duration, batch int) *writerFixt
 	t.Cleanup(func() { db.Close() })
 	log := &batchLog{Store: db}
 	f := &writerFixture{t: t, log: log, done: make(chan struct{}),
-		w: &intakeWriter{store: log, in: make(chan *pendingIntake, 64), maxBatch: 512, gather: gather, gatherBatch: batch}}
+		w: &intakeWriter{store: log, in: make(chan *pendingIntake, 64), maxBatch: 512, gather: gather, gatherBatch: batch, gatherRate: rate}}
 	t.Cleanup(func() {
 		f.w.close()
 		select {
@@ -140,8 +146,9 @@ func (f *writerFixture) busy() {
 }
 
 // TestIntakeWriterGroupCommit: a delivery alone is written at once; once
-// a commit carried several, the next waits for a batch worth a commit,
-// for a bounded time, and a shutdown ends the wait.
+// a commit carried several, and deliveries arrive fast enough, the next
+// waits for a batch worth a commit, for a bounded time, and a shutdown
+// ends the wait.
 func TestIntakeWriterGroupCommit(t *testing.T) {
 	t.Run("a delivery alone is not held", func(t *testing.T) {
 		f := newWriterFixture(t, time.Hour, 4)
@@ -160,6 +167,14 @@ func TestIntakeWriterGroupCommit(t *testing.T) {
 		f.send(4, 5*time.Millisecond)()
 		if diff := cmp.Diff([]int{2, 4}, f.log.batches()); diff != "" {
 			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("below the arrival rate nothing waits", func(t *testing.T) {
+		f := newWriterFixtureRate(t, time.Hour, 4, 1e9)
+		f.busy()
+		f.send(4, 5*time.Millisecond)()
+		if got := f.log.batches(); cmp.Equal(got, []int{2, 4}) {
+			t.Errorf("batches %v: the writer gathered below the arrival rate", got)
 		}
 	})
 	t.Run("busy: the wait is bounded", func(t *testing.T) {
