@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -145,6 +146,98 @@ func TestCheckpointsBoundTheWALUnderSteadyWrites(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the WAL is still %.1f MiB after 5 s idle, want it truncated", float64(fi.Size())/(1<<20))
+		}
+	}
+}
+
+// A reader holding a snapshot keeps the idle truncation from happening,
+// and the truncation gives up quickly rather than holding the writers off
+// while it waits: a commit in the middle is not stalled. Once the reader
+// leaves, a later idle second truncates.
+func TestCheckpointsIdleTruncationYieldsToReaders(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fraisier.db")
+	db, err := store.Open(ctx, store.Options{Path: path, CheckpointEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store.SetTruncateBytes(db, 1<<40) // not yet
+	write := func(b int) {
+		t.Helper()
+		items := make([]store.Intake, 8)
+		for i := range items {
+			items[i] = store.Intake{Event: store.WebhookEvent{Forge: "github", DeliveryID: fmt.Sprintf("d-%d-%d", b, i),
+				EventType: "push", Repository: "acme/app", Ref: "refs/heads/main", Sender: "s",
+				Outcome: store.OutcomeIgnored, Reason: strings.Repeat("r", 2000)}}
+		}
+		if _, err := db.RecordIntake(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walSize := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	b := 0
+	for ; walSize() < 2<<20; b++ {
+		write(b)
+	}
+	// A reader's snapshot of the WAL as it ends: the checkpointer copies
+	// every frame, finds the server idle and tries to truncate, which
+	// must wait for the reader. A reader that begins on a fully copied
+	// WAL reads the database file alone and would not hold the truncation
+	// back: an earlier reader, holding the copying back, makes sure the
+	// WAL has frames not yet copied when it begins.
+	reader, err := store.Open(ctx, store.Options{Path: path, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+	snapshot := func() *sql.Tx {
+		t.Helper()
+		tx, err := reader.SQL().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback() })
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tb_webhook_event").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	earlier := snapshot()
+	write(b)
+	b++
+	tx := snapshot()
+	if err := earlier.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	store.SetTruncateBytes(db, 1<<20)
+	// Several attempts (one per 80 ms idle, each waiting up to 100 ms for
+	// the reader), none of which may truncate.
+	time.Sleep(300 * time.Millisecond)
+	if s := walSize(); s < 2<<20 {
+		t.Fatalf("the WAL was truncated to %d bytes under a reader's snapshot", s)
+	}
+	// A commit now likely lands during an attempt, which holds the
+	// writers off: it waits that attempt's 100 ms at most, far from a
+	// stall of the busy timeout (5 s).
+	start := time.Now()
+	write(b)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a commit took %s while the checkpointer tried to truncate under a reader", d)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); walSize() > 1<<20; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL is still %.1f MiB 5 s after the reader left, want it truncated", float64(walSize())/(1<<20))
 		}
 	}
 }
