@@ -111,6 +111,11 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	if env.Layout == "inplace" && env.Fraise.Type == "scheduled" {
 		return Result{}, fmt.Errorf("deploy %s: scheduled fraises need the releases layout", t)
 	}
+	// Refused before the lock: nothing waits, and no dead holder's
+	// deployment is recovered, for a request that cannot run.
+	if pr := git.PullRequestRefOf(req.Ref); pr != "" && env.Layout == "inplace" {
+		return Result{}, fmt.Errorf("deploy %s: %s: pull request heads deploy only with the releases layout", t, pr)
+	}
 	// Losing the lock mid-deployment (fraisier unlock, or a state
 	// database unreachable past the lock's TTL) means another deployment
 	// may start: this one stops and undoes what it did.
@@ -131,9 +136,6 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	// CodePath: an etl sharing another fraise's checkout has no app_path of
 	// its own; what it runs is that checkout's current release.
 	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath(), fetchRef: git.PullRequestRefOf(req.Ref)}
-	if d.fetchRef != "" && d.inplace() {
-		return Result{}, fmt.Errorf("deploy %s: %s: pull request heads deploy only with the releases layout", t, d.fetchRef)
-	}
 	res := Result{Recovered: recovered, Interrupted: interrupted}
 	if d.inplace() {
 		// The checkout is the release: what to return to is a commit.

@@ -624,13 +624,20 @@ func TestDeployInplace(t *testing.T) {
 	}
 
 	// A pull request head has no branch to check out in place: refused
-	// before anything is recorded or touched.
+	// before the lock is taken, so nothing is recorded or touched.
 	before, err := f.db.Deployments(context.Background(), store.DeploymentFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another holds the lock: refused at once all the same, not "locked".
+	ctx := context.Background()
+	held := store.Lock{Target: store.Target{Fraise: "hello", Environment: "production"}, Owner: "another", Host: "elsewhere", PID: 1, Reason: "test"}
+	if _, err := f.db.AcquireLock(ctx, held, time.Minute, func(store.Lock) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	defer f.db.ReleaseLock(ctx, held.Target, held.Owner)
 	env, _ := f.cfg.Lookup("hello", "production")
-	_, err = f.engine.Deploy(context.Background(), f.collab, Request{Env: env, Ref: "refs/pull/7/head", Trigger: store.TriggerCLI, Actor: "test"})
+	_, err = f.engine.Deploy(ctx, f.collab, Request{Env: env, Ref: "refs/pull/7/head", Trigger: store.TriggerCLI, Actor: "test"})
 	if err == nil || !strings.Contains(err.Error(), "refs/pull/7/head: pull request heads deploy only with the releases layout") {
 		t.Fatalf("deploy of a pull request head in place: %v, want it refused", err)
 	}
