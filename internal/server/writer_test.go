@@ -43,7 +43,6 @@ type writerFixture struct {
 	w    *intakeWriter
 	log  *batchLog
 	next atomic.Int64
-	sent atomic.Int64 // deliveries handed over, busy's two included
 	done chan struct{}
 }
 
@@ -91,7 +90,6 @@ func (f *writerFixture) send(n int, every time.Duration) (wait func()) {
 		go func() {
 			time.Sleep(time.Duration(k) * every)
 			f.w.coming.Add(1)
-			f.sent.Add(1)
 			id := f.next.Add(1)
 			_, err := f.w.submit(context.Background(), store.Intake{Event: store.WebhookEvent{
 				Forge: "github", DeliveryID: fmt.Sprintf("d-%d", id), EventType: "ping",
@@ -114,13 +112,6 @@ func (f *writerFixture) send(n int, every time.Duration) (wait func()) {
 	}
 }
 
-// taken waits until the writer has taken the n deliveries sent so far.
-func (f *writerFixture) taken(n int64) {
-	for f.sent.Load() < n || f.w.coming.Load() > 0 || len(f.w.in) > 0 {
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // busy makes the writer's first commit carry two deliveries: both wait
 // in its channel before it starts.
 func (f *writerFixture) busy() {
@@ -128,7 +119,6 @@ func (f *writerFixture) busy() {
 	var wg sync.WaitGroup
 	for range 2 {
 		f.w.coming.Add(1)
-		f.sent.Add(1)
 		wg.Go(func() {
 			id := f.next.Add(1)
 			if _, err := f.w.submit(context.Background(), store.Intake{Event: store.WebhookEvent{
@@ -190,11 +180,62 @@ func TestIntakeWriterGroupCommit(t *testing.T) {
 	t.Run("busy: shutting down ends the wait", func(t *testing.T) {
 		f := newWriterFixture(t, time.Hour, 4)
 		f.busy()
-		wait := f.send(1, 0)
-		f.taken(3) // and gathers
+		// Handed over as submit does, so as to see the writer take it.
+		p := &pendingIntake{reply: make(chan intakeReply, 1), item: store.Intake{Event: store.WebhookEvent{
+			Forge: "github", DeliveryID: "last", EventType: "ping", Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}}}
+		f.w.in <- p
+		for len(f.w.in) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		// Taken, and gathered for: only the shutdown ends the wait.
 		f.w.close()
-		wait()
+		select {
+		case r := <-p.reply:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the delivery gathered at shutdown was not answered")
+		}
 		if diff := cmp.Diff([]int{2, 1}, f.log.batches()); diff != "" {
+			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestIntakeWriterArrivalRate: the rate that makes the writer gather is
+// deliveries a second, counted over the last window, an idle pause
+// included. After busy's batch of two, 150 ms pass before the next
+// delivery: 2 / 0.15 s, about 13 a second.
+func TestIntakeWriterArrivalRate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rate   float64
+		gather bool
+	}{
+		{"above the rate the writer gathers", 5, true},
+		{"below it nothing waits", 40, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newWriterFixtureRate(t, time.Hour, 4, tc.rate)
+			f.busy()
+			time.Sleep(150 * time.Millisecond)
+			f.send(4, 5*time.Millisecond)()
+			if got := f.log.batches(); cmp.Equal(got, []int{2, 4}) != tc.gather {
+				t.Errorf("batches %v: gathered %v, want %v", got, !tc.gather, tc.gather)
+			}
+		})
+	}
+	t.Run("after a pause nothing waits", func(t *testing.T) {
+		f := newWriterFixtureRate(t, time.Hour, 4, 5)
+		f.busy()
+		time.Sleep(150 * time.Millisecond)
+		f.send(4, 5*time.Millisecond)()
+		// 4 deliveries in the second that follows: under 5 a second. A
+		// writer still busy would hold this one for the hour.
+		time.Sleep(time.Second)
+		f.deliver(1)
+		if diff := cmp.Diff([]int{2, 4, 1}, f.log.batches()); diff != "" {
 			t.Errorf("batches (-want +got):\n%s", diff)
 		}
 	})
