@@ -119,8 +119,12 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 	}
 	var o pgx.TxOptions
 	switch sql.IsolationLevel(opts.Isolation) {
-	case sql.LevelDefault:
-	case sql.LevelReadCommitted:
+	case sql.LevelDefault, sql.LevelReadCommitted:
+		// Explicitly, whatever the server's default_transaction_isolation:
+		// the store's locking relies on each statement seeing what
+		// committed before it began (a check made after taking a lock sees
+		// the transaction that held it). Under REPEATABLE READ two nodes
+		// taking over one push's requests would again leave it accepted.
 		o.IsoLevel = pgx.ReadCommitted
 	case sql.LevelRepeatableRead, sql.LevelSnapshot:
 		o.IsoLevel = pgx.RepeatableRead

@@ -487,7 +487,10 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 // fraisier nodes on one PostgreSQL do) each take one of its requests
 // over. Neither transaction sees the other's takeover until it commits,
 // yet the first push must end superseded, not accepted with nothing of
-// it left standing; and neither transaction may fail.
+// it left standing; and neither transaction may fail. In odd rounds the
+// first of the two pushes goes to both targets: holding one target and
+// the first push's event, it waits for the other target, which the
+// second holds (and deadlocks if the second then waits for the event).
 func (s *suite) testQueueConcurrentTakeover(t *testing.T) {
 	ctx := context.Background()
 	db, _ := s.fresh(t)
@@ -503,11 +506,18 @@ func (s *suite) testQueueConcurrentTakeover(t *testing.T) {
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		for k, target := range []store.Target{x, y} {
+		pushes := [][]store.Target{{x}, {y}}
+		if i%2 == 1 {
+			pushes[0] = []store.Target{x, y}
+		}
+		for k, targets := range pushes {
 			wg.Go(func() {
 				<-start
-				_, errs[k] = db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint(target.Fraise, "-", i), sha(3*i+2+k), store.OutcomeAccepted,
-					queueReq(target, sha(3*i+2+k)))})
+				var reqs []store.QueueRequest
+				for _, target := range targets {
+					reqs = append(reqs, queueReq(target, sha(3*i+2+k)))
+				}
+				_, errs[k] = db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint("newer-", i, "-", k), sha(3*i+2+k), store.OutcomeAccepted, reqs...)})
 			})
 		}
 		close(start)

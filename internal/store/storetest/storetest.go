@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,12 @@ import (
 // Run runs the suite. open must return a new, empty database each time it
 // is called and close it when the test ends.
 func Run(t *testing.T, open func(t *testing.T) *store.DB) {
+	RunOnly(t, open)
+}
+
+// RunOnly runs the named tests of the suite, or all of them when none is
+// named.
+func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 	s := &suite{open: open}
 	tests := []struct {
 		name string
@@ -56,8 +63,16 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"RebuildStats", s.testRebuildStats},
 		{"Populate", s.testPopulate},
 	}
+	ran := 0
 	for _, tc := range tests {
+		if len(names) > 0 && !slices.Contains(names, tc.name) {
+			continue
+		}
+		ran++
 		t.Run(tc.name, tc.fn)
+	}
+	if ran == 0 {
+		t.Fatalf("no test of the suite is named %q", names)
 	}
 }
 
