@@ -105,32 +105,16 @@ func fileSize(t *testing.T, path string) int64 {
 // pass a commit landed during every checkpoint, the WAL was never fully
 // copied when a writer began, and it grew by tens of MiB a second.)
 func TestCheckpointsBoundTheWALUnderSteadyWrites(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fraisier.db")
-	db, err := store.Open(ctx, store.Options{Path: path, CheckpointEvery: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, path := checkpointed(t)
 	// 4 MiB of frames rather than 256: the same mechanism, seen in seconds.
 	store.SetRewindFrames(db, 1024)
 	const limit = 48 << 20
 	var peak int64
 	deadline := time.Now().Add(3 * time.Second)
 	for b := 0; time.Now().Before(deadline); b++ {
-		items := make([]store.Intake, 4)
-		for i := range items {
-			items[i] = store.Intake{Event: store.WebhookEvent{Forge: "github", DeliveryID: fmt.Sprintf("d-%d-%d", b, i),
-				EventType: "push", Repository: "acme/app", Ref: "refs/heads/main", Sender: "s",
-				Outcome: store.OutcomeIgnored, Reason: strings.Repeat("r", 500)}}
-		}
-		if _, err := db.RecordIntake(ctx, items); err != nil {
-			t.Fatal(err)
-		}
+		recordIgnored(t, db, b, 4, 500)
 		if b%50 == 0 {
-			if fi, err := os.Stat(path + "-wal"); err == nil {
-				peak = max(peak, fi.Size())
-			}
+			peak = max(peak, walSize(path))
 		}
 	}
 	if peak > limit {
@@ -139,15 +123,48 @@ func TestCheckpointsBoundTheWALUnderSteadyWrites(t *testing.T) {
 	t.Logf("WAL peak %.1f MiB", float64(peak)/(1<<20))
 	// Idle, the checkpointer gives the disk back.
 	store.SetTruncateBytes(db, 1<<20)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		fi, err := os.Stat(path + "-wal")
-		if err != nil || fi.Size() <= 1<<20 {
-			break
-		}
+	for deadline := time.Now().Add(5 * time.Second); walSize(path) > 1<<20; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the WAL is still %.1f MiB after 5 s idle, want it truncated", float64(fi.Size())/(1<<20))
+			t.Fatalf("the WAL is still %.1f MiB after 5 s idle, want it truncated", float64(walSize(path))/(1<<20))
 		}
 	}
+}
+
+// checkpointed opens a state database whose background checkpointer runs
+// every 20 ms, and returns it with its path.
+func checkpointed(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fraisier.db")
+	db, err := store.Open(context.Background(), store.Options{Path: path, CheckpointEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+// recordIgnored records batch b: n ignored deliveries in one transaction,
+// each with a reason of size bytes, to grow the WAL.
+func recordIgnored(t *testing.T, db *store.DB, b, n, size int) {
+	t.Helper()
+	items := make([]store.Intake, n)
+	for i := range items {
+		items[i] = store.Intake{Event: store.WebhookEvent{Forge: "github", DeliveryID: fmt.Sprintf("d-%d-%d", b, i),
+			EventType: "push", Repository: "acme/app", Ref: "refs/heads/main", Sender: "s",
+			Outcome: store.OutcomeIgnored, Reason: strings.Repeat("r", size)}}
+	}
+	if _, err := db.RecordIntake(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// walSize is the size of the WAL file of the database at path, 0 if none.
+func walSize(path string) int64 {
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // A reader holding a snapshot keeps the idle truncation from happening,
@@ -156,35 +173,11 @@ func TestCheckpointsBoundTheWALUnderSteadyWrites(t *testing.T) {
 // leaves, a later idle second truncates.
 func TestCheckpointsIdleTruncationYieldsToReaders(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fraisier.db")
-	db, err := store.Open(ctx, store.Options{Path: path, CheckpointEvery: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, path := checkpointed(t)
 	store.SetTruncateBytes(db, 1<<40) // not yet
-	write := func(b int) {
-		t.Helper()
-		items := make([]store.Intake, 8)
-		for i := range items {
-			items[i] = store.Intake{Event: store.WebhookEvent{Forge: "github", DeliveryID: fmt.Sprintf("d-%d-%d", b, i),
-				EventType: "push", Repository: "acme/app", Ref: "refs/heads/main", Sender: "s",
-				Outcome: store.OutcomeIgnored, Reason: strings.Repeat("r", 2000)}}
-		}
-		if _, err := db.RecordIntake(ctx, items); err != nil {
-			t.Fatal(err)
-		}
-	}
-	walSize := func() int64 {
-		fi, err := os.Stat(path + "-wal")
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
 	b := 0
-	for ; walSize() < 2<<20; b++ {
-		write(b)
+	for ; walSize(path) < 2<<20; b++ {
+		recordIgnored(t, db, b, 8, 2000)
 	}
 	// A reader's snapshot of the WAL as it ends: the checkpointer copies
 	// every frame, finds the server idle and tries to truncate, which
@@ -211,7 +204,7 @@ func TestCheckpointsIdleTruncationYieldsToReaders(t *testing.T) {
 		return tx
 	}
 	earlier := snapshot()
-	write(b)
+	recordIgnored(t, db, b, 8, 2000)
 	b++
 	tx := snapshot()
 	if err := earlier.Rollback(); err != nil {
@@ -221,23 +214,23 @@ func TestCheckpointsIdleTruncationYieldsToReaders(t *testing.T) {
 	// Several attempts (one per 80 ms idle, each waiting up to 100 ms for
 	// the reader), none of which may truncate.
 	time.Sleep(300 * time.Millisecond)
-	if s := walSize(); s < 2<<20 {
+	if s := walSize(path); s < 2<<20 {
 		t.Fatalf("the WAL was truncated to %d bytes under a reader's snapshot", s)
 	}
 	// A commit now likely lands during an attempt, which holds the
 	// writers off: it waits that attempt's 100 ms at most, far from a
 	// stall of the busy timeout (5 s).
 	start := time.Now()
-	write(b)
+	recordIgnored(t, db, b, 8, 2000)
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("a commit took %s while the checkpointer tried to truncate under a reader", d)
 	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); walSize() > 1<<20; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); walSize(path) > 1<<20; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the WAL is still %.1f MiB 5 s after the reader left, want it truncated", float64(walSize())/(1<<20))
+			t.Fatalf("the WAL is still %.1f MiB 5 s after the reader left, want it truncated", float64(walSize(path))/(1<<20))
 		}
 	}
 }
