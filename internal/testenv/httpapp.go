@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -127,15 +128,51 @@ func cacheDir() (string, error) {
 // the PATH of the test binary, so this is the toolchain running the tests.
 func goTool() (string, error) { return exec.LookPath("go") }
 
-// FreePort returns a loopback TCP port that was free a moment ago. Another
-// process may take it before the caller binds it; tests accept that small
-// race for the sake of services that need their port in their unit file.
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// service that needs its port in its unit file. It is drawn at random from
+// below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a
+// port of that range, as a listener on port 0 gets, may be given to any
+// outgoing connection (a test's HTTP client, git, the server under test)
+// before the service binds it, and a busy test run makes thousands (a
+// service failed to start so once in a clean-clone run). Below the range
+// only another caller can take it, one port among thousands.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	lo, hi := ephemeralPorts()
+	first, last := 10000, lo-1
+	if last-first < 1000 {
+		first, last = hi+1, 65535 // a range set low: above it, if room
+	}
+	if last-first >= 1000 {
+		for range 100 {
+			p := first + rand.IntN(last-first+1)
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				continue // taken
+			}
+			ln.Close()
+			return p
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralPorts is the kernel's range of ports for outgoing connections,
+// or Linux's default if it cannot be read.
+func ephemeralPorts() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	var l, h int
+	if _, err := fmt.Sscan(string(b), &l, &h); err != nil || l <= 0 || h < l || h > 65535 {
+		return lo, hi
+	}
+	return l, h
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,22 @@ func getUntil(t *testing.T, url string, exited <-chan struct{}) (int, string, er
 			return 0, "", ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// FreePort's ports lie outside the range the kernel hands to outgoing
+// connections, and can be bound.
+func TestFreePortOutsideEphemeralRange(t *testing.T) {
+	lo, hi := ephemeralPorts()
+	for range 20 {
+		p := FreePort(t)
+		if p >= lo && p <= hi {
+			t.Fatalf("port %d is in the ephemeral range %d-%d", p, lo, hi)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d: %v", p, err)
+		}
+		ln.Close()
 	}
 }
