@@ -447,7 +447,7 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
 		}
 		if waitingHook.Valid {
-			b.marks = append(b.marks, supersededMark{waitingHook.Int64, fmt.Sprintf("webhook event %d replaced it before it ran", hook)})
+			b.marks = append(b.marks, supersededMark{waitingHook.Int64, fmt.Sprintf("webhook event %d replaced deployment %d before it ran", hook, waiting)})
 		}
 		// A request that waited durably and was replaced counts in the
 		// statistics as finished, with no duration and no incident,
@@ -502,15 +502,10 @@ func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBatch
 }
 
 // markSuperseded marks the events of marks, in the order of their ids,
-// the same in every transaction. An event whose requests waited for
-// several targets the batch replaced is marked once, with the last
-// reason.
+// the same in every transaction.
 func (db *DB) markSuperseded(ctx context.Context, tx *sql.Tx, marks []supersededMark) error {
 	sort.SliceStable(marks, func(i, j int) bool { return marks[i].hook < marks[j].hook })
-	for i, m := range marks {
-		if i+1 < len(marks) && marks[i+1].hook == m.hook {
-			continue
-		}
+	for _, m := range marks {
 		if err := db.markWebhookSuperseded(ctx, tx, m.hook, m.reason); err != nil {
 			return err
 		}

@@ -210,9 +210,9 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede
 			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
 		}
 		if waitingWebhook.Valid {
-			reason := "a newer push replaced it before it ran"
+			reason := fmt.Sprintf("a newer request replaced deployment %d before it ran", waiting)
 			if r.WebhookID != nil {
-				reason = fmt.Sprintf("webhook event %d replaced it before it ran", *r.WebhookID)
+				reason = fmt.Sprintf("webhook event %d replaced deployment %d before it ran", *r.WebhookID, waiting)
 			}
 			if err := db.markWebhookSuperseded(ctx, tx, waitingWebhook.Int64, reason); err != nil {
 				return Queued{}, err
@@ -274,11 +274,32 @@ func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID i
 	if err != nil {
 		return err
 	}
-	if _, err := upd.ExecContext(ctx, reason, webhookID, webhookID); err != nil {
+	res, err := upd.ExecContext(ctx, reason, webhookID, webhookID)
+	if err != nil {
 		return fmt.Errorf("mark webhook event %d superseded: %w", webhookID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	// Another of its requests still stands: it stays accepted, and its
+	// reason says which part of it no longer deploys its commit.
+	part, err := db.stmt(ctx, tx, sqlWebhookPartSuperseded)
+	if err != nil {
+		return err
+	}
+	if _, err := part.ExecContext(ctx, partSuperseded+reason, partSuperseded+reason, webhookID); err != nil {
+		return fmt.Errorf("record on webhook event %d that a request of it was replaced: %w", webhookID, err)
 	}
 	return nil
 }
+
+// partSuperseded begins what an event still accepted records of one of
+// its requests replaced.
+const partSuperseded = "for one of its targets: "
+
+const sqlWebhookPartSuperseded = `UPDATE tb_webhook_event
+	SET reason = CASE WHEN reason = '' THEN ? ELSE reason || '; ' || ? END
+	WHERE id = ? AND outcome = 'accepted'`
 
 const sqlLockWebhook = `SELECT 1 FROM tb_webhook_event WHERE id = ? FOR NO KEY UPDATE`
 

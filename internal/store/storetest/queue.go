@@ -482,6 +482,46 @@ func (s *suite) testQueueConcurrentIntake(t *testing.T) {
 	}
 }
 
+// testQueuePartTakenOver: a push queued for two targets, one of whose
+// requests a newer push takes over, stays accepted (the other still
+// deploys its commit), and its reason says which deployment no longer
+// does; once the other is taken over too, it is superseded.
+func (s *suite) testQueuePartTakenOver(t *testing.T) {
+	ctx := context.Background()
+	db, _ := s.fresh(t)
+	event := func(id int64) store.WebhookEvent {
+		t.Helper()
+		evs, err := db.Webhooks(ctx, store.WebhookFilter{BeforeID: id + 1, Limit: 1})
+		if err != nil || len(evs) != 1 || evs[0].ID != id {
+			t.Fatalf("webhook event %d: %+v, %v", id, evs, err)
+		}
+		return evs[0]
+	}
+	record := func(it store.Intake) store.IntakeResult {
+		t.Helper()
+		res, err := db.RecordIntake(ctx, []store.Intake{it})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	both := record(push("github", "both", sha(1), store.OutcomeAccepted, queueReq(api, sha(1)), queueReq(web, sha(1))))
+	onAPI := record(push("github", "api-only", sha(2), store.OutcomeAccepted, queueReq(api, sha(2))))
+	e := event(both.Event.ID)
+	want := fmt.Sprintf("for one of its targets: replaced while it waited by webhook event %d (commit %s); deployment %d deploys that commit instead",
+		onAPI.Event.ID, sha(2)[:12], both.Queued[0].DeploymentID)
+	if e.Outcome != store.OutcomeAccepted || e.Reason != want {
+		t.Errorf("the push half taken over: %s %q, want accepted %q", e.Outcome, e.Reason, want)
+	}
+	onWeb := record(push("github", "web-only", sha(3), store.OutcomeAccepted, queueReq(web, sha(3))))
+	e = event(both.Event.ID)
+	want = fmt.Sprintf("replaced while it waited by webhook event %d (commit %s); deployment %d deploys that commit instead",
+		onWeb.Event.ID, sha(3)[:12], both.Queued[1].DeploymentID)
+	if e.Outcome != store.OutcomeSuperseded || e.Reason != want {
+		t.Errorf("the push wholly taken over: %s %q, want superseded %q", e.Outcome, e.Reason, want)
+	}
+}
+
 // testQueueConcurrentTakeover: a push queued for two targets; two newer
 // pushes, one per target, recorded at once (two transactions, as two
 // fraisier nodes on one PostgreSQL do) each take one of its requests

@@ -47,6 +47,7 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"QueueConcurrentIntake", s.testQueueConcurrentIntake},
 		{"QueueIntakeVsClaim", s.testQueueIntakeVsClaim},
 		{"QueueConcurrentTakeover", s.testQueueConcurrentTakeover},
+		{"QueuePartTakenOver", s.testQueuePartTakenOver},
 		{"DeploymentFilters", s.testDeploymentFilters},
 		{"Steps", s.testSteps},
 		{"StepOutputCap", s.testStepOutputCap},
