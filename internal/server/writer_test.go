@@ -90,10 +90,7 @@ func (f *writerFixture) send(n int, every time.Duration) (wait func()) {
 		go func() {
 			time.Sleep(time.Duration(k) * every)
 			f.w.coming.Add(1)
-			id := f.next.Add(1)
-			_, err := f.w.submit(context.Background(), store.Intake{Event: store.WebhookEvent{
-				Forge: "github", DeliveryID: fmt.Sprintf("d-%d", id), EventType: "ping",
-				Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}})
+			_, err := f.w.submit(context.Background(), ping(fmt.Sprintf("d-%d", f.next.Add(1))))
 			errs <- err
 		}()
 	}
@@ -116,23 +113,18 @@ func (f *writerFixture) send(n int, every time.Duration) (wait func()) {
 // in its channel before it starts.
 func (f *writerFixture) busy() {
 	f.t.Helper()
-	var wg sync.WaitGroup
-	for range 2 {
-		f.w.coming.Add(1)
-		wg.Go(func() {
-			id := f.next.Add(1)
-			if _, err := f.w.submit(context.Background(), store.Intake{Event: store.WebhookEvent{
-				Forge: "github", DeliveryID: fmt.Sprintf("d-%d", id), EventType: "ping",
-				Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}}); err != nil {
-				f.t.Error(err)
-			}
-		})
-	}
+	wait := f.send(2, 0)
 	for len(f.w.in) < 2 {
 		time.Sleep(time.Millisecond)
 	}
 	f.start()
-	wg.Wait()
+	wait()
+}
+
+// ping is an ignored delivery, recorded as any other.
+func ping(id string) store.Intake {
+	return store.Intake{Event: store.WebhookEvent{Forge: "github", DeliveryID: id, EventType: "ping",
+		Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}}
 }
 
 // TestIntakeWriterGroupCommit: a delivery alone is written at once; once
@@ -181,8 +173,7 @@ func TestIntakeWriterGroupCommit(t *testing.T) {
 		f := newWriterFixture(t, time.Hour, 4)
 		f.busy()
 		// Handed over as submit does, so as to see the writer take it.
-		p := &pendingIntake{reply: make(chan intakeReply, 1), item: store.Intake{Event: store.WebhookEvent{
-			Forge: "github", DeliveryID: "last", EventType: "ping", Outcome: store.OutcomeIgnored, Reason: "ping", ReceivedAt: time.Now()}}}
+		p := &pendingIntake{reply: make(chan intakeReply, 1), item: ping("last")}
 		f.w.in <- p
 		for len(f.w.in) > 0 {
 			time.Sleep(time.Millisecond)
