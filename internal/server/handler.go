@@ -1,0 +1,329 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/forge"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// Outcomes of a request that are not stored outcomes, for metrics and
+// logs: the request never became a recorded delivery.
+const (
+	outcomeRateLimited = "rate_limited"
+	outcomeBadRequest  = "bad_request"
+	outcomeUnavailable = "unavailable"
+	outcomeQueueFull   = "queue_full"
+)
+
+// answer is the JSON body of every /webhook response.
+type answer struct {
+	Outcome        string         `json:"outcome"`
+	Reason         string         `json:"reason,omitempty"`
+	WebhookEventID int64          `json:"webhook_event_id,omitempty"`
+	Forge          string         `json:"forge,omitempty"`
+	DeliveryID     string         `json:"delivery_id,omitempty"`
+	Duplicate      bool           `json:"duplicate,omitempty"`
+	Deployments    []queuedAnswer `json:"deployments,omitempty"`
+}
+
+type queuedAnswer struct {
+	Fraise       string `json:"fraise"`
+	Environment  string `json:"environment"`
+	DeploymentID int64  `json:"deployment_id"`
+	// Superseded is the waiting deployment this request superseded: one
+	// that no webhook queued (a requeue, the CLI).
+	Superseded int64 `json:"superseded,omitempty"`
+	// ReplacedEvent is the webhook event whose waiting request this one
+	// replaced in place: DeploymentID, which carried it, deploys this
+	// push's commit now.
+	ReplacedEvent int64 `json:"replaced_webhook_event_id,omitempty"`
+	// Folded: a newer push recorded in the same batch replaced this one
+	// before it was queued; DeploymentID is the newer push's deployment.
+	Folded bool `json:"folded,omitempty"`
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kindName := "unknown"
+	outcome := func(o string) {
+		s.metrics.webhook(kindName, o, time.Since(start))
+	}
+	client := s.clientAddr(r)
+	if !s.limits.allow(client, start) {
+		outcome(outcomeRateLimited)
+		w.Header().Set("Retry-After", "1")
+		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeRateLimited, Reason: "too many requests: rate limit"})
+		return
+	}
+
+	var (
+		kind forge.Kind
+		err  error
+	)
+	if name := r.PathValue("forge"); name != "" {
+		kind, err = forge.ParseKind(name)
+		if err != nil {
+			outcome(outcomeBadRequest)
+			s.reply(w, http.StatusNotFound, answer{Outcome: outcomeBadRequest,
+				Reason: fmt.Sprintf("unknown forge %q in the path: use one of %s", clip(name, 40), kindList())})
+			return
+		}
+	} else if kind, err = forge.Detect(r.Header); err != nil {
+		outcome(outcomeBadRequest)
+		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest,
+			Reason: "no forge's event headers: post to /webhook/{forge} or send the forge's own headers"})
+		return
+	}
+	kindName = string(kind)
+	keys := s.keys[kind]
+	// From here every path but an unreadable body ends in record, whose
+	// submit takes the delivery off the count of those on their way to
+	// the writer.
+	s.writer.coming.Add(1)
+
+	form := false
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == "application/json":
+	case err == nil && mt == "application/x-www-form-urlencoded" && kind == forge.GitHub:
+		// GitHub's default content type: the JSON is the payload field.
+		form = true
+	default:
+		s.record(w, r, kindName, start, rejected(kind, r, client, start,
+			fmt.Sprintf("content type %q: send application/json", clip(ct, 80))), http.StatusUnsupportedMediaType)
+		return
+	}
+
+	// A body announced larger than the limit is refused without reading a
+	// byte of it: under attack that is where the memory and CPU would go.
+	if r.ContentLength > s.bodyLimit {
+		s.record(w, r, kindName, start, rejected(kind, r, client, start,
+			fmt.Sprintf("body of %d bytes over the limit of %d bytes (server.body_limit)", r.ContentLength, s.bodyLimit)), http.StatusRequestEntityTooLarge)
+		return
+	}
+	// Bodies being read share a byte budget, so that many slow or large
+	// requests at once cannot take the memory: one whose size is unknown
+	// (chunked) reserves the whole limit.
+	reserve := s.bodyLimit
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	if !s.bodyBudget.take(reserve) {
+		s.writer.coming.Add(-1)
+		outcome(outcomeQueueFull)
+		w.Header().Set("Retry-After", "1")
+		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kindName,
+			Reason: "fraisier is busy: too many request bodies being read at once; retry"})
+		return
+	}
+	defer s.bodyBudget.give(reserve)
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			bodyPool.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if r.ContentLength > 0 {
+		// One allocation of the announced size, not doublings up to it.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.bodyLimit)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.record(w, r, kindName, start, rejected(kind, r, client, start,
+				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge)
+			return
+		}
+		s.writer.coming.Add(-1)
+		outcome(outcomeBadRequest)
+		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: kindName, Reason: "could not read the body"})
+		return
+	}
+	body := buf.Bytes()
+
+	event := rejected(kind, r, client, start, "").Event
+	if !keys.configured {
+		event.Outcome, event.Reason = store.OutcomeRejected, fmt.Sprintf("%s is not configured: add a git.%s section to accept its webhooks", kind, kind)
+		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusForbidden)
+		return
+	}
+	who, err := keys.authenticate(kind, r.Header, body, client, start)
+	if err != nil {
+		// Not with its delivery id: a forged request must not take the id
+		// of a real delivery and make it look like a redelivery.
+		reason := err.Error()
+		if id := forge.DeliveryID(kind, r.Header); id != "" {
+			reason += " (claimed delivery id " + id + ")"
+		}
+		event.Outcome, event.Reason = store.OutcomeRejected, reason
+		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusUnauthorized)
+		return
+	}
+	event.DeliveryID = forge.DeliveryID(kind, r.Header)
+
+	payload := body
+	if form {
+		v, err := url.ParseQuery(string(body))
+		if err != nil || v.Get("payload") == "" {
+			event.Outcome, event.Reason = store.OutcomeRejected, "form-encoded delivery without a payload field"
+			s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusBadRequest)
+			return
+		}
+		payload = []byte(v.Get("payload"))
+	}
+	ev, err := forge.Parse(kind, r.Header, payload)
+	if err != nil {
+		event.Outcome, event.Reason = store.OutcomeRejected, clip(err.Error(), 300)
+		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusBadRequest)
+		return
+	}
+	it := s.route(ev, who)
+	it.Event.RemoteAddr, it.Event.ReceivedAt = client, start
+	status := http.StatusOK
+	if len(it.Requests) > 0 {
+		status = http.StatusAccepted
+	}
+	s.record(w, r, kindName, start, it, status)
+}
+
+// record stores the delivery, then answers: nothing is answered before it
+// is durable. A duplicate delivery gets the answer the first one got.
+func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, start time.Time, it store.Intake, status int) {
+	res, err := s.writer.submit(r.Context(), it)
+	switch {
+	case errors.Is(err, errQueueFull):
+		s.metrics.webhook(kind, outcomeQueueFull, time.Since(start))
+		w.Header().Set("Retry-After", "1")
+		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kind,
+			Reason: "fraisier is busy: too many deliveries waiting to be recorded; retry"})
+		return
+	case err != nil:
+		s.log.Error("record webhook", "forge", kind, "delivery", it.Event.DeliveryID, "err", err)
+		s.metrics.webhook(kind, outcomeUnavailable, time.Since(start))
+		s.reply(w, http.StatusServiceUnavailable, answer{Outcome: outcomeUnavailable, Forge: kind,
+			Reason: "the delivery could not be recorded; retry"})
+		return
+	}
+	ev := res.Event
+	a := answer{Outcome: ev.Outcome, Reason: ev.Reason, WebhookEventID: ev.ID, Forge: kind, DeliveryID: ev.DeliveryID, Duplicate: res.Duplicate}
+	for _, q := range res.Queued {
+		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
+			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded})
+	}
+	if res.Duplicate {
+		status = http.StatusOK
+		switch ev.Outcome {
+		case store.OutcomeAccepted, store.OutcomeSuperseded:
+			status = http.StatusAccepted
+		case store.OutcomeRejected:
+			status = http.StatusBadRequest
+		}
+		s.metrics.webhook(kind, store.OutcomeDuplicate, time.Since(start))
+	} else {
+		s.metrics.webhook(kind, ev.Outcome, time.Since(start))
+	}
+	level := slog.LevelInfo
+	switch ev.Outcome {
+	case store.OutcomeRejected:
+		level = slog.LevelWarn
+	case store.OutcomeSuperseded:
+		// A burst's replaced pushes: each is recorded (fraisier webhooks)
+		// and the push that replaced them is logged; a line each would
+		// cost more than recording them.
+		level = slog.LevelDebug
+	}
+	if s.log.Enabled(context.Background(), level) {
+		s.log.Log(context.Background(), level, "webhook", "forge", kind, "delivery", ev.DeliveryID, "event", ev.EventType,
+			"repository", ev.Repository, "ref", ev.Ref, "sha", ev.SHA, "outcome", ev.Outcome, "reason", ev.Reason,
+			"duplicate", res.Duplicate, "deployments", ev.DeploymentIDs, "remote", ev.RemoteAddr, "status", status)
+	}
+	s.reply(w, status, a)
+}
+
+// rejected is the record of a delivery refused before it was parsed. It
+// never carries the delivery id: the request is not known to come from
+// the forge, and must not take the id of a real delivery.
+func rejected(kind forge.Kind, r *http.Request, client string, received time.Time, reason string) store.Intake {
+	return store.Intake{Event: store.WebhookEvent{Forge: string(kind), EventType: printable(eventHeader(kind, r.Header), 128),
+		Outcome: store.OutcomeRejected, Reason: reason, RemoteAddr: client, ReceivedAt: received}}
+}
+
+// eventHeader is the event type a forge's headers claim, for the record of
+// a delivery that is refused before it is parsed.
+func eventHeader(k forge.Kind, h http.Header) string {
+	switch k {
+	case forge.GitHub:
+		return h.Get("X-GitHub-Event")
+	case forge.GitLab:
+		return h.Get("X-Gitlab-Event")
+	case forge.Gitea:
+		if v := h.Get("X-Forgejo-Event"); v != "" {
+			return v
+		}
+		return h.Get("X-Gitea-Event")
+	}
+	return h.Get("X-Event-Key")
+}
+
+func kindList() string {
+	var names []string
+	for _, k := range forge.Kinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
+}
+
+// printable keeps a header value fit for a record: printable ASCII, capped.
+func printable(s string, max int) string {
+	if len(s) > max {
+		s = s[:max]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return ""
+		}
+	}
+	return s
+}
+
+// clip caps a string from a request for an answer or a log line.
+func clip(s string, max int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+// byteBudget bounds the bytes of request bodies held at once.
+type byteBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func (b *byteBudget) take(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *byteBudget) give(n int64) { b.used.Add(-n) }

@@ -1,0 +1,163 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/forge"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// route decides what a parsed, authenticated delivery deploys, given who
+// sent it.
+func (s *Server) route(ev forge.Event, who sender) store.Intake {
+	owner := who.owner
+	rec := store.WebhookEvent{Forge: string(ev.Forge), DeliveryID: ev.DeliveryID, EventType: ev.EventType,
+		Repository: ev.Repository.FullName, Sender: ev.Sender}
+	ignore := func(reason string) store.Intake {
+		rec.Outcome, rec.Reason = store.OutcomeIgnored, reason
+		return store.Intake{Event: rec}
+	}
+	switch ev.Type {
+	case forge.Ping:
+		return ignore("ping: " + string(ev.Forge) + " reaches fraisier")
+	case forge.PullRequest:
+		return s.routePullRequest(ev, owner, rec)
+	case forge.Push:
+	default:
+		return ignore(fmt.Sprintf("%q events are not deployed", ev.EventType))
+	}
+	if len(ev.Changes) == 0 {
+		return ignore("a push that moved no ref")
+	}
+	first := ev.Changes[0]
+	rec.Ref, rec.SHA = first.Ref, first.After
+
+	names := append([]string{ev.Repository.FullName}, ev.Repository.CloneURLs...)
+	byTarget := map[store.Target]store.QueueRequest{}
+	var reasons []string
+	for _, c := range ev.Changes {
+		if c.Deleted {
+			reasons = append(reasons, "deletion of "+c.Ref+" never deploys")
+			continue
+		}
+		envs := s.router.Match(names, c.Ref)
+		if len(envs) == 0 {
+			switch {
+			case c.IsTag:
+				reasons = append(reasons, fmt.Sprintf("no environment deploys tag %s of %s (tags deploy only where an environment sets tags:)", c.Name, ev.Repository.FullName))
+			default:
+				reasons = append(reasons, fmt.Sprintf("no environment deploys branch %s of %s", c.Name, ev.Repository.FullName))
+			}
+			continue
+		}
+		for _, e := range envs {
+			if why := notCovered(owner, e); why != "" {
+				reasons = append(reasons, why)
+				continue
+			}
+			fraise, envName := e.Target()
+			t := store.Target{Fraise: fraise, Environment: envName}
+			// Several refs of one push routed to one target: the last wins,
+			// as it would had they been pushed one after the other.
+			byTarget[t] = store.QueueRequest{Target: t, SHA: c.After, Ref: c.Ref, Trigger: store.TriggerWebhook,
+				Actor: actorOf(ev)}
+			rec.Ref, rec.SHA = c.Ref, c.After
+		}
+	}
+	if len(byTarget) == 0 {
+		return ignore(strings.Join(dedupe(reasons), "; "))
+	}
+	reqs := make([]store.QueueRequest, 0, len(byTarget))
+	for _, q := range byTarget {
+		reqs = append(reqs, q)
+	}
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].Target.String() < reqs[j].Target.String() })
+	rec.Outcome = store.OutcomeAccepted
+	if len(reasons) > 0 {
+		rec.Reason = strings.Join(dedupe(reasons), "; ")
+	}
+	return store.Intake{Event: rec, Requests: reqs}
+}
+
+// routePullRequest queues the head of a pull request opened, reopened or
+// updated against a branch that an environment's pull_requests matches;
+// every other pull request event is recorded and ignored, with the reason.
+func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.WebhookEvent) store.Intake {
+	ignore := func(reason string) store.Intake {
+		rec.Outcome, rec.Reason = store.OutcomeIgnored, reason
+		return store.Intake{Event: rec}
+	}
+	pr := ev.PullRequest
+	if pr == nil {
+		return ignore("a pull request event without a pull request")
+	}
+	rec.Ref, rec.SHA = "refs/heads/"+pr.SourceBranch, pr.HeadSHA
+	what := fmt.Sprintf("pull request #%d %s", pr.Number, pr.Action)
+	names := append([]string{ev.Repository.FullName}, ev.Repository.CloneURLs...)
+	envs := s.router.MatchPullRequest(names, pr.TargetBranch)
+	if len(envs) == 0 {
+		return ignore(fmt.Sprintf("%s: no environment deploys pull requests against %s of %s (pull requests deploy only where an environment sets pull_requests:)",
+			what, pr.TargetBranch, ev.Repository.FullName))
+	}
+	ref := forge.PullRequestRef(ev.Forge, pr.Number)
+	switch {
+	case !forge.HeadUpdated(ev.Forge, pr.Action):
+		return ignore(what + ": only a pull request opened, reopened or updated deploys its head")
+	case pr.HeadSHA == "":
+		return ignore(what + ": the forge sent no full commit for its head")
+	case !pr.SameRepository:
+		// On a public repository anyone can open one: deploying it would
+		// run anyone's code, with the environment's secrets.
+		return ignore(what + ": its head is in a fork, or the forge did not say where; pull requests from forks never deploy")
+	case ref == "":
+		return ignore(what + ": " + string(ev.Forge) + " keeps no ref of the head in the repository to fetch it from")
+	}
+	var reqs []store.QueueRequest
+	var reasons []string
+	for _, e := range envs {
+		if why := notCovered(owner, e); why != "" {
+			reasons = append(reasons, why)
+			continue
+		}
+		fraise, envName := e.Target()
+		t := store.Target{Fraise: fraise, Environment: envName}
+		reqs = append(reqs, store.QueueRequest{Target: t, SHA: pr.HeadSHA, Ref: ref, Trigger: store.TriggerWebhook, Actor: actorOf(ev)})
+	}
+	if len(reqs) == 0 {
+		return ignore(strings.Join(dedupe(reasons), "; "))
+	}
+	rec.Outcome, rec.Reason = store.OutcomeAccepted, strings.Join(dedupe(reasons), "; ")
+	return store.Intake{Event: rec, Requests: reqs}
+}
+
+// notCovered says why a delivery signed with fraise owner's own secret
+// ("" for a forge secret, which covers every fraise) may not deploy e, or
+// is "" when it may.
+func notCovered(owner string, e *config.Environment) string {
+	if fraise, _ := e.Target(); owner != "" && fraise != owner {
+		return fmt.Sprintf("signed with fraise %s's own secret, which does not cover %s", owner, e.ID())
+	}
+	return ""
+}
+
+func actorOf(ev forge.Event) string {
+	if ev.Sender == "" {
+		return string(ev.Forge)
+	}
+	return ev.Sender + " via " + string(ev.Forge)
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
