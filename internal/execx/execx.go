@@ -37,6 +37,9 @@ type Cmd struct {
 	Output io.Writer
 	// MaxOutput caps the captured output; the tail is kept.
 	MaxOutput int
+	// Credential, when set, is the user and groups the child runs as
+	// (fraisier must be privileged enough to switch to them).
+	Credential *syscall.Credential
 }
 
 // Result is what a finished command left behind.
@@ -96,7 +99,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stderr = sink
 	// Its own process group, so that a timeout kills what the command
 	// started too (npm, pip and friends fork freely).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Credential}
 	var killTimer *time.Timer
 	var mu sync.Mutex
 	cmd.Cancel = func() error {

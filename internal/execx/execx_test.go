@@ -146,3 +146,28 @@ func TestQuoteArgv(t *testing.T) {
 		t.Errorf("quoteArgv = %s, want %s", got, want)
 	}
 }
+
+// TestCredential: a command given a credential runs as that user and group,
+// still in its own process group.
+func TestCredential(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching user needs root")
+	}
+	out, err := Output(context.Background(), Cmd{
+		Argv:       []string{"sh", "-c", `echo "$(id -u) $(id -g) $(id -G)"; cut -d" " -f5 /proc/$$/stat; echo $$`},
+		Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(out)
+	if len(lines) != 5 {
+		t.Fatalf("output %q", out)
+	}
+	if ids := strings.Join(lines[:3], " "); ids != "65534 65534 65534" {
+		t.Errorf("ran as uid gid groups %q, want 65534 65534 65534", ids)
+	}
+	if lines[3] != lines[4] {
+		t.Errorf("process group %s, want its own (%s)", lines[3], lines[4])
+	}
+}
