@@ -42,21 +42,22 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 type providerJSON struct {
-	Forge         string `json:"forge"`
-	Configured    bool   `json:"configured"`
-	Path          string `json:"path"`
-	Secrets       int    `json:"secrets"`
-	AllowUnsigned bool   `json:"allow_unsigned"`
+	Forge      string `json:"forge"`
+	Configured bool   `json:"configured"`
+	Path       string `json:"path"`
 }
 
-// handleProviders says which forges this server accepts and how: the
-// number of secrets, never the secrets.
+// handleProviders says which forges this server accepts and where to
+// post them. How each authenticates (how many secrets, whether unsigned
+// deliveries pass) is not said: it would tell an attacker where to aim.
+// With an API token set it needs the token, like /api/*.
 func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
 	var out []providerJSON
 	for _, k := range forge.Kinds() {
-		keys := s.keys[k]
-		out = append(out, providerJSON{Forge: string(k), Configured: keys.configured, Path: "/webhook/" + string(k),
-			Secrets: len(keys.secrets), AllowUnsigned: keys.allowUnsigned})
+		out = append(out, providerJSON{Forge: string(k), Configured: s.keys[k].configured, Path: "/webhook/" + string(k)})
 	}
 	s.reply(w, http.StatusOK, map[string]any{"providers": out})
 }

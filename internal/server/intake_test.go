@@ -408,7 +408,8 @@ func TestAPI(t *testing.T) {
 		contains    string
 	}{
 		{"/health", "", 200, `"ok"`},
-		{"/providers", "", 200, `"forge":"bitbucket_server"`},
+		{"/providers", "", 401, "bearer token"},
+		{"/providers", "s3cret-token", 200, `"forge":"bitbucket_server"`},
 		{"/api/fraises", "", 401, "bearer token"},
 		{"/api/fraises", "wrong", 401, "bearer token"},
 		{"/api/fraises", "s3cret-token", 200, `"fraise":"hello"`},
