@@ -48,7 +48,7 @@ func TestDeployProcesses(t *testing.T) {
 	// git fetch also starts git maintenance run --auto itself, which no
 	// hook here sees.
 	// OpenMirror reads the config file fraisier wrote itself, with no git.
-	want := []string{"fetch", "cat-file", "read-tree"}
+	want := []string{"fetch", "for-each-ref", "read-tree"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("git processes of OpenMirror+Fetch+Resolve+Export (-want +got):\n%s", diff)
 	}

@@ -29,78 +29,265 @@ const (
 // collide too easily to name a release.
 const minAbbrev = 7
 
-// Resolve turns a branch name, a tag name (annotated tags peeled to their
-// commit), or a full or abbreviated (at least 7 hex digits) commit SHA
-// into a full commit SHA, looking in that order: refs/heads/<ref>, then
-// refs/tags/<ref>, then the name itself when it is spelled refs/heads/...
-// or refs/tags/... (or is a pull request head FetchRef brought), then a
-// SHA prefix. An unknown name, a ref that does not
-// lead to a commit and an ambiguous prefix give ErrRefNotFound. It reads
-// the mirror only: Fetch first to see the remote's latest state.
+// Resolve turns a name into the full SHA of the commit it leads to
+// (annotated tags peeled), reading the mirror only: Fetch first to see the
+// remote's latest state. What a name may be depends on its shape, so that
+// no ref anyone can push decides what another name means:
+//
+//   - a full SHA is an object name and nothing else: it resolves only as
+//     <sha>^{commit}, even when a branch or tag is named like it;
+//   - a name starting with refs/ is exactly that ref (refs/heads/...,
+//     refs/tags/..., or a pull request head FetchRef brought);
+//   - any other name is a branch, else a tag, of that name; a name of at
+//     least 7 hex digits may also be a commit prefix, and when it names
+//     both a ref and another commit it is refused as ambiguous.
+//
+// An unknown name, a ref that does not lead to a commit and an ambiguous
+// prefix give ErrRefNotFound.
 func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error) {
 	if err := ValidateRef(ref); err != nil {
 		return "", "", fmt.Errorf("resolve: %w", err)
 	}
-	type candidate struct {
-		name string
-		kind RefKind
-	}
-	cands := []candidate{{"refs/heads/" + ref, RefBranch}, {"refs/tags/" + ref, RefTag}}
-	switch {
-	case strings.HasPrefix(ref, "refs/heads/"):
-		cands = append(cands, candidate{ref, RefBranch})
-	case strings.HasPrefix(ref, "refs/tags/"):
-		cands = append(cands, candidate{ref, RefTag})
-	case PullRequestRefOf(ref) == ref:
-		// Only what FetchRef brought: a branch pushed under the name
-		// refs/pull/7/head must not stand in for the pull request. Its
-		// head moves like a branch's.
-		cands = []candidate{{mirrorName(ref), RefBranch}}
-	}
-	prefix := strings.ToLower(ref)
-	isPrefix := len(prefix) >= minAbbrev && len(prefix) <= 64 && isLowerHex(prefix)
-	if isPrefix {
-		cands = append(cands, candidate{prefix, RefCommit})
-	}
-	names := make([]string, len(cands))
-	for i, c := range cands {
-		// ^{commit} peels annotated tags and, for a prefix, makes git
-		// disambiguate among commits only.
-		names[i] = c.name + "^{commit}"
-	}
-	if isPrefix {
-		// Peeling reports an ambiguous prefix as missing; the bare
-		// prefix tells the two apart, for the error message.
-		names = append(names, prefix)
-	}
-
 	unlock, err := lockDir(ctx, r.dir, false)
 	if err != nil {
 		return "", "", fmt.Errorf("resolve %s: %w", ref, err)
 	}
 	defer unlock()
-	answers, err := batchCheck(ctx, r.git(), names)
+	var sha string
+	var kind RefKind
+	switch {
+	case IsSHA(ref):
+		sha, kind, err = r.resolveSHA(ctx, ref)
+	case strings.HasPrefix(ref, "refs/"):
+		sha, kind, err = r.resolveFullRef(ctx, ref)
+	default:
+		sha, kind, err = r.resolveName(ctx, ref)
+	}
 	if err != nil {
 		return "", "", fmt.Errorf("resolve %s: %w", ref, err)
 	}
-	for i, a := range answers[:len(cands)] {
-		if a.sha == "" {
-			continue
+	r.rememberCommit(sha)
+	return sha, kind, nil
+}
+
+// resolveSHA peels a full object name to its commit.
+func (r *Repo) resolveSHA(ctx context.Context, sha string) (string, RefKind, error) {
+	answers, err := batchCheck(ctx, r.git(), []string{sha + "^{commit}"})
+	if err != nil {
+		return "", "", err
+	}
+	if a := answers[0]; a.typ == "commit" && IsSHA(a.sha) {
+		return a.sha, RefCommit, nil
+	}
+	return "", "", fmt.Errorf("no commit %s in the mirror: %w", sha, ErrRefNotFound)
+}
+
+// resolveFullRef resolves a ref spelled out in full, and only that ref.
+func (r *Repo) resolveFullRef(ctx context.Context, ref string) (string, RefKind, error) {
+	name, kind := ref, RefBranch
+	switch {
+	case strings.HasPrefix(ref, "refs/heads/"):
+	case strings.HasPrefix(ref, "refs/tags/"):
+		kind = RefTag
+	case PullRequestRefOf(ref) == ref:
+		// Only what FetchRef brought: a branch pushed under the name
+		// refs/pull/7/head must not stand in for the pull request. Its
+		// head moves like a branch's.
+		name = mirrorName(ref)
+	default:
+		return "", "", fmt.Errorf("only refs/heads/..., refs/tags/... and pull request heads deploy: %w", ErrRefNotFound)
+	}
+	tips, err := refCommits(ctx, r.git(), []string{name})
+	if err != nil {
+		return "", "", err
+	}
+	if sha := tips[name]; sha != "" {
+		return sha, kind, nil
+	}
+	return "", "", fmt.Errorf("no such %s, or it leads to no commit: %w", kind, ErrRefNotFound)
+}
+
+// resolveName resolves a short name: a branch, else a tag, else a commit
+// prefix; a prefix that also names a ref leading elsewhere is ambiguous.
+func (r *Repo) resolveName(ctx context.Context, ref string) (string, RefKind, error) {
+	branch, tag := "refs/heads/"+ref, "refs/tags/"+ref
+	tips, err := refCommits(ctx, r.git(), []string{branch, tag})
+	if err != nil {
+		return "", "", err
+	}
+	sha, kind := tips[branch], RefBranch
+	if sha == "" {
+		sha, kind = tips[tag], RefTag
+	}
+	prefix := strings.ToLower(ref)
+	if len(prefix) < minAbbrev || len(prefix) > 64 || !isLowerHex(prefix) {
+		if sha == "" {
+			return "", "", fmt.Errorf("no such branch, tag or commit: %w", ErrRefNotFound)
 		}
-		// A prefix of a tag object peels to a commit with another name:
-		// the prefix must name the commit itself.
-		if cands[i].kind == RefCommit && !strings.HasPrefix(a.sha, prefix) {
-			continue
+		return sha, kind, nil
+	}
+	commits, err := commitsWithPrefix(ctx, r.git(), prefix)
+	if err != nil {
+		return "", "", err
+	}
+	if len(commits) > 1 {
+		return "", "", fmt.Errorf("prefix matches several objects: %w", ErrRefNotFound)
+	}
+	commit := ""
+	if len(commits) == 1 {
+		commit = commits[0]
+	}
+	switch {
+	case sha != "" && commit != "" && commit != sha:
+		return "", "", fmt.Errorf("names both %s %s (%s) and commit %s: say refs/heads/%s, refs/tags/%s or the full SHA: %w",
+			kind, ref, short(sha), short(commit), ref, ref, ErrRefNotFound)
+	case sha != "":
+		return sha, kind, nil
+	case commit != "":
+		return commit, RefCommit, nil
+	}
+	return "", "", fmt.Errorf("no such branch, tag or commit: %w", ErrRefNotFound)
+}
+
+// commitsWithPrefix lists the commits whose SHA begins with prefix. git's
+// usual lookup would take a ref of that name first; --disambiguate lists
+// objects only.
+func commitsWithPrefix(ctx context.Context, g runner, prefix string) ([]string, error) {
+	out, err := g.run(ctx, call{args: []string{"rev-parse", "--disambiguate=" + prefix}})
+	if err != nil {
+		return nil, err
+	}
+	var objects []string
+	for _, line := range strings.Split(out, "\n") {
+		if IsSHA(line) && strings.HasPrefix(line, prefix) {
+			objects = append(objects, line)
 		}
+	}
+	if len(objects) == 0 {
+		return nil, nil
+	}
+	answers, err := batchCheck(ctx, g, objects)
+	if err != nil {
+		return nil, err
+	}
+	var commits []string
+	for _, a := range answers {
+		if a.typ == "commit" {
+			commits = append(commits, a.sha)
+		}
+	}
+	return commits, nil
+}
+
+// RefCommit returns the commit the full ref name (refs/heads/main,
+// refs/tags/v1, or a pull request head FetchRef brought) leads to in the
+// mirror, and only that ref: no other ref of a similar name stands in for
+// it. ErrRefNotFound when there is no such ref or it leads to no commit.
+func (r *Repo) RefCommit(ctx context.Context, ref string) (string, error) {
+	if err := ValidateRef(ref); err != nil {
+		return "", fmt.Errorf("ref commit: %w", err)
+	}
+	if !strings.HasPrefix(ref, "refs/") {
+		return "", fmt.Errorf("ref commit %q: not a full ref name: %w", clip(ref), ErrInvalid)
+	}
+	unlock, err := lockDir(ctx, r.dir, false)
+	if err != nil {
+		return "", fmt.Errorf("ref commit %s: %w", ref, err)
+	}
+	defer unlock()
+	sha, _, err := r.resolveFullRef(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("ref commit %s: %w", ref, err)
+	}
+	return sha, nil
+}
+
+// refCommits returns, for each of names (full ref names) that exists
+// exactly as named, the commit it leads to. git's usual lookup would try
+// other spellings of a missing name (refs/heads/refs/heads/main for
+// refs/heads/main): for-each-ref matches names literally instead, and
+// peels a tag one level itself; only a tag of a tag costs a second process.
+func refCommits(ctx context.Context, g runner, names []string) (map[string]string, error) {
+	args := []string{"for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)", "--end-of-options"}
+	out, err := g.run(ctx, call{args: append(args, names...)})
+	if err != nil {
+		return nil, err
+	}
+	tips := map[string]string{}
+	var deeper []string // tags of tags, to peel further
+	for _, line := range strings.Split(out, "\n") {
+		// A tag has five fields; anything else has blanks for the
+		// dereferenced two.
+		f := strings.Fields(line)
+		name := ""
+		switch {
+		case len(f) == 3 && IsSHA(f[0]) && f[1] == "commit":
+			name = f[2]
+			if slices.Contains(names, name) {
+				tips[name] = f[0]
+			}
+		case len(f) == 5 && IsSHA(f[0]) && f[1] == "tag" && IsSHA(f[2]):
+			name = f[4]
+			if !slices.Contains(names, name) {
+				continue
+			}
+			if f[3] == "commit" {
+				tips[name] = f[2]
+			} else {
+				deeper = append(deeper, name, f[2])
+			}
+		}
+	}
+	if len(deeper) == 0 {
+		return tips, nil
+	}
+	var peel []string
+	for i := 1; i < len(deeper); i += 2 {
+		peel = append(peel, deeper[i]+"^{commit}")
+	}
+	answers, err := batchCheck(ctx, g, peel)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range answers {
 		if a.typ == "commit" && IsSHA(a.sha) {
-			r.rememberCommit(a.sha)
+			tips[deeper[2*i]] = a.sha
 		}
-		return a.sha, cands[i].kind, nil
 	}
-	if isPrefix && answers[len(answers)-1].ambiguous {
-		return "", "", fmt.Errorf("resolve %s: prefix matches several objects: %w", ref, ErrRefNotFound)
+	return tips, nil
+}
+
+// IsAncestor reports whether commit ancestor is reachable from commit
+// descendant (a commit is its own ancestor). Both are full SHAs; one the
+// mirror lacks gives ErrRefNotFound.
+func (r *Repo) IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error) {
+	if err := validateRange(ancestor, descendant); err != nil || ancestor == "" {
+		if err == nil {
+			err = fmt.Errorf("ancestor: empty: %w", ErrInvalid)
+		}
+		return false, fmt.Errorf("is ancestor: %w", err)
 	}
-	return "", "", fmt.Errorf("resolve %s: no such branch, tag or commit: %w", ref, ErrRefNotFound)
+	unlock, err := lockDir(ctx, r.dir, false)
+	if err != nil {
+		return false, fmt.Errorf("is ancestor %s of %s: %w", short(ancestor), short(descendant), err)
+	}
+	defer unlock()
+	_, err = r.git().run(ctx, call{args: []string{"merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant}})
+	var ee *execx.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ee) && ee.Code == 1:
+		return false, nil
+	}
+	return false, fmt.Errorf("is ancestor %s of %s: %w", short(ancestor), short(descendant), classifyRevision(err))
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
 }
 
 // HasCommit reports whether the mirror holds commit sha (a full SHA).
@@ -311,7 +498,7 @@ func classifyRevision(err error) error {
 	if !errors.As(err, &ee) {
 		return err
 	}
-	for _, sign := range []string{"bad object", "unknown revision", "Invalid revision range", "bad revision", "not a valid object name", "Not a valid object name",
+	for _, sign := range []string{"bad object", "unknown revision", "Invalid revision range", "bad revision", "not a valid object name", "Not a valid object name", "Not a valid commit name",
 		"failed to unpack tree object"} {
 		if strings.Contains(ee.Output, sign) {
 			return fmt.Errorf("%w: %s", ErrRefNotFound, stderrTail(ee.Output))

@@ -58,8 +58,10 @@ func TestResolve(t *testing.T) {
 		{ref: amb1[:prefixLen+1], wantSHA: amb1, wantKind: RefCommit},
 		{ref: amb1[:prefixLen], wantErr: ErrRefNotFound},
 		{ref: first[:6], wantErr: ErrRefNotFound},
-		// An annotated tag's own SHA is not a commit.
-		{ref: annotated, wantErr: ErrRefNotFound},
+		// A full SHA is <sha>^{commit}: an annotated tag's own SHA, which
+		// forges send as a tag push's after, peels to its commit. A prefix
+		// must name the commit itself.
+		{ref: annotated, wantSHA: first, wantKind: RefCommit},
 		{ref: annotated[:10], wantErr: ErrRefNotFound},
 		{ref: tree, wantErr: ErrRefNotFound},
 		{ref: "treetag", wantErr: ErrRefNotFound},
@@ -267,5 +269,102 @@ func TestHasCommit(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("HasCommit(%s) = %v, %v; want %v", tt.sha, got, err, tt.want)
 		}
+	}
+}
+
+// TestResolveRefsCannotImpersonate: anyone who can push a branch or a tag
+// must not decide what another name means. A branch named like a commit's
+// full SHA once took over a queued deployment of that commit.
+func TestResolveRefsCannotImpersonate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	pushed := o.commit("pushed", map[string]file{"a": {content: "pushed"}})
+	planted := o.commit("planted", map[string]file{"a": {content: "planted"}})
+	o.git(o.work, "branch", "main-at-pushed", pushed)
+	// Refs named like the pushed commit, like a prefix of it, and like a
+	// full ref whose own branch is missing, all leading to the planted one.
+	o.push("main-at-pushed",
+		planted+":refs/heads/"+pushed,
+		planted+":refs/tags/"+pushed,
+		planted+":refs/heads/"+pushed[:9],
+		planted+":refs/heads/refs/heads/gone",
+		planted+":refs/heads/refs/tags/gone")
+	r := o.mirror(ctx)
+
+	if sha, kind, err := r.Resolve(ctx, pushed); err != nil || sha != pushed || kind != RefCommit {
+		t.Errorf("Resolve(full SHA) = %s, %s, %v; want the commit %s itself", sha, kind, err, pushed)
+	}
+	if sha, _, err := r.Resolve(ctx, pushed[:9]); !errors.Is(err, ErrRefNotFound) || !strings.Contains(fmt.Sprint(err), "names both") {
+		t.Errorf("Resolve(prefix that is also a branch) = %s, %v; want ambiguous", sha, err)
+	}
+	// A branch of that name leading to the same commit is no ambiguity.
+	if sha, kind, err := r.Resolve(ctx, "main-at-pushed"); err != nil || sha != pushed || kind != RefBranch {
+		t.Errorf("Resolve(branch) = %s, %s, %v", sha, kind, err)
+	}
+	for _, ref := range []string{"refs/heads/gone", "refs/tags/gone", "refs/remotes/origin/main", "refs/fraisier/pull/1/head"} {
+		if sha, _, err := r.Resolve(ctx, ref); !errors.Is(err, ErrRefNotFound) {
+			t.Errorf("Resolve(%s) = %s, %v; want ErrRefNotFound (only that exact ref may answer)", ref, sha, err)
+		}
+		if sha, err := r.RefCommit(ctx, ref); !errors.Is(err, ErrRefNotFound) {
+			t.Errorf("RefCommit(%s) = %s, %v; want ErrRefNotFound", ref, sha, err)
+		}
+	}
+	if sha, err := r.RefCommit(ctx, "refs/heads/main-at-pushed"); err != nil || sha != pushed {
+		t.Errorf("RefCommit(branch) = %s, %v; want %s", sha, err, pushed)
+	}
+	if _, err := r.RefCommit(ctx, "main-at-pushed"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("RefCommit(short name) = %v, want ErrInvalid", err)
+	}
+}
+
+func TestRefCommitPeelsTags(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	first := o.commit("first", map[string]file{"a": {content: "1"}})
+	o.git(o.work, "tag", "--annotate", "-m", "one", "v1")
+	o.git(o.work, "tag", "--annotate", "-m", "of a tag", "v1-again", "v1")
+	o.git(o.work, "tag", "light")
+	o.push("--tags", "main")
+	r := o.mirror(ctx)
+	for _, ref := range []string{"refs/heads/main", "refs/tags/v1", "refs/tags/v1-again", "refs/tags/light"} {
+		if sha, err := r.RefCommit(ctx, ref); err != nil || sha != first {
+			t.Errorf("RefCommit(%s) = %s, %v; want %s", ref, sha, err, first)
+		}
+	}
+}
+
+func TestIsAncestor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	first := o.commit("first", map[string]file{"a": {content: "1"}})
+	second := o.commit("second", map[string]file{"a": {content: "2"}})
+	o.git(o.work, "checkout", "--quiet", "-b", "side", first)
+	side := o.commit("side", map[string]file{"b": {content: "x"}})
+	o.push("main", "side")
+	r := o.mirror(ctx)
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{first, second, true},
+		{second, second, true},
+		{second, first, false},
+		{second, side, false},
+		{first, side, true},
+	}
+	for _, tt := range tests {
+		got, err := r.IsAncestor(ctx, tt.a, tt.b)
+		if err != nil || got != tt.want {
+			t.Errorf("IsAncestor(%.7s, %.7s) = %v, %v; want %v", tt.a, tt.b, got, err, tt.want)
+		}
+	}
+	if _, err := r.IsAncestor(ctx, strings.Repeat("e", 40), second); !errors.Is(err, ErrRefNotFound) {
+		t.Errorf("IsAncestor(missing) = %v, want ErrRefNotFound", err)
+	}
+	if _, err := r.IsAncestor(ctx, "main", second); !errors.Is(err, ErrInvalid) {
+		t.Errorf("IsAncestor(name) = %v, want ErrInvalid", err)
 	}
 }
