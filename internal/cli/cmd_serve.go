@@ -34,6 +34,10 @@ rolls back and re-queues the ones still running after it.
 
 Endpoints: POST /webhook and /webhook/{forge}; GET /health, /ready,
 /providers, /metrics, /api/fraises, /api/deployments, /api/deployments/{id}.
+With server.api_token set, /api/*, /providers and /metrics need it
+(server.open_metrics: true serves /metrics without it). Without a token,
+serve refuses to listen on an address other hosts can reach (exit 3)
+unless server.open_api: true.
 Logs are JSON lines on stderr (--log-format text for people).`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -91,6 +95,13 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 			if err != nil {
 				srv.Close()
 				return err
+			}
+			// Before the workers start: a server that refuses to serve
+			// must not deploy anything either.
+			if err := srv.CheckListener(l); err != nil {
+				l.Close()
+				srv.Close()
+				return withCode(ExitConfig, err)
 			}
 
 			// The workers outlive the HTTP side: deliveries received during

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -72,6 +77,87 @@ func TestProvidersTellStrangersNothing(t *testing.T) {
 			}
 			if len(got.Providers) != 5 {
 				t.Errorf("%d providers, want the 5 forges", len(got.Providers))
+			}
+		})
+	}
+}
+
+// TestServeRefusesOpenAPIOnNetwork: without an API token, Serve refuses
+// a listener other hosts can reach (a wildcard address counts), and says
+// what to set; loopback addresses and unix sockets serve.
+func TestServeRefusesOpenAPIOnNetwork(t *testing.T) {
+	const token = "s3cret-token-0123456789"
+	tests := []struct {
+		name, network, addr, token string
+		refused                    bool
+	}{
+		{"loopback", "tcp", "127.0.0.1:0", "", false},
+		{"another loopback address", "tcp", "127.0.0.2:0", "", false},
+		{"ipv6 loopback", "tcp6", "[::1]:0", "", false},
+		{"wildcard", "tcp", "0.0.0.0:0", "", true},
+		{"ipv6 wildcard", "tcp6", "[::]:0", "", true},
+		{"empty host (every interface)", "tcp", ":0", "", true},
+		{"wildcard with a token", "tcp", "0.0.0.0:0", token, false},
+		{"unix socket", "unix", "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newIntake(t, "0", "1", tc.token)
+			addr := tc.addr
+			if tc.network == "unix" {
+				addr = filepath.Join(t.TempDir(), "s")
+			}
+			l, err := net.Listen(tc.network, addr)
+			if err != nil {
+				t.Skipf("listen %s %s: %v", tc.network, addr, err)
+			}
+			defer l.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			served := make(chan struct{})
+			err = f.srv.Serve(ctx, l, func() { close(served); cancel() })
+			var refusal *ExposureError
+			if got := errors.As(err, &refusal); got != tc.refused {
+				t.Fatalf("Serve on %s: %v; want refused %v", l.Addr(), err, tc.refused)
+			}
+			if !tc.refused {
+				<-served
+				return
+			}
+			for _, says := range []string{"server.api_token", "server.open_api: true", "loopback", l.Addr().String()} {
+				if !strings.Contains(err.Error(), says) {
+					t.Errorf("refusal %q does not say %q", err, says)
+				}
+			}
+		})
+	}
+}
+
+// TestMetricsNeedTheToken: with an API token set, /metrics answers only
+// with it; without one it stays open (a local listener).
+func TestMetricsNeedTheToken(t *testing.T) {
+	const token = "s3cret-token-0123456789"
+	tests := []struct {
+		name, token, send string
+		status            int
+	}{
+		{"no token configured", "", "", 200},
+		{"token configured, none sent", token, "", 401},
+		{"token configured, wrong one sent", token, token + "x", 401},
+		{"token configured and sent", token, token, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newIntake(t, "0", "1", tc.token)
+			status, body := f.get("/metrics", tc.send)
+			if status != tc.status {
+				t.Fatalf("GET /metrics: %d %s, want %d", status, clip(body, 200), tc.status)
+			}
+			if status == 200 && !strings.Contains(body, "fraisier_queue_depth") {
+				t.Errorf("GET /metrics: no fraisier series in %s", clip(body, 200))
+			}
+			if status != 200 && strings.Contains(body, "fraisier_") {
+				t.Errorf("refused /metrics shows series: %s", clip(body, 200))
 			}
 		})
 	}

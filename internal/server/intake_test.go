@@ -419,7 +419,8 @@ func TestAPI(t *testing.T) {
 		{fmt.Sprintf("/api/deployments/%d", id), "s3cret-token", 200, `"steps":[]`},
 		{"/api/deployments/99999", "s3cret-token", 404, "no deployment"},
 		{"/api/deployments/x", "s3cret-token", 400, "positive integer"},
-		{"/metrics", "", 200, `fraisier_webhooks_total{forge="github",outcome="accepted"} 1`},
+		{"/metrics", "", 401, "bearer token"},
+		{"/metrics", "s3cret-token", 200, `fraisier_webhooks_total{forge="github",outcome="accepted"} 1`},
 	}
 	for _, tc := range tests {
 		status, body := get(tc.path, tc.token)

@@ -65,9 +65,12 @@ type Server struct {
 	proxies   []netip.Prefix
 	bodyLimit int64
 	apiToken  []byte
-	metrics   *metrics
-	writer    *intakeWriter
-	mux       *http.ServeMux
+	// openAPI serves /api/* and /providers without a token on any
+	// address; openMetrics serves /metrics without the token.
+	openAPI, openMetrics bool
+	metrics              *metrics
+	writer               *intakeWriter
+	mux                  *http.ServeMux
 
 	writerDone chan struct{}
 	onStopping func()
@@ -78,6 +81,7 @@ type Server struct {
 // which closes) to stop its intake writer.
 func New(o Options) (*Server, error) {
 	cfg := o.Config
+	openAPI, openMetrics := false, false
 	proxies, err := parseProxies(cfg.Server.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
@@ -88,12 +92,14 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, router: cfg.Router(), store: o.Store, runner: o.Runner, log: log,
-		keys:       buildKeys(cfg),
-		limits:     newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
-		proxies:    proxies,
-		bodyLimit:  cfg.Server.BodyLimit,
-		apiToken:   []byte(cfg.Server.APIToken.Reveal()),
-		onStopping: o.OnStopping,
+		keys:        buildKeys(cfg),
+		limits:      newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
+		proxies:     proxies,
+		bodyLimit:   cfg.Server.BodyLimit,
+		apiToken:    []byte(cfg.Server.APIToken.Reveal()),
+		openAPI:     openAPI,
+		openMetrics: openMetrics,
+		onStopping:  o.OnStopping,
 	}
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = 1 << 20
@@ -130,7 +136,13 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/fraises", s.handleFraises)
 	mux.HandleFunc("GET /api/deployments", s.handleDeployments)
 	mux.HandleFunc("GET /api/deployments/{id}", s.handleDeployment)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	scrape := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !s.openMetrics && !s.authorized(w, r) {
+			return
+		}
+		scrape.ServeHTTP(w, r)
+	})
 	s.mux = mux
 	return s, nil
 }
@@ -163,8 +175,13 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any) {
 
 // Serve answers on l until ctx is done, then shuts down: it stops
 // accepting, lets requests in flight finish (up to grace) and records
-// every delivery already received. ready is called once it accepts.
+// every delivery already received. ready is called once it accepts. It
+// refuses a listener that CheckListener refuses.
 func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error {
+	if err := s.CheckListener(l); err != nil {
+		s.Close()
+		return err
+	}
 	c := s.cfg.Server
 	hs := &http.Server{
 		Handler:           s.mux,
