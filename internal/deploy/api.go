@@ -59,7 +59,13 @@ type deployment struct {
 	// fetchRef is a pull request head to fetch besides the branches and
 	// tags (git.PullRequestRefOf): a fork's commits are reachable only
 	// through it.
-	fetchRef    string
+	fetchRef string
+	// queued: the deployment was taken from the queue (a push, or a push
+	// queued again), so verifyPush decides whether its commit may deploy;
+	// pushedRef is the ref the push moved ("" when the request names
+	// only a commit).
+	queued      bool
+	pushedRef   string
 	appPath     string
 	oldSHA      string
 	prevRelease string // current before the switch; "" on a first deployment
@@ -166,6 +172,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 		if err == nil && claimed.NewSHA != "" {
 			d.req.Ref, d.req.Actor, d.req.WebhookID = claimed.NewSHA, claimed.Actor, claimed.WebhookID
 			d.fetchRef = git.PullRequestRefOf(claimed.RequestedRef)
+			d.queued, d.pushedRef = true, queuedRef(claimed.RequestedRef)
 		}
 		d.id = req.Queued
 	} else {
@@ -236,6 +243,9 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 			return d.compensate(err)
 		}
 		return store.StatusFailed, err
+	}
+	if stop, status, err := d.verifyPush(ctx, orDefault(env.Timeouts.Fetch, defaultFetchTimeout)); stop {
+		return status, err
 	}
 
 	// An unverified current (d.unrecorded) is never "already current".

@@ -54,7 +54,8 @@ type Request struct {
 
 // Result is how a deployment ended. Status is one of succeeded, failed,
 // rolled_back, rollback_failed or skipped; Err says why for every status
-// but succeeded and skipped.
+// but succeeded, and for skipped only when the deployment was refused
+// (ErrRefused: a queued push whose commit may not deploy).
 type Result struct {
 	DeploymentID    int64
 	Status          string

@@ -101,6 +101,9 @@ func (d *deployment) runScheduled(ctx context.Context) (string, error) {
 	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
 		return store.StatusFailed, err
 	}
+	if stop, status, err := d.verifyPush(ctx, orDefault(env.Timeouts.Fetch, defaultFetchTimeout)); stop {
+		return status, err
+	}
 	if d.c.JobUnits == nil {
 		return store.StatusFailed, errors.New("deploy scheduled jobs: no systemd collaborator for job units")
 	}

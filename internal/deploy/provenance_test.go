@@ -1,0 +1,137 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
+)
+
+// queuePush queues sha as a push to ref would (what the intake records),
+// and runs it as the queue's worker would.
+func (f *fixture) queuePush(ref, sha string) Result {
+	f.t.Helper()
+	q, err := f.db.Enqueue(context.Background(), store.QueueRequest{
+		Target: store.Target{Fraise: "hello", Environment: "production"},
+		SHA:    sha, Ref: ref, Trigger: store.TriggerWebhook, Actor: "mallory via github",
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.deploy(Request{Ref: sha, Trigger: store.TriggerWebhook, Actor: "mallory via github", Queued: q.DeploymentID})
+}
+
+// expectRefused checks that res deployed nothing, for the reason given,
+// and that the service still serves version.
+func (f *fixture) expectRefused(res Result, reason, version string) {
+	f.t.Helper()
+	if res.Status != store.StatusSkipped || !errors.Is(res.Err, ErrRefused) || !strings.Contains(res.Err.Error(), reason) {
+		f.t.Fatalf("got %s (%v), want skipped: refused: …%s…", res.Status, res.Err, reason)
+	}
+	if got := f.serving(); !strings.Contains(got, version) {
+		f.t.Fatalf("service answers %q, want %s still", got, version)
+	}
+	ctx := context.Background()
+	d, err := f.db.Deployment(ctx, res.DeploymentID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if d.Status != store.StatusSkipped || !strings.Contains(d.Error, reason) {
+		f.t.Errorf("recorded %s %q, want skipped with the reason", d.Status, d.Error)
+	}
+	steps, err := f.db.Steps(ctx, res.DeploymentID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var names []string
+	for _, s := range steps {
+		names = append(names, s.Name+"="+s.Status)
+	}
+	if got := strings.Join(names, " "); got != "fetch=succeeded verify push=skipped" {
+		f.t.Errorf("steps %s, want fetch, then verify push skipped and nothing else", got)
+	}
+	rels, err := f.db.Releases(ctx, "hello", "production")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, r := range rels {
+		if r.DeploymentID == res.DeploymentID {
+			f.t.Errorf("a refused deployment made release %s", r.Name)
+		}
+	}
+}
+
+// TestQueuedPushDeploysItsCommit: a branch and a tag named like the pushed
+// commit's SHA, pointing at another commit, must not decide what a genuine
+// push of that commit deploys (it did: the planted commit went live).
+func TestQueuedPushDeploysItsCommit(t *testing.T) {
+	f := newFixture(t, "")
+	v1 := f.push("healthy", nil)
+	f.expect(f.queuePush("refs/heads/main", v1), store.StatusSucceeded, "v1")
+
+	v2 := f.push("healthy", nil)
+	// Planted from the same parent, so it even descends from what runs.
+	testenv.Git(t, f.work, "checkout", "-q", "-b", "planted", v1)
+	if err := os.WriteFile(filepath.Join(f.work, "VERSION"), []byte("planted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, f.work, "commit", "-q", "-am", "planted")
+	planted := testenv.Git(t, f.work, "rev-parse", "HEAD")
+	testenv.Git(t, f.work, "push", "-q", "origin", planted+":refs/heads/"+v2, planted+":refs/tags/"+v2)
+
+	res := f.queuePush("refs/heads/main", v2)
+	f.expect(res, store.StatusSucceeded, "v2")
+	if res.NewSHA != v2 {
+		t.Fatalf("deployed %s, want the pushed %s (planted %s)", res.NewSHA, v2, planted)
+	}
+}
+
+// TestQueuedPushRefusals: a queued push deploys only the pushed ref's tip,
+// and only when it descends from what runs. A captured delivery replayed
+// under a new id (the store sees a new request) took production back to
+// v1; here it deploys nothing, and says why.
+func TestQueuedPushRefusals(t *testing.T) {
+	f := newFixture(t, "")
+	v1 := f.push("healthy", nil)
+	f.expect(f.queuePush("refs/heads/main", v1), store.StatusSucceeded, "v1")
+	v2 := f.push("healthy", nil)
+	f.expect(f.queuePush("refs/heads/main", v2), store.StatusSucceeded, "v2")
+
+	// The old push of v1 again: not the tip, and behind what runs.
+	f.expectRefused(f.queuePush("refs/heads/main", v1), "is not the tip of refs/heads/main", "v2")
+
+	// A late delivery: v3 was pushed, then v4, and v3's delivery runs last.
+	v3 := f.push("healthy", nil)
+	v4 := f.push("healthy", nil)
+	f.expect(f.queuePush("refs/heads/main", v4), store.StatusSucceeded, "v4")
+	f.expectRefused(f.queuePush("refs/heads/main", v3), "is not the tip of refs/heads/main", "v4")
+
+	// main force-pushed back to v2: the tip, but a step back from v4.
+	testenv.Git(t, f.work, "push", "-q", "--force", "origin", v2+":refs/heads/main")
+	f.expectRefused(f.queuePush("refs/heads/main", v2), "does not descend from "+short(v4), "v4")
+
+	// A branch deleted after the push.
+	testenv.Git(t, f.work, "push", "-q", "origin", v4+":refs/heads/gone")
+	testenv.Git(t, f.work, "push", "-q", "origin", ":refs/heads/gone")
+	f.expectRefused(f.queuePush("refs/heads/gone", v4), "refs/heads/gone no longer exists", "v4")
+
+	// A deliberate downgrade is the operator's: deploy --ref.
+	f.expect(f.deploy(Request{Ref: v2}), store.StatusSucceeded, "v2")
+
+	// From v2, with main at v2, a push of v2 is current; the next push
+	// deploys again.
+	testenv.Git(t, f.work, "checkout", "-q", "-B", "main", v2)
+	f.version = 4
+	v5 := f.push("healthy", nil)
+	res := f.queuePush("refs/heads/main", v5)
+	f.expect(res, store.StatusSucceeded, "v5")
+	steps, err := f.db.Steps(context.Background(), res.DeploymentID)
+	if err != nil || len(steps) < 2 || steps[1].Name != "verify push" || steps[1].Detail != "tip of refs/heads/main; descends from "+short(v2) {
+		t.Errorf("steps %+v (%v): want verify push saying what it checked", steps, err)
+	}
+}
