@@ -267,6 +267,7 @@ var (
 	stringListType = reflect.TypeFor[StringList]()
 	secretType     = reflect.TypeFor[Secret]()
 	configType     = reflect.TypeFor[Config]()
+	unsignedType   = reflect.TypeFor[Unsigned]()
 )
 
 // decode stores node into v, reporting every problem under path. It
@@ -287,6 +288,11 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, fi *fieldInfo
 	}
 	t := v.Type()
 	switch {
+	case t == unsignedType && kindOf(n) == kindBool:
+		// The boolean form opened every fraise of the forge to anyone.
+		d.fail(n, path, "allow_unsigned takes the fraises and addresses that may deliver unsigned, not true or false",
+			"write allow_unsigned: {fraises: [name], from: [10.0.0.0/8]} (either or both), or remove it")
+		return false
 	case t == durationType:
 		return d.decodeDuration(n, v, path)
 	case t == stringListType:

@@ -60,6 +60,9 @@ func (e *Error) Error() string {
 type problems struct {
 	file string
 	list []Problem
+	// warnings are things that load but deserve the operator's attention
+	// (Config.Warnings).
+	warnings []Problem
 	// bad holds paths whose value could not be decoded: the validator stays
 	// quiet about them and everything under them, so one typo is reported
 	// once rather than as a cascade.
@@ -68,6 +71,19 @@ type problems struct {
 
 func (ps *problems) add(pos position, path, msg, hint string) {
 	ps.list = append(ps.list, Problem{File: ps.file, Line: pos.line, Col: pos.col, Path: path, Message: msg, Hint: hint})
+}
+
+func (ps *problems) warn(pos position, path, msg, hint string) {
+	ps.warnings = append(ps.warnings, Problem{File: ps.file, Line: pos.line, Col: pos.col, Path: path, Message: msg, Hint: hint})
+}
+
+// sortedWarnings returns the warnings in file order.
+func (ps *problems) sortedWarnings() []Problem {
+	list := slices.Clone(ps.warnings)
+	slices.SortStableFunc(list, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col), cmp.Compare(a.Path, b.Path))
+	})
+	return list
 }
 
 func (ps *problems) markBad(path string) {

@@ -80,6 +80,7 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = ps.sortedWarnings()
 	return cfg, nil
 }
 
@@ -118,6 +119,11 @@ func (l *loader) at(path string) position {
 	}
 }
 
+// warn records something that loads but deserves attention, at path.
+func (l *loader) warn(path, msg, hint string) {
+	l.ps.warn(l.at(path), path, msg, hint)
+}
+
 // report adds a problem unless the value at path (or above it) already
 // failed to decode.
 func (l *loader) report(path, msg, hint string) {
@@ -134,6 +140,7 @@ func (l *loader) link() {
 			continue
 		}
 		f.Name = fname
+		f.Config = l.cfg
 		for ename, e := range f.Environments {
 			if e == nil {
 				continue

@@ -97,6 +97,7 @@ var ruleCases = []ruleCase{
 	{name: "app_path_dotdot", yaml: apiWith("branch: main\napp_path: /srv/../etc\n"), paths: []string{prod + ".app_path"}},
 	{name: "app_path_missing", yaml: apiWith("branch: main\n"), paths: []string{prod + ".app_path"}},
 	{name: "state_path_relative", yaml: "state:\n  path: fraisier.db\n" + apiWith(base), paths: []string{"state.path"}},
+	{name: "state_dir_relative", yaml: "state:\n  dir: var/fraisier\n" + apiWith(base), paths: []string{"state.dir"}},
 	{name: "backup_dir_relative", yaml: apiWith(base + "database: {tool: alembic, backup_dir: backups}\n"), paths: []string{prod + ".database.backup_dir"}},
 	{name: "shared_leaves_release", yaml: apiWith(base + "shared: [../etc/passwd, /etc/hosts, \"\"]\n"), paths: []string{prod + ".shared[0]", prod + ".shared[1]", prod + ".shared[2]"}},
 
@@ -183,6 +184,10 @@ var ruleCases = []ruleCase{
 		paths: []string{"fraises.etl.environments.second.shares_code_with"}},
 	{name: "shares_code_and_app_path", yaml: etlWith("branch: main\nshares_code_with: api/production\napp_path: /srv/etl\n"), paths: []string{"fraises.etl.environments.production.app_path"}},
 
+	// Users and groups.
+	{name: "user_group_syntax", yaml: apiWith(base+"user: \"deploy user\"\ngroup: \"-wheel\"\n") + "      staging: {branch: dev, app_path: /srv/api-staging, user: \"4294967295\", group: " + strings.Repeat("g", 33) + "}\n",
+		paths: []string{prod + ".user", prod + ".group", "fraises.api.environments.staging.user", "fraises.api.environments.staging.group"}},
+
 	// Numbers and state.
 	{name: "keep_releases_zero", yaml: apiWith(base + "keep_releases: 0\n"), paths: []string{prod + ".keep_releases"}},
 	{name: "body_limit_bounds", yaml: "server: {body_limit: 100}\n" + apiWith(base), paths: []string{"server.body_limit"}},
@@ -196,6 +201,8 @@ var ruleCases = []ruleCase{
 	// Forges and secrets.
 	{name: "forge_without_secret", yaml: "git:\n  github: {}\n  gitlab: {secret: \"${GITLAB_SECRET:-}\"}\n" + apiWith(base), paths: []string{"git.github", "git.gitlab"}},
 	{name: "forge_empty_secret", yaml: "git:\n  gitea: {secrets: [a, \"\"]}\n" + apiWith(base), paths: []string{"git.gitea.secrets[1]"}},
+	{name: "allow_unsigned_true", yaml: "git:\n  gitea: {secret: a-gitea-secret-of-length, allow_unsigned: true}\n" + apiWith(base), paths: []string{"git.gitea.allow_unsigned"}},
+	{name: "forge_unknown", yaml: strings.Replace(apiWith(base), "    repository:", "    forge: sourcehut\n    repository:", 1), paths: []string{"fraises.api.forge"}},
 	{name: "secret_file_relative", yaml: "git:\n  github: {secret_file: github-webhook}\n" + apiWith(base), paths: []string{"git.github.secret_file"}},
 
 	// Routing.
@@ -284,7 +291,11 @@ func TestValid(t *testing.T) {
 		{"durations", apiWith(base + "timeouts: {fetch: 90, install: 5m, migrate: \"1h30m\", deploy: \"${DEPLOY_TIMEOUT:-600}\"}\n")},
 		{"health_retries_zero", apiWith(base + "health_check: {tcp: \"127.0.0.1:5432\", retries: 0}\n")},
 		{"command_database", apiWith(base + "database: {tool: command, up: [bin/migrate, up], down: [bin/migrate, down, \"{revision}\"], current: [bin/migrate, current]}\n")},
-		{"unsigned_forge", "git:\n  gitea: {allow_unsigned: true}\n" + apiWith(base)},
+		{"unsigned_forge", "git:\n  gitea: {allow_unsigned: {from: [10.0.0.0/8, 192.0.2.1]}}\n" + apiWith(base)},
+		{"run_as_user", apiWith(base+"user: deploy\ngroup: www-data\n") + "      staging: {branch: dev, app_path: /srv/api-staging, user: \"1001\", group: \"1001\"}\n"},
+		{"own_directory", "state: {path: /var/lib/fraisier/state.db, dir: /var/lib/fraisier}\n" + apiWith(base)},
+		{"explicit_forge", strings.Replace(apiWith(base), "    repository:", "    forge: gitlab\n    repository:", 1)},
+		{"open_api_and_metrics", "server: {listen: \"0.0.0.0:8080\", open_api: true, open_metrics: true}\n" + apiWith(base)},
 		{"scheduled_shares_code", apiWith(base) + "  cron:\n    type: scheduled\n    environments:\n      production:\n        branch: main\n        shares_code_with: api/production\n" + indent(job, 8)},
 		{"cron_macros", scheduledWith(base + "jobs:\n  - {name: a, schedule: \"@daily\", command: [a]}\n  - {name: b, schedule: \"*/15 9-17 * * mon-fri\", command: [b]}\n")},
 		{"different_scopes_same_unit", apiWith(base+"systemd_service: api\n") + "      staging: {branch: dev, scope: user, app_path: /srv/api-staging, systemd_service: api}\n"},

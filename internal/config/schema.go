@@ -131,6 +131,9 @@ func (g *schemaGen) field(t reflect.Type, sf reflect.StructField) map[string]any
 			s["maxLength"] = maxNameLen
 		case sf.Tag.Get("abs") == "true":
 			s["pattern"] = "^/"
+		case sf.Tag.Get("account") == "true":
+			s["pattern"] = accountPattern
+			s["maxLength"] = maxAccountLen
 		default:
 			return s
 		}

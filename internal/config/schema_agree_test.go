@@ -48,6 +48,10 @@ func TestSchemaAgreesWithDecoder(t *testing.T) {
 		{"below minimum", apiWith(base + "keep_releases: 0\n"), false},
 		{"missing required", "fraises:\n  api:\n    type: api\n", false},
 		{"relative abs path", apiWith("branch: main\napp_path: srv/api\n"), false},
+		{"user and group", apiWith(base + "user: deploy\ngroup: \"1001\"\n"), true},
+		{"bad user", apiWith(base + "user: \"deploy user\"\n"), false},
+		{"allow_unsigned boolean", "git:\n  gitea: {secret: a-gitea-secret-of-length, allow_unsigned: true}\n" + apiWith(base), false},
+		{"allow_unsigned by address", "git:\n  gitea: {secret: a-gitea-secret-of-length, allow_unsigned: {from: [10.0.0.0/8]}}\n" + apiWith(base), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 //	name:"true"         a value that ends up in paths, unit names or SQL: ^[a-z0-9][a-z0-9_-]*$,
 //	                    at most 64 characters; on a map it applies to the keys
 //	min:"n" max:"n"     bounds of a number, checked when the key is present
+//	account:"true"      a user or group: a name as useradd takes it, or a numeric id
 //
 // json tags only shape --json output; they repeat the yaml keys.
 //
@@ -35,6 +36,9 @@ type Config struct {
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-" json:"path"`
+	// Warnings are what loads but deserves the operator's attention
+	// (deliveries accepted without a signature, say), in file order.
+	Warnings []Problem `yaml:"-" json:"-"`
 }
 
 // Git holds one section per forge. A forge that is absent accepts no webhooks.
@@ -51,13 +55,21 @@ type Forge struct {
 	// Secrets holds every accepted secret so that one can be rotated while
 	// the old one is still in flight. Secret and SecretFile add to it; use
 	// AcceptedSecrets rather than reading the three fields.
-	Secret        Secret   `yaml:"secret" json:"secret,omitempty" doc:"webhook secret (use ${VAR} or secret_file rather than a literal)"`
-	SecretFile    string   `yaml:"secret_file" json:"secret_file,omitempty" doc:"file holding the secret; relative names are looked up in $CREDENTIALS_DIRECTORY"`
-	Secrets       []Secret `yaml:"secrets" json:"secrets,omitempty" doc:"several accepted secrets, for rotation"`
-	AllowUnsigned bool     `yaml:"allow_unsigned" json:"allow_unsigned" doc:"accept deliveries without a signature (never do this on a public address)"`
+	Secret        Secret    `yaml:"secret" json:"secret,omitempty" doc:"webhook secret (use ${VAR} or secret_file rather than a literal)"`
+	SecretFile    string    `yaml:"secret_file" json:"secret_file,omitempty" doc:"file holding the secret; relative names are looked up in $CREDENTIALS_DIRECTORY"`
+	Secrets       []Secret  `yaml:"secrets" json:"secrets,omitempty" doc:"several accepted secrets, for rotation"`
+	AllowUnsigned *Unsigned `yaml:"allow_unsigned" json:"allow_unsigned,omitempty" doc:"accept deliveries without a signature for some fraises or from some addresses only"`
 
 	// FileSecret is the content of SecretFile, read when the file is loaded.
 	FileSecret Secret `yaml:"-" json:"file_secret,omitempty"`
+}
+
+// Unsigned says which deliveries a forge accepts without a signature: those
+// routed to the fraises named, those from the addresses given, or, when
+// both are set, only those that are both. At least one is required.
+type Unsigned struct {
+	Fraises []string `yaml:"fraises" json:"fraises,omitempty" doc:"fraises (of this forge) an unsigned delivery may deploy; it deploys nothing elsewhere"`
+	From    []string `yaml:"from" json:"from,omitempty" doc:"addresses or CIDRs an unsigned delivery must come from (after trusted_proxies); others are refused"`
 }
 
 // Secret is a string that is never printed: its String and JSON forms are redacted.
@@ -100,9 +112,11 @@ type Server struct {
 	TrustedProxies []string  `yaml:"trusted_proxies" json:"trusted_proxies,omitempty" doc:"CIDRs whose X-Forwarded-For is believed"`
 	RateLimit      RateLimit `yaml:"rate_limit" json:"rate_limit"`
 	MaxConcurrent  int       `yaml:"max_concurrent_deploys" json:"max_concurrent_deploys" min:"1" doc:"deployments running at once across all fraises (default 2)"`
-	APIToken       Secret    `yaml:"api_token" json:"api_token,omitempty" doc:"bearer token for /api/*; unset means the API is open"`
+	APIToken       Secret    `yaml:"api_token" json:"api_token,omitempty" doc:"bearer token for /api/*, /providers and /metrics (at least 16 bytes)"`
 	APITokenFile   string    `yaml:"api_token_file" json:"api_token_file,omitempty" doc:"file holding the API token; relative names are looked up in $CREDENTIALS_DIRECTORY"`
 	ShutdownGrace  Duration  `yaml:"shutdown_grace" json:"shutdown_grace" doc:"how long SIGTERM waits for running deployments (default 5m)"`
+	OpenAPI        bool      `yaml:"open_api" json:"open_api" doc:"serve /api/* and /providers without a token on an address that is not loopback (an explicit opt-out)"`
+	OpenMetrics    bool      `yaml:"open_metrics" json:"open_metrics" doc:"/metrics answers without the API token"`
 }
 
 // RateLimit bounds webhook intake.
@@ -118,6 +132,7 @@ type State struct {
 	Path    string `yaml:"path" json:"path,omitempty" abs:"true" doc:"SQLite database file"`
 	URL     Secret `yaml:"url" json:"url,omitempty" doc:"postgres:// URL of a shared PostgreSQL state database"`
 	URLFile string `yaml:"url_file" json:"url_file,omitempty" doc:"file holding the postgres:// URL; relative names are looked up in $CREDENTIALS_DIRECTORY"`
+	Dir     string `yaml:"dir" json:"dir,omitempty" abs:"true" doc:"fraisier's own directory (git mirrors live in <dir>/mirrors); default the directory of the SQLite state file"`
 }
 
 // Fraise is one deployable service.
@@ -125,10 +140,13 @@ type Fraise struct {
 	Type         string                  `yaml:"type" json:"type" required:"true" enum:"api|etl|scheduled" doc:"api: code, migrations, restart, health check; etl: scripts; scheduled: jobs run by systemd timers"`
 	Description  string                  `yaml:"description" json:"description,omitempty"`
 	Repository   string                  `yaml:"repository" json:"repository,omitempty" doc:"owner/name or clone URL; routes webhooks to this fraise"`
+	Forge        string                  `yaml:"forge" json:"forge,omitempty" enum:"github|gitlab|gitea|bitbucket|bitbucket_server" doc:"the forge whose webhooks deploy this fraise (default: told from repository's host, else the only forge configured)"`
 	Webhook      *FraiseWebhook          `yaml:"webhook" json:"webhook,omitempty" doc:"secrets for this fraise only"`
 	Environments map[string]*Environment `yaml:"environments" json:"environments" required:"true" name:"true" doc:"where the fraise runs, by name (production, staging, ...)"`
 
 	Name string `yaml:"-" json:"name"`
+	// Config is the configuration the fraise belongs to.
+	Config *Config `yaml:"-" json:"-"`
 }
 
 // FraiseWebhook holds secrets that apply to deliveries routed to one fraise.
@@ -159,7 +177,9 @@ type Environment struct {
 	Database       *Database    `yaml:"database" json:"database,omitempty"`
 	HealthCheck    *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
 	Timeouts       Timeouts     `yaml:"timeouts" json:"timeouts"`
-	Protected      *bool        `yaml:"protected" json:"protected,omitempty" doc:"forbid destructive strategies (default true for production and prod)"`
+	Protected      *bool        `yaml:"protected" json:"protected,omitempty" doc:"forbid destructive strategies and pull request previews (default true for production and prod)"`
+	User           string       `yaml:"user" json:"user,omitempty" account:"true" doc:"user that install, migrations, backups, scripts, run_after_deploy, a health check command and jobs run as (default fraisier's own); a name or a numeric id"`
+	Group          string       `yaml:"group" json:"group,omitempty" account:"true" doc:"group they run as (default fraisier's own); a name or a numeric id"`
 	Scripts        []string     `yaml:"scripts" json:"scripts,omitempty" doc:"etl: scripts that must exist and be executable in every release"`
 	SharesCodeWith string       `yaml:"shares_code_with" json:"shares_code_with,omitempty" doc:"etl, scheduled: fraise/environment whose checkout this one uses instead of its own"`
 	RunAfterDeploy *Command     `yaml:"run_after_deploy" json:"run_after_deploy,omitempty" doc:"etl: argv run once the release is current"`

@@ -76,6 +76,9 @@ func (l *loader) validateTags(v reflect.Value, path string) {
 			if sf.Tag.Get("name") == "true" {
 				l.checkNames(p, fv)
 			}
+			if sf.Tag.Get("account") == "true" && fv.String() != "" {
+				l.checkAccount(p, key, fv.String())
+			}
 			if sf.Tag.Get("abs") == "true" && fv.String() != "" {
 				if clean, ok := l.checkAbs(p, key, fv.String()); ok {
 					fv.SetString(clean)
@@ -259,9 +262,9 @@ func (l *loader) validateGit() {
 				l.report(indexPath(path+".secrets", i), "empty secret", "remove it, or check the variable it comes from")
 			}
 		}
-		if len(f.AcceptedSecrets()) == 0 && !f.AllowUnsigned && !l.ps.covered(path+".secret_file") {
+		if len(f.AcceptedSecrets()) == 0 && f.AllowUnsigned == nil && !l.ps.covered(path+".secret_file") {
 			l.report(path, fmt.Sprintf("%s has no secret, so every delivery would be refused", key),
-				"set secret (from ${VAR}), secret_file or secrets; or allow_unsigned: true on a private network only")
+				"set secret (from ${VAR}), secret_file or secrets; or allow_unsigned for some fraises or addresses on a private network only")
 		}
 	}
 }
@@ -671,7 +674,7 @@ func (l *loader) validateJobs(path string, fr *Fraise, e *Environment) {
 // characters (with its own message), and body_contains, which only ever
 // compares. A fraise's description may span lines (see checkControl).
 var ownControlCheck = map[string]bool{"branch": true, "tags": true, "pull_requests": true, "on_calendar": true, "systemd_service": true,
-	"systemd_timer": true, "url": true, "tcp": true, "name": true, "body_contains": true}
+	"systemd_timer": true, "url": true, "tcp": true, "name": true, "body_contains": true, "user": true, "group": true}
 
 // argvKeys are the keys that hold an argv or an environment: a newline
 // there is an argument (sh -c "a\nb"), but NUL cannot be passed to a

@@ -28,7 +28,7 @@ func buildKeys(cfg *config.Config) map[forge.Kind]forgeKeys {
 		if sec == nil {
 			continue
 		}
-		k := forgeKeys{configured: true, allowUnsigned: sec.AllowUnsigned}
+		k := forgeKeys{configured: true, allowUnsigned: sec.AllowUnsigned != nil}
 		for _, s := range sec.AcceptedSecrets() {
 			k.secrets = append(k.secrets, []byte(s.Reveal()))
 			k.owners = append(k.owners, "")
