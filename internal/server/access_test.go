@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -89,20 +90,23 @@ func TestServeRefusesOpenAPIOnNetwork(t *testing.T) {
 	const token = "s3cret-token-0123456789"
 	tests := []struct {
 		name, network, addr, token string
+		server                     string // more of the server section
 		refused                    bool
 	}{
-		{"loopback", "tcp", "127.0.0.1:0", "", false},
-		{"another loopback address", "tcp", "127.0.0.2:0", "", false},
-		{"ipv6 loopback", "tcp6", "[::1]:0", "", false},
-		{"wildcard", "tcp", "0.0.0.0:0", "", true},
-		{"ipv6 wildcard", "tcp6", "[::]:0", "", true},
-		{"empty host (every interface)", "tcp", ":0", "", true},
-		{"wildcard with a token", "tcp", "0.0.0.0:0", token, false},
-		{"unix socket", "unix", "", "", false},
+		{"loopback", "tcp", "127.0.0.1:0", "", "", false},
+		{"another loopback address", "tcp", "127.0.0.2:0", "", "", false},
+		{"ipv6 loopback", "tcp6", "[::1]:0", "", "", false},
+		{"wildcard", "tcp", "0.0.0.0:0", "", "", true},
+		{"ipv6 wildcard", "tcp6", "[::]:0", "", "", true},
+		{"empty host (every interface)", "tcp", ":0", "", "", true},
+		{"wildcard with open_metrics only", "tcp", "0.0.0.0:0", "", "open_metrics: true", true},
+		{"wildcard with a token", "tcp", "0.0.0.0:0", token, "", false},
+		{"wildcard with open_api", "tcp", "0.0.0.0:0", "", "open_api: true", false},
+		{"unix socket", "unix", "", "", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newIntake(t, "0", "1", tc.token)
+			f := newIntakeServer(t, tc.token, tc.server)
 			addr := tc.addr
 			if tc.network == "unix" {
 				addr = filepath.Join(t.TempDir(), "s")
@@ -138,17 +142,19 @@ func TestServeRefusesOpenAPIOnNetwork(t *testing.T) {
 func TestMetricsNeedTheToken(t *testing.T) {
 	const token = "s3cret-token-0123456789"
 	tests := []struct {
-		name, token, send string
-		status            int
+		name, token, server, send string
+		status                    int
 	}{
-		{"no token configured", "", "", 200},
-		{"token configured, none sent", token, "", 401},
-		{"token configured, wrong one sent", token, token + "x", 401},
-		{"token configured and sent", token, token, 200},
+		{"no token configured", "", "", "", 200},
+		{"token configured, none sent", token, "", "", 401},
+		{"token configured, wrong one sent", token, "", token + "x", 401},
+		{"token configured and sent", token, "", token, 200},
+		{"token configured, none sent, open_metrics", token, "open_metrics: true", "", 200},
+		{"token configured, none sent, open_api", token, "open_api: true", "", 401},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newIntake(t, "0", "1", tc.token)
+			f := newIntakeServer(t, tc.token, tc.server)
 			status, body := f.get("/metrics", tc.send)
 			if status != tc.status {
 				t.Fatalf("GET /metrics: %d %s, want %d", status, clip(body, 200), tc.status)
@@ -161,4 +167,15 @@ func TestMetricsNeedTheToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newIntakeServer is the intake with the API token and more lines of the
+// server section.
+func newIntakeServer(t *testing.T, token, server string) *intakeFixture {
+	t.Helper()
+	text := fmt.Sprintf(intakeConfig, "0", "1", token)
+	if server != "" {
+		text = strings.Replace(text, "  api_token:", "  "+server+"\n  api_token:", 1)
+	}
+	return newIntakeWith(t, text)
 }

@@ -81,7 +81,6 @@ type Server struct {
 // which closes) to stop its intake writer.
 func New(o Options) (*Server, error) {
 	cfg := o.Config
-	openAPI, openMetrics := false, false
 	proxies, err := parseProxies(cfg.Server.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
@@ -97,8 +96,8 @@ func New(o Options) (*Server, error) {
 		proxies:     proxies,
 		bodyLimit:   cfg.Server.BodyLimit,
 		apiToken:    []byte(cfg.Server.APIToken.Reveal()),
-		openAPI:     openAPI,
-		openMetrics: openMetrics,
+		openAPI:     cfg.Server.OpenAPI,
+		openMetrics: cfg.Server.OpenMetrics,
 		onStopping:  o.OnStopping,
 	}
 	if s.bodyLimit <= 0 {
