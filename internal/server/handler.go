@@ -9,9 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/forge"
@@ -116,22 +116,14 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("body of %d bytes over the limit of %d bytes (server.body_limit)", r.ContentLength, s.bodyLimit)), http.StatusRequestEntityTooLarge)
 		return
 	}
-	// Bodies being read share a byte budget, so that many slow or large
-	// requests at once cannot take the memory: one whose size is unknown
-	// (chunked) reserves the whole limit.
-	reserve := s.bodyLimit
-	if r.ContentLength >= 0 {
-		reserve = r.ContentLength
+	// The body must arrive soon: a client trickling it holds a connection
+	// and budget. With a read timeout shorter than bodyTimeout, the
+	// server's own deadline is already nearer and stays.
+	if s.bodyTimeout > 0 {
+		// Not every ResponseWriter can (a test recorder); the server's
+		// read timeout then applies alone.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	}
-	if !s.bodyBudget.take(reserve) {
-		s.writer.coming.Add(-1)
-		outcome(outcomeQueueFull)
-		w.Header().Set("Retry-After", "1")
-		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kindName,
-			Reason: "fraisier is busy: too many request bodies being read at once; retry"})
-		return
-	}
-	defer s.bodyBudget.give(reserve)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 1<<20 {
@@ -141,19 +133,37 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}()
 	buf.Reset()
 	if r.ContentLength > 0 {
-		// One allocation of the announced size, not doublings up to it.
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		// One allocation for the bodies forges send, but never the whole
+		// announced size before it arrives.
+		buf.Grow(int(min(r.ContentLength, bodyPrealloc)) + bytes.MinRead)
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.bodyLimit)); err != nil {
+	// Bodies being read share a byte budget, per source and in all, so
+	// that many slow or large requests at once cannot take the memory, and
+	// one source cannot take it from the others.
+	in := &budgetedBody{r: http.MaxBytesReader(w, r.Body, s.bodyLimit), budget: s.bodyBudget, source: client}
+	defer in.release()
+	if _, err := buf.ReadFrom(in); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			s.record(w, r, kindName, start, rejected(kind, r, client, start,
 				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge)
-			return
+		case errors.Is(err, errBodyBudget):
+			s.writer.coming.Add(-1)
+			outcome(outcomeQueueFull)
+			w.Header().Set("Retry-After", "1")
+			s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kindName,
+				Reason: "fraisier is busy: too many request bodies being read at once (from this address, or in all); retry"})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.writer.coming.Add(-1)
+			outcome(outcomeBadRequest)
+			s.reply(w, http.StatusRequestTimeout, answer{Outcome: outcomeBadRequest, Forge: kindName,
+				Reason: fmt.Sprintf("the body did not arrive within %s", s.bodyTimeout)})
+		default:
+			s.writer.coming.Add(-1)
+			outcome(outcomeBadRequest)
+			s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: kindName, Reason: "could not read the body"})
 		}
-		s.writer.coming.Add(-1)
-		outcome(outcomeBadRequest)
-		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: kindName, Reason: "could not read the body"})
 		return
 	}
 	body := buf.Bytes()
@@ -311,19 +321,3 @@ func clip(s string, max int) string {
 	}
 	return s
 }
-
-// byteBudget bounds the bytes of request bodies held at once.
-type byteBudget struct {
-	max  int64
-	used atomic.Int64
-}
-
-func (b *byteBudget) take(n int64) bool {
-	if b.used.Add(n) > b.max {
-		b.used.Add(-n)
-		return false
-	}
-	return true
-}
-
-func (b *byteBudget) give(n int64) { b.used.Add(-n) }

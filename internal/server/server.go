@@ -74,7 +74,10 @@ type Server struct {
 
 	writerDone chan struct{}
 	onStopping func()
-	bodyBudget *byteBudget
+	bodyBudget *bodyBudget
+	// bodyTimeout bounds the time a body takes to arrive (0: the read
+	// timeout does).
+	bodyTimeout time.Duration
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -103,10 +106,18 @@ func New(o Options) (*Server, error) {
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = 1 << 20
 	}
-	// Bodies in flight at once: 64 MiB, or 16 bodies at the limit if that
-	// is more; far above what forges send (a few KB each), far below what
-	// a flood of large bodies would take.
-	s.bodyBudget = &byteBudget{max: max(64<<20, 16*s.bodyLimit)}
+	// Body bytes held at once: 64 MiB, or 16 bodies at the limit if that
+	// is more, far above what forges send (a few KB each) and far below
+	// what a flood of large bodies would take; from one source, 4 MiB or
+	// two bodies at the limit.
+	s.bodyBudget = newBodyBudget(max(64<<20, 16*s.bodyLimit), max(4<<20, 2*s.bodyLimit))
+	// The body deadline replaces the connection's read deadline, so it is
+	// set only where it cannot come later than the read timeout's: with
+	// the headers in within headerTimeout, that is when the read timeout
+	// is off or at least both together.
+	if rt := cfg.Server.ReadTimeout.D(); rt <= 0 || rt >= headerTimeout(rt)+bodyTimeout {
+		s.bodyTimeout = bodyTimeout
+	}
 	running := func() float64 {
 		if s.runner == nil {
 			return 0
