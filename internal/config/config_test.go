@@ -61,6 +61,7 @@ func TestMatch(t *testing.T) {
   api:
     type: api
     repository: acme/api
+    forge: github
     environments:
       production: {branch: main, tags: "v*", git_repo: /srv/git/api.git, app_path: /srv/api}
       staging: {branch: "release/*", git_repo: /srv/git/api.git, app_path: /srv/api-staging}
@@ -74,30 +75,42 @@ func TestMatch(t *testing.T) {
     type: api
     environments:
       production: {branch: main, git_repo: "git@github.com:acme/other.git", app_path: /srv/other}
+  lab:
+    type: api
+    repository: acme/api
+    forge: gitlab
+    environments:
+      production: {branch: main, git_repo: /srv/git/api.git, app_path: /srv/lab}
 `
 	cfg := mustParse(t, yaml)
 	cases := []struct {
-		repo, ref string
-		want      []string
+		forge, repo, ref string
+		want             []string
 	}{
-		{"https://github.com/acme/api", "refs/heads/main", []string{"api/production", "etl/production"}},
-		{"git@github.com:ACME/api.git", "main", []string{"api/production", "etl/production"}},
-		{"https://gitlab.com/acme/api", "refs/heads/main", []string{"api/production"}},
-		{"https://github.com/acme/api", "refs/heads/release/1.2", []string{"api/staging"}},
-		{"https://github.com/acme/api", "refs/heads/release/1.2/hotfix", nil},
-		{"https://github.com/acme/api", "refs/tags/v1.0", []string{"api/production"}},
-		{"https://github.com/acme/api", "refs/tags/release/1", nil},
-		{"https://github.com/acme/api", "refs/pull/1/head", nil},
-		{"https://github.com/acme/other.git", "refs/heads/main", []string{"other/production"}},
-		{"https://github.com/acme/nothing", "refs/heads/main", nil},
+		{"github", "https://github.com/acme/api", "refs/heads/main", []string{"api/production", "etl/production"}},
+		{"github", "git@github.com:ACME/api.git", "main", []string{"api/production", "etl/production"}},
+		{"github", "https://gitlab.com/acme/api", "refs/heads/main", []string{"api/production"}},
+		{"github", "https://github.com/acme/api", "refs/heads/release/1.2", []string{"api/staging"}},
+		{"github", "https://github.com/acme/api", "refs/heads/release/1.2/hotfix", nil},
+		{"github", "https://github.com/acme/api", "refs/tags/v1.0", []string{"api/production"}},
+		{"github", "https://github.com/acme/api", "refs/tags/release/1", nil},
+		{"github", "https://github.com/acme/api", "refs/pull/1/head", nil},
+		{"github", "https://github.com/acme/other.git", "refs/heads/main", []string{"other/production"}},
+		{"github", "https://github.com/acme/nothing", "refs/heads/main", nil},
+		// Only the delivering forge's fraises: whatever repository a
+		// delivery names, another forge's fraises are not candidates.
+		{"gitlab", "https://github.com/acme/api", "refs/heads/main", []string{"lab/production"}},
+		{"gitlab", "https://github.com/acme/other.git", "refs/heads/main", nil},
+		{"gitea", "https://github.com/acme/api", "refs/heads/main", nil},
+		{"", "https://github.com/acme/api", "refs/heads/main", nil},
 	}
 	for _, tc := range cases {
 		var got []string
-		for _, e := range cfg.Match(tc.repo, tc.ref) {
+		for _, e := range cfg.Match(tc.forge, tc.repo, tc.ref) {
 			got = append(got, e.ID())
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("Match(%q, %q) (-want +got):\n%s", tc.repo, tc.ref, diff)
+			t.Errorf("Match(%q, %q, %q) (-want +got):\n%s", tc.forge, tc.repo, tc.ref, diff)
 		}
 	}
 
@@ -116,7 +129,7 @@ func TestMatch(t *testing.T) {
 		{nil, nil},
 	} {
 		var got []string
-		for _, e := range router.Match(tc.names, "refs/heads/main") {
+		for _, e := range router.Match("github", tc.names, "refs/heads/main") {
 			got = append(got, e.ID())
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {

@@ -23,7 +23,8 @@
 //
 // # Webhook routing
 //
-// A push routes to every environment whose fraise's repository (or, when
+// A push routes to every environment whose fraise is on the forge that
+// delivered it (Fraise.ForgeKind), whose fraise's repository (or, when
 // the fraise names none, whose git_repo) is the pushed repository, whose
 // auto_deploy is on, and whose branch pattern matches the pushed branch
 // (or, for a tag push, whose tags pattern matches the tag; tag pushes

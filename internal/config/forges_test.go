@@ -96,3 +96,41 @@ fraises:
 		t.Errorf("SecretValues (-want +got):\n%s", diff)
 	}
 }
+
+// TestWarnings pins what loads but is reported to the operator:
+// deliveries accepted without a signature, a fraise on a forge that is not
+// configured, and GitLab tokens that a signing key makes useless.
+func TestWarnings(t *testing.T) {
+	yaml := `git:
+  gitea:
+    secret: gitea-secret-0123456789
+    allow_unsigned: {fraises: [mirror], from: [10.0.0.0/8]}
+  gitlab:
+    secrets: [gitlab-token-0123456789, whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3]
+fraises:
+  api:
+    type: api
+    repository: https://github.com/acme/api.git
+    environments:
+      production: {branch: main, app_path: /srv/api}
+  mirror:
+    type: api
+    forge: gitea
+    repository: acme/api
+    environments:
+      production: {branch: main, git_repo: /srv/git/api.git, app_path: /srv/mirror}
+`
+	cfg := mustParse(t, yaml)
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, w.String())
+	}
+	want := []string{
+		"fraises.yaml:4:5: git.gitea.allow_unsigned: gitea deliveries without a signature are accepted for mirror and from 10.0.0.0/8: whoever can send one can deploy (hint: use it on a private network only; a secret is always safer)",
+		"fraises.yaml:5:3: git.gitlab: GitLab has a signing key (whsec_…) and a plain token: while a signing key is configured, deliveries must be signed and the token is never accepted (hint: remove the token once every GitLab webhook has its signing token)",
+		"fraises.yaml:8:3: fraises.api: api is on github, which has no git section: no webhook deploys it (hint: add git.github, or set forge: to the forge that delivers its pushes)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}

@@ -139,13 +139,14 @@ func (e *Environment) RouteRepository() string {
 	return e.GitRepo
 }
 
-// Match returns the environments that a push of ref to repository deploys,
-// sorted by fraise and environment. ref is refs/heads/NAME, refs/tags/NAME,
-// or a bare branch name. This is the routing rule described in the package
+// Match returns the environments that a push of ref to repository,
+// delivered by forge (a key of the git section), deploys, sorted by fraise
+// and environment. ref is refs/heads/NAME, refs/tags/NAME, or a bare
+// branch name. This is the routing rule described in the package
 // documentation; the validator guarantees that it never picks two
 // environments of one fraise for the same push.
-func (c *Config) Match(repository, ref string) []*Environment {
-	return c.Router().Match([]string{repository}, ref)
+func (c *Config) Match(forge, repository, ref string) []*Environment {
+	return c.Router().Match(forge, []string{repository}, ref)
 }
 
 // Router is the routing rule of Match, prepared once: the auto-deploy
@@ -158,6 +159,7 @@ type Router struct {
 
 type route struct {
 	env        *Environment
+	forge      string
 	host, path string
 }
 
@@ -169,18 +171,20 @@ func (c *Config) Router() *Router {
 			continue
 		}
 		host, p := splitRepository(e.RouteRepository())
-		if p == "" {
-			continue
+		forge := e.Fraise.ForgeKind()
+		if p == "" || forge == "" {
+			continue // no webhook can deploy it
 		}
-		r.routes = append(r.routes, route{env: e, host: host, path: p})
+		r.routes = append(r.routes, route{env: e, forge: forge, host: host, path: p})
 	}
 	return r
 }
 
-// Match returns the environments a push of ref deploys when the pushed
-// repository goes by any of names (its full name, its clone URLs), sorted
-// by fraise and environment, each once.
-func (r *Router) Match(names []string, ref string) []*Environment {
+// Match returns the environments a push of ref, delivered by forge, deploys
+// when the pushed repository goes by any of names (its full name, its clone
+// URLs), sorted by fraise and environment, each once. Only fraises of that
+// forge (Fraise.ForgeKind) are candidates.
+func (r *Router) Match(forge string, names []string, ref string) []*Environment {
 	var name string
 	tag := false
 	switch {
@@ -193,24 +197,24 @@ func (r *Router) Match(names []string, ref string) []*Environment {
 	default:
 		name = ref
 	}
-	return r.match(names, func(e *Environment) bool {
+	return r.match(forge, names, func(e *Environment) bool {
 		return tag && e.Tags != "" && refMatches(e.Tags, name) || !tag && refMatches(e.Branch, name)
 	})
 }
 
 // MatchPullRequest returns the environments that deploy the head of a pull
-// request against target (a branch name) in the repository going by any of
-// names: those whose pull_requests pattern matches it, sorted by fraise
-// and environment.
-func (r *Router) MatchPullRequest(names []string, target string) []*Environment {
-	return r.match(names, func(e *Environment) bool {
+// request, delivered by forge, against target (a branch name) in the
+// repository going by any of names: those of that forge's fraises whose
+// pull_requests pattern matches it, sorted by fraise and environment.
+func (r *Router) MatchPullRequest(forge string, names []string, target string) []*Environment {
+	return r.match(forge, names, func(e *Environment) bool {
 		return e.PullRequests != "" && refMatches(e.PullRequests, target)
 	})
 }
 
-// match returns the environments of the repository going by any of names
-// that want says deploy.
-func (r *Router) match(names []string, want func(*Environment) bool) []*Environment {
+// match returns the environments of forge's fraises, of the repository
+// going by any of names, that want says deploy.
+func (r *Router) match(forge string, names []string, want func(*Environment) bool) []*Environment {
 	type split struct{ host, path string }
 	var buf [4]split
 	pushed := buf[:0]
@@ -221,6 +225,9 @@ func (r *Router) match(names []string, want func(*Environment) bool) []*Environm
 	}
 	var out []*Environment
 	for _, rt := range r.routes {
+		if rt.forge != forge {
+			continue
+		}
 		same := false
 		for _, n := range pushed {
 			if n.path == rt.path && (n.host == rt.host || n.host == "" || rt.host == "") {

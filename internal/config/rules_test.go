@@ -203,6 +203,11 @@ var ruleCases = []ruleCase{
 	{name: "forge_empty_secret", yaml: "git:\n  gitea: {secrets: [a, \"\"]}\n" + apiWith(base), paths: []string{"git.gitea.secrets[1]"}},
 	{name: "allow_unsigned_true", yaml: "git:\n  gitea: {secret: a-gitea-secret-of-length, allow_unsigned: true}\n" + apiWith(base), paths: []string{"git.gitea.allow_unsigned"}},
 	{name: "forge_unknown", yaml: strings.Replace(apiWith(base), "    repository:", "    forge: sourcehut\n    repository:", 1), paths: []string{"fraises.api.forge"}},
+	{name: "forge_untellable", yaml: "git:\n  github: {secret: github-secret-0123456789}\n  gitlab: {secret: gitlab-token-0123456789}\n" + strings.Replace(apiWith(base+"git_repo: /srv/git/api.git\n"), "https://github.com/acme/api.git", "acme/api", 1),
+		paths: []string{"fraises.api.forge"}},
+	{name: "allow_unsigned_empty", yaml: "git:\n  gitea: {secret: gitea-secret-0123456789, allow_unsigned: {}}\n" + apiWith(base), paths: []string{"git.gitea.allow_unsigned"}},
+	{name: "allow_unsigned_names", yaml: "git:\n  gitea:\n    allow_unsigned: {fraises: [api, nope], from: [10.0.0.0/8, not-an-address]}\n" + apiWith(base),
+		paths: []string{"git.gitea.allow_unsigned.fraises[0]", "git.gitea.allow_unsigned.fraises[1]", "git.gitea.allow_unsigned.from[1]"}},
 	{name: "secret_file_relative", yaml: "git:\n  github: {secret_file: github-webhook}\n" + apiWith(base), paths: []string{"git.github.secret_file"}},
 
 	// Routing.

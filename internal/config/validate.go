@@ -42,6 +42,7 @@ func (l *loader) validate() {
 	}
 	l.validateAppPaths()
 	l.validateRouting()
+	l.validateForges()
 }
 
 // validateTags applies the abs, name, min and max tags and refuses

@@ -69,26 +69,31 @@ fraises:
   hello:
     type: api
     repository: Codertocat/Hello-World
+    forge: github
     environments:
       production: {branch: main, git_repo: %[1]s/git/hello.git, app_path: %[1]s/srv/hello}
   diaspora:
     type: api
     repository: mike/diaspora
+    forge: gitlab
     environments:
       production: {branch: master, git_repo: %[1]s/git/diaspora.git, app_path: %[1]s/srv/diaspora}
   webhooks:
     type: api
     repository: gitea/webhooks
+    forge: gitea
     environments:
       dev: {branch: develop, git_repo: %[1]s/git/webhooks.git, app_path: %[1]s/srv/webhooks}
   projectx:
     type: api
     repository: team_name/project-x
+    forge: bitbucket
     environments:
       production: {branch: main, git_repo: %[1]s/git/px.git, app_path: %[1]s/srv/px}
   bbs:
     type: api
     repository: PROJ/repository
+    forge: bitbucket_server
     environments:
       production: {branch: master, git_repo: %[1]s/git/bbs.git, app_path: %[1]s/srv/bbs}
 `

@@ -43,6 +43,7 @@ fraises:
   hello:
     type: api
     repository: Codertocat/Hello-World
+    forge: github
     webhook: {secret: hello-only}
     environments:
       production:
@@ -53,22 +54,26 @@ fraises:
   diaspora:
     type: api
     repository: mike/diaspora
+    forge: gitlab
     environments:
       production: {branch: master, git_repo: /srv/git/diaspora.git, app_path: /srv/diaspora}
   webhooks:
     type: api
     repository: gitea/webhooks
+    forge: gitea
     environments:
       dev: {branch: develop, git_repo: /srv/git/webhooks.git, app_path: /srv/webhooks}
   projectx:
     type: api
     repository: team_name/project-x
+    forge: bitbucket
     webhook: {secret: projectx-only}
     environments:
       production: {branch: main, git_repo: /srv/git/px.git, app_path: /srv/px}
   bbs:
     type: api
     repository: PROJ/repository
+    forge: bitbucket_server
     environments:
       production: {branch: master, git_repo: /srv/git/bbs.git, app_path: /srv/bbs}
 `
@@ -444,27 +449,32 @@ fraises:
   hello:
     type: api
     repository: Codertocat/Hello-World
+    forge: github
     environments:
       production: {branch: master, git_repo: /srv/git/hello.git, app_path: /srv/hello}
       preview: {branch: preview, pull_requests: "mas*", git_repo: /srv/git/hello.git, app_path: /srv/hello-preview}
   gitlabtest:
     type: api
     repository: gitlabhq/gitlab-test
+    forge: gitlab
     environments:
       preview: {branch: preview, pull_requests: master, git_repo: /srv/git/glt.git, app_path: /srv/glt}
   webhooks:
     type: api
     repository: gitea/webhooks
+    forge: gitea
     environments:
       preview: {branch: preview, pull_requests: master, git_repo: /srv/git/webhooks.git, app_path: /srv/webhooks}
   bbs:
     type: api
     repository: PROJ/repository
+    forge: bitbucket_server
     environments:
       preview: {branch: preview, pull_requests: master, git_repo: /srv/git/bbs.git, app_path: /srv/bbs}
   projectx:
     type: api
     repository: team_name/project-x
+    forge: bitbucket
     environments:
       preview: {branch: preview, pull_requests: main, git_repo: /srv/git/px.git, app_path: /srv/px}
 `

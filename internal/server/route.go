@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/forge"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -13,7 +12,6 @@ import (
 // route decides what a parsed, authenticated delivery deploys, given who
 // sent it.
 func (s *Server) route(ev forge.Event, who sender) store.Intake {
-	owner := who.owner
 	rec := store.WebhookEvent{Forge: string(ev.Forge), DeliveryID: ev.DeliveryID, EventType: ev.EventType,
 		Repository: ev.Repository.FullName, Sender: ev.Sender}
 	ignore := func(reason string) store.Intake {
@@ -24,7 +22,7 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 	case forge.Ping:
 		return ignore("ping: " + string(ev.Forge) + " reaches fraisier")
 	case forge.PullRequest:
-		return s.routePullRequest(ev, owner, rec)
+		return s.routePullRequest(ev, who, rec)
 	case forge.Push:
 	default:
 		return ignore(fmt.Sprintf("%q events are not deployed", ev.EventType))
@@ -43,18 +41,18 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 			reasons = append(reasons, "deletion of "+c.Ref+" never deploys")
 			continue
 		}
-		envs := s.router.Match(names, c.Ref)
+		envs := s.router.Match(string(ev.Forge), names, c.Ref)
 		if len(envs) == 0 {
 			switch {
 			case c.IsTag:
-				reasons = append(reasons, fmt.Sprintf("no environment deploys tag %s of %s (tags deploy only where an environment sets tags:)", c.Name, ev.Repository.FullName))
+				reasons = append(reasons, fmt.Sprintf("no environment deploys tag %s of %s delivered by %s (tags deploy only where an environment sets tags:)", c.Name, ev.Repository.FullName, ev.Forge))
 			default:
-				reasons = append(reasons, fmt.Sprintf("no environment deploys branch %s of %s", c.Name, ev.Repository.FullName))
+				reasons = append(reasons, fmt.Sprintf("no environment deploys branch %s of %s delivered by %s", c.Name, ev.Repository.FullName, ev.Forge))
 			}
 			continue
 		}
 		for _, e := range envs {
-			if why := notCovered(owner, e); why != "" {
+			if why := who.notCovered(e); why != "" {
 				reasons = append(reasons, why)
 				continue
 			}
@@ -85,7 +83,7 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 // routePullRequest queues the head of a pull request opened, reopened or
 // updated against a branch that an environment's pull_requests matches;
 // every other pull request event is recorded and ignored, with the reason.
-func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.WebhookEvent) store.Intake {
+func (s *Server) routePullRequest(ev forge.Event, who sender, rec store.WebhookEvent) store.Intake {
 	ignore := func(reason string) store.Intake {
 		rec.Outcome, rec.Reason = store.OutcomeIgnored, reason
 		return store.Intake{Event: rec}
@@ -97,10 +95,10 @@ func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.Webhoo
 	rec.Ref, rec.SHA = "refs/heads/"+pr.SourceBranch, pr.HeadSHA
 	what := fmt.Sprintf("pull request #%d %s", pr.Number, pr.Action)
 	names := append([]string{ev.Repository.FullName}, ev.Repository.CloneURLs...)
-	envs := s.router.MatchPullRequest(names, pr.TargetBranch)
+	envs := s.router.MatchPullRequest(string(ev.Forge), names, pr.TargetBranch)
 	if len(envs) == 0 {
-		return ignore(fmt.Sprintf("%s: no environment deploys pull requests against %s of %s (pull requests deploy only where an environment sets pull_requests:)",
-			what, pr.TargetBranch, ev.Repository.FullName))
+		return ignore(fmt.Sprintf("%s: no environment deploys pull requests against %s of %s delivered by %s (pull requests deploy only where an environment sets pull_requests:)",
+			what, pr.TargetBranch, ev.Repository.FullName, ev.Forge))
 	}
 	ref := forge.PullRequestRef(ev.Forge, pr.Number)
 	switch {
@@ -118,7 +116,7 @@ func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.Webhoo
 	var reqs []store.QueueRequest
 	var reasons []string
 	for _, e := range envs {
-		if why := notCovered(owner, e); why != "" {
+		if why := who.notCovered(e); why != "" {
 			reasons = append(reasons, why)
 			continue
 		}
@@ -131,16 +129,6 @@ func (s *Server) routePullRequest(ev forge.Event, owner string, rec store.Webhoo
 	}
 	rec.Outcome, rec.Reason = store.OutcomeAccepted, strings.Join(dedupe(reasons), "; ")
 	return store.Intake{Event: rec, Requests: reqs}
-}
-
-// notCovered says why a delivery signed with fraise owner's own secret
-// ("" for a forge secret, which covers every fraise) may not deploy e, or
-// is "" when it may.
-func notCovered(owner string, e *config.Environment) string {
-	if fraise, _ := e.Target(); owner != "" && fraise != owner {
-		return fmt.Sprintf("signed with fraise %s's own secret, which does not cover %s", owner, e.ID())
-	}
-	return ""
 }
 
 func actorOf(ev forge.Event) string {

@@ -91,6 +91,7 @@ fraises:
   hello:
     type: api
     repository: acme/hello
+    forge: github
     webhook: {secret: %s}
     environments:
       production:
@@ -263,6 +264,7 @@ fraises:
   hello:
     type: api
     repository: acme/hello
+    forge: github
     environments:
       production: {branch: main, git_repo: %s, app_path: %s}
 `, port, state, filepath.Join(root, "origin.git"), filepath.Join(root, "srv", "hello"))
