@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,8 +28,13 @@ var ErrTimeout = errors.New("timed out")
 type Cmd struct {
 	Argv []string
 	Dir  string
-	// Env is added to the inherited environment (later entries win).
+	// Env is added to what the child inherits (see environ); its entries
+	// win, and later ones win over earlier ones.
 	Env []string
+	// PassEnv names variables of fraisier's own environment the child
+	// inherits beyond the allowlist, when they are set: what a tool needs
+	// to do its job (git's SSH_AUTH_SOCK, systemctl's XDG_RUNTIME_DIR).
+	PassEnv []string
 	// Stdin is the child's standard input; nil means /dev/null.
 	Stdin io.Reader
 	// Timeout bounds the run; zero means only ctx bounds it.
@@ -91,9 +99,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 
 	cmd := exec.CommandContext(runCtx, c.Argv[0], c.Argv[1:]...)
 	cmd.Dir = c.Dir
-	if len(c.Env) > 0 {
-		cmd.Env = append(cmd.Environ(), c.Env...)
-	}
+	cmd.Env = environ(os.Environ(), c.Dir, c.PassEnv, c.Env)
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = sink
 	cmd.Stderr = sink
@@ -147,6 +153,39 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 		return res, fmt.Errorf("wait %s: %w", quoteArgv(c.Argv), waitErr)
 	}
 	return res, nil
+}
+
+// inherited are the variables of fraisier's environment every child gets:
+// where to find programs, the home directory, and how to speak (language,
+// character set, time zone). Nothing else is passed unasked, because
+// fraisier's environment holds its own secrets (webhook secrets given as
+// ${VAR}, database URLs, CREDENTIALS_DIRECTORY) and the code it runs is
+// whatever was pushed.
+var inherited = []string{"PATH", "HOME", "LANG", "LANGUAGE", "TZ"}
+
+// environ is the environment a child starts with: from parent (fraisier's
+// own, os.Environ()), the variables of the allowlist (those above and
+// every LC_*) and those named in pass; then PWD when dir is set; then env,
+// whose entries win.
+func environ(parent []string, dir string, pass []string, env []string) []string {
+	out := make([]string, 0, len(inherited)+len(pass)+len(env)+4)
+	for _, kv := range parent {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			continue
+		}
+		if slices.Contains(inherited, name) || strings.HasPrefix(name, "LC_") || slices.Contains(pass, name) {
+			out = append(out, kv)
+		}
+	}
+	if dir != "" {
+		// As os/exec does for an inherited environment: PWD names the
+		// directory the child starts in.
+		if abs, err := filepath.Abs(dir); err == nil {
+			out = append(out, "PWD="+abs)
+		}
+	}
+	return append(out, env...)
 }
 
 // Output runs c and returns its captured output, trimmed of trailing

@@ -79,10 +79,19 @@ func hardening() []string {
 	}
 }
 
-// env is added to fraisier's own environment for every git process.
-// execx cannot remove inherited variables, so those that would redirect
-// git elsewhere (a GIT_DIR from a hook that ran fraisier, say) are
-// overridden with the values we mean.
+// passEnv are the variables of fraisier's environment git gets beyond
+// execx's allowlist: how this host reaches remotes (an ssh agent or
+// command, a proxy, a private certificate authority).
+var passEnv = []string{
+	"SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH",
+	"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+	"all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+	"SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+}
+
+// env is what every git process gets on top of execx's allowlist and
+// passEnv. The variables that would redirect git elsewhere are set to the
+// values we mean, whatever a caller's environment holds.
 func (r runner) env() []string {
 	env := []string{
 		"LC_ALL=C", // the messages classifyRemote reads are English
@@ -129,6 +138,7 @@ func (r runner) run(ctx context.Context, c call) (string, error) {
 		Argv:    argv,
 		Dir:     c.dir,
 		Env:     r.env(),
+		PassEnv: passEnv,
 		Stdin:   c.stdin,
 		Timeout: r.opts.Timeout,
 	}

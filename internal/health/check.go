@@ -55,7 +55,8 @@ type Check struct {
 	TCPAddr string
 
 	// Command is the argv KindCommand runs (never through a shell), in Dir
-	// with Env ("KEY=value") added to the inherited environment.
+	// with Env ("KEY=value") added to the little it inherits of fraisier's
+	// environment (execx's allowlist).
 	Command []string
 	Dir     string
 	Env     []string

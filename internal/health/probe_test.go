@@ -286,6 +286,9 @@ func TestRunTCP(t *testing.T) {
 }
 
 func TestRunCommand(t *testing.T) {
+	// A secret of fraisier's own environment, as a webhook secret given as
+	// ${VAR} is: no probe command may see it.
+	t.Setenv("FRAISIER_HC_SECRET", "sec-health-0123456789")
 	tests := []struct {
 		name     string
 		check    health.Check
@@ -295,6 +298,7 @@ func TestRunCommand(t *testing.T) {
 		{name: "true", check: health.Check{Command: []string{"true"}}, wantOK: true},
 		{name: "false", check: health.Check{Command: []string{"false"}}, wantLast: "exit status 1"},
 		{name: "output tail", check: health.Check{Command: []string{"sh", "-c", "echo checking; echo 'db: not ready' >&2; exit 3"}}, wantLast: "exit status 3: db: not ready"},
+		{name: "fraisier's secrets not inherited", check: health.Check{Command: []string{"sh", "-c", `test -z "$FRAISIER_HC_SECRET" && test -n "$PATH"`}}, wantOK: true},
 		{name: "dir and env", check: health.Check{Command: []string{"sh", "-c", `test "$FRAISIER_HC" = 1 && test "$(pwd)" = /`}, Dir: "/", Env: []string{"FRAISIER_HC=1"}}, wantOK: true},
 		{name: "timeout", check: health.Check{Command: []string{"sleep", "5"}, Timeout: 100 * time.Millisecond}, wantLast: "no answer within 100ms"},
 		{name: "missing program", check: health.Check{Command: []string{"/nonexistent/check"}}, wantLast: "start /nonexistent/check: fork/exec /nonexistent/check: no such file or directory"},

@@ -44,7 +44,9 @@ type Config struct {
 	// URL is the database URL. It is a secret: it goes to tools through the
 	// environment only and never appears in errors or streamed output.
 	URL string
-	// Env is added to every tool's environment (KEY=VALUE, later wins).
+	// Env is added to every tool's environment (KEY=VALUE, later wins),
+	// which otherwise holds only execx's allowlist of fraisier's own and
+	// the URL.
 	Env []string
 
 	Python   string // alembic, django: interpreter (default python3)

@@ -97,7 +97,9 @@ func buildHTTPApp(ctx context.Context) (string, error) {
 		Argv: []string{goBin, "build", "-trimpath", "-o", tmp, "."},
 		Dir:  src,
 		// No network, no surrounding module or workspace, no toolchain switch.
-		Env:     []string{"CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off"},
+		Env: []string{"CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off"},
+		// The test run's own build cache and temporary directory.
+		PassEnv: []string{"GOCACHE", "GOPATH", "GOMODCACHE", "XDG_CACHE_HOME", "TMPDIR"},
 		Timeout: 3 * time.Minute,
 	})
 	if err != nil {
