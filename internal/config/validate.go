@@ -312,7 +312,13 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 		l.report(path+".branch", fmt.Sprintf("branch %q holds %q, a shell metacharacter", e.Branch, e.Branch[i]), "webhooks refuse refs holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
 	}
 	if e.PullRequests != "" {
-		if msg, hint := refPatternProblem(e.PullRequests); msg != "" {
+		const own = "give previews an environment of their own, e.g. preview: {branch: preview, pull_requests: main, app_path: ...}"
+		sharing := e.SharesCodeWith != "" // pull_requests is refused there anyway
+		if !sharing && e.IsProtected() {
+			l.report(path+".pull_requests", fmt.Sprintf("a pull request preview deploys code nobody has reviewed; refused on protected environment %s", e.Name), own)
+		} else if !sharing && e.Branch != "" && patternsOverlap(e.Branch, e.PullRequests) {
+			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q matches this environment's own branch %q: any pull request against it would deploy here, where the branch's reviewed code runs", e.PullRequests, e.Branch), own)
+		} else if msg, hint := refPatternProblem(e.PullRequests); msg != "" {
 			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q %s", e.PullRequests, msg), orHint(hint, "the target branch of the pull requests: main, or a glob such as release/*"))
 		} else if i := strings.IndexAny(e.PullRequests, shellMeta); i >= 0 {
 			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q holds %q, a shell metacharacter", e.PullRequests, e.PullRequests[i]), "webhooks refuse branches holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
