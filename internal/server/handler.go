@@ -104,16 +104,16 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		// GitHub's default content type: the JSON is the payload field.
 		form = true
 	default:
-		s.record(w, r, kindName, start, rejected(kind, r, client, start,
-			fmt.Sprintf("content type %q: send application/json", clip(ct, 80))), http.StatusUnsupportedMediaType)
+		s.refuse(w, r, kindName, start, rejected(kind, r, client, start,
+			fmt.Sprintf("content type %q: send application/json", clip(ct, 80))), http.StatusUnsupportedMediaType, refusedContentType)
 		return
 	}
 
 	// A body announced larger than the limit is refused without reading a
 	// byte of it: under attack that is where the memory and CPU would go.
 	if r.ContentLength > s.bodyLimit {
-		s.record(w, r, kindName, start, rejected(kind, r, client, start,
-			fmt.Sprintf("body of %d bytes over the limit of %d bytes (server.body_limit)", r.ContentLength, s.bodyLimit)), http.StatusRequestEntityTooLarge)
+		s.refuse(w, r, kindName, start, rejected(kind, r, client, start,
+			fmt.Sprintf("body of %d bytes over the limit of %d bytes (server.body_limit)", r.ContentLength, s.bodyLimit)), http.StatusRequestEntityTooLarge, refusedTooLarge)
 		return
 	}
 	// The body must arrive soon: a client trickling it holds a connection
@@ -146,8 +146,8 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			s.record(w, r, kindName, start, rejected(kind, r, client, start,
-				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge)
+			s.refuse(w, r, kindName, start, rejected(kind, r, client, start,
+				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge, refusedTooLarge)
 		case errors.Is(err, errBodyBudget):
 			s.writer.coming.Add(-1)
 			outcome(outcomeQueueFull)
@@ -171,7 +171,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	event := rejected(kind, r, client, start, "").Event
 	if !keys.configured {
 		event.Outcome, event.Reason = store.OutcomeRejected, fmt.Sprintf("%s is not configured: add a git.%s section to accept its webhooks", kind, kind)
-		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusForbidden)
+		s.refuse(w, r, kindName, start, store.Intake{Event: event}, http.StatusForbidden, refusedNotConfigured)
 		return
 	}
 	who, err := keys.authenticate(kind, r.Header, body, client, start)
@@ -183,7 +183,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			reason += " (claimed delivery id " + id + ")"
 		}
 		event.Outcome, event.Reason = store.OutcomeRejected, reason
-		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusUnauthorized)
+		s.refuse(w, r, kindName, start, store.Intake{Event: event}, http.StatusUnauthorized, authRefusal(err))
 		return
 	}
 	event.DeliveryID = forge.DeliveryID(kind, r.Header)

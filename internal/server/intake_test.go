@@ -255,7 +255,8 @@ func TestIntakePerForge(t *testing.T) {
 	}
 
 	// Every delivery that reached authentication is recorded, with its
-	// outcome; a forged one never with its delivery id.
+	// outcome (those refused before it, a sample); a forged one never with
+	// its delivery id.
 	evs := f.events()
 	byOutcome := map[string]int{}
 	for _, e := range evs {
@@ -270,8 +271,10 @@ func TestIntakePerForge(t *testing.T) {
 		}
 	}
 	// Four pushes queued hello/production: the first three were superseded
-	// by the next, so only the last stands.
-	want := map[string]int{"accepted": 5, "superseded": 3, "ignored": 4, "rejected": 9}
+	// by the next, so only the last stands. Of the seven requests refused
+	// before authentication, all from one address, the first five are
+	// stored (refusalsPerSource); the two malformed signed ones are too.
+	want := map[string]int{"accepted": 5, "superseded": 3, "ignored": 4, "rejected": refusalsPerSource + 2}
 	if diff := cmp.Diff(want, byOutcome); diff != "" {
 		t.Errorf("recorded outcomes (-want +got):\n%s", diff)
 	}

@@ -279,10 +279,18 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		}
 	}
 	rows.Close()
-	lost := 0
+	lost, unrecorded, forgedStored := 0, 0, 0
 	for i, r := range results {
 		if r.err != nil || r.status >= 500 || r.status == 429 {
 			continue
+		}
+		if r.status == 401 && r.a.WebhookEventID == 0 {
+			// Refusals past the sample's bounds are counted, not stored.
+			unrecorded++
+			continue
+		}
+		if r.status == 401 {
+			forgedStored++
 		}
 		did, ok := events[r.a.WebhookEventID]
 		switch {
@@ -297,8 +305,12 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 			t.Errorf("request %d: recorded as %q (%d times), want %q once", i, did, byDelivery[r.id], r.id)
 		}
 	}
-	if len(events) != n-rep.errors-rep.byStatus[429]-countAbove(rep.byStatus, 499) {
-		t.Errorf("%d webhook events recorded for %d answered requests", len(events), n-rep.errors)
+	if len(events) != n-rep.errors-rep.byStatus[429]-countAbove(rep.byStatus, 499)-unrecorded {
+		t.Errorf("%d webhook events recorded for %d answered requests (%d refusals not recorded)", len(events), n-rep.errors, unrecorded)
+	}
+	// One address sends every forgery: a sample of them is stored.
+	if most := refusalsPerSource * (int(took/refusalWindow) + 2); forgedStored > most {
+		t.Errorf("%d forged deliveries stored in %s, want at most %d", forgedStored, took, most)
 	}
 
 	// The deployments ran during the load.

@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	reg         *prometheus.Registry
 	webhooks    *prometheus.CounterVec
+	refusals    *prometheus.CounterVec
 	intake      *prometheus.HistogramVec
 	deployments *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -30,6 +31,10 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 			Name: "fraisier_webhooks_total",
 			Help: "Webhook requests by forge and outcome (accepted, ignored, rejected, duplicate, rate_limited, bad_request, queue_full, unavailable).",
 		}, []string{"forge", "outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraisier_webhooks_refused_total",
+			Help: "Webhook requests refused before they were authenticated, by forge and reason (missing_signature, bad_signature, stale_timestamp, not_configured, content_type, too_large), recorded in the state database or not.",
+		}, []string{"forge", "reason"}),
 		intake: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "fraisier_webhook_duration_seconds",
 			Help:    "Time from receiving a webhook request to answering it, recording included.",
@@ -49,7 +54,7 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 			Help: "Unix time of the last successful deployment of each target.",
 		}, []string{"fraise", "environment"}),
 	}
-	m.reg.MustRegister(m.webhooks, m.intake, m.deployments, m.duration, m.lastSuccess,
+	m.reg.MustRegister(m.webhooks, m.refusals, m.intake, m.deployments, m.duration, m.lastSuccess,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fraisier_queue_depth",
 			Help: "Deployment requests waiting in the queue.",
@@ -67,6 +72,10 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 func (m *metrics) webhook(forge, outcome string, took time.Duration) {
 	m.webhooks.WithLabelValues(forge, outcome).Inc()
 	m.intake.WithLabelValues(forge).Observe(took.Seconds())
+}
+
+func (m *metrics) refused(forge string, class refusalClass) {
+	m.refusals.WithLabelValues(forge, string(class)).Inc()
 }
 
 func (m *metrics) finished(f queue.Finished) {

@@ -75,6 +75,7 @@ type Server struct {
 	writerDone chan struct{}
 	onStopping func()
 	bodyBudget *bodyBudget
+	refusals   *refusalSampler
 	// bodyTimeout bounds the time a body takes to arrive (0: the read
 	// timeout does).
 	bodyTimeout time.Duration
@@ -124,6 +125,7 @@ func New(o Options) (*Server, error) {
 		}
 		return float64(s.runner.Running())
 	}
+	s.refusals = newRefusalSampler(refusalsPerSource, refusalsOverall, refusalWindow)
 	s.metrics = newMetrics(queueDepthFunc(o.Store), running)
 	backlog := o.IntakeBacklog
 	if backlog <= 0 {
