@@ -26,7 +26,8 @@ import (
 // The crash tests kill the real fraisier (this test binary run as
 // "fraisier", as the scripts run it: testscript.Main put it on PATH) with
 // SIGKILL at an exact point of a deployment, through the engine's
-// test-only fault point (FRAISIER_FAULT, see internal/deploy/doc.go), then
+// test-only fault point (FRAISIER_FAULT, see internal/deploy/doc.go; this
+// test binary has it when built with -tags fraisier_faults), then
 // run it again, on real parts: a bare git origin, a private systemd user
 // manager running the test HTTP service from current, the sql migration
 // tool on a SQLite database, and a SQLite state database. After every
@@ -247,14 +248,25 @@ type crashFixture struct {
 	lastOut           string
 }
 
+// newCrashFixture is a crashFixture whose fraisier is this test binary,
+// which can kill itself at a fault point.
 func newCrashFixture(t *testing.T) *crashFixture {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
+	if !deploy.FaultInjection {
+		testenv.Unavailable(t, "fault injection is compiled only with -tags fraisier_faults (make test passes it)")
 	}
 	bin, err := exec.LookPath("fraisier")
 	if err != nil {
 		t.Fatalf("fraisier is not on PATH (testscript.Main puts it there): %v", err)
+	}
+	return newFixture(t, bin)
+}
+
+// newFixture sets up the installation for the fraisier binary bin.
+func newFixture(t *testing.T, bin string) *crashFixture {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		testenv.Unavailable(t, "git not installed")
 	}
 	mgr := tsystemd.UserManager(t)
 	app := testenv.BuildHTTPApp(t)

@@ -1,13 +1,5 @@
 package deploy
 
-import (
-	"fmt"
-	"io"
-	"os"
-	"strings"
-	"syscall"
-)
-
 // FaultEnv names the environment variable the CLI reads a fault from. It is
 // for tests only: see Fault.
 const FaultEnv = "FRAISIER_FAULT"
@@ -21,6 +13,11 @@ const FaultRecord = "record"
 // crash at that exact point leaves and what the next run makes of it. The
 // zero Fault never fires; only ParseFault makes one, and the CLI calls it
 // only with the value of FRAISIER_FAULT.
+//
+// The killing is compiled in only with the build tag fraisier_faults
+// (FaultInjection says whether it was): test binaries and the binaries
+// tests build have it, the shipped binary does not, and there ParseFault
+// makes no fault of anything, so FRAISIER_FAULT does nothing.
 type Fault struct {
 	// Step is a step's recorded name ("switch", "rollback health") or
 	// FaultRecord.
@@ -28,33 +25,6 @@ type Fault struct {
 	// After fires once the step is recorded finished; otherwise the step
 	// has been recorded as running and its work has not begun.
 	After bool
-}
-
-// ParseFault reads kill:<step>[:before|after] (after by default), or
-// kill:record. An empty string is no fault.
-func ParseFault(s string) (Fault, error) {
-	if s == "" {
-		return Fault{}, nil
-	}
-	rest, ok := strings.CutPrefix(s, "kill:")
-	if !ok {
-		return Fault{}, fmt.Errorf("%s=%q: want kill:<step>[:before|after]", FaultEnv, s)
-	}
-	f := Fault{Step: rest, After: true}
-	if name, when, ok := strings.Cut(rest, ":"); ok {
-		switch when {
-		case "before":
-			f.After = false
-		case "after":
-		default:
-			return Fault{}, fmt.Errorf("%s=%q: %q is neither before nor after", FaultEnv, s, when)
-		}
-		f.Step = name
-	}
-	if strings.TrimSpace(f.Step) == "" {
-		return Fault{}, fmt.Errorf("%s=%q: no step named", FaultEnv, s)
-	}
-	return f, nil
 }
 
 func (f Fault) String() string {
@@ -68,17 +38,4 @@ func (f Fault) String() string {
 		return "kill:" + f.Step + ":after"
 	}
 	return "kill:" + f.Step + ":before"
-}
-
-// at kills the process when it is the fault point (step, after). Nothing
-// deferred runs and no lock is given back: that is the point.
-func (f Fault) at(progress io.Writer, step string, after bool) {
-	if f.Step == "" || f.Step != step || (step != FaultRecord && f.After != after) {
-		return
-	}
-	fmt.Fprintf(progress, "\n! %s=%s: fraisier kills itself here (a test's fault injection)\n", FaultEnv, f)
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	// SIGKILL to oneself is delivered before kill returns; should it not be
-	// (it cannot be blocked), a test must not mistake going on for a crash.
-	select {}
 }

@@ -1,3 +1,5 @@
+//go:build fraisier_faults
+
 package deploy
 
 import (
