@@ -92,11 +92,25 @@ func Authenticate(k Kind, h http.Header, body []byte, secrets [][]byte, allowUns
 		}
 		return verifyPrefixedHex(k, hHubSig, sig, body, secrets)
 	case GitLab:
-		// A signed delivery is judged by its signature alone: accepting its
-		// X-Gitlab-Token instead would give up the replay protection the
-		// timestamp buys.
+		// Signing keys (whsec_…) and tokens are kept apart: a signature is
+		// checked against the signing keys only, a token against the
+		// tokens only. A signed delivery is judged by its signature alone:
+		// accepting its X-Gitlab-Token instead would give up the replay
+		// protection the timestamp buys. And once a signing key is
+		// configured every delivery must be signed, or a token seen once
+		// (it travels in the clear with every delivery) would still do.
 		if has(h, hWebhookSig) {
 			return verifyStandardWebhook(k, h, body, secrets, now)
+		}
+		if hasSigningKey(secrets) {
+			if allowUnsigned {
+				return -1, nil
+			}
+			reason := "no webhook-signature header, and a signing key is configured: GitLab deliveries must be signed"
+			if has(h, hGitLabToken) {
+				reason += " (X-Gitlab-Token is not accepted instead)"
+			}
+			return -1, authErr(k, ErrMissingSignature, reason)
 		}
 		if tok, ok := h[hGitLabToken]; ok && len(tok) > 0 {
 			return verifyToken(k, tok[0], secrets)
@@ -183,8 +197,8 @@ func verifyToken(k Kind, token string, secrets [][]byte) (int, error) {
 // verifyStandardWebhook checks a Standard Webhooks signature, as GitLab
 // sends when the webhook has a signing token: HMAC-SHA256 over
 // "{webhook-id}.{webhook-timestamp}.{body}", base64, as "v1,<sig>" entries
-// separated by spaces. The key is the base64 after "whsec_" in the signing
-// token; a secret without that prefix is used as it is.
+// separated by spaces. The keys are the signing keys among secrets (the
+// base64 after "whsec_"); the other secrets are tokens, never keys.
 func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte, now time.Time) (int, error) {
 	id, ts, sigs := header(h, hWebhookID), header(h, hWebhookTS), header(h, hWebhookSig)
 	if sigs == "" || id == "" || ts == "" {
@@ -200,8 +214,8 @@ func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte,
 	if d := now.Sub(time.Unix(sec, 0)); d > SignatureTolerance || d < -SignatureTolerance {
 		return -1, authErr(k, ErrStaleTimestamp, fmt.Sprintf("webhook-timestamp is %s from now (at most %s allowed)", d.Round(time.Second), SignatureTolerance))
 	}
-	if len(secrets) == 0 {
-		return -1, authErr(k, ErrBadSignature, "webhook-signature is present but no secret is configured to verify it")
+	if !hasSigningKey(secrets) {
+		return -1, authErr(k, ErrBadSignature, "webhook-signature is present but no signing key (whsec_…) is configured to verify it")
 	}
 
 	// Collect the v1 entries once; other versions (v1a, asymmetric) are
@@ -242,19 +256,33 @@ func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte,
 			}
 		}
 	}
-	return -1, authErr(k, ErrBadSignature, fmt.Sprintf("webhook-signature matches none of the %d configured secrets", len(secrets)))
+	return -1, authErr(k, ErrBadSignature, fmt.Sprintf("webhook-signature matches none of the %d configured signing keys", countSigningKeys(secrets)))
 }
 
-// signingKey derives the HMAC key from a configured secret: the decoded
-// base64 after "whsec_", or the secret itself. buf holds the decoded key
-// when it fits, to spare an allocation.
-func signingKey(secret, buf []byte) ([]byte, bool) {
-	if len(secret) == 0 {
-		return nil, false
+// IsSigningKey reports whether a GitLab secret is a Standard Webhooks
+// signing key ("whsec_" and the base64 of the key) rather than a token
+// compared with X-Gitlab-Token.
+func IsSigningKey(secret []byte) bool { return bytes.HasPrefix(secret, []byte("whsec_")) }
+
+func hasSigningKey(secrets [][]byte) bool { return countSigningKeys(secrets) > 0 }
+
+func countSigningKeys(secrets [][]byte) int {
+	n := 0
+	for _, s := range secrets {
+		if IsSigningKey(s) {
+			n++
+		}
 	}
+	return n
+}
+
+// signingKey derives the HMAC key from a signing key: the decoded base64
+// after "whsec_". A secret without that prefix is a token, not a key. buf
+// holds the decoded key when it fits, to spare an allocation.
+func signingKey(secret, buf []byte) ([]byte, bool) {
 	b64, ok := bytes.CutPrefix(secret, []byte("whsec_"))
 	if !ok {
-		return secret, true
+		return nil, false
 	}
 	if base64.StdEncoding.DecodedLen(len(b64)) > len(buf) {
 		buf = make([]byte, base64.StdEncoding.DecodedLen(len(b64)))

@@ -65,7 +65,7 @@ func TestAuthenticate(t *testing.T) {
 	giteaPush := string(readTestdata(t, "gitea_push.json"))
 	bbPush := string(readTestdata(t, "bitbucket_push.json"))
 	bsPush := string(readTestdata(t, "bitbucket_server_refs_changed.json"))
-	rawKeySig := func() string { // a GitLab signing secret without the whsec_ prefix is used as it is
+	rawKeySig := func() string { // signed with a secret that has no whsec_ prefix: a token, never a key
 		m := hmac.New(sha256.New, []byte("plain-signing-key"))
 		m.Write([]byte(swID + "." + swTS + "." + swBody))
 		return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
@@ -135,6 +135,13 @@ func TestAuthenticate(t *testing.T) {
 		{"gitlab unsigned", GitLab, gitlabHeaders("Push Hook"), "{}", secrets("s3cret-token"), false, time.Time{}, -1, ErrMissingSignature},
 		{"gitlab unsigned allowed", GitLab, gitlabHeaders("Push Hook"), "{}", nil, true, time.Time{}, -1, nil},
 
+		// GitLab signing keys and tokens kept apart.
+		{"gitlab token refused while a signing key is configured", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", "s3cret-token"), "{}", secrets("s3cret-token", swSecret), false, time.Time{}, -1, ErrMissingSignature},
+		{"gitlab signing key is not a token", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", swSecret), "{}", secrets(swSecret), false, time.Time{}, -1, ErrMissingSignature},
+		{"gitlab token while a signing key is configured, unsigned allowed: taken as unsigned", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", "s3cret-token"), "{}", secrets("s3cret-token", swSecret), true, time.Time{}, -1, nil},
+		{"gitlab signed alongside a token: the signing key's index", GitLab, swHeaders(swSig), swBody, secrets("s3cret-token", swSecret), false, swTime, 1, nil},
+		{"gitlab signed: a token is never a signing key", GitLab, swHeaders(rawKeySig), swBody, secrets("plain-signing-key"), false, swTime, -1, ErrBadSignature},
+
 		// GitLab signed deliveries (Standard Webhooks).
 		{"gitlab signed: specification vector", GitLab, swHeaders(swSig), swBody, secrets(swSecret), false, swTime, 0, nil},
 		{"gitlab signed: rotation, second secret matches", GitLab, swHeaders(swSig), swBody, secrets("whsec_"+base64.StdEncoding.EncodeToString(make([]byte, 32)), swSecret), false, swTime, 1, nil},
@@ -146,7 +153,6 @@ func TestAuthenticate(t *testing.T) {
 		{"gitlab signed: wrong body", GitLab, swHeaders(swSig), swBody + "\n", secrets(swSecret), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: wrong id", GitLab, with(swHeaders(swSig), "Webhook-Id", "msg_other"), swBody, secrets(swSecret), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: wrong secret", GitLab, swHeaders(swSig), swBody, secrets("whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))), false, swTime, -1, ErrBadSignature},
-		{"gitlab signed: secret without whsec_ is the key itself", GitLab, swHeaders(rawKeySig), swBody, secrets("plain-signing-key"), false, swTime, 0, nil},
 		{"gitlab signed: whsec_ secret not base64", GitLab, swHeaders(swSig), swBody, secrets("whsec_!!!"), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: no v1 signature", GitLab, swHeaders("v2,abc v1a,def"), swBody, secrets(swSecret), false, swTime, -1, ErrBadSignature},
 		{"gitlab signed: too many signatures", GitLab, swHeaders(strings.Repeat("v1,AAAA ", maxSignatures) + swSig), swBody, secrets(swSecret), false, swTime, -1, ErrBadSignature},

@@ -50,12 +50,15 @@
 //   - github: X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256
 //     (sha256=hex). The SHA-1 X-Hub-Signature is never checked: a delivery
 //     carrying only that one is unsigned to fraisier.
-//   - gitlab: X-Gitlab-Event, Idempotency-Key (stable across retries; falls
-//     back to X-Gitlab-Event-UUID), and either X-Gitlab-Token (the secret
-//     itself, compared in constant time) or a Standard Webhooks signature
+//   - gitlab: X-Gitlab-Event, and either a Standard Webhooks signature
 //     (webhook-id, webhook-timestamp, webhook-signature "v1,<base64>") over
-//     "{id}.{timestamp}.{body}", keyed by the base64 after "whsec_" in the
-//     signing token, within SignatureTolerance of now.
+//     "{id}.{timestamp}.{body}", keyed by the base64 after "whsec_" in a
+//     signing key, within SignatureTolerance of now; or, only while no
+//     signing key is configured, X-Gitlab-Token (a token, compared in
+//     constant time with the secrets that are not signing keys). The
+//     delivery id is the signed webhook-id of a signed delivery, else
+//     Idempotency-Key (stable across retries; falls back to
+//     X-Gitlab-Event-UUID).
 //   - gitea (also Forgejo, which sends both header families):
 //     X-Forgejo-Event/X-Gitea-Event, X-Forgejo-Delivery/X-Gitea-Delivery,
 //     X-Forgejo-Signature/X-Gitea-Signature (bare hex), or X-Hub-Signature-256.

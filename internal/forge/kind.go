@@ -148,15 +148,23 @@ const MaxDeliveryIDLen = 128
 
 // DeliveryID returns the forge's per-delivery id, or "" when it is missing
 // or not printable ASCII of at most MaxDeliveryIDLen bytes. For GitLab it
-// prefers Idempotency-Key, which stays the same when GitLab retries a
-// delivery, so that a retry can be recognised.
+// is the id that stays the same when GitLab retries a delivery, so that a
+// retry can be recognised: the signed webhook-id of a signed delivery
+// (call DeliveryID only once Authenticate has verified it), else
+// Idempotency-Key. The unsigned Idempotency-Key is never preferred over a
+// signed id: a captured delivery sent again under a new one would
+// otherwise pass for a new delivery.
 func DeliveryID(k Kind, h http.Header) string {
 	var id string
 	switch k {
 	case GitHub:
 		id = header(h, hGitHubDelivery)
 	case GitLab:
-		id = firstHeader(h, hIdempotencyKey, hWebhookID, hGitLabEventUUID)
+		if has(h, hWebhookSig) {
+			id = header(h, hWebhookID)
+		} else {
+			id = firstHeader(h, hIdempotencyKey, hWebhookID, hGitLabEventUUID)
+		}
 	case Gitea:
 		id = firstHeader(h, hForgejoDelivery, hGiteaDelivery)
 	case Bitbucket:

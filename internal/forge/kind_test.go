@@ -100,6 +100,8 @@ func TestDeliveryID(t *testing.T) {
 		{"forgejo preferred", Gitea, forgejoHeaders("push"), "0b5f3c1e-7a7e-4a42-9d1b-3f2d2b8f9a10"},
 		{"gitlab idempotency key", GitLab, gitlabHeaders("Push Hook"), glDelivery},
 		{"gitlab event uuid when no idempotency key", GitLab, hdr("X-Gitlab-Event", "Push Hook", "X-Gitlab-Event-UUID", "e-1"), "e-1"},
+		{"gitlab signed: the signed webhook-id, not the unsigned idempotency key", GitLab, with(swHeaders(swSig), "Idempotency-Key", "replayed-1"), swID},
+		{"gitlab unsigned: idempotency key before webhook-id", GitLab, hdr("X-Gitlab-Event", "Push Hook", "Idempotency-Key", "i-1", "Webhook-Id", "w-1"), "i-1"},
 		{"bitbucket cloud request uuid, not hook uuid", Bitbucket, bitbucketHeaders("repo:push"), bbDelivery},
 		{"bitbucket server", BitbucketServer, bitbucketServerHeaders("repo:refs_changed"), bsDelivery},
 		{"wrong forge's header", GitHub, bitbucketHeaders("repo:push"), ""},

@@ -404,12 +404,13 @@ var hxForges = []hxForge{
 	{kind: "github", file: "github_push", eventH: "X-GitHub-Event", event: "push", idH: "X-GitHub-Delivery", secret: "hx-gh-secret-7f3a",
 		refJSON: `"refs/heads/main"`, refOf: func(b string) string { return hxJSON("refs/heads/" + b) },
 		repo: `"Codertocat/Hello-World"`, sha: "0D1A26E67D8F5EAF1F6BA5C57FC3C7D91AC0FD1C", sign: hxHMACHeader("X-Hub-Signature-256", "sha256="), repoStatus: 202},
-	{kind: "gitlab", file: "gitlab_push", eventH: "X-Gitlab-Event", event: "Push Hook", idH: "X-Gitlab-Event-UUID", secret: "hx-gl-token-91c2",
+	// GitLab signs (Standard Webhooks): with its signing key configured,
+	// the token hx-gl-token-91c2 is refused, and the corpus sends it as
+	// one more forgery.
+	{kind: "gitlab", file: "gitlab_push", eventH: "X-Gitlab-Event", event: "Push Hook", idH: "X-Gitlab-Event-UUID", secret: hxWhsecKey,
 		refJSON: `"refs/heads/master"`, refOf: func(b string) string { return hxJSON("refs/heads/" + b) },
 		repo: `"mike/diaspora"`, sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-		sign: func(h [][2]string, secret string, _ []byte) [][2]string {
-			return append(h, [2]string{"X-Gitlab-Token", secret})
-		}, repoStatus: 202},
+		sign: hxStandardWebhook, repoStatus: 202},
 	{kind: "gitea", file: "gitea_push", eventH: "X-Gitea-Event", event: "push", idH: "X-Gitea-Delivery", secret: "hx-gitea-secret-0b4d",
 		refJSON: `"refs/heads/develop"`, refOf: func(b string) string { return hxJSON("refs/heads/" + b) },
 		repo: `"gitea/webhooks"`, sha: "bffeb74224043ba2feb48d137756c8a9331c449a", sign: hxHMACHeader("X-Gitea-Signature", ""), repoStatus: 202},
@@ -419,6 +420,23 @@ var hxForges = []hxForge{
 	{kind: "bitbucket_server", file: "bitbucket_server_refs_changed", eventH: "X-Event-Key", event: "repo:refs_changed", idH: "X-Request-Id", secret: "hx-bbs-secret-a8d1",
 		refJSON: `"refs/heads/master"`, refOf: func(b string) string { return hxJSON("refs/heads/" + b) },
 		repo: `"slug": "repository"`, sha: "178864a7d521b6f5e720b386b2c2b0ef8563e0dc", sign: hxHMACHeader("X-Hub-Signature", "sha256="), repoStatus: 400},
+}
+
+// hxStandardWebhook signs as GitLab does with a signing key: the
+// delivery's X-Gitlab-Event-UUID (when it has one) is also its webhook-id.
+func hxStandardWebhook(h [][2]string, key string, body []byte) [][2]string {
+	did := "hx-gitlab-without-id"
+	for _, kv := range h {
+		if kv[0] == "X-Gitlab-Event-UUID" {
+			did = kv[1]
+		}
+	}
+	stamp := strconv.FormatInt(time.Now().Unix(), 10)
+	m := hmac.New(sha256.New, []byte(key))
+	fmt.Fprintf(m, "%s.%s.", did, stamp)
+	m.Write(body)
+	return append(h, [2]string{"Webhook-Id", did}, [2]string{"Webhook-Timestamp", stamp},
+		[2]string{"Webhook-Signature", "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))})
 }
 
 // hxCorpus generates the corpus. marker names the files an injection
@@ -495,6 +513,7 @@ func hxCorpus(t *testing.T, marker string, round int) []hxCase {
 			unauth("token with a shell payload", "bad signature", hxReq{method: "POST", path: path, header: append(hdr(id(f, "shtoken")), [2]string{"X-Gitlab-Token", "$(touch " + evil + ")"}), body: base})
 			unauth("token prefix", "bad signature", hxReq{method: "POST", path: path, header: append(hdr(id(f, "prefix")), [2]string{"X-Gitlab-Token", f.secret[:5]}), body: base})
 			unauth("the signing token sent as the token", "bad signature", hxReq{method: "POST", path: path, header: append(hdr(id(f, "whsec-as-token")), [2]string{"X-Gitlab-Token", "whsec_"}), body: base})
+			unauth("the configured token, while a signing key is configured", "missing signature", hxReq{method: "POST", path: path, header: append(hdr(id(f, "token")), [2]string{"X-Gitlab-Token", "hx-gl-token-91c2"}), body: base})
 			now := time.Now()
 			sw := func(what string, key string, ts time.Time, signed []byte, body []byte) {
 				did := id(f, "sw-"+what)

@@ -53,8 +53,15 @@ func buildKeys(cfg *config.Config) map[forge.Kind]forgeKeys {
 		// it then deploys that fraise only, and routing deploys only the
 		// delivering forge's fraises.
 		for _, name := range cfg.FraiseNames() {
-			for _, s := range cfg.Fraises[name].Webhook.AcceptedSecrets() {
-				k.secrets = append(k.secrets, []byte(s.Reveal()))
+			f := cfg.Fraises[name]
+			for _, s := range f.Webhook.AcceptedSecrets() {
+				b := []byte(s.Reveal())
+				// A signing key turns GitLab's tokens off (forge.Authenticate):
+				// only a GitLab fraise's may.
+				if kind == forge.GitLab && forge.IsSigningKey(b) && f.ForgeKind() != string(forge.GitLab) {
+					continue
+				}
+				k.secrets = append(k.secrets, b)
 				k.owners = append(k.owners, name)
 			}
 		}
