@@ -196,11 +196,11 @@ var ruleCases = []ruleCase{
 	{name: "server_listen", yaml: "server:\n  listen: \"8080\"\n  trusted_proxies: [10.0.0.0/8, not-an-ip]\n" + apiWith(base), paths: []string{"server.listen", "server.trusted_proxies[1]"}},
 	{name: "state_two_places", yaml: "state: {path: /var/lib/fraisier/db, url: \"postgres://x\"}\n" + apiWith(base), paths: []string{"state.url"}},
 	{name: "state_url_scheme", yaml: "state: {url: \"mysql://user:hunter2@db/fraisier\"}\n" + apiWith(base), paths: []string{"state.url"}},
-	{name: "api_token_twice", yaml: "server: {api_token: a, api_token_file: /run/token}\n" + apiWith(base), paths: []string{"server.api_token_file"}},
+	{name: "api_token_twice", yaml: "server: {api_token: api-token-0123456789, api_token_file: /run/token}\n" + apiWith(base), paths: []string{"server.api_token_file"}},
 
 	// Forges and secrets.
 	{name: "forge_without_secret", yaml: "git:\n  github: {}\n  gitlab: {secret: \"${GITLAB_SECRET:-}\"}\n" + apiWith(base), paths: []string{"git.github", "git.gitlab"}},
-	{name: "forge_empty_secret", yaml: "git:\n  gitea: {secrets: [a, \"\"]}\n" + apiWith(base), paths: []string{"git.gitea.secrets[1]"}},
+	{name: "forge_empty_secret", yaml: "git:\n  gitea: {secrets: [gitea-secret-0123456789, \"\"]}\n" + apiWith(base), paths: []string{"git.gitea.secrets[1]"}},
 	{name: "allow_unsigned_true", yaml: "git:\n  gitea: {secret: a-gitea-secret-of-length, allow_unsigned: true}\n" + apiWith(base), paths: []string{"git.gitea.allow_unsigned"}},
 	{name: "forge_unknown", yaml: strings.Replace(apiWith(base), "    repository:", "    forge: sourcehut\n    repository:", 1), paths: []string{"fraises.api.forge"}},
 	{name: "forge_untellable", yaml: "git:\n  github: {secret: github-secret-0123456789}\n  gitlab: {secret: gitlab-token-0123456789}\n" + strings.Replace(apiWith(base+"git_repo: /srv/git/api.git\n"), "https://github.com/acme/api.git", "acme/api", 1),
@@ -208,6 +208,11 @@ var ruleCases = []ruleCase{
 	{name: "allow_unsigned_empty", yaml: "git:\n  gitea: {secret: gitea-secret-0123456789, allow_unsigned: {}}\n" + apiWith(base), paths: []string{"git.gitea.allow_unsigned"}},
 	{name: "allow_unsigned_names", yaml: "git:\n  gitea:\n    allow_unsigned: {fraises: [api, nope], from: [10.0.0.0/8, not-an-address]}\n" + apiWith(base),
 		paths: []string{"git.gitea.allow_unsigned.fraises[0]", "git.gitea.allow_unsigned.fraises[1]", "git.gitea.allow_unsigned.from[1]"}},
+	{name: "secret_short", yaml: "git:\n  github: {secret: s3cret, secrets: [github-secret-0123456789, short]}\nserver: {api_token: abc}\n" +
+		strings.Replace(apiWith(base), "    environments:", "    webhook: {secret: tiny}\n    environments:", 1),
+		paths: []string{"git.github.secret", "git.github.secrets[1]", "server.api_token", "fraises.api.webhook.secret"}},
+	{name: "secret_signing_key_short", yaml: "git:\n  gitlab: {secrets: [\"whsec_c2hvcnQta2V5\", \"whsec_!!!\", \"whsec_MDEyMzQ1Njc4OWFiY2RlZg==\"]}\n" + strings.Replace(apiWith(base), "    repository:", "    forge: gitlab\n    repository:", 1),
+		paths: []string{"git.gitlab.secrets[0]", "git.gitlab.secrets[1]"}},
 	{name: "secret_file_relative", yaml: "git:\n  github: {secret_file: github-webhook}\n" + apiWith(base), paths: []string{"git.github.secret_file"}},
 
 	// Routing.

@@ -39,6 +39,7 @@ func TestSecretFiles(t *testing.T) {
 	write("empty", "\n")
 	write("db-url", "mysql://user:"+secretValue+"@db/x\n")
 	write("big", strings.Repeat("x", maxSecretFile+1))
+	write("short", "fifteen-bytes-x\n")
 
 	withCreds := mapEnv(map[string]string{"CREDENTIALS_DIRECTORY": creds})
 	noCreds := mapEnv(nil)
@@ -64,7 +65,11 @@ func TestSecretFiles(t *testing.T) {
 			problems: []string{fmt.Sprintf("git.github.secret_file: %s is empty", filepath.Join(creds, "empty"))}},
 		{name: "huge file", yaml: "git:\n  github: {secret_file: big}\n", env: withCreds,
 			problems: []string{fmt.Sprintf("git.github.secret_file: %s is larger than 64 KiB; is it the right file?", filepath.Join(creds, "big"))}},
-		{name: "state url from a file is checked without quoting it", yaml: "git:\n  github: {secret: x}\nstate: {url_file: db-url}\n", env: withCreds, want: "",
+		{name: "short secret in a file", yaml: "git:\n  github: {secret_file: short}\n", env: withCreds,
+			problems: []string{"git.github.secret_file: the secret is shorter than 16 bytes"}},
+		{name: "short API token in a file", yaml: "git:\n  github: {secret_file: github-webhook}\nserver: {api_token_file: short}\n", env: withCreds,
+			problems: []string{"server.api_token_file: the secret is shorter than 16 bytes"}},
+		{name: "state url from a file is checked without quoting it", yaml: "git:\n  github: {secret: github-secret-0123456789}\nstate: {url_file: db-url}\n", env: withCreds, want: "",
 			problems: []string{"state.url_file: the state URL must start with postgres:// or postgresql://"}},
 	}
 	for _, tc := range cases {
@@ -118,16 +123,16 @@ func assertNoSecret(t *testing.T, cfg *Config) {
 
 func TestAcceptedSecrets(t *testing.T) {
 	creds := t.TempDir()
-	if err := os.WriteFile(filepath.Join(creds, "gh"), []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(creds, "gh"), []byte("from-file-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	yaml := "git:\n  github:\n    secret: ${GH_SECRET}\n    secret_file: gh\n    secrets: [old-one, \"${GH_SECRET}\"]\n" + apiWith(base)
-	cfg, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(map[string]string{"GH_SECRET": "from-env", "CREDENTIALS_DIRECTORY": creds})})
+	yaml := "git:\n  github:\n    secret: ${GH_SECRET}\n    secret_file: gh\n    secrets: [old-one-0123456789, \"${GH_SECRET}\"]\n" + apiWith(base)
+	cfg, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(map[string]string{"GH_SECRET": "from-env-0123456789", "CREDENTIALS_DIRECTORY": creds})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := cfg.Git.GitHub.AcceptedSecrets()
-	want := []Secret{"from-env", "from-file", "old-one"}
+	want := []Secret{"from-env-0123456789", "from-file-0123456789", "old-one-0123456789"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("accepted secrets (-want +got):\n%s", diff)
 	}

@@ -2,10 +2,66 @@ package config
 
 import (
 	"cmp"
+	"encoding/base64"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 )
+
+// MinSecretLen is the shortest webhook secret, API token or signing key
+// (once decoded) fraisier accepts: shorter ones can be guessed.
+const MinSecretLen = 16
+
+// validateSecretLengths refuses secrets shorter than MinSecretLen. The
+// report never quotes a secret, nor says how long it is.
+func (l *loader) validateSecretLengths() {
+	forges := l.cfg.Git.Forges()
+	for _, key := range sortedKeys(forges) {
+		f := forges[key]
+		l.checkSecrets("git."+key, f.Secret, f.FileSecret, f.Secrets)
+	}
+	for _, name := range sortedKeys(l.cfg.Fraises) {
+		if f := l.cfg.Fraises[name]; f != nil && f.Webhook != nil {
+			w := f.Webhook
+			l.checkSecrets("fraises."+name+".webhook", w.Secret, w.FileSecret, w.Secrets)
+		}
+	}
+	p := "server.api_token"
+	if l.has("server.api_token_file") {
+		p = "server.api_token_file"
+	}
+	l.checkSecretLen(p, l.cfg.Server.APIToken)
+}
+
+func (l *loader) checkSecrets(path string, secret, file Secret, more []Secret) {
+	l.checkSecretLen(path+".secret", secret)
+	l.checkSecretLen(path+".secret_file", file)
+	for i, s := range more {
+		l.checkSecretLen(indexPath(path+".secrets", i), s)
+	}
+}
+
+func (l *loader) checkSecretLen(path string, s Secret) {
+	v := s.Reveal()
+	if v == "" {
+		return // empty ones are reported, or mean "not set"
+	}
+	const hint = "generate one, e.g. openssl rand -hex 32"
+	if b64, ok := strings.CutPrefix(v, "whsec_"); ok {
+		key, err := base64.StdEncoding.DecodeString(b64)
+		switch {
+		case err != nil:
+			l.report(path, "the signing key is not whsec_ followed by base64", "copy GitLab's signing token as it is")
+		case len(key) < MinSecretLen:
+			l.report(path, fmt.Sprintf("the signing key decodes to fewer than %d bytes", MinSecretLen), "let GitLab generate the signing token")
+		}
+		return
+	}
+	if len(v) < MinSecretLen {
+		l.report(path, fmt.Sprintf("the secret is shorter than %d bytes", MinSecretLen), hint)
+	}
+}
 
 // SecretValues returns every secret the configuration holds, longest
 // first, so that output can be scrubbed of them: the forges' and fraises'

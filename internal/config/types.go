@@ -55,9 +55,9 @@ type Forge struct {
 	// Secrets holds every accepted secret so that one can be rotated while
 	// the old one is still in flight. Secret and SecretFile add to it; use
 	// AcceptedSecrets rather than reading the three fields.
-	Secret        Secret    `yaml:"secret" json:"secret,omitempty" doc:"webhook secret (use ${VAR} or secret_file rather than a literal)"`
+	Secret        Secret    `yaml:"secret" json:"secret,omitempty" doc:"webhook secret, at least 16 bytes (use ${VAR} or secret_file rather than a literal); for GitLab, the whsec_ signing token or a plain token"`
 	SecretFile    string    `yaml:"secret_file" json:"secret_file,omitempty" doc:"file holding the secret; relative names are looked up in $CREDENTIALS_DIRECTORY"`
-	Secrets       []Secret  `yaml:"secrets" json:"secrets,omitempty" doc:"several accepted secrets, for rotation"`
+	Secrets       []Secret  `yaml:"secrets" json:"secrets,omitempty" doc:"several accepted secrets (at least 16 bytes each), for rotation"`
 	AllowUnsigned *Unsigned `yaml:"allow_unsigned" json:"allow_unsigned,omitempty" doc:"accept deliveries without a signature for some fraises or from some addresses only"`
 
 	// FileSecret is the content of SecretFile, read when the file is loaded.
@@ -151,9 +151,9 @@ type Fraise struct {
 
 // FraiseWebhook holds secrets that apply to deliveries routed to one fraise.
 type FraiseWebhook struct {
-	Secret     Secret   `yaml:"secret" json:"secret,omitempty"`
+	Secret     Secret   `yaml:"secret" json:"secret,omitempty" doc:"a secret that covers this fraise only, at least 16 bytes"`
 	SecretFile string   `yaml:"secret_file" json:"secret_file,omitempty" doc:"file holding the secret; relative names are looked up in $CREDENTIALS_DIRECTORY"`
-	Secrets    []Secret `yaml:"secrets" json:"secrets,omitempty"`
+	Secrets    []Secret `yaml:"secrets" json:"secrets,omitempty" doc:"several such secrets, for rotation"`
 
 	// FileSecret is the content of SecretFile, read when the file is loaded.
 	FileSecret Secret `yaml:"-" json:"file_secret,omitempty"`

@@ -43,6 +43,7 @@ func (l *loader) validate() {
 	l.validateAppPaths()
 	l.validateRouting()
 	l.validateForges()
+	l.validateSecretLengths()
 }
 
 // validateTags applies the abs, name, min and max tags and refuses

@@ -1345,7 +1345,7 @@ func TestHostileForbiddenForge(t *testing.T) {
 	s := startHostileServer(t, func(string) string {
 		return `
 git:
-  github: {secret: only-github}
+  github: {secret: only-github-0123456789}
 fraises:
   hello:
     type: api
@@ -1356,7 +1356,7 @@ fraises:
 	})
 	for _, f := range hxForges[1:] {
 		body := payload(t, f.file)
-		for _, secret := range []string{f.secret, "only-github", ""} {
+		for _, secret := range []string{f.secret, "only-github-0123456789", ""} {
 			h := [][2]string{{"Content-Type", "application/json"}, {f.eventH, f.event}, {f.idH, "forbidden-" + f.kind}}
 			if secret != "" {
 				h = f.sign(h, secret, body)

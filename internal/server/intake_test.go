@@ -29,11 +29,11 @@ import (
 
 const intakeConfig = `
 git:
-  github: {secrets: [old-secret, gh-secret]}
-  gitlab: {secret: gl-token}
-  gitea: {secret: gitea-secret}
-  bitbucket: {secret: bb-secret}
-  bitbucket_server: {secret: bbs-secret}
+  github: {secrets: [old-secret-0123456789, gh-secret-0123456789]}
+  gitlab: {secret: gl-token-0123456789}
+  gitea: {secret: gitea-secret-0123456789}
+  bitbucket: {secret: bb-secret-0123456789}
+  bitbucket_server: {secret: bbs-secret-0123456789}
 server:
   body_limit: 65536
   rate_limit: {per_source: %s, global: 0, burst: %s}
@@ -44,7 +44,7 @@ fraises:
     type: api
     repository: Codertocat/Hello-World
     forge: github
-    webhook: {secret: hello-only}
+    webhook: {secret: hello-only-0123456789}
     environments:
       production:
         branch: main
@@ -67,7 +67,7 @@ fraises:
     type: api
     repository: team_name/project-x
     forge: bitbucket
-    webhook: {secret: projectx-only}
+    webhook: {secret: projectx-only-0123456789}
     environments:
       production: {branch: main, git_repo: /srv/git/px.git, app_path: /srv/px}
   bbs:
@@ -194,42 +194,42 @@ func TestIntakePerForge(t *testing.T) {
 		deploys []string // fraise/environment
 		reason  string   // substring of the answer's reason
 	}{
-		{"github push", githubDelivery("push", "gh-1", "gh-secret", ghPush), 202, "accepted", []string{"hello/production"}, ""},
-		{"github push signed with the older of two secrets", githubDelivery("push", "gh-2", "old-secret", ghPush), 202, "accepted", []string{"hello/production"}, ""},
+		{"github push", githubDelivery("push", "gh-1", "gh-secret-0123456789", ghPush), 202, "accepted", []string{"hello/production"}, ""},
+		{"github push signed with the older of two secrets", githubDelivery("push", "gh-2", "old-secret-0123456789", ghPush), 202, "accepted", []string{"hello/production"}, ""},
 		{"github form-encoded", delivery{headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded",
-			"X-GitHub-Event": "push", "X-GitHub-Delivery": "gh-form", "X-Hub-Signature-256": "sha256=" + hexHMAC("gh-secret", form)}, body: form},
+			"X-GitHub-Event": "push", "X-GitHub-Delivery": "gh-form", "X-Hub-Signature-256": "sha256=" + hexHMAC("gh-secret-0123456789", form)}, body: form},
 			202, "accepted", []string{"hello/production"}, ""},
-		{"github tag push where tags are configured", githubDelivery("push", "gh-tag", "gh-secret", payload(t, "github_push_tag")), 202, "accepted", []string{"hello/production"}, ""},
-		{"github ping", githubDelivery("ping", "gh-ping", "gh-secret", payload(t, "github_ping")), 200, "ignored", nil, "ping"},
-		{"github pull request", githubDelivery("pull_request", "gh-pr", "gh-secret", payload(t, "github_pull_request")), 200, "ignored", nil, "pull requests deploy only where an environment sets pull_requests"},
-		{"github branch deletion", githubDelivery("push", "gh-del", "gh-secret", payload(t, "github_push_delete")), 200, "ignored", nil, "never deploys"},
+		{"github tag push where tags are configured", githubDelivery("push", "gh-tag", "gh-secret-0123456789", payload(t, "github_push_tag")), 202, "accepted", []string{"hello/production"}, ""},
+		{"github ping", githubDelivery("ping", "gh-ping", "gh-secret-0123456789", payload(t, "github_ping")), 200, "ignored", nil, "ping"},
+		{"github pull request", githubDelivery("pull_request", "gh-pr", "gh-secret-0123456789", payload(t, "github_pull_request")), 200, "ignored", nil, "pull requests deploy only where an environment sets pull_requests"},
+		{"github branch deletion", githubDelivery("push", "gh-del", "gh-secret-0123456789", payload(t, "github_push_delete")), 200, "ignored", nil, "never deploys"},
 		{"gitlab push with its token", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Push Hook",
-			"X-Gitlab-Event-UUID": "gl-1", "X-Gitlab-Token": "gl-token"}, body: gitlabPush}, 202, "accepted", []string{"diaspora/production"}, ""},
+			"X-Gitlab-Event-UUID": "gl-1", "X-Gitlab-Token": "gl-token-0123456789"}, body: gitlabPush}, 202, "accepted", []string{"diaspora/production"}, ""},
 		{"gitea push", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitea-Event": "push", "X-GitHub-Event": "push",
-			"X-Gitea-Delivery": "gt-1", "X-Gitea-Signature": hexHMAC("gitea-secret", giteaPush)}, body: giteaPush}, 202, "accepted", []string{"webhooks/dev"}, ""},
+			"X-Gitea-Delivery": "gt-1", "X-Gitea-Signature": hexHMAC("gitea-secret-0123456789", giteaPush)}, body: giteaPush}, 202, "accepted", []string{"webhooks/dev"}, ""},
 		{"bitbucket cloud push with the fraise's own secret", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Event-Key": "repo:push",
-			"X-Request-UUID": "bb-1", "X-Hub-Signature": "sha256=" + hexHMAC("projectx-only", bbPush)}, body: bbPush}, 202, "accepted", []string{"projectx/production"}, ""},
+			"X-Request-UUID": "bb-1", "X-Hub-Signature": "sha256=" + hexHMAC("projectx-only-0123456789", bbPush)}, body: bbPush}, 202, "accepted", []string{"projectx/production"}, ""},
 		{"bitbucket data center push", delivery{path: "/webhook/bitbucket_server", headers: map[string]string{"Content-Type": "application/json; charset=utf-8",
-			"X-Event-Key": "repo:refs_changed", "X-Request-Id": "bbs-1", "X-Hub-Signature": "sha256=" + hexHMAC("bbs-secret", bbsPush)}, body: bbsPush},
+			"X-Event-Key": "repo:refs_changed", "X-Request-Id": "bbs-1", "X-Hub-Signature": "sha256=" + hexHMAC("bbs-secret-0123456789", bbsPush)}, body: bbsPush},
 			202, "accepted", []string{"bbs/production"}, ""},
 		{"a fraise's own secret does not cover another fraise", delivery{headers: map[string]string{"Content-Type": "application/json", "X-GitHub-Event": "push",
-			"X-GitHub-Delivery": "gh-cross", "X-Hub-Signature-256": "sha256=" + hexHMAC("projectx-only", ghPush)}, body: ghPush},
+			"X-GitHub-Delivery": "gh-cross", "X-Hub-Signature-256": "sha256=" + hexHMAC("projectx-only-0123456789", ghPush)}, body: ghPush},
 			200, "ignored", nil, "does not cover hello/production"},
 
 		{"bad signature", githubDelivery("push", "gh-bad", "wrong", ghPush), 401, "rejected", nil, "bad signature"},
 		{"missing signature", githubDelivery("push", "gh-none", "", ghPush), 401, "rejected", nil, "missing signature"},
 		{"signature of another body", delivery{headers: map[string]string{"Content-Type": "application/json", "X-GitHub-Event": "push",
-			"X-GitHub-Delivery": "gh-other", "X-Hub-Signature-256": "sha256=" + hexHMAC("gh-secret", []byte("{}"))}, body: ghPush}, 401, "rejected", nil, "bad signature"},
+			"X-GitHub-Delivery": "gh-other", "X-Hub-Signature-256": "sha256=" + hexHMAC("gh-secret-0123456789", []byte("{}"))}, body: ghPush}, 401, "rejected", nil, "bad signature"},
 		{"gitlab wrong token", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Push Hook",
 			"X-Gitlab-Token": "nope"}, body: gitlabPush}, 401, "rejected", nil, ""},
-		{"malformed JSON, correctly signed", githubDelivery("push", "gh-malformed", "gh-secret", []byte(`{"ref": `)), 400, "rejected", nil, "malformed"},
-		{"shell metacharacters in the ref", githubDelivery("push", "gh-meta", "gh-secret",
+		{"malformed JSON, correctly signed", githubDelivery("push", "gh-malformed", "gh-secret-0123456789", []byte(`{"ref": `)), 400, "rejected", nil, "malformed"},
+		{"shell metacharacters in the ref", githubDelivery("push", "gh-meta", "gh-secret-0123456789",
 			bytes.Replace(ghPush, []byte(`"refs/heads/main"`), []byte(`"refs/heads/$(touch /tmp/pwned)"`), 1)), 400, "rejected", nil, ""},
 		{"wrong content type", delivery{headers: map[string]string{"Content-Type": "text/plain", "X-GitHub-Event": "push"}, body: ghPush}, 415, "rejected", nil, "text/plain"},
 		{"form-encoded from a forge that never sends it", delivery{path: "/webhook/gitlab", headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, body: form}, 415, "rejected", nil, ""},
 		{"no forge headers", delivery{headers: map[string]string{"Content-Type": "application/json"}, body: ghPush}, 400, outcomeBadRequest, nil, "/webhook/{forge}"},
 		{"unknown forge in the path", delivery{path: "/webhook/sourceforge", headers: map[string]string{"Content-Type": "application/json"}, body: ghPush}, 404, outcomeBadRequest, nil, "unknown forge"},
-		{"over the body limit", githubDelivery("push", "gh-big", "gh-secret", bytes.Repeat([]byte(" "), 70000)), 413, "rejected", nil, "65536"},
+		{"over the body limit", githubDelivery("push", "gh-big", "gh-secret-0123456789", bytes.Repeat([]byte(" "), 70000)), 413, "rejected", nil, "65536"},
 	}
 	f := newIntake(t, "0", "1", "")
 	for _, tc := range tests {
@@ -264,7 +264,7 @@ func TestIntakePerForge(t *testing.T) {
 		if e.Outcome == store.OutcomeRejected && strings.Contains(e.Reason, "signature") && e.DeliveryID != "" {
 			t.Errorf("refused delivery recorded with its delivery id %q", e.DeliveryID)
 		}
-		for _, secret := range []string{"gh-secret", "old-secret", "gl-token", "gitea-secret", "bb-secret", "bbs-secret", "projectx-only", "hello-only"} {
+		for _, secret := range []string{"gh-secret-0123456789", "old-secret-0123456789", "gl-token-0123456789", "gitea-secret-0123456789", "bb-secret-0123456789", "bbs-secret-0123456789", "projectx-only-0123456789", "hello-only-0123456789"} {
 			if strings.Contains(fmt.Sprintf("%+v", e), secret) {
 				t.Errorf("event %d contains a secret", e.ID)
 			}
@@ -289,11 +289,11 @@ func TestIntakeRedelivery(t *testing.T) {
 	if status, _ := f.send(githubDelivery("push", "d-42", "forged", ghPush)); status != 401 {
 		t.Fatalf("forgery: %d", status)
 	}
-	status, first := f.send(githubDelivery("push", "d-42", "gh-secret", ghPush))
+	status, first := f.send(githubDelivery("push", "d-42", "gh-secret-0123456789", ghPush))
 	if status != 202 || first.Duplicate {
 		t.Fatalf("real delivery after a forgery with its id: %d %+v", status, first)
 	}
-	status, again := f.send(githubDelivery("push", "d-42", "gh-secret", ghPush))
+	status, again := f.send(githubDelivery("push", "d-42", "gh-secret-0123456789", ghPush))
 	if status != 202 || !again.Duplicate {
 		t.Fatalf("redelivery: %d %+v", status, again)
 	}
@@ -320,7 +320,7 @@ func TestIntakeSupersedes(t *testing.T) {
 	first := int64(0)
 	for i := range 5 {
 		body := bytes.Replace(base, []byte("0D1A26E67D8F5EAF1F6BA5C57FC3C7D91AC0FD1C"), []byte(fmt.Sprintf("%040x", i+1)), 1)
-		status, a := f.send(githubDelivery("push", fmt.Sprint("p", i), "gh-secret", body))
+		status, a := f.send(githubDelivery("push", fmt.Sprint("p", i), "gh-secret-0123456789", body))
 		if status != 202 || len(a.Deployments) != 1 {
 			t.Fatalf("push %d: %d %+v", i, status, a)
 		}
@@ -354,7 +354,7 @@ func TestIntakeRateLimit(t *testing.T) {
 	ghPush := payload(t, "github_push")
 	var statuses []int
 	for i := range 5 {
-		status, _ := f.send(githubDelivery("ping", fmt.Sprint("r", i), "gh-secret", ghPush))
+		status, _ := f.send(githubDelivery("ping", fmt.Sprint("r", i), "gh-secret-0123456789", ghPush))
 		statuses = append(statuses, status)
 	}
 	// A burst of 3, then refused until the bucket refills at 1/s.
@@ -391,8 +391,8 @@ func TestClientAddr(t *testing.T) {
 }
 
 func TestAPI(t *testing.T) {
-	f := newIntake(t, "0", "1", "s3cret-token")
-	status, a := f.send(githubDelivery("push", "api-1", "gh-secret", payload(t, "github_push")))
+	f := newIntake(t, "0", "1", "s3cret-token-0123456789")
+	status, a := f.send(githubDelivery("push", "api-1", "gh-secret-0123456789", payload(t, "github_push")))
 	if status != 202 {
 		t.Fatalf("push: %d %+v", status, a)
 	}
@@ -417,25 +417,25 @@ func TestAPI(t *testing.T) {
 	}{
 		{"/health", "", 200, `"ok"`},
 		{"/providers", "", 401, "bearer token"},
-		{"/providers", "s3cret-token", 200, `"forge":"bitbucket_server"`},
+		{"/providers", "s3cret-token-0123456789", 200, `"forge":"bitbucket_server"`},
 		{"/api/fraises", "", 401, "bearer token"},
 		{"/api/fraises", "wrong", 401, "bearer token"},
-		{"/api/fraises", "s3cret-token", 200, `"fraise":"hello"`},
-		{"/api/deployments", "s3cret-token", 200, `"status":"queued"`},
-		{"/api/deployments?fraise=hello&limit=5", "s3cret-token", 200, `"fraise":"hello"`},
-		{"/api/deployments?limit=0", "s3cret-token", 400, "limit"},
-		{fmt.Sprintf("/api/deployments/%d", id), "s3cret-token", 200, `"steps":[]`},
-		{"/api/deployments/99999", "s3cret-token", 404, "no deployment"},
-		{"/api/deployments/x", "s3cret-token", 400, "positive integer"},
+		{"/api/fraises", "s3cret-token-0123456789", 200, `"fraise":"hello"`},
+		{"/api/deployments", "s3cret-token-0123456789", 200, `"status":"queued"`},
+		{"/api/deployments?fraise=hello&limit=5", "s3cret-token-0123456789", 200, `"fraise":"hello"`},
+		{"/api/deployments?limit=0", "s3cret-token-0123456789", 400, "limit"},
+		{fmt.Sprintf("/api/deployments/%d", id), "s3cret-token-0123456789", 200, `"steps":[]`},
+		{"/api/deployments/99999", "s3cret-token-0123456789", 404, "no deployment"},
+		{"/api/deployments/x", "s3cret-token-0123456789", 400, "positive integer"},
 		{"/metrics", "", 401, "bearer token"},
-		{"/metrics", "s3cret-token", 200, `fraisier_webhooks_total{forge="github",outcome="accepted"} 1`},
+		{"/metrics", "s3cret-token-0123456789", 200, `fraisier_webhooks_total{forge="github",outcome="accepted"} 1`},
 	}
 	for _, tc := range tests {
 		status, body := get(tc.path, tc.token)
 		if status != tc.status || !strings.Contains(body, tc.contains) {
 			t.Errorf("GET %s: %d %s, want %d containing %s", tc.path, status, clip(body, 300), tc.status, tc.contains)
 		}
-		if strings.Contains(body, "gh-secret") || strings.Contains(body, "s3cret-token") {
+		if strings.Contains(body, "gh-secret-0123456789") || strings.Contains(body, "s3cret-token-0123456789") {
 			t.Errorf("GET %s shows a secret", tc.path)
 		}
 	}
@@ -443,11 +443,11 @@ func TestAPI(t *testing.T) {
 
 const pullRequestConfig = `
 git:
-  github: {secret: gh-secret}
-  gitlab: {secret: gl-token}
-  gitea: {secret: gitea-secret}
-  bitbucket: {secret: bb-secret}
-  bitbucket_server: {secret: bbs-secret}
+  github: {secret: gh-secret-0123456789}
+  gitlab: {secret: gl-token-0123456789}
+  gitea: {secret: gitea-secret-0123456789}
+  bitbucket: {secret: bb-secret-0123456789}
+  bitbucket_server: {secret: bbs-secret-0123456789}
 fraises:
   hello:
     type: api
@@ -506,16 +506,16 @@ func TestIntakePullRequests(t *testing.T) {
 		target string // fraise/environment queued, or "" when ignored
 		ref    string // the requested ref's prefix, or the reason's substring
 	}{
-		{"github", githubDelivery("pull_request", "pr-gh", "gh-secret", forgePayload("github_pull_request")), 202, "hello/preview", "refs/pull/2/head@"},
+		{"github", githubDelivery("pull_request", "pr-gh", "gh-secret-0123456789", forgePayload("github_pull_request")), 202, "hello/preview", "refs/pull/2/head@"},
 		{"gitlab", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitlab-Event": "Merge Request Hook",
-			"Idempotency-Key": "pr-gl", "X-Gitlab-Token": "gl-token"}, body: gl}, 202, "gitlabtest/preview", "refs/merge-requests/1/head@"},
+			"Idempotency-Key": "pr-gl", "X-Gitlab-Token": "gl-token-0123456789"}, body: gl}, 202, "gitlabtest/preview", "refs/merge-requests/1/head@"},
 		{"gitea", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Gitea-Event": "pull_request",
-			"X-Gitea-Delivery": "pr-gt", "X-Gitea-Signature": hexHMAC("gitea-secret", gt)}, body: gt}, 202, "webhooks/preview", "refs/pull/"},
+			"X-Gitea-Delivery": "pr-gt", "X-Gitea-Signature": hexHMAC("gitea-secret-0123456789", gt)}, body: gt}, 202, "webhooks/preview", "refs/pull/"},
 		{"bitbucket data center", delivery{path: "/webhook/bitbucket_server", headers: map[string]string{"Content-Type": "application/json",
-			"X-Event-Key": "pr:opened", "X-Request-Id": "pr-bbs", "X-Hub-Signature": "sha256=" + hexHMAC("bbs-secret", bbs)}, body: bbs},
+			"X-Event-Key": "pr:opened", "X-Request-Id": "pr-bbs", "X-Hub-Signature": "sha256=" + hexHMAC("bbs-secret-0123456789", bbs)}, body: bbs},
 			202, "bbs/preview", "refs/pull-requests/"},
 		{"bitbucket cloud", delivery{headers: map[string]string{"Content-Type": "application/json", "X-Event-Key": "pullrequest:created",
-			"X-Request-UUID": "pr-bb", "X-Hub-Signature": "sha256=" + hexHMAC("bb-secret", bb)}, body: bb}, 200, "", "sent no full commit for its head"},
+			"X-Request-UUID": "pr-bb", "X-Hub-Signature": "sha256=" + hexHMAC("bb-secret-0123456789", bb)}, body: bb}, 200, "", "sent no full commit for its head"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, a := f.send(tc.d)

@@ -100,7 +100,7 @@ func TestRefusalFloodIsSampled(t *testing.T) {
 	if took := time.Since(began); took >= refusalWindow {
 		t.Skipf("the flood took %s, longer than the sample's window", took)
 	}
-	status, a := f.send(githubDelivery("push", "real-1", "gh-secret", push))
+	status, a := f.send(githubDelivery("push", "real-1", "gh-secret-0123456789", push))
 	if status != 202 {
 		t.Fatalf("valid push after the flood: %d %s (%s)", status, a.Outcome, a.Reason)
 	}

@@ -255,7 +255,7 @@ func TestSecretsStaySecretPostgresState(t *testing.T) {
 	writeConfig := func(name, state string) string {
 		p := filepath.Join(root, name)
 		cfg := fmt.Sprintf(`git:
-  github: {secret: gh-secret}
+  github: {secret: gh-secret-0123456789}
 server:
   listen: 127.0.0.1:%d
 state:
@@ -305,7 +305,7 @@ fraises:
 	waitReady(t, serve, &http.Client{Timeout: 2 * time.Second}, base)
 	// A delivery the server records: a ping.
 	ping := []byte(`{"zen": "Keep it logically awesome.", "hook_id": 1, "repository": {"full_name": "acme/hello"}, "sender": {"login": "alice"}}`)
-	m := hmac.New(sha256.New, []byte("gh-secret"))
+	m := hmac.New(sha256.New, []byte("gh-secret-0123456789"))
 	m.Write(ping)
 	req, _ := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(ping))
 	req.Header.Set("Content-Type", "application/json")

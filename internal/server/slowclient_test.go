@@ -103,7 +103,7 @@ func TestSlowClientsDoNotShutOutOthers(t *testing.T) {
 			until(t, "the slow requests to reach the handler", func() bool {
 				return f.srv.writer.coming.Load()+a.answered.Load() == int64(tc.conns)
 			})
-			status, ans := f.send(githubDelivery("push", "from-elsewhere", "gh-secret", payload(t, "github_push")))
+			status, ans := f.send(githubDelivery("push", "from-elsewhere", "gh-secret-0123456789", payload(t, "github_push")))
 			if status != http.StatusAccepted {
 				t.Fatalf("valid push from another source while %s held %d bodies: %d %s (%s)", a.from, tc.conns, status, ans.Outcome, ans.Reason)
 			}

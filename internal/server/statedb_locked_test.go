@@ -66,7 +66,7 @@ func TestIntakeStateDBLocked(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i], _ = f.send(githubDelivery("push", fmt.Sprint("locked-", i), "gh-secret", ghPush))
+			statuses[i], _ = f.send(githubDelivery("push", fmt.Sprint("locked-", i), "gh-secret-0123456789", ghPush))
 		}()
 	}
 	wg.Wait()
@@ -83,7 +83,7 @@ func TestIntakeStateDBLocked(t *testing.T) {
 	t.Logf("%d deliveries answered 503 in %s while the state database was locked", n, took.Round(time.Millisecond))
 
 	unlock()
-	if st, a := f.send(githubDelivery("push", "after-unlock", "gh-secret", ghPush)); st != http.StatusAccepted {
+	if st, a := f.send(githubDelivery("push", "after-unlock", "gh-secret-0123456789", ghPush)); st != http.StatusAccepted {
 		t.Fatalf("after the lock is gone: %d %+v", st, a)
 	}
 	evs, err := f.db.Webhooks(context.Background(), store.WebhookFilter{})
