@@ -20,9 +20,10 @@ import (
 // that ran, superseded for every other, and each linked to a deployment.
 //
 // The first push goes alone, and its deployment is held in its install
-// step. The next 198 go concurrently from 8 senders, each on its own
-// keep-alive connection and in SHA order, so that they reach the server in
-// no fixed order, as a forge's deliveries may. The last one is sent once
+// step; the other 199 commits are pushed then. The next 198 deliveries go
+// concurrently from 8 senders, each on its own keep-alive connection and
+// in SHA order, so that they reach the server in no fixed order, as a
+// forge's deliveries may. The last one is sent once
 // all of those were answered: it is then the last push by any reading,
 // and must be the one deployed.
 //
@@ -37,15 +38,13 @@ func TestE2EBurst(t *testing.T) {
 	)
 	f := newE2E(t, e2eOptions{})
 	f.serve()
-	shas := f.push("main", n)
 	ds := make([]delivery, n)
-	for i, sha := range shas {
-		before := ""
-		if i > 0 {
-			before = shas[i-1]
-		}
-		ds[i] = f.delivery("main", before, sha)
-	}
+	// Each push reaches the repository before its delivery leaves, as a
+	// forge's do: the first alone, the rest once its deployment is held
+	// (a deployment whose commit is no longer the branch's tip when it
+	// fetches deploys nothing).
+	shas := f.push("main", 1)
+	ds[0] = f.delivery("main", "", shas[0])
 	type result struct {
 		status int
 		a      hookAnswer
@@ -67,6 +66,10 @@ func TestE2EBurst(t *testing.T) {
 	send(0, 0)
 	first := time.Since(begin)
 	waitFor(t, "the first deployment's install to start", 10*time.Second, func() bool { return f.installStarted(version("main", 1)) })
+	shas = append(shas, f.push("main", n-1)...)
+	for i := 1; i < n; i++ {
+		ds[i] = f.delivery("main", shas[i-1], shas[i])
+	}
 	// The wait for the install is the deployment's time, not the pushes':
 	// the clock counts the first push and then the other 199.
 	begin = time.Now().Add(-first)
