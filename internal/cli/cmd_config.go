@@ -27,6 +27,7 @@ type validateJSON struct {
 	File     string          `json:"file"`
 	Valid    bool            `json:"valid"`
 	Problems []problemJSON   `json:"problems"`
+	Warnings []problemJSON   `json:"warnings"`
 	Summary  *config.Summary `json:"summary,omitempty"`
 }
 
@@ -64,14 +65,15 @@ valid and 3 when it is not (or cannot be found).`,
 				return withCode(ExitConfig, err)
 			}
 			if asJSON {
-				out := validateJSON{File: path, Valid: err == nil, Problems: []problemJSON{}}
+				out := validateJSON{File: path, Valid: err == nil, Problems: []problemJSON{}, Warnings: []problemJSON{}}
 				if cerr != nil {
 					for _, p := range cerr.Problems {
-						out.Problems = append(out.Problems, problemJSON{
-							File: p.File, Line: p.Line, Column: p.Col, Path: p.Path, Message: p.Message, Hint: p.Hint,
-						})
+						out.Problems = append(out.Problems, problemOf(p))
 					}
 				} else {
+					for _, p := range cfg.Warnings {
+						out.Warnings = append(out.Warnings, problemOf(p))
+					}
 					s := cfg.Summary()
 					out.Summary = &s
 				}
@@ -91,6 +93,10 @@ valid and 3 when it is not (or cannot be found).`,
 				fmt.Fprintf(a.streams.Err, "%s: %d problem%s\n", path, n, plural(n))
 				return &silentError{withCode(ExitConfig, cerr)}
 			}
+			// Warnings do not make the file invalid: printed, exit 0.
+			for _, p := range cfg.Warnings {
+				fmt.Fprintln(a.streams.Err, "warning: "+p.String())
+			}
 			s := cfg.Summary()
 			_, err = fmt.Fprintf(a.streams.Out, "%s: valid (%d fraise%s, %d environment%s, %d job%s)\n",
 				path, s.Fraises, plural(s.Fraises), s.Environments, plural(s.Environments), s.Jobs, plural(s.Jobs))
@@ -99,6 +105,10 @@ valid and 3 when it is not (or cannot be found).`,
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func problemOf(p config.Problem) problemJSON {
+	return problemJSON{File: p.File, Line: p.Line, Column: p.Col, Path: p.Path, Message: p.Message, Hint: p.Hint}
 }
 
 func plural(n int) string {
