@@ -33,6 +33,9 @@ type recorder struct {
 	record context.Context
 	// fault is the engine's test-only fault point (see Fault).
 	fault Fault
+	// scrub replaces the configuration's secrets in what is recorded and
+	// printed: output, details, errors. Nil scrubs nothing.
+	scrub *Scrubber
 }
 
 // stepFunc does the work of one step. It writes its output to out and
@@ -48,7 +51,7 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 	r.fault.at(r.progress, name, false)
 	// Every way out below has recorded the step's end: that is "after".
 	defer r.fault.at(r.progress, name, true)
-	fmt.Fprintf(r.progress, "→ %s … ", name)
+	r.say("→ %s … ", name)
 	start := r.now()
 	stepCtx := ctx
 	if timeout > 0 {
@@ -57,12 +60,15 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		defer cancel()
 	}
 	out := newStepOutput(r.record, r.db, id)
-	detail, runErr := fn(stepCtx, out)
+	scrubbed := r.scrub.Writer(out)
+	detail, runErr := fn(stepCtx, scrubbed)
 	var skipped *stepSkipped
 	if errors.As(runErr, &skipped) {
+		scrubbed.Close()
 		out.Close()
-		fmt.Fprintf(r.progress, "skipped (%s)\n", skipped.why)
-		return r.db.FinishStep(r.record, id, store.StepSkipped, nil, skipped.why)
+		why := r.scrub.String(skipped.why)
+		r.say("skipped (%s)\n", why)
+		return r.db.FinishStep(r.record, id, store.StepSkipped, nil, why)
 	}
 	if stepCtx.Err() != nil && ctx.Err() == nil {
 		// The step's own timeout fired: say so rather than "context
@@ -75,6 +81,7 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 			runErr = fmt.Errorf("%w (%v)", cause, runErr)
 		}
 	}
+	scrubbed.Close()
 	out.Close()
 	elapsed := r.now().Sub(start)
 
@@ -85,6 +92,8 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		c := ee.Code
 		code = &c
 	}
+	detail = r.scrub.String(detail)
+	runErr = r.scrub.Error(runErr)
 	if runErr != nil {
 		status = store.StepFailed
 		if detail == "" {
@@ -97,7 +106,7 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		runErr = fmt.Errorf("record step %s: %w", name, err)
 	}
 	if runErr != nil {
-		fmt.Fprintf(r.progress, "failed %s\n  %v\n", fmtElapsed(elapsed), runErr)
+		r.say("failed %s\n  %v\n", fmtElapsed(elapsed), runErr)
 		var named *stepError
 		if errors.As(runErr, &named) && named.step == name {
 			return runErr
@@ -105,9 +114,9 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		return &stepError{step: name, err: runErr}
 	}
 	if detail != "" {
-		fmt.Fprintf(r.progress, "ok %s (%s)\n", fmtElapsed(elapsed), detail)
+		r.say("ok %s (%s)\n", fmtElapsed(elapsed), detail)
 	} else {
-		fmt.Fprintf(r.progress, "ok %s\n", fmtElapsed(elapsed))
+		r.say("ok %s\n", fmtElapsed(elapsed))
 	}
 	return nil
 }
@@ -129,8 +138,14 @@ func (r *recorder) skip(name, why string) error {
 	}
 	r.fault.at(r.progress, name, false)
 	defer r.fault.at(r.progress, name, true)
-	fmt.Fprintf(r.progress, "→ %s … skipped (%s)\n", name, why)
+	why = r.scrub.String(why)
+	r.say("→ %s … skipped (%s)\n", name, why)
 	return r.db.FinishStep(r.record, id, store.StepSkipped, nil, why)
+}
+
+// say prints a progress line (or the start of one), scrubbed.
+func (r *recorder) say(format string, args ...any) {
+	io.WriteString(r.progress, r.scrub.String(fmt.Sprintf(format, args...)))
 }
 
 func fmtElapsed(d time.Duration) string {
