@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os/user"
 	"strings"
 	"time"
@@ -114,17 +115,16 @@ func (a *app) runEngine(env *config.Environment, asJSON bool, run func(*deploy.E
 	if err != nil {
 		return err
 	}
-	progress := a.streams.Out
-	if asJSON {
-		progress = a.streams.Err
-	}
 	// FRAISIER_FAULT is read here and only here, once: the crash tests set
-	// it; a malformed value must not be taken for no fault.
+	// it; a malformed value must not be taken for no fault. A binary built
+	// without fault injection makes no fault of any value.
 	fault, err := deploy.ParseFault(a.env.get(deploy.FaultEnv))
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
+	progress, closeProgress := a.progress(env, asJSON)
 	res, err := run(&deploy.Engine{Store: db, Progress: progress, Owner: owner, Fault: fault})
+	closeProgress()
 	if errors.Is(err, deploy.ErrLocked) {
 		return withCode(ExitLocked, fmt.Errorf("%w (use --wait to queue behind it)", err))
 	}
@@ -144,6 +144,34 @@ func (a *app) runEngine(env *config.Environment, asJSON bool, run func(*deploy.E
 		}
 	}
 	return deployExit(res)
+}
+
+// progress is where a deployment's progress lines go: stdout, or stderr
+// when stdout carries JSON. They hold step details and errors, which can
+// quote what deployed code printed, so the configuration's secrets are
+// scrubbed from them and, on a terminal, control characters filtered. The
+// returned function writes what the filters held back.
+func (a *app) progress(env *config.Environment, asJSON bool) (io.Writer, func()) {
+	w, terminal := a.streams.Out, a.streams.OutIsTerminal
+	if asJSON {
+		w, terminal = a.streams.Err, a.streams.ErrIsTerminal
+	}
+	var tw *terminalWriter
+	if terminal {
+		tw = newTerminalWriter(w)
+		w = tw
+	}
+	var secrets []string
+	if env != nil && env.Fraise != nil && env.Fraise.Config != nil {
+		secrets = env.Fraise.Config.SecretValues()
+	}
+	sw := deploy.NewScrubber(secrets).Writer(w)
+	return sw, func() {
+		sw.Close()
+		if tw != nil {
+			tw.Close()
+		}
+	}
 }
 
 func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environment, opts deployOptions) error {

@@ -31,7 +31,14 @@ func (a *app) logsCommand() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			return followLogs(cmd.Context(), db, id, follow, every, a.streams.Out)
+			w := a.streams.Out
+			if a.streams.OutIsTerminal {
+				// Step output and details are the deployed code's words.
+				tw := newTerminalWriter(w)
+				defer tw.Close()
+				w = tw
+			}
+			return followLogs(cmd.Context(), db, id, follow, every, w)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing output until the deployment ends")
@@ -83,7 +90,7 @@ func followLogs(ctx context.Context, db logSource, id int64, follow bool, every 
 				finished[s.ID] = true
 				line := "  " + s.Status
 				if s.Detail != "" {
-					line += ": " + s.Detail
+					line += ": " + flatLine(s.Detail)
 				}
 				fmt.Fprintln(w, line)
 			}

@@ -65,11 +65,34 @@ func (a *app) showCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(a.streams.Out, out)
 			}
+			if a.streams.OutIsTerminal {
+				out = out.terminalSafe()
+			}
 			return a.renderShow(a.streams.Out, out)
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// terminalSafe is s with every text a deployment or its steps recorded
+// filtered for a terminal: step output, details and errors are the
+// deployed code's words, and actors and refs come from webhook payloads.
+func (s showJSON) terminalSafe() showJSON {
+	d := &s.Deployment
+	for _, f := range []*string{&d.Fraise, &d.Environment, &d.Status, &d.Trigger, &d.Actor, &d.RequestedRef,
+		&d.OldSHA, &d.NewSHA, &d.Release, &d.Error, &d.Host} {
+		*f = terminalSafe(*f)
+	}
+	steps := make([]stepJSON, len(s.Steps))
+	for i, st := range s.Steps {
+		st.Name, st.Status, st.Detail = terminalSafe(st.Name), terminalSafe(st.Status), terminalSafe(st.Detail)
+		// Progress redrawn with carriage returns shows its last state.
+		st.Output = terminalSafe(terminalText(st.Output))
+		steps[i] = st
+	}
+	s.Steps = steps
+	return s
 }
 
 func (a *app) renderShow(w io.Writer, s showJSON) error {
@@ -89,7 +112,7 @@ func (a *app) renderShow(w io.Writer, s showJSON) error {
 		t.row("webhook", fmt.Sprintf("event %d (fraisier webhooks)", *d.WebhookEventID))
 	}
 	if d.Error != "" {
-		t.row("error", d.Error)
+		t.row("error", flatLine(d.Error))
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -106,7 +129,7 @@ func (a *app) renderShow(w io.Writer, s showJSON) error {
 		}
 		fmt.Fprintf(w, "→ %s %s%s %s", st.Name, a.paintStatus(st.Status), code, fmtDurationMS(st.DurationMS))
 		if st.Detail != "" {
-			fmt.Fprintf(w, " (%s)", st.Detail)
+			fmt.Fprintf(w, " (%s)", flatLine(st.Detail))
 		}
 		fmt.Fprintln(w)
 		if st.Output != "" {

@@ -21,13 +21,17 @@ type Streams struct {
 	In  io.Reader
 	Out io.Writer
 	Err io.Writer
-	// OutIsTerminal enables colour on Out (never when NO_COLOR is set).
+	// OutIsTerminal enables colour on Out (never when NO_COLOR is set);
+	// on a terminal, text that deployed code wrote (step output, details,
+	// errors) is filtered of control characters (see terminalFilter), on
+	// Out and, when ErrIsTerminal, on Err.
 	OutIsTerminal bool
+	ErrIsTerminal bool
 }
 
 // StdStreams returns the process's standard streams.
 func StdStreams() Streams {
-	return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, OutIsTerminal: isTerminal(os.Stdout)}
+	return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, OutIsTerminal: isTerminal(os.Stdout), ErrIsTerminal: isTerminal(os.Stderr)}
 }
 
 // Env is the process environment the CLI consults. Injected so that tests

@@ -160,6 +160,11 @@ func oneLine(s string, max int) string {
 	return s
 }
 
+// flatLine keeps a recorded detail or error, which can quote what a tool
+// printed, on the one line it is shown on: a line break in it would start
+// a line that reads as fraisier's own (or break a table).
+var flatLine = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace
+
 // terminalText keeps what a terminal would show of captured output: a
 // progress line redrawn with carriage returns shows only its last state.
 func terminalText(s string) string {

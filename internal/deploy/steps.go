@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,7 +68,7 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		scrubbed.Close()
 		out.Close()
 		why := r.scrub.String(skipped.why)
-		r.say("skipped (%s)\n", why)
+		r.say("skipped (%s)\n", oneLine(why))
 		return r.db.FinishStep(r.record, id, store.StepSkipped, nil, why)
 	}
 	if stepCtx.Err() != nil && ctx.Err() == nil {
@@ -106,7 +107,7 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		runErr = fmt.Errorf("record step %s: %w", name, err)
 	}
 	if runErr != nil {
-		r.say("failed %s\n  %v\n", fmtElapsed(elapsed), runErr)
+		r.say("failed %s\n  %s\n", fmtElapsed(elapsed), oneLine(runErr.Error()))
 		var named *stepError
 		if errors.As(runErr, &named) && named.step == name {
 			return runErr
@@ -114,7 +115,7 @@ func (r *recorder) step(ctx context.Context, name string, timeout time.Duration,
 		return &stepError{step: name, err: runErr}
 	}
 	if detail != "" {
-		r.say("ok %s (%s)\n", fmtElapsed(elapsed), detail)
+		r.say("ok %s (%s)\n", fmtElapsed(elapsed), oneLine(detail))
 	} else {
 		r.say("ok %s\n", fmtElapsed(elapsed))
 	}
@@ -139,9 +140,14 @@ func (r *recorder) skip(name, why string) error {
 	r.fault.at(r.progress, name, false)
 	defer r.fault.at(r.progress, name, true)
 	why = r.scrub.String(why)
-	r.say("→ %s … skipped (%s)\n", name, why)
+	r.say("→ %s … skipped (%s)\n", name, oneLine(why))
 	return r.db.FinishStep(r.record, id, store.StepSkipped, nil, why)
 }
+
+// oneLine keeps a detail or an error, which can quote what a tool printed,
+// on its progress line: a line break in it would start a line that reads
+// as fraisier's own.
+var oneLine = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace
 
 // say prints a progress line (or the start of one), scrubbed.
 func (r *recorder) say(format string, args ...any) {
