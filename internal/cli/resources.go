@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -20,7 +21,29 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
+	a.fillStateDir(cfg)
 	return cfg, nil
+}
+
+// fillStateDir gives the configuration fraisier's own directory, where its
+// git mirrors live, when state.dir names none: the directory of the SQLite
+// state database this run uses, else of the default one (for a PostgreSQL
+// state). It stays empty only when neither can be told, and a deployment
+// then says so.
+func (a *app) fillStateDir(cfg *config.Config) {
+	if cfg.State.Dir != "" {
+		return
+	}
+	path := a.stateFromConfig(cfg).Path
+	if path == "" {
+		path = store.DefaultPath(a.env.Euid, a.env.Lookup)
+	}
+	if path == "" {
+		return
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		cfg.State.Dir = filepath.Dir(abs)
+	}
 }
 
 // stateLocation says which state database to open: --state, then

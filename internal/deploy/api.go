@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -64,9 +63,12 @@ type deployment struct {
 	// queued again), so verifyPush decides whether its commit may deploy;
 	// pushedRef is the ref the push moved ("" when the request names
 	// only a commit).
-	queued      bool
-	pushedRef   string
-	appPath     string
+	queued    bool
+	pushedRef string
+	appPath   string
+	// gitDir is fraisier's git directory for the environment, under its
+	// state directory (mirrorPath).
+	gitDir      string
 	oldSHA      string
 	prevRelease string // current before the switch; "" on a first deployment
 	sha         string
@@ -143,11 +145,16 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	// its own; what it runs is that checkout's current release.
 	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath(), fetchRef: git.PullRequestRefOf(req.Ref)}
 	res := Result{Recovered: recovered, Interrupted: interrupted}
-	if d.inplace() {
+	// Nothing in the tree is read, let alone trusted, before it is
+	// checked; a refusal is recorded below as the deployment's one step.
+	refusal := d.checkTree()
+	switch {
+	case refusal != nil:
+	case d.inplace():
 		// The checkout is the release: what to return to is a commit.
-		d.oldSHA, _ = git.InPlaceHead(ctx, d.appPath)
+		d.oldSHA, _ = git.InPlaceHead(ctx, d.gitDir)
 		d.prevRelease = d.oldSHA
-	} else {
+	default:
 		if d.prevRelease, err = currentRelease(d.appPath); err != nil {
 			return res, fmt.Errorf("deploy %s: %w", t, err)
 		}
@@ -190,7 +197,15 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record, fault: e.Fault}
 	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
 
-	status, runErr := flow(d, deployCtx)
+	var status string
+	var runErr error
+	if refusal != nil {
+		status, runErr = store.StatusFailed, d.rec.step(deployCtx, "check", 0, func(context.Context, io.Writer) (string, error) {
+			return "", refusal
+		})
+	} else {
+		status, runErr = flow(d, deployCtx)
+	}
 	res.Status, res.Err, res.NewSHA = status, runErr, d.sha
 	res.Release = d.prevRelease
 	if status == store.StatusSucceeded {
@@ -289,7 +304,7 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 // requested ref to the commit to deploy.
 func (d *deployment) fetch(ctx context.Context, out io.Writer) (string, error) {
 	var err error
-	d.src, err = d.c.OpenSource(ctx, d.mirrorPath(), d.env.GitRepo, out)
+	d.src, err = d.c.OpenSource(ctx, d.gitDir, d.env.GitRepo, out)
 	if err != nil {
 		return "", err
 	}
@@ -363,21 +378,19 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 	if err := checkShared(d.appPath, d.env.Shared); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Join(d.appPath, releasesDir), 0o755); err != nil {
-		return "", fmt.Errorf("create releases directory: %w", err)
-	}
 	d.release = releaseName(d.e.now(), d.sha)
 	d.releasePath = filepath.Join(d.appPath, releasesDir, d.release)
 	if d.release == d.prevRelease || d.release == d.unrecorded {
 		return "", fmt.Errorf("release %s already exists and is current: deployments of one commit less than a second apart", d.release)
 	}
-	if _, err := os.Lstat(d.releasePath); err == nil {
+	leftover, err := prepareReleaseDir(d.appPath, d.release)
+	if err != nil {
+		return "", err
+	}
+	if leftover {
 		// Not current (checked above), so a deployment that died or failed
 		// left it half made: it is nobody's release.
-		fmt.Fprintf(out, "removing leftover %s from an interrupted deployment\n", d.release)
-		if err := os.RemoveAll(d.releasePath); err != nil {
-			return "", fmt.Errorf("remove leftover release %s: %w", d.release, err)
-		}
+		fmt.Fprintf(out, "removed leftover %s from an interrupted deployment\n", d.release)
 	}
 	if err := d.src.Export(ctx, d.sha, d.releasePath); err != nil {
 		return "", err
@@ -494,16 +507,6 @@ func (d *deployment) backupDir() string {
 // first fraisier's way) rather than releases and a current link.
 func (d *deployment) inplace() bool { return d.env.Layout == "inplace" }
 
-// mirrorPath is fraisier's git mirror of the environment's repository:
-// app_path/repo beside the releases, or, for an inplace checkout, a hidden
-// directory next to app_path so that the checkout holds only the project.
-func (d *deployment) mirrorPath() string {
-	if d.inplace() {
-		return filepath.Join(filepath.Dir(d.appPath), "."+filepath.Base(d.appPath)+".fraisier-repo")
-	}
-	return filepath.Join(d.appPath, mirrorDir)
-}
-
 // checkout is the inplace switch: the exact commit, checked out in
 // app_path (cloned the first time). Untracked files such as .env stay.
 func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error) {
@@ -511,7 +514,7 @@ func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error
 		return "", err
 	}
 	d.switched = true // see switchRelease
-	return short(d.oldSHA) + " → " + short(d.sha), git.CheckoutInPlace(ctx, d.appPath, d.env.GitRepo, d.sha, git.Options{Output: out})
+	return short(d.oldSHA) + " → " + short(d.sha), git.CheckoutInPlace(ctx, d.gitDir, d.appPath, d.env.GitRepo, d.sha, git.Options{Output: out})
 }
 
 func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, error) {
@@ -774,7 +777,7 @@ func (d *deployment) compensate(cause error) (string, error) {
 
 	if !d.switched {
 		if d.releaseMade {
-			_ = os.RemoveAll(d.releasePath)
+			_ = removeRelease(d.appPath, d.release)
 			_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
 		}
 		if len(problems) > 0 {
@@ -822,7 +825,7 @@ func (d *deployment) compensate(cause error) (string, error) {
 
 	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
 		if d.inplace() {
-			return short(d.sha) + " → " + short(d.oldSHA), git.CheckoutInPlace(ctx, d.appPath, d.env.GitRepo, d.oldSHA, git.Options{Output: out})
+			return short(d.sha) + " → " + short(d.oldSHA), git.CheckoutInPlace(ctx, d.gitDir, d.appPath, d.env.GitRepo, d.oldSHA, git.Options{Output: out})
 		}
 		from := d.release
 		if d.unrecorded != "" {

@@ -112,6 +112,7 @@ fraises:
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	f.cfg = cfg
 	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {
@@ -610,10 +611,16 @@ func TestDeployInplace(t *testing.T) {
 	}
 	f.expect(f.deploy(Request{}), store.StatusSkipped, "v2")
 
+	// The checkout's git directory is fraisier's, in its state directory:
+	// app_path, where the service's user may write, holds no .git.
+	gitDir := filepath.Join(f.cfg.State.Dir, "mirrors", "hello", "production")
+	if _, err := os.Lstat(filepath.Join(f.app, ".git")); !os.IsNotExist(err) {
+		t.Fatalf("app_path holds a .git (%v)", err)
+	}
 	f.push("unhealthy", nil)
 	res = f.deploy(Request{})
 	f.expect(res, store.StatusRolledBack, "v2")
-	if head, err := git.InPlaceHead(context.Background(), f.app); err != nil || head != sha2 {
+	if head, err := git.InPlaceHead(context.Background(), gitDir); err != nil || head != sha2 {
 		t.Fatalf("checkout at %s (%v) after the rollback, want %s", head, err, sha2)
 	}
 	if b, err := os.ReadFile(filepath.Join(f.app, ".env")); err != nil || string(b) != "SECRET=1\n" {
@@ -648,7 +655,7 @@ func TestDeployInplace(t *testing.T) {
 	if len(after) != len(before) {
 		t.Fatalf("the refused deploy recorded %d deployments", len(after)-len(before))
 	}
-	if head, err := git.InPlaceHead(context.Background(), f.app); err != nil || head != sha2 {
+	if head, err := git.InPlaceHead(context.Background(), gitDir); err != nil || head != sha2 {
 		t.Fatalf("checkout at %s (%v) after the refusal, want %s", head, err, sha2)
 	}
 }

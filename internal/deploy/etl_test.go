@@ -58,6 +58,7 @@ fraises:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {
 		t.Fatal(err)

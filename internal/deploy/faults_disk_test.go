@@ -71,6 +71,7 @@ fraises:
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	f.cfg = cfg
 	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {

@@ -2,8 +2,8 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -34,16 +34,23 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if mirror := filepath.Join(appPath, mirrorDir); env.SharesCodeWith == "" && isDir(mirror) {
-		repo, err := git.OpenMirror(ctx, mirror, env.GitRepo, git.Options{Timeout: timeout})
-		if err == nil {
-			l.BranchHead, err = repo.RemoteHead(ctx, env.Branch)
+	if env.SharesCodeWith == "" {
+		// Only fraisier's own mirror is asked, never one under app_path,
+		// and it is not made here: status changes nothing.
+		mirror, err := mirrorPath(env, os.Geteuid(), false)
+		switch {
+		case err != nil:
+		case !isDir(mirror):
+			err = errors.New("never fetched (no mirror yet)")
+		default:
+			var repo *git.Repo
+			if repo, err = git.OpenMirror(ctx, mirror, env.GitRepo, git.Options{Timeout: timeout}); err == nil {
+				l.BranchHead, err = repo.RemoteHead(ctx, env.Branch)
+			}
 		}
 		if err != nil {
 			l.BranchError = err.Error()
 		}
-	} else if env.SharesCodeWith == "" {
-		l.BranchError = "never fetched (no mirror yet)"
 	}
 
 	if services := env.Services(); len(services) > 0 {

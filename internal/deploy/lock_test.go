@@ -38,6 +38,7 @@ fraises:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	env, _ := cfg.Lookup("hello", "production")
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {
@@ -90,6 +91,7 @@ fraises:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	env, _ := cfg.Lookup("hello", "production")
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {

@@ -43,12 +43,22 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 	}
 	p := Plan{Target: store.Target{Fraise: fraise, Environment: envName}, Ref: orBranch(req.Ref, env.Branch),
 		Install: nil, Units: env.Services()}
-	var err error
+	// The plan reads current and writes a scratch export under app_path,
+	// and fetches into fraisier's own mirror: the same checks as a
+	// deployment first.
+	euid := os.Geteuid()
+	if err := checkAppTree(env.AppPath, euid, env.Layout); err != nil {
+		return p, fmt.Errorf("plan %s: %w", p.Target, err)
+	}
+	mirror, err := mirrorPath(env, euid, true)
+	if err != nil {
+		return p, fmt.Errorf("plan %s: %w", p.Target, err)
+	}
 	if p.CurrentRelease, err = currentRelease(env.AppPath); err != nil {
 		return p, err
 	}
 	p.CurrentSHA = e.currentSHA(ctx, p.Target, p.CurrentRelease)
-	src, err := c.OpenSource(ctx, filepath.Join(env.AppPath, mirrorDir), env.GitRepo, io.Discard)
+	src, err := c.OpenSource(ctx, mirror, env.GitRepo, io.Discard)
 	if err != nil {
 		return p, fmt.Errorf("plan %s: %w", p.Target, err)
 	}

@@ -67,6 +67,7 @@ fraises:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	env, _ := cfg.Lookup("hello", "production")
 	db, err := store.Open(ctx, store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {

@@ -40,6 +40,7 @@ fraises:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.State.Dir = filepath.Join(root, "state")
 	env, _ := cfg.Lookup("hello", "dev")
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
 	if err != nil {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,12 +17,15 @@ import (
 //	  current -> releases/20261125T101500Z-1a2b3c4d   (symlink, switched atomically)
 //	  releases/<UTC timestamp>-<short sha>/             (one directory per release)
 //	  shared/                                           (files linked into every release)
-//	  repo/                                             (fraisier's git mirror)
+//
+// fraisier's git mirror is not there but in its own state directory (see
+// mirrorPath). Every change below app_path goes through an os.Root opened
+// on it: a symlink planted on the way cannot lead a write or a removal
+// out of the tree.
 const (
 	currentLink = "current"
 	releasesDir = "releases"
 	sharedDir   = "shared"
-	mirrorDir   = "repo"
 )
 
 // releaseName names a release by when it was made and what it holds, so
@@ -38,54 +42,71 @@ func releaseName(now time.Time, sha string) string {
 }
 
 // currentRelease returns the release that current points at, "" when there
-// is no current link yet.
+// is no current link yet. A current that is not a symlink to
+// releases/<name> is refused (readCurrent).
 func currentRelease(appPath string) (string, error) {
-	target, err := os.Readlink(filepath.Join(appPath, currentLink))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
+	return readCurrent(appPath)
+}
+
+// openApp opens app_path as an os.Root, for the operations that change
+// what is in it.
+func openApp(appPath string) (*os.Root, error) {
+	root, err := os.OpenRoot(appPath)
 	if err != nil {
-		return "", fmt.Errorf("read current release: %w", err)
+		return nil, fmt.Errorf("open app_path: %w", err)
 	}
-	return filepath.Base(target), nil
+	return root, nil
 }
 
 // switchCurrent points current at release atomically: a new symlink is made
 // beside it and renamed over the old one, so that at every instant current
 // names either the old release or the new one, never nothing.
 func switchCurrent(appPath, release string) error {
-	if release == "" {
-		return errors.New("switch: empty release name")
+	if !isPlainName(release) {
+		return fmt.Errorf("switch: bad release name %q", release)
 	}
-	if _, err := os.Stat(filepath.Join(appPath, releasesDir, release)); err != nil {
+	root, err := openApp(appPath)
+	if err != nil {
 		return fmt.Errorf("switch to %s: %w", release, err)
 	}
-	tmp := filepath.Join(appPath, fmt.Sprintf(".%s.%d", currentLink, os.Getpid()))
-	_ = os.Remove(tmp)
+	defer root.Close()
+	target := releasesDir + "/" + release
+	if fi, err := root.Lstat(target); err != nil {
+		return fmt.Errorf("switch to %s: %w", release, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("switch to %s: %s is not a directory", release, target)
+	}
+	tmp := fmt.Sprintf(".%s.%d", currentLink, os.Getpid())
+	_ = root.Remove(tmp)
 	// Relative, so that the tree can be moved or inspected from a container.
-	if err := os.Symlink(filepath.Join(releasesDir, release), tmp); err != nil {
+	if err := root.Symlink(target, tmp); err != nil {
 		return fmt.Errorf("switch to %s: %w", release, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(appPath, currentLink)); err != nil {
-		_ = os.Remove(tmp)
+	if err := root.Rename(tmp, currentLink); err != nil {
+		_ = root.Remove(tmp)
 		return fmt.Errorf("switch to %s: %w", release, err)
 	}
-	return syncDir(appPath)
+	return syncDir(root)
 }
 
 // removeCurrent undoes a first deployment's switch: there was no current
 // before it, and there is none after.
 func removeCurrent(appPath string) error {
-	err := os.Remove(filepath.Join(appPath, currentLink))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	root, err := openApp(appPath)
+	if err != nil {
 		return fmt.Errorf("remove current: %w", err)
 	}
-	return syncDir(appPath)
+	defer root.Close()
+	if err := root.Remove(currentLink); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove current: %w", err)
+	}
+	return syncDir(root)
 }
 
-// syncDir makes a rename in dir durable before we report it done.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncDir makes a rename in root's directory durable before we report it
+// done.
+func syncDir(root *os.Root) error {
+	d, err := root.Open(".")
 	if err != nil {
 		return err
 	}
@@ -112,38 +133,78 @@ func checkShared(appPath string, shared []string) error {
 
 // linkShared links every shared entry into a release, replacing whatever the
 // commit had at that path (a committed .env.example must not shadow the
-// real one).
+// real one). It works through an os.Root on the release: the commit decides
+// what the release contains, and a committed symlink on the way (config ->
+// /etc) must not carry the removal and the link outside it.
 func linkShared(appPath, releasePath string, shared []string) error {
+	root, err := os.OpenRoot(releasePath)
+	if err != nil {
+		return fmt.Errorf("link shared entries: %w", err)
+	}
+	defer root.Close()
 	for _, s := range shared {
-		dst := filepath.Join(releasePath, s)
-		if !strings.HasPrefix(dst, releasePath+string(filepath.Separator)) {
+		rel := filepath.Clean(s)
+		if !filepath.IsLocal(rel) {
 			return fmt.Errorf("link shared %s: escapes the release", s)
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if dir := filepath.Dir(rel); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("link shared %s: make %s in the release (do its own symlinks lead outside it?): %w", s, dir, err)
+			}
+		}
+		if err := root.RemoveAll(rel); err != nil {
 			return fmt.Errorf("link shared %s: %w", s, err)
 		}
-		// The commit decides what the release contains: a committed
-		// symlink on the way (config -> /etc) must not carry RemoveAll and
-		// Symlink outside the release.
-		parent, err := filepath.EvalSymlinks(filepath.Dir(dst))
-		if err != nil {
-			return fmt.Errorf("link shared %s: %w", s, err)
-		}
-		root, err := filepath.EvalSymlinks(releasePath)
-		if err != nil {
-			return fmt.Errorf("link shared %s: %w", s, err)
-		}
-		if parent != root && !strings.HasPrefix(parent, root+string(filepath.Separator)) {
-			return fmt.Errorf("link shared %s: the release's own symlinks lead outside it (%s)", s, parent)
-		}
-		if err := os.RemoveAll(dst); err != nil {
-			return fmt.Errorf("link shared %s: %w", s, err)
-		}
-		if err := os.Symlink(filepath.Join(appPath, sharedDir, s), dst); err != nil {
+		if err := root.Symlink(filepath.Join(appPath, sharedDir, s), rel); err != nil {
 			return fmt.Errorf("link shared %s: %w", s, err)
 		}
 	}
 	return nil
+}
+
+// prepareReleaseDir makes app_path and its releases/ when a first
+// deployment finds them missing (checkAppTree has checked what exists and
+// the path above), and clears the way for release: a directory of that
+// name left by a deployment that died is removed, and leftover says so.
+// git's export then writes into releases/, a real directory of fraisier's.
+func prepareReleaseDir(appPath, release string) (leftover bool, err error) {
+	if err := os.MkdirAll(appPath, 0o755); err != nil {
+		return false, fmt.Errorf("create app_path: %w", err)
+	}
+	root, err := openApp(appPath)
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	if err := root.Mkdir(releasesDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return false, fmt.Errorf("create releases directory: %w", err)
+	}
+	if fi, err := root.Lstat(releasesDir); err != nil {
+		return false, fmt.Errorf("check releases directory: %w", err)
+	} else if !fi.IsDir() {
+		return false, fmt.Errorf("%s is not a directory", filepath.Join(appPath, releasesDir))
+	}
+	name := releasesDir + "/" + release
+	if _, err := root.Lstat(name); err != nil {
+		return false, nil
+	}
+	if err := root.RemoveAll(name); err != nil {
+		return true, fmt.Errorf("remove leftover release %s: %w", release, err)
+	}
+	return true, nil
+}
+
+// removeRelease removes a release that failed before the switch.
+func removeRelease(appPath, release string) error {
+	if !isPlainName(release) {
+		return fmt.Errorf("remove release: bad name %q", release)
+	}
+	root, err := openApp(appPath)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return root.RemoveAll(releasesDir + "/" + release)
 }
 
 // listReleases returns release directory names, oldest first.
@@ -157,7 +218,7 @@ func listReleases(appPath string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		if e.IsDir() && isPlainName(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -178,8 +239,16 @@ func pruneReleases(appPath string, keep int, protect ...string) ([]string, error
 			keepSet[p] = true
 		}
 	}
-	var removed []string
 	excess := len(names) - keep
+	if excess <= 0 {
+		return nil, nil
+	}
+	root, err := openApp(appPath)
+	if err != nil {
+		return nil, fmt.Errorf("prune releases: %w", err)
+	}
+	defer root.Close()
+	var removed []string
 	for _, n := range names {
 		if excess <= 0 {
 			break
@@ -187,7 +256,7 @@ func pruneReleases(appPath string, keep int, protect ...string) ([]string, error
 		if keepSet[n] {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(appPath, releasesDir, n)); err != nil {
+		if err := root.RemoveAll(releasesDir + "/" + n); err != nil {
 			return removed, fmt.Errorf("prune release %s: %w", n, err)
 		}
 		removed = append(removed, n)

@@ -142,6 +142,7 @@ fraises:
 	if err != nil {
 		f.t.Fatalf("config: %v\n%s", err, yaml)
 	}
+	cfg.State.Dir = filepath.Join(f.root, "state")
 	e, err := cfg.Lookup("cron", env)
 	if err != nil {
 		f.t.Fatal(err)

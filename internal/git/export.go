@@ -15,7 +15,8 @@ import (
 )
 
 // Export writes the exact tree of commit sha (a full SHA) into dest, a
-// directory that must not exist yet (its parent must): files with their executable bits,
+// directory that must not exist yet (its parent must, as a directory, not
+// a symlink: the caller made and checked it): files with their executable bits,
 // symlinks as symlinks, bytes as committed (no line-ending conversion, no
 // filters), and nothing else — no .git, no marker file. The tree is
 // written next to dest and renamed into place, so dest appears complete
@@ -31,6 +32,11 @@ func (r *Repo) Export(ctx context.Context, sha, dest string) error {
 	}
 	if _, err := os.Lstat(dest); err == nil {
 		return fmt.Errorf("export %s to %s: %w", sha, dest, fs.ErrExist)
+	}
+	if fi, err := os.Lstat(filepath.Dir(dest)); err != nil {
+		return fmt.Errorf("export %s to %s: %w", sha, dest, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("export %s to %s: %s is not a directory (a symlink is not followed)", sha, dest, filepath.Dir(dest))
 	}
 	unlock, err := lockDir(ctx, r.dir, false)
 	if err != nil {

@@ -155,7 +155,7 @@ func TestSubmodulesRefused(t *testing.T) {
 		t.Errorf("left behind: %v", got)
 	}
 	app := filepath.Join(parent, "app")
-	if err := CheckoutInPlace(ctx, app, o.bare, sha, Options{}); !errors.Is(err, ErrSubmodules) {
+	if err := CheckoutInPlace(ctx, t.TempDir(), app, o.bare, sha, Options{}); !errors.Is(err, ErrSubmodules) {
 		t.Errorf("CheckoutInPlace = %v, want ErrSubmodules", err)
 	}
 	if got := leftovers(t, parent); len(got) > 0 {

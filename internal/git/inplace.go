@@ -7,32 +7,42 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
-// inplaceRefspecs give the clone the layout of an ordinary git clone, so
-// that people inspecting the directory find what they expect.
+// inplaceRefspecs keep the remote's branches where an ordinary clone keeps
+// them, so that what the git directory holds reads as a clone's would.
 func inplaceRefspecs() []string {
 	return []string{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}
 }
 
-// errLostRace: another process created the directory while we cloned.
-var errLostRace = errors.New("directory appeared while cloning")
+// errLostRace: another process created the directory while we checked out.
+var errLostRace = errors.New("directory appeared while checking out")
 
-// CheckoutInPlace implements the inplace layout: dir is an ordinary clone
-// of remote whose working tree is switched to commit sha (a full SHA). A
-// missing or empty dir is cloned (into a sibling directory renamed into
-// place, so a failed clone leaves nothing behind); an existing clone is
-// fetched unless it already has sha, and pointed at remote if its URL
-// changed.
+// CheckoutInPlace implements the inplace layout: dir is a work tree of
+// remote switched to commit sha (a full SHA), whose git directory is
+// gitDir, kept apart from it. Whoever can write dir must not decide what
+// git does: a git directory inside it (dir/.git) would have its config
+// obeyed, hooks and ssh command included. gitDir must exist (empty the
+// first time, or holding only fraisier's lock); it is made a bare
+// repository and fetched into unless it already has sha, and pointed at
+// remote if its URL changed. A .git directory left in dir by an older
+// checkout is never read.
+//
+// A missing or empty dir is checked out into a sibling directory renamed
+// into place, so a failed first checkout leaves nothing behind. A dir with
+// content is checked out over only when gitDir has checked it out before,
+// or when it holds a .git directory: a clone from before the git directory
+// moved out, taken over as it is. Anything else gives ErrNotRepository, so
+// that a wrong path does not adopt someone's files.
 //
 // The switch is git checkout --force --detach: tracked files are made
 // exactly those of sha, local edits to them are lost, and untracked and
 // ignored files (.env, uploads, caches) are left alone. There is
 // deliberately no git clean: it would delete runtime data. Submodules give
-// ErrSubmodules, a directory that is neither empty nor a clone
-// ErrNotRepository.
-func CheckoutInPlace(ctx context.Context, dir, remote, sha string, opts Options) error {
+// ErrSubmodules.
+func CheckoutInPlace(ctx context.Context, gitDir, dir, remote, sha string, opts Options) error {
 	if err := ValidateRemote(remote); err != nil {
 		return fmt.Errorf("check out in place %s: %w", dir, err)
 	}
@@ -43,38 +53,93 @@ func CheckoutInPlace(ctx context.Context, dir, remote, sha string, opts Options)
 	if err != nil {
 		return fmt.Errorf("check out in place %s: %w", dir, err)
 	}
-	fi, err := os.Lstat(filepath.Join(dir, ".git"))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		err = cloneInPlace(ctx, dir, remote, sha, opts)
-		if !errors.Is(err, errLostRace) {
-			if err != nil {
-				return fmt.Errorf("check out %s in place %s: %w", sha, dir, err)
-			}
-			return nil
-		}
-	case err != nil:
+	if gitDir, err = filepath.Abs(gitDir); err != nil {
 		return fmt.Errorf("check out in place %s: %w", dir, err)
-	case !fi.IsDir():
-		// A gitfile: a worktree or a submodule of something else.
-		return fmt.Errorf("check out in place %s: %w: .git is not a directory", dir, ErrNotRepository)
 	}
-	if err := updateInPlace(ctx, dir, remote, sha, opts); err != nil {
+	if err := checkout(ctx, gitDir, dir, remote, sha, opts); err != nil {
 		return fmt.Errorf("check out %s in place %s: %w", sha, dir, err)
 	}
 	return nil
 }
 
-func inPlaceRunner(dir string, opts Options) runner {
-	return runner{gitDir: filepath.Join(dir, ".git"), workTree: dir, opts: opts}
-}
-
-func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) error {
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("%w: %s is not empty and is not a git clone", ErrNotRepository, dir)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+func checkout(ctx context.Context, gitDir, dir, remote, sha string, opts Options) error {
+	if err := checkPrivateDir(gitDir); err != nil {
 		return err
 	}
+	unlock, err := lockDir(ctx, gitDir, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	g := runner{gitDir: gitDir, opts: opts}
+	if err := prepareInPlace(ctx, g, remote); err != nil {
+		return err
+	}
+	// A commit is immutable: when the git directory has it (a rollback, a
+	// redeploy), the remote need not even be reachable.
+	ok, err := hasCommit(ctx, g, sha)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := fetch(ctx, g, remote, inplaceRefspecs()); err != nil {
+			return fmt.Errorf("fetch %s: %w", redact(remote), err)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0):
+		err = checkoutNew(ctx, g, dir, sha)
+		if !errors.Is(err, errLostRace) {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(gitDir, "index")); err != nil {
+		if fi, err := os.Lstat(filepath.Join(dir, ".git")); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%w: %s is not empty and is not a git checkout", ErrNotRepository, dir)
+		}
+	}
+	g.workTree = dir
+	return checkoutDetached(ctx, g, sha)
+}
+
+// prepareInPlace makes the git directory a bare repository configured for
+// remote, or checks that it is one. The caller holds the exclusive lock.
+// Bare, so that git never takes the directory itself for a work tree; every
+// checkout names its work tree explicitly.
+func prepareInPlace(ctx context.Context, g runner, remote string) error {
+	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := mustBeEmpty(g.gitDir); err != nil {
+			return err
+		}
+		if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
+			return err
+		}
+		for i, spec := range inplaceRefspecs() {
+			mode := "--add"
+			if i == 0 {
+				mode = "--replace-all"
+			}
+			if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
+				return fmt.Errorf("configure refspecs: %w", err)
+			}
+		}
+	case err != nil:
+		return err
+	}
+	if err := setRemoteURL(ctx, g, remote); err != nil {
+		return err
+	}
+	return writeAttributesOverride(filepath.Join(g.gitDir, "info"))
+}
+
+// checkoutNew checks sha out into a new directory beside dir and renames
+// it into place.
+func checkoutNew(ctx context.Context, g runner, dir, sha string) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
@@ -89,28 +154,7 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 			os.RemoveAll(tmp)
 		}
 	}()
-	g := inPlaceRunner(tmp, opts)
-	if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--template="}, dir: tmp}); err != nil {
-		return err
-	}
-	for i, spec := range inplaceRefspecs() {
-		mode := "--add"
-		if i == 0 {
-			mode = "--replace-all"
-		}
-		if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
-			return fmt.Errorf("configure refspecs: %w", err)
-		}
-	}
-	if err := setRemoteURL(ctx, g, remote); err != nil {
-		return err
-	}
-	if err := writeAttributesOverride(filepath.Join(g.gitDir, "info")); err != nil {
-		return err
-	}
-	if err := fetch(ctx, g, remote, inplaceRefspecs()); err != nil {
-		return fmt.Errorf("fetch %s: %w", redact(remote), err)
-	}
+	g.workTree = tmp
 	if err := checkoutDetached(ctx, g, sha); err != nil {
 		return err
 	}
@@ -125,8 +169,8 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 		}
 		return err
 	}
-	// Moving the clone moves nothing git recorded: the work tree is found
-	// as the parent of .git, not by a stored path.
+	// The index names paths relative to the work tree, so it stays true
+	// once the tree has moved.
 	if err := os.Rename(tmp, dir); err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 			return errLostRace
@@ -135,33 +179,6 @@ func cloneInPlace(ctx context.Context, dir, remote, sha string, opts Options) er
 	}
 	done = true
 	return nil
-}
-
-func updateInPlace(ctx context.Context, dir, remote, sha string, opts Options) error {
-	g := inPlaceRunner(dir, opts)
-	unlock, err := lockDir(ctx, g.gitDir, true)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := setRemoteURL(ctx, g, remote); err != nil {
-		return err
-	}
-	if err := writeAttributesOverride(filepath.Join(g.gitDir, "info")); err != nil {
-		return err
-	}
-	// A commit is immutable: when the clone has it (a rollback, a
-	// redeploy), the remote need not even be reachable.
-	ok, err := hasCommit(ctx, g, sha)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		if err := fetch(ctx, g, remote, inplaceRefspecs()); err != nil {
-			return fmt.Errorf("fetch %s: %w", redact(remote), err)
-		}
-	}
-	return checkoutDetached(ctx, g, sha)
 }
 
 func checkoutDetached(ctx context.Context, g runner, sha string) error {
@@ -183,24 +200,34 @@ func checkoutDetached(ctx context.Context, g runner, sha string) error {
 	return nil
 }
 
-// InPlaceHead is the commit checked out in an inplace directory.
-// ErrNotRepository when dir is not a clone, ErrRefNotFound when it has no
-// commit checked out yet.
-func InPlaceHead(ctx context.Context, dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
+// InPlaceHead is the commit last checked out from the inplace git
+// directory gitDir. ErrNotRepository when gitDir holds no repository,
+// ErrRefNotFound when nothing was checked out from it yet. The checkout
+// detaches HEAD, so a HEAD still naming a branch (the mirror's default,
+// however far that branch was fetched) means nothing was checked out.
+func InPlaceHead(ctx context.Context, gitDir string) (string, error) {
+	gitDir, err := filepath.Abs(gitDir)
 	if err != nil {
-		return "", fmt.Errorf("in-place head %s: %w", dir, err)
+		return "", fmt.Errorf("in-place head %s: %w", gitDir, err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, ".git")); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("in-place head %s: %w", dir, ErrNotRepository)
+	if err := checkPrivateDir(gitDir); err != nil {
+		return "", fmt.Errorf("in-place head %s: %w", gitDir, err)
 	}
 	// Reading HEAD needs no lock: git replaces it by rename.
-	answers, err := batchCheck(ctx, inPlaceRunner(dir, Options{}), []string{"HEAD^{commit}"})
+	b, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
 	if err != nil {
-		return "", fmt.Errorf("in-place head %s: %w", dir, err)
+		return "", fmt.Errorf("in-place head %s: %w", gitDir, ErrNotRepository)
 	}
-	if answers[0].sha == "" {
-		return "", fmt.Errorf("in-place head %s: %w", dir, ErrRefNotFound)
+	head := strings.TrimSpace(string(b))
+	if !IsSHA(head) {
+		return "", fmt.Errorf("in-place head %s: nothing checked out yet: %w", gitDir, ErrRefNotFound)
 	}
-	return answers[0].sha, nil
+	ok, err := hasCommit(ctx, runner{gitDir: gitDir}, head)
+	if err != nil {
+		return "", fmt.Errorf("in-place head %s: %w", gitDir, err)
+	}
+	if !ok {
+		return "", fmt.Errorf("in-place head %s: %s is not a commit here: %w", gitDir, head, ErrRefNotFound)
+	}
+	return head, nil
 }

@@ -28,12 +28,13 @@ func TestCheckoutInPlace(t *testing.T) {
 	o.push("main")
 	parent := t.TempDir()
 	app := filepath.Join(parent, "app")
+	gitDir := t.TempDir()
 
-	// First time: cloned.
-	if err := CheckoutInPlace(ctx, app, o.bare, v1, Options{}); err != nil {
+	// First time: checked out.
+	if err := CheckoutInPlace(ctx, gitDir, app, o.bare, v1, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	assertHead(t, app, v1)
+	assertHead(t, gitDir, v1)
 	got := snapshot(t, app)
 	for path, want := range map[string]entry{
 		"app.py":   {Kind: "file", Content: "v1"},
@@ -51,6 +52,9 @@ func TestCheckoutInPlace(t *testing.T) {
 	if got := leftovers(t, parent, "app"); len(got) > 0 {
 		t.Errorf("left behind: %v", got)
 	}
+	if _, err := os.Lstat(filepath.Join(app, ".git")); !os.IsNotExist(err) {
+		t.Errorf("the work tree holds a .git (%v): its git directory belongs elsewhere", err)
+	}
 
 	// Runtime data, local edits, then an upgrade.
 	for name, content := range map[string]string{".env": "SECRET=1", "cache/x": "c", "app.py": "edited on the server"} {
@@ -62,10 +66,10 @@ func TestCheckoutInPlace(t *testing.T) {
 	}
 	v2 := o.commit("v2", map[string]file{"app.py": {content: "v2"}, "removed.py": {delete: true}, "new.py": {content: "new"}})
 	o.push("main")
-	if err := CheckoutInPlace(ctx, app, o.bare, v2, Options{}); err != nil {
+	if err := CheckoutInPlace(ctx, gitDir, app, o.bare, v2, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	assertHead(t, app, v2)
+	assertHead(t, gitDir, v2)
 	got = snapshot(t, app)
 	for path, want := range map[string]entry{
 		"app.py":     {Kind: "file", Content: "v2"}, // the local edit is gone
@@ -81,19 +85,19 @@ func TestCheckoutInPlace(t *testing.T) {
 
 	// A rollback to a commit the clone has needs no remote at all.
 	gone := filepath.Join(t.TempDir(), "gone.git")
-	if err := CheckoutInPlace(ctx, app, gone, v1, Options{}); err != nil {
+	if err := CheckoutInPlace(ctx, gitDir, app, gone, v1, Options{}); err != nil {
 		t.Fatalf("rollback without the remote: %v", err)
 	}
-	assertHead(t, app, v1)
+	assertHead(t, gitDir, v1)
 	// ...but a commit it lacks does.
-	if err := CheckoutInPlace(ctx, app, gone, strings.Repeat("1", 40), Options{}); !errors.Is(err, ErrUnreachable) {
+	if err := CheckoutInPlace(ctx, gitDir, app, gone, strings.Repeat("1", 40), Options{}); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("unknown commit from a missing remote = %v, want ErrUnreachable", err)
 	}
 	// A commit the remote does not have either.
-	if err := CheckoutInPlace(ctx, app, o.bare, strings.Repeat("1", 40), Options{}); !errors.Is(err, ErrRefNotFound) {
+	if err := CheckoutInPlace(ctx, gitDir, app, o.bare, strings.Repeat("1", 40), Options{}); !errors.Is(err, ErrRefNotFound) {
 		t.Errorf("unknown commit = %v, want ErrRefNotFound", err)
 	}
-	assertHead(t, app, v1)
+	assertHead(t, gitDir, v1)
 }
 
 func TestCheckoutInPlaceRefusals(t *testing.T) {
@@ -108,38 +112,57 @@ func TestCheckoutInPlaceRefusals(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(busy, "data"), []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckoutInPlace(ctx, busy, o.bare, sha, Options{}); !errors.Is(err, ErrNotRepository) {
+	if err := CheckoutInPlace(ctx, t.TempDir(), busy, o.bare, sha, Options{}); !errors.Is(err, ErrNotRepository) {
 		t.Errorf("non-empty dir = %v, want ErrNotRepository", err)
 	}
 	// An empty directory is fine: provisioning may create it.
-	empty := t.TempDir()
-	if err := CheckoutInPlace(ctx, empty, o.bare, sha, Options{}); err != nil {
+	empty, emptyGit := t.TempDir(), t.TempDir()
+	if err := CheckoutInPlace(ctx, emptyGit, empty, o.bare, sha, Options{}); err != nil {
 		t.Errorf("empty dir: %v", err)
 	}
-	assertHead(t, empty, sha)
+	assertHead(t, emptyGit, sha)
 
 	// A failed first clone leaves nothing.
 	parent := t.TempDir()
-	if err := CheckoutInPlace(ctx, filepath.Join(parent, "app"), o.bare, strings.Repeat("2", 40), Options{}); !errors.Is(err, ErrRefNotFound) {
+	if err := CheckoutInPlace(ctx, t.TempDir(), filepath.Join(parent, "app"), o.bare, strings.Repeat("2", 40), Options{}); !errors.Is(err, ErrRefNotFound) {
 		t.Errorf("unknown commit = %v, want ErrRefNotFound", err)
 	}
 	if got := leftovers(t, parent); len(got) > 0 {
 		t.Errorf("left behind: %v", got)
 	}
 
-	if _, err := InPlaceHead(ctx, busy); !errors.Is(err, ErrNotRepository) {
-		t.Errorf("InPlaceHead(not a clone) = %v, want ErrNotRepository", err)
+	if _, err := InPlaceHead(ctx, t.TempDir()); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("InPlaceHead(no repository) = %v, want ErrNotRepository", err)
 	}
 	unborn := t.TempDir()
-	o.git(unborn, "init", "--quiet")
+	o.git(unborn, "init", "--quiet", "--bare")
 	if _, err := InPlaceHead(ctx, unborn); !errors.Is(err, ErrRefNotFound) {
 		t.Errorf("InPlaceHead(no commit) = %v, want ErrRefNotFound", err)
 	}
+	// The deploy engine fetches into the same git directory as a mirror
+	// before it checks out: a branch fetched is not a commit checked out.
+	fetched := t.TempDir()
+	r, err := OpenMirror(ctx, fetched, o.bare, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InPlaceHead(ctx, fetched); !errors.Is(err, ErrRefNotFound) {
+		t.Errorf("InPlaceHead(fetched, never checked out) = %v, want ErrRefNotFound", err)
+	}
+	// ...and a mirror checks out like any inplace git directory.
+	app := filepath.Join(t.TempDir(), "app")
+	if err := CheckoutInPlace(ctx, fetched, app, o.bare, sha, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	assertHead(t, fetched, sha)
 }
 
-func assertHead(t *testing.T, dir, want string) {
+func assertHead(t *testing.T, gitDir, want string) {
 	t.Helper()
-	got, err := InPlaceHead(context.Background(), dir)
+	got, err := InPlaceHead(context.Background(), gitDir)
 	if err != nil || got != want {
 		t.Errorf("InPlaceHead = %s, %v; want %s", got, err, want)
 	}

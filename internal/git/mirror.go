@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Repo is a local bare mirror of one remote: every branch and tag of the
@@ -62,10 +63,16 @@ func mirrorRefspecs() []string {
 const attributesOverride = "# Written by fraisier: check out the committed bytes, unconverted.\n" +
 	"* -text -eol -filter -ident -working-tree-encoding\n"
 
-// OpenMirror opens the bare mirror of remote in dir, creating it if dir is
-// missing or empty. An existing mirror whose configured URL differs from
-// remote is pointed at remote; the next Fetch prunes what the new remote
-// lacks. Nothing is fetched.
+// OpenMirror opens the bare mirror of remote in dir, creating it (0700) if
+// dir is missing or empty. An existing mirror whose configured URL differs
+// from remote is pointed at remote; the next Fetch prunes what the new
+// remote lacks. Nothing is fetched.
+//
+// Every git run on the mirror obeys the mirror's own config (ssh command,
+// hooks path, proxies), so dir must be fraisier's alone: a directory (not
+// a symlink) owned by this process's effective user and writable by no
+// one else, or ErrUntrusted. The caller keeps it where no other user can
+// replace it.
 func OpenMirror(ctx context.Context, dir, remote string, opts Options) (*Repo, error) {
 	if err := ValidateRemote(remote); err != nil {
 		return nil, fmt.Errorf("open mirror %s: %w", dir, err)
@@ -74,7 +81,10 @@ func OpenMirror(ctx context.Context, dir, remote string, opts Options) (*Repo, e
 	if err != nil {
 		return nil, fmt.Errorf("open mirror %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
+	}
+	if err := checkPrivateDir(abs); err != nil {
 		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
 	}
 	r := &Repo{dir: abs, remote: remote, opts: opts}
@@ -301,6 +311,33 @@ func configBool(v string) bool {
 	}
 	n, err := strconv.ParseInt(v, 0, 64)
 	return err == nil && n != 0
+}
+
+// ErrUntrusted reports a git directory that someone other than fraisier's
+// own user could have written, and whose config git would therefore obey
+// on their behalf.
+var ErrUntrusted = errors.New("git directory not fraisier's own")
+
+// checkPrivateDir refuses, with ErrUntrusted, a git directory that is a
+// symlink, is owned by another uid than this process's effective one, or
+// is writable by its group or others.
+func checkPrivateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	euid := os.Geteuid()
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symlink", ErrUntrusted, dir)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrUntrusted, dir)
+	case int(fi.Sys().(*syscall.Stat_t).Uid) != euid:
+		return fmt.Errorf("%w: %s is owned by uid %d, not by fraisier's uid %d", ErrUntrusted, dir, fi.Sys().(*syscall.Stat_t).Uid, euid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%w: %s is writable by users other than its owner (mode %s)", ErrUntrusted, dir, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // mustBeEmpty refuses to turn a directory holding anything but our lock

@@ -282,14 +282,14 @@ func TestHooksNeverRun(t *testing.T) {
 	first := o.commit("first", map[string]file{"a": {content: "1"}})
 	o.push("main")
 	r := o.mirror(ctx)
-	inplace := filepath.Join(t.TempDir(), "app")
-	if err := CheckoutInPlace(ctx, inplace, o.bare, first, Options{}); err != nil {
+	inplace, inplaceGit := filepath.Join(t.TempDir(), "app"), t.TempDir()
+	if err := CheckoutInPlace(ctx, inplaceGit, inplace, o.bare, first, Options{}); err != nil {
 		t.Fatal(err)
 	}
 
 	marks := t.TempDir()
 	hook := "#!/bin/sh\ntouch " + marks + "/$(basename $0)\n"
-	for _, gitDir := range []string{r.Dir(), filepath.Join(inplace, ".git")} {
+	for _, gitDir := range []string{r.Dir(), inplaceGit} {
 		hooks := filepath.Join(gitDir, "hooks")
 		if err := os.MkdirAll(hooks, 0o755); err != nil {
 			t.Fatal(err)
@@ -309,7 +309,7 @@ func TestHooksNeverRun(t *testing.T) {
 	if err := r.Export(ctx, second, filepath.Join(t.TempDir(), "release")); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckoutInPlace(ctx, inplace, o.bare, second, Options{}); err != nil {
+	if err := CheckoutInPlace(ctx, inplaceGit, inplace, o.bare, second, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := leftovers(t, marks); len(got) > 0 {
@@ -340,7 +340,7 @@ func TestExtRemoteRefused(t *testing.T) {
 		t.Errorf("OpenMirror(ext::) created %s", dir)
 	}
 	app := filepath.Join(t.TempDir(), "app")
-	if err := CheckoutInPlace(ctx, app, remote, strings.Repeat("a", 40), Options{}); !errors.Is(err, ErrInvalid) {
+	if err := CheckoutInPlace(ctx, t.TempDir(), app, remote, strings.Repeat("a", 40), Options{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("CheckoutInPlace(ext::) = %v, want ErrInvalid", err)
 	}
 	if _, err := os.Stat(mark); !os.IsNotExist(err) {
@@ -395,11 +395,11 @@ func TestInheritedGitEnvironment(t *testing.T) {
 	if err := r.Export(ctx, sha, filepath.Join(t.TempDir(), "rel")); err != nil {
 		t.Fatal(err)
 	}
-	app := filepath.Join(t.TempDir(), "app")
-	if err := CheckoutInPlace(ctx, app, o.bare, sha, Options{}); err != nil {
+	app, appGit := filepath.Join(t.TempDir(), "app"), t.TempDir()
+	if err := CheckoutInPlace(ctx, appGit, app, o.bare, sha, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	assertHead(t, app, sha)
+	assertHead(t, appGit, sha)
 	if diff := cmp.Diff(before, snapshot(t, decoy)); diff != "" {
 		t.Errorf("the inherited repository was touched (-before +after):\n%s", diff)
 	}

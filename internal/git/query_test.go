@@ -110,7 +110,7 @@ func TestValidationBeforeGit(t *testing.T) {
 		"Log from":        func() error { _, err := r.Log(ctx, "-p", sha, 0); return err },
 		"ChangedFiles":    func() error { _, err := r.ChangedFiles(ctx, sha, strings.ToUpper(sha)); return err },
 		"Export":          func() error { return r.Export(ctx, sha[:7], t.TempDir()+"/x") },
-		"CheckoutInPlace": func() error { return CheckoutInPlace(ctx, t.TempDir(), "/r", "HEAD", Options{}) },
+		"CheckoutInPlace": func() error { return CheckoutInPlace(ctx, t.TempDir(), t.TempDir(), "/r", "HEAD", Options{}) },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, ErrInvalid) {
