@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -67,8 +68,9 @@ type deployment struct {
 	pushedRef string
 	appPath   string
 	// gitDir is fraisier's git directory for the environment, under its
-	// state directory (mirrorPath).
+	// state directory (mirrorPath); as is who its commands run as.
 	gitDir      string
+	as          account
 	oldSHA      string
 	prevRelease string // current before the switch; "" on a first deployment
 	sha         string
@@ -399,6 +401,9 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 	if err := linkShared(d.appPath, d.releasePath, d.env.Shared); err != nil {
 		return "", err
 	}
+	if err := d.as.chownTree(d.releasePath); err != nil {
+		return "", err
+	}
 	if _, err := d.e.Store.AddRelease(d.rec.record, store.Release{
 		Target: d.t, Name: d.release, SHA: d.sha, Path: d.releasePath, State: store.ReleaseNew, DeploymentID: d.id,
 	}); err != nil {
@@ -408,7 +413,7 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 }
 
 func (d *deployment) install(ctx context.Context, out io.Writer) (string, error) {
-	return runCommandIn(ctx, d.env.Install, d.releasePath, out)
+	return runCommandIn(ctx, d.env.Install, d.releasePath, d.as, out)
 }
 
 func envList(m map[string]string) []string {
@@ -430,7 +435,13 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 	}
 	d.migrator, d.revBefore = m, d.revisionToKeep(ctx, before, out)
 	if db := d.env.Database; db.BackupBeforeDeploy {
-		path, err := m.Backup(ctx, d.backupDir())
+		dir := d.backupDir()
+		// Written by the backup command, which runs as the environment's
+		// user; the default directory is fraisier's to give.
+		if err := d.as.ownDir(dir, os.Geteuid(), db.BackupDir == ""); err != nil {
+			return "from " + orDash(before), fmt.Errorf("backup before migrating: %w", err)
+		}
+		path, err := m.Backup(ctx, dir)
 		if err != nil {
 			return "from " + orDash(before), fmt.Errorf("backup before migrating: %w", err)
 		}
@@ -666,6 +677,7 @@ func (d *deployment) checkHealth(ctx context.Context, out io.Writer) (string, er
 		return "", nil
 	}
 	check := healthCheck(hc, d.env.Services())
+	check.Env = d.as.env()
 	rep, err := health.Run(ctx, check, health.Options{
 		Units: d.c.Units(d.env.Scope),
 		Observer: func(a health.Attempt) {

@@ -55,14 +55,18 @@ func verifyScriptsIn(dir string, scripts []string, out io.Writer) (string, error
 // runAfterDeploy runs the configured command in the release now current;
 // its failure rolls the release back like any step after the switch.
 func (d *deployment) runAfterDeploy(ctx context.Context, out io.Writer) (string, error) {
-	return runCommandIn(ctx, d.env.RunAfterDeploy, filepath.Join(d.appPath, currentLink), out)
+	return runCommandIn(ctx, d.env.RunAfterDeploy, filepath.Join(d.appPath, currentLink), d.as, out)
 }
 
-func runCommandIn(ctx context.Context, c *config.Command, dir string, out io.Writer) (string, error) {
+// runCommandIn runs one of the environment's commands (install,
+// run_after_deploy) in dir, as the environment's account; its configured
+// env comes after the account's HOME, USER and LOGNAME, and wins.
+func runCommandIn(ctx context.Context, c *config.Command, dir string, as account, out io.Writer) (string, error) {
 	if c.Dir != "" {
 		dir = filepath.Join(dir, c.Dir)
 	}
-	_, err := execx.Run(ctx, execx.Cmd{Argv: c.Argv, Dir: dir, Env: sortedEnv(c.Env), Output: out})
+	_, err := execx.Run(ctx, execx.Cmd{Argv: c.Argv, Dir: dir, Env: append(as.env(), sortedEnv(c.Env)...),
+		Credential: as.credential(), Output: out})
 	return strings.Join(c.Argv, " "), err
 }
 
@@ -106,7 +110,7 @@ func (d *deployment) runShared(ctx context.Context) (string, error) {
 	}
 	if d.env.RunAfterDeploy != nil {
 		if err := d.rec.step(ctx, "run after deploy", runAfterTimeout(d.env), func(ctx context.Context, out io.Writer) (string, error) {
-			return runCommandIn(ctx, d.env.RunAfterDeploy, dir, out)
+			return runCommandIn(ctx, d.env.RunAfterDeploy, dir, d.as, out)
 		}); err != nil {
 			return store.StatusFailed, err
 		}

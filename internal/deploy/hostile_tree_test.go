@@ -244,7 +244,7 @@ func TestDeployRefusesAHostileTree(t *testing.T) {
 		{"app_path owned by another user", "", func(t *testing.T, f *treeFixture, _ string) {
 			mkdirOwned(t, f.app, nobody, 0o755)
 		}, func(f *treeFixture) []string {
-			return []string{f.app, "owned by uid 65534 (nobody)", "chown -R root"}
+			return []string{f.app, "owned by uid 65534 (nobody)", "chown -R root", "set user: nobody"}
 		}},
 		{"app_path writable by its group", "", func(t *testing.T, f *treeFixture, _ string) {
 			mkdirOwned(t, f.app, 0, 0o775)

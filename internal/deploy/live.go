@@ -69,7 +69,14 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 	if hc := env.HealthCheck; hc != nil && l.CurrentRelease != "" {
 		check := healthCheck(hc, env.Services())
 		check.Retries, check.StartDelay = health.NoRetries, 0
-		_, err := health.Run(ctx, check, health.Options{Units: c.Units(env.Scope)})
+		as, err := resolveAccount(env, os.Geteuid(), os.Getegid())
+		if err == nil {
+			err = as.supports(env)
+		}
+		if err == nil {
+			check.Env = as.env()
+			_, err = health.Run(ctx, check, health.Options{Units: c.Units(env.Scope)})
+		}
 		ok := err == nil
 		l.Healthy = &ok
 		if err != nil {

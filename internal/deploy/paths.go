@@ -213,8 +213,12 @@ func checkAppTree(appPath string, euid int, layout string) error {
 	if err := checkAncestors(appPath, euid, "app_path"); err != nil {
 		return err
 	}
+	// The usual way here: a deploy user was given app_path so that it
+	// could run the install; user: does that now without the keys.
 	fix := func(dir string) func(string) string {
-		return func(owner string) string { return fmt.Sprintf("chown -R %s %s", ownerName(euid), dir) }
+		return func(owner string) string {
+			return fmt.Sprintf("chown -R %s %s, and set user: %s in the environment so that the commands of the code it deploys run as %s", ownerName(euid), dir, owner, owner)
+		}
 	}
 	if _, err := checkOwnDir(appPath, euid, "app_path", fix(appPath)); err != nil {
 		return err
@@ -301,13 +305,20 @@ func mirrorPath(env *config.Environment, euid int, create bool) (string, error) 
 }
 
 // checkTree is what every deployment and rollback starts with, before it
-// reads anything under app_path: the tree it works in (checkAppTree; for
-// an etl sharing another's code, that code's tree) and fraisier's git
-// directory (mirrorPath, made if missing). An error refuses the deployment
-// with nothing changed.
+// reads anything under app_path: who the environment's commands run as
+// (resolveAccount), the tree it works in (checkAppTree; for an etl sharing
+// another's code, that code's tree) and fraisier's git directory
+// (mirrorPath, made if missing). An error refuses the deployment with
+// nothing changed.
 func (d *deployment) checkTree() error {
 	euid := os.Geteuid()
 	var err error
+	if d.as, err = resolveAccount(d.env, euid, os.Getegid()); err != nil {
+		return err
+	}
+	if err := d.as.supports(d.env); err != nil {
+		return err
+	}
 	if d.env.SharesCodeWith != "" {
 		return checkAppTree(d.appPath, euid, "releases")
 	}

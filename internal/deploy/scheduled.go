@@ -216,7 +216,7 @@ func (s *scheduledRun) renderFor(ctx context.Context, out io.Writer, releaseDir 
 	var problems []error
 	for i := range env.Jobs {
 		j := &env.Jobs[i]
-		rj, err := renderJob(ctx, s.units, t, j, current, releaseDir)
+		rj, err := renderJob(ctx, s.units, t, j, current, releaseDir, env)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("job %s: %w", j.Name, err))
 			continue
@@ -232,8 +232,9 @@ func (s *scheduledRun) renderFor(ctx context.Context, out io.Writer, releaseDir 
 
 // renderJob renders one job's service and timer. The service runs in the
 // current symlink, so that the unit files stay valid across releases and
-// a switch back is all a rollback of the code needs.
-func renderJob(ctx context.Context, u JobUnits, t store.Target, j *config.Job, current, releaseDir string) (renderedJob, error) {
+// a switch back is all a rollback of the code needs, and as the
+// environment's user: and group:.
+func renderJob(ctx context.Context, u JobUnits, t store.Target, j *config.Job, current, releaseDir string, env *config.Environment) (renderedJob, error) {
 	argv, err := jobArgv(j.Command, current, releaseDir)
 	if err != nil {
 		return renderedJob{}, err
@@ -261,6 +262,8 @@ func renderJob(ctx context.Context, u JobUnits, t store.Target, j *config.Job, c
 		Persistent:       true,
 		AccuracySec:      jobAccuracy,
 		TimeoutSec:       j.Timeout.D(),
+		User:             env.User,
+		Group:            env.Group,
 	}
 	rj := renderedJob{job: j, service: j.SystemdService, timer: j.SystemdTimer}
 	if rj.serviceText, err = systemd.RenderService(ju); err != nil {

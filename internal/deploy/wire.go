@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"io"
+	"os"
 	"sort"
 	"time"
 
@@ -36,8 +37,12 @@ func RealCollaborators(extraEnv []string) Collaborators {
 		},
 		NewMigrator: func(env *config.Environment, releaseDir string, out io.Writer) (Migrator, error) {
 			db := env.Database
+			as, err := resolveAccount(env, os.Geteuid(), os.Getegid())
+			if err != nil {
+				return nil, err
+			}
 			m, err := migrate.New(migrate.Config{
-				Tool: db.Tool, Dir: releaseDir, URL: db.URL.Reveal(), Env: sortedEnv(db.Env),
+				Tool: db.Tool, Dir: releaseDir, URL: db.URL.Reveal(), Env: append(as.env(), sortedEnv(db.Env)...),
 				Python: db.Python, Manage: db.Manage, Settings: db.Settings, Config: db.Config, SQLDir: db.Dir,
 				Up: db.Up, Down: db.Down, Current: db.Current, Backup: backupArgv(db), Protected: env.IsProtected(),
 				Timeout: env.Timeouts.Migrate.D(), Output: out,

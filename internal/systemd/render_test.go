@@ -109,6 +109,8 @@ func TestRenderRejects(t *testing.T) {
 		{"relative working dir", func(j *JobUnit) { j.WorkingDirectory = "srv/app" }, "absolute"},
 		{"percent in schedule", func(j *JobUnit) { j.OnCalendar = "%H" }, "calendar"},
 		{"bad user", func(j *JobUnit) { j.User = "root;x" }, "account name"},
+		{"user starting with a dash", func(j *JobUnit) { j.User = "-x" }, "account name"},
+		{"bad group", func(j *JobUnit) { j.Group = "a b" }, "account name"},
 		{"bad name", func(j *JobUnit) { j.Name = "../job" }, "invalid unit name"},
 		{"template name", func(j *JobUnit) { j.Name = "job@" }, "template"},
 		{"negative timeout", func(j *JobUnit) { j.TimeoutSec = -time.Second }, "negative"},
@@ -140,6 +142,29 @@ func TestFormatSec(t *testing.T) {
 	} {
 		if got := formatSec(d); got != want {
 			t.Errorf("formatSec(%s) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+// TestRenderAccounts: the users and groups fraises.yaml accepts render as
+// User= and Group= as written.
+func TestRenderAccounts(t *testing.T) {
+	for _, tt := range []struct{ user, group string }{
+		{"shop", "www-data"},
+		{"1001", "1001"},
+		{"build$", ""},
+		{"", "deploy"},
+	} {
+		j := JobUnit{Name: "job", ExecStart: []string{"/bin/true"}, OnCalendar: "daily", User: tt.user, Group: tt.group}
+		b, err := RenderService(j)
+		if err != nil {
+			t.Errorf("user %q group %q: %v", tt.user, tt.group, err)
+			continue
+		}
+		for key, v := range map[string]string{"User=": tt.user, "Group=": tt.group} {
+			if got := strings.Contains(string(b), "\n"+key+v+"\n"); got != (v != "") {
+				t.Errorf("user %q group %q: %s%s rendered: %v\n%s", tt.user, tt.group, key, v, got, b)
+			}
 		}
 	}
 }
