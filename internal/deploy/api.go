@@ -196,7 +196,11 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	res.DeploymentID = d.id
 	res.OldSHA = d.oldSHA
 	res.PreviousRelease = d.prevRelease
-	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record, fault: e.Fault}
+	// Every step's output, detail and error is recorded and shown with the
+	// configuration's secrets replaced: the deployed code prints what it
+	// likes.
+	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record, fault: e.Fault,
+		scrub: scrubberFor(env)}
 	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
 
 	var status string

@@ -28,7 +28,9 @@ type treeFixture struct {
 	root         string
 	origin, work string
 	app, state   string
-	db           *store.DB
+	// top is YAML put before fraises: (a git: section, say).
+	top string
+	db  *store.DB
 	log          strings.Builder
 }
 
@@ -61,7 +63,7 @@ func (f *treeFixture) env(remote, extra string) *config.Environment {
 	if remote == "" {
 		remote = f.origin
 	}
-	yaml := fmt.Sprintf(`
+	yaml := fmt.Sprintf(`%s
 state:
   dir: %s
 fraises:
@@ -73,7 +75,7 @@ fraises:
         git_repo: %s
         app_path: %s
         keep_releases: 3
-%s`, f.state, remote, f.app, extra)
+%s`, f.top, f.state, remote, f.app, extra)
 	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		f.t.Fatalf("config: %v", err)
