@@ -31,7 +31,7 @@ type treeFixture struct {
 	// top is YAML put before fraises: (a git: section, say).
 	top string
 	db  *store.DB
-	log          strings.Builder
+	log strings.Builder
 }
 
 func newTreeFixture(t *testing.T) *treeFixture {
