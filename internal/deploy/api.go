@@ -153,8 +153,12 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	switch {
 	case refusal != nil:
 	case d.inplace():
-		// The checkout is the release: what to return to is a commit.
-		d.oldSHA, _ = git.InPlaceHead(ctx, d.gitDir)
+		// The checkout is the release: what to return to is a commit, the
+		// one an older checkout left in app_path/.git until fraisier's git
+		// directory has checked one out.
+		if d.oldSHA, err = git.InPlaceHead(ctx, d.gitDir); err != nil {
+			d.oldSHA = git.WorkTreeHead(d.appPath)
+		}
 		d.prevRelease = d.oldSHA
 	default:
 		if d.prevRelease, err = currentRelease(d.appPath); err != nil {

@@ -592,6 +592,29 @@ func serviceDir(app, layout string) string {
 	return filepath.Join(app, currentLink)
 }
 
+// TestInplaceTakesOverAnOldCheckout: an inplace checkout made before the
+// git directory moved to the state directory (app_path/.git, HEAD
+// detached at the commit it runs) is taken over: its .git is never read
+// through git, but the commit it left is what a failed deployment returns
+// to, as before the move.
+func TestInplaceTakesOverAnOldCheckout(t *testing.T) {
+	f := newLayoutFixture(t, "inplace", "")
+	sha1 := f.push("healthy", nil)
+	if err := os.MkdirAll(filepath.Dir(f.app), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.origin, f.app)
+	testenv.Git(t, f.app, "checkout", "-q", "--detach", sha1)
+	f.systemctl("restart", f.unit)
+
+	f.push("unhealthy", nil)
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusRolledBack, "v1")
+	if res.OldSHA != sha1 {
+		t.Fatalf("deployed from %q, want the old checkout's %s", res.OldSHA, sha1)
+	}
+}
+
 // TestDeployInplace: the first fraisier's layout, one checkout in
 // app_path: deploy, upgrade, a failing release checked back out to the
 // previous commit, untracked files (.env) kept throughout.

@@ -231,3 +231,19 @@ func InPlaceHead(ctx context.Context, gitDir string) (string, error) {
 	}
 	return head, nil
 }
+
+// WorkTreeHead is the commit a checkout older than the git directory's
+// move left detached in dir/.git/HEAD, or "" when there is none. The file
+// is read as text, never through git, which would obey that directory's
+// config; a HEAD naming a branch gives "". It is what a deployment that
+// takes such a checkout over can return to.
+func WorkTreeHead(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, ".git", "HEAD"))
+	if err != nil {
+		return ""
+	}
+	if head := strings.TrimSpace(string(b)); IsSHA(head) {
+		return head
+	}
+	return ""
+}

@@ -58,6 +58,15 @@ func TestInPlaceNeverReadsTheWorkTreesGitDir(t *testing.T) {
 	o.git(filepath.Dir(app), "clone", "--quiet", o.bare, app)
 	marker := filepath.Join(t.TempDir(), "ran")
 	plantSSHCommand(t, filepath.Join(app, ".git"), marker)
+	// What a deployment taking the clone over can return to, read without git.
+	if got := WorkTreeHead(app); got != "" {
+		t.Errorf("WorkTreeHead of a clone on a branch = %q, want none", got)
+	}
+	v1 := o.git(app, "rev-parse", "HEAD")
+	o.git(app, "checkout", "--quiet", "--detach", v1)
+	if got := WorkTreeHead(app); got != v1 {
+		t.Errorf("WorkTreeHead of a detached clone = %q, want %s", got, v1)
+	}
 	before := snapshot(t, filepath.Join(app, ".git"))
 
 	// A commit the old clone lacks, over ssh to a closed port: only the
