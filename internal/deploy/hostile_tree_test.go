@@ -351,3 +351,18 @@ func TestDeployAcceptsASafeTree(t *testing.T) {
 		t.Fatalf("current after the deployment: %v, %v", fi, err)
 	}
 }
+
+// TestPlanRefusesAHostileTree: deploy --plan reads current and writes a
+// scratch export under app_path, so it checks the tree as a deployment
+// does, before it fetches.
+func TestPlanRefusesAHostileTree(t *testing.T) {
+	f := newTreeFixture(t)
+	mkdirOwned(t, f.app, nobody, 0o755)
+	_, err := f.engine().Plan(context.Background(), RealCollaborators(nil), Request{Env: f.env("", "")})
+	if err == nil || !strings.Contains(err.Error(), f.app) || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Fatalf("plan on an app_path nobody owns: %v, want it refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.state, "mirrors")); !os.IsNotExist(err) {
+		t.Errorf("the refused plan made the mirrors directory (%v)", err)
+	}
+}

@@ -50,6 +50,15 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 	if err := checkAppTree(env.AppPath, euid, env.Layout); err != nil {
 		return p, fmt.Errorf("plan %s: %w", p.Target, err)
 	}
+	// The migration tool lists what is pending as the deployment would
+	// run it, so an environment it could not run for is refused alike.
+	as, err := resolveAccount(env, euid, os.Getegid())
+	if err == nil {
+		err = as.supports(env)
+	}
+	if err != nil {
+		return p, fmt.Errorf("plan %s: %w", p.Target, err)
+	}
 	mirror, err := mirrorPath(env, euid, true)
 	if err != nil {
 		return p, fmt.Errorf("plan %s: %w", p.Target, err)
