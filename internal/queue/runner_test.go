@@ -75,6 +75,8 @@ func newFixture(t *testing.T, sleep string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The CLI fills it; here, fraisier's own directory (the mirrors) is the test's.
+	f.cfg.State.Dir = filepath.Join(root, "state")
 	f.db, err = store.Open(context.Background(), store.Options{Path: f.dbPath})
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +369,7 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	cfg.State.Dir = filepath.Join(filepath.Dir(dbPath), "state")
 	db, err := store.Open(context.Background(), store.Options{Path: dbPath})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
