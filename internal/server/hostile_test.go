@@ -247,6 +247,8 @@ func serveProcess(root string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// The CLI fills it; fraisier serve keeps its mirrors beside its database.
+	cfg.State.Dir = filepath.Join(root, "state")
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state", "fraisier.db"), CheckpointEvery: store.ServerCheckpointEvery})
 	if err != nil {
 		return fail(err)
