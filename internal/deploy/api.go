@@ -216,6 +216,9 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	} else {
 		status, runErr = flow(d, deployCtx)
 	}
+	// Errors that no step recorded (and so none scrubbed) are stored and
+	// shown too.
+	runErr = d.rec.scrub.Error(runErr)
 	res.Status, res.Err, res.NewSHA = status, runErr, d.sha
 	res.Release = d.prevRelease
 	if status == store.StatusSucceeded {

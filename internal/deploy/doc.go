@@ -39,5 +39,7 @@
 // kill:record, after the outcome is decided and before it is written. The
 // zero Fault never fires. The CLI fills it from FRAISIER_FAULT (ParseFault)
 // for fraisier deploy, rollback and serve; nothing else sets it, and a
-// malformed value is a usage error, never taken for no fault.
+// malformed value is a usage error, never taken for no fault. All of this
+// is compiled only with the build tag fraisier_faults (make test passes
+// it): in the shipped binary ParseFault makes no fault of any value.
 package deploy

@@ -305,7 +305,11 @@ func TestFaultGitRemote(t *testing.T) {
 			if res.Status != store.StatusFailed {
 				t.Fatalf("status %s (%v), want failed", res.Status, res.Err)
 			}
+			// A full SHA is only ever a commit's name.
 			want := "fetch: resolve " + ref + ": no such branch, tag or commit"
+			if len(ref) == 40 {
+				want = "fetch: resolve " + ref + ": no such commit"
+			}
 			if !strings.HasPrefix(res.Err.Error(), want) {
 				t.Fatalf("message %q, want it to start %q", res.Err, want)
 			}

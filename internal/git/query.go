@@ -79,7 +79,7 @@ func (r *Repo) resolveSHA(ctx context.Context, sha string) (string, RefKind, err
 	if a := answers[0]; a.typ == "commit" && IsSHA(a.sha) {
 		return a.sha, RefCommit, nil
 	}
-	return "", "", fmt.Errorf("no commit %s in the mirror: %w", sha, ErrRefNotFound)
+	return "", "", fmt.Errorf("no such commit: %w", ErrRefNotFound)
 }
 
 // resolveFullRef resolves a ref spelled out in full, and only that ref.

@@ -261,7 +261,9 @@ func (r *Runner) work(d store.Deployment) {
 		return
 	}
 	progress := &lineLogger{log: log}
-	e := &deploy.Engine{Store: r.Store, Progress: progress, Owner: r.Owner, Fault: r.Fault}
+	// The engine's lines can quote what deployed code printed.
+	scrubbed := deploy.NewScrubber(r.Config.SecretValues()).Writer(progress)
+	e := &deploy.Engine{Store: r.Store, Progress: scrubbed, Owner: r.Owner, Fault: r.Fault}
 	start := time.Now()
 	// The listed commit: a newer push may take the request over before the
 	// engine claims it, and then what runs (logged when it finishes) is
@@ -270,6 +272,7 @@ func (r *Runner) work(d store.Deployment) {
 	res, err := e.Deploy(ctx, r.Collab, deploy.Request{
 		Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
 	})
+	scrubbed.Close()
 	progress.Flush()
 	switch {
 	case errors.Is(err, deploy.ErrNotQueued):
