@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -231,13 +232,20 @@ func (a account) supports(env *config.Environment) error {
 		return fmt.Errorf("user: %s needs the releases layout: an inplace checkout cannot be handed to another user (use layout: releases)", a.name)
 	case env.Fraise != nil && env.Fraise.Type == "scheduled" && env.Scope != "system":
 		return fmt.Errorf("user: %s needs scope: system for scheduled jobs: a user manager runs units as its own user only", a.name)
-	case env.Database != nil:
-		// Refused rather than run as fraisier while user: says otherwise:
-		// the migration tools are started by the migrate package, which
-		// cannot switch users yet.
-		return fmt.Errorf("user: %s: migrations and backups cannot run as another user yet; leave user: out of an environment with a database for now", a.name)
-	case env.HealthCheck != nil && len(env.HealthCheck.Command) > 0:
-		return fmt.Errorf("user: %s: a health check command cannot run as another user yet; use a url or tcp health check, or leave user: out", a.name)
+	case env.Database != nil && inProcessSQLite(env.Database):
+		// Refused rather than run as fraisier while user: says otherwise.
+		return fmt.Errorf("user: %s: the sql tool and the built-in backup work on a SQLite database from inside fraisier, as %s, not as the user; migrate with tool: command (or alembic, django) and give backup: a command, or leave user: out",
+			a.name, accountName(uint32(os.Geteuid())))
 	}
 	return nil
+}
+
+// inProcessSQLite says whether fraisier itself, not a tool it starts,
+// would open db's SQLite file: the sql tool does, and so does the built-in
+// backup (VACUUM INTO) when no backup command is given.
+func inProcessSQLite(db *config.Database) bool {
+	if !strings.HasPrefix(db.URL.Reveal(), "sqlite:") {
+		return false
+	}
+	return db.Tool == "sql" || (db.BackupBeforeDeploy && db.Backup == nil)
 }

@@ -688,7 +688,7 @@ func (d *deployment) checkHealth(ctx context.Context, out io.Writer) (string, er
 		return "", nil
 	}
 	check := healthCheck(hc, d.env.Services())
-	check.Env = d.as.env()
+	check.Env, check.Credential = d.as.env(), d.as.credential()
 	rep, err := health.Run(ctx, check, health.Options{
 		Units: d.c.Units(d.env.Scope),
 		Observer: func(a health.Attempt) {

@@ -74,7 +74,7 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 			err = as.supports(env)
 		}
 		if err == nil {
-			check.Env = as.env()
+			check.Env, check.Credential = as.env(), as.credential()
 			_, err = health.Run(ctx, check, health.Options{Units: c.Units(env.Scope)})
 		}
 		ok := err == nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -60,6 +61,8 @@ type Check struct {
 	Command []string
 	Dir     string
 	Env     []string
+	// Credential, when set, is the user and groups the command runs as.
+	Credential *syscall.Credential
 
 	// Units are the systemd units KindUnit asks Options.Units about.
 	Units []string

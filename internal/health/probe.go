@@ -92,7 +92,7 @@ func commandProbe(c Check) probe {
 	return func(ctx context.Context) (int, error) {
 		// The try's context bounds the command; execx kills its whole
 		// process group when that context is done.
-		res, err := execx.Run(ctx, execx.Cmd{Argv: c.Command, Dir: c.Dir, Env: c.Env, Grace: commandGrace})
+		res, err := execx.Run(ctx, execx.Cmd{Argv: c.Command, Dir: c.Dir, Env: c.Env, Credential: c.Credential, Grace: commandGrace})
 		if err == nil {
 			return 0, nil
 		}

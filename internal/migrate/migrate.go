@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/execx"
@@ -70,6 +71,11 @@ type Config struct {
 	// the token {path} is replaced by the suggested backup file, which is
 	// also in $FRAISIER_BACKUP_PATH.
 	Backup []string
+
+	// Credential, when set, is the user and groups every tool runs as.
+	// What the package does itself (the sql tool, a SQLite backup) runs
+	// in fraisier's own process.
+	Credential *syscall.Credential
 
 	// Protected makes Rebuild refuse. The deploy engine and config
 	// validation own that policy; this is the last line of defence.
@@ -334,10 +340,11 @@ func (m *Migrator) run(ctx context.Context, argv []string, o runOpts) (string, e
 		urlEnv = nil
 	}
 	c := execx.Cmd{
-		Argv:      argv,
-		Dir:       m.cfg.Dir,
-		Env:       slices.Concat(urlEnv, m.cfg.Env, o.env),
-		MaxOutput: maxCapture,
+		Argv:       argv,
+		Dir:        m.cfg.Dir,
+		Env:        slices.Concat(urlEnv, m.cfg.Env, o.env),
+		Credential: m.cfg.Credential,
+		MaxOutput:  maxCapture,
 	}
 	if o.stream && m.cfg.Output != nil {
 		sw = &scrubWriter{w: m.cfg.Output, s: m.sec}
