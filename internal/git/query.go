@@ -38,9 +38,10 @@ const minAbbrev = 7
 //     <sha>^{commit}, even when a branch or tag is named like it;
 //   - a name starting with refs/ is exactly that ref (refs/heads/...,
 //     refs/tags/..., or a pull request head FetchRef brought);
-//   - any other name is a branch, else a tag, of that name; a name of at
-//     least 7 hex digits may also be a commit prefix, and when it names
-//     both a ref and another commit it is refused as ambiguous.
+//   - any other name is a branch or a tag of that name, refused as
+//     ambiguous when both exist and lead to different commits; a name of
+//     at least 7 hex digits may also be a commit prefix, and when it names
+//     both a ref and another commit it is refused as ambiguous too.
 //
 // An unknown name, a ref that does not lead to a commit and an ambiguous
 // prefix give ErrRefNotFound.
@@ -72,11 +73,14 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (string, RefKind, error)
 
 // resolveSHA peels a full object name to its commit.
 func (r *Repo) resolveSHA(ctx context.Context, sha string) (string, RefKind, error) {
-	answers, err := batchCheck(ctx, r.git(), []string{sha + "^{commit}"})
+	// Asked unpeeled as well: git reads a name of the other hash's length
+	// (64 hex digits in a SHA-1 repository) as a ref name, and only an
+	// object whose own id is sha may answer.
+	answers, err := batchCheck(ctx, r.git(), []string{sha, sha + "^{commit}"})
 	if err != nil {
 		return "", "", err
 	}
-	if a := answers[0]; a.typ == "commit" && IsSHA(a.sha) {
+	if obj, a := answers[0], answers[1]; obj.sha == sha && a.typ == "commit" && IsSHA(a.sha) {
 		return a.sha, RefCommit, nil
 	}
 	return "", "", fmt.Errorf("no such commit: %w", ErrRefNotFound)
@@ -116,8 +120,14 @@ func (r *Repo) resolveName(ctx context.Context, ref string) (string, RefKind, er
 		return "", "", err
 	}
 	sha, kind := tips[branch], RefBranch
-	if sha == "" {
+	switch {
+	case sha == "":
 		sha, kind = tips[tag], RefTag
+	case tips[tag] != "" && tips[tag] != sha:
+		// Whoever may push a branch must not make a tag of that name
+		// (protected, maybe) mean their branch.
+		return "", "", fmt.Errorf("names both branch %s (%s) and tag %s (%s): say refs/heads/%s or refs/tags/%s: %w",
+			ref, short(sha), ref, short(tips[tag]), ref, ref, ErrRefNotFound)
 	}
 	prefix := strings.ToLower(ref)
 	if len(prefix) < minAbbrev || len(prefix) > 64 || !isLowerHex(prefix) {

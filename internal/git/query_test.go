@@ -22,9 +22,11 @@ func TestResolve(t *testing.T) {
 	o.git(o.work, "tag", "light")
 	o.git(o.work, "tag", "--annotate", "-m", "release 1", "v1.0")
 	second := o.commit("second", map[string]file{"a": {content: "2"}})
-	// A branch and a tag with one name: the branch wins.
+	// A branch and a tag with one name: refused unless they agree.
 	o.git(o.work, "tag", "both", first)
 	o.git(o.work, "branch", "both", second)
+	o.git(o.work, "tag", "agree", second)
+	o.git(o.work, "branch", "agree", second)
 	o.git(o.work, "branch", "release/2024", first)
 	// A tag of a tree leads to no commit.
 	tree := o.git(o.work, "rev-parse", "HEAD^{tree}")
@@ -32,7 +34,7 @@ func TestResolve(t *testing.T) {
 	amb1, amb2, prefixLen := ambiguousCommits(t, o, tree)
 	o.git(o.work, "branch", "amb1", amb1)
 	o.git(o.work, "branch", "amb2", amb2)
-	o.push("--tags", "main", "refs/heads/both", "release/2024", "amb1", "amb2")
+	o.push("--tags", "main", "refs/heads/both", "refs/heads/agree", "release/2024", "amb1", "amb2")
 	r := o.mirror(ctx)
 	annotated := o.git(o.work, "rev-parse", "v1.0")
 	if annotated == first {
@@ -51,7 +53,10 @@ func TestResolve(t *testing.T) {
 		{ref: "light", wantSHA: first, wantKind: RefTag},
 		{ref: "v1.0", wantSHA: first, wantKind: RefTag},
 		{ref: "refs/tags/v1.0", wantSHA: first, wantKind: RefTag},
-		{ref: "both", wantSHA: second, wantKind: RefBranch},
+		{ref: "both", wantErr: ErrRefNotFound},
+		{ref: "refs/heads/both", wantSHA: second, wantKind: RefBranch},
+		{ref: "refs/tags/both", wantSHA: first, wantKind: RefTag},
+		{ref: "agree", wantSHA: second, wantKind: RefBranch},
 		{ref: first, wantSHA: first, wantKind: RefCommit},
 		{ref: first[:7], wantSHA: first, wantKind: RefCommit},
 		{ref: strings.ToUpper(first[:12]), wantSHA: first, wantKind: RefCommit},
@@ -284,7 +289,9 @@ func TestResolveRefsCannotImpersonate(t *testing.T) {
 	o.git(o.work, "branch", "main-at-pushed", pushed)
 	// Refs named like the pushed commit, like a prefix of it, and like a
 	// full ref whose own branch is missing, all leading to the planted one.
+	long := pushed + strings.Repeat("0", 24) // SHA-256's length, in a SHA-1 repository
 	o.push("main-at-pushed",
+		planted+":refs/heads/"+long,
 		planted+":refs/heads/"+pushed,
 		planted+":refs/tags/"+pushed,
 		planted+":refs/heads/"+pushed[:9],
@@ -294,6 +301,9 @@ func TestResolveRefsCannotImpersonate(t *testing.T) {
 
 	if sha, kind, err := r.Resolve(ctx, pushed); err != nil || sha != pushed || kind != RefCommit {
 		t.Errorf("Resolve(full SHA) = %s, %s, %v; want the commit %s itself", sha, kind, err, pushed)
+	}
+	if sha, kind, err := r.Resolve(ctx, long); !errors.Is(err, ErrRefNotFound) {
+		t.Errorf("Resolve(64 hex digits, a branch's name) = %s, %s, %v; want ErrRefNotFound", sha, kind, err)
 	}
 	if sha, _, err := r.Resolve(ctx, pushed[:9]); !errors.Is(err, ErrRefNotFound) || !strings.Contains(fmt.Sprint(err), "names both") {
 		t.Errorf("Resolve(prefix that is also a branch) = %s, %v; want ambiguous", sha, err)
