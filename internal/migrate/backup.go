@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // backupPathToken is replaced in Config.Backup by the suggested file.
@@ -86,7 +87,11 @@ func (m *Migrator) pgDump(ctx context.Context, u *dbURL, path string) (string, e
 		return "", err
 	}
 	// A dump holds the data; pg_dump creates it with the umask's mode.
-	if err := os.Chmod(path, 0o600); err != nil {
+	owner := os.Geteuid()
+	if c := m.cfg.Credential; c != nil {
+		owner = int(c.Uid)
+	}
+	if err := keepPrivate(path, owner); err != nil {
 		return "", err
 	}
 	return path, nil
@@ -112,10 +117,42 @@ func (m *Migrator) vacuumInto(ctx context.Context, src, path string) (string, er
 		os.Remove(path)
 		return "", fmt.Errorf("VACUUM INTO %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := keepPrivate(path, os.Geteuid()); err != nil {
 		return "", err
 	}
 	return path, nil
+}
+
+// keepPrivate gives the backup file at path mode 0600. The directory may
+// be the deploy user's (pg_dump runs as user:), and that user may have put
+// something else at path by the time fraisier, perhaps root, sets the
+// mode: so the path is opened without following a symbolic link (nor
+// blocking on a FIFO), and only a regular file owned by owner, the
+// account that wrote the backup, is changed, through its descriptor. A
+// hard link to another account's file is refused by its owner.
+func keepPrivate(path string, owner int) error {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("backup %s is a symbolic link, not the file written", path)
+	}
+	if err != nil {
+		return fmt.Errorf("open backup %s: %w", path, err)
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat backup %s: %w", path, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return fmt.Errorf("backup %s is not a regular file", path)
+	}
+	if int(st.Uid) != owner {
+		return fmt.Errorf("backup %s is owned by uid %d, not by %d who wrote it", path, st.Uid, owner)
+	}
+	if err := syscall.Fchmod(fd, 0o600); err != nil {
+		return fmt.Errorf("make backup %s private: %w", path, err)
+	}
+	return nil
 }
 
 func (m *Migrator) commandBackup(ctx context.Context, destDir, path string) (string, error) {
