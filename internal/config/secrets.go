@@ -63,10 +63,50 @@ func (l *loader) checkSecretLen(path string, s Secret) {
 	}
 }
 
+// urlPasswords returns the passwords a URL carries wherever a database
+// client reads one, in the userinfo (user:password@) and as a password
+// query parameter (libpq's and pgx's ?password=), each as written in the
+// URL and decoded, since a tool may print either. The URL is taken apart
+// by hand, so that one net/url would refuse still gives up its password.
+func urlPasswords(raw string) []string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil
+	}
+	var out []string
+	spellings := func(written string) {
+		if written == "" {
+			return
+		}
+		out = append(out, written)
+		// Percent escapes alone (libpq, the userinfo), or a + for a
+		// space as well (a query string as net/url reads it).
+		for _, unescape := range []func(string) (string, error){url.PathUnescape, url.QueryUnescape} {
+			if s, err := unescape(written); err == nil && s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	rest, query, _ := strings.Cut(rest, "?")
+	authority, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		if _, pw, ok := strings.Cut(authority[:i], ":"); ok {
+			spellings(pw)
+		}
+	}
+	for kv := range strings.SplitSeq(query, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == "password" {
+			spellings(v)
+		}
+	}
+	return out
+}
+
 // SecretValues returns every secret the configuration holds, longest
 // first, so that output can be scrubbed of them: the forges' and fraises'
 // webhook secrets (from files too), the API token, the state URL, every
-// database URL, and the passwords inside those URLs.
+// database URL, and the passwords inside those URLs (see urlPasswords).
 func (c *Config) SecretValues() []string {
 	var out []string
 	add := func(s string) {
@@ -76,15 +116,8 @@ func (c *Config) SecretValues() []string {
 	}
 	addURL := func(s string) {
 		add(s)
-		u, err := url.Parse(s)
-		if err != nil || u.User == nil {
-			return
-		}
-		if pw, ok := u.User.Password(); ok {
+		for _, pw := range urlPasswords(s) {
 			add(pw)
-			// As it is written in the URL, when escaping changes it.
-			_, escaped, _ := strings.Cut(u.User.String(), ":")
-			add(escaped)
 		}
 	}
 	for _, key := range sortedKeys(c.Git.Forges()) {
