@@ -204,8 +204,11 @@ func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte,
 	if sigs == "" || id == "" || ts == "" {
 		return -1, authErr(k, ErrMissingSignature, "a signed delivery needs webhook-id, webhook-timestamp and webhook-signature")
 	}
-	if !printableASCII(id, 256) {
-		return -1, authErr(k, ErrBadSignature, "webhook-id is not printable ASCII of at most 256 bytes")
+	// The signed id is the delivery id (DeliveryID): one that could not
+	// serve as such is refused, or the delivery would have none to be
+	// told from its replays by.
+	if !printableASCII(id, MaxDeliveryIDLen) {
+		return -1, authErr(k, ErrBadSignature, fmt.Sprintf("webhook-id is not printable ASCII of at most %d bytes", MaxDeliveryIDLen))
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || len(ts) > 12 {
