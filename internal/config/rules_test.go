@@ -182,6 +182,14 @@ var ruleCases = []ruleCase{
 		paths: []string{"fraises.etl.environments.production.shares_code_with"}},
 	{name: "shares_code_chain", yaml: etlWith("branch: main\nshares_code_with: api/production\n") + "      second: {branch: dev, shares_code_with: etl/production}\n",
 		paths: []string{"fraises.etl.environments.second.shares_code_with"}},
+	// The release belongs to the account of the environment that deploys
+	// it: an environment sharing it must run as that account.
+	{name: "shares_code_without_its_user", yaml: apiWith(base+"user: deploy\n") + "  etl:\n    type: etl\n    environments:\n      production: {branch: main, shares_code_with: api/production}\n",
+		paths: []string{"fraises.etl.environments.production.shares_code_with"}},
+	{name: "shares_code_other_group", yaml: apiWith(base+"user: deploy\ngroup: www-data\n") + "  etl:\n    type: etl\n    environments:\n      production: {branch: main, shares_code_with: api/production, user: deploy}\n",
+		paths: []string{"fraises.etl.environments.production.shares_code_with"}},
+	{name: "shares_code_user_of_its_own", yaml: etlWith("branch: main\nshares_code_with: api/production\nuser: etl\n"),
+		paths: []string{"fraises.etl.environments.production.shares_code_with"}},
 	{name: "shares_code_and_app_path", yaml: etlWith("branch: main\nshares_code_with: api/production\napp_path: /srv/etl\n"), paths: []string{"fraises.etl.environments.production.app_path"}},
 
 	// Users and groups.
@@ -314,6 +322,7 @@ func TestValid(t *testing.T) {
 		{"explicit_forge", strings.Replace(apiWith(base), "    repository:", "    forge: gitlab\n    repository:", 1)},
 		{"pull_request_preview", apiWith(base) + "      preview: {branch: preview, pull_requests: main, app_path: /srv/api-preview}\n"},
 		{"open_api_and_metrics", "server: {listen: \"0.0.0.0:8080\", open_api: true, open_metrics: true}\n" + apiWith(base)},
+		{"shares_code_same_user", apiWith(base+"user: deploy\ngroup: www-data\n") + "  etl:\n    type: etl\n    environments:\n      production: {branch: main, shares_code_with: api/production, user: deploy, group: www-data}\n"},
 		{"scheduled_shares_code", apiWith(base) + "  cron:\n    type: scheduled\n    environments:\n      production:\n        branch: main\n        shares_code_with: api/production\n" + indent(job, 8)},
 		{"cron_macros", scheduledWith(base + "jobs:\n  - {name: a, schedule: \"@daily\", command: [a]}\n  - {name: b, schedule: \"*/15 9-17 * * mon-fri\", command: [b]}\n")},
 		{"different_scopes_same_unit", apiWith(base+"systemd_service: api\n") + "      staging: {branch: dev, scope: user, app_path: /srv/api-staging, systemd_service: api}\n"},

@@ -435,9 +435,42 @@ func (l *loader) validateSharing(path string, e *Environment) {
 		l.report(p, fmt.Sprintf("%s belongs to %s fraise; code is shared from api or etl environments", e.SharesCodeWith, article(target.Fraise.Type)), "")
 	case target.SharesCodeWith != "":
 		l.report(p, fmt.Sprintf("%s itself shares code with %s", e.SharesCodeWith, target.SharesCodeWith), "point at "+target.SharesCodeWith+" directly")
+	case target.User != e.User || target.Group != e.Group:
+		// The release belongs to the account of the environment that
+		// deploys it: whatever else runs in it must run as that account,
+		// or that account's code runs with another's rights.
+		l.report(p, fmt.Sprintf("%s runs as %s and this environment as %s: both run %s's release, which its account can change, so both must run as that account",
+			e.SharesCodeWith, accountWords(target.User, target.Group), accountWords(e.User, e.Group), e.SharesCodeWith),
+			accountFix(target.User, target.Group, e.SharesCodeWith))
 	default:
 		e.Code = target
 	}
+}
+
+// accountWords says who an environment's commands run as, for messages.
+func accountWords(user, group string) string {
+	switch {
+	case user == "" && group == "":
+		return "fraisier's own user"
+	case group == "":
+		return "user " + user
+	case user == "":
+		return "fraisier's own user in group " + group
+	}
+	return "user " + user + " in group " + group
+}
+
+// accountFix says what to write in an environment that shares the code of
+// other, which runs as user and group.
+func accountFix(user, group, other string) string {
+	keys := []string{"no user:", "no group:"}
+	if user != "" {
+		keys[0] = "user: " + user
+	}
+	if group != "" {
+		keys[1] = "group: " + group
+	}
+	return "give this environment " + strings.Join(keys, " and ") + ", as " + other + " has"
 }
 
 // unitTypes are the suffixes systemd knows; a name ending in none of them

@@ -219,6 +219,61 @@ func (a account) ownDir(dir string, euid int, adopt bool) error {
 	return nil
 }
 
+// sameAs refuses an environment that shares the code of code when its
+// commands would run as another account than code's: they run in code's
+// release, which code's account can change, and must not run with any
+// other account's rights.
+func (a account) sameAs(code *config.Environment, euid, egid int) error {
+	theirs, err := resolveAccount(code, euid, egid)
+	if err != nil {
+		return fmt.Errorf("%s, whose code this environment runs: %w", code.ID(), err)
+	}
+	uid, gid := a.runsAs(euid, egid)
+	tuid, tgid := theirs.runsAs(euid, egid)
+	if uid == tuid && gid == tgid {
+		return nil
+	}
+	return fmt.Errorf("%s runs as %s and this environment as %s: both run %s's release, which its account can change, so both must run as that account; %s",
+		code.ID(), theirs.words(), a.words(), code.ID(), accountFix(code))
+}
+
+// runsAs is the uid and gid the account's commands run with.
+func (a account) runsAs(euid, egid int) (uint32, uint32) {
+	if a.switchTo {
+		return a.uid, a.gid
+	}
+	return uint32(euid), uint32(egid)
+}
+
+// words says who the account is, for messages.
+func (a account) words() string {
+	switch {
+	case !a.switchTo:
+		return "fraisier's own user"
+	case a.group == "":
+		return "user " + a.name
+	}
+	return "user " + a.name + " in group " + a.group
+}
+
+// accountFix says what an environment that shares code's release must
+// say of its account to run as code's.
+func accountFix(code *config.Environment) string {
+	return "give this environment " + accountKeys(code.User, code.Group) + ", as " + code.ID() + " has"
+}
+
+// accountKeys is user: and group: as written: "user: deploy and no group:".
+func accountKeys(user, group string) string {
+	keys := []string{"no user:", "no group:"}
+	if user != "" {
+		keys[0] = "user: " + user
+	}
+	if group != "" {
+		keys[1] = "group: " + group
+	}
+	return strings.Join(keys, " and ")
+}
+
 // supports refuses an environment whose commands the account cannot run
 // as promised by user:.
 func (a account) supports(env *config.Environment) error {

@@ -306,8 +306,9 @@ func mirrorPath(env *config.Environment, euid int, create bool) (string, error) 
 
 // checkTree is what every deployment and rollback starts with, before it
 // reads anything under app_path: who the environment's commands run as
-// (resolveAccount), the tree it works in (checkAppTree; for an etl sharing
-// another's code, that code's tree) and fraisier's git directory
+// (resolveAccount; for an environment sharing another's code, the account
+// that code's environment runs as), the tree it works in (checkAppTree;
+// for an etl sharing another's code, that code's tree) and fraisier's git directory
 // (mirrorPath, made if missing). An error refuses the deployment with
 // nothing changed.
 func (d *deployment) checkTree() error {
@@ -320,6 +321,9 @@ func (d *deployment) checkTree() error {
 		return err
 	}
 	if d.env.SharesCodeWith != "" {
+		if err := d.as.sameAs(d.env.Code, euid, os.Getegid()); err != nil {
+			return err
+		}
 		return checkAppTree(d.appPath, euid, "releases")
 	}
 	if err := checkAppTree(d.appPath, euid, d.env.Layout); err != nil {
