@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,35 +34,38 @@ func (d *deployment) prepareBeforeSwitch(ctx context.Context, out io.Writer) err
 // prepareUnits runs before the switch: it reloads systemd if a unit's files
 // changed on disk and checks that every unit exists, so that a unit that
 // cannot be restarted fails the deployment while the old release still
-// serves, untouched, instead of after the switch.
+// serves, untouched, instead of after the switch. With user: set, a unit
+// whose files lie under app_path is refused before any reload
+// (checkUnitFiles).
 func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, error) {
 	u := d.c.Units(d.env.Scope)
 	units := d.env.Services()
+	facts, err := d.unitFacts(ctx, u, units)
+	if err != nil {
+		return "", err
+	}
 	reloaded := false
-	for _, unit := range units {
-		need, load, files, err := u.UnitFiles(ctx, unit)
-		if err != nil {
+	if i := slices.IndexFunc(facts, func(f unitFact) bool { return f.needReload }); i >= 0 {
+		fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", units[i])
+		if err := u.DaemonReload(ctx); err != nil {
 			return "", err
 		}
-		if need && !reloaded {
-			fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", unit)
-			if err := u.DaemonReload(ctx); err != nil {
-				return "", err
-			}
-			reloaded = true
-			if _, load, files, err = u.UnitFiles(ctx, unit); err != nil {
-				return "", err
-			}
+		reloaded = true
+		// The files systemd reads now may not be those it had loaded.
+		if facts, err = d.unitFacts(ctx, u, units); err != nil {
+			return "", err
 		}
-		if d.inplace() || filesUnder(files, d.appPath) {
+	}
+	for i, unit := range units {
+		if d.inplace() || filesUnder(facts[i].files, d.appPath) {
 			d.unitFilesInApp = true
 		}
-		switch load {
+		switch facts[i].load {
 		case "loaded", "":
 		case "not-found":
 			return "", fmt.Errorf("unit %s not found: no unit file defines it (check systemd_service and scope: %s)", unit, d.env.Scope)
 		default:
-			return "", fmt.Errorf("unit %s cannot be started: systemd loaded it as %s", unit, load)
+			return "", fmt.Errorf("unit %s cannot be started: systemd loaded it as %s", unit, facts[i].load)
 		}
 	}
 	d.unitsPrepared = true
@@ -69,6 +73,49 @@ func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, e
 		return "reloaded", nil
 	}
 	return "", nil
+}
+
+// unitFact is what systemd says of one unit's files.
+type unitFact struct {
+	needReload bool
+	load       string
+	files      []string
+}
+
+// unitFacts asks systemd about each unit's files, and refuses a unit whose
+// files the environment's user could write (checkUnitFiles).
+func (d *deployment) unitFacts(ctx context.Context, u Units, units []string) ([]unitFact, error) {
+	facts := make([]unitFact, len(units))
+	for i, unit := range units {
+		need, load, files, err := u.UnitFiles(ctx, unit)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.checkUnitFiles(unit, files); err != nil {
+			return nil, err
+		}
+		facts[i] = unitFact{needReload: need, load: load, files: files}
+	}
+	return facts, nil
+}
+
+// checkUnitFiles refuses, with user: set, a unit whose file or drop-in
+// lies under app_path: the release belongs to the user, who could add
+// ExecStartPre=+… there and have systemd run it with its own rights at
+// the next daemon-reload and restart, which fraisier triggers.
+func (d *deployment) checkUnitFiles(unit string, files []string) error {
+	if !d.as.switchTo {
+		return nil
+	}
+	file, real := fileUnder(files, d.appPath)
+	if file == "" {
+		return nil
+	}
+	if real != file {
+		file += " (" + real + ")"
+	}
+	return fmt.Errorf("unit %s: systemd reads %s, under app_path %s, where user: %s can change it: a line it adds there (ExecStartPre=+…) would run with systemd's own rights at the next daemon-reload and restart; install the unit and its drop-ins where only root writes (/etc/systemd/system; /etc/systemd/user for scope: user) instead of linking them from the release",
+		unit, file, d.appPath, d.as.name)
 }
 
 func (d *deployment) settle() time.Duration {
@@ -101,6 +148,14 @@ func restartUnits(ctx context.Context, u Units, units []string, settleFor time.D
 // A file that cannot be resolved counts as under it: asking systemd again
 // costs little, a stale unit definition a lot.
 func filesUnder(files []string, dir string) bool {
+	file, _ := fileUnder(files, dir)
+	return file != ""
+}
+
+// fileUnder is the first of files that lies under dir, links resolved, and
+// what it resolves to; "" when none does. A file that cannot be resolved
+// counts as under it (real is then the file itself).
+func fileUnder(files []string, dir string) (file, real string) {
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		root = dir
@@ -111,15 +166,15 @@ func filesUnder(files []string, dir string) bool {
 		}
 		real, err := filepath.EvalSymlinks(f)
 		if err != nil {
-			return true
+			return f, f
 		}
 		for _, base := range []string{root, dir} {
 			if rel, err := filepath.Rel(base, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-				return true
+				return f, real
 			}
 		}
 	}
-	return false
+	return "", ""
 }
 
 // startUnits restarts the units and waits until each has stayed active
