@@ -183,27 +183,29 @@ func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environmen
 	if opts.asJSON {
 		return writeJSON(a.streams.Out, p)
 	}
-	w := a.streams.Out
+	// Commits come from the repository, migration names and notes from the
+	// tool's output: a.shown keeps them from acting on a terminal.
+	w, sh := a.streams.Out, a.shown
 	fmt.Fprintf(w, "plan for %s (nothing will be changed)\n", env.ID())
 	t := newTable(w, "", "")
-	t.row("target", fmt.Sprintf("%s → %s", p.Ref, p.TargetSHA))
-	t.row("current", fmt.Sprintf("%s (release %s)", orDash(p.CurrentSHA), orDash(p.CurrentRelease)))
+	t.row("target", fmt.Sprintf("%s → %s", sh(p.Ref), sh(p.TargetSHA)))
+	t.row("current", fmt.Sprintf("%s (release %s)", orDash(sh(p.CurrentSHA)), orDash(sh(p.CurrentRelease))))
 	if p.UpToDate {
 		t.row("decision", "already current: skipped if healthy (--force redeploys)")
 	}
-	t.row("install", orDash(strings.Join(p.Install, " ")))
+	t.row("install", orDash(sh(strings.Join(p.Install, " "))))
 	switch {
 	case env.Database == nil:
 		t.row("migrations", "no database")
 	case p.PendingMigrations == nil:
-		t.row("migrations", p.MigrationsNote)
+		t.row("migrations", sh(p.MigrationsNote))
 	case len(p.PendingMigrations) == 0:
 		t.row("migrations", "none pending")
 	default:
-		t.row("migrations", strings.Join(p.PendingMigrations, ", "))
+		t.row("migrations", sh(strings.Join(p.PendingMigrations, ", ")))
 	}
-	t.row("restart", orDash(strings.Join(p.Units, ", ")))
-	t.row("health", orDash(p.HealthCheck))
+	t.row("restart", orDash(sh(strings.Join(p.Units, ", "))))
+	t.row("health", orDash(sh(p.HealthCheck)))
 	t.row("steps", strings.Join(p.Steps, " → "))
 	if err := t.flush(); err != nil {
 		return err
@@ -211,7 +213,7 @@ func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environmen
 	if len(p.Commits) > 0 {
 		fmt.Fprintf(w, "\n%d commit%s:\n", len(p.Commits), plural(len(p.Commits)))
 		for _, c := range p.Commits {
-			fmt.Fprintf(w, "  %s %s (%s)\n", c.SHA[:min(8, len(c.SHA))], oneLine(c.Subject, 72), c.Author)
+			fmt.Fprintf(w, "  %s %s (%s)\n", sh(c.SHA[:min(8, len(c.SHA))]), oneLine(sh(c.Subject), 72), sh(c.Author))
 		}
 	}
 	return nil

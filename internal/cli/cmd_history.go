@@ -100,8 +100,9 @@ func (a *app) historyCommand() *cobra.Command {
 			}
 			t := newTable(a.streams.Out, "ID", "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "TRIGGER", "FROM", "TO", "STARTED", "DURATION", "ERROR")
 			for _, d := range ds {
-				t.row(strconv.FormatInt(d.ID, 10), d.Fraise, d.Environment, a.paintStatus(d.Status), d.Trigger,
-					shortSHA(d.OldSHA), shortSHA(d.NewSHA), fmtTime(d.StartedAt), fmtDurationMS(d.DurationMS), orDash(oneLine(d.Error, 60)))
+				// The error ends with a tool's last line of output.
+				t.row(strconv.FormatInt(d.ID, 10), a.shown(d.Fraise), a.shown(d.Environment), a.paintStatus(a.shown(d.Status)), a.shown(d.Trigger),
+					a.shown(shortSHA(d.OldSHA)), a.shown(shortSHA(d.NewSHA)), fmtTime(d.StartedAt), fmtDurationMS(d.DurationMS), orDash(oneLine(a.shown(d.Error), 60)))
 			}
 			return t.flush()
 		},

@@ -85,8 +85,9 @@ func (a *app) webhooksCommand() *cobra.Command {
 				for i, id := range e.DeploymentIDs {
 					deps[i] = strconv.FormatInt(id, 10)
 				}
-				t.row(strconv.FormatInt(e.ID, 10), fmtTime(e.ReceivedAt), e.Forge, orDash(e.Event), orDash(e.Repository),
-					orDash(e.Ref), shortSHA(e.SHA), a.paintStatus(e.Outcome), orDash(strings.Join(deps, ",")), orDash(oneLine(e.Reason, 60)))
+				// What a delivery carried is its sender's, the reason may quote it.
+				t.row(strconv.FormatInt(e.ID, 10), fmtTime(e.ReceivedAt), a.shown(e.Forge), orDash(a.shown(e.Event)), orDash(a.shown(e.Repository)),
+					orDash(a.shown(e.Ref)), a.shown(shortSHA(e.SHA)), a.paintStatus(a.shown(e.Outcome)), orDash(strings.Join(deps, ",")), orDash(oneLine(a.shown(e.Reason), 60)))
 			}
 			return t.flush()
 		},

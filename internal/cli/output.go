@@ -165,6 +165,21 @@ func oneLine(s string, max int) string {
 // a line that reads as fraisier's own (or break a table).
 var flatLine = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace
 
+// shown is text that others wrote (deployed code and its tools, a
+// repository's commits, a webhook's sender, a delivery's recorded reason)
+// as a cell or a line of human output shows it: on a terminal, filtered of
+// what the terminal would act on (terminalSafe); on one line, so that a
+// line break in it cannot start a line that reads as fraisier's own; and
+// without tabs, which would start a new column. JSON never goes through it.
+func (a *app) shown(s string) string {
+	if a.streams.OutIsTerminal {
+		s = terminalSafe(s)
+	}
+	return cellLine(s)
+}
+
+var cellLine = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ", "\t", " ").Replace
+
 // terminalText keeps what a terminal would show of captured output: a
 // progress line redrawn with carriage returns shows only its last state.
 func terminalText(s string) string {
