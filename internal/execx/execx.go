@@ -155,26 +155,27 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	return res, nil
 }
 
-// inherited are the variables of fraisier's environment every child gets:
-// where to find programs, the home directory, and how to speak (language,
-// character set, time zone). Nothing else is passed unasked, because
-// fraisier's environment holds its own secrets (webhook secrets given as
-// ${VAR}, database URLs, CREDENTIALS_DIRECTORY) and the code it runs is
-// whatever was pushed.
-var inherited = []string{"PATH", "HOME", "LANG", "LANGUAGE", "TZ"}
+// inherited returns the variables of fraisier's environment every child
+// gets: where to find programs, the home directory, and how to speak
+// (language, character set, time zone). Nothing else is passed unasked,
+// because fraisier's environment holds its own secrets (webhook secrets
+// given as ${VAR}, database URLs, CREDENTIALS_DIRECTORY) and the code it
+// runs is whatever was pushed.
+func inherited() []string { return []string{"PATH", "HOME", "LANG", "LANGUAGE", "TZ"} }
 
 // environ is the environment a child starts with: from parent (fraisier's
 // own, os.Environ()), the variables of the allowlist (those above and
 // every LC_*) and those named in pass; then PWD when dir is set; then env,
 // whose entries win.
 func environ(parent []string, dir string, pass []string, env []string) []string {
-	out := make([]string, 0, len(inherited)+len(pass)+len(env)+4)
+	keep := inherited()
+	out := make([]string, 0, len(keep)+len(pass)+len(env)+4)
 	for _, kv := range parent {
 		name, _, ok := strings.Cut(kv, "=")
 		if !ok || name == "" {
 			continue
 		}
-		if slices.Contains(inherited, name) || strings.HasPrefix(name, "LC_") || slices.Contains(pass, name) {
+		if slices.Contains(keep, name) || strings.HasPrefix(name, "LC_") || slices.Contains(pass, name) {
 			out = append(out, kv)
 		}
 	}

@@ -79,18 +79,20 @@ func hardening() []string {
 	}
 }
 
-// passEnv are the variables of fraisier's environment git gets beyond
+// passEnv returns the variables of fraisier's environment git gets beyond
 // execx's allowlist: how this host reaches remotes (an ssh agent or
 // command, a proxy, a private certificate authority).
-var passEnv = []string{
-	"SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH",
-	"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
-	"all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
-	"SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+func passEnv() []string {
+	return []string{
+		"SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH",
+		"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+		"all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+	}
 }
 
 // env is what every git process gets on top of execx's allowlist and
-// passEnv. The variables that would redirect git elsewhere are set to the
+// passEnv(). The variables that would redirect git elsewhere are set to the
 // values we mean, whatever a caller's environment holds.
 func (r runner) env() []string {
 	env := []string{
@@ -138,7 +140,7 @@ func (r runner) run(ctx context.Context, c call) (string, error) {
 		Argv:    argv,
 		Dir:     c.dir,
 		Env:     r.env(),
-		PassEnv: passEnv,
+		PassEnv: passEnv(),
 		Stdin:   c.stdin,
 		Timeout: r.opts.Timeout,
 	}

@@ -28,7 +28,7 @@ func (m *Manager) analyze(ctx context.Context, args ...string) (string, error) {
 	return execx.Output(ctx, execx.Cmd{
 		Argv:    append([]string{"systemd-analyze"}, args...),
 		Env:     m.env,
-		PassEnv: passEnv,
+		PassEnv: passEnv(),
 		Timeout: queryTimeout,
 	})
 }

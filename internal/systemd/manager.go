@@ -42,7 +42,7 @@ const systemctlNotFound = 5
 // Options configure a Manager.
 type Options struct {
 	Scope Scope
-	// Env is added to the environment of every command run (see passEnv
+	// Env is added to the environment of every command run (see passEnv()
 	// for what they inherit): XDG_RUNTIME_DIR (and XDG_CONFIG_HOME, for
 	// enable) to reach a user manager other than the caller's session one.
 	Env []string
@@ -130,10 +130,12 @@ func (m *Manager) getenv(key string) string {
 	return os.Getenv(key)
 }
 
-// passEnv are the variables of fraisier's environment systemctl and
+// passEnv returns the variables of fraisier's environment systemctl and
 // systemd-analyze get beyond execx's allowlist: where a user manager and
 // its bus listen, and where its unit files live (enable writes there).
-var passEnv = []string{"XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME", "XDG_DATA_HOME"}
+func passEnv() []string {
+	return []string{"XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME", "XDG_DATA_HOME"}
+}
 
 func (m *Manager) systemctl(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
 	argv := []string{"systemctl"}
@@ -142,7 +144,7 @@ func (m *Manager) systemctl(ctx context.Context, timeout time.Duration, args ...
 	}
 	// Never wait on a password prompt nobody will answer.
 	argv = append(argv, "--no-ask-password", "--no-pager")
-	return execx.Output(ctx, execx.Cmd{Argv: append(argv, args...), Env: m.env, PassEnv: passEnv, Timeout: timeout})
+	return execx.Output(ctx, execx.Cmd{Argv: append(argv, args...), Env: m.env, PassEnv: passEnv(), Timeout: timeout})
 }
 
 // job runs a systemctl verb on units and says what went wrong in terms of
