@@ -26,16 +26,8 @@ import (
 
 const parallel = 32
 
-var benchSHAs = func() []string {
-	s := make([]string, commits)
-	for i := range s {
-		s[i] = fmt.Sprintf("%040x", uint64(i+1)*0x9e3779b97f4a7c15)
-	}
-	return s
-}()
-
 func benchBodies(tb testing.TB) *bodies {
-	b, err := makeBodies(benchSHAs, 256, []byte(secret))
+	b, err := makeBodies(256, []byte(secret))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -43,15 +35,12 @@ func benchBodies(tb testing.TB) *bodies {
 }
 
 // request is delivery n as an *http.Request, with the headers the program
-// sends.
-func request(tb testing.TB, b *bodies, n uint64) *http.Request {
-	i := int(n % uint64(len(b.body)))
-	r := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(b.body[i]))
+// sends; its body is valid until s's next request.
+func request(b *bodies, s *signer, n uint64) *http.Request {
+	head, body := b.request(s, n, b.commit(n))
+	r := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
 	r.RemoteAddr = "127.0.0.1:40000"
-	var id [12]byte
-	hex12(&id, n)
-	raw := string(b.head[i]) + b.tag + string(id[:])
-	for _, line := range bytes.Split([]byte(raw), []byte("\r\n")) {
+	for _, line := range bytes.Split(head, []byte("\r\n")) {
 		k, v, ok := bytes.Cut(line, []byte(": "))
 		if ok {
 			r.Header.Set(string(k), string(v))
@@ -59,6 +48,9 @@ func request(tb testing.TB, b *bodies, n uint64) *http.Request {
 	}
 	return r
 }
+
+// commitOf is the n-th commit the store benchmarks push.
+func commitOf(n int) string { return fmt.Sprintf("%040x", uint64(n)*0x9e3779b97f4a7c15) }
 
 func benchConfig(tb testing.TB) *config.Config {
 	dir := tb.TempDir()
@@ -98,8 +90,9 @@ func driveHandler(b *testing.B, h http.Handler, want int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		sign := bs.signer()
 		for pb.Next() {
-			r := request(b, bs, seq.Add(1))
+			r := request(bs, sign, seq.Add(1))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
 			if rec.Code != want {
@@ -217,7 +210,7 @@ func BenchmarkRecordIntake(b *testing.B) {
 				items := make([]store.Intake, size)
 				for i := range items {
 					n++
-					sha := benchSHAs[n%len(benchSHAs)]
+					sha := commitOf(n)
 					t := store.Target{Fraise: "bench", Environment: "staging"}
 					items[i] = store.Intake{
 						Event: store.WebhookEvent{Forge: "github", DeliveryID: "d-" + strconv.Itoa(n), EventType: "push",
@@ -266,7 +259,7 @@ func BenchmarkSQLiteFloor(b *testing.B) {
 			n++
 			var id int64
 			if err := st.QueryRowContext(ctx, "github", "d-"+strconv.Itoa(n), "push", "acme/bench", "refs/heads/main",
-				benchSHAs[n%len(benchSHAs)], "ada", store.OutcomeAccepted, "", "127.0.0.1", time.Now().UnixMilli()).Scan(&id); err != nil {
+				commitOf(n), "ada", store.OutcomeAccepted, "", "127.0.0.1", time.Now().UnixMilli()).Scan(&id); err != nil {
 				b.Fatal(err)
 			}
 		}

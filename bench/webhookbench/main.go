@@ -99,7 +99,7 @@ func run(ctx context.Context, bin string, conns int, warmup, duration time.Durat
 		return err
 	}
 	w.held = held
-	bodies, err := makeBodies(w.shas, 256, []byte(secret))
+	bodies, err := makeBodies(256, []byte(secret))
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,8 +63,13 @@ func measureFraisier(ctx context.Context, bin string, w *work, round int, b *bod
 	if err != nil {
 		return measured{}, err
 	}
+	if err := prime(ctx, addr, b, w.shas[len(w.shas)-1], w.held); err != nil {
+		c.stop(10 * time.Second)
+		return measured{}, err
+	}
 	s := sampleRSS(c.pid(), sampleEvery)
 	load := drive(addr, c.pid(), b, conns, warm, window)
+	load.total202++ // prime's
 	maxRSS, hwm := s.finish()
 	if err := c.stop(60 * time.Second); err != nil {
 		return measured{}, err
@@ -73,6 +82,54 @@ func measureFraisier(ctx context.Context, bin string, w *work, round int, b *bod
 		return measured{}, err
 	}
 	return m, nil
+}
+
+// prime delivers the push of main's tip, the one commit a queued push can
+// deploy (it must be the pushed branch's tip), and with a held queue waits
+// until its deployment runs: the load's pushes then each replace the
+// request waiting behind it.
+func prime(ctx context.Context, addr string, b *bodies, tip string, held bool) error {
+	head, body := b.request(b.signer(), 0, tip)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/webhook", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("prime: %w", err)
+	}
+	for _, line := range bytes.Split(head, []byte("\r\n")) {
+		if k, v, ok := bytes.Cut(line, []byte(": ")); ok {
+			req.Header.Set(string(k), string(v))
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("prime: push main's tip: %w", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("prime: push main's tip: %d %s", resp.StatusCode, answer)
+	}
+	if !held {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/api/deployments?status=running")
+		if err != nil {
+			return fmt.Errorf("prime: %w", err)
+		}
+		var running struct {
+			Deployments []json.RawMessage `json:"deployments"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&running)
+		resp.Body.Close()
+		switch {
+		case err == nil && len(running.Deployments) > 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("prime: the deployment of main's tip is not running after 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // readState counts what fraisier recorded, once it has stopped.

@@ -26,8 +26,9 @@ type work struct {
 	held bool
 }
 
-// commits is how many commits main gets; pushes cycle through them so
-// that every queued deployment names a commit that exists.
+// commits is how many commits main gets. Each fraisier run starts with a
+// push of the last, main's tip, which deploys; the load's pushes name
+// commits of their own (see bodies), which the origin does not have.
 const commits = 16
 
 func setup(ctx context.Context, root string) (*work, error) {
