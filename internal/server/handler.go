@@ -25,6 +25,9 @@ const (
 	outcomeBadRequest  = "bad_request"
 	outcomeUnavailable = "unavailable"
 	outcomeQueueFull   = "queue_full"
+	// outcomeReplay is a push delivered before under another delivery id,
+	// recorded ignored.
+	outcomeReplay = "replay"
 )
 
 // answer is the JSON body of every /webhook response.
@@ -237,7 +240,8 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
 			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded})
 	}
-	if res.Duplicate {
+	switch {
+	case res.Duplicate:
 		status = http.StatusOK
 		switch ev.Outcome {
 		case store.OutcomeAccepted, store.OutcomeSuperseded:
@@ -246,14 +250,19 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 			status = http.StatusBadRequest
 		}
 		s.metrics.webhook(kind, store.OutcomeDuplicate, time.Since(start))
-	} else {
+	case res.Replay:
+		// Routed, but the store found the push delivered before: nothing
+		// was queued.
+		status = http.StatusOK
+		s.metrics.webhook(kind, outcomeReplay, time.Since(start))
+	default:
 		s.metrics.webhook(kind, ev.Outcome, time.Since(start))
 	}
 	level := slog.LevelInfo
-	switch ev.Outcome {
-	case store.OutcomeRejected:
+	switch {
+	case ev.Outcome == store.OutcomeRejected, res.Replay:
 		level = slog.LevelWarn
-	case store.OutcomeSuperseded:
+	case ev.Outcome == store.OutcomeSuperseded:
 		// A burst's replaced pushes: each is recorded (fraisier webhooks)
 		// and the push that replaced them is logged; a line each would
 		// cost more than recording them.

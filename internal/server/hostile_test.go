@@ -460,6 +460,13 @@ func hxCorpus(t *testing.T, marker string, round int) []hxCase {
 
 	for _, f := range hxForges {
 		base := payload(t, f.file)
+		// Each round pushes a commit of its own: another round's pushes
+		// under their own delivery ids would be replays.
+		sha := f.sha
+		if round > 0 {
+			sha = fmt.Sprintf("%040x", round)
+			base = bytes.ReplaceAll(base, []byte(f.sha), []byte(sha))
+		}
 		if !bytes.Contains(base, []byte(f.refJSON)) || !bytes.Contains(base, []byte(f.repo)) {
 			t.Fatalf("%s: payload lacks %s or %s", f.file, f.refJSON, f.repo)
 		}
@@ -567,8 +574,8 @@ func hxCorpus(t *testing.T, marker string, round int) []hxCase {
 			bytes.ReplaceAll(base, []byte(f.refJSON), []byte(strings.Replace(f.refOf("mainXX"), "XX", "\xff\xfe", 1))))
 		bad("invalid UTF-8 in the repository", "invalid UTF-8", id(f, "utf8-repo"), bytes.ReplaceAll(base, []byte(f.repo),
 			[]byte(strings.Replace(f.repo, `"`, "\"\xc3\x28", 2)[:len(f.repo)+2]+`"`)))
-		bad("SHA with a shell payload", "shell metacharacters", id(f, "sha"), bytes.ReplaceAll(base, []byte(f.sha), []byte("$(touch "+evil+")")))
-		bad("SHA that looks like an option", "shell metacharacters", id(f, "sha-opt"), bytes.ReplaceAll(base, []byte(f.sha), []byte("--output="+evil)))
+		bad("SHA with a shell payload", "shell metacharacters", id(f, "sha"), bytes.ReplaceAll(base, []byte(sha), []byte("$(touch "+evil+")")))
+		bad("SHA that looks like an option", "shell metacharacters", id(f, "sha-opt"), bytes.ReplaceAll(base, []byte(sha), []byte("--output="+evil)))
 
 		// Authenticated, harmless to deploy: repository names that route
 		// nowhere are ignored (200), names that are not names are refused.
@@ -599,6 +606,10 @@ func hxCorpus(t *testing.T, marker string, round int) []hxCase {
 			add(hxCase{name: fmt.Sprintf("%s: replayed delivery (%d)", f.kind, i+1), category: "replayed delivery",
 				req: signed(id(f, "real"), base), status: 202, outcome: "accepted", authentic: true, duplicate: true})
 		}
+		// The same push under a new delivery id: recorded ignored, nothing
+		// queued.
+		add(hxCase{name: f.kind + ": the real delivery's push under a new delivery id", category: "replayed under a new id",
+			req: signed(id(f, "real-new-id"), base), status: 200, outcome: "ignored", authentic: true})
 
 		// Refused before authentication: content type, size.
 		add(hxCase{name: f.kind + ": text/plain", category: "content type", req: hxReq{method: "POST", path: path,

@@ -184,7 +184,10 @@ func TestIntakePerForge(t *testing.T) {
 	bbPush := payload(t, "bitbucket_push")
 	bbsPush := payload(t, "bitbucket_server_refs_changed")
 	ghPush := payload(t, "github_push")
-	form := []byte("payload=" + url.QueryEscape(string(ghPush)))
+	// Each accepted push of main pushes a commit of its own: the same push
+	// under another delivery id is a replay.
+	ghPush2, ghPush3 := pushing(ghPush, 2), pushing(ghPush, 3)
+	form := []byte("payload=" + url.QueryEscape(string(ghPush3)))
 
 	tests := []struct {
 		name    string
@@ -195,7 +198,7 @@ func TestIntakePerForge(t *testing.T) {
 		reason  string   // substring of the answer's reason
 	}{
 		{"github push", githubDelivery("push", "gh-1", "gh-secret-0123456789", ghPush), 202, "accepted", []string{"hello/production"}, ""},
-		{"github push signed with the older of two secrets", githubDelivery("push", "gh-2", "old-secret-0123456789", ghPush), 202, "accepted", []string{"hello/production"}, ""},
+		{"github push signed with the older of two secrets", githubDelivery("push", "gh-2", "old-secret-0123456789", ghPush2), 202, "accepted", []string{"hello/production"}, ""},
 		{"github form-encoded", delivery{headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded",
 			"X-GitHub-Event": "push", "X-GitHub-Delivery": "gh-form", "X-Hub-Signature-256": "sha256=" + hexHMAC("gh-secret-0123456789", form)}, body: form},
 			202, "accepted", []string{"hello/production"}, ""},
@@ -278,6 +281,11 @@ func TestIntakePerForge(t *testing.T) {
 	if diff := cmp.Diff(want, byOutcome); diff != "" {
 		t.Errorf("recorded outcomes (-want +got):\n%s", diff)
 	}
+}
+
+// pushing is the github_push payload pushing commit n instead.
+func pushing(ghPush []byte, n int) []byte {
+	return bytes.Replace(ghPush, []byte("0D1A26E67D8F5EAF1F6BA5C57FC3C7D91AC0FD1C"), []byte(fmt.Sprintf("%040x", n)), 1)
 }
 
 // TestIntakeRedelivery: a redelivered id gets the first answer and queues

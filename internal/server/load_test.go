@@ -53,7 +53,8 @@ type ldReport struct {
 	serviceP99         time.Duration
 	heapFirst, heapEnd float64 // MiB, mean of the first and last 10 s
 	rssFirst, rssEnd   float64
-	deployed           int
+	deployed           int // targets main's tip was deployed to after the load
+	ran                int // deployments that ended during the load
 }
 
 // ldCommits makes n commits on main of a new bare origin in one
@@ -99,8 +100,19 @@ func ldCommits(t *testing.T, root string, n int) (string, []string) {
 
 func runLoad(t *testing.T, o ldOptions) ldReport {
 	root := t.TempDir()
-	origin, shas := ldCommits(t, root, 50)
 	targets := []string{"api", "web", "worker"}
+	n := int(o.duration.Seconds() * float64(o.rate))
+	// A push is delivered once: request i pushes commit i/len(targets), so
+	// that each target's pushes name commits of their own, in the order of
+	// main's history, and the last accepted push names main's tip.
+	lastPush := 0
+	for i := range n {
+		if i%20 < 12 {
+			lastPush = i
+		}
+	}
+	origin, shas := ldCommits(t, root, lastPush/len(targets)+1)
+	tip := shas[len(shas)-1]
 	var y strings.Builder
 	fmt.Fprintf(&y, "git:\n  github: {secret: %s}\nserver:\n  rate_limit: {per_source: 0, global: 0, burst: 1}\n  max_concurrent_deploys: 2\nfraises:\n", ldSecret)
 	for _, name := range targets {
@@ -116,7 +128,6 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 	defer stop()
 
 	// The requests, built before the clock starts.
-	n := int(o.duration.Seconds() * float64(o.rate))
 	type req struct {
 		kind, id string
 		body     []byte
@@ -127,7 +138,7 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 	for i := range reqs {
 		id := fmt.Sprintf("ld-%s-%07d", ns, i)
 		target := targets[i%len(targets)]
-		sha := shas[(i/len(targets))%len(shas)]
+		sha := shas[min(i/len(targets), len(shas)-1)]
 		push := func(branch string) []byte {
 			b, _ := json.Marshal(map[string]any{"ref": "refs/heads/" + branch, "before": strings.Repeat("0", 40), "after": sha,
 				"repository": map[string]any{"full_name": "acme/" + target}, "sender": map[string]any{"login": "load"}})
@@ -136,7 +147,7 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		h := [][2]string{{"Content-Type", "application/json"}, {"X-GitHub-Event", "push"}, {"X-GitHub-Delivery", id}}
 		var r req
 		switch m := i % 20; {
-		case m < 12: // 60% accepted
+		case m < 12: // 60% accepted (lastPush counts them)
 			r = req{kind: "accepted", body: push("main")}
 		case m < 15: // 15% ignored: a branch nothing deploys
 			r = req{kind: "ignored", body: push("feature/x")}
@@ -313,30 +324,62 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		t.Errorf("%d forged deliveries stored in %s, want at most %d", forgedStored, took, most)
 	}
 
-	// The deployments ran during the load.
-	ds, err := db.Deployments(context.Background(), store.DeploymentFilter{Status: store.StatusSucceeded, Limit: 100000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Deployments ran during the load. Each push names main's next commit,
+	// so a deployment's fetch finds main moved on to a newer push's and is
+	// skipped (the queue deploys only the pushed branch's tip); once the
+	// load ends, the last push, of main's tip, deploys.
 	heapS := make([]float64, 0, len(rssS))
 	for _, h := range srvProc.heapSamples() {
 		heapS = append(heapS, mib(h))
 	}
-	stop()
 	memMu.Lock()
 	rep.heapFirst, rep.heapEnd = meanOf(heapS, 0, 10), meanOf(heapS, len(heapS)-10, len(heapS))
 	rep.rssFirst, rep.rssEnd = meanOf(rssS, 0, 10), meanOf(rssS, len(rssS)-10, len(rssS))
 	memMu.Unlock()
-	rep.deployed = len(ds)
-	if rep.deployed == 0 {
-		t.Errorf("no deployment succeeded during the load")
+	ctx := context.Background()
+	all, err := db.Deployments(ctx, store.DeploymentFilter{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, d := range all {
+		if d.Status != store.StatusQueued && d.Status != store.StatusRunning {
+			rep.ran++
+		}
+	}
+	if rep.ran == 0 {
+		t.Errorf("no deployment ran during the load")
+	}
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ds, err := db.RunningDeployments(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d deployments still queued or running 60s after the load", len(ds))
+		}
+	}
+	ds, err := db.Deployments(ctx, store.DeploymentFilter{Status: store.StatusSucceeded, Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.NewSHA == tip {
+			rep.deployed++
+		}
+	}
+	if rep.deployed == 0 {
+		t.Errorf("main's tip %s was not deployed after the load (%d deployments succeeded)", tip, len(ds))
+	}
+	stop()
 	t.Logf("load: %d requests in %s (%d/s scheduled, %d senders): statuses %v, %d errors",
 		n, took.Round(time.Millisecond), o.rate, o.senders, rep.byStatus, rep.errors)
 	t.Logf("load: latency from the scheduled send p50 %s p99 %s max %s; service p99 %s",
 		rep.p50, rep.p99, rep.max, rep.serviceP99)
-	t.Logf("load: the server process: heap in use %.1f MiB (first 10 s) → %.1f MiB (last 10 s); RSS %.1f → %.1f MiB; %d deployments succeeded",
-		rep.heapFirst, rep.heapEnd, rep.rssFirst, rep.rssEnd, rep.deployed)
+	t.Logf("load: the server process: heap in use %.1f MiB (first 10 s) → %.1f MiB (last 10 s); RSS %.1f → %.1f MiB; %d deployments ran during the load, main's tip deployed to %d targets after it",
+		rep.heapFirst, rep.heapEnd, rep.rssFirst, rep.rssEnd, rep.ran, rep.deployed)
 	return rep
 }
 

@@ -29,7 +29,7 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 		reg: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fraisier_webhooks_total",
-			Help: "Webhook requests by forge and outcome (accepted, ignored, rejected, duplicate, rate_limited, bad_request, queue_full, unavailable).",
+			Help: "Webhook requests by forge and outcome (accepted, ignored, rejected, duplicate, replay, rate_limited, bad_request, queue_full, unavailable).",
 		}, []string{"forge", "outcome"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fraisier_webhooks_refused_total",

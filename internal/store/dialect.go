@@ -41,6 +41,13 @@ type dialect struct {
 	// listIndexes lists (name, creating statement) of the secondary indexes
 	// of the tables Populate fills.
 	listIndexes string
+	// earlierPushes are the intake's replay lookups. SQLite, without
+	// statistics (nothing runs ANALYZE), takes a list of commits for many
+	// rows and would read every accepted event through
+	// ix_webhook_event_outcome instead: its statements name the index,
+	// which makes SQLite use it or fail. PostgreSQL plans from the
+	// statistics autovacuum keeps.
+	earlierPushes [len(chunkSizes)]string
 }
 
 var sqliteDialect = &dialect{
@@ -65,6 +72,7 @@ var sqliteDialect = &dialect{
 	},
 	listIndexes: `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
 		AND tbl_name IN ('tb_deployment', 'tb_webhook_event', 'tb_webhook_deployment')`,
+	earlierPushes: earlierPushStatements(" INDEXED BY ix_webhook_event_pushed"),
 }
 
 // rebindDollar numbers ? placeholders as $1, $2, ... outside string literals.

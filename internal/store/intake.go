@@ -177,6 +177,10 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 		b.dup[i] = seen[k]
 		seen[k] = true
 	}
+	if err := db.markReplays(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	items = b.items
 	b.plan()
 	replan, err := db.insertEvents(ctx, tx, b, now)
 	if err != nil {

@@ -35,6 +35,7 @@ var postgresDialect = &dialect{
 		WHERE schemaname = current_schema()
 		  AND tablename IN ('tb_deployment', 'tb_webhook_event', 'tb_webhook_deployment')
 		  AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace)`,
+	earlierPushes: earlierPushStatements(""),
 }
 
 func openPostgres(opts Options) (*sql.DB, error) {

@@ -75,7 +75,11 @@ type Intake struct {
 type IntakeResult struct {
 	Event     WebhookEvent
 	Duplicate bool
-	Queued    []Queued
+	// Replay: the delivery pushed what an earlier delivery, acted upon,
+	// had pushed, under a new delivery id. It is recorded ignored and
+	// queues nothing; Event.Reason names the earlier delivery.
+	Replay bool
+	Queued []Queued
 }
 
 // RecordIntake stores deliveries and queues their requests, all in one

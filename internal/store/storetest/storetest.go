@@ -43,6 +43,7 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"Queued", s.testQueued},
 		{"QueueSupersedes", s.testQueueSupersedes},
 		{"QueueDuplicateDelivery", s.testQueueDuplicateDelivery},
+		{"QueueReplay", s.testQueueReplay},
 		{"QueueClaim", s.testQueueClaim},
 		{"QueueConcurrentIntake", s.testQueueConcurrentIntake},
 		{"QueueIntakeVsClaim", s.testQueueIntakeVsClaim},
