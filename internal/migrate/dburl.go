@@ -293,12 +293,19 @@ func urlPasswords(raw string) []string {
 			out = append(out, pw)
 		}
 	}
-	// The raw userinfo password, escapes and all, as a tool echoing the
-	// URL would print it.
+	// The raw userinfo password and password parameter, escapes and all,
+	// as a tool echoing the URL would print them.
 	if _, after, ok := strings.Cut(raw, "://"); ok {
 		authority, _, _ := strings.Cut(after, "/")
+		_, query, _ := strings.Cut(after, "?")
 		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
 			if _, pw, ok := strings.Cut(authority[:i], ":"); ok && pw != "" {
+				out = append(out, pw)
+			}
+		}
+		for kv := range strings.SplitSeq(query, "&") {
+			k, pw, _ := strings.Cut(kv, "=")
+			if key, err := url.QueryUnescape(k); err == nil && key == "password" && pw != "" {
 				out = append(out, pw)
 			}
 		}
