@@ -29,6 +29,8 @@ type Store interface {
 	SetReleaseState(ctx context.Context, t store.Target, name, state string) error
 	SetReleaseRevision(ctx context.Context, t store.Target, name, revision string) error
 	Releases(ctx context.Context, fraise, env string) ([]store.Release, error)
+	Deployment(ctx context.Context, id int64) (store.Deployment, error)
+	Deployments(ctx context.Context, f store.DeploymentFilter) ([]store.Deployment, error)
 }
 
 // Request asks for one deployment.

@@ -124,14 +124,16 @@ func TestQueuedPushRefusals(t *testing.T) {
 	f.expect(f.deploy(Request{Ref: v2}), store.StatusSucceeded, "v2")
 
 	// From v2, with main at v2, a push of v2 is current; the next push
-	// deploys again.
+	// deploys again. v2 was deployed by its SHA, so the records do not
+	// say which ref runs: the push must be main's tip, and need not
+	// descend from v2 (TestQueuedPushOfAnotherRef).
 	testenv.Git(t, f.work, "checkout", "-q", "-B", "main", v2)
 	f.version = 4
 	v5 := f.push("healthy", nil)
 	res := f.queuePush("refs/heads/main", v5)
 	f.expect(res, store.StatusSucceeded, "v5")
 	steps, err := f.db.Steps(context.Background(), res.DeploymentID)
-	if err != nil || len(steps) < 2 || steps[1].Name != "verify push" || steps[1].Detail != "tip of refs/heads/main; descends from "+short(v2) {
+	if err != nil || len(steps) < 2 || steps[1].Name != "verify push" || steps[1].Detail != "tip of refs/heads/main" {
 		t.Errorf("steps %+v (%v): want verify push saying what it checked", steps, err)
 	}
 }
