@@ -69,7 +69,7 @@ asked about shows why in its row; the other rows are still listed.`,
 				next, last, result := "-", "never", orDash(j.Result)
 				switch {
 				case j.Error != "":
-					last, result = "-", "error: "+errorTail(j.Error, 80)
+					last, result = "-", "error: "+a.shown(errorTail(j.Error, 80))
 				case !j.Installed:
 					last, result = "-", "not installed"
 				case j.Running:

@@ -157,7 +157,7 @@ func (a *app) statusCommand() *cobra.Command {
 				if r.DeployedAt != nil {
 					deployed = fmtTime(*r.DeployedAt)
 				}
-				t.row(r.Fraise, r.Environment, a.paintStatus(r.Status), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(r.DeployedBy), orDash(note))
+				t.row(r.Fraise, r.Environment, a.paintStatus(r.Status), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))
 			}
 			return t.flush()
 		},
