@@ -96,7 +96,7 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 			check.Kind, firstNonEmpty(hc.URL, hc.TCP, strings.Join(hc.Command, " "), "units"), hc.Timeout, hc.Retries, hc.Interval, hc.Deadline)
 	}
 	if env.Database != nil {
-		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, p.TargetSHA)
+		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, as, p.TargetSHA)
 	}
 	p.Steps = []string{"fetch", "release", "install", "migrate", "switch", "restart", "health"}
 	if env.Fraise.Type == "etl" {
@@ -108,14 +108,25 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 	return p, nil
 }
 
-func (e *Engine) pendingMigrations(ctx context.Context, c Collaborators, src Source, req Request, sha string) ([]string, string) {
+// pendingMigrations asks the migration tool, run as the account a
+// deployment would run it as, what the commit sha would migrate. It
+// exports sha into a scratch directory under app_path, reachable by the
+// account, the export itself the account's as a release is.
+func (e *Engine) pendingMigrations(ctx context.Context, c Collaborators, src Source, req Request, as account, sha string) ([]string, string) {
 	scratch, err := os.MkdirTemp(req.Env.AppPath, ".plan-")
 	if err != nil {
 		return nil, "cannot tell: " + err.Error()
 	}
 	defer os.RemoveAll(scratch)
+	// MkdirTemp makes it 0700: the account must be able to enter it.
+	if err := os.Chmod(scratch, 0o755); err != nil {
+		return nil, "cannot tell: " + err.Error()
+	}
 	dir := filepath.Join(scratch, "release")
 	if err := src.Export(ctx, sha, dir); err != nil {
+		return nil, "cannot tell: " + err.Error()
+	}
+	if err := as.chownTree(dir); err != nil {
 		return nil, "cannot tell: " + err.Error()
 	}
 	m, err := c.NewMigrator(req.Env, dir, io.Discard)
