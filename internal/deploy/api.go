@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -441,6 +442,15 @@ func (d *deployment) inplace() bool { return d.env.Layout == "inplace" }
 // app_path (cloned the first time). Untracked files such as .env stay.
 func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error) {
 	if err := d.prepareBeforeSwitch(ctx, out); err != nil {
+		return "", err
+	}
+	// The checkout is made beside app_path: the directories above it that
+	// were missing when the deployment began are made, and checked again,
+	// before git writes anything there (see prepareReleaseDir).
+	if err := os.MkdirAll(filepath.Dir(d.appPath), 0o755); err != nil {
+		return "", fmt.Errorf("create the directory of app_path: %w", err)
+	}
+	if err := checkAppTree(d.appPath, os.Geteuid(), "inplace"); err != nil {
 		return "", err
 	}
 	d.switched = true // see switchRelease

@@ -213,26 +213,28 @@ func checkAppTree(appPath string, euid int, layout string) error {
 	if err := checkAncestors(appPath, euid, "app_path"); err != nil {
 		return err
 	}
-	// The usual way here: a deploy user was given app_path so that it
-	// could run the install; user: does that now without the keys.
-	fix := func(dir string) func(string) string {
-		return func(owner string) string {
-			return fmt.Sprintf("chown -R %s %s, and set user: %s in the environment so that the commands of the code it deploys run as %s", ownerName(euid), dir, owner, owner)
-		}
-	}
-	if _, err := checkOwnDir(appPath, euid, "app_path", fix(appPath)); err != nil {
+	if _, err := checkOwnDir(appPath, euid, "app_path", giveBack(euid, appPath)); err != nil {
 		return err
 	}
 	if layout == "inplace" {
 		return nil
 	}
 	for _, sub := range []string{releasesDir, sharedDir} {
-		if _, err := checkOwnDir(filepath.Join(appPath, sub), euid, sub+" directory", fix(filepath.Join(appPath, sub))); err != nil {
+		if _, err := checkOwnDir(filepath.Join(appPath, sub), euid, sub+" directory", giveBack(euid, filepath.Join(appPath, sub))); err != nil {
 			return err
 		}
 	}
 	_, err := readCurrent(appPath)
 	return err
+}
+
+// giveBack is the fix for a directory of app_path's tree that another user
+// owns. The usual way there: a deploy user was given app_path so that it
+// could run the install; user: does that now without the keys.
+func giveBack(euid int, dir string) func(string) string {
+	return func(owner string) string {
+		return fmt.Sprintf("chown -R %s %s, and set user: %s in the environment so that the commands of the code it deploys run as %s", ownerName(euid), dir, owner, owner)
+	}
 }
 
 // readCurrent is the release current names, "" when there is no current

@@ -163,13 +163,21 @@ func linkShared(appPath, releasePath string, shared []string) error {
 }
 
 // prepareReleaseDir makes app_path and its releases/ when a first
-// deployment finds them missing (checkAppTree has checked what exists and
-// the path above), and clears the way for release: a directory of that
-// name left by a deployment that died is removed, and leftover says so.
-// git's export then writes into releases/, a real directory of fraisier's.
+// deployment finds them missing, and clears the way for release: a
+// directory of that name left by a deployment that died is removed, and
+// leftover says so. git's export then writes into releases/, a real
+// directory of fraisier's. checkAppTree checked the tree when the
+// deployment began, up to the first name missing; another user who can
+// write where that name goes (a sticky /tmp) may have made it since, so
+// what is made, or found made, is checked again before anything is
+// written in it.
 func prepareReleaseDir(appPath, release string) (leftover bool, err error) {
+	euid := os.Geteuid()
 	if err := os.MkdirAll(appPath, 0o755); err != nil {
 		return false, fmt.Errorf("create app_path: %w", err)
+	}
+	if err := checkAppTree(appPath, euid, "releases"); err != nil {
+		return false, err
 	}
 	root, err := openApp(appPath)
 	if err != nil {
@@ -179,10 +187,9 @@ func prepareReleaseDir(appPath, release string) (leftover bool, err error) {
 	if err := root.Mkdir(releasesDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return false, fmt.Errorf("create releases directory: %w", err)
 	}
-	if fi, err := root.Lstat(releasesDir); err != nil {
-		return false, fmt.Errorf("check releases directory: %w", err)
-	} else if !fi.IsDir() {
-		return false, fmt.Errorf("%s is not a directory", filepath.Join(appPath, releasesDir))
+	dir := filepath.Join(appPath, releasesDir)
+	if _, err := checkOwnDir(dir, euid, "releases directory", giveBack(euid, dir)); err != nil {
+		return false, err
 	}
 	name := releasesDir + "/" + release
 	if _, err := root.Lstat(name); err != nil {
