@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -33,9 +34,10 @@ var errLostRace = errors.New("directory appeared while checking out")
 // A missing or empty dir is checked out into a sibling directory renamed
 // into place, so a failed first checkout leaves nothing behind. A dir with
 // content is checked out over only when gitDir has checked it out before,
-// or when it holds a .git directory: a clone from before the git directory
-// moved out, taken over as it is. Anything else gives ErrNotRepository, so
-// that a wrong path does not adopt someone's files.
+// or when it holds a .git directory: a checkout of the layout that kept
+// its git directory in dir, taken over as it is (its .git never read).
+// Anything else gives ErrNotRepository, so that a wrong path does not
+// adopt someone's files.
 //
 // The switch is git checkout --force --detach: tracked files are made
 // exactly those of sha, local edits to them are lost, and untracked and
@@ -232,13 +234,33 @@ func InPlaceHead(ctx context.Context, gitDir string) (string, error) {
 	return head, nil
 }
 
-// WorkTreeHead is the commit a checkout older than the git directory's
-// move left detached in dir/.git/HEAD, or "" when there is none. The file
-// is read as text, never through git, which would obey that directory's
-// config; a HEAD naming a branch gives "". It is what a deployment that
-// takes such a checkout over can return to.
+// WorkTreeHead is the commit that an inplace checkout keeping its git
+// directory in dir/.git (the layout fraisier no longer writes) left
+// detached in dir/.git/HEAD, or "" when there is none. It is what a
+// deployment that takes such a checkout over can return to. The file is
+// read as text, never through git, which would obey that directory's
+// config, and only when .git and HEAD are fraisier's own (its effective
+// uid's, writable by no one else, no symlink): another user who could
+// write them could pick the commit a failed deployment returns to. A HEAD
+// naming a branch gives "".
 func WorkTreeHead(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, ".git", "HEAD"))
+	gitDir := filepath.Join(dir, ".git")
+	if checkPrivateDir(gitDir) != nil {
+		return ""
+	}
+	f, err := os.OpenFile(filepath.Join(gitDir, "HEAD"), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
+		return ""
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return ""
 	}
