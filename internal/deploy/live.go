@@ -83,6 +83,10 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 			l.HealthError = err.Error()
 		}
 	}
+	// A health command prints what it likes, and an error may carry a
+	// URL: shown as step output is, without the configuration's secrets.
+	scrub := scrubberFor(env)
+	l.BranchError, l.UnitsError, l.HealthError = scrub.String(l.BranchError), scrub.String(l.UnitsError), scrub.String(l.HealthError)
 	return l
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -41,5 +42,33 @@ func TestStepOutputScrubbed(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(seen, "\n"), "the secret is "+Redacted) {
 		t.Errorf("the install's output is not there, redacted:\n%s", strings.Join(seen, "\n"))
+	}
+}
+
+// TestInspectScrubbed: what fraisier status shows of an environment (its
+// health check's error above all, which ends with what the command
+// printed) is scrubbed of the configuration's secrets, as step output is.
+func TestInspectScrubbed(t *testing.T) {
+	const secret = "s3cret-webhook-0123456789"
+	f := newTreeFixture(t)
+	f.top = "git:\n  github:\n    secret: " + secret + "\n"
+	if res := f.deploy(f.env("", "")); res.Status != store.StatusSucceeded {
+		t.Fatalf("status %s (%v)", res.Status, res.Err)
+	}
+	env := f.env("", `        health_check:
+          command: [sh, -c, 'echo the secret is `+secret+`; exit 1']
+          retries: 0
+`)
+	l := Inspect(context.Background(), RealCollaborators(nil), env, 10*time.Second)
+	if l.Healthy == nil || *l.Healthy {
+		t.Fatalf("healthy %v, want the check to fail", l.Healthy)
+	}
+	for _, text := range []string{l.HealthError, l.BranchError, l.UnitsError} {
+		if strings.Contains(text, secret) {
+			t.Errorf("status shows the secret: %q", text)
+		}
+	}
+	if !strings.Contains(l.HealthError, "the secret is "+Redacted) {
+		t.Errorf("health error %q: want the command's output, redacted", l.HealthError)
 	}
 }
