@@ -103,10 +103,20 @@ func TestServeRefusesOpenAPIOnNetwork(t *testing.T) {
 		{"wildcard with a token", "tcp", "0.0.0.0:0", token, "", false},
 		{"wildcard with open_api", "tcp", "0.0.0.0:0", "", "open_api: true", false},
 		{"unix socket", "unix", "", "", "", false},
+		// Local, but the configuration says other hosts come through a proxy.
+		{"loopback behind trusted proxies", "tcp", "127.0.0.1:0", "", "trusted_proxies: [10.0.0.0/8]", true},
+		{"unix socket behind trusted proxies", "unix", "", "", "trusted_proxies: [10.0.0.0/8]", true},
+		{"behind trusted proxies with a token", "tcp", "127.0.0.1:0", token, "trusted_proxies: [10.0.0.0/8]", false},
+		{"behind trusted proxies with open_api", "tcp", "127.0.0.1:0", "", "trusted_proxies: [10.0.0.0/8]\n  open_api: true", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newIntakeServer(t, tc.token, tc.server)
+			server := tc.server
+			if !strings.Contains(server, "trusted_proxies:") {
+				// The fixture's proxies would make every listener proxied.
+				server = strings.TrimSuffix("trusted_proxies: []\n  "+server, "\n  ")
+			}
+			f := newIntakeServer(t, tc.token, server)
 			addr := tc.addr
 			if tc.network == "unix" {
 				addr = filepath.Join(t.TempDir(), "s")
@@ -174,8 +184,55 @@ func TestMetricsNeedTheToken(t *testing.T) {
 func newIntakeServer(t *testing.T, token, server string) *intakeFixture {
 	t.Helper()
 	text := fmt.Sprintf(intakeConfig, "0", "1", token)
+	if strings.Contains(server, "trusted_proxies:") {
+		text = strings.Replace(text, "  trusted_proxies: [10.9.0.0/16]\n", "", 1)
+	}
 	if server != "" {
 		text = strings.Replace(text, "  api_token:", "  "+server+"\n  api_token:", 1)
 	}
 	return newIntakeWith(t, text)
+}
+
+// TestAPIWithoutTokenAnswersThisHostOnly: without an API token, a request
+// that a proxy forwarded (a proxy on this host in front of a loopback
+// listener, listed in trusted_proxies or not) is refused by the read API
+// and /metrics, so the setup the documentation recommends cannot open them
+// to the internet; one from this host itself is answered.
+func TestAPIWithoutTokenAnswersThisHostOnly(t *testing.T) {
+	f := newIntakeServer(t, "", "")
+	open := newIntakeServer(t, "", "open_api: true\n  open_metrics: true")
+	for _, path := range []string{"/api/fraises", "/api/deployments", "/providers", "/metrics"} {
+		for _, tc := range []struct {
+			name   string
+			f      *intakeFixture
+			header string
+			status int
+		}{
+			{"from this host", f, "", 200},
+			{"X-Forwarded-For", f, "X-Forwarded-For: 203.0.113.7", 403},
+			{"Forwarded", f, "Forwarded: for=203.0.113.7", 403},
+			{"X-Real-IP", f, "X-Real-IP: 203.0.113.7", 403},
+			{"forwarded, open on purpose", open, "X-Forwarded-For: 203.0.113.7", 200},
+		} {
+			req, err := http.NewRequest(http.MethodGet, tc.f.url+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name, value, ok := strings.Cut(tc.header, ": "); ok {
+				req.Header.Set(name, value)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("GET %s %s: %d %s, want %d", path, tc.name, resp.StatusCode, b, tc.status)
+			}
+			if tc.status == 403 && !strings.Contains(string(b), "server.api_token") {
+				t.Errorf("GET %s %s: %s; want it to say what to set", path, tc.name, b)
+			}
+		}
+	}
 }

@@ -65,7 +65,12 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 // authorized checks the API's bearer token when one is configured.
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if len(s.apiToken) == 0 {
-		return true
+		if s.openAPI || localRequest(r) {
+			return true
+		}
+		s.reply(w, http.StatusForbidden, map[string]string{
+			"error": "without server.api_token only requests from this host itself are answered, and this one came through a proxy or from another host: set server.api_token"})
+		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if ok && subtle.ConstantTimeCompare([]byte(got), s.apiToken) == 1 {
