@@ -66,7 +66,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.metrics.webhook(kindName, o, time.Since(start))
 	}
 	client := s.clientAddr(r)
-	if !s.limits.allow(client, start) {
+	if !s.limits.allow(sourceOf(client), start) {
 		outcome(outcomeRateLimited)
 		w.Header().Set("Retry-After", "1")
 		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeRateLimited, Reason: "too many requests: rate limit"})
@@ -143,7 +143,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	// Bodies being read share a byte budget, per source and in all, so
 	// that many slow or large requests at once cannot take the memory, and
 	// one source cannot take it from the others.
-	in := &budgetedBody{r: http.MaxBytesReader(w, r.Body, s.bodyLimit), budget: s.bodyBudget, source: client}
+	in := &budgetedBody{r: http.MaxBytesReader(w, r.Body, s.bodyLimit), budget: s.bodyBudget, source: sourceOf(client)}
 	defer in.release()
 	if _, err := buf.ReadFrom(in); err != nil {
 		var tooBig *http.MaxBytesError

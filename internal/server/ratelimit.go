@@ -159,3 +159,19 @@ func parseProxies(cidrs []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// sourceOf is what the rate limit, the body budget and the refusal sample
+// count a client address as: an IPv4 address itself, and for IPv6 its /64,
+// the block one site is given, so that a host cannot become thousands of
+// sources by changing the last bits of its address.
+func sourceOf(client string) string {
+	addr, err := netip.ParseAddr(client)
+	if err != nil || !addr.Is6() || addr.Is4In6() {
+		return client
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return client
+	}
+	return p.String()
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -137,4 +138,42 @@ func TestRefusalFloodIsSampled(t *testing.T) {
 		t.Errorf("fraisier_webhooks_refused_total counts %d, want every one of the %d", n, fromOne+sources*fromEach)
 	}
 	t.Logf("%d forged deliveries, %d stored (%d addresses)", fromOne+sources*fromEach, total, len(stored))
+}
+
+// TestIPv6SourcesAreTheirSlash64: addresses of one IPv6 /64 are one source
+// to the rate limit (and the body budget and the refusal sample, which
+// count sources the same way): one host changing the last bits of its
+// address is still one client.
+func TestIPv6SourcesAreTheirSlash64(t *testing.T) {
+	for in, want := range map[string]string{
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2::ffff":   "2001:db8:1:2::/64",
+		"192.0.2.1":            "192.0.2.1",
+		"::ffff:192.0.2.1":     "::ffff:192.0.2.1",
+		"unix":                 "unix",
+	} {
+		if got := sourceOf(in); got != want {
+			t.Errorf("sourceOf(%s) = %s, want %s", in, got, want)
+		}
+	}
+	text := strings.Replace(fmt.Sprintf(intakeConfig, "1", "3", ""), "trusted_proxies: [10.9.0.0/16]", "trusted_proxies: [127.0.0.1/32]", 1)
+	f := newIntakeWith(t, text)
+	push := payload(t, "github_push")
+	limited := 0
+	for i := range 10 {
+		d := githubDelivery("push", fmt.Sprintf("v6-%d", i), "not-the-secret", push)
+		d.headers["X-Forwarded-For"] = fmt.Sprintf("2001:db8:7:7::%x", i+1)
+		if status, _ := f.send(d); status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited < 6 {
+		t.Errorf("%d of 10 requests from one /64 rate limited, want at least 6 (burst 3)", limited)
+	}
+	// Another /64 is another source.
+	d := githubDelivery("push", "v6-other", "not-the-secret", push)
+	d.headers["X-Forwarded-For"] = "2001:db8:8:8::1"
+	if status, _ := f.send(d); status == http.StatusTooManyRequests {
+		t.Errorf("a request from another /64 was rate limited")
+	}
 }
