@@ -61,52 +61,28 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	kindName := "unknown"
-	outcome := func(o string) {
-		s.metrics.webhook(kindName, o, time.Since(start))
-	}
 	client := s.clientAddr(r)
 	if !s.limits.allow(sourceOf(client), start) {
-		outcome(outcomeRateLimited)
+		s.metrics.webhook("unknown", outcomeRateLimited, time.Since(start))
 		w.Header().Set("Retry-After", "1")
 		s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeRateLimited, Reason: "too many requests: rate limit"})
 		return
 	}
 
-	var (
-		kind forge.Kind
-		err  error
-	)
-	if name := r.PathValue("forge"); name != "" {
-		kind, err = forge.ParseKind(name)
-		if err != nil {
-			outcome(outcomeBadRequest)
-			s.reply(w, http.StatusNotFound, answer{Outcome: outcomeBadRequest,
-				Reason: fmt.Sprintf("unknown forge %q in the path: use one of %s", clip(name, 40), kindList())})
-			return
-		}
-	} else if kind, err = forge.Detect(r.Header); err != nil {
-		outcome(outcomeBadRequest)
-		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest,
-			Reason: "no forge's event headers: post to /webhook/{forge} or send the forge's own headers"})
+	kind, ok := s.forgeOf(w, r, start)
+	if !ok {
 		return
 	}
-	kindName = string(kind)
+	kindName := string(kind)
 	keys := s.keys[kind]
 	// From here every path but an unreadable body ends in record, whose
 	// submit takes the delivery off the count of those on their way to
 	// the writer.
 	s.writer.coming.Add(1)
 
-	form := false
 	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	switch {
-	case err == nil && mt == "application/json":
-	case err == nil && mt == "application/x-www-form-urlencoded" && kind == forge.GitHub:
-		// GitHub's default content type: the JSON is the payload field.
-		form = true
-	default:
+	form, ok := formEncoded(kind, ct)
+	if !ok {
 		s.refuse(w, r, kindName, start, rejected(kind, r, client, start,
 			fmt.Sprintf("content type %q: send application/json", clip(ct, 80))), http.StatusUnsupportedMediaType, refusedContentType)
 		return
@@ -119,54 +95,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("body of %d bytes over the limit of %d bytes (server.body_limit)", r.ContentLength, s.bodyLimit)), http.StatusRequestEntityTooLarge, refusedTooLarge)
 		return
 	}
-	// The body must arrive soon: a client trickling it holds a connection
-	// and budget. With a read timeout shorter than bodyTimeout, the
-	// server's own deadline is already nearer and stays.
-	if s.bodyTimeout > 0 {
-		// Not every ResponseWriter can (a test recorder); the server's
-		// read timeout then applies alone.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
-	}
 	buf := bodyPool.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= 1<<20 {
-			buf.Reset()
-			bodyPool.Put(buf)
-		}
-	}()
-	buf.Reset()
-	if r.ContentLength > 0 {
-		// One allocation for the bodies forges send, but never the whole
-		// announced size before it arrives.
-		buf.Grow(int(min(r.ContentLength, bodyPrealloc)) + bytes.MinRead)
-	}
-	// Bodies being read share a byte budget, per source and in all, so
-	// that many slow or large requests at once cannot take the memory, and
-	// one source cannot take it from the others.
-	in := &budgetedBody{r: http.MaxBytesReader(w, r.Body, s.bodyLimit), budget: s.bodyBudget, source: sourceOf(client)}
-	defer in.release()
-	if _, err := buf.ReadFrom(in); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			s.refuse(w, r, kindName, start, rejected(kind, r, client, start,
-				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge, refusedTooLarge)
-		case errors.Is(err, errBodyBudget):
-			s.writer.coming.Add(-1)
-			outcome(outcomeQueueFull)
-			w.Header().Set("Retry-After", "1")
-			s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: kindName,
-				Reason: "fraisier is busy: too many request bodies being read at once (from this address, or in all); retry"})
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.writer.coming.Add(-1)
-			outcome(outcomeBadRequest)
-			s.reply(w, http.StatusRequestTimeout, answer{Outcome: outcomeBadRequest, Forge: kindName,
-				Reason: fmt.Sprintf("the body did not arrive within %s", s.bodyTimeout)})
-		default:
-			s.writer.coming.Add(-1)
-			outcome(outcomeBadRequest)
-			s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: kindName, Reason: "could not read the body"})
-		}
+	defer putBody(buf)
+	if !s.readBody(w, r, kind, client, start, buf) {
 		return
 	}
 	body := buf.Bytes()
@@ -214,6 +145,102 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusAccepted
 	}
 	s.record(w, r, kindName, start, it, status)
+}
+
+// forgeOf is the forge a delivery names in its path, or else by its
+// headers; when there is none it answers the request itself (ok false).
+func (s *Server) forgeOf(w http.ResponseWriter, r *http.Request, start time.Time) (kind forge.Kind, ok bool) {
+	var err error
+	if name := r.PathValue("forge"); name != "" {
+		if kind, err = forge.ParseKind(name); err != nil {
+			s.metrics.webhook("unknown", outcomeBadRequest, time.Since(start))
+			s.reply(w, http.StatusNotFound, answer{Outcome: outcomeBadRequest,
+				Reason: fmt.Sprintf("unknown forge %q in the path: use one of %s", clip(name, 40), kindList())})
+			return "", false
+		}
+		return kind, true
+	}
+	if kind, err = forge.Detect(r.Header); err != nil {
+		s.metrics.webhook("unknown", outcomeBadRequest, time.Since(start))
+		s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest,
+			Reason: "no forge's event headers: post to /webhook/{forge} or send the forge's own headers"})
+		return "", false
+	}
+	return kind, true
+}
+
+// formEncoded says whether a delivery of content type ct carries its JSON
+// in a form's payload field (GitHub's default) rather than as the body;
+// ok is false for a content type fraisier does not read.
+func formEncoded(kind forge.Kind, ct string) (form, ok bool) {
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+		return false, false
+	case mt == "application/json":
+		return false, true
+	case mt == "application/x-www-form-urlencoded" && kind == forge.GitHub:
+		return true, true
+	}
+	return false, false
+}
+
+// readBody reads the body of a delivery from client into buf, within the
+// body deadline, the body limit and the byte budget, and answers the
+// request itself when it cannot: ok is false then.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, kind forge.Kind, client string, start time.Time, buf *bytes.Buffer) (ok bool) {
+	// The body must arrive soon: a client trickling it holds a connection
+	// and budget. With a read timeout shorter than bodyTimeout, the
+	// server's own deadline is already nearer and stays.
+	if s.bodyTimeout > 0 {
+		// Not every ResponseWriter can (a test recorder); the server's
+		// read timeout then applies alone.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	}
+	buf.Reset()
+	if r.ContentLength > 0 {
+		// One allocation for the bodies forges send, but never the whole
+		// announced size before it arrives.
+		buf.Grow(int(min(r.ContentLength, bodyPrealloc)) + bytes.MinRead)
+	}
+	// Bodies being read share a byte budget, per source and in all, so
+	// that many slow or large requests at once cannot take the memory, and
+	// one source cannot take it from the others.
+	in := &budgetedBody{r: http.MaxBytesReader(w, r.Body, s.bodyLimit), budget: s.bodyBudget, source: sourceOf(client)}
+	defer in.release()
+	if _, err := buf.ReadFrom(in); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			s.refuse(w, r, string(kind), start, rejected(kind, r, client, start,
+				fmt.Sprintf("body over the limit of %d bytes (server.body_limit)", s.bodyLimit)), http.StatusRequestEntityTooLarge, refusedTooLarge)
+		case errors.Is(err, errBodyBudget):
+			s.writer.coming.Add(-1)
+			s.metrics.webhook(string(kind), outcomeQueueFull, time.Since(start))
+			w.Header().Set("Retry-After", "1")
+			s.reply(w, http.StatusTooManyRequests, answer{Outcome: outcomeQueueFull, Forge: string(kind),
+				Reason: "fraisier is busy: too many request bodies being read at once (from this address, or in all); retry"})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.writer.coming.Add(-1)
+			s.metrics.webhook(string(kind), outcomeBadRequest, time.Since(start))
+			s.reply(w, http.StatusRequestTimeout, answer{Outcome: outcomeBadRequest, Forge: string(kind),
+				Reason: fmt.Sprintf("the body did not arrive within %s", s.bodyTimeout)})
+		default:
+			s.writer.coming.Add(-1)
+			s.metrics.webhook(string(kind), outcomeBadRequest, time.Since(start))
+			s.reply(w, http.StatusBadRequest, answer{Outcome: outcomeBadRequest, Forge: string(kind), Reason: "could not read the body"})
+		}
+		return false
+	}
+	return true
+}
+
+// putBody gives a body's buffer back, unless a large body grew it.
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 {
+		buf.Reset()
+		bodyPool.Put(buf)
+	}
 }
 
 // record stores the delivery, then answers: nothing is answered before it
