@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
-	"github.com/fraiseql/fraisier/internal/execx"
 	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -109,142 +107,6 @@ type deployment struct {
 // Status and Err.
 func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Result, error) {
 	return e.execute(ctx, c, req, orBranch(req.Ref, req.Env.Branch), (*deployment).run)
-}
-
-// execute holds what every kind of deployment shares: the lock, the record
-// that opens and closes it, and the timeout; flow is the kind's own steps.
-func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requested string, flow func(*deployment, context.Context) (string, error)) (Result, error) {
-	env := req.Env
-	fraise, envName := env.Target()
-	t := store.Target{Fraise: fraise, Environment: envName}
-	if env.Layout == "inplace" && env.Fraise.Type == "scheduled" {
-		return Result{}, fmt.Errorf("deploy %s: scheduled fraises need the releases layout", t)
-	}
-	// Refused before the lock: nothing waits, and no dead holder's
-	// deployment is recovered, for a request that cannot run.
-	if pr := git.PullRequestRefOf(req.Ref); pr != "" && env.Layout == "inplace" {
-		return Result{}, fmt.Errorf("deploy %s: %s: pull request heads deploy only with the releases layout", t, pr)
-	}
-	// Losing the lock mid-deployment (fraisier unlock, or a state
-	// database unreachable past the lock's TTL) means another deployment
-	// may start: this one stops and undoes what it did.
-	lockCtx, lockLost := context.WithCancelCause(ctx)
-	defer lockLost(nil)
-	why := req.Trigger + " " + requested
-	if req.Queued != 0 {
-		// Not the commit: a newer push may take the request over until
-		// the claim, after the lock is taken.
-		why = fmt.Sprintf("%s deployment %d", req.Trigger, req.Queued)
-	}
-	release, recovered, interrupted, err := e.lock(lockCtx, t, why, req.Wait, lockLost)
-	if err != nil {
-		return Result{}, fmt.Errorf("%s %s: %w", req.Trigger, t, err)
-	}
-	defer release()
-
-	// CodePath: an etl sharing another fraise's checkout has no app_path of
-	// its own; what it runs is that checkout's current release.
-	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath(), fetchRef: git.PullRequestRefOf(req.Ref)}
-	res := Result{Recovered: recovered, Interrupted: interrupted}
-	// Nothing in the tree is read, let alone trusted, before it is
-	// checked; a refusal is recorded below as the deployment's one step.
-	refusal := d.checkTree()
-	switch {
-	case refusal != nil:
-	case d.inplace():
-		// The checkout is the release: what to return to is a commit, the
-		// one an older checkout left in app_path/.git until fraisier's git
-		// directory has checked one out.
-		if d.oldSHA, err = git.InPlaceHead(ctx, d.gitDir); err != nil {
-			d.oldSHA = git.WorkTreeHead(d.appPath)
-		}
-		d.prevRelease = d.oldSHA
-	default:
-		if d.prevRelease, err = currentRelease(d.appPath); err != nil {
-			return res, fmt.Errorf("deploy %s: %w", t, err)
-		}
-		if err := d.adoptUnrecorded(ctx); err != nil {
-			return res, fmt.Errorf("deploy %s: %w", t, err)
-		}
-		d.oldSHA = e.currentSHA(ctx, t, d.prevRelease)
-	}
-
-	deployCtx, cancel := context.WithTimeoutCause(lockCtx, orDefault(env.Timeouts.Deploy, defaultDeployTimeout),
-		fmt.Errorf("deployment: %w after %s", execx.ErrTimeout, orDefault(env.Timeouts.Deploy, defaultDeployTimeout)))
-	defer cancel()
-	record := context.WithoutCancel(ctx)
-	if req.Queued != 0 {
-		// Claimed only now that the lock is held: while this waited for the
-		// lock, a newer push may have superseded the request, and then the
-		// newer one is what must run. A newer push may also have replaced
-		// the request in place: what runs is the commit the claimed row
-		// names now, not the one it named when the queue listed it.
-		var claimed store.Deployment
-		claimed, err = e.Store.ClaimQueued(record, req.Queued, store.Claim{Host: e.Owner.Host, PID: e.Owner.PID, OldSHA: d.oldSHA})
-		if err == nil && claimed.NewSHA != "" {
-			d.req.Ref, d.req.Actor, d.req.WebhookID = claimed.NewSHA, claimed.Actor, claimed.WebhookID
-			d.fetchRef = git.PullRequestRefOf(claimed.RequestedRef)
-			d.queued, d.pushedRef = true, queuedRef(claimed.RequestedRef)
-		}
-		d.id = req.Queued
-	} else {
-		d.id, err = e.Store.StartDeployment(record, store.Deployment{
-			Target: t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: requested,
-			OldSHA: d.oldSHA, WebhookID: req.WebhookID, Host: e.Owner.Host, PID: e.Owner.PID,
-		})
-	}
-	if err != nil {
-		return res, fmt.Errorf("deploy %s: %w", t, err)
-	}
-	res.DeploymentID = d.id
-	res.OldSHA = d.oldSHA
-	res.PreviousRelease = d.prevRelease
-	// Every step's output, detail and error is recorded and shown with the
-	// configuration's secrets replaced: the deployed code prints what it
-	// likes.
-	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record, fault: e.Fault,
-		scrub: scrubberFor(env)}
-	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
-
-	var status string
-	var runErr error
-	if refusal != nil {
-		status, runErr = store.StatusFailed, d.rec.step(deployCtx, "check", 0, func(context.Context, io.Writer) (string, error) {
-			return "", refusal
-		})
-	} else {
-		status, runErr = flow(d, deployCtx)
-	}
-	// Errors that no step recorded (and so none scrubbed) are stored and
-	// shown too.
-	runErr = d.rec.scrub.Error(runErr)
-	res.Status, res.Err, res.NewSHA = status, runErr, d.sha
-	res.Release = d.prevRelease
-	if status == store.StatusSucceeded {
-		res.Release = d.release
-	}
-	fin := store.Finish{Status: status, NewSHA: d.sha}
-	if status == store.StatusSucceeded {
-		fin.Release = d.release
-	}
-	if runErr != nil {
-		fin.Error = runErr.Error()
-	}
-	e.Fault.at(e.progress(), FaultRecord, true)
-	// The outcome must reach the record: a deployment left "running"
-	// would be a lie. A busy or briefly unreachable database gets retries.
-	for attempt := 1; ; attempt++ {
-		err := e.Store.FinishDeployment(record, d.id, fin)
-		if err == nil {
-			break
-		}
-		if attempt == 5 || errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
-			return res, fmt.Errorf("%s %s: record the outcome (%s): %w", req.Trigger, t, status, err)
-		}
-		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
-	}
-	fmt.Fprintf(e.progress(), "deployment %d: %s\n", d.id, status)
-	return res, nil
 }
 
 // run is the api flow. It returns the terminal status and, for every status

@@ -21,6 +21,36 @@ func (d *deployment) compensate(cause error) (string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.rec.record), rollbackTimeout)
 	defer cancel()
 
+	problems := d.undoMigration(ctx)
+	if !d.switched {
+		if d.releaseMade {
+			_ = removeRelease(d.appPath, d.release)
+			_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+		}
+		if len(problems) > 0 {
+			return store.StatusRollbackFailed, fmt.Errorf("%w; undoing it failed: %s; the previous release %s still serves", cause, strings.Join(problems, "; "), orDash(d.prevRelease))
+		}
+		return store.StatusFailed, cause
+	}
+
+	if d.prevRelease == "" {
+		return d.takeBackFirst(ctx, cause, problems)
+	}
+	err := d.switchBack(ctx)
+	_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return store.StatusRollbackFailed, fmt.Errorf("%w; rollback to %s failed: %s; operator needed: see fraisier status %s %s",
+			cause, d.prevRelease, strings.Join(problems, "; "), d.t.Fraise, d.t.Environment)
+	}
+	return store.StatusRolledBack, fmt.Errorf("%w; rolled back to %s", cause, d.prevRelease)
+}
+
+// undoMigration returns the database to the revision the release that
+// serves after the compensation needs, and says what it could not undo.
+func (d *deployment) undoMigration(ctx context.Context) []string {
 	var problems []string
 	if d.migrated && d.migrator != nil && d.migratedDown {
 		// The release that was current needs its migrations back before
@@ -49,55 +79,53 @@ func (d *deployment) compensate(cause error) (string, error) {
 			problems = append(problems, err.Error())
 		}
 	}
+	return problems
+}
 
-	if !d.switched {
-		if d.releaseMade {
-			_ = removeRelease(d.appPath, d.release)
-			_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
-		}
-		if len(problems) > 0 {
-			return store.StatusRollbackFailed, fmt.Errorf("%w; undoing it failed: %s; the previous release %s still serves", cause, strings.Join(problems, "; "), orDash(d.prevRelease))
-		}
-		return store.StatusFailed, cause
-	}
-
+// takeBackFirst undoes the switch of a first deployment, which has nothing
+// to return to: current is taken back out (an inplace checkout stays) and
+// the units stop.
+func (d *deployment) takeBackFirst(ctx context.Context, cause error, problems []string) (string, error) {
 	units := d.c.Units(d.env.Scope)
-	if d.prevRelease == "" {
-		// A first deployment has nothing to return to: take it back out.
-		err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
-			if d.inplace() {
-				// A first checkout has no earlier commit to return to;
-				// its files stay, the units stop.
-				if len(d.env.Services()) > 0 {
-					return "no previous commit: checkout left in place, units stopped", units.Stop(ctx, d.env.Services()...)
-				}
-				return "no previous commit: checkout left in place", nil
-			}
-			if err := removeCurrent(d.appPath); err != nil {
-				return "", err
-			}
-			if len(d.env.Services()) > 0 {
-				return "no previous release: current removed, units stopped", units.Stop(ctx, d.env.Services()...)
-			}
-			return "no previous release: current removed", nil
-		})
-		_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-		if len(problems) > 0 {
-			return store.StatusRollbackFailed, fmt.Errorf("%w; first deployment could not be taken back: %s", cause, strings.Join(problems, "; "))
-		}
-		what := "current removed"
+	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
 		if d.inplace() {
-			what = "checkout left in place"
+			// A first checkout has no earlier commit to return to;
+			// its files stay, the units stop.
+			if len(d.env.Services()) > 0 {
+				return "no previous commit: checkout left in place, units stopped", units.Stop(ctx, d.env.Services()...)
+			}
+			return "no previous commit: checkout left in place", nil
+		}
+		if err := removeCurrent(d.appPath); err != nil {
+			return "", err
 		}
 		if len(d.env.Services()) > 0 {
-			what += ", units stopped"
+			return "no previous release: current removed, units stopped", units.Stop(ctx, d.env.Services()...)
 		}
-		return store.StatusFailed, fmt.Errorf("%w (first deployment: nothing to roll back to; %s)", cause, what)
+		return "no previous release: current removed", nil
+	})
+	_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
+	if len(problems) > 0 {
+		return store.StatusRollbackFailed, fmt.Errorf("%w; first deployment could not be taken back: %s", cause, strings.Join(problems, "; "))
+	}
+	what := "current removed"
+	if d.inplace() {
+		what = "checkout left in place"
+	}
+	if len(d.env.Services()) > 0 {
+		what += ", units stopped"
+	}
+	return store.StatusFailed, fmt.Errorf("%w (first deployment: nothing to roll back to; %s)", cause, what)
+}
 
+// switchBack returns to the release (or commit) that served before: the
+// switch, the unit files a scheduled deployment replaced, the restart and
+// the health check.
+func (d *deployment) switchBack(ctx context.Context) error {
+	units := d.c.Units(d.env.Scope)
 	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
 		if d.inplace() {
 			return short(d.sha) + " → " + short(d.oldSHA), git.CheckoutInPlace(ctx, d.gitDir, d.appPath, d.env.GitRepo, d.oldSHA, git.Options{Output: out})
@@ -124,13 +152,5 @@ func (d *deployment) compensate(cause error) (string, error) {
 	if err == nil && d.env.HealthCheck != nil {
 		err = d.rec.step(ctx, "rollback health", 0, d.checkHealth)
 	}
-	_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
-	if err != nil {
-		problems = append(problems, err.Error())
-	}
-	if len(problems) > 0 {
-		return store.StatusRollbackFailed, fmt.Errorf("%w; rollback to %s failed: %s; operator needed: see fraisier status %s %s",
-			cause, d.prevRelease, strings.Join(problems, "; "), d.t.Fraise, d.t.Environment)
-	}
-	return store.StatusRolledBack, fmt.Errorf("%w; rolled back to %s", cause, d.prevRelease)
+	return err
 }

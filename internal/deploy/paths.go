@@ -229,8 +229,9 @@ func checkAppTree(appPath string, euid int, layout string) error {
 }
 
 // giveBack is the fix for a directory of app_path's tree that another user
-// owns. The usual way there: a deploy user was given app_path so that it
-// could run the install; user: does that now without the keys.
+// owns. The usual cause is a deploy user given app_path so that it could
+// run the install: user: runs the install as that user without handing it
+// the tree.
 func giveBack(euid int, dir string) func(string) string {
 	return func(owner string) string {
 		return fmt.Sprintf("chown -R %s %s, and set user: %s in the environment so that the commands of the code it deploys run as %s", ownerName(euid), dir, owner, owner)

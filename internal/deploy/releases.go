@@ -86,7 +86,10 @@ func switchCurrent(appPath, release string) error {
 		_ = root.Remove(tmp)
 		return fmt.Errorf("switch to %s: %w", release, err)
 	}
-	return syncDir(root)
+	if err := syncDir(root); err != nil {
+		return fmt.Errorf("switch to %s: make the switch durable: %w", release, err)
+	}
+	return nil
 }
 
 // removeCurrent undoes a first deployment's switch: there was no current
@@ -100,7 +103,10 @@ func removeCurrent(appPath string) error {
 	if err := root.Remove(currentLink); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove current: %w", err)
 	}
-	return syncDir(root)
+	if err := syncDir(root); err != nil {
+		return fmt.Errorf("remove current: make the removal durable: %w", err)
+	}
+	return nil
 }
 
 // syncDir makes a rename in root's directory durable before we report it
@@ -108,10 +114,13 @@ func removeCurrent(appPath string) error {
 func syncDir(root *os.Root) error {
 	d, err := root.Open(".")
 	if err != nil {
-		return err
+		return fmt.Errorf("open app_path to sync it: %w", err)
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync app_path: %w", err)
+	}
+	return nil
 }
 
 // checkShared verifies, before anything changes, that every shared entry
@@ -208,10 +217,13 @@ func removeRelease(appPath, release string) error {
 	}
 	root, err := openApp(appPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("remove release %s: %w", release, err)
 	}
 	defer root.Close()
-	return root.RemoveAll(releasesDir + "/" + release)
+	if err := root.RemoveAll(releasesDir + "/" + release); err != nil {
+		return fmt.Errorf("remove release %s: %w", release, err)
+	}
+	return nil
 }
 
 // listReleases returns release directory names, oldest first.

@@ -235,7 +235,7 @@ func InPlaceHead(ctx context.Context, gitDir string) (string, error) {
 }
 
 // WorkTreeHead is the commit that an inplace checkout keeping its git
-// directory in dir/.git (the layout fraisier no longer writes) left
+// directory in dir/.git (a layout fraisier does not write) left
 // detached in dir/.git/HEAD, or "" when there is none. It is what a
 // deployment that takes such a checkout over can return to. The file is
 // read as text, never through git, which would obey that directory's

@@ -1,0 +1,184 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/execx"
+	"github.com/fraiseql/fraisier/internal/git"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// execute holds what every kind of deployment shares: the lock, the record
+// that opens and closes it, and the timeout; flow is the kind's own steps.
+func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requested string, flow func(*deployment, context.Context) (string, error)) (Result, error) {
+	env := req.Env
+	fraise, envName := env.Target()
+	t := store.Target{Fraise: fraise, Environment: envName}
+	if err := cannotRun(req, t); err != nil {
+		return Result{}, err
+	}
+	// Losing the lock mid-deployment (fraisier unlock, or a state
+	// database unreachable past the lock's TTL) means another deployment
+	// may start: this one stops and undoes what it did.
+	lockCtx, lockLost := context.WithCancelCause(ctx)
+	defer lockLost(nil)
+	why := req.Trigger + " " + requested
+	if req.Queued != 0 {
+		// Not the commit: a newer push may take the request over until
+		// the claim, after the lock is taken.
+		why = fmt.Sprintf("%s deployment %d", req.Trigger, req.Queued)
+	}
+	release, recovered, interrupted, err := e.lock(lockCtx, t, why, req.Wait, lockLost)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s %s: %w", req.Trigger, t, err)
+	}
+	defer release()
+
+	// CodePath: an etl sharing another fraise's checkout has no app_path of
+	// its own; what it runs is that checkout's current release.
+	d := &deployment{e: e, c: c, req: req, env: env, t: t, appPath: env.CodePath(), fetchRef: git.PullRequestRefOf(req.Ref)}
+	res := Result{Recovered: recovered, Interrupted: interrupted}
+	// Nothing in the tree is read, let alone trusted, before it is
+	// checked; a refusal is recorded below as the deployment's one step.
+	refusal := d.checkTree()
+	if refusal == nil {
+		if err := d.findCurrent(ctx); err != nil {
+			return res, fmt.Errorf("deploy %s: %w", t, err)
+		}
+	}
+
+	deployCtx, cancel := context.WithTimeoutCause(lockCtx, orDefault(env.Timeouts.Deploy, defaultDeployTimeout),
+		fmt.Errorf("deployment: %w after %s", execx.ErrTimeout, orDefault(env.Timeouts.Deploy, defaultDeployTimeout)))
+	defer cancel()
+	record := context.WithoutCancel(ctx)
+	if err := d.open(record, requested); err != nil {
+		return res, fmt.Errorf("deploy %s: %w", t, err)
+	}
+	res.DeploymentID, res.OldSHA, res.PreviousRelease = d.id, d.oldSHA, d.prevRelease
+	// Every step's output, detail and error is recorded and shown with the
+	// configuration's secrets replaced: the deployed code prints what it
+	// likes.
+	d.rec = &recorder{db: e.Store, deploymentID: d.id, progress: e.progress(), now: e.now, record: record, fault: e.Fault,
+		scrub: scrubberFor(env)}
+	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
+
+	var status string
+	var runErr error
+	if refusal != nil {
+		status, runErr = store.StatusFailed, d.rec.step(deployCtx, "check", 0, func(context.Context, io.Writer) (string, error) {
+			return "", refusal
+		})
+	} else {
+		status, runErr = flow(d, deployCtx)
+	}
+	// Errors that no step recorded (and so none scrubbed) are stored and
+	// shown too.
+	runErr = d.rec.scrub.Error(runErr)
+	res.Status, res.Err, res.NewSHA, res.Release = status, runErr, d.sha, d.prevRelease
+	if status == store.StatusSucceeded {
+		res.Release = d.release
+	}
+	if err := d.close(record, status, runErr); err != nil {
+		return res, fmt.Errorf("%s %s: record the outcome (%s): %w", req.Trigger, t, status, err)
+	}
+	fmt.Fprintf(e.progress(), "deployment %d: %s\n", d.id, status)
+	return res, nil
+}
+
+// cannotRun refuses, before the lock, a request that cannot run: nothing
+// waits for it, and no dead holder's deployment is recovered for it.
+func cannotRun(req Request, t store.Target) error {
+	env := req.Env
+	if env.Layout == "inplace" && env.Fraise.Type == "scheduled" {
+		return fmt.Errorf("deploy %s: scheduled fraises need the releases layout", t)
+	}
+	if pr := git.PullRequestRefOf(req.Ref); pr != "" && env.Layout == "inplace" {
+		return fmt.Errorf("deploy %s: %s: pull request heads deploy only with the releases layout", t, pr)
+	}
+	return nil
+}
+
+// findCurrent reads, once checkTree has passed, what runs before the
+// deployment changes anything: the commit, and the release, a failure
+// returns to.
+func (d *deployment) findCurrent(ctx context.Context) error {
+	if d.inplace() {
+		// The checkout is the release: what to return to is a commit. It
+		// is the one fraisier's git directory last checked out, else the
+		// one a checkout of the layout that kept its git directory in
+		// app_path left there (git.WorkTreeHead), when fraisier's user
+		// wrote it.
+		var err error
+		if d.oldSHA, err = git.InPlaceHead(ctx, d.gitDir); err != nil {
+			d.oldSHA = git.WorkTreeHead(d.appPath)
+		}
+		d.prevRelease = d.oldSHA
+		return nil
+	}
+	var err error
+	if d.prevRelease, err = currentRelease(d.appPath); err != nil {
+		return err
+	}
+	if err := d.adoptUnrecorded(ctx); err != nil {
+		return err
+	}
+	d.oldSHA = d.e.currentSHA(ctx, d.t, d.prevRelease)
+	return nil
+}
+
+// open records the deployment as started, or claims the queued one it
+// runs. A queued request is claimed only now that the lock is held: while
+// this waited for the lock, a newer push may have superseded the request,
+// and then the newer one is what must run. A newer push may also have
+// replaced the request in place: what runs is the commit the claimed row
+// names now, not the one it named when the queue listed it.
+func (d *deployment) open(record context.Context, requested string) error {
+	e, req := d.e, d.req
+	if req.Queued == 0 {
+		var err error
+		d.id, err = e.Store.StartDeployment(record, store.Deployment{
+			Target: d.t, Trigger: req.Trigger, Actor: req.Actor, RequestedRef: requested,
+			OldSHA: d.oldSHA, WebhookID: req.WebhookID, Host: e.Owner.Host, PID: e.Owner.PID,
+		})
+		return err
+	}
+	d.id = req.Queued
+	claimed, err := e.Store.ClaimQueued(record, req.Queued, store.Claim{Host: e.Owner.Host, PID: e.Owner.PID, OldSHA: d.oldSHA})
+	if err != nil {
+		return err
+	}
+	if claimed.NewSHA != "" {
+		d.req.Ref, d.req.Actor, d.req.WebhookID = claimed.NewSHA, claimed.Actor, claimed.WebhookID
+		d.fetchRef = git.PullRequestRefOf(claimed.RequestedRef)
+		d.queued, d.pushedRef = true, queuedRef(claimed.RequestedRef)
+	}
+	return nil
+}
+
+// close records the deployment's outcome. It must reach the record: a
+// deployment left "running" would be a lie. A busy or briefly unreachable
+// database gets retries.
+func (d *deployment) close(record context.Context, status string, runErr error) error {
+	fin := store.Finish{Status: status, NewSHA: d.sha}
+	if status == store.StatusSucceeded {
+		fin.Release = d.release
+	}
+	if runErr != nil {
+		fin.Error = runErr.Error()
+	}
+	d.e.Fault.at(d.e.progress(), FaultRecord, true)
+	for attempt := 1; ; attempt++ {
+		err := d.e.Store.FinishDeployment(record, d.id, fin)
+		if err == nil {
+			return nil
+		}
+		if attempt == 5 || errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+}
