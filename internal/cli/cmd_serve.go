@@ -58,6 +58,9 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 				return &usageError{fmt.Errorf("--log-format %q: use json or text", logFormat)}
 			}
 			log := slog.New(handler)
+			for _, w := range cfg.Warnings {
+				log.Warn("configuration", "warning", w.String())
+			}
 			ctx := cmd.Context()
 			opts := a.stateFromConfig(cfg)
 			opts.CheckpointEvery = store.ServerCheckpointEvery
