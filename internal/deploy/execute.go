@@ -154,7 +154,7 @@ func (d *deployment) open(record context.Context, requested string) error {
 	if claimed.NewSHA != "" {
 		d.req.Ref, d.req.Actor, d.req.WebhookID = claimed.NewSHA, claimed.Actor, claimed.WebhookID
 		d.fetchRef = git.PullRequestRefOf(claimed.RequestedRef)
-		d.queued, d.pushedRef = true, queuedRef(claimed.RequestedRef)
+		d.queued, d.pushedRef = true, store.QueuedRef(claimed.RequestedRef)
 	}
 	return nil
 }

@@ -29,15 +29,6 @@ type pushSource interface {
 	IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error)
 }
 
-// queuedRef is the ref a queued request names in its requested ref
-// ("refs/heads/main@0123456789ab"), or "" when it names only a commit.
-func queuedRef(requested string) string {
-	if i := strings.LastIndexByte(requested, '@'); i > 0 {
-		return requested[:i]
-	}
-	return ""
-}
-
 // verifyPush runs, for a deployment taken from the queue, the step that
 // decides whether the fetched commit may deploy at all. stop is true when
 // the flow must end here, with status and err.
@@ -176,7 +167,7 @@ func (d *deployment) ranFrom(ctx context.Context) (string, error) {
 func requestedRefOf(dep store.Deployment, branch string) string {
 	switch {
 	case dep.Trigger == store.TriggerWebhook || dep.Trigger == store.TriggerRequeue:
-		return queuedRef(dep.RequestedRef)
+		return store.QueuedRef(dep.RequestedRef)
 	case strings.HasPrefix(dep.RequestedRef, "refs/"):
 		return dep.RequestedRef
 	case dep.RequestedRef == branch && branch != "" && !strings.ContainsAny(branch, `*?[\`):

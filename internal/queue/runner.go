@@ -343,7 +343,7 @@ func sameWebhook(a, b *int64) bool {
 func (r *Runner) requeue(log *slog.Logger, d store.Deployment, actor string) {
 	ctx := context.WithoutCancel(r.workCtx)
 	q, ok, err := r.Store.EnqueueIfIdle(ctx, store.QueueRequest{
-		Target: d.Target, SHA: d.NewSHA, Ref: refOf(d.RequestedRef), Trigger: store.TriggerRequeue, Actor: actor, WebhookID: d.WebhookID,
+		Target: d.Target, SHA: d.NewSHA, Ref: store.QueuedRef(d.RequestedRef), Trigger: store.TriggerRequeue, Actor: actor, WebhookID: d.WebhookID,
 	})
 	switch {
 	case err != nil:
@@ -397,15 +397,6 @@ func (r *Runner) recoverInterrupted(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// refOf takes the ref back out of a queued deployment's requested_ref
-// ("refs/heads/main@0123abcd").
-func refOf(requested string) string {
-	if i := bytes.LastIndexByte([]byte(requested), '@'); i > 0 {
-		return requested[:i]
-	}
-	return ""
 }
 
 func errString(err error) string {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The deploy queue is tb_deployment itself: a request waits as a deployment
@@ -232,6 +233,16 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede
 		return Queued{}, err
 	}
 	return q, nil
+}
+
+// QueuedRef is the ref a queued deployment's requested ref names
+// ("refs/heads/main@0123456789ab", as requestedRef writes it), or "" when
+// it names only a commit.
+func QueuedRef(requested string) string {
+	if i := strings.LastIndexByte(requested, '@'); i > 0 {
+		return requested[:i]
+	}
+	return ""
 }
 
 // requestedRef is what the deployment records as asked for: the exact
