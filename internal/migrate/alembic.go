@@ -24,8 +24,9 @@ var (
 	// "a1b2c3 (head)", "a1b2c3 (mybranch) (head) (mergepoint)"; log lines
 	// (INFO  [alembic...] ...) never match.
 	alembicCurrentRE = regexp.MustCompile(`^([A-Za-z0-9_.:+-]+)((?: \([^()]*\))*)$`)
-	// "<base> -> a1b2c3, create items", "a1, b2 -> c3 (head) (mergepoint), merge"
-	alembicHistoryRE = regexp.MustCompile(`^(.*?) -> ([A-Za-z0-9_.:+-]+)((?: \([^()]*\))*), (.*)$`)
+	// "<base> -> a1b2c3, create items", "a1, b2 -> c3 (head) (mergepoint), merge",
+	// and "c3 -> d4 (head)," for a revision without a message.
+	alembicHistoryRE = regexp.MustCompile(`^(.*?) -> ([A-Za-z0-9_.:+-]+)((?: \([^()]*\))*),(?: (.*))?$`)
 	alembicStepRE    = regexp.MustCompile(`Running (upgrade|downgrade) (\S*) -> (\S*), (.*)$`)
 )
 
@@ -137,7 +138,11 @@ func alembicPending(history string, cur Revision) []string {
 	// history lists newest first.
 	var pend []string
 	for _, e := range slices.Backward(entries) {
-		if !applied[e.rev] {
+		switch {
+		case applied[e.rev]:
+		case e.doc == "":
+			pend = append(pend, e.rev)
+		default:
 			pend = append(pend, e.rev+": "+e.doc)
 		}
 	}

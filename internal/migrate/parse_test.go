@@ -289,7 +289,8 @@ func TestParseAlembicCurrent(t *testing.T) {
 }
 
 func TestAlembicPending(t *testing.T) {
-	history := `c3 -> d4 (head), add index
+	history := `d4 -> e5 (head), 
+c3 -> d4, add index
 a1, b2 -> c3 (mergepoint), merge
 <base> -> b2, branch two
 a0 -> a1, add name
@@ -299,10 +300,11 @@ a0 -> a1, add name
 		cur  Revision
 		want []string
 	}{
-		{"", []string{"a0: create items", "a1: add name", "b2: branch two", "c3: merge", "d4: add index"}},
-		{"a1", []string{"b2: branch two", "c3: merge", "d4: add index"}},
-		{"c3", []string{"d4: add index"}},
-		{"d4", nil},
+		{"", []string{"a0: create items", "a1: add name", "b2: branch two", "c3: merge", "d4: add index", "e5"}},
+		{"a1", []string{"b2: branch two", "c3: merge", "d4: add index", "e5"}},
+		{"c3", []string{"d4: add index", "e5"}},
+		{"d4", []string{"e5"}},
+		{"e5", nil},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, alembicPending(history, tt.cur)); diff != "" {
