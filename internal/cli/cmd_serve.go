@@ -48,16 +48,10 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 			if listen != "" {
 				cfg.Server.Listen = listen
 			}
-			var handler slog.Handler
-			switch logFormat {
-			case "json":
-				handler = slog.NewJSONHandler(a.streams.Err, nil)
-			case "text":
-				handler = slog.NewTextHandler(a.streams.Err, nil)
-			default:
-				return &usageError{fmt.Errorf("--log-format %q: use json or text", logFormat)}
+			log, err := a.serveLog(logFormat)
+			if err != nil {
+				return err
 			}
-			log := slog.New(handler)
 			for _, w := range cfg.Warnings {
 				log.Warn("configuration", "warning", w.String())
 			}
@@ -137,4 +131,15 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 	f.StringVar(&listen, "listen", "", "address to listen on: host:port, unix:/path or systemd (default: server.listen, else 127.0.0.1:8080)")
 	f.StringVar(&logFormat, "log-format", "json", "json or text")
 	return cmd
+}
+
+// serveLog is serve's logger on stderr: JSON lines, or text for people.
+func (a *app) serveLog(format string) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(a.streams.Err, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(a.streams.Err, nil)), nil
+	}
+	return nil, &usageError{fmt.Errorf("--log-format %q: use json or text", format)}
 }
