@@ -15,10 +15,9 @@ import (
 // ErrRefused reports (wrapped, with the reason) a queued deployment that
 // deployed nothing because its commit is not one a push may deploy: not the
 // pushed ref's tip after the fetch, or not a descendant of what runs when
-// that was deployed from the same ref. A
-// delivery replayed under a new id, or one that arrives after newer pushes,
-// ends this way; a deliberate downgrade is fraisier deploy --ref or
-// fraisier rollback.
+// that was deployed from the same ref. A delivery replayed under a new id,
+// or one that arrives after newer pushes, ends this way; a deliberate
+// downgrade is fraisier deploy --ref or fraisier rollback.
 var ErrRefused = errors.New("refused")
 
 // pushSource is what verifying a push needs of the mirror, besides Source.
