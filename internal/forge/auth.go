@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,23 +100,23 @@ func Authenticate(k Kind, h http.Header, body []byte, secrets [][]byte, allowUns
 		// protection the timestamp buys. And once a signing key is
 		// configured every delivery must be signed, or a token seen once
 		// (it travels in the clear with every delivery) would still do.
+		// A refusal reads the same whichever secrets are keys and which
+		// tokens: it must not tell a stranger how GitLab is configured
+		// (config validate tells the operator).
 		if has(h, hWebhookSig) {
 			return verifyStandardWebhook(k, h, body, secrets, now)
 		}
+		tok, ok := h[hGitLabToken]
+		if !ok || len(tok) == 0 {
+			return unsigned(k, h, allowUnsigned, "no X-Gitlab-Token or webhook-signature header")
+		}
 		if hasSigningKey(secrets) {
 			if allowUnsigned {
-				return -1, nil
+				return -1, nil // the token is ignored: unsigned, and judged so
 			}
-			reason := "no webhook-signature header, and a signing key is configured: GitLab deliveries must be signed"
-			if has(h, hGitLabToken) {
-				reason += " (X-Gitlab-Token is not accepted instead)"
-			}
-			return -1, authErr(k, ErrMissingSignature, reason)
+			return -1, authErr(k, ErrBadSignature, gitlabTokenRefused)
 		}
-		if tok, ok := h[hGitLabToken]; ok && len(tok) > 0 {
-			return verifyToken(k, tok[0], secrets)
-		}
-		return unsigned(k, h, allowUnsigned, "no X-Gitlab-Token or webhook-signature header")
+		return verifyToken(k, tok[0], secrets)
 	}
 	return -1, authErr(k, ErrMissingSignature, "unknown forge")
 }
@@ -174,6 +175,10 @@ func verifyHex(k Kind, name, hexSig string, body []byte, secrets [][]byte) (int,
 	return -1, authErr(k, ErrBadSignature, fmt.Sprintf("%s matches none of the %d configured secrets", name, len(secrets)))
 }
 
+// gitlabTokenRefused is the reason for every X-Gitlab-Token refused, for a
+// wrong token and a token while a signing key is configured alike.
+const gitlabTokenRefused = "X-Gitlab-Token matches none of the configured tokens, or a signing key is configured and deliveries must be signed"
+
 // verifyToken compares GitLab's X-Gitlab-Token with every secret. Both are
 // hashed first so that the comparison takes the same time whatever their
 // lengths, which subtle.ConstantTimeCompare alone would reveal.
@@ -191,7 +196,7 @@ func verifyToken(k Kind, token string, secrets [][]byte) (int, error) {
 			return i, nil
 		}
 	}
-	return -1, authErr(k, ErrBadSignature, fmt.Sprintf("X-Gitlab-Token matches none of the %d configured secrets", len(secrets)))
+	return -1, authErr(k, ErrBadSignature, gitlabTokenRefused)
 }
 
 // verifyStandardWebhook checks a Standard Webhooks signature, as GitLab
@@ -217,10 +222,6 @@ func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte,
 	if d := now.Sub(time.Unix(sec, 0)); d > SignatureTolerance || d < -SignatureTolerance {
 		return -1, authErr(k, ErrStaleTimestamp, fmt.Sprintf("webhook-timestamp is %s from now (at most %s allowed)", d.Round(time.Second), SignatureTolerance))
 	}
-	if !hasSigningKey(secrets) {
-		return -1, authErr(k, ErrBadSignature, "webhook-signature is present but no signing key (whsec_…) is configured to verify it")
-	}
-
 	// Collect the v1 entries once; other versions (v1a, asymmetric) are
 	// ignored as the specification asks.
 	var entries [maxSignatures]string
@@ -259,7 +260,8 @@ func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte,
 			}
 		}
 	}
-	return -1, authErr(k, ErrBadSignature, fmt.Sprintf("webhook-signature matches none of the %d configured signing keys", countSigningKeys(secrets)))
+	// Without a count: how many secrets are keys is how GitLab is configured.
+	return -1, authErr(k, ErrBadSignature, "webhook-signature matches none of the configured signing keys")
 }
 
 // IsSigningKey reports whether a GitLab secret is a Standard Webhooks
@@ -267,16 +269,8 @@ func verifyStandardWebhook(k Kind, h http.Header, body []byte, secrets [][]byte,
 // compared with X-Gitlab-Token.
 func IsSigningKey(secret []byte) bool { return bytes.HasPrefix(secret, []byte("whsec_")) }
 
-func hasSigningKey(secrets [][]byte) bool { return countSigningKeys(secrets) > 0 }
-
-func countSigningKeys(secrets [][]byte) int {
-	n := 0
-	for _, s := range secrets {
-		if IsSigningKey(s) {
-			n++
-		}
-	}
-	return n
+func hasSigningKey(secrets [][]byte) bool {
+	return slices.ContainsFunc(secrets, IsSigningKey)
 }
 
 // signingKey derives the HMAC key from a signing key: the decoded base64

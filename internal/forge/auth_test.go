@@ -136,8 +136,8 @@ func TestAuthenticate(t *testing.T) {
 		{"gitlab unsigned allowed", GitLab, gitlabHeaders("Push Hook"), "{}", nil, true, time.Time{}, -1, nil},
 
 		// GitLab signing keys and tokens kept apart.
-		{"gitlab token refused while a signing key is configured", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", "s3cret-token"), "{}", secrets("s3cret-token", swSecret), false, time.Time{}, -1, ErrMissingSignature},
-		{"gitlab signing key is not a token", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", swSecret), "{}", secrets(swSecret), false, time.Time{}, -1, ErrMissingSignature},
+		{"gitlab token refused while a signing key is configured", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", "s3cret-token"), "{}", secrets("s3cret-token", swSecret), false, time.Time{}, -1, ErrBadSignature},
+		{"gitlab signing key is not a token", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", swSecret), "{}", secrets(swSecret), false, time.Time{}, -1, ErrBadSignature},
 		{"gitlab token while a signing key is configured, unsigned allowed: taken as unsigned", GitLab, with(gitlabHeaders("Push Hook"), "X-Gitlab-Token", "s3cret-token"), "{}", secrets("s3cret-token", swSecret), true, time.Time{}, -1, nil},
 		{"gitlab signed alongside a token: the signing key's index", GitLab, swHeaders(swSig), swBody, secrets("s3cret-token", swSecret), false, swTime, 1, nil},
 		{"gitlab signed: a token is never a signing key", GitLab, swHeaders(rawKeySig), swBody, secrets("plain-signing-key"), false, swTime, -1, ErrBadSignature},
