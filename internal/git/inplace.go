@@ -115,20 +115,8 @@ func prepareInPlace(ctx context.Context, g runner, remote string) error {
 	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := mustBeEmpty(g.gitDir); err != nil {
+		if err := initBare(ctx, g, inplaceRefspecs()); err != nil {
 			return err
-		}
-		if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
-			return err
-		}
-		for i, spec := range inplaceRefspecs() {
-			mode := "--add"
-			if i == 0 {
-				mode = "--replace-all"
-			}
-			if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
-				return fmt.Errorf("configure refspecs: %w", err)
-			}
 		}
 	case err != nil:
 		return err

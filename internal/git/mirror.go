@@ -115,21 +115,8 @@ func (r *Repo) prepare(ctx context.Context) error {
 	_, err := os.Stat(filepath.Join(r.dir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := mustBeEmpty(r.dir); err != nil {
+		if err := initBare(ctx, g, mirrorRefspecs()); err != nil {
 			return err
-		}
-		// No template: sample hooks and the like have no place here.
-		if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
-			return err
-		}
-		for i, spec := range mirrorRefspecs() {
-			mode := "--add"
-			if i == 0 {
-				mode = "--replace-all"
-			}
-			if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
-				return fmt.Errorf("configure refspecs: %w", err)
-			}
 		}
 	case err != nil:
 		return err
@@ -154,6 +141,28 @@ func (r *Repo) prepare(ctx context.Context) error {
 		}
 	}
 	return writeAttributesOverride(filepath.Join(r.dir, "info"))
+}
+
+// initBare makes g's empty git directory a bare repository whose origin
+// fetches refspecs. No template: sample hooks and the like have no place
+// in it.
+func initBare(ctx context.Context, g runner, refspecs []string) error {
+	if err := mustBeEmpty(g.gitDir); err != nil {
+		return err
+	}
+	if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
+		return err
+	}
+	for i, spec := range refspecs {
+		mode := "--add"
+		if i == 0 {
+			mode = "--replace-all"
+		}
+		if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
+			return fmt.Errorf("configure refspecs: %w", err)
+		}
+	}
+	return nil
 }
 
 // readMirrorConfig reads, in one git process, whether the repository is
