@@ -552,10 +552,12 @@ func (db *DB) countSuperseded(ctx context.Context, tx *sql.Tx, t Target, now int
 }
 
 // duplicateIntake answers a delivery seen before: the earlier event and
-// the deployments it led to or was folded into.
+// the deployments it led to or was folded into. The lookup repeats the
+// unique index's condition (delivery_id <> ''), without which neither
+// SQLite nor PostgreSQL can use that partial index.
 func (db *DB) duplicateIntake(ctx context.Context, tx *sql.Tx, e WebhookEvent) (IntakeResult, error) {
 	var id int64
-	if err := tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ?"),
+	if err := tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ? AND delivery_id <> ''"),
 		e.Forge, e.DeliveryID).Scan(&id); err != nil {
 		return IntakeResult{}, fmt.Errorf("read earlier delivery: %w", err)
 	}

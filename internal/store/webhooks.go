@@ -51,7 +51,7 @@ func (db *DB) RecordWebhook(ctx context.Context, e WebhookEvent) (WebhookEvent, 
 		switch {
 		case notFound(err):
 			duplicate = true
-			err = tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ?"),
+			err = tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ? AND delivery_id <> ''"),
 				e.Forge, e.DeliveryID).Scan(&id)
 			if err != nil {
 				return fmt.Errorf("read earlier delivery: %w", err)
