@@ -485,12 +485,12 @@ func (d *decoder) decodeDuration(n ast.Node, v reflect.Value, path string) bool 
 		}
 		text = strings.TrimSpace(s)
 	default:
-		d.fail(n, path, fmt.Sprintf("expected a duration, got %s", article(kindOf(n))), `write Go syntax ("90s", "5m", "1h30m") or a whole number of seconds`)
+		d.fail(n, path, fmt.Sprintf("expected a duration, got %s", article(kindOf(n))), `write Go syntax ("90s", "5m", "1h30m"), whole days ("90d") or a whole number of seconds`)
 		return false
 	}
 	dur, err := parseDuration(text)
 	if err != nil {
-		d.fail(n, path, fmt.Sprintf("%q is not a duration", text), `write Go syntax ("90s", "5m", "1h30m") or a whole number of seconds`)
+		d.fail(n, path, fmt.Sprintf("%q is not a duration", text), `write Go syntax ("90s", "5m", "1h30m"), whole days ("90d") or a whole number of seconds`)
 		return false
 	}
 	v.SetInt(int64(dur))
@@ -504,6 +504,15 @@ func parseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("%d seconds is out of range", secs)
 		}
 		return time.Duration(secs) * time.Second, nil
+	}
+	// Days, for retention periods: "90d" (whole days only).
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.ParseInt(days, 10, 64); err == nil {
+			if n > math.MaxInt64/int64(24*time.Hour) || n < 0 {
+				return 0, fmt.Errorf("%d days is out of range", n)
+			}
+			return time.Duration(n) * 24 * time.Hour, nil
+		}
 	}
 	return time.ParseDuration(s)
 }

@@ -275,3 +275,30 @@ func TestProblemsSorted(t *testing.T) {
 		}
 	}
 }
+
+// TestRetention: retention periods read whole days as well as Go syntax,
+// default to 90 days for events and step output and to keeping
+// deployments, and 0 keeps a kind forever.
+func TestRetention(t *testing.T) {
+	const fraises = "fraises:\n  api:\n    type: api\n    environments:\n      production: {branch: main, app_path: /srv/api, git_repo: /srv/git/api.git}\n"
+	for _, tc := range []struct {
+		state string
+		want  Retention
+	}{
+		{"", Retention{Events: Duration(90 * 24 * time.Hour), StepOutput: Duration(90 * 24 * time.Hour)}},
+		{"state:\n  retention: {events: 30d, step_output: 720h, deployments: 365d}\n",
+			Retention{Events: Duration(30 * 24 * time.Hour), StepOutput: Duration(720 * time.Hour), Deployments: Duration(365 * 24 * time.Hour)}},
+		{"state:\n  retention: {events: 0, step_output: 0}\n", Retention{}},
+	} {
+		cfg, err := Parse("fraises.yaml", []byte(tc.state+fraises), Options{LookupEnv: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.state, err)
+		}
+		if cfg.State.Retention != tc.want {
+			t.Errorf("%q: retention %+v, want %+v", tc.state, cfg.State.Retention, tc.want)
+		}
+	}
+	if _, err := Parse("fraises.yaml", []byte("state:\n  retention: {events: 1.5d}\n"+fraises), Options{LookupEnv: func(string) (string, bool) { return "", false }}); err == nil {
+		t.Errorf("1.5d accepted: only whole days are")
+	}
+}

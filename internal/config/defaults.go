@@ -29,6 +29,9 @@ const (
 	defaultHCRetries    = 10
 	defaultHCInterval   = Duration(time.Second)
 	defaultHCDeadline   = Duration(60 * time.Second)
+
+	defaultRetainEvents     = Duration(90 * 24 * time.Hour)
+	defaultRetainStepOutput = Duration(90 * 24 * time.Hour)
 )
 
 // applyDefaults fills in what the file left out: first from the defaults
@@ -48,6 +51,8 @@ func (l *loader) applyDefaults() {
 	setIfUnset(l, "server.rate_limit.per_source", &s.RateLimit.PerSource, defaultPerSource)
 	setIfUnset(l, "server.rate_limit.global", &s.RateLimit.Global, defaultGlobal)
 	setIfUnset(l, "server.rate_limit.burst", &s.RateLimit.Burst, defaultBurst)
+	setIfUnset(l, "state.retention.events", &c.State.Retention.Events, defaultRetainEvents)
+	setIfUnset(l, "state.retention.step_output", &c.State.Retention.StepOutput, defaultRetainStepOutput)
 
 	def := &c.Defaults
 	setIfZero(&def.Layout, defaultLayout)

@@ -133,6 +133,17 @@ type State struct {
 	URL     Secret `yaml:"url" json:"url,omitempty" doc:"postgres:// URL of a shared PostgreSQL state database"`
 	URLFile string `yaml:"url_file" json:"url_file,omitempty" doc:"file holding the postgres:// URL; relative names are looked up in $CREDENTIALS_DIRECTORY"`
 	Dir     string `yaml:"dir" json:"dir,omitempty" abs:"true" doc:"fraisier's own directory (git mirrors live in <dir>/mirrors); default the directory of the SQLite state file"`
+	// Retention bounds how long the state database keeps what grows with
+	// every delivery and deployment.
+	Retention Retention `yaml:"retention" json:"retention"`
+}
+
+// Retention says how long records are kept before fraisier serve (or
+// fraisier prune) removes them. Zero keeps them forever.
+type Retention struct {
+	Events      Duration `yaml:"events" json:"events" doc:"webhook events older than this are removed (default 90d; 0 keeps them)"`
+	StepOutput  Duration `yaml:"step_output" json:"step_output" doc:"deployments' step output older than this is removed, their summaries kept (default 90d; 0 keeps it)"`
+	Deployments Duration `yaml:"deployments" json:"deployments" doc:"finished deployments older than this are removed, statistics kept exact (default 0: kept)"`
 }
 
 // Fraise is one deployable service.
@@ -184,6 +195,9 @@ type Environment struct {
 	SharesCodeWith string       `yaml:"shares_code_with" json:"shares_code_with,omitempty" doc:"etl, scheduled: fraise/environment whose checkout this one uses instead of its own"`
 	RunAfterDeploy *Command     `yaml:"run_after_deploy" json:"run_after_deploy,omitempty" doc:"etl: argv run once the release is current"`
 	Jobs           []Job        `yaml:"jobs" json:"jobs,omitempty" doc:"scheduled: the jobs and their timers"`
+	// After orders this environment's deployments behind those of other
+	// environments queued by the same push (fraise/environment).
+	After []string `yaml:"after" json:"after,omitempty" doc:"fraise/environment entries whose deployment queued by the same push runs first (shares_code_with implies its own)"`
 
 	Name   string  `yaml:"-" json:"name"`
 	Fraise *Fraise `yaml:"-" json:"-"`
@@ -219,6 +233,7 @@ type Database struct {
 	Manage             string            `yaml:"manage" json:"manage,omitempty" doc:"django: manage.py relative to the release (default manage.py)"`
 	Settings           string            `yaml:"settings" json:"settings,omitempty" doc:"django: DJANGO_SETTINGS_MODULE"`
 	Python             string            `yaml:"python" json:"python,omitempty" doc:"interpreter for alembic/django (default python3)"`
+	Program            string            `yaml:"program" json:"program,omitempty" doc:"the migration tool's program (alembic, confiture): an absolute path, or relative to the release (default: the release's virtualenv where it has one, else PATH)"`
 	Up                 []string          `yaml:"up" json:"up,omitempty" doc:"command tool: argv that migrates up"`
 	Down               []string          `yaml:"down" json:"down,omitempty" doc:"command tool: argv that migrates down; {revision} is replaced"`
 	Current            []string          `yaml:"current" json:"current,omitempty" doc:"command tool: argv that prints the current revision"`
@@ -264,7 +279,8 @@ type Job struct {
 	Timeout        Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
-// Duration is a time.Duration read from "90s" or a bare number of seconds.
+// Duration is a time.Duration read from "90s", "90d" (days) or a bare
+// number of seconds.
 type Duration time.Duration
 
 // D returns the value as a time.Duration.
