@@ -192,6 +192,18 @@ var ruleCases = []ruleCase{
 		paths: []string{"fraises.etl.environments.production.shares_code_with"}},
 	{name: "shares_code_and_app_path", yaml: etlWith("branch: main\nshares_code_with: api/production\napp_path: /srv/etl\n"), paths: []string{"fraises.etl.environments.production.app_path"}},
 
+	// Order: after: names environments that exist, not itself, once, and
+	// with shares_code_with makes no cycle.
+	{name: "after_format", yaml: apiWith(base + "after: [api, api/production/x, /production]\n"), paths: []string{prod + ".after[0]", prod + ".after[1]", prod + ".after[2]"}},
+	{name: "after_unknown", yaml: apiWith(base + "after: [api/staging, web/production]\n"), paths: []string{prod + ".after[0]", prod + ".after[1]"}},
+	{name: "after_itself", yaml: apiWith(base + "after: [api/production]\n"), paths: []string{prod + ".after[0]"}},
+	{name: "after_twice", yaml: apiWith(base) + "      staging: {branch: dev, app_path: /srv/api-staging, after: [api/production, api/production]}\n",
+		paths: []string{"fraises.api.environments.staging.after[1]"}},
+	{name: "after_cycle", yaml: apiWith(base+"after: [api/staging]\n") + "      qa: {branch: qa, app_path: /srv/api-qa, after: [api/production]}\n      staging: {branch: dev, app_path: /srv/api-staging, after: [api/qa]}\n",
+		paths: []string{"fraises.api.environments.qa.after[0]"}},
+	{name: "after_self_loop_shared_code", yaml: strings.Replace(etlWith("branch: main\nshares_code_with: api/production\n"), "systemd_service: api\n", "systemd_service: api\n        after: [etl/production]\n", 1),
+		paths: []string{"fraises.etl.environments.production.shares_code_with"}},
+
 	// Users and groups.
 	{name: "user_group_syntax", yaml: apiWith(base+"user: \"deploy user\"\ngroup: \"-wheel\"\n") + "      staging: {branch: dev, app_path: /srv/api-staging, user: \"4294967295\", group: " + strings.Repeat("g", 33) + "}\n",
 		paths: []string{prod + ".user", prod + ".group", "fraises.api.environments.staging.user", "fraises.api.environments.staging.group"}},
@@ -326,6 +338,7 @@ func TestValid(t *testing.T) {
 		{"scheduled_shares_code", apiWith(base) + "  cron:\n    type: scheduled\n    environments:\n      production:\n        branch: main\n        shares_code_with: api/production\n" + indent(job, 8)},
 		{"cron_macros", scheduledWith(base + "jobs:\n  - {name: a, schedule: \"@daily\", command: [a]}\n  - {name: b, schedule: \"*/15 9-17 * * mon-fri\", command: [b]}\n")},
 		{"different_scopes_same_unit", apiWith(base+"systemd_service: api\n") + "      staging: {branch: dev, scope: user, app_path: /srv/api-staging, systemd_service: api}\n"},
+		{"after_chain", etlWith("branch: main\nshares_code_with: api/production\nafter: [api/production]\n") + "  web:\n    type: api\n    repository: acme/web\n    environments:\n      production: {branch: main, git_repo: /srv/git/web.git, app_path: /srv/web, after: [etl/production, api/production]}\n"},
 		{"literal_dollar", apiWith(base + "install: {command: [sh, -c, \"echo $$HOME costs $5\"]}\n")},
 	}
 	for _, tc := range cases {

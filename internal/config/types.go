@@ -204,6 +204,9 @@ type Environment struct {
 	// Code is the environment whose checkout this one runs: itself, or the
 	// target of SharesCodeWith.
 	Code *Environment `yaml:"-" json:"-"`
+	// AfterEnvs are the environments After names, in its order (RunsAfter
+	// adds Code's).
+	AfterEnvs []*Environment `yaml:"-" json:"-"`
 }
 
 // StringList is a YAML scalar or sequence of strings.

@@ -40,6 +40,7 @@ func (l *loader) validate() {
 			l.validateFraise("fraises."+fname, f)
 		}
 	}
+	l.validateOrder()
 	l.validateAppPaths()
 	l.validateRouting()
 	l.validateForges()
