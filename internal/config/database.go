@@ -23,6 +23,10 @@ func (l *loader) validateDatabase(path string, e *Environment, db *Database) {
 	if db.Strategy == "rebuild" && e.IsProtected() {
 		l.report(path+".strategy", fmt.Sprintf("rebuild drops the database; refused on protected environment %s (set protected: false if you mean it)", e.Name), "")
 	}
+	if db.Tool == "confiture" && db.Strategy == "rebuild" && db.Config == "" {
+		l.report(path+".config", "required key missing: confiture's rebuild reads the database from its config file",
+			"name the file, relative to the release, e.g. config: db/environments/"+e.Name+".yaml")
+	}
 	l.validateArgv(path+".up", db.Up)
 	l.validateArgv(path+".down", db.Down)
 	l.validateArgv(path+".current", db.Current)

@@ -155,6 +155,7 @@ var ruleCases = []ruleCase{
 	{name: "database_rebuild_protected", yaml: apiWith(base + "database: {tool: alembic, strategy: rebuild}\n"), paths: []string{prod + ".database.strategy"}},
 	{name: "database_rebuild_prod", yaml: strings.Replace(apiWith(base+"protected: true\ndatabase: {tool: alembic, strategy: rebuild}\n"), "production:", "qa:", 1),
 		paths: []string{"fraises.api.environments.qa.database.strategy"}},
+	{name: "database_confiture_rebuild_needs_config", yaml: apiWith(base + "protected: false\ndatabase: {tool: confiture, strategy: rebuild}\n"), paths: []string{prod + ".database.config"}},
 	{name: "database_url_and_file", yaml: apiWith(base + "database: {tool: alembic, url: x, url_file: /run/db-url}\n"), paths: []string{prod + ".database.url_file"}},
 
 	// Scheduled fraises.
@@ -339,6 +340,7 @@ func TestValid(t *testing.T) {
 		{"cron_macros", scheduledWith(base + "jobs:\n  - {name: a, schedule: \"@daily\", command: [a]}\n  - {name: b, schedule: \"*/15 9-17 * * mon-fri\", command: [b]}\n")},
 		{"different_scopes_same_unit", apiWith(base+"systemd_service: api\n") + "      staging: {branch: dev, scope: user, app_path: /srv/api-staging, systemd_service: api}\n"},
 		{"after_chain", etlWith("branch: main\nshares_code_with: api/production\nafter: [api/production]\n") + "  web:\n    type: api\n    repository: acme/web\n    environments:\n      production: {branch: main, git_repo: /srv/git/web.git, app_path: /srv/web, after: [etl/production, api/production]}\n"},
+		{"confiture_rebuild", apiWith(base + "protected: false\ndatabase: {tool: confiture, strategy: rebuild, config: db/environments/production.yaml}\n")},
 		{"literal_dollar", apiWith(base + "install: {command: [sh, -c, \"echo $$HOME costs $5\"]}\n")},
 	}
 	for _, tc := range cases {
