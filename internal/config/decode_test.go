@@ -155,7 +155,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("staging got a health check from a defaults section that names no target: %+v", stg.HealthCheck)
 	}
 	db := prod.Database
-	if db.Strategy != "apply" || !*db.RollbackOnFailure || db.Python != "python3" || db.Manage != "manage.py" {
+	if db.Strategy != "apply" || !*db.RollbackOnFailure || db.Python != "" || db.Program != "" || db.Manage != "manage.py" {
 		t.Errorf("database defaults: %+v", db)
 	}
 	if prod.Fraise != cfg.Fraises["api"] || prod.Name != "production" || cfg.Fraises["api"].Name != "api" || prod.Code != prod {

@@ -11,7 +11,6 @@ const (
 	defaultKeepReleases  = 5
 	defaultScope         = "system"
 	defaultStrategy      = "apply"
-	defaultPython        = "python3"
 	defaultManage        = "manage.py"
 	defaultListen        = "127.0.0.1:8080"
 	defaultBodyLimit     = 1 << 20
@@ -103,11 +102,9 @@ func (l *loader) environmentDefaults(path string, e *Environment) {
 		if db.RollbackOnFailure == nil {
 			db.RollbackOnFailure = ptr(true)
 		}
-		switch db.Tool {
-		case "alembic":
-			setIfZero(&db.Python, defaultPython)
-		case "django":
-			setIfZero(&db.Python, defaultPython)
+		// python and program stay unset unless written: the release's
+		// virtualenv, found at deploy time, comes before PATH's.
+		if db.Tool == "django" {
 			setIfZero(&db.Manage, defaultManage)
 		}
 	}

@@ -156,6 +156,13 @@ var ruleCases = []ruleCase{
 	{name: "database_rebuild_prod", yaml: strings.Replace(apiWith(base+"protected: true\ndatabase: {tool: alembic, strategy: rebuild}\n"), "production:", "qa:", 1),
 		paths: []string{"fraises.api.environments.qa.database.strategy"}},
 	{name: "database_confiture_rebuild_needs_config", yaml: apiWith(base + "protected: false\ndatabase: {tool: confiture, strategy: rebuild}\n"), paths: []string{prod + ".database.config"}},
+	{name: "database_program_other_tools", yaml: apiWith(base+"database: {tool: django, program: .venv/bin/django-admin}\n") + "      staging: {branch: dev, app_path: /srv/api-staging, database: {tool: sql, dir: db, program: /usr/bin/psql}}\n",
+		paths: []string{prod + ".database.program", "fraises.api.environments.staging.database.program"}},
+	{name: "database_python_unused", yaml: apiWith(base+"database: {tool: alembic, program: .venv/bin/alembic, python: .venv/bin/python}\n") + "      staging: {branch: dev, app_path: /srv/api-staging, database: {tool: confiture, python: python3}}\n",
+		paths: []string{prod + ".database.python", "fraises.api.environments.staging.database.python"}},
+	{name: "database_program_paths", yaml: apiWith(base+"database: {tool: alembic, program: ../shared/bin/alembic}\n") + "      qa: {branch: qa, app_path: /srv/api-qa, database: {tool: confiture, program: \"-x\"}}\n" +
+		"      staging: {branch: dev, app_path: /srv/api-staging, database: {tool: django, python: \"python3 -X dev\"}}\n",
+		paths: []string{prod + ".database.program", "fraises.api.environments.qa.database.program", "fraises.api.environments.staging.database.python"}},
 	{name: "database_url_and_file", yaml: apiWith(base + "database: {tool: alembic, url: x, url_file: /run/db-url}\n"), paths: []string{prod + ".database.url_file"}},
 
 	// Scheduled fraises.
@@ -341,6 +348,8 @@ func TestValid(t *testing.T) {
 		{"different_scopes_same_unit", apiWith(base+"systemd_service: api\n") + "      staging: {branch: dev, scope: user, app_path: /srv/api-staging, systemd_service: api}\n"},
 		{"after_chain", etlWith("branch: main\nshares_code_with: api/production\nafter: [api/production]\n") + "  web:\n    type: api\n    repository: acme/web\n    environments:\n      production: {branch: main, git_repo: /srv/git/web.git, app_path: /srv/web, after: [etl/production, api/production]}\n"},
 		{"confiture_rebuild", apiWith(base + "protected: false\ndatabase: {tool: confiture, strategy: rebuild, config: db/environments/production.yaml}\n")},
+		{"migration_programs", apiWith(base+"database: {tool: alembic, program: .venv/bin/alembic}\n") + "      qa: {branch: qa, app_path: /srv/api-qa, protected: false, database: {tool: confiture, strategy: rebuild, config: db/environments/qa.yaml, program: /opt/confiture/bin/confiture}}\n" +
+			"      staging: {branch: dev, app_path: /srv/api-staging, database: {tool: django, python: venv/bin/python3}}\n"},
 		{"literal_dollar", apiWith(base + "install: {command: [sh, -c, \"echo $$HOME costs $5\"]}\n")},
 	}
 	for _, tc := range cases {

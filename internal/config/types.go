@@ -235,8 +235,8 @@ type Database struct {
 	Config             string            `yaml:"config" json:"config,omitempty" doc:"alembic: alembic.ini; confiture: its config file"`
 	Manage             string            `yaml:"manage" json:"manage,omitempty" doc:"django: manage.py relative to the release (default manage.py)"`
 	Settings           string            `yaml:"settings" json:"settings,omitempty" doc:"django: DJANGO_SETTINGS_MODULE"`
-	Python             string            `yaml:"python" json:"python,omitempty" doc:"interpreter for alembic/django (default python3)"`
-	Program            string            `yaml:"program" json:"program,omitempty" doc:"the migration tool's program (alembic, confiture): an absolute path, or relative to the release (default: the release's virtualenv where it has one, else PATH)"`
+	Python             string            `yaml:"python" json:"python,omitempty" doc:"interpreter of django, and of alembic without program: an absolute path, relative to the release, or a name in PATH (default: the release's .venv/bin/python or venv/bin/python where it has one, else python3)"`
+	Program            string            `yaml:"program" json:"program,omitempty" doc:"alembic, confiture: the tool's program, an absolute path, relative to the release, or a name in PATH (default: confiture from the release's .venv/bin or venv/bin where it has one, else PATH; alembic runs as python -m alembic)"`
 	Up                 []string          `yaml:"up" json:"up,omitempty" doc:"command tool: argv that migrates up"`
 	Down               []string          `yaml:"down" json:"down,omitempty" doc:"command tool: argv that migrates down; {revision} is replaced"`
 	Current            []string          `yaml:"current" json:"current,omitempty" doc:"command tool: argv that prints the current revision"`

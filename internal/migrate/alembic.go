@@ -8,12 +8,17 @@ import (
 	"strings"
 )
 
-// alembicTool runs alembic through the release's interpreter
-// (python -m alembic), so a virtualenv's alembic is the one used.
+// alembicTool runs the configured alembic program, or else alembic through
+// the release's interpreter (python -m alembic), so that a virtualenv's
+// alembic is the one used.
 type alembicTool struct{ m *Migrator }
 
 func (t *alembicTool) argv(args ...string) []string {
-	return append([]string{t.m.cfg.Python, "-m", "alembic", "-c", t.m.cfg.Config}, args...)
+	head := []string{t.m.python(), "-m", "alembic"}
+	if t.m.cfg.Program != "" {
+		head = []string{t.m.program("alembic")}
+	}
+	return append(append(head, "-c", t.m.cfg.Config), args...)
 }
 
 // Python buffers stdout into a pipe; unbuffered, alembic's "Running upgrade"

@@ -61,6 +61,7 @@ formatter = generic
 format = %(levelname)-5.5s [%(name)s] %(message)s
 `,
 		"migrations/env.py": `import os
+import sys
 from logging.config import fileConfig
 
 from alembic import context
@@ -69,6 +70,10 @@ from sqlalchemy import create_engine
 config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name)
+
+if os.environ.get("PREFIX_FILE"):
+    with open(os.environ["PREFIX_FILE"], "a") as f:
+        f.write(sys.prefix + "\n")
 
 url = os.environ.get("FRAISIER_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
 with create_engine(url).connect() as connection:

@@ -138,7 +138,10 @@ func TestSecretStaysOut(t *testing.T) {
 					env = append(env, "FAKE_FAIL=1")
 				}
 				var out strings.Builder
-				cfg := Config{Tool: tool, Dir: dir, URL: url, Env: env, Python: fake, Program: conf, Output: &out, Config: "cfg.yaml"}
+				cfg := Config{Tool: tool, Dir: dir, URL: url, Env: env, Python: fake, Output: &out, Config: "cfg.yaml"}
+				if tool == ToolConfiture {
+					cfg.Program = conf
+				}
 				if tool == ToolCommand {
 					cfg.Up, cfg.Down, cfg.Current = []string{fake, "up"}, []string{fake, "down", "{revision}"}, []string{fake, "current"}
 				}

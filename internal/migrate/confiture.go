@@ -23,7 +23,7 @@ import (
 type confitureTool struct{ m *Migrator }
 
 func (t *confitureTool) argv(args ...string) []string {
-	argv := append([]string{t.m.cfg.Program}, args...)
+	argv := append([]string{t.m.program("confiture")}, args...)
 	switch {
 	case t.m.cfg.URL != "":
 		argv = append(argv, "--no-config")
@@ -169,7 +169,7 @@ func (t *confitureTool) rebuild(ctx context.Context) error {
 	if t.m.cfg.Config == "" {
 		return fmt.Errorf("%w: confiture migrate rebuild reads the database from a config file; set one", ErrUnsupported)
 	}
-	argv := []string{t.m.cfg.Program, "migrate", "rebuild", "--drop-schemas", "--yes", "--config", t.m.cfg.Config}
+	argv := []string{t.m.program("confiture"), "migrate", "rebuild", "--drop-schemas", "--yes", "--config", t.m.cfg.Config}
 	argv = append(argv, t.dirArgs()...)
 	_, err := t.m.run(ctx, argv, runOpts{stream: true})
 	return err

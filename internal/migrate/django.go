@@ -67,7 +67,7 @@ func ParseDjangoRevision(r Revision) (map[string]string, error) {
 type djangoTool struct{ m *Migrator }
 
 func (t *djangoTool) argv(args ...string) []string {
-	return append([]string{t.m.cfg.Python, t.m.cfg.Manage}, args...)
+	return append([]string{t.m.python(), t.m.cfg.Manage}, args...)
 }
 
 func (t *djangoTool) env() []string {

@@ -25,6 +25,11 @@ if __name__ == "__main__":
 `,
 		"proj/__init__.py": "",
 		"proj/settings.py": `import os
+import sys
+
+if os.environ.get("PREFIX_FILE"):
+    with open(os.environ["PREFIX_FILE"], "a") as f:
+        f.write(sys.prefix + "\n")
 
 SECRET_KEY = "test-only"
 INSTALLED_APPS = ["shop", "blog"]

@@ -6,12 +6,21 @@
 // One Migrator serves one database and one release directory. Five tools sit
 // behind it:
 //
-//   - alembic: <python> -m alembic -c <config> upgrade|downgrade|current|history
+//   - alembic: <program> -c <config> upgrade|downgrade|current|history,
+//     or <python> -m alembic ... without a program
 //   - django: <python> <manage.py> migrate|showmigrations
-//   - confiture: confiture migrate up|down-to|down|status|rebuild
+//   - confiture: <program> migrate up|down-to|down|status|rebuild
 //   - command: the project's own argv for up, down and current
 //   - sql: built in; NNN_name.up.sql and NNN_name.down.sql files applied to
 //     PostgreSQL or SQLite, one transaction per file, under a lock
+//
+// <python> is Config.Python, else the release's virtualenv's bin/python
+// (.venv, then venv), else python3 from PATH; confiture's <program> is
+// Config.Program, else the virtualenv's bin/confiture, else confiture
+// from PATH. A configured path holding a / and not absolute is relative to
+// the release; a bare name is looked up in PATH. The virtualenv is looked
+// for at each call, since the release is installed after the Migrator is
+// made.
 //
 // The database URL is a secret. It reaches a tool through the environment,
 // never through argv (which any user can read in ps): as FRAISIER_DATABASE_URL

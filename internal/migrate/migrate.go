@@ -50,15 +50,19 @@ type Config struct {
 	// the URL.
 	Env []string
 
-	Python   string // alembic, django: interpreter (default python3)
+	// Python is the interpreter of alembic (without Program) and django;
+	// default the release's virtualenv's, else python3 (see program.go).
+	Python   string
 	Manage   string // django: manage.py (default manage.py)
 	Settings string // django: DJANGO_SETTINGS_MODULE
 	Config   string // alembic: ini file (default alembic.ini); confiture: config file
 	// SQLDir is the sql tool's directory of NNN_name.up.sql and
 	// NNN_name.down.sql files; for confiture, its --migrations-dir.
 	SQLDir string
-	// Program is the confiture executable (default confiture), e.g.
-	// .venv/bin/confiture.
+	// Program is the executable of alembic or confiture, e.g.
+	// .venv/bin/confiture; default the release's virtualenv's, else the
+	// tool's name in PATH (alembic: python -m alembic). A path relative to
+	// Dir is taken from there.
 	Program string
 
 	// The command tool's argv. In Down the token {revision} is replaced by
@@ -119,14 +123,8 @@ type tool interface {
 // New checks cfg and returns a Migrator for it. It touches neither the
 // filesystem nor the database.
 func New(cfg Config) (*Migrator, error) {
-	if cfg.Python == "" {
-		cfg.Python = "python3"
-	}
 	if cfg.Manage == "" {
 		cfg.Manage = "manage.py"
-	}
-	if cfg.Program == "" {
-		cfg.Program = "confiture"
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -151,6 +149,9 @@ func (m *Migrator) validate() error {
 		if m.sec.in(strings.Join(a.argv, "\x00")) {
 			return fmt.Errorf("the database URL or its password appears in the %s argv, where ps shows it to every user: read it from $%s instead", a.name, URLEnv)
 		}
+	}
+	if cfg.Program != "" && cfg.Tool != ToolAlembic && cfg.Tool != ToolConfiture {
+		return fmt.Errorf("a program is for alembic and confiture, not %s (django runs manage.py with Python)", cfg.Tool)
 	}
 	if cfg.Tool != ToolCommand && (len(cfg.Up) > 0 || len(cfg.Down) > 0 || len(cfg.Current) > 0) {
 		return fmt.Errorf("up, down and current argv are for the command tool, not %s", cfg.Tool)

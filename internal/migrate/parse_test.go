@@ -387,6 +387,8 @@ func TestNewRefuses(t *testing.T) {
 		{"password in argv", Config{Tool: ToolCommand, Dir: "/srv", URL: url, Up: []string{"migrate", "--password=hunter22"}}, "appears in the up argv"},
 		{"command without up", Config{Tool: ToolCommand, Dir: "/srv"}, "needs an up argv"},
 		{"argv for another tool", Config{Tool: ToolDjango, Dir: "/srv", Up: []string{"x"}}, "for the command tool"},
+		{"program for django", Config{Tool: ToolDjango, Dir: "/srv", Program: ".venv/bin/django-admin"}, "program is for alembic and confiture"},
+		{"program for sql", Config{Tool: ToolSQL, Dir: "/srv", SQLDir: "db", URL: "sqlite:////x.db", Program: "psql"}, "program is for alembic and confiture"},
 		{"sql without dir", Config{Tool: ToolSQL, Dir: "/srv", URL: "sqlite:////x.db"}, "SQLDir"},
 		{"sql without url", Config{Tool: ToolSQL, Dir: "/srv", SQLDir: "db"}, "needs a database URL"},
 		{"sql relative sqlite", Config{Tool: ToolSQL, Dir: "/srv", SQLDir: "db", URL: "sqlite:///x.db"}, "relative path"},
