@@ -77,7 +77,7 @@ func parse(ps *problems, data []byte) (body ast.Node, ok bool) {
 				pos = tokenPos(tk)
 			}
 		}
-		ps.add(pos, "", "YAML syntax error: "+msg, "")
+		ps.add(pos, "", "YAML syntax error: "+msg, syntaxHint(data, pos, msg))
 		return nil, false
 	}
 	var docs []*ast.DocumentNode

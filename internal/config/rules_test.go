@@ -55,6 +55,12 @@ const prod = "fraises.api.environments.production"
 var ruleCases = []ruleCase{
 	// The decoder: syntax, keys, types.
 	{name: "syntax_error", yaml: "fraises:\n  api: [1, 2\n  x: 3\n", paths: []string{""}},
+	{name: "syntax_tab", yaml: strings.Replace(apiWith(base), "    type: api", "\ttype: api", 1), paths: []string{""}},
+	{name: "syntax_indent_column", yaml: apiWith("branch: main\n") + "       app_path: /srv/api\n", paths: []string{""}},
+	{name: "syntax_indent_under_value", yaml: apiWith("branch: main\n  app_path: /srv/api\n"), paths: []string{""}},
+	{name: "syntax_env_in_flow_mapping", yaml: apiWith(base) + "      staging: {branch: dev, app_path: ${APP_ROOT}/api-staging}\n", paths: []string{""}},
+	{name: "syntax_env_in_flow_sequence", yaml: apiWith(base + "shared: [.env, ${SHARED_DIR}]\n"), paths: []string{""}},
+	{name: "syntax_colon_in_value", yaml: strings.Replace(apiWith(base), "    type: api\n", "    type: api\n    description: api: the public one\n", 1), paths: []string{""}},
 	{name: "multiple_documents", yaml: apiWith(base) + "---\nfraises: {}\n", paths: []string{""}},
 	{name: "empty_file", yaml: "# nothing yet\n", paths: []string{"fraises"}},
 	{name: "top_level_list", yaml: "- fraises\n", paths: []string{""}},
