@@ -98,6 +98,10 @@ func (a *app) historyCommand() *cobra.Command {
 				}
 				return writeJSON(a.streams.Out, out)
 			}
+			if len(ds) == 0 {
+				return nothingYet(a.streams.Out, opts.fraise != "" || opts.env != "" || opts.status != "" || opts.since != "",
+					"no deployments yet: fraisier deploy makes one, and so does a push that fraisier serve routes here")
+			}
 			t := newTable(a.streams.Out, "ID", "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "TRIGGER", "FROM", "TO", "STARTED", "DURATION", "ERROR")
 			for _, d := range ds {
 				// The error ends with a tool's last line of output.

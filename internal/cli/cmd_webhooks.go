@@ -79,6 +79,10 @@ func (a *app) webhooksCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(a.streams.Out, out)
 			}
+			if len(events) == 0 {
+				return nothingYet(a.streams.Out, filter.Forge != "" || filter.Outcome != "" || filter.Fraise != "",
+					"no webhooks received yet: fraisier serve records every delivery a forge sends it")
+			}
 			t := newTable(a.streams.Out, "ID", "RECEIVED", "FORGE", "EVENT", "REPOSITORY", "REF", "SHA", a.paintHeader("OUTCOME"), "DEPLOYMENTS", "REASON")
 			for _, e := range out.Webhooks {
 				deps := make([]string, len(e.DeploymentIDs))

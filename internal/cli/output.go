@@ -144,6 +144,16 @@ func shortSHA(sha string) string {
 	return sha
 }
 
+// nothingYet replaces an empty table: a header alone reads like a fault.
+// filtered says the command's filters may be what left nothing.
+func nothingYet(w io.Writer, filtered bool, empty string) error {
+	if filtered {
+		empty = "nothing matches these filters"
+	}
+	_, err := fmt.Fprintln(w, empty)
+	return err
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
