@@ -43,12 +43,15 @@ type problemJSON struct {
 func (a *app) configValidateCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "validate",
+		Use:   "validate [file]",
 		Short: "Check fraises.yaml and report every problem at once",
 		Long: `Check fraises.yaml: syntax, unknown keys, types, required fields, names,
 paths, schedules, protected environments and webhook routing. Every problem
 is reported at once with file:line:col and a hint. Exits 0 when the file is
-valid and 3 when it is not (or cannot be found).`,
+valid and 3 when it is not (or cannot be found).
+
+file defaults to --config, then $FRAISIER_CONFIG, then ./fraises.yaml, then
+/etc/fraisier/fraises.yaml.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flagPath := a.configPath
