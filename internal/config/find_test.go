@@ -72,15 +72,18 @@ func TestFind(t *testing.T) {
 	}
 }
 
-// TestFindUsesSystemPath pins the documented system location.
+// TestFindUsesSystemPath pins the documented system location: Find
+// returns it where the file exists, and names it among the places tried
+// where it does not.
 func TestFindUsesSystemPath(t *testing.T) {
 	t.Chdir(t.TempDir())
-	_, err := Find("", mapEnv(nil))
-	if err == nil {
-		t.Skip("/etc/fraisier/fraises.yaml exists on this machine")
-	}
-	if !strings.Contains(err.Error(), "/etc/fraisier/fraises.yaml") {
-		t.Errorf("error %q does not name /etc/fraisier/fraises.yaml", err)
+	const system = "/etc/fraisier/fraises.yaml"
+	got, err := Find("", mapEnv(nil))
+	switch {
+	case err == nil && got != system:
+		t.Errorf("Find = %s, want %s (the only candidate left)", got, system)
+	case err != nil && !strings.Contains(err.Error(), system):
+		t.Errorf("error %q does not name %s", err, system)
 	}
 }
 

@@ -33,12 +33,13 @@ func TestSecretValuesURLPasswords(t *testing.T) {
 	}
 	for _, where := range []string{"state", "database"} {
 		for _, tt := range tests {
+			postgres := strings.HasPrefix(tt.url, "postgres://") || strings.HasPrefix(tt.url, "postgresql://")
+			if where == "state" && !postgres {
+				continue // the state URL is PostgreSQL's: another is refused before any scrubbing
+			}
 			t.Run(where+"/"+tt.name, func(t *testing.T) {
 				state, db := "postgres://fraisier@db/fraisier", "sqlite:////srv/api/app.db"
 				if where == "state" {
-					if !strings.HasPrefix(tt.url, "postgres://") && !strings.HasPrefix(tt.url, "postgresql://") {
-						t.Skip("the state URL is PostgreSQL's")
-					}
 					state = tt.url
 				} else {
 					db = tt.url

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestBackupAsUserChmodsOnlyItsDump: with a Credential (user:), pg_dump
@@ -16,7 +18,7 @@ import (
 // root's, a hard link to one, a FIFO, or the dump itself.
 func TestBackupAsUserChmodsOnlyItsDump(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("running pg_dump as another user needs root")
+		testenv.Unavailable(t, "running pg_dump as another user needs root")
 	}
 	const nobody = 65534
 	// Directories the user can search, as app_path's ancestors are.
