@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/store"
@@ -95,5 +97,33 @@ def downgrade():
 	}
 	if !sawUp || !sawDown {
 		t.Fatalf("steps %+v: want migrate a1 → b2 and a successful rollback migrate", steps)
+	}
+}
+
+// TestDeployAlembicProgram: database.program is the program a deployment
+// runs its migrations with, found in the release when relative.
+func TestDeployAlembicProgram(t *testing.T) {
+	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
+		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
+	}
+	dbPath := filepath.Join(t.TempDir(), "app.db")
+	f := newFixture(t, fmt.Sprintf(`        database:
+          tool: alembic
+          program: bin/migrate-with-alembic
+          url: sqlite:///%s
+`, dbPath))
+	script := "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/../program-used\"\nexec " + systemPython + " -m alembic \"$@\"\n"
+	if err := os.MkdirAll(filepath.Join(f.work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.work, "bin", "migrate-with-alembic"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.push("healthy", alembicFiles)
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusSucceeded, "v1")
+	b, err := os.ReadFile(filepath.Join(f.app, releasesDir, res.Release, "program-used"))
+	if err != nil || !strings.Contains(string(b), "upgrade") {
+		t.Fatalf("the release's program ran with %q (%v), want it to have run the upgrade", b, err)
 	}
 }

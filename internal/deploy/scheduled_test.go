@@ -518,7 +518,7 @@ func TestJobArgv(t *testing.T) {
 	}
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh in PATH")
+		testenv.Unavailable(t, "no sh in PATH: %v", err)
 	}
 	sh, _ = filepath.Abs(sh)
 	const current = "/srv/app/current"

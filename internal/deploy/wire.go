@@ -43,7 +43,7 @@ func RealCollaborators(extraEnv []string) Collaborators {
 			}
 			m, err := migrate.New(migrate.Config{
 				Tool: db.Tool, Dir: releaseDir, URL: db.URL.Reveal(), Env: append(as.env(), sortedEnv(db.Env)...),
-				Python: db.Python, Manage: db.Manage, Settings: db.Settings, Config: db.Config, SQLDir: db.Dir,
+				Python: db.Python, Program: db.Program, Manage: db.Manage, Settings: db.Settings, Config: db.Config, SQLDir: db.Dir,
 				Up: db.Up, Down: db.Down, Current: db.Current, Backup: backupArgv(db), Credential: as.credential(), Protected: env.IsProtected(),
 				Timeout: env.Timeouts.Migrate.D(), Output: out,
 			})

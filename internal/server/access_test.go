@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // get fetches path from the fixture's server, with a bearer token when
@@ -123,7 +125,7 @@ func TestServeRefusesOpenAPIOnNetwork(t *testing.T) {
 			}
 			l, err := net.Listen(tc.network, addr)
 			if err != nil {
-				t.Skipf("listen %s %s: %v", tc.network, addr, err)
+				testenv.Unavailable(t, "listen %s %s: %v", tc.network, addr, err)
 			}
 			defer l.Close()
 			ctx, cancel := context.WithCancel(context.Background())
