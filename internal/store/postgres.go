@@ -47,10 +47,21 @@ func openPostgres(opts Options) (*sql.DB, error) {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "fraisier"
 	}
+	// Every statement is planned with its arguments' values. pgx keeps
+	// statements prepared, and PostgreSQL then may settle on a generic
+	// plan, one for any values: that plan cannot use a partial index
+	// whose condition depends on a value (the replay lookup's accepted
+	// pushes, a waiting request's status), and it assumes every status
+	// and target as frequent as the average, so a lookup of a rare one
+	// becomes a scan of a table that grows. Planning costs less than
+	// such a scan as soon as the history is large.
+	if _, ok := cfg.RuntimeParams["plan_cache_mode"]; !ok {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	if opts.ReadOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
-	sdb := sql.OpenDB(&pgConnector{cfg: cfg})
+	sdb := sql.OpenDB(opts.connector(&pgConnector{cfg: cfg}))
 	sdb.SetMaxIdleConns(4)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
 	return sdb, nil

@@ -78,11 +78,13 @@ func (db *DB) addRelease(ctx context.Context, r Release) (int64, error) {
 }
 
 // demoteCurrent makes the target's current release, unless it is named
-// keep, good: it served until now.
+// keep, good: it served until now. The states are written in the
+// statement, not passed: the partial index ux_release_current serves only
+// a statement that says state = 'current', whatever its arguments.
 func (db *DB) demoteCurrent(ctx context.Context, tx *sql.Tx, t Target, keep string) error {
-	_, err := db.execTx(ctx, tx, `UPDATE tb_release SET state = ?
-		WHERE fraise = ? AND environment = ? AND state = ? AND name <> ?`,
-		ReleaseGood, t.Fraise, t.Environment, ReleaseCurrent, keep)
+	_, err := db.execTx(ctx, tx, `UPDATE tb_release SET state = '`+ReleaseGood+`'
+		WHERE fraise = ? AND environment = ? AND state = '`+ReleaseCurrent+`' AND name <> ?`,
+		t.Fraise, t.Environment, keep)
 	if err != nil {
 		return fmt.Errorf("demote current release: %w", err)
 	}
