@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 )
 
 // Options says which state database to open.
@@ -39,6 +39,11 @@ type Options struct {
 	// waiting on that commit. Zero keeps SQLite's automatic checkpoints,
 	// which suit short CLI runs. Ignored for PostgreSQL and ReadOnly.
 	CheckpointEvery time.Duration
+
+	// wrapConnector, set only by tests (export_test.go), wraps the
+	// connector database/sql opens connections with, so that a test can
+	// see every statement the store runs.
+	wrapConnector func(driver.Connector) driver.Connector
 }
 
 // DB is fraisier's state database. It is safe for concurrent use.
@@ -205,12 +210,21 @@ func openSQLite(opts Options) (*sql.DB, error) {
 	// A file: URI, so that '?', '#' and '%' in the path are escaped rather
 	// than taken as the start of the parameters.
 	dsn := "file:" + (&url.URL{Path: opts.Path}).EscapedPath() + "?" + q.Encode()
-	sdb, err := sql.Open("sqlite", dsn)
+	c, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, err
 	}
+	sdb := sql.OpenDB(opts.connector(c))
 	sdb.SetMaxIdleConns(4)
 	return sdb, nil
+}
+
+// connector is c, wrapped when a test asked to see the statements.
+func (o Options) connector(c driver.Connector) driver.Connector {
+	if o.wrapConnector == nil {
+		return c
+	}
+	return o.wrapConnector(c)
 }
 
 // Close closes the database.

@@ -1,6 +1,9 @@
 package store
 
-import "fmt"
+import (
+	"database/sql/driver"
+	"fmt"
+)
 
 // SetRewindFrames lowers the WAL size past which the background
 // checkpointer makes the WAL rewind, so that a test sees it happen in
@@ -27,4 +30,11 @@ func EarlierPushQueries(db *DB) map[string][]any {
 		out[db.q(db.d.earlierPushes[k])] = args
 	}
 	return out
+}
+
+// WithConnector returns o with wrap applied to the connector the store
+// opens its connections with: a test sees every statement it runs.
+func WithConnector(o Options, wrap func(driver.Connector) driver.Connector) Options {
+	o.wrapConnector = wrap
+	return o
 }
