@@ -38,6 +38,8 @@ With server.api_token set, /api/*, /providers and /metrics need it
 (server.open_metrics: true serves /metrics without it). Without a token,
 serve refuses to listen on an address other hosts can reach (exit 3)
 unless server.open_api: true.
+It prunes the state database in the background as state.retention says (see
+fraisier prune), an hour apart, in short batches that leave the intake first.
 Logs are JSON lines on stderr (--log-format text for people).`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,6 +108,14 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 			workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 			workDone := make(chan struct{})
 			go func() { defer close(workDone); runner.Run(workCtx) }()
+			// Retention runs beside the intake, once the queue has
+			// recovered, and stops with the HTTP side.
+			pruneCtx, stopPrune := context.WithCancel(ctx)
+			pruneDone := make(chan struct{})
+			go func() {
+				defer close(pruneDone)
+				pruneInBackground(pruneCtx, db, retentionOf(cfg), runner.Started(), log.With("component", "retention"))
+			}()
 			serveErr := srv.Serve(ctx, l, func() {
 				log.Info("listening", "address", l.Addr().String(), "state", db.Backend(), "fraises", len(cfg.Fraises))
 				// Ready once the workers run too: until the queue has
@@ -121,6 +131,8 @@ Logs are JSON lines on stderr (--log-format text for people).`,
 					}
 				}()
 			})
+			stopPrune()
+			<-pruneDone
 			stopWork()
 			<-workDone
 			log.Info("stopped")

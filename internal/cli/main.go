@@ -134,6 +134,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.unlockCommand(),
 		a.jobsCommand(),
 		a.serveCommand(),
+		a.pruneCommand(),
 	)
 	return root
 }
