@@ -179,7 +179,7 @@ func pruneInBackground(ctx context.Context, db *store.DB, r store.Retention, sta
 			return
 		}
 		args := []any{"took", time.Since(start).Round(time.Millisecond).String(), "batches", rep.Batches,
-			"held", rep.Held.Round(time.Millisecond).String()}
+			"held", rep.Held.Round(time.Millisecond).String(), "longest_batch", rep.MaxHeld.Round(10 * time.Microsecond).String()}
 		var removed int64
 		for _, k := range rep.Kinds {
 			args = append(args, string(k.Kind), k.Removed)

@@ -90,9 +90,11 @@ type PruneReport struct {
 	// A pass that failed or was cancelled says what it did until then.
 	Kinds []Pruned
 	// Batches is how many write transactions Prune ran, Held how long
-	// they took in all.
+	// they took in all, MaxHeld the longest: as long as any other writer
+	// waited behind one.
 	Batches int
 	Held    time.Duration
+	MaxHeld time.Duration
 }
 
 // Prune removes from db what r says is too old, in short transactions
@@ -208,6 +210,7 @@ func (p *pruner) batches(ctx context.Context, fn func(tx *sql.Tx, limit int) (do
 			held = time.Since(start)
 			p.rep.Batches++
 			p.rep.Held += held
+			p.rep.MaxHeld = max(p.rep.MaxHeld, held)
 		}
 		if err != nil || done {
 			return err
