@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -231,6 +232,9 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 		queued[t] = q
 	}
 	if err := db.markSuperseded(ctx, tx, b.marks); err != nil {
+		return nil, err
+	}
+	if err := db.recordOrder(ctx, tx, b, targets, queued); err != nil {
 		return nil, err
 	}
 
@@ -505,6 +509,35 @@ func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBatch
 	return Queued{Target: t, DeploymentID: waiting, Replaced: waitingHook}, nil
 }
 
+// recordOrder stamps, for each request of the batch that stands and
+// lists targets to run after, the deployments that carry its delivery's
+// requests for those targets: the deployment waits for them (see
+// SettleQueue). They may carry a newer delivery's commit, folded or taken
+// over: that is what deploys there next. A target the delivery queued
+// nothing for is not waited for.
+func (db *DB) recordOrder(ctx context.Context, tx *sql.Tx, b *intakeBatch, targets []Target, queued map[Target]Queued) error {
+	for _, t := range targets {
+		ref := b.stands[t]
+		it := b.items[ref.item]
+		r := it.Requests[ref.req]
+		for _, u := range r.After {
+			after := queued[u].DeploymentID
+			if after == 0 || after == queued[t].DeploymentID ||
+				!slices.ContainsFunc(it.Requests, func(o QueueRequest) bool { return o.Target == u }) {
+				continue
+			}
+			ins, err := db.stmt(ctx, tx, sqlOrderInsert)
+			if err != nil {
+				return err
+			}
+			if _, err := ins.ExecContext(ctx, queued[t].DeploymentID, b.results[ref.item].Event.ID, after); err != nil {
+				return fmt.Errorf("order %s after %s: %w", t, u, err)
+			}
+		}
+	}
+	return nil
+}
+
 // markSuperseded marks the events of marks, in the order of their ids,
 // the same in every transaction.
 func (db *DB) markSuperseded(ctx context.Context, tx *sql.Tx, marks []supersededMark) error {
@@ -553,8 +586,8 @@ func (db *DB) countSuperseded(ctx context.Context, tx *sql.Tx, t Target, now int
 
 // duplicateIntake answers a delivery seen before: the earlier event and
 // the deployments it led to or was folded into. The lookup repeats the
-// unique index's condition (delivery_id <> ''), without which neither
-// SQLite nor PostgreSQL can use that partial index.
+// unique index's condition (a delivery id that is not empty), without
+// which neither SQLite nor PostgreSQL can use that partial index.
 func (db *DB) duplicateIntake(ctx context.Context, tx *sql.Tx, e WebhookEvent) (IntakeResult, error) {
 	var id int64
 	if err := tx.QueryRowContext(ctx, db.q("SELECT id FROM tb_webhook_event WHERE forge = ? AND delivery_id = ? AND delivery_id <> ''"),

@@ -22,6 +22,11 @@ var ErrNotQueued = errors.New("deployment is no longer queued")
 // running when fraisier died was interrupted.
 const TriggerRequeue = "requeue"
 
+// TriggerFollow marks a deployment queued because the environment whose
+// code it runs (shares_code_with) made another release current: it runs
+// its scripts check and run_after_deploy on that release.
+const TriggerFollow = "follow"
+
 // QueueRequest asks for a deployment of Target at SHA to wait its turn.
 type QueueRequest struct {
 	Target
@@ -31,6 +36,11 @@ type QueueRequest struct {
 	Actor   string
 	// WebhookID links the request to the delivery that caused it.
 	WebhookID *int64
+	// After lists the targets whose requests of the same delivery must
+	// finish first (the environment's after: list and the environment
+	// whose code it runs). A target the delivery queues nothing for is
+	// not waited for. Only RecordIntake orders requests.
+	After []Target
 }
 
 // Queued is what queueing one request did.
@@ -334,7 +344,9 @@ type Claim struct {
 // ClaimQueued moves a queued deployment to running for the claimant and
 // restarts its clock, so that its duration measures the run and not the
 // wait. ErrNotQueued means it was superseded or claimed by another worker
-// meanwhile; the returned deployment is its state after the claim.
+// meanwhile; ErrNotReady that it waits for a deployment the same push
+// queued that has not deployed yet (it stays queued). The returned
+// deployment is its state after the claim.
 func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, error) {
 	oldSHA, err := normSHA(c.OldSHA)
 	if err != nil {
@@ -358,6 +370,11 @@ func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, e
 				t.Fraise, t.Environment).Scan(&one); err != nil && !notFound(err) {
 				return fmt.Errorf("lock %s: %w", t, err)
 			}
+		}
+		// A deployment the same push ordered after others runs only once
+		// they have all deployed, whichever node ran them.
+		if err := db.checkReady(ctx, tx, id); err != nil {
+			return err
 		}
 		res, err := db.execTx(ctx, tx, `UPDATE tb_deployment
 			SET status = ?, started_at = ?, host = ?, pid = ?, old_sha = ?
