@@ -20,6 +20,7 @@ import (
 type Store interface {
 	deploy.Store
 	QueuedDeployments(ctx context.Context) ([]store.Deployment, error)
+	SettleQueue(ctx context.Context) (store.QueueOrder, error)
 	EnqueueIfIdle(ctx context.Context, r store.QueueRequest) (store.Queued, bool, error)
 	Deployment(ctx context.Context, id int64) (store.Deployment, error)
 }
@@ -69,6 +70,9 @@ type Runner struct {
 	mu        sync.Mutex
 	active    map[store.Target]bool
 	blocked   map[store.Target]time.Time
+	// probed is when the lock of a target whose deployment others wait
+	// for may next be checked for a dead holder (see recoverStalled).
+	probed    map[store.Target]time.Time
 	running   int
 	workCtx   context.Context
 	workStop  context.CancelCauseFunc
@@ -105,6 +109,7 @@ func (r *Runner) setup() {
 	r.done = make(chan struct{})
 	r.active = map[store.Target]bool{}
 	r.blocked = map[store.Target]time.Time{}
+	r.probed = map[store.Target]time.Time{}
 	r.startedCh = make(chan struct{})
 }
 
@@ -213,16 +218,37 @@ func (r *Runner) drain() {
 }
 
 // dispatch starts a worker for each waiting request whose target is idle,
-// oldest first, while the global limit allows.
+// oldest first, while the global limit allows. A request that waits for
+// another deployment of its push is left waiting; one whose such
+// deployment finished without deploying is ended skipped first
+// (store.SettleQueue), whichever node ran that deployment.
 func (r *Runner) dispatch(ctx context.Context) {
 	if ctx.Err() != nil || r.stopping.Load() {
 		return
+	}
+	order, err := r.Store.SettleQueue(ctx)
+	if err != nil {
+		r.Log.Error("settle the deploy queue's order", "err", err)
+		return
+	}
+	for _, d := range order.Skipped {
+		r.Log.Info("deployment not run: a deployment of its push it runs after did not deploy",
+			"fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID, "reason", d.Error)
+		if r.OnFinish != nil {
+			r.OnFinish(Finished{Target: d.Target, Result: deploy.Result{DeploymentID: d.ID, Status: d.Status, Err: errors.New(d.Error)}})
+		}
 	}
 	queued, err := r.Store.QueuedDeployments(ctx)
 	if err != nil {
 		r.Log.Error("read the deploy queue", "err", err)
 		return
 	}
+	r.start(queued, order.Waiting)
+	r.recoverStalled(ctx, order.Waiting)
+}
+
+// start starts the workers of dispatch.
+func (r *Runner) start(queued []store.Deployment, waiting map[int64][]store.Wait) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -230,13 +256,50 @@ func (r *Runner) dispatch(ctx context.Context) {
 		if r.running >= r.MaxConcurrent {
 			return
 		}
-		if r.active[d.Target] || now.Before(r.blocked[d.Target]) {
+		if r.active[d.Target] || now.Before(r.blocked[d.Target]) || len(waiting[d.ID]) > 0 {
 			continue
 		}
 		r.active[d.Target] = true
 		r.running++
 		r.workers.Add(1)
 		go r.work(d)
+	}
+}
+
+// recoverStalled looks, at most once per Poll for each, at the targets
+// whose running deployment queued requests wait for and that no worker of
+// this runner runs: a holder that died (on this host, or on another node
+// whose lock expired) is recovered as the engine's next deployment of the
+// target would, its deployment recorded interrupted, and the next
+// dispatch decides what waited for it instead of letting it wait until
+// that target is deployed again.
+func (r *Runner) recoverStalled(ctx context.Context, waiting map[int64][]store.Wait) {
+	now := time.Now()
+	var stalled []store.Target
+	r.mu.Lock()
+	for _, ws := range waiting {
+		for _, w := range ws {
+			if w.Status != store.StatusRunning || r.active[w.Target] || now.Before(r.probed[w.Target]) {
+				continue
+			}
+			r.probed[w.Target] = now.Add(r.Poll)
+			stalled = append(stalled, w.Target)
+		}
+	}
+	r.mu.Unlock()
+	e := &deploy.Engine{Store: r.Store, Progress: &lineLogger{log: r.Log}, Owner: r.Owner}
+	for _, t := range stalled {
+		interrupted, err := e.Recover(ctx, t)
+		switch {
+		case errors.Is(err, deploy.ErrLocked):
+			// A live holder: the deployment runs, and is waited for.
+		case err != nil:
+			r.Log.Error("recover a deployment others wait for", "fraise", t.Fraise, "environment", t.Environment, "err", err)
+		case len(interrupted) > 0:
+			r.Log.Warn("a deployment others wait for was interrupted: its holder died",
+				"fraise", t.Fraise, "environment", t.Environment, "deployments", interrupted)
+			r.Wake()
+		}
 	}
 }
 
@@ -275,6 +338,14 @@ func (r *Runner) work(d store.Deployment) {
 	scrubbed.Close()
 	progress.Flush()
 	switch {
+	case errors.Is(err, store.ErrNotReady):
+		// Listed before a newer push ordered it after a deployment that has
+		// not deployed yet: it waits for that one.
+		r.mu.Lock()
+		r.blocked[d.Target] = time.Now().Add(r.LockedRetry)
+		r.mu.Unlock()
+		log.Info("request waits for another deployment of its push", "why", err.Error())
+		return
 	case errors.Is(err, deploy.ErrNotQueued):
 		log.Info("request superseded before it ran")
 		return
@@ -391,7 +462,7 @@ func (r *Runner) recoverInterrupted(ctx context.Context) error {
 				// Queued again once already: a commit that kills fraisier
 				// must not do so forever.
 				log.Warn("not queued again: it was itself a retry of an interrupted deployment")
-			case d.Trigger == store.TriggerWebhook:
+			case d.Trigger == store.TriggerWebhook || d.Trigger == store.TriggerFollow:
 				r.requeue(log, d, fmt.Sprintf("retry of interrupted deployment %d", d.ID))
 			}
 		}
