@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/forge"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -61,7 +62,7 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 			// Several refs of one push routed to one target: the last wins,
 			// as it would had they been pushed one after the other.
 			byTarget[t] = store.QueueRequest{Target: t, SHA: c.After, Ref: c.Ref, Trigger: store.TriggerWebhook,
-				Actor: actorOf(ev)}
+				Actor: actorOf(ev), After: runsAfter(e)}
 			rec.Ref, rec.SHA = c.Ref, c.After
 		}
 	}
@@ -122,13 +123,30 @@ func (s *Server) routePullRequest(ev forge.Event, who sender, rec store.WebhookE
 		}
 		fraise, envName := e.Target()
 		t := store.Target{Fraise: fraise, Environment: envName}
-		reqs = append(reqs, store.QueueRequest{Target: t, SHA: pr.HeadSHA, Ref: ref, Trigger: store.TriggerWebhook, Actor: actorOf(ev)})
+		reqs = append(reqs, store.QueueRequest{Target: t, SHA: pr.HeadSHA, Ref: ref, Trigger: store.TriggerWebhook, Actor: actorOf(ev),
+			After: runsAfter(e)})
 	}
 	if len(reqs) == 0 {
 		return ignore(strings.Join(dedupe(reasons), "; "))
 	}
 	rec.Outcome, rec.Reason = store.OutcomeAccepted, strings.Join(dedupe(reasons), "; ")
 	return store.Intake{Event: rec, Requests: reqs}
+}
+
+// runsAfter is what a request for e waits for among the requests of the
+// same delivery: the environments its after: list names and the one whose
+// code it runs. The queue waits only for those the delivery queues.
+func runsAfter(e *config.Environment) []store.Target {
+	envs := e.RunsAfter()
+	if len(envs) == 0 {
+		return nil
+	}
+	out := make([]store.Target, len(envs))
+	for i, a := range envs {
+		f, env := a.Target()
+		out[i] = store.Target{Fraise: f, Environment: env}
+	}
+	return out
 }
 
 func actorOf(ev forge.Event) string {
