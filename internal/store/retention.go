@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"math"
 	"time"
@@ -58,7 +59,9 @@ type PruneOptions struct {
 	// Share, between 0 and 1, is the fraction of the time Prune may hold
 	// the write lock: after a batch that held it for d it waits
 	// d × (1 − Share) / Share, so that other writers (serve's intake) have
-	// the database the rest of the time. 0 or 1: no wait.
+	// the database the rest of the time, and ten times as long after a
+	// batch that had to wait for the lock: others are busy writing, and
+	// pruning can wait for a quieter moment. 0 or 1: no wait.
 	Share float64
 }
 
@@ -112,8 +115,13 @@ func Prune(ctx context.Context, db *DB, r Retention, opts PruneOptions) (PruneRe
 }
 
 func (db *DB) prune(ctx context.Context, r Retention, opts PruneOptions) (PruneReport, error) {
+	conn, err := db.pruneConn(ctx)
+	if err != nil {
+		return PruneReport{DryRun: opts.DryRun}, err
+	}
+	defer discardConn(conn)
 	now := db.nowMS()
-	p := &pruner{db: db, r: r, opts: opts, rows: startBatch, now: now}
+	p := &pruner{db: db, conn: conn, r: r, opts: opts, rows: startBatch, now: now}
 	p.rep.DryRun = opts.DryRun
 	p.cut = cutoffs{deployments: math.MinInt64, events: math.MinInt64, stepOutput: math.MinInt64}
 	if r.Deployments > 0 {
@@ -126,8 +134,7 @@ func (db *DB) prune(ctx context.Context, r Retention, opts PruneOptions) (PruneR
 		p.cut.stepOutput = now - r.StepOutput.Milliseconds()
 	}
 	if r.Deployments > 0 {
-		var err error
-		if p.protected, err = db.protectedDeployments(ctx, max(1, r.KeepReleases)); err != nil {
+		if p.protected, err = db.protectedDeployments(ctx, conn, max(1, r.KeepReleases)); err != nil {
 			return p.rep, err
 		}
 	}
@@ -165,17 +172,19 @@ func (db *DB) prune(ctx context.Context, r Retention, opts PruneOptions) (PruneR
 // math.MinInt64 for a kind kept forever.
 type cutoffs struct{ deployments, events, stepOutput int64 }
 
-// Batch sizes, in rows: where a pass starts, and the bounds it adapts
-// within.
+// Batch sizes, in rows: where a pass starts (small, so that its first
+// batch, on a cold cache, is short too), and the bounds it adapts within.
 const (
-	startBatch = 256
+	startBatch = 32
 	minBatch   = 16
 	maxBatch   = 1024
 )
 
 // pruner is one Prune pass.
 type pruner struct {
-	db   *DB
+	db *DB
+	// conn is the pass's own connection (see pruneConn).
+	conn *sql.Conn
 	r    Retention
 	opts PruneOptions
 	now  int64
@@ -196,7 +205,8 @@ func (p *pruner) batches(ctx context.Context, fn func(tx *sql.Tx, limit int) (do
 			done  bool
 			start time.Time
 		)
-		err := p.db.write(ctx, func(tx *sql.Tx) error {
+		asked := time.Now()
+		err := p.db.writeOn(ctx, p.conn, func(tx *sql.Tx) error {
 			start = time.Now()
 			if err := p.db.lockRetention(ctx, tx); err != nil {
 				return err
@@ -215,15 +225,16 @@ func (p *pruner) batches(ctx context.Context, fn func(tx *sql.Tx, limit int) (do
 		if err != nil || done {
 			return err
 		}
-		if err := p.pace(ctx, held); err != nil {
+		if err := p.pace(ctx, held, start.Sub(asked)); err != nil {
 			return err
 		}
 	}
 }
 
 // pace sizes the next batch after one that held the write lock for held,
-// and waits for the other writers' share of the time.
-func (p *pruner) pace(ctx context.Context, held time.Duration) error {
+// having waited for it for waited, and leaves the other writers their
+// share of the time.
+func (p *pruner) pace(ctx context.Context, held, waited time.Duration) error {
 	target := p.opts.MaxHold
 	if target <= 0 {
 		target = DefaultMaxHold
@@ -236,6 +247,9 @@ func (p *pruner) pace(ctx context.Context, held time.Duration) error {
 	}
 	if s := p.opts.Share; s > 0 && s < 1 {
 		wait := time.Duration(float64(held) * (1 - s) / s)
+		if waited > target/4 {
+			wait *= 10
+		}
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -245,6 +259,55 @@ func (p *pruner) pace(ctx context.Context, held time.Duration) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// pruneCacheKiB is the page cache of a pass's connection. A pass reads
+// and rewrites pages all over the tables it prunes, once each: a cache as
+// large as the other connections' would fill up with them for nothing,
+// and stay in the process's memory.
+const pruneCacheKiB = 2048
+
+// pruneConn is a connection of the pool for one pass, with a small page
+// cache on SQLite. The pass discards it when done (discardConn), so that
+// what it cached leaves with it.
+func (db *DB) pruneConn(ctx context.Context) (*sql.Conn, error) {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if db.d == sqliteDialect {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", pruneCacheKiB)); err != nil {
+			discardConn(conn)
+			return nil, fmt.Errorf("set up the connection: %w", err)
+		}
+	}
+	return conn, nil
+}
+
+// discardConn closes conn for good rather than return it to the pool.
+func discardConn(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
+}
+
+// writeOn is write on conn.
+func (db *DB) writeOn(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx) error) error {
+	if db.wmu != nil {
+		db.wmu.Lock()
+		defer db.wmu.Unlock()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // lockRetention makes pruning batches take turns across PostgreSQL nodes.

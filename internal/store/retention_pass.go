@@ -21,9 +21,9 @@ var protectedByTarget = [...]string{
 // whatever their age: those a target's state names, each target's newest
 // succeeded one, and those that made its current release or one of its
 // newest keepReleases. Read once per pass, a few index lookups per target.
-func (db *DB) protectedDeployments(ctx context.Context, keepReleases int) (map[int64]bool, error) {
+func (db *DB) protectedDeployments(ctx context.Context, q querier, keepReleases int) (map[int64]bool, error) {
 	ids := map[int64]bool{}
-	targets, err := db.targetsAndTheirDeployments(ctx, ids)
+	targets, err := db.targetsAndTheirDeployments(ctx, q, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read the deployments kept whatever their age: %w", err)
 	}
@@ -33,7 +33,7 @@ func (db *DB) protectedDeployments(ctx context.Context, keepReleases int) (map[i
 			if i == len(protectedByTarget)-1 {
 				args = append(args, keepReleases)
 			}
-			if err := db.collectIDs(ctx, ids, query, args...); err != nil {
+			if err := db.collectIDs(ctx, q, ids, query, args...); err != nil {
 				return nil, fmt.Errorf("read the deployments of %s kept whatever their age: %w", t, err)
 			}
 		}
@@ -43,8 +43,8 @@ func (db *DB) protectedDeployments(ctx context.Context, keepReleases int) (map[i
 
 // targetsAndTheirDeployments lists the targets, adding to ids the
 // deployments their state names.
-func (db *DB) targetsAndTheirDeployments(ctx context.Context, ids map[int64]bool) ([]Target, error) {
-	rows, err := db.sql.QueryContext(ctx, "SELECT fraise, environment, last_deployment_id, broken_deployment_id FROM tb_fraise_state")
+func (db *DB) targetsAndTheirDeployments(ctx context.Context, q querier, ids map[int64]bool) ([]Target, error) {
+	rows, err := q.QueryContext(ctx, "SELECT fraise, environment, last_deployment_id, broken_deployment_id FROM tb_fraise_state")
 	if err != nil {
 		return nil, err
 	}
@@ -69,8 +69,8 @@ func (db *DB) targetsAndTheirDeployments(ctx context.Context, ids map[int64]bool
 }
 
 // collectIDs adds to ids the non-null ids the query selects.
-func (db *DB) collectIDs(ctx context.Context, ids map[int64]bool, query string, args ...any) error {
-	rows, err := db.sql.QueryContext(ctx, db.q(query), args...)
+func (db *DB) collectIDs(ctx context.Context, q querier, ids map[int64]bool, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,7 @@ const (
 // to the last one received before the cutoff (eventsBound), a range of
 // the primary key per batch, and checks each row's time.
 func (p *pruner) events(ctx context.Context, res, _ *Pruned) error {
-	first, bound, err := p.db.eventsBound(ctx, p.cut.events)
+	first, bound, err := p.db.eventsBound(ctx, p.conn, p.cut.events)
 	if err != nil || bound == 0 {
 		return err
 	}
@@ -278,12 +278,12 @@ func (p *pruner) events(ctx context.Context, res, _ *Pruned) error {
 // events were received before cut, taking ids to follow reception times
 // (they do, give or take a clock set back); bound is 0 when no event is
 // that old. A binary search over the primary key: a few dozen lookups.
-func (db *DB) eventsBound(ctx context.Context, cut int64) (first, bound int64, err error) {
+func (db *DB) eventsBound(ctx context.Context, q querier, cut int64) (first, bound int64, err error) {
 	var lo, hi sql.NullInt64
-	if err := db.sql.QueryRowContext(ctx, "SELECT MIN(id) FROM tb_webhook_event").Scan(&lo); err != nil {
+	if err := q.QueryRowContext(ctx, "SELECT MIN(id) FROM tb_webhook_event").Scan(&lo); err != nil {
 		return 0, 0, fmt.Errorf("find the oldest webhook event: %w", err)
 	}
-	if err := db.sql.QueryRowContext(ctx, "SELECT MAX(id) FROM tb_webhook_event").Scan(&hi); err != nil {
+	if err := q.QueryRowContext(ctx, "SELECT MAX(id) FROM tb_webhook_event").Scan(&hi); err != nil {
 		return 0, 0, fmt.Errorf("find the newest webhook event: %w", err)
 	}
 	if !lo.Valid {
@@ -293,7 +293,7 @@ func (db *DB) eventsBound(ctx context.Context, cut int64) (first, bound int64, e
 	// before cut.
 	old := func(id int64) (bool, error) {
 		var at int64
-		err := db.sql.QueryRowContext(ctx, db.q("SELECT received_at FROM tb_webhook_event WHERE id >= ? ORDER BY id LIMIT 1"), id).Scan(&at)
+		err := q.QueryRowContext(ctx, db.q("SELECT received_at FROM tb_webhook_event WHERE id >= ? ORDER BY id LIMIT 1"), id).Scan(&at)
 		if notFound(err) {
 			return false, nil
 		}
@@ -343,7 +343,7 @@ const (
 // last one stopped (tb_retention), so that each deployment's output is
 // visited once however many deployments are kept.
 func (p *pruner) stepOutput(ctx context.Context, res, _ *Pruned) error {
-	from, err := p.db.prunedBefore(ctx, p.db.sql, PruneStepOutput)
+	from, err := p.db.prunedBefore(ctx, p.conn, PruneStepOutput)
 	if err != nil || from >= p.cut.stepOutput {
 		return err
 	}
@@ -389,7 +389,7 @@ func (p *pruner) keptAfter() (string, []any) {
 // countDeployments is deployments for a dry run.
 func (p *pruner) countDeployments(ctx context.Context, res *Pruned) error {
 	kept, args := p.keptAfter()
-	err := p.db.sql.QueryRowContext(ctx, p.db.q(`SELECT COUNT(*) FROM tb_deployment d
+	err := p.conn.QueryRowContext(ctx, p.db.q(`SELECT COUNT(*) FROM tb_deployment d
 		WHERE d.finished_at < ? AND NOT `+kept), append([]any{p.cut.deployments}, args...)...).Scan(&res.Removed)
 	if err != nil {
 		return fmt.Errorf("count old deployments: %w", err)
@@ -401,7 +401,7 @@ func (p *pruner) countDeployments(ctx context.Context, res *Pruned) error {
 // enough once the deployments that go are gone.
 func (p *pruner) countEvents(ctx context.Context, res *Pruned, bound int64) error {
 	cond, args := p.eventWouldGo()
-	err := p.db.sql.QueryRowContext(ctx, p.db.q(`SELECT COUNT(*) FROM tb_webhook_event e
+	err := p.conn.QueryRowContext(ctx, p.db.q(`SELECT COUNT(*) FROM tb_webhook_event e
 		WHERE e.id <= ? AND `+cond), append([]any{bound}, args...)...).Scan(&res.Removed)
 	if err != nil {
 		return fmt.Errorf("count old webhook events: %w", err)
@@ -421,7 +421,7 @@ func (p *pruner) eventWouldGo() (string, []any) {
 // deployments the pass removes whole.
 func (p *pruner) countStepOutput(ctx context.Context, res *Pruned, from int64) error {
 	kept, args := p.keptAfter()
-	err := p.db.sql.QueryRowContext(ctx, p.db.q(`SELECT COUNT(*), COALESCE(SUM(length(s.output)), 0)
+	err := p.conn.QueryRowContext(ctx, p.db.q(`SELECT COUNT(*), COALESCE(SUM(length(s.output)), 0)
 		FROM tb_deployment d JOIN tb_deployment_step s ON s.deployment_id = d.id
 		WHERE d.finished_at >= ? AND d.finished_at < ? AND s.output_pruned_at IS NULL AND length(s.output) > 0
 		  AND `+kept), append([]any{from, p.cut.stepOutput}, args...)...).Scan(&res.Removed, &res.Bytes)
@@ -438,7 +438,7 @@ func (p *pruner) oldestKept(ctx context.Context, dep, ev, out *Pruned) error {
 	kept, args := p.keptAfter()
 	first := func(what, query string, args ...any) (*time.Time, error) {
 		var at int64
-		err := p.db.sql.QueryRowContext(ctx, p.db.q(query), args...).Scan(&at)
+		err := p.conn.QueryRowContext(ctx, p.db.q(query), args...).Scan(&at)
 		switch {
 		case notFound(err):
 			return nil, nil
