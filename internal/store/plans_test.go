@@ -98,7 +98,8 @@ var known = map[string]string{
 
 // grow fills db with a history: Populate's deployments and webhook
 // events, then five steps with output for each finished deployment, a
-// release for each that succeeded and a lock event for one in ten. It
+// release for each that succeeded, and for one in ten an order (it ran
+// after the deployment before it) and a lock event. It
 // returns a delivery recorded in that history, for redelivery.
 func grow(t *testing.T, db *store.DB) store.WebhookEvent {
 	t.Helper()
@@ -122,6 +123,9 @@ func grow(t *testing.T, db *store.DB) store.WebhookEvent {
 			SELECT fraise, environment, release, new_sha, '/srv/' || release, 'good', id, finished_at
 			FROM tb_deployment WHERE status = 'succeeded'
 			ON CONFLICT (fraise, environment, name) DO NOTHING`, nil},
+		{`INSERT INTO tb_deployment_after (deployment_id, webhook_event_id, after_id)
+			SELECT id, webhook_event_id, id - 1 FROM tb_deployment
+			WHERE webhook_event_id IS NOT NULL AND id % 10 = 0`, nil},
 		{`INSERT INTO tb_lock_event (fraise, environment, event, owner, host, pid, acquired_at, expires_at, at)
 			SELECT fraise, environment, 'expired', 'serve-1', host, pid, started_at, started_at + 60000, started_at + 60000
 			FROM tb_deployment WHERE id % 10 = 0`, nil},

@@ -100,6 +100,18 @@ func (w *workload) push(t store.Target) store.Intake {
 		Trigger: store.TriggerWebhook, Actor: "ada via github"}}}
 }
 
+var reportsProd = store.Target{Fraise: "reports", Environment: "production"}
+
+// ordered is the next delivery: a push to api/production whose
+// reports/production request runs after api's.
+func (w *workload) ordered() store.Intake {
+	it := w.push(apiProd)
+	r := it.Requests[0]
+	r.Target, r.After = reportsProd, []store.Target{apiProd}
+	it.Requests = append(it.Requests, r)
+	return it
+}
+
 func (w *workload) record(items ...store.Intake) []store.IntakeResult {
 	w.t.Helper()
 	var res []store.IntakeResult
@@ -120,6 +132,9 @@ func (w *workload) intake() {
 	// A burst: two pushes for one target fold, one for another, an
 	// ignored delivery, a refused one without a delivery id.
 	res := w.record(first, second, other, ignored, refused)
+	// A push whose reports environment runs after its api (after:,
+	// shares_code_with): both queued, reports waiting for api.
+	w.record(w.ordered())
 	// Redeliveries, alone and in a batch: of the burst's deliveries, of
 	// one recorded long ago, and one twice in the same batch.
 	w.record(second)
@@ -166,6 +181,7 @@ func (w *workload) queue() {
 		return err
 	})
 	w.do("QueuedDeployments", func() error { _, err := w.db.QueuedDeployments(w.ctx); return err })
+	w.do("SettleQueue", func() error { _, err := w.db.SettleQueue(w.ctx); return err })
 	w.do("RunningDeployments", func() error { _, err := w.db.RunningDeployments(w.ctx); return err })
 }
 
@@ -209,10 +225,14 @@ func (w *workload) deploy() {
 	w.do("SetReleaseRevision", func() error { return w.db.SetReleaseRevision(w.ctx, apiProd, release, "0042") })
 	w.do("SetReleaseState", func() error { return w.db.SetReleaseState(w.ctx, apiProd, release, store.ReleaseCurrent) })
 	w.do("RefreshLock", func() error { return w.db.RefreshLock(w.ctx, apiProd, lock.Owner, time.Minute) })
-	w.do("FinishDeployment", func() error {
-		return w.db.FinishDeployment(w.ctx, id, store.Finish{Status: store.StatusSucceeded, Release: release})
+	// Its code runs in reports/production too, which follows it.
+	w.do("FinishFollowed", func() error {
+		_, err := w.db.FinishFollowed(w.ctx, id, store.Finish{Status: store.StatusSucceeded, Release: release},
+			[]store.QueueRequest{{Target: reportsProd, SHA: d.NewSHA, Ref: d.RequestedRef, Trigger: store.TriggerWebhook, Actor: d.Actor}})
+		return err
 	})
 	w.do("ReleaseLock", func() error { return w.db.ReleaseLock(w.ctx, apiProd, lock.Owner) })
+	w.do("SettleQueue", func() error { _, err := w.db.SettleQueue(w.ctx); return err })
 
 	// From the CLI: a deployment that fails its health check, rolls back,
 	// and one that breaks the target, then one that restores it.
