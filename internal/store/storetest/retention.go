@@ -17,6 +17,9 @@ import (
 
 const day = 24 * time.Hour
 
+// quiet is a target deployed on the first day only.
+var quiet = store.Target{Fraise: "old", Environment: "quiet"}
+
 // The retention the tests prune with: shorter than the grown history,
 // each kind with a cutoff of its own.
 var testRetention = store.Retention{Events: 20 * day, StepOutput: 10 * day, Deployments: 40 * day, KeepReleases: 2}
@@ -69,7 +72,7 @@ func (s *suite) testRetention(t *testing.T) {
 			check(t, db.FinishDeployment(ctx, d.ID, store.Finish{Status: store.StatusFailed}))
 		}
 	}
-	for _, tg := range []store.Target{api, apiS, web} {
+	for _, tg := range []store.Target{api, apiS, web, quiet} {
 		deploy(t, db, clk, tg, 9000, time.Minute, store.StatusSucceeded)
 	}
 	res := must(db.RecordIntake(ctx, []store.Intake{{Event: store.WebhookEvent{Forge: "github", DeliveryID: want.keptDelivery,
@@ -207,8 +210,10 @@ func removedOf(rep store.PruneReport) map[store.PruneKind]int64 {
 // second), a delivery that routes nowhere, a deployment of the push and
 // one by hand, each with a step that prints and one that prints nothing,
 // ending in turn in every terminal status, a release for each success.
-// Two targets are left on the first day: old/queued with a request that never
-// ran, old/running with a deployment that never finished.
+// Three targets are left on the first day: old/queued with a request that
+// never ran (taken over by a second push), old/running with a deployment
+// that never finished, old/quiet broken, its deployments kept by what
+// refers to them.
 func growHistory(t *testing.T, db *store.DB, clk *clock, days int) {
 	t.Helper()
 	ctx := context.Background()
@@ -223,6 +228,22 @@ func growHistory(t *testing.T, db *store.DB, clk *clock, days int) {
 		Trigger: store.TriggerWebhook, WebhookID: hook("old-queued", store.OutcomeAccepted)}))(t)
 	must(db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "old", Environment: "running"},
 		Trigger: store.TriggerWebhook, WebhookID: hook("old-running", store.OutcomeAccepted)}))(t)
+	// A newer push takes old/queued's request over: the first push's
+	// event is then only linked to it.
+	oldPush := store.WebhookEvent{Forge: "github", DeliveryID: "old-queued-again", EventType: "push", Ref: "refs/heads/main",
+		SHA: sha(99998), Outcome: store.OutcomeAccepted}
+	must(db.RecordIntake(ctx, []store.Intake{{Event: oldPush, Requests: []store.QueueRequest{{Target: store.Target{Fraise: "old", Environment: "queued"},
+		SHA: sha(99998), Ref: "refs/heads/main", Trigger: store.TriggerWebhook}}}}))(t)
+	// old/quiet deploys on the first day only: three releases, a failure,
+	// then a rollback that fails (broken since), and a failure while broken.
+	for i, status := range []string{store.StatusSucceeded, store.StatusSucceeded, store.StatusSucceeded, store.StatusFailed,
+		store.StatusRollbackFailed, store.StatusFailed} {
+		id := deploy(t, db, clk, quiet, 99900+i, time.Minute, status)
+		if status == store.StatusSucceeded {
+			must(db.AddRelease(ctx, store.Release{Target: quiet, Name: fmt.Sprintf("q%d", i), SHA: sha(99900 + i),
+				State: store.ReleaseCurrent, DeploymentID: id}))(t)
+		}
+	}
 
 	statuses := store.TerminalStatuses()
 	n := 0
