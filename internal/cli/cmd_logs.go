@@ -73,6 +73,9 @@ func followLogs(ctx context.Context, db logSource, id int64, follow bool, every 
 			if !headed[s.ID] {
 				fmt.Fprintf(w, "→ %s\n", s.Name)
 				headed[s.ID] = true
+				if s.OutputPrunedAt != nil {
+					fmt.Fprintln(w, "    "+outputRemoved(*s.OutputPrunedAt))
+				}
 			}
 			prev, out := printed[s.ID], s.Output
 			if s.FinishedAt == nil {

@@ -27,6 +27,9 @@ type stepJSON struct {
 	Detail          string     `json:"detail"`
 	Output          string     `json:"output"`
 	OutputTruncated bool       `json:"output_truncated"`
+	// OutputPrunedAt is when retention removed the output; null while
+	// it is as recorded.
+	OutputPrunedAt *time.Time `json:"output_pruned_at"`
 }
 
 func (a *app) showCommand() *cobra.Command {
@@ -56,7 +59,7 @@ func (a *app) showCommand() *cobra.Command {
 			out := showJSON{Deployment: deploymentView(d), Steps: make([]stepJSON, 0, len(steps))}
 			for _, s := range steps {
 				sj := stepJSON{Seq: s.Seq, Name: s.Name, Status: s.Status, StartedAt: s.StartedAt.UTC(), FinishedAt: utcPtr(s.FinishedAt),
-					ExitCode: s.ExitCode, Detail: s.Detail, Output: s.Output, OutputTruncated: s.Truncated}
+					ExitCode: s.ExitCode, Detail: s.Detail, Output: s.Output, OutputTruncated: s.Truncated, OutputPrunedAt: utcPtr(s.OutputPrunedAt)}
 				if s.FinishedAt != nil {
 					sj.DurationMS = s.FinishedAt.Sub(s.StartedAt).Milliseconds()
 				}
@@ -132,6 +135,9 @@ func (a *app) renderShow(w io.Writer, s showJSON) error {
 			fmt.Fprintf(w, " (%s)", flatLine(st.Detail))
 		}
 		fmt.Fprintln(w)
+		if st.OutputPrunedAt != nil {
+			fmt.Fprintln(w, "    "+outputRemoved(*st.OutputPrunedAt))
+		}
 		if st.Output != "" {
 			if st.OutputTruncated {
 				fmt.Fprintln(w, "    … (earlier output truncated)")
@@ -151,4 +157,10 @@ func parseDeploymentID(s string) (int64, error) {
 		return 0, &usageError{fmt.Errorf("deployment id %q: want a positive number (see fraisier history)", s)}
 	}
 	return id, nil
+}
+
+// outputRemoved says that retention removed a step's output, so that an
+// empty log is not taken for a step that printed nothing.
+func outputRemoved(at time.Time) string {
+	return "(output removed by retention on " + fmtTime(at) + ": state.retention.step_output)"
 }

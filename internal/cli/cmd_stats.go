@@ -65,6 +65,11 @@ Median and p95 come from a duration histogram and are within 2%.`,
 			if !sinceT.IsZero() {
 				out.Since = &sinceT
 			}
+			// The window the figures are for: retention may have moved
+			// its start back to a midnight (see store.DB.Stats).
+			if len(rows) > 0 && rows[0].Since != nil {
+				out.Since = utcPtr(rows[0].Since)
+			}
 			for _, s := range rows {
 				byStatus := s.ByStatus
 				if byStatus == nil {

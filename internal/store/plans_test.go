@@ -217,9 +217,10 @@ var (
 	dollar     = regexp.MustCompile(`\$\d+`)
 )
 
-// boundedTables hold a row per target, or per migration: every other
-// table grows with the history.
-var boundedTables = map[string]bool{"tb_fraise_state": true, "tb_lock": true, "tb_job_state": true, "tb_schema_migrations": true}
+// boundedTables hold a row per target, per migration, or per kind of
+// record retention prunes (tb_retention): every other table grows with
+// the history.
+var boundedTables = map[string]bool{"tb_fraise_state": true, "tb_lock": true, "tb_job_state": true, "tb_schema_migrations": true, "tb_retention": true}
 
 // fullScans are the growing tables the plan reads whole. A scan in index
 // order under a LIMIT, with no sort, stops after the rows it returns (the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // bulkInserter inserts rows many per statement, which is what makes
@@ -75,7 +76,17 @@ func (b *bulkInserter) flush(ctx context.Context) error {
 // rows inserted in bulk (Populate) get their rollups. It replays finished
 // deployments in finish order through the same code FinishDeployment uses,
 // so the result matches the incremental rollups exactly.
+//
+// Once retention has removed deployments (Retention.Deployments), the
+// rollups hold what is no longer there to recount, and it refuses.
 func (db *DB) RebuildStats(ctx context.Context) error {
+	pruned, err := db.deploymentsPrunedBefore(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild stats: %w", err)
+	}
+	if !pruned.IsZero() {
+		return fmt.Errorf("rebuild stats: deployments finished before %s were removed by retention (state.retention.deployments): the rollups count them, and cannot be rebuilt from what is left", pruned.Format(time.DateOnly))
+	}
 	if err := db.write(ctx, func(tx *sql.Tx) error { return db.rebuild(ctx, tx) }); err != nil {
 		return fmt.Errorf("rebuild stats: %w", err)
 	}

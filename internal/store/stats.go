@@ -452,7 +452,9 @@ func (db *DB) addManyToRollups(ctx context.Context, tx *sql.Tx, t Target, d fini
 // totals through each day it had a finish, so all time is a target's
 // latest row and a window the latest row less the row before the window,
 // plus an exact scan of the window's first day when f.Since falls inside
-// it. That is a few rows per target whatever the window.
+// it. That is a few rows per target whatever the window. When retention
+// has removed deployments of that first day (Retention.Deployments), the
+// window starts at its midnight instead, and Since says so.
 func (db *DB) Stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 	out, err := db.stats(ctx, f)
 	if err != nil {
@@ -472,13 +474,22 @@ func (db *DB) stats(ctx context.Context, f StatsFilter) ([]Stats, error) {
 	var since *time.Time
 	if !f.Since.IsZero() {
 		s := f.Since.UTC()
-		since = &s
 		sinceMS := s.UnixMilli()
+		// A window starting on a day retention pruned deployments of
+		// starts at that day's midnight: the rollups are exact there.
+		from, err := db.statsSince(ctx, sinceMS)
+		if err != nil {
+			return nil, err
+		}
+		if from != sinceMS {
+			s, sinceMS = fromMS(from), from
+		}
+		since = &s
 		firstFullDay := dayOf(sinceMS)
 		if sinceMS%dayMS != 0 {
 			firstFullDay++
 		}
-		err := db.rollupsBefore(ctx, f, firstFullDay, func(t Target, a *statsAcc) {
+		err = db.rollupsBefore(ctx, f, firstFullDay, func(t Target, a *statsAcc) {
 			if w := accs[t]; w != nil {
 				w.merge(a, -1)
 			}

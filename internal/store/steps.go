@@ -123,7 +123,7 @@ func (db *DB) Steps(ctx context.Context, deploymentID int64) ([]Step, error) {
 
 func (db *DB) steps(ctx context.Context, deploymentID int64) ([]Step, error) {
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, deployment_id, seq, name, status, started_at, finished_at,
-		exit_code, output, output_truncated, detail FROM tb_deployment_step WHERE deployment_id = ? ORDER BY seq`), deploymentID)
+		exit_code, output, output_truncated, output_pruned_at, detail FROM tb_deployment_step WHERE deployment_id = ? ORDER BY seq`), deploymentID)
 	if err != nil {
 		return nil, err
 	}
@@ -136,13 +136,15 @@ func (db *DB) steps(ctx context.Context, deploymentID int64) ([]Step, error) {
 			finished sql.NullInt64
 			exit     sql.NullInt64
 			out      []byte
+			pruned   sql.NullInt64
 		)
 		if err := rows.Scan(&s.ID, &s.DeploymentID, &s.Seq, &s.Name, &s.Status, &started, &finished,
-			&exit, &out, &s.Truncated, &s.Detail); err != nil {
+			&exit, &out, &s.Truncated, &pruned, &s.Detail); err != nil {
 			return nil, err
 		}
 		s.StartedAt = fromMS(started)
 		s.FinishedAt = fromNullMS(finished)
+		s.OutputPrunedAt = fromNullMS(pruned)
 		if exit.Valid {
 			code := int(exit.Int64)
 			s.ExitCode = &code

@@ -116,7 +116,10 @@ type Step struct {
 	ExitCode     *int       `json:"exit_code,omitempty"`
 	Output       string     `json:"output"`
 	Truncated    bool       `json:"output_truncated"`
-	Detail       string     `json:"detail"`
+	// OutputPrunedAt is when retention removed the output
+	// (state.retention.step_output); nil while it is as recorded.
+	OutputPrunedAt *time.Time `json:"output_pruned_at,omitempty"`
+	Detail         string     `json:"detail"`
 }
 
 // WebhookEvent is one received delivery, whatever became of it.

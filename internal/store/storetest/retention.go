@@ -52,6 +52,7 @@ func (s *suite) testRetention(t *testing.T) {
 		t.Errorf("dry run and real pass differ (-dry +real):\n%s", diff)
 	}
 	want.check(t, db)
+	stepsSayRemoved(t, db, clk.Now())
 	if diff := cmp.Diff(before, statsOf(t, db, windows)); diff != "" {
 		t.Errorf("stats changed by pruning (-before +after):\n%s", diff)
 	}
@@ -560,12 +561,25 @@ func scanRows(t *testing.T, q *sql.DB, query string, fn func(*sql.Rows) error) {
 	}
 }
 
-// RunRetention runs the retention tests that need nothing beyond
-// retention.go: internal/store/retention_test.go runs them on SQLite and
-// PostgreSQL.
-func RunRetention(t *testing.T, open func(t *testing.T) *store.DB) {
-	s := &suite{open: open}
-	t.Run("Retention", s.testRetention)
-	t.Run("RetentionKeepsByDefault", s.testRetentionKeepsByDefault)
-	t.Run("RetentionConcurrent", s.testRetentionConcurrent)
+// stepsSayRemoved: Steps tells a step whose output retention removed
+// (when, and no output) from one that printed nothing or still has it.
+func stepsSayRemoved(t *testing.T, db *store.DB, now time.Time) {
+	t.Helper()
+	var id int64
+	if err := db.SQL().QueryRowContext(context.Background(),
+		"SELECT deployment_id FROM tb_deployment_step WHERE output_pruned_at IS NOT NULL ORDER BY id LIMIT 1").Scan(&id); err != nil {
+		t.Fatalf("a deployment whose output was removed: %v", err)
+	}
+	for _, st := range must(db.Steps(context.Background(), id))(t) {
+		switch st.Name {
+		case "install":
+			if st.OutputPrunedAt == nil || !st.OutputPrunedAt.Equal(now) || st.Output != "" {
+				t.Errorf("deployment %d step %s: output %q, removed at %v; want removed at %s", id, st.Name, st.Output, st.OutputPrunedAt, now)
+			}
+		default:
+			if st.OutputPrunedAt != nil {
+				t.Errorf("deployment %d step %s printed nothing, yet its output was removed at %s", id, st.Name, st.OutputPrunedAt)
+			}
+		}
+	}
 }

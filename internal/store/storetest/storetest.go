@@ -64,6 +64,10 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"StatsSinceSplitsDay", s.testStatsSinceSplitsDay},
 		{"RebuildStats", s.testRebuildStats},
 		{"Populate", s.testPopulate},
+		{"Retention", s.testRetention},
+		{"RetentionStatsWindow", s.testRetentionStatsWindow},
+		{"RetentionKeepsByDefault", s.testRetentionKeepsByDefault},
+		{"RetentionConcurrent", s.testRetentionConcurrent},
 	}
 	ran := 0
 	for _, tc := range tests {
