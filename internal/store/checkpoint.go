@@ -87,6 +87,9 @@ func (db *DB) checkpointAndRewind(ctx context.Context) {
 		db.idleTicks = 0
 	}
 	db.lastFrames = frames
+	if db.idleTicks == idleTicks {
+		db.releaseMemory(ctx)
+	}
 	if db.idleTicks >= idleTicks && db.idleTicks%idleTicks == 0 {
 		// Again every idle second: a reader may have kept the first
 		// attempt from truncating.

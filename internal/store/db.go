@@ -58,6 +58,9 @@ type DB struct {
 	// fairer than every pooled connection polling SQLite's busy handler.
 	// Other processes are still handled by busy_timeout.
 	wmu *sync.Mutex
+	// writer is the connection every write transaction of this process
+	// runs on (SQLite; see beginWrite), opened by the first; guarded by wmu.
+	writer *sql.Conn
 
 	prepared preparedStmts
 
@@ -216,6 +219,9 @@ func openSQLite(opts Options) (*sql.DB, error) {
 	}
 	sdb := sql.OpenDB(opts.connector(c))
 	sdb.SetMaxIdleConns(4)
+	// Readers left idle are closed, and their page caches with them: a
+	// server between bursts keeps only what it uses.
+	sdb.SetConnMaxIdleTime(readerMaxIdle)
 	return sdb, nil
 }
 
@@ -231,6 +237,11 @@ func (o Options) connector(c driver.Connector) driver.Connector {
 func (db *DB) Close() error {
 	if db.stopCheckpoints != nil {
 		db.stopCheckpoints()
+	}
+	if db.wmu != nil {
+		db.wmu.Lock()
+		db.closeWriter()
+		db.wmu.Unlock()
 	}
 	db.prepared.close()
 	if err := db.sql.Close(); err != nil {
@@ -288,7 +299,7 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		db.wmu.Lock()
 		defer db.wmu.Unlock()
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"context"
 	"database/sql/driver"
 	"fmt"
+
+	"modernc.org/sqlite"
 )
 
 // SetRewindFrames lowers the WAL size past which the background
@@ -37,4 +40,21 @@ func EarlierPushQueries(db *DB) map[string][]any {
 func WithConnector(o Options, wrap func(driver.Connector) driver.Connector) Options {
 	o.wrapConnector = wrap
 	return o
+}
+
+// WriterCacheBytes is the page cache the writing connection of a SQLite
+// database holds now, 0 before its first write.
+func WriterCacheBytes(ctx context.Context, db *DB) (int64, error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if db.writer == nil {
+		return 0, nil
+	}
+	var n int64
+	err := db.writer.Raw(func(dc any) error {
+		used, _, err := dc.(sqlite.DBStatus).Status(sqlite.DBStatusCacheUsed, false)
+		n = int64(used)
+		return err
+	})
+	return n, err
 }

@@ -234,3 +234,32 @@ func TestCheckpointsIdleTruncationYieldsToReaders(t *testing.T) {
 		}
 	}
 }
+
+// A server's writes all run on one connection, whose page cache stays
+// within its bound however much is written, and which a second of idle
+// time gives back: the memory of a server between bursts.
+func TestWriterPageCacheIsBoundedAndGivenBackWhenIdle(t *testing.T) {
+	ctx := context.Background()
+	db, _ := checkpointed(t)
+	// About 20 MiB of events, each batch's pages new to the cache.
+	for b := 0; b < 80; b++ {
+		recordIgnored(t, db, b, 64, 4000)
+	}
+	used, err := store.WriterCacheBytes(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used < 1<<20 || used > 5<<20 {
+		t.Fatalf("the writing connection holds %.1f MiB of pages after 20 MiB of writes, want 1 to 5", float64(used)/(1<<20))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for used > 256<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writing connection still holds %.1f MiB of pages 5 s after the last write", float64(used)/(1<<20))
+		}
+		time.Sleep(50 * time.Millisecond)
+		if used, err = store.WriterCacheBytes(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
