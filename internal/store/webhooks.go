@@ -205,8 +205,19 @@ func (db *DB) webhooks(ctx context.Context, f WebhookFilter) ([]WebhookEvent, er
 }
 
 func (db *DB) queryWebhooks(ctx context.Context, q querier, tail string, args []any) ([]WebhookEvent, error) {
-	rows, err := q.QueryContext(ctx, db.q(`SELECT id, forge, delivery_id, event_type, repository, ref, sha, sender,
-		outcome, reason, remote_addr, received_at, deployment_ids FROM v_webhook_events`+tail), args...)
+	query := `SELECT id, forge, delivery_id, event_type, repository, ref, sha, sender,
+		outcome, reason, remote_addr, received_at, deployment_ids FROM v_webhook_events` + tail
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if tx, ok := q.(*sql.Tx); ok {
+		// The write paths read an event by id, a redelivery's answer in
+		// the intake's transaction: prepared once, not parsed each time.
+		rows, err = db.queryTx(ctx, tx, query, args...)
+	} else {
+		rows, err = q.QueryContext(ctx, db.q(query), args...)
+	}
 	if err != nil {
 		return nil, err
 	}
