@@ -106,7 +106,8 @@ type deployment struct {
 // that failed, rolled back or could not roll back is a Result with its
 // Status and Err.
 func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Result, error) {
-	return e.execute(ctx, c, req, orBranch(req.Ref, req.Env.Branch), (*deployment).run)
+	res, err := e.execute(ctx, c, req, orBranch(req.Ref, req.Env.Branch), (*deployment).run)
+	return e.followUp(ctx, c, req, res, err)
 }
 
 // run is the api flow. It returns the terminal status and, for every status

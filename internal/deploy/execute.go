@@ -172,7 +172,7 @@ func (d *deployment) close(record context.Context, status string, runErr error) 
 	}
 	d.e.Fault.at(d.e.progress(), FaultRecord, true)
 	for attempt := 1; ; attempt++ {
-		err := d.e.Store.FinishDeployment(record, d.id, fin)
+		err := d.finishRecord(record, fin)
 		if err == nil {
 			return nil
 		}

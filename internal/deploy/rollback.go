@@ -51,8 +51,10 @@ func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequ
 	if requested == "" {
 		requested = "previous good release"
 	}
-	return e.execute(ctx, c, Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true}, requested,
+	run := Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true}
+	res, err := e.execute(ctx, c, run, requested,
 		func(d *deployment, ctx context.Context) (string, error) { return d.runRollback(ctx, req) })
+	return e.followUp(ctx, c, run, res, err)
 }
 
 func (d *deployment) runRollback(ctx context.Context, req RollbackRequest) (string, error) {

@@ -249,7 +249,7 @@ func TestOrderRunsAfterItsPush(t *testing.T) {
 // the etl waits for it. The next start records hello's deployment
 // interrupted and queues its commit again; the etl's request, which
 // waited for the interrupted deployment, is decided: skipped, naming it.
-// Nothing waits forever.
+// Nothing waits forever, and the etl follows the retry once it succeeds.
 func TestOrderAfterCrash(t *testing.T) {
 	f := newOrderFixture(t)
 	v1 := f.commit()
@@ -283,6 +283,9 @@ func TestOrderAfterCrash(t *testing.T) {
 	if d := f.deployment(e); d.Status != store.StatusSkipped || !strings.Contains(d.Error, fmt.Sprintf("deployment %d of hello/production", a)) ||
 		!strings.Contains(d.Error, store.StatusInterrupted) {
 		t.Errorf("the etl's request: %s %q; want skipped, naming interrupted deployment %d", d.Status, d.Error, a)
+	}
+	if got := f.etlRuns(); got != "v1\n" {
+		t.Errorf("the etl ran in %q; want v1's release, following the retry", got)
 	}
 }
 
