@@ -13,5 +13,8 @@ echo
 echo "== webhook intake: signed 5 KB GitHub pushes over 32 connections, generator beside the server, against a minimal Go handler (read, HMAC, decode) in the same run"
 go run ./bench/webhookbench -bin "$bin" -rounds 3
 echo
+echo "== webhook intake on a state database grown to 1,000,000 webhook events, one delivery in ten redelivered (GitHub's Redeliver), against the same load with unique ids in the same run; then the server's memory over 4 bursts of 15 s and once idle"
+go run ./bench/webhookbench -bin "$bin" -rounds 3 -grow 1000000 -dir bench/out -redeliver 0.1 -bursts 4
+echo
 echo "== store queries (Go benchmarks)"
 go test -run '^$' -bench . -benchtime 200x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'

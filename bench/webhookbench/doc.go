@@ -23,8 +23,24 @@
 //
 // It prints requests/s, p50, p99, the server's peak resident memory, the
 // ratio to the baseline and a verdict against the targets, and checks
-// afterwards in the state database that every delivery answered 202 was
-// recorded.
+// afterwards in the state database that every first delivery answered
+// 202 was recorded.
+//
+// A database that has lived a while: -grow N starts each fraisier on a
+// copy of a state database holding N webhook events and a tenth as many
+// deployments, a year of history made once by the store's generator
+// (store.Populate, in bulk, not through HTTP) and kept in -dir. With
+// -redeliver F, a fraction F of the deliveries are sent again under an
+// id their connection sent before, with the same body, as GitHub's
+// Redeliver button does; each must be answered as the first was (status
+// and webhook event), and fraisier is measured in the same rounds with
+// unique ids, the rate with redeliveries reported over that one. -bursts
+// then runs bursts of that load on one fraisier process and reports its
+// VmHWM (the kernel's high-water mark of its resident memory) over them
+// and its VmRSS once idle after them, with the Go runtime's share from
+// /metrics. -against OLD measures an older fraisier beside -bin in every
+// round and burst, for a before and after in one run; it must know the
+// state database's schema.
 //
 // The Go benchmarks in this package drive the same intake in-process
 // (server.New over a real SQLite store, through httptest) for profiling:

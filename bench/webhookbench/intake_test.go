@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,8 +83,15 @@ func newServer(tb testing.TB, log *slog.Logger) (*server.Server, *store.DB) {
 }
 
 func driveHandler(b *testing.B, h http.Handler, want int) {
+	driveHandlerRedelivering(b, h, want, 0)
+}
+
+// driveHandlerRedelivering is driveHandler with a fraction redeliver of
+// the requests sending again a delivery its goroutine sent before.
+func driveHandlerRedelivering(b *testing.B, h http.Handler, want int, redeliver float64) {
 	bs := benchBodies(b)
 	var seq atomic.Uint64
+	var goroutines atomic.Uint64
 	// Build the requests outside the timer's hot loop is not possible per
 	// request; httptest.NewRequest's cost is in both sides alike.
 	b.SetParallelism(parallel / max(1, runtimeProcs()))
@@ -91,8 +99,16 @@ func driveHandler(b *testing.B, h http.Handler, want int) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		sign := bs.signer()
+		rng := mrand.New(mrand.NewPCG(goroutines.Add(1), 1))
+		var sent []uint64
 		for pb.Next() {
-			r := request(bs, sign, seq.Add(1))
+			n := seq.Add(1)
+			if len(sent) > 0 && rng.Float64() < redeliver {
+				n = sent[rng.IntN(len(sent))]
+			} else if redeliver > 0 {
+				sent = append(sent, n)
+			}
+			r := request(bs, sign, n)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
 			if rec.Code != want {
@@ -128,6 +144,13 @@ func BenchmarkIntake(b *testing.B) {
 		b.ReportMetric(float64(cs.items.Load())/float64(n), "deliveries/batch")
 		b.ReportMetric(time.Duration(cs.busy.Load()).Seconds()/b.Elapsed().Seconds(), "writer-busy")
 	}
+}
+
+// BenchmarkIntakeRedelivered is BenchmarkIntake with one delivery in ten
+// sent again under its id, as a forge's Redeliver button does.
+func BenchmarkIntakeRedelivered(b *testing.B) {
+	srv, _ := newServer(b, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	driveHandlerRedelivering(b, srv.Handler(), http.StatusAccepted, 0.1)
 }
 
 // countingStore counts the batches the intake writer hands the store.
@@ -198,22 +221,35 @@ func BenchmarkBaselineHandler(b *testing.B) {
 
 // BenchmarkRecordIntake is the store alone: batches of accepted pushes to
 // one target, each taking over the request waiting before it, as the
-// intake writer commits them under load.
+// intake writer commits them under load; with redelivered=10%, one
+// delivery in ten is one of the benchmark's earlier deliveries again.
 func BenchmarkRecordIntake(b *testing.B) {
-	for _, size := range []int{1, 8, 32} {
-		b.Run("batch="+strconv.Itoa(size), func(b *testing.B) {
+	for _, bc := range []struct {
+		size      int
+		redeliver float64
+	}{{1, 0}, {8, 0}, {32, 0}, {32, 0.1}} {
+		name := "batch=" + strconv.Itoa(bc.size)
+		if bc.redeliver > 0 {
+			name += fmt.Sprintf("/redelivered=%.0f%%", 100*bc.redeliver)
+		}
+		b.Run(name, func(b *testing.B) {
 			_, db := newServer(b, nil)
 			ctx := context.Background()
+			rng := mrand.New(mrand.NewPCG(1, 2))
 			n := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				items := make([]store.Intake, size)
+				items := make([]store.Intake, bc.size)
 				for i := range items {
 					n++
-					sha := commitOf(n)
+					d := n
+					if n > 100 && rng.Float64() < bc.redeliver {
+						d = 1 + rng.IntN(n-100)
+					}
+					sha := commitOf(d)
 					t := store.Target{Fraise: "bench", Environment: "staging"}
 					items[i] = store.Intake{
-						Event: store.WebhookEvent{Forge: "github", DeliveryID: "d-" + strconv.Itoa(n), EventType: "push",
+						Event: store.WebhookEvent{Forge: "github", DeliveryID: "d-" + strconv.Itoa(d), EventType: "push",
 							Repository: "acme/bench", Ref: "refs/heads/main", SHA: sha, Sender: "ada", Outcome: store.OutcomeAccepted,
 							RemoteAddr: "127.0.0.1", ReceivedAt: time.Now()},
 						Requests: []store.QueueRequest{{Target: t, SHA: sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "ada via github"}},
@@ -223,7 +259,7 @@ func BenchmarkRecordIntake(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(b.N*bc.size)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http/httputil"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -181,10 +183,15 @@ const (
 type loadResult struct {
 	lat      []time.Duration // measured window, sorted
 	window   time.Duration
-	total202 int64         // every phase: what the server must have recorded
+	total202 int64         // every phase, first deliveries only: what the server must have recorded
 	other    map[int]int64 // statuses other than 202, every phase
 	errs     int64         // connection or protocol errors
 	firstErr error
+	// redelivered counts the deliveries sent again under their id, every
+	// phase, and unlike those answered otherwise than the first time
+	// (status or webhook event id), with the first such difference.
+	redelivered, unlike int64
+	firstUnlike         string
 	// serverCPU and genCPU are the CPU time the server and this program
 	// used during the measured window.
 	serverCPU, genCPU time.Duration
@@ -217,18 +224,22 @@ func (l loadResult) otherStatuses() string {
 }
 
 type workerResult struct {
-	lat      []time.Duration
-	n202     int64
-	other    map[int]int64
-	errs     int64
-	firstErr error
+	lat                 []time.Duration
+	n202                int64
+	other               map[int]int64
+	errs                int64
+	firstErr            error
+	redelivered, unlike int64
+	firstUnlike         string
 }
 
 // drive sends the bodies to addr over conns keep-alive connections: warm
 // unmeasured, then measure. Each connection sends its next request as soon
 // as the answer to the previous one is read (a closed loop), so the rate
-// is what the server sustains at that concurrency.
-func drive(addr string, serverPID int, b *bodies, conns int, warm, measure time.Duration) loadResult {
+// is what the server sustains at that concurrency. A fraction redeliver
+// of the requests send again a delivery the connection sent before, under
+// its id and with its body, as a forge's Redeliver button does.
+func drive(addr string, serverPID int, b *bodies, conns int, warm, measure time.Duration, redeliver float64) loadResult {
 	var (
 		seq   atomic.Uint64
 		phase atomic.Int32
@@ -239,7 +250,7 @@ func drive(addr string, serverPID int, b *bodies, conns int, warm, measure time.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[c] = worker(addr, b, &seq, &phase)
+			res[c] = worker(addr, b, &seq, &phase, redeliver, uint64(c))
 		}()
 	}
 	time.Sleep(warm)
@@ -260,6 +271,11 @@ func drive(addr string, serverPID int, b *bodies, conns int, warm, measure time.
 		if out.firstErr == nil {
 			out.firstErr = r.firstErr
 		}
+		out.redelivered += r.redelivered
+		out.unlike += r.unlike
+		if out.firstUnlike == "" {
+			out.firstUnlike = r.firstUnlike
+		}
 		for s, n := range r.other {
 			out.other[s] += n
 		}
@@ -268,72 +284,158 @@ func drive(addr string, serverPID int, b *bodies, conns int, warm, measure time.
 	return out
 }
 
-func worker(addr string, b *bodies, seq *atomic.Uint64, phase *atomic.Int32) workerResult {
+// sent is a delivery a connection sent, and what it was answered.
+type sent struct {
+	n      uint64
+	status int
+	event  int64 // the webhook event id of the answer, 0 if none
+}
+
+// history are a connection's recent deliveries, those it redelivers.
+type history struct {
+	ring   [1024]sent
+	filled int
+	next   int
+}
+
+func (h *history) add(s sent) {
+	h.ring[h.next] = s
+	h.next = (h.next + 1) % len(h.ring)
+	h.filled = min(h.filled+1, len(h.ring))
+}
+
+func worker(addr string, b *bodies, seq *atomic.Uint64, phase *atomic.Int32, redeliver float64, id uint64) workerResult {
 	r := workerResult{lat: make([]time.Duration, 0, 1<<14), other: map[int]int64{}}
-	fail := func(err error) {
-		r.errs++
-		if r.firstErr == nil {
-			r.firstErr = err
-		}
-	}
+	c := &client{addr: addr, sign: b.signer()}
+	defer c.close()
+	rng := mrand.New(mrand.NewPCG(id, 0x5eed))
 	var (
-		conn net.Conn
-		br   *bufio.Reader
-		bw   *bufio.Writer
+		past history
+		body []byte
 	)
-	sign := b.signer()
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	line := "POST /webhook HTTP/1.1\r\nHost: " + addr + "\r\n"
 	for phase.Load() != phaseStop {
-		if conn == nil {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				fail(fmt.Errorf("dial %s: %w", addr, err))
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			conn, br, bw = c, bufio.NewReaderSize(c, 4096), bufio.NewWriterSize(c, 8192)
+		// A redelivery sends again one of the connection's earlier
+		// deliveries, whose answer it knows.
+		again := redeliver > 0 && past.filled > 0 && rng.Float64() < redeliver
+		var first sent
+		n := uint64(0)
+		if again {
+			first = past.ring[rng.IntN(past.filled)]
+			n = first.n
+		} else {
+			n = seq.Add(1)
 		}
-		n := seq.Add(1)
-		head, body := b.request(sign, n, b.commit(n))
-		bw.WriteString(line)
-		bw.Write(head)
-		bw.WriteString("\r\n")
-		bw.Write(body)
-		t0 := time.Now()
-		err := bw.Flush()
-		var (
-			status int
-			close  bool
-		)
-		if err == nil {
-			status, close, err = readResponse(br)
-		}
-		d := time.Since(t0)
+		status, d, err := c.do(b, n, &body)
 		if err != nil {
-			fail(err)
-			conn.Close()
-			conn = nil
+			r.fail(err)
 			continue
 		}
-		if status == 202 {
+		switch {
+		case again:
+			r.redelivered++
+			if ev := eventID(body); status != first.status || ev != first.event {
+				r.unlike++
+				if r.firstUnlike == "" {
+					r.firstUnlike = fmt.Sprintf("delivery %d: first %d (event %d), again %d (event %d)", n, first.status, first.event, status, ev)
+				}
+			}
+		case status == 202:
 			r.n202++
-		} else {
+		}
+		if status != 202 {
 			r.other[status]++
+		}
+		if redeliver > 0 && !again {
+			past.add(sent{n: n, status: status, event: eventID(body)})
 		}
 		if phase.Load() == phaseMeasure {
 			r.lat = append(r.lat, d)
 		}
-		if close {
-			conn.Close()
-			conn = nil
-		}
 	}
 	return r
+}
+
+func (r *workerResult) fail(err error) {
+	r.errs++
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+}
+
+// requestTimeout bounds a request from its first byte sent to its
+// answer read.
+const requestTimeout = 60 * time.Second
+
+// client is one keep-alive connection of the generator.
+type client struct {
+	addr string
+	sign *signer
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+}
+
+func (c *client) close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// do sends delivery n and reads its answer, the body into *body. It
+// returns the status and the time from the request's last byte written to
+// the answer read.
+func (c *client) do(b *bodies, n uint64, body *[]byte) (int, time.Duration, error) {
+	if c.conn == nil {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			return 0, 0, fmt.Errorf("dial %s: %w", c.addr, err)
+		}
+		c.conn, c.br, c.bw = conn, bufio.NewReaderSize(conn, 4096), bufio.NewWriterSize(conn, 8192)
+	}
+	// A server that stops answering fails the request rather than
+	// holding the run forever.
+	if err := c.conn.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+		c.close()
+		return 0, 0, fmt.Errorf("set a deadline: %w", err)
+	}
+	head, payload := b.request(c.sign, n, b.commit(n))
+	c.bw.WriteString("POST /webhook HTTP/1.1\r\nHost: " + c.addr + "\r\n")
+	c.bw.Write(head)
+	c.bw.WriteString("\r\n")
+	c.bw.Write(payload)
+	t0 := time.Now()
+	err := c.bw.Flush()
+	var (
+		status int
+		closed bool
+	)
+	if err == nil {
+		status, closed, err = readResponse(c.br, body)
+	}
+	d := time.Since(t0)
+	if err != nil || closed {
+		c.close()
+	}
+	return status, d, err
+}
+
+// eventID is the webhook_event_id of a fraisier answer, 0 if none.
+func eventID(body []byte) int64 {
+	const key = `"webhook_event_id":`
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return 0
+	}
+	var n int64
+	for _, c := range body[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }
 
 func hex16(dst *[16]byte, n uint64) {
@@ -352,9 +454,9 @@ func hex12(dst *[12]byte, n uint64) {
 	}
 }
 
-// readResponse reads one HTTP/1.1 response and discards its body. It
+// readResponse reads one HTTP/1.1 response, its body into *body. It
 // returns the status and whether the server closes the connection.
-func readResponse(br *bufio.Reader) (status int, close bool, err error) {
+func readResponse(br *bufio.Reader, body *[]byte) (status int, close bool, err error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
 		return 0, false, fmt.Errorf("read status line: %w", err)
@@ -392,9 +494,12 @@ func readResponse(br *bufio.Reader) (status int, close bool, err error) {
 			close = bytes.EqualFold(v, []byte("close"))
 		}
 	}
+	*body = (*body)[:0]
 	switch {
 	case chunked:
-		if _, err = io.Copy(io.Discard, httputil.NewChunkedReader(br)); err == nil {
+		w := bytes.NewBuffer(*body)
+		if _, err = io.Copy(w, httputil.NewChunkedReader(br)); err == nil {
+			*body = w.Bytes()
 			// The trailer: lines up to an empty one.
 			for {
 				t, terr := br.ReadSlice('\n')
@@ -405,7 +510,8 @@ func readResponse(br *bufio.Reader) (status int, close bool, err error) {
 			}
 		}
 	case length >= 0:
-		_, err = br.Discard(length)
+		*body = slices.Grow(*body, length)[:length]
+		_, err = io.ReadFull(br, *body)
 	default:
 		return 0, false, fmt.Errorf("response of status %d without a length", status)
 	}

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -21,27 +17,65 @@ type targets struct {
 	p99   time.Duration
 	rss   int64 // bytes
 	ratio float64
+	// redelivered: the rate with redeliveries over the same binary's rate
+	// with unique ids in the same round, at least.
+	redelivered float64
+	// hwm and idleRSS: the server's VmHWM over the bursts, and its VmRSS
+	// once idle after them, under (bytes).
+	hwm, idleRSS int64
+}
+
+// options are the program's flags.
+type options struct {
+	bin, against string // the binary measured, and an older one beside it
+	conns        int
+	warmup       time.Duration
+	duration     time.Duration
+	rounds       int
+	keep, held   bool
+	redeliver    float64 // fraction of deliveries sent again under their id
+	grow         int     // webhook events in the state database before the load
+	dir          string  // where the grown database is kept
+	bursts       int
+	burst, pause time.Duration
+	idle         time.Duration
+	t            targets
 }
 
 func main() {
 	var (
-		bin      = flag.String("bin", "bin/fraisier", "fraisier binary to measure (make bench builds it)")
-		conns    = flag.Int("conns", 32, "keep-alive connections")
-		warmup   = flag.Duration("warmup", 2*time.Second, "unmeasured load before each measured window")
-		duration = flag.Duration("duration", 10*time.Second, "measured window of each server")
-		rounds   = flag.Int("rounds", 3, "rounds of baseline and fraisier, alternating which goes first")
-		keep     = flag.Bool("keep", false, "keep the work directory (state database, logs, origin) for inspection")
-		deploys  = flag.String("deploys", "held", "what the queue does during the load: held (one deployment runs throughout, sleeping in its install step; every push replaces the request waiting behind it) or continuous (real deployments back to back, competing for the cores)")
-		t        targets
+		o        options
+		deploys  string
 		rssMB    int64
+		hwmMB    int64
+		idleMB   int64
 		baseline = flag.String("baseline-listen", "", "internal: serve the baseline handler on this address (the program starts itself with it)")
 	)
-	flag.Float64Var(&t.rate, "min-rate", 7000, "target: fraisier's requests/s at least")
-	flag.DurationVar(&t.p99, "max-p99", 20*time.Millisecond, "target: fraisier's p99 under")
+	flag.StringVar(&o.bin, "bin", "bin/fraisier", "fraisier binary to measure (make bench builds it)")
+	flag.StringVar(&o.against, "against", "", "an older fraisier binary measured beside -bin in every round and burst, for a before and after in one run (it must know the state database's schema)")
+	flag.IntVar(&o.conns, "conns", 32, "keep-alive connections")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measured window")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured window of each server")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of baseline and fraisier, in an order that turns each round")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (state database, logs, origin) for inspection")
+	flag.StringVar(&deploys, "deploys", "held", "what the queue does during the load: held (one deployment runs throughout, sleeping in its install step; every push replaces the request waiting behind it) or continuous (real deployments back to back, competing for the cores)")
+	flag.Float64Var(&o.redeliver, "redeliver", 0, "fraction of deliveries sent again under an id sent before, with its body (a forge's Redeliver button); fraisier is then also measured with unique ids in each round, and the two compared")
+	flag.IntVar(&o.grow, "grow", 0, "webhook events (and a tenth as many deployments) in the state database before the load, made once by the store's generator and kept in -dir")
+	flag.StringVar(&o.dir, "dir", "bench/out", "where the grown state database is kept")
+	flag.IntVar(&o.bursts, "bursts", 0, "after the rounds, bursts of load on one fraisier process (on the grown database), for its memory: VmHWM over the bursts, VmRSS once idle")
+	flag.DurationVar(&o.burst, "burst", 15*time.Second, "length of each burst")
+	flag.DurationVar(&o.pause, "pause", 5*time.Second, "pause between bursts")
+	flag.DurationVar(&o.idle, "idle", 30*time.Second, "idle time after the bursts before the resident memory is read")
+	flag.Float64Var(&o.t.rate, "min-rate", 7000, "target: fraisier's requests/s at least")
+	flag.DurationVar(&o.t.p99, "max-p99", 20*time.Millisecond, "target: fraisier's p99 under")
 	flag.Int64Var(&rssMB, "max-rss-mb", 40, "target: fraisier's peak resident memory under, in MB")
-	flag.Float64Var(&t.ratio, "min-ratio", 0.65, "target: fraisier's rate over the baseline's, at least")
+	flag.Float64Var(&o.t.ratio, "min-ratio", 0.65, "target: fraisier's rate over the baseline's, at least")
+	flag.Float64Var(&o.t.redelivered, "min-redelivered-ratio", 0.9, "target: fraisier's rate with -redeliver over its rate with unique ids, at least")
+	flag.Int64Var(&hwmMB, "max-hwm-mb", 48, "target: fraisier's VmHWM over the bursts under, in MB")
+	flag.Int64Var(&idleMB, "max-idle-rss-mb", 40, "target: fraisier's VmRSS once idle after the bursts under, in MB")
 	flag.Parse()
-	t.rss = rssMB << 20
+	o.t.rss, o.t.hwm, o.t.idleRSS = rssMB<<20, hwmMB<<20, idleMB<<20
+	o.held = deploys == "held"
 	if *baseline != "" {
 		if err := serveBaseline(*baseline, []byte(os.Getenv("WEBHOOKBENCH_SECRET"))); err != nil {
 			fmt.Fprintln(os.Stderr, "webhookbench baseline:", err)
@@ -49,11 +83,15 @@ func main() {
 		}
 		return
 	}
-	if *deploys != "held" && *deploys != "continuous" {
-		fmt.Fprintf(os.Stderr, "webhookbench: -deploys %q: use held or continuous\n", *deploys)
+	if deploys != "held" && deploys != "continuous" {
+		fmt.Fprintf(os.Stderr, "webhookbench: -deploys %q: use held or continuous\n", deploys)
 		os.Exit(2)
 	}
-	if err := run(context.Background(), *bin, *conns, *warmup, *duration, *rounds, *keep, *deploys == "held", t); err != nil {
+	if o.redeliver < 0 || o.redeliver >= 1 {
+		fmt.Fprintf(os.Stderr, "webhookbench: -redeliver %g: use a fraction in [0, 1)\n", o.redeliver)
+		os.Exit(2)
+	}
+	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "webhookbench:", err)
 		os.Exit(1)
 	}
@@ -63,23 +101,42 @@ func main() {
 type measured struct {
 	name      string
 	round     int
+	bin       string  // the fraisier binary, "" for the baseline
+	redeliver float64 // the load's fraction of redeliveries
 	load      loadResult
 	maxRSS    int64 // bytes, the largest VmRSS sampled
 	hwm       int64 // bytes, VmHWM at the end of the load
-	recorded  int64 // fraisier: webhook events in the state database afterwards
+	recorded  int64 // fraisier: webhook events the load added to the state database
 	outcomes  string
 	deploys   string
 	logBytes  int64
 	isBaseRun bool
 }
 
-func run(ctx context.Context, bin string, conns int, warmup, duration time.Duration, rounds int, keep, held bool, t targets) error {
-	bin, err := filepath.Abs(bin)
-	if err != nil {
-		return fmt.Errorf("resolve -bin: %w", err)
+// measuredServer is one server a round measures.
+type measuredServer struct {
+	bin       string // "" for the baseline
+	redeliver float64
+}
+
+func run(ctx context.Context, o options) error {
+	bins := []string{o.bin}
+	if o.against != "" {
+		bins = append(bins, o.against)
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("fraisier binary (run make build, or make bench): %w", err)
+	for i, b := range bins {
+		abs, err := filepath.Abs(b)
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", b, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("fraisier binary (run make build, or make bench): %w", err)
+		}
+		bins[i] = abs
+	}
+	o.bin = bins[0]
+	if o.against != "" {
+		o.against = bins[1]
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -89,7 +146,7 @@ func run(ctx context.Context, bin string, conns int, warmup, duration time.Durat
 	if err != nil {
 		return fmt.Errorf("work directory: %w", err)
 	}
-	if keep {
+	if o.keep {
 		fmt.Println("work directory (kept):", root)
 	} else {
 		defer os.RemoveAll(root)
@@ -98,129 +155,93 @@ func run(ctx context.Context, bin string, conns int, warmup, duration time.Durat
 	if err != nil {
 		return err
 	}
-	w.held = held
+	w.held = o.held
+	if o.grow > 0 {
+		if w.grown, err = grownDB(ctx, o.dir, o.grow); err != nil {
+			return err
+		}
+		w.grownEvents, w.grownDeployments = int64(o.grow), int64(o.grow/10)
+	}
 	bodies, err := makeBodies(256, []byte(secret))
 	if err != nil {
 		return err
 	}
+	printSetup(o, bodies)
+	all, err := rounds(ctx, o, self, bins, w, bodies)
+	if err != nil {
+		return err
+	}
+	if err := report(all, o); err != nil {
+		return err
+	}
+	if o.bursts > 0 {
+		return memory(ctx, o, bins, w, bodies)
+	}
+	return nil
+}
+
+func printSetup(o options, b *bodies) {
 	queue := "one deployment held running throughout (its install step sleeps); each push replaces the request waiting behind it"
-	if !held {
+	if !o.held {
 		queue = "real deployments run back to back from a local origin (their work competes for the cores)"
 	}
 	fmt.Printf("%d connections, %s warm-up then %s measured per server, %d rounds; bodies %d–%d bytes; GOMAXPROCS of each process: %d CPUs\nfraisier's queue: %s\n",
-		conns, warmup, duration, rounds, bodies.minLen, bodies.maxLen, numCPU(), queue)
+		o.conns, o.warmup, o.duration, o.rounds, b.minLen, b.maxLen, numCPU(), queue)
+	if o.grow > 0 {
+		fmt.Printf("state database: grown to %d webhook events and %d deployments before each server starts\n", o.grow, o.grow/10)
+	}
+	if o.redeliver > 0 {
+		fmt.Printf("redeliveries: %.0f%% of deliveries sent again under an id the connection sent before, with its body; fraisier is measured with and without them\n", 100*o.redeliver)
+	}
+	if o.against != "" {
+		fmt.Printf("against: %s, beside %s in every round\n", o.against, o.bin)
+	}
+}
 
-	var all []measured
-	for r := 1; r <= rounds; r++ {
-		order := []string{"baseline", "fraisier"}
-		if r%2 == 0 {
-			order = []string{"fraisier", "baseline"}
+// rounds measures every server once a round, in an order that turns by
+// one each round so that none always runs first or last.
+func rounds(ctx context.Context, o options, self string, bins []string, w *work, b *bodies) ([]measured, error) {
+	servers := []measuredServer{{}}
+	for _, bin := range bins {
+		servers = append(servers, measuredServer{bin: bin})
+		if o.redeliver > 0 {
+			servers = append(servers, measuredServer{bin: bin, redeliver: o.redeliver})
 		}
-		for _, name := range order {
+	}
+	var all []measured
+	for r := 1; r <= o.rounds; r++ {
+		for i := range servers {
+			s := servers[(i+r-1)%len(servers)]
 			var (
 				m   measured
 				err error
 			)
-			if name == "baseline" {
-				m, err = measureBaseline(ctx, self, root, bodies, conns, warmup, duration)
+			if s.bin == "" {
+				m, err = measureBaseline(ctx, self, w.root, b, o.conns, o.warmup, o.duration)
 			} else {
-				m, err = measureFraisier(ctx, bin, w, r, bodies, conns, warmup, duration)
+				m, err = measureFraisier(ctx, s, w, r, b, o)
 			}
 			if err != nil {
-				return fmt.Errorf("round %d, %s: %w", r, name, err)
+				return nil, fmt.Errorf("round %d, %s: %w", r, serverName(s, o), err)
 			}
 			m.round = r
 			all = append(all, m)
 		}
 	}
-	return report(all, t)
+	return all, nil
 }
 
-func report(all []measured, t targets) error {
-	base := map[int]measured{}
-	for _, m := range all {
-		if m.isBaseRun {
-			base[m.round] = m
-		}
+// serverName is how the report names a server.
+func serverName(s measuredServer, o options) string {
+	if s.bin == "" {
+		return "baseline (read, HMAC, decode)"
 	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "yes"
-		}
-		return "NO"
+	name := "fraisier serve"
+	if s.bin == o.against {
+		name = "against: fraisier serve"
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "round\tserver\treq/s\tp50\tp99\tmax\tmax RSS\t× baseline\t≥ %.0f/s\tp99 < %s\tRSS < %d MB\tratio ≥ %.2f\tnon-202\tCPU server/generator\t\n",
-		t.rate, t.p99, t.rss>>20, t.ratio)
-	var failures []string
-	var ratios, rates []float64
-	var p99s []time.Duration
-	var rsss []int64
-	for _, m := range all {
-		l := m.load
-		other := l.otherStatuses()
-		if m.isBaseRun {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%.1f MB\t\t\t\t\t\t%s\t%s\t\n", m.round, m.name, l.rate(),
-				fmtMS(l.pct(50)), fmtMS(l.pct(99)), fmtMS(l.pct(100)), mb(m.maxRSS), other, l.cores())
-			continue
-		}
-		ratio := l.rate() / base[m.round].load.rate()
-		ratios, rates, p99s, rsss = append(ratios, ratio), append(rates, l.rate()), append(p99s, l.pct(99)), append(rsss, m.maxRSS)
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%.1f MB\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.round, m.name, l.rate(),
-			fmtMS(l.pct(50)), fmtMS(l.pct(99)), fmtMS(l.pct(100)), mb(m.maxRSS), ratio,
-			verdict(l.rate() >= t.rate), verdict(l.pct(99) < t.p99), verdict(m.maxRSS < t.rss), verdict(ratio >= t.ratio), other, l.cores())
+	if s.redeliver > 0 {
+		name += fmt.Sprintf(", %.0f%% redelivered", 100*s.redeliver)
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("print the table: %w", err)
-	}
-	fmt.Println("CPU: the server process's own (not its git children) and this program's, over the measured window; what the machine's other processes took is neither.")
-	if len(rates) > 0 {
-		fmt.Printf("fraisier, median of %d rounds: %.0f req/s, p99 %s, max RSS %.1f MB, %.2f× the baseline\n",
-			len(rates), medianF(rates), fmtMS(medianD(p99s)), mb(medianI(rsss)), medianF(ratios))
-	}
-	fmt.Println("durability (fraisier's state database after a clean stop):")
-	for _, m := range all {
-		if m.isBaseRun {
-			continue
-		}
-		ok := m.recorded == m.load.total202
-		fmt.Printf("  round %d: %d answered 202, %d webhook events recorded (%s): %s; deployments %s; VmHWM %.1f MB; log %.1f MB\n",
-			m.round, m.load.total202, m.recorded, m.outcomes, verdict(ok), m.deploys, mb(m.hwm), mb(m.logBytes))
-		if !ok {
-			failures = append(failures, fmt.Sprintf("round %d: %d deliveries answered 202 but %d recorded", m.round, m.load.total202, m.recorded))
-		}
-	}
-	if len(failures) > 0 {
-		return errors.New(strings.Join(failures, "; "))
-	}
-	return nil
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
-func fmtMS(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
-func mb(b int64) float64           { return float64(b) / (1 << 20) }
-
-func medianF(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
-func medianD(v []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-func medianI(v []int64) int64 {
-	s := append([]int64(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+	return name
 }

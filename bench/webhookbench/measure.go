@@ -31,7 +31,7 @@ func measureBaseline(ctx context.Context, self, root string, b *bodies, conns in
 		return measured{}, err
 	}
 	s := sampleRSS(c.pid(), sampleEvery)
-	load := drive(addr, c.pid(), b, conns, warm, window)
+	load := drive(addr, c.pid(), b, conns, warm, window, 0)
 	maxRSS, hwm := s.finish()
 	if err := c.stop(10 * time.Second); err != nil {
 		// An HTTP server that gets SIGTERM without handling it exits with
@@ -43,45 +43,70 @@ func measureBaseline(ctx context.Context, self, root string, b *bodies, conns in
 	return measured{name: "baseline (read, HMAC, decode)", load: load, maxRSS: maxRSS, hwm: hwm, isBaseRun: true}, nil
 }
 
-func measureFraisier(ctx context.Context, bin string, w *work, round int, b *bodies, conns int, warm, window time.Duration) (measured, error) {
-	dir := filepath.Join(w.root, fmt.Sprintf("round%d", round))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func measureFraisier(ctx context.Context, s measuredServer, w *work, round int, b *bodies, o options) (measured, error) {
+	dir, err := os.MkdirTemp(w.root, fmt.Sprintf("round%d-", round))
+	if err != nil {
 		return measured{}, fmt.Errorf("round directory: %w", err)
 	}
-	addr, err := freeAddr()
+	f, err := startFraisier(ctx, s.bin, w, dir, b)
 	if err != nil {
 		return measured{}, err
+	}
+	rss := sampleRSS(f.pid(), sampleEvery)
+	load := drive(f.addr, f.pid(), b, o.conns, o.warmup, o.duration, s.redeliver)
+	load.total202++ // prime's
+	maxRSS, hwm := rss.finish()
+	if err := f.stop(60 * time.Second); err != nil {
+		return measured{}, err
+	}
+	m := measured{name: serverName(s, o), bin: s.bin, redeliver: s.redeliver, load: load, maxRSS: maxRSS, hwm: hwm}
+	if fi, err := os.Stat(f.log); err == nil {
+		m.logBytes = fi.Size()
+	}
+	if err := m.readState(ctx, filepath.Join(dir, "state.db"), w); err != nil {
+		return measured{}, err
+	}
+	if !o.keep {
+		// A copy of a grown database is large: gone once counted.
+		_ = os.RemoveAll(dir)
+	}
+	return m, nil
+}
+
+// fraisier is a fraisier serve started by the benchmark.
+type fraisier struct {
+	*child
+	addr string
+}
+
+// startFraisier starts bin's serve in dir, on a copy of the grown state
+// database if there is one, and primes it: once it returns, the push of
+// main's tip is recorded (and, held, its deployment runs).
+func startFraisier(ctx context.Context, bin string, w *work, dir string, b *bodies) (*fraisier, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := w.writeConfig(dir, addr)
 	if err != nil {
-		return measured{}, err
+		return nil, err
+	}
+	if w.grown != "" {
+		if err := copyFile(w.grown, filepath.Join(dir, "state.db")); err != nil {
+			return nil, err
+		}
 	}
 	cmd := exec.CommandContext(ctx, bin, "--config", cfg, "serve")
 	cmd.Env, cmd.Dir = w.env, dir
-	logPath := filepath.Join(dir, "serve.log")
-	c, err := startChild(cmd, logPath, "http://"+addr+"/ready")
+	c, err := startChild(cmd, filepath.Join(dir, "serve.log"), "http://"+addr+"/ready")
 	if err != nil {
-		return measured{}, err
+		return nil, err
 	}
 	if err := prime(ctx, addr, b, w.shas[len(w.shas)-1], w.held); err != nil {
 		c.stop(10 * time.Second)
-		return measured{}, err
+		return nil, err
 	}
-	s := sampleRSS(c.pid(), sampleEvery)
-	load := drive(addr, c.pid(), b, conns, warm, window)
-	load.total202++ // prime's
-	maxRSS, hwm := s.finish()
-	if err := c.stop(60 * time.Second); err != nil {
-		return measured{}, err
-	}
-	m := measured{name: "fraisier serve", load: load, maxRSS: maxRSS, hwm: hwm}
-	if fi, err := os.Stat(logPath); err == nil {
-		m.logBytes = fi.Size()
-	}
-	if err := m.readState(ctx, filepath.Join(dir, "state.db")); err != nil {
-		return measured{}, err
-	}
-	return m, nil
+	return &fraisier{child: c, addr: addr}, nil
 }
 
 // prime delivers the push of main's tip, the one commit a queued push can
@@ -132,18 +157,19 @@ func prime(ctx context.Context, addr string, b *bodies, tip string, held bool) e
 	}
 }
 
-// readState counts what fraisier recorded, once it has stopped.
-func (m *measured) readState(ctx context.Context, path string) error {
+// readState counts what fraisier recorded, once it has stopped: the rows
+// after those of the grown history.
+func (m *measured) readState(ctx context.Context, path string, w *work) error {
 	db, err := store.Open(ctx, store.Options{Path: path, ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.SQL().QueryRowContext(ctx, "SELECT count(*) FROM tb_webhook_event").Scan(&m.recorded); err != nil {
+	if err := db.SQL().QueryRowContext(ctx, "SELECT count(*) FROM tb_webhook_event WHERE id > ?", w.grownEvents).Scan(&m.recorded); err != nil {
 		return fmt.Errorf("count webhook events: %w", err)
 	}
-	group := func(q string) (string, error) {
-		rows, err := db.SQL().QueryContext(ctx, q)
+	group := func(q string, after int64) (string, error) {
+		rows, err := db.SQL().QueryContext(ctx, q, after)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", q, err)
 		}
@@ -164,9 +190,9 @@ func (m *measured) readState(ctx context.Context, path string) error {
 		}
 		return strings.Join(parts, ", "), nil
 	}
-	if m.outcomes, err = group("SELECT outcome, count(*) FROM tb_webhook_event GROUP BY outcome ORDER BY outcome"); err != nil {
+	if m.outcomes, err = group("SELECT outcome, count(*) FROM tb_webhook_event WHERE id > ? GROUP BY outcome ORDER BY outcome", w.grownEvents); err != nil {
 		return err
 	}
-	m.deploys, err = group("SELECT status, count(*) FROM tb_deployment GROUP BY status ORDER BY status")
+	m.deploys, err = group("SELECT status, count(*) FROM tb_deployment WHERE id > ? GROUP BY status ORDER BY status", w.grownDeployments)
 	return err
 }

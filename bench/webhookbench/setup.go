@@ -24,6 +24,11 @@ type work struct {
 	// queue runs real deployments back to back meanwhile, and their
 	// work (the server's and its git children's) competes for the cores.
 	held bool
+	// grown is a state database with a history, copied for each fraisier
+	// run, and the webhook events and deployments it holds (ids 1 to
+	// these), "" and 0 without one.
+	grown                         string
+	grownEvents, grownDeployments int64
 }
 
 // commits is how many commits main gets. Each fraisier run starts with a
