@@ -112,6 +112,9 @@ func checkout(ctx context.Context, gitDir, dir, remote, sha string, opts Options
 // Bare, so that git never takes the directory itself for a work tree; every
 // checkout names its work tree explicitly.
 func prepareInPlace(ctx context.Context, g runner, remote string) error {
+	if err := clearUnfinished(g.gitDir); err != nil {
+		return err
+	}
 	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

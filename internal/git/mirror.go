@@ -112,6 +112,9 @@ func (r *Repo) git() runner { return runner{gitDir: r.dir, opts: r.opts} }
 func (r *Repo) prepare(ctx context.Context) error {
 	g := r.git()
 	url := "" // origin's URL as configured; a new mirror has none
+	if err := clearUnfinished(r.dir); err != nil {
+		return err
+	}
 	_, err := os.Stat(filepath.Join(r.dir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -146,9 +149,18 @@ func (r *Repo) prepare(ctx context.Context) error {
 // initBare makes g's empty git directory a bare repository whose origin
 // fetches refspecs. No template: sample hooks and the like have no place
 // in it.
+//
+// initMarker stands in the directory from before git init until the
+// configuration is written, so that a directory a crash left half made is
+// known for fraisier's own, and made again (clearUnfinished), instead of
+// being refused as someone else's at every later deployment.
 func initBare(ctx context.Context, g runner, refspecs []string) error {
 	if err := mustBeEmpty(g.gitDir); err != nil {
 		return err
+	}
+	marker := filepath.Join(g.gitDir, initMarker)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return fmt.Errorf("mark the repository unfinished: %w", err)
 	}
 	if _, err := g.run(ctx, call{args: []string{"init", "--quiet", "--bare", "--template="}}); err != nil {
 		return err
@@ -160,6 +172,35 @@ func initBare(ctx context.Context, g runner, refspecs []string) error {
 		}
 		if _, err := g.run(ctx, call{args: []string{"config", mode, "remote.origin.fetch", spec}}); err != nil {
 			return fmt.Errorf("configure refspecs: %w", err)
+		}
+	}
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("mark the repository made: %w", err)
+	}
+	return nil
+}
+
+// initMarker is the file initBare keeps in a git directory it is making.
+const initMarker = "fraisier-init"
+
+// clearUnfinished empties, but for its lock, a git directory whose making
+// a crash cut short (it holds initMarker), so that initBare makes it
+// again. A directory without the marker is left alone: prepare refuses
+// one that is not a repository.
+func clearUnfinished(dir string) error {
+	if _, err := os.Lstat(filepath.Join(dir, initMarker)); err != nil {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("clear the unfinished repository %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.Name() == lockName {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("clear the unfinished repository %s: %w", dir, err)
 		}
 	}
 	return nil

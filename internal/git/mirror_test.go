@@ -404,3 +404,56 @@ func TestInheritedGitEnvironment(t *testing.T) {
 		t.Errorf("the inherited repository was touched (-before +after):\n%s", diff)
 	}
 }
+
+// TestOpenMirrorAfterInterruptedInit: a mirror whose making a crash cut
+// short (killed between git init and its configuration) is made again at
+// the next open, instead of being refused as not fraisier's at every
+// later deployment; a directory fraisier did not start making still is.
+func TestOpenMirrorAfterInterruptedInit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	sha := o.commit("v1", map[string]file{"a": {content: "1"}})
+	o.push("main")
+	for _, tc := range []struct {
+		name string
+		left map[string]string // files the crash left, by path
+		want error
+	}{
+		{"killed in git init", map[string]string{initMarker: "", "objects/pack/x": "", "config": "[core]\n"}, nil},
+		{"killed after git init", map[string]string{initMarker: "", "HEAD": "ref: refs/heads/main\n", "config": "[core]\n\tbare = true\n", "objects/info/x": ""}, nil},
+		{"not fraisier's", map[string]string{"objects/pack/x": "", "notes.txt": "mine"}, ErrNotRepository},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "mirror")
+			for name, content := range tc.left {
+				p := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := OpenMirror(ctx, dir, o.bare, Options{})
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("OpenMirror = %v, want %v", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("OpenMirror: %v", err)
+			}
+			if err := r.Fetch(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, err := r.Resolve(ctx, "main"); err != nil || got != sha {
+				t.Fatalf("Resolve(main) = %s, %v; want %s", got, err, sha)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, initMarker)); !os.IsNotExist(err) {
+				t.Errorf("the marker is still there (%v)", err)
+			}
+		})
+	}
+}
