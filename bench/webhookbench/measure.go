@@ -160,7 +160,9 @@ func prime(ctx context.Context, addr string, b *bodies, tip string, held bool) e
 // readState counts what fraisier recorded, once it has stopped: the rows
 // after those of the grown history.
 func (m *measured) readState(ctx context.Context, path string, w *work) error {
-	db, err := store.Open(ctx, store.Options{Path: path, ReadOnly: true})
+	// Not read-only: the database of an older binary (-against) is
+	// migrated to this program's schema first. Nothing uses it after.
+	db, err := store.Open(ctx, store.Options{Path: path})
 	if err != nil {
 		return err
 	}
