@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/store"
 )
 
 func (a *app) rollbackCommand() *cobra.Command {
@@ -74,19 +76,28 @@ type releaseJSON struct {
 
 func (a *app) releasesCommand() *cobra.Command {
 	var asJSON bool
+	limit := 50
 	cmd := &cobra.Command{
 		Use:   "releases <fraise> <environment>",
 		Short: "List an environment's releases, newest first, and which is current, good or bad",
 		Args:  rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return &usageError{fmt.Errorf("--limit %d: want at least 1", limit)}
+			}
 			_, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			rels, err := db.Releases(cmd.Context(), args[0], args[1])
+			// One more than shown, to tell whether older ones were left out.
+			rels, err := db.RecentReleases(cmd.Context(), store.Target{Fraise: args[0], Environment: args[1]}, limit+1)
 			if err != nil {
 				return withCode(ExitState, err)
+			}
+			more := len(rels) > limit
+			if more {
+				rels = rels[:limit]
 			}
 			out := releasesJSON{Releases: make([]releaseJSON, 0, len(rels))}
 			for _, r := range rels {
@@ -101,9 +112,16 @@ func (a *app) releasesCommand() *cobra.Command {
 				// --json all of it.
 				t.row(r.Name, shortSHA(r.SHA), r.State, oneLine(orDash(r.MigrationRevision), 40), strconv.FormatInt(r.DeploymentID, 10), fmtTime(r.CreatedAt))
 			}
-			return t.flush()
+			if err := t.flush(); err != nil {
+				return err
+			}
+			if more {
+				_, err = fmt.Fprintf(a.streams.Out, "(the newest %d; older releases with --limit)\n", limit)
+			}
+			return err
 		},
 	}
+	cmd.Flags().IntVar(&limit, "limit", limit, "show at most this many releases, newest first")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

@@ -379,13 +379,8 @@ func (e *Engine) currentSHA(ctx context.Context, t store.Target, current string)
 	if err == nil && len(states) == 1 && states[0].CurrentRelease == current {
 		return states[0].CurrentSHA
 	}
-	rels, err := e.Store.Releases(ctx, t.Fraise, t.Environment)
-	if err == nil {
-		for _, r := range rels {
-			if r.Name == current {
-				return r.SHA
-			}
-		}
+	if r, err := e.Store.Release(ctx, t, current); err == nil {
+		return r.SHA
 	}
 	return ""
 }

@@ -29,6 +29,7 @@ type Store interface {
 	SetReleaseState(ctx context.Context, t store.Target, name, state string) error
 	SetReleaseRevision(ctx context.Context, t store.Target, name, revision string) error
 	Releases(ctx context.Context, fraise, env string) ([]store.Release, error)
+	Release(ctx context.Context, t store.Target, name string) (store.Release, error)
 	Deployment(ctx context.Context, id int64) (store.Deployment, error)
 	Deployments(ctx context.Context, f store.DeploymentFilter) ([]store.Deployment, error)
 }

@@ -135,16 +135,14 @@ func (d *deployment) ranFrom(ctx context.Context) (string, error) {
 		}
 		return requestedRefOf(ds[0], d.env.Branch), nil
 	}
-	rels, err := d.e.Store.Releases(ctx, d.t.Fraise, d.t.Environment)
-	if err != nil {
+	rel, err := d.e.Store.Release(ctx, d.t, d.prevRelease)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
 		return "", fmt.Errorf("find the deployment of release %s: %w", d.prevRelease, err)
 	}
-	var made int64
-	for _, r := range rels {
-		if r.Name == d.prevRelease {
-			made = r.DeploymentID
-		}
-	}
+	made := rel.DeploymentID
 	if made == 0 {
 		return "", nil
 	}

@@ -2,10 +2,10 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -52,12 +52,12 @@ func (d *deployment) adoptUnrecorded(ctx context.Context) error {
 		// Never deployed successfully. Only a release fraisier made itself
 		// is taken back out; a tree that was there before fraisier is
 		// adopted as it is.
-		rels, err := d.e.Store.Releases(ctx, d.t.Fraise, d.t.Environment)
-		if err != nil {
-			return fmt.Errorf("read the releases of %s: %w", d.t, err)
-		}
-		if !slices.ContainsFunc(rels, func(r store.Release) bool { return r.Name == disk }) {
+		_, err := d.e.Store.Release(ctx, d.t, disk)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			return nil
+		case err != nil:
+			return fmt.Errorf("read release %s of %s: %w", disk, d.t, err)
 		}
 	}
 	back := orDash(rec.CurrentRelease)
@@ -84,17 +84,18 @@ func (d *deployment) revisionToKeep(ctx context.Context, before string, out io.W
 	if !d.afterInterrupt || d.prevRelease == "" || d.inplace() {
 		return before
 	}
-	rels, err := d.e.Store.Releases(ctx, d.t.Fraise, d.t.Environment)
-	if err != nil {
+	r, err := d.e.Store.Release(ctx, d.t, d.prevRelease)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return before
+	case err != nil:
 		fmt.Fprintf(out, "warning: cannot read the revision release %s ran at (%v): keeping %s\n", d.prevRelease, err, orDash(before))
 		return before
 	}
-	for _, r := range rels {
-		if r.Name == d.prevRelease && r.MigrationRevision != "" && r.MigrationRevision != before {
-			fmt.Fprintf(out, "database at %s, but release %s ran at %s: an interrupted deployment moved it; a failure returns it to %s\n",
-				orDash(before), r.Name, r.MigrationRevision, r.MigrationRevision)
-			return r.MigrationRevision
-		}
+	if r.MigrationRevision != "" && r.MigrationRevision != before {
+		fmt.Fprintf(out, "database at %s, but release %s ran at %s: an interrupted deployment moved it; a failure returns it to %s\n",
+			orDash(before), r.Name, r.MigrationRevision, r.MigrationRevision)
+		return r.MigrationRevision
 	}
 	return before
 }

@@ -89,12 +89,7 @@ const (
 // table today, each with why it is left: a statement whose text contains
 // the key is reported in the log rather than failed. Each must still be
 // found, so that the entry goes once the statement is fixed.
-var known = map[string]string{
-	"FROM tb_release WHERE fraise = ? AND environment = ? ORDER BY created_at DESC": "" +
-		"Releases lists every release of a target, and tb_release keeps a row for each release ever made; " +
-		"the engine reads the list to find one release by name at each deployment (internal/deploy: " +
-		"provenance.go, api.go, recovery.go), which needs a lookup by name in the engine",
-}
+var known = map[string]string{}
 
 // grow fills db with a history: Populate's deployments and webhook
 // events, then five steps with output for each finished deployment, a

@@ -135,14 +135,40 @@ func (db *DB) SetReleaseRevision(ctx context.Context, t Target, name, revision s
 	return nil
 }
 
+// releaseColumns are what every read of tb_release selects, in scanRelease's
+// order.
+const releaseColumns = "id, fraise, environment, name, sha, path, state, deployment_id, created_at, migration_revision"
+
 // Releases returns the releases of the targets matching fraise and env (""
-// matches all), newest first.
+// matches all), newest first: a target's whole history, for a rollback's
+// choice and for recovery. A deployment looks one up by name (Release).
 func (db *DB) Releases(ctx context.Context, fraise, env string) ([]Release, error) {
 	where, args := targetWhere("", fraise, env)
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, fraise, environment, name, sha, path, state, deployment_id, created_at, migration_revision
-		FROM tb_release`+where+" ORDER BY created_at DESC, id DESC"), args...)
+	return db.queryReleases(ctx, "list releases", where+" ORDER BY created_at DESC, id DESC", args)
+}
+
+// RecentReleases returns the newest limit releases of t, newest first.
+func (db *DB) RecentReleases(ctx context.Context, t Target, limit int) ([]Release, error) {
+	return db.queryReleases(ctx, "list recent releases", " WHERE fraise = ? AND environment = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+		[]any{t.Fraise, t.Environment, limit})
+}
+
+// Release returns t's release named name; ErrNotFound when there is none.
+func (db *DB) Release(ctx context.Context, t Target, name string) (Release, error) {
+	rs, err := db.queryReleases(ctx, "read release", " WHERE fraise = ? AND environment = ? AND name = ?", []any{t.Fraise, t.Environment, name})
 	if err != nil {
-		return nil, fmt.Errorf("list releases: %w", err)
+		return Release{}, err
+	}
+	if len(rs) == 0 {
+		return Release{}, fmt.Errorf("read release %s of %s: %w", name, t, ErrNotFound)
+	}
+	return rs[0], nil
+}
+
+func (db *DB) queryReleases(ctx context.Context, what, tail string, args []any) ([]Release, error) {
+	rows, err := db.sql.QueryContext(ctx, db.q("SELECT "+releaseColumns+" FROM tb_release"+tail), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	rs := []Release{}
@@ -153,14 +179,14 @@ func (db *DB) Releases(ctx context.Context, fraise, env string) ([]Release, erro
 			created    int64
 		)
 		if err := rows.Scan(&r.ID, &r.Fraise, &r.Environment, &r.Name, &r.SHA, &r.Path, &r.State, &deployment, &created, &r.MigrationRevision); err != nil {
-			return nil, fmt.Errorf("list releases: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		r.DeploymentID = deployment.Int64
 		r.CreatedAt = fromMS(created)
 		rs = append(rs, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list releases: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return rs, nil
 }

@@ -42,6 +42,7 @@ var offPath = map[string]string{
 	"Checkpoint":    "a PRAGMA, no table read",
 	"SchemaVersion": "one read of tb_schema_migrations at open",
 	"RebuildStats":  "a repair that reads every deployment on purpose",
+	"Releases":      "a target's whole release history, for a rollback's choice and crash recovery: an operator's command or a recovery reads it on purpose; a deployment looks one release up (Release), fraisier releases the newest (RecentReleases)",
 }
 
 func newWorkload(t *testing.T, db *store.DB, old store.WebhookEvent) *workload {
@@ -272,7 +273,14 @@ func (w *workload) start(t store.Target) int64 {
 // engineReads are what the engine reads before it deploys to t.
 func (w *workload) engineReads(t store.Target) {
 	w.do("FraiseStates", func() error { _, err := w.db.FraiseStates(w.ctx, t.Fraise, t.Environment); return err })
-	w.do("Releases", func() error { _, err := w.db.Releases(w.ctx, t.Fraise, t.Environment); return err })
+	w.do("Release", func() error {
+		rs, err := w.db.RecentReleases(w.ctx, t, 1)
+		if err != nil || len(rs) == 0 {
+			return err
+		}
+		_, err = w.db.Release(w.ctx, t, rs[0].Name)
+		return err
+	})
 	w.do("Deployments", func() error {
 		_, err := w.db.Deployments(w.ctx, store.DeploymentFilter{Fraise: t.Fraise, Environment: t.Environment,
 			Status: store.StatusSucceeded, Limit: 1})
@@ -333,7 +341,10 @@ func (w *workload) reads() {
 		w.do("Stats", func() error { _, err := w.db.Stats(w.ctx, f); return err })
 	}
 	w.do("FraiseStates", func() error { _, err := w.db.FraiseStates(w.ctx, "", ""); return err })
-	w.do("Releases", func() error { _, err := w.db.Releases(w.ctx, "web", "staging"); return err })
+	w.do("RecentReleases", func() error {
+		_, err := w.db.RecentReleases(w.ctx, store.Target{Fraise: "web", Environment: "staging"}, 51)
+		return err
+	})
 	w.do("Locks", func() error { _, err := w.db.Locks(w.ctx); return err })
 	w.do("LockEvents", func() error { _, err := w.db.LockEvents(w.ctx, webStag, 20); return err })
 	w.do("JobStates", func() error { _, err := w.db.JobStates(w.ctx, "", ""); return err })

@@ -886,6 +886,16 @@ func (s *suite) testReleases(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("releases (-want +got):\n%s", diff)
 	}
+	// One by name, and the newest few.
+	if one, err := db.Release(ctx, api, "r1"); err != nil || !cmp.Equal(one, want[1]) {
+		t.Errorf("Release(r1) = %+v, %v; want %+v", one, err, want[1])
+	}
+	if _, err := db.Release(ctx, api, "w1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Release(another target's w1) = %v, want ErrNotFound", err)
+	}
+	if recent := must(db.RecentReleases(ctx, api, 1))(t); len(recent) != 1 || recent[0].Name != "r2" {
+		t.Errorf("RecentReleases(1) = %+v, want r2 alone", recent)
+	}
 	check(t, db.SetReleaseState(ctx, api, "r2", store.ReleaseCurrent))
 	got = must(db.Releases(ctx, "api", ""))(t)
 	if got[0].State != store.ReleaseCurrent || got[1].State != store.ReleaseGood {
