@@ -74,7 +74,9 @@ func checkout(ctx context.Context, gitDir, dir, remote, sha string, opts Options
 	}
 	defer unlock()
 	g := runner{gitDir: gitDir, opts: opts}
-	if err := prepareInPlace(ctx, g, remote); err != nil {
+	// Bare, so that git never takes the directory itself for a work
+	// tree; every checkout names its work tree explicitly.
+	if err := prepareBare(ctx, g, remote, inplaceRefspecs()); err != nil {
 		return err
 	}
 	// A commit is immutable: when the git directory has it (a rollback, a
@@ -105,29 +107,6 @@ func checkout(ctx context.Context, gitDir, dir, remote, sha string, opts Options
 	}
 	g.workTree = dir
 	return checkoutDetached(ctx, g, sha)
-}
-
-// prepareInPlace makes the git directory a bare repository configured for
-// remote, or checks that it is one. The caller holds the exclusive lock.
-// Bare, so that git never takes the directory itself for a work tree; every
-// checkout names its work tree explicitly.
-func prepareInPlace(ctx context.Context, g runner, remote string) error {
-	if err := clearUnfinished(g.gitDir); err != nil {
-		return err
-	}
-	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := initBare(ctx, g, inplaceRefspecs()); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	}
-	if err := setRemoteURL(ctx, g, remote); err != nil {
-		return err
-	}
-	return writeAttributesOverride(filepath.Join(g.gitDir, "info"))
 }
 
 // checkoutNew checks sha out into a new directory beside dir and renames

@@ -92,7 +92,7 @@ func OpenMirror(ctx context.Context, dir, remote string, opts Options) (*Repo, e
 		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
 	}
 	defer unlock()
-	if err := r.prepare(ctx); err != nil {
+	if err := prepareBare(ctx, r.git(), r.remote, mirrorRefspecs()); err != nil {
 		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
 	}
 	return r, nil
@@ -106,18 +106,19 @@ func (r *Repo) Remote() string { return r.remote }
 
 func (r *Repo) git() runner { return runner{gitDir: r.dir, opts: r.opts} }
 
-// prepare makes dir a bare repository configured for remote. The caller
-// holds the exclusive lock. An existing mirror costs one git process.
-func (r *Repo) prepare(ctx context.Context) error {
-	g := r.git()
-	url := "" // origin's URL as configured; a new mirror has none
-	if err := clearUnfinished(r.dir); err != nil {
+// prepareBare makes g's git directory a bare repository whose origin is
+// remote, fetching refspecs if it is new, or checks that it is one and
+// points it at remote. The caller holds the exclusive lock. An existing
+// repository that fraisier made costs no git process.
+func prepareBare(ctx context.Context, g runner, remote string, refspecs []string) error {
+	url := "" // origin's URL as configured; a new repository has none
+	if err := clearUnfinished(g.gitDir); err != nil {
 		return err
 	}
-	_, err := os.Stat(filepath.Join(r.dir, "HEAD"))
+	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := initBare(ctx, g, mirrorRefspecs()); err != nil {
+		if err := initBare(ctx, g, refspecs); err != nil {
 			return err
 		}
 	case err != nil:
@@ -125,10 +126,10 @@ func (r *Repo) prepare(ctx context.Context) error {
 	default:
 		var bare bool
 		var plain bool
-		// A mirror fraisier made has a config file simple enough to read
-		// here, which saves a git process on every deploy; anything else
-		// is left to git, which knows every rule of its format.
-		if bare, url, plain = readPlainMirrorConfig(r.dir); !plain {
+		// A repository fraisier made has a config file simple enough to
+		// read here, which saves a git process on every deploy; anything
+		// else is left to git, which knows every rule of its format.
+		if bare, url, plain = readPlainMirrorConfig(g.gitDir); !plain {
 			if bare, url, err = readMirrorConfig(ctx, g); err != nil {
 				return fmt.Errorf("%w: %w", ErrNotRepository, err)
 			}
@@ -137,12 +138,12 @@ func (r *Repo) prepare(ctx context.Context) error {
 			return fmt.Errorf("%w: not a bare repository", ErrNotRepository)
 		}
 	}
-	if url != r.remote {
-		if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", r.remote}}); err != nil {
+	if url != remote {
+		if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", remote}}); err != nil {
 			return fmt.Errorf("set remote URL: %w", err)
 		}
 	}
-	return writeAttributesOverride(filepath.Join(r.dir, "info"))
+	return writeAttributesOverride(filepath.Join(g.gitDir, "info"))
 }
 
 // initBare makes g's empty git directory a bare repository whose origin
@@ -239,18 +240,6 @@ func mustBeEmpty(dir string) error {
 		if e.Name() != lockName {
 			return fmt.Errorf("%w: %s is not empty and holds no git repository", ErrNotRepository, dir)
 		}
-	}
-	return nil
-}
-
-// setRemoteURL records remote as origin's URL unless it already is.
-func setRemoteURL(ctx context.Context, g runner, remote string) error {
-	out, err := g.run(ctx, call{args: []string{"config", "--get", "remote.origin.url"}})
-	if err == nil && out == remote {
-		return nil
-	}
-	if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", remote}}); err != nil {
-		return fmt.Errorf("set remote URL: %w", err)
 	}
 	return nil
 }
