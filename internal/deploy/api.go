@@ -342,13 +342,6 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 // finishReleases marks the new release current (the store demotes the
 // previous one to good) and prunes old releases, sparing current and the
 // last good one.
