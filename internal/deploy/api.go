@@ -74,30 +74,20 @@ type deployment struct {
 	release     string
 	releasePath string
 
-	// What was changed, in order; the compensation undoes these.
-	releaseMade bool
-	migrated    bool
 	// unitsPrepared: prepareUnits reloaded and checked the units before
 	// the switch (once per deployment).
 	unitsPrepared bool
 	// unitFilesInApp: a unit's file or drop-in lives under app_path (or
 	// the layout is inplace), so the restart must ask systemd again.
 	unitFilesInApp bool
-	revBefore      string
-	// migratedDown: the change to undo is a rollback's migrate down, so
-	// undoing it is migrating up again, from the same release.
-	migratedDown bool
-	backup       string // where the pre-migration backup went
-	migrator     Migrator
-	switched     bool
 	// unrecorded is the release current pointed at, unverified, when this
 	// deployment took over an unfinished switch (adoptUnrecorded).
 	unrecorded string
 	// afterInterrupt: the target's last deployment was interrupted.
 	afterInterrupt bool
-	// restoreUnits, when set, puts back the unit files a scheduled
-	// deployment replaced; compensate calls it after switching back.
-	restoreUnits func(ctx context.Context) error
+
+	// done is what the deployment changed so far, for compensate.
+	done changes
 }
 
 // Deploy takes req.Env to the requested commit, or leaves it as it was, and
@@ -127,7 +117,7 @@ func (d *deployment) run(ctx context.Context) (string, error) {
 		return d.runScheduled(ctx)
 	}
 	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
-		if d.switched {
+		if d.done.current {
 			// An unfinished switch taken over (adoptUnrecorded) is undone
 			// even when this deployment gets no further.
 			return d.compensate(err)
@@ -270,7 +260,7 @@ func (d *deployment) makeRelease(ctx context.Context, out io.Writer) (string, er
 	if err := d.src.Export(ctx, d.sha, d.releasePath); err != nil {
 		return "", err
 	}
-	d.releaseMade = true
+	d.done.release = d.release
 	if err := linkShared(d.appPath, d.releasePath, d.env.Shared); err != nil {
 		return "", err
 	}
@@ -316,7 +306,7 @@ func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error
 	if err := checkAppTree(d.appPath, os.Geteuid(), "inplace"); err != nil {
 		return "", err
 	}
-	d.switched = true // see switchRelease
+	d.done.current = true // see switchRelease
 	return short(d.oldSHA) + " → " + short(d.sha), git.CheckoutInPlace(ctx, d.gitDir, d.appPath, d.env.GitRepo, d.sha, git.Options{Output: out})
 }
 
@@ -328,7 +318,7 @@ func (d *deployment) switchRelease(ctx context.Context, out io.Writer) (string, 
 	// fail, and then current already names the new release. Switching
 	// back when nothing moved is harmless; believing nothing moved when it
 	// did would delete the release current points at.
-	d.switched = true
+	d.done.current = true
 	if err := switchCurrent(d.appPath, d.release); err != nil {
 		return "", err
 	}

@@ -135,29 +135,8 @@ func (d *deployment) runScheduled(ctx context.Context) (string, error) {
 	})
 	if status == store.StatusSucceeded {
 		s.recordJobStates()
-		return status, nil
-	}
-	if d.switched && d.prevRelease == "" && d.restoreUnits != nil {
-		// compensate takes a first deployment back out (current removed)
-		// without restoring units: the timers it installed would go on
-		// firing into a release that is gone. Remove them here.
-		return s.undoFirstUnits(status, runErr)
 	}
 	return status, runErr
-}
-
-// undoFirstUnits removes the units a failed first deployment installed.
-func (s *scheduledRun) undoFirstUnits(status string, cause error) (string, error) {
-	d := s.d
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.rec.record), rollbackTimeout)
-	defer cancel()
-	err := d.rec.step(ctx, "rollback units", 0, func(ctx context.Context, out io.Writer) (string, error) {
-		return "units of the first deployment removed", d.restoreUnits(ctx)
-	})
-	if err != nil {
-		return store.StatusRollbackFailed, fmt.Errorf("%w; %w; operator needed: see fraisier jobs %s", cause, err, d.t.Fraise)
-	}
-	return status, cause
 }
 
 // outOfDate says why the current release's units need a deployment even
@@ -384,7 +363,7 @@ func (s *scheduledRun) install(ctx context.Context, out io.Writer) (string, erro
 		prev = append(prev, f)
 	}
 	units := s.units
-	s.d.restoreUnits = func(ctx context.Context) error { return restoreUnitFiles(ctx, units, prev) }
+	s.d.done.units = func(ctx context.Context) error { return restoreUnitFiles(ctx, units, prev) }
 
 	changed := 0
 	for _, j := range s.jobs {
