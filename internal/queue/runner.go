@@ -303,9 +303,7 @@ func (r *Runner) work(d store.Deployment) {
 	case errors.Is(err, store.ErrNotReady):
 		// Listed before a newer push ordered it after a deployment that has
 		// not deployed yet: it waits for that one.
-		r.mu.Lock()
-		r.blocked[d.Target] = time.Now().Add(r.LockedRetry)
-		r.mu.Unlock()
+		r.retryLater(d.Target)
 		log.Info("request waits for another deployment of its push", "why", err.Error())
 		return
 	case errors.Is(err, deploy.ErrNotQueued):
@@ -313,9 +311,7 @@ func (r *Runner) work(d store.Deployment) {
 		return
 	case errors.Is(err, deploy.ErrLocked):
 		// Another process deploys the target; the request keeps waiting.
-		r.mu.Lock()
-		r.blocked[d.Target] = time.Now().Add(r.LockedRetry)
-		r.mu.Unlock()
+		r.retryLater(d.Target)
 		log.Info("target locked by another deployment; the request waits", "holder", err.Error())
 		return
 	case err != nil:
@@ -337,6 +333,13 @@ func (r *Runner) work(d store.Deployment) {
 		}
 		r.requeue(log, ran, fmt.Sprintf("parked at shutdown (deployment %d)", d.ID))
 	}
+}
+
+// retryLater leaves t's request waiting, untried, for LockedRetry.
+func (r *Runner) retryLater(t store.Target) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocked[t] = time.Now().Add(r.LockedRetry)
 }
 
 // fail ends a request the engine could not run (it never claimed it, or
