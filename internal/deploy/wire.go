@@ -62,8 +62,12 @@ func backupArgv(db *config.Database) []string {
 	return nil
 }
 
+// sortedEnv is a configured env as KEY=value entries, in a stable order.
 func sortedEnv(m map[string]string) []string {
-	out := envList(m)
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
 	sort.Strings(out)
 	return out
 }
@@ -79,8 +83,8 @@ func (u systemdUnits) Restart(ctx context.Context, units ...string) error {
 	}
 	// A unit that hit its start limit (quick successive deploys, or a
 	// rollback right after a crash loop) refuses to start until its failed
-	// state is reset: reset and try once more. Only on failure, because
-	// the extra systemctl call costs every deploy ~10 ms otherwise.
+	// state is reset: reset and try once more. Only on failure, so that a
+	// deploy that needs no reset pays for no extra call.
 	if rerr := u.m.ResetFailed(ctx, units...); rerr != nil {
 		return err
 	}
