@@ -3,8 +3,6 @@ package testenv
 import (
 	"bytes"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -40,12 +38,5 @@ func GitEnv() []string {
 // ends the test.
 func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = GitEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return gitIn(t, dir, nil, false, args...)
 }

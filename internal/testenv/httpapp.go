@@ -7,14 +7,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +132,19 @@ func cacheDir() (string, error) {
 // goTool finds the go command; go test puts its own GOROOT/bin first in
 // the PATH of the test binary, so this is the toolchain running the tests.
 func goTool() (string, error) { return exec.LookPath("go") }
+
+// AppAnswer returns what the httpapp listening on port answers on / now
+// (its VERSION), or "down: " and why it did not answer.
+func AppAnswer(port int) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		return "down: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
 
 // FreePort returns a loopback TCP port that was free a moment ago, for a
 // service that needs its port in its unit file. It is drawn at random from
