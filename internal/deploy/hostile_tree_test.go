@@ -9,9 +9,11 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/google/go-cmp/cmp"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // A deploy user who owns app_path, or could write into it once, must not get
@@ -24,10 +26,10 @@ const nobody = 65534
 // treeFixture is one api fraise with no unit and no health check: real git,
 // a real state database, and an app_path the test may tamper with.
 type treeFixture struct {
-	t            *testing.T
-	root         string
-	origin, work string
-	app, state   string
+	t          *testing.T
+	root       string
+	repo       *testenv.Origin
+	app, state string
 	// top is YAML put before fraises: (a git: section, say).
 	top string
 	db  *store.DB
@@ -39,15 +41,10 @@ func newTreeFixture(t *testing.T) *treeFixture {
 	f := &treeFixture{t: t, root: t.TempDir()}
 	f.app = filepath.Join(f.root, "srv", "hello")
 	f.state = filepath.Join(f.root, "state")
-	f.origin, f.work = newOrigin(t, f.root)
-	writeFile(t, filepath.Join(f.work, "VERSION"), "v1\n")
-	commitAll(t, f.work, "v1")
-	var err error
-	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(f.state, "fraisier.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close() })
+	f.repo = testenv.NewOrigin(t, f.root)
+	f.repo.Write("VERSION", "v1\n")
+	f.repo.Commit("v1")
+	f.db = openState(t, filepath.Join(f.state, "fraisier.db"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("engine output:\n%s", f.log.String())
@@ -61,7 +58,7 @@ func newTreeFixture(t *testing.T) *treeFixture {
 func (f *treeFixture) env(remote, extra string) *config.Environment {
 	f.t.Helper()
 	if remote == "" {
-		remote = f.origin
+		remote = f.repo.Dir
 	}
 	yaml := fmt.Sprintf(`%s
 state:
@@ -76,24 +73,10 @@ fraises:
         app_path: %s
         keep_releases: 3
 %s`, f.top, f.state, remote, f.app, extra)
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		f.t.Fatalf("config: %v", err)
-	}
-	env, err := cfg.Lookup("hello", "production")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return env
+	return lookup(f.t, parseConfig(f.t, f.root, yaml), "hello", "production")
 }
 
-func (f *treeFixture) engine() *Engine {
-	owner, err := CurrentOwner()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return &Engine{Store: f.db, Progress: &f.log, Owner: owner}
-}
+func (f *treeFixture) engine() *Engine { return newEngine(f.t, f.db, &f.log) }
 
 func (f *treeFixture) deploy(env *config.Environment) Result {
 	f.t.Helper()

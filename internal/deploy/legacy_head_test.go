@@ -62,9 +62,9 @@ func TestInplaceDistrustsAForeignHead(t *testing.T) {
 			if err := os.MkdirAll(filepath.Dir(f.app), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.origin, f.app)
+			testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.repo.Dir, f.app)
 			testenv.Git(t, f.app, "checkout", "-q", "--detach", ran)
-			f.systemctl("restart", f.unit)
+			f.mgr.MustSystemctl(t, "restart", f.unit)
 			tc.tamper(t, filepath.Join(f.app, ".git"), planted)
 
 			f.push("unhealthy", nil)

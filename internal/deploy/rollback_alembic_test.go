@@ -4,12 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestRollbackAlembic: fraisier rollback with real alembic downgrades the
@@ -17,9 +15,7 @@ import (
 // downgrade from the release that was current (the earlier one has no b2
 // to undo), checked in alembic's own table.
 func TestRollbackAlembic(t *testing.T) {
-	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
-		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
-	}
+	requireAlembic(t)
 	dbPath := filepath.Join(t.TempDir(), "app.db")
 	f := newFixture(t, fmt.Sprintf(`        database:
           tool: alembic

@@ -75,13 +75,10 @@ fraises:
         user: nobody
         run_after_deploy:
           command: [./after.sh]
-`, f.state, f.origin, f.app, marker)
-			cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			hello, _ := cfg.Lookup("hello", "production")
-			reader, _ := cfg.Lookup("reader", "production")
+`, f.state, f.repo.Dir, f.app, marker)
+			cfg := parseConfig(t, f.root, yaml)
+			hello := lookup(t, cfg, "hello", "production")
+			reader := lookup(t, cfg, "reader", "production")
 			tc.change(reader)
 			if res := f.deploy(hello); res.Status != store.StatusSucceeded {
 				t.Fatalf("hello: %s (%v)", res.Status, res.Err)

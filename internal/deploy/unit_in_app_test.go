@@ -32,8 +32,8 @@ func TestUserRefusesUnitFilesInApp(t *testing.T) {
 		link func(f *fixture) string
 		file string
 	}{
-		{"unit file", func(f *fixture) string { return filepath.Join(f.unitDir, f.unit) }, "hello.service"},
-		{"drop-in", func(f *fixture) string { return filepath.Join(f.unitDir, f.unit+".d", "50-release.conf") }, "unit.conf"},
+		{"unit file", func(f *fixture) string { return filepath.Join(f.mgr.UnitDir, f.unit) }, "hello.service"},
+		{"drop-in", func(f *fixture) string { return filepath.Join(f.mgr.UnitDir, f.unit+".d", "50-release.conf") }, "unit.conf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, "")
@@ -65,7 +65,7 @@ func TestUserRefusesUnitFilesInApp(t *testing.T) {
 			if err := os.Symlink(filepath.Join(f.app, currentLink, tc.file), link); err != nil {
 				t.Fatal(err)
 			}
-			f.systemctl("daemon-reload")
+			f.mgr.MustSystemctl(t, "daemon-reload")
 			f.expect(f.deploy(Request{Force: true}), store.StatusSucceeded, "v1")
 
 			// The operator hands the commands to nobody; its install
