@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -107,11 +105,7 @@ func TestFaultDiskFull(t *testing.T) {
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
 
 	// Incompressible, so that no file system could store it in less.
-	random := func(n int) string {
-		b := make([]byte, n/2)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
+	random := func(n int) string { return testenv.RandomHex(n / 2) }
 	big := filepath.Join("assets", "big.bin")
 	for _, tc := range []struct {
 		name    string

@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1076,7 +1074,7 @@ type hxReport struct {
 }
 
 func runHostile(t *testing.T, o hxOptions) hxReport {
-	marker := "fraisier-hx-" + randHex(6)
+	marker := "fraisier-hx-" + testenv.RandomHex(6)
 	s := startHostileServer(t, func(root string) string {
 		return fmt.Sprintf(hxConfig, root, "whsec_"+base64.StdEncoding.EncodeToString([]byte(hxWhsecKey)))
 	})
@@ -1307,12 +1305,6 @@ func runHostile(t *testing.T, o hxOptions) hxReport {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // snapshotMarkers lists every file whose name holds marker under the
 // places the payloads point at: /tmp (and $TMPDIR), the package directory,

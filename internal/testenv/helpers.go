@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"sync"
 	"testing"
@@ -39,4 +41,14 @@ func GitEnv() []string {
 func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	return gitIn(t, dir, nil, false, args...)
+}
+
+// RandomHex is n random bytes in hex: names and secrets no other test run
+// shares.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
 }
