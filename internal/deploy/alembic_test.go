@@ -40,6 +40,18 @@ def downgrade():
 `,
 }
 
+// alembicB2 is the migration after alembicFiles' a1.
+var alembicB2 = map[string]string{"migrations/versions/b2_names.py": `from alembic import op
+revision = "b2"
+down_revision = "a1"
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)")
+def downgrade():
+    op.execute("DROP TABLE names")
+`}
+
 // requireAlembic ends the test as testenv.Unavailable says unless the
 // system's python has alembic.
 func requireAlembic(t *testing.T) {
@@ -67,16 +79,7 @@ func TestDeployAlembic(t *testing.T) {
 		t.Fatalf("revision after v1 = %q, want a1", rev)
 	}
 
-	f.push("unhealthy", map[string]string{"migrations/versions/b2_names.py": `from alembic import op
-revision = "b2"
-down_revision = "a1"
-branch_labels = None
-depends_on = None
-def upgrade():
-    op.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)")
-def downgrade():
-    op.execute("DROP TABLE names")
-`})
+	f.push("unhealthy", alembicB2)
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusRolledBack, "v1")
 	if rev := f.revision(); rev != "a1" {

@@ -1,12 +1,10 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,72 +17,6 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
-
-// sqliteLocker is another process (Debian's sqlite3 shell) holding an
-// exclusive transaction on a SQLite file: what a backup tool, an operator's
-// sqlite3 session or a second fraisier stuck mid-write does to fraisier.
-type sqliteLocker struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan error
-}
-
-// lockSQLite starts sqlite3 on path and returns once it holds BEGIN
-// EXCLUSIVE; release ends its transaction and waits for it to exit.
-func lockSQLite(t *testing.T, path string) *sqliteLocker {
-	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		testenv.Unavailable(t, "sqlite3 not installed (apt-get install sqlite3): %v", err)
-	}
-	cmd := exec.Command(bin, path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	l := &sqliteLocker{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
-	t.Cleanup(func() { l.release(t) })
-	// The shell answers the SELECT only once BEGIN EXCLUSIVE has the lock
-	// (a write to a table makes sure even a lazy shell took it).
-	fmt.Fprint(stdin, ".timeout 10000\nBEGIN EXCLUSIVE;\nUPDATE tb_schema_migrations SET version = version WHERE 0;\nSELECT 'locked';\n")
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "locked" {
-		cmd.Process.Kill()
-		t.Fatalf("sqlite3 did not take the lock: %q %v %s", line, err, stderr.String())
-	}
-	go func() {
-		io.Copy(io.Discard, stdout)
-		l.done <- cmd.Wait()
-	}()
-	return l
-}
-
-func (l *sqliteLocker) release(t *testing.T) {
-	if l.stdin == nil {
-		return
-	}
-	fmt.Fprint(l.stdin, "COMMIT;\n.quit\n")
-	l.stdin.Close()
-	l.stdin = nil
-	select {
-	case err := <-l.done:
-		if err != nil {
-			t.Errorf("sqlite3: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		l.cmd.Process.Kill()
-		t.Errorf("sqlite3 did not end")
-	}
-}
 
 // TestFaultStateDBLocked: another process holds the SQLite state database
 // in an exclusive transaction past the busy timeout (5 s). The deployment
@@ -105,7 +37,7 @@ func TestFaultStateDBLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	locker := lockSQLite(t, statePath)
+	locker := testenv.LockSQLite(t, statePath)
 	env, _ := f.cfg.Lookup("hello", "production")
 	start := time.Now()
 	res, err := f.engine.Deploy(ctx, f.collab, Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
@@ -125,7 +57,7 @@ func TestFaultStateDBLocked(t *testing.T) {
 	}
 	f.assertUnchanged(before, store.StatusFailed)
 
-	locker.release(t)
+	locker.Release(t)
 	after, err := f.db.Deployments(ctx, store.DeploymentFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +115,8 @@ func TestReliabilityStateDBLocked(t *testing.T) {
 	t.Run("real CLI refuses", func(t *testing.T) {
 		bin := testenv.BuildFraisier(t)
 		cfgPath := f.writeConfig(t)
-		locker := lockSQLite(t, statePath)
-		defer locker.release(t)
+		locker := testenv.LockSQLite(t, statePath)
+		defer locker.Release(t)
 		out, code := runCLI(t, bin, f.mgr.Env(), "--config", cfgPath, "--state", statePath, "deploy", "hello", "production")
 		t.Logf("exit %d:\n%s", code, out)
 		if !strings.Contains(out, "state database is unavailable") || !strings.Contains(out, "acquire lock on hello/production") ||
@@ -215,11 +147,11 @@ func TestReliabilityStateDBLocked(t *testing.T) {
 			done <- outcome{res, err}
 		}()
 		testenv.WaitForFile(t, filepath.Join(gate, "installing"), 30*time.Second)
-		locker := lockSQLite(t, statePath)
+		locker := testenv.LockSQLite(t, statePath)
 		writeFile(t, filepath.Join(gate, "go"), "")
 		const hold = 12 * time.Second
 		time.Sleep(hold)
-		locker.release(t)
+		locker.Release(t)
 		o := <-done
 		if o.err != nil {
 			t.Fatalf("Deploy: %v", o.err)

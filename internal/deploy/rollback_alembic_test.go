@@ -40,16 +40,7 @@ func TestRollbackAlembic(t *testing.T) {
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusSucceeded, "v1")
 	first := res.Release
-	f.push("healthy", map[string]string{"migrations/versions/b2_names.py": `from alembic import op
-revision = "b2"
-down_revision = "a1"
-branch_labels = None
-depends_on = None
-def upgrade():
-    op.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)")
-def downgrade():
-    op.execute("DROP TABLE names")
-`})
+	f.push("healthy", alembicB2)
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v2")
 	if v := version(); v != "b2" {
 		t.Fatalf("alembic_version after v2 = %q, want b2", v)
