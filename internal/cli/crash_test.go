@@ -29,7 +29,7 @@ import (
 // run it again, on real parts: a bare git origin, a private systemd user
 // manager running the test HTTP service from current, the sql migration
 // tool on a SQLite database, and a SQLite state database. After every
-// crash they check what the issue asks: the lock is recovered, the killed
+// crash they check that the lock is recovered, the killed
 // deployment is recorded interrupted, the service ends healthy on a
 // release the record names truthfully (the record's current release is
 // what current points at), and the next deployment succeeds.
@@ -494,7 +494,7 @@ func (f *crashFixture) openState() *store.DB {
 	return f.stateDB
 }
 
-// checkTruthful checks the end state the issue asks for: nothing holds the
+// checkTruthful checks the end state after a crash: nothing holds the
 // lock, the service answers version and is healthy, the record's current
 // release is what current points at, and the application database is at
 // the revision that release migrated it to.

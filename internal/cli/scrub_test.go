@@ -17,13 +17,13 @@ import (
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
-// TestStepOutputScrubbedEndToEnd is the reproduction: an install step
-// prints a webhook secret (given to fraisier as ${VAR}), split across two
-// writes with a pause between, and the database URL; a second deployment's
-// install fails with the secret as its last line, which becomes the
-// deployment's error. No configured secret is then anywhere in the state
-// database's files, in /api/deployments/N, in show (text and JSON), logs,
-// history or deploy's own output; the marker stands where they were.
+// TestStepOutputScrubbedEndToEnd: an install step prints a webhook secret
+// (given to fraisier as ${VAR}), split across two writes with a pause
+// between, and the database URL; a second deployment's install fails with
+// the secret as its last line, which becomes the deployment's error. No
+// configured secret is then anywhere in the state database's files, in
+// /api/deployments/N, in show (text and JSON), logs, history or deploy's
+// own output; the marker stands where they were.
 func TestStepOutputScrubbedEndToEnd(t *testing.T) {
 	bin, err := exec.LookPath("fraisier")
 	if err != nil {

@@ -143,9 +143,9 @@ func plantSSHCommand(t *testing.T, dir, marker string) {
 // TestPlantedMirrorConfigNeverRuns: the mirror's own config is obeyed by
 // every git fraisier runs on it (GIT_DIR bypasses safe.directory), so a
 // core.sshCommand planted there by another user would run as fraisier.
-// Wherever it is planted (the old mirror under app_path, kept from before,
-// or a mirror under the state directory that another user owns), it never
-// runs.
+// Wherever it is planted (a mirror under app_path, where an older layout
+// kept it, or a mirror under the state directory that another user owns),
+// it never runs.
 func TestPlantedMirrorConfigNeverRuns(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -214,9 +214,8 @@ func treeSnapshot(t *testing.T, dirs ...string) map[string]string {
 // real directories that only fraisier's user can write, in a path no other
 // user can change, and current a link into releases/. Otherwise the
 // deployment fails before it changes anything, and says which path, who
-// owns it and what to do. Reproduced before: a releases/ symlinked to a
-// directory elsewhere got a release written into it and old directories
-// pruned from it.
+// owns it and what to do: a releases/ symlinked elsewhere would otherwise
+// get a release written into it and old directories pruned from it.
 func TestDeployRefusesAHostileTree(t *testing.T) {
 	oldReleases := []string{"20200101T000000.000Z-aaaaaaaa", "20200102T000000.000Z-bbbbbbbb", "20200103T000000.000Z-cccccccc", "20200104T000000.000Z-dddddddd"}
 	for _, tc := range []struct {

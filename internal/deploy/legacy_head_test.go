@@ -16,9 +16,7 @@ import (
 // checkout's .git/HEAD names (TestInplaceTakesOverAnOldCheckout). That
 // file is believed only when fraisier's user wrote it and no one else can
 // have: a former deploy user who owned app_path could have pointed it at
-// an old commit of its choosing for the failure to return to. Reproduced
-// before: the failed deployment checked out the commit the other user
-// named.
+// an old commit of its choosing for the failure to return to.
 func TestInplaceDistrustsAForeignHead(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -14,8 +14,8 @@ import (
 
 // TestPlanListsMigrationsAsUser: deploy --plan lists pending migrations
 // with the tool run as the environment's user:, as a deployment runs it,
-// in a scratch export that user can enter. Before: the scratch directory
-// was root's (0700) and the tool, as nobody, could never list anything.
+// in a scratch export that user can enter (a root-only one would leave the
+// tool, as nobody, unable to list anything).
 func TestPlanListsMigrationsAsUser(t *testing.T) {
 	if _, err := user.LookupId("65534"); err != nil {
 		testenv.Unavailable(t, "no user 65534 on this host")

@@ -26,10 +26,9 @@ type pushStep struct {
 }
 
 // TestQueuedPushOfAnotherRef: a push must descend from what runs only when
-// what runs was deployed from the same ref. Reproduced before: after a
-// pull request preview, or in an environment whose branch is a glob, a
-// push of another ref "did not descend" from what ran and was refused. A
-// replay or a force-push back on the ref that runs is refused still.
+// what runs was deployed from the same ref: after a pull request preview,
+// or in an environment whose branch is a glob, a push of another ref
+// deploys. A replay or a force-push back on the ref that runs is refused.
 func TestQueuedPushOfAnotherRef(t *testing.T) {
 	const main, pr = "refs/heads/main", "refs/pull/1/head"
 	for _, tc := range []struct {

@@ -65,7 +65,8 @@ func (f *fixture) expectRefused(res Result, reason, version string) {
 
 // TestQueuedPushDeploysItsCommit: a branch and a tag named like the pushed
 // commit's SHA, pointing at another commit, must not decide what a genuine
-// push of that commit deploys (it did: the planted commit went live).
+// push of that commit deploys: the pushed commit goes live, never the
+// planted one.
 func TestQueuedPushDeploysItsCommit(t *testing.T) {
 	f := newFixture(t, "")
 	v1 := f.push("healthy", nil)

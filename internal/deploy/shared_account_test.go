@@ -17,11 +17,10 @@ import (
 // TestSharedCodeRunsAsItsAccount: an environment that shares another's
 // code runs in that environment's release, which belongs to its user:.
 // Its run_after_deploy must run as that user, or what the user wrote runs
-// with another account's rights. Reproduced before: hello/production
-// sets user: nobody and its install rewrites after.sh; reader/production
-// (no user:) ran it as uid 0. A configuration that loads refuses the
-// difference (config's rule); the deployment refuses it again, whatever
-// built the configuration.
+// with another account's rights: here hello/production sets user: nobody
+// and its install rewrites after.sh, which reader/production runs. A
+// configuration that loads refuses the difference (config's rule); the
+// deployment refuses it again, whatever built the configuration.
 func TestSharedCodeRunsAsItsAccount(t *testing.T) {
 	if _, err := user.LookupId("65534"); err != nil {
 		testenv.Unavailable(t, "no user 65534 on this host")

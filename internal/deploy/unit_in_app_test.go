@@ -18,9 +18,8 @@ import (
 // it: the user adds ExecStartPre=+… and systemd runs it with its own
 // rights at the next daemon-reload and restart, which fraisier triggers.
 // Such a deployment fails before the switch, while the old release
-// serves, and says to install the unit under /etc/systemd/system.
-// Reproduced before: the line the install (as nobody) appended ran as
-// uid 0 at the restart.
+// serves, and says to install the unit under /etc/systemd/system; the
+// line the install (as nobody) appends must never run.
 func TestUserRefusesUnitFilesInApp(t *testing.T) {
 	if _, err := user.LookupId("65534"); err != nil {
 		testenv.Unavailable(t, "no user 65534 on this host")

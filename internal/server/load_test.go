@@ -318,17 +318,15 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 	if rep.ran == 0 {
 		t.Errorf("no deployment ran during the load")
 	}
-	for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		ds, err := db.RunningDeployments(ctx)
-		if err != nil {
+	var running []store.Deployment
+	if !testenv.Eventually(60*time.Second, 50*time.Millisecond, func() bool {
+		var err error
+		if running, err = db.RunningDeployments(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 0 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("%d deployments still queued or running 60s after the load", len(ds))
-		}
+		return len(running) == 0
+	}) {
+		t.Fatalf("%d deployments still queued or running 60s after the load", len(running))
 	}
 	ds, err := db.Deployments(ctx, store.DeploymentFilter{Status: store.StatusSucceeded, Limit: 100000})
 	if err != nil {

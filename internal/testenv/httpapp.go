@@ -151,9 +151,8 @@ func AppAnswer(port int) string {
 // below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a
 // port of that range, as a listener on port 0 gets, may be given to any
 // outgoing connection (a test's HTTP client, git, the server under test)
-// before the service binds it, and a busy test run makes thousands (a
-// service failed to start so once in a clean-clone run). Below the range
-// only another caller can take it, one port among thousands.
+// before the service binds it, and a busy test run makes thousands. Below
+// the range only another caller can take it, one port among thousands.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	lo, hi := ephemeralPorts()

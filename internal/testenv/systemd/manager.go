@@ -60,11 +60,11 @@ type Manager struct {
 }
 
 // UserManager starts a private user manager for the test and stops it when
-// the test ends. Each test gets a clean one, and tests using one each can
-// run in parallel: starting takes 0.2-0.3 s here, stopping under 0.1 s. A
-// package whose tests share one manager can call Start in TestMain and
-// Close after m.Run, naming units with Prefix to keep tests apart. Skips the test when the machine cannot run a
-// manager — fails it under FRAISIER_TEST_STRICT=1.
+// the test ends. Each test gets a clean one, cheap enough to start per
+// test, and tests using one each can run in parallel. A package whose
+// tests share one manager can call Start in TestMain and Close after
+// m.Run, naming units with Prefix to keep tests apart. Skips the test when
+// the machine cannot run a manager; fails it under FRAISIER_TEST_STRICT=1.
 func UserManager(t testing.TB) *Manager {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
