@@ -61,17 +61,24 @@ func requireAlembic(t *testing.T) {
 	}
 }
 
+// newAlembicFixture is newFixture with alembic, run by the system's
+// python, migrating the SQLite database at dbPath.
+func newAlembicFixture(t *testing.T) (f *fixture, dbPath string) {
+	t.Helper()
+	requireAlembic(t)
+	dbPath = filepath.Join(t.TempDir(), "app.db")
+	return newFixture(t, fmt.Sprintf(`        database:
+          tool: alembic
+          python: %s
+          url: sqlite:///%s
+`, systemPython, dbPath)), dbPath
+}
+
 // TestDeployAlembic: real alembic from Debian's packages, run by the deploy
 // engine from the new release: upgraded before the switch, downgraded to
 // the recorded revision when the release then fails its health check.
 func TestDeployAlembic(t *testing.T) {
-	requireAlembic(t)
-	dbPath := filepath.Join(t.TempDir(), "app.db")
-	f := newFixture(t, fmt.Sprintf(`        database:
-          tool: alembic
-          python: %s
-          url: sqlite:///%s
-`, systemPython, dbPath))
+	f, _ := newAlembicFixture(t)
 
 	f.push("healthy", alembicFiles)
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")

@@ -3,8 +3,6 @@ package deploy
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/store"
@@ -15,13 +13,7 @@ import (
 // downgrade from the release that was current (the earlier one has no b2
 // to undo), checked in alembic's own table.
 func TestRollbackAlembic(t *testing.T) {
-	requireAlembic(t)
-	dbPath := filepath.Join(t.TempDir(), "app.db")
-	f := newFixture(t, fmt.Sprintf(`        database:
-          tool: alembic
-          python: %s
-          url: sqlite:///%s
-`, systemPython, dbPath))
+	f, dbPath := newAlembicFixture(t)
 	version := func() string {
 		t.Helper()
 		db, err := sql.Open("sqlite", dbPath)
