@@ -474,13 +474,7 @@ func (s *hxServer) raw(b []byte) hxResult {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	go c.Write(b)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return hxResult{err: err}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return hxResult{status: resp.StatusCode, header: resp.Header, body: body}
+	return readResult(c)
 }
 
 // streamed sends a generated body of r.stream bytes on its own connection,
@@ -530,6 +524,11 @@ func (s *hxServer) streamed(r hxReq) hxResult {
 		}
 		w.Flush()
 	}()
+	return readResult(c)
+}
+
+// readResult reads the server's answer on c.
+func readResult(c net.Conn) hxResult {
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return hxResult{err: err}
