@@ -237,3 +237,59 @@ func TestUnitStateFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedBus checks the connection a Manager keeps: shared by
+// concurrent questions, replaced when the manager drops it, and reopened
+// after it was closed for being idle.
+func TestSharedBus(t *testing.T) {
+	t.Parallel()
+	m, um := newTestManager(t)
+	ctx := context.Background()
+	unit := um.Unit("shared.service")
+	if _, err := m.WriteUnit(unit, []byte("[Service]\nExecStart=/bin/sleep 600\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	ask := func() {
+		t.Helper()
+		if st, err := m.unitStateBus(ctx, unit); err != nil || st.SubState != "running" {
+			t.Fatalf("over the bus: %+v, %v", st, err)
+		}
+	}
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			var err error
+			for range 5 {
+				if _, err = m.unitStateBus(ctx, unit); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent question: %v", err)
+		}
+	}
+	first := m.bus.conn
+	if first == nil || m.bus.users != 0 {
+		t.Fatalf("after the questions: connection %v, %d users", first, m.bus.users)
+	}
+	first.Conn.Close() // as when the manager goes away
+	ask()
+	if m.bus.conn == first || !m.bus.conn.Connected() {
+		t.Fatal("a dropped connection was not replaced")
+	}
+	m.bus.closeIdle()
+	if m.bus.conn != nil {
+		t.Fatal("closeIdle left the connection open")
+	}
+	ask()
+}
