@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -20,36 +21,77 @@ import (
 // process and its children (cpu-ms/op) and the manager (systemd-cpu-ms/op):
 // on a shared machine wall time mostly measures the others' load.
 
-// benchManager returns a Manager on a private user manager and a running
-// unit to ask about.
-func benchManager(b *testing.B) (*Manager, string) {
-	b.Helper()
+func BenchmarkUnitState(b *testing.B) {
+	benchOp(b, nil, unitStateRunning)
+}
+
+// BenchmarkUnitStateCold asks on a new connection each time, as a Manager's
+// first question does.
+func BenchmarkUnitStateCold(b *testing.B) {
+	benchOp(b, nil, func(ctx context.Context, m *Manager, unit string) error {
+		defer m.bus.closeIdle()
+		return unitStateRunning(ctx, m, unit)
+	})
+}
+
+// BenchmarkUnitStateSystemctl is the fallback's cost, for comparison.
+func BenchmarkUnitStateSystemctl(b *testing.B) {
+	benchOp(b, func(m *Manager) { m.bus = nil }, unitStateRunning)
+}
+
+func BenchmarkUnitFiles(b *testing.B) {
+	benchOp(b, nil, func(ctx context.Context, m *Manager, unit string) error {
+		if f, err := m.UnitFiles(ctx, unit); err != nil || f.NeedReload {
+			return fmt.Errorf("UnitFiles = %+v, %v", f, err)
+		}
+		return nil
+	})
+}
+
+func BenchmarkRestart(b *testing.B) {
+	benchOp(b, nil, func(ctx context.Context, m *Manager, unit string) error {
+		return m.Restart(ctx, unit)
+	})
+}
+
+func unitStateRunning(ctx context.Context, m *Manager, unit string) error {
+	if st, err := m.UnitState(ctx, unit); err != nil || st.SubState != "running" {
+		return fmt.Errorf("UnitState = %+v, %v", st, err)
+	}
+	return nil
+}
+
+// benchOp runs op on a Manager of a private user manager, with a running
+// unit to ask about; prepare, if not nil, adjusts the Manager first.
+func benchOp(b *testing.B, prepare func(*Manager), op func(context.Context, *Manager, string) error) {
 	um := usermgr.UserManager(b)
 	m, err := New(Options{Scope: ScopeUser, Env: um.Env(), UnitDir: um.UnitDir})
 	if err != nil {
 		b.Fatal(err)
 	}
 	unit := um.Unit("bench.service")
-	if _, err := m.WriteUnit(unit, []byte("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep 600\n")); err != nil {
-		b.Fatal(err)
+	startUnit(b, m, unit, "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep 600\n")
+	cpu := newCPUMeter(b, m)
+	if prepare != nil {
+		prepare(m)
 	}
 	ctx := context.Background()
-	if err := m.DaemonReload(ctx); err != nil {
-		b.Fatal(err)
+	cpu.start(b)
+	for b.Loop() {
+		if err := op(ctx, m, unit); err != nil {
+			b.Fatal(err)
+		}
 	}
-	if err := m.Start(ctx, unit); err != nil {
-		b.Fatal(err)
-	}
-	return m, unit
+	cpu.stop(b)
 }
 
 // cpuMeter measures the CPU time spent between start and stop.
 type cpuMeter struct {
-	mgrPID          int
-	self, mgr       time.Duration
-	selfCPU, mgrCPU time.Duration
+	mgrPID    int
+	self, mgr time.Duration
 }
 
+// newCPUMeter finds the manager's process: the peer of its private socket.
 func newCPUMeter(b *testing.B, m *Manager) *cpuMeter {
 	b.Helper()
 	c, err := net.Dial("unix", m.busPath())
@@ -75,10 +117,10 @@ func (c *cpuMeter) start(b *testing.B) {
 }
 
 func (c *cpuMeter) stop(b *testing.B) {
-	c.selfCPU, c.mgrCPU = selfCPU()-c.self, procCPU(b, c.mgrPID)-c.mgr
+	self, mgr := selfCPU()-c.self, procCPU(b, c.mgrPID)-c.mgr
 	n := float64(b.N)
-	b.ReportMetric(float64(c.selfCPU.Microseconds())/1000/n, "cpu-ms/op")
-	b.ReportMetric(float64(c.mgrCPU.Microseconds())/1000/n, "systemd-cpu-ms/op")
+	b.ReportMetric(float64(self.Microseconds())/1000/n, "cpu-ms/op")
+	b.ReportMetric(float64(mgr.Microseconds())/1000/n, "systemd-cpu-ms/op")
 }
 
 // selfCPU is the user and system time of this process and its waited-for
@@ -107,74 +149,4 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	utime, _ := strconv.Atoi(f[11])
 	stime, _ := strconv.Atoi(f[12])
 	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-func BenchmarkUnitState(b *testing.B) {
-	m, unit := benchManager(b)
-	ctx := context.Background()
-	cpu := newCPUMeter(b, m)
-	cpu.start(b)
-	for b.Loop() {
-		if st, err := m.UnitState(ctx, unit); err != nil || st.SubState != "running" {
-			b.Fatalf("UnitState = %+v, %v", st, err)
-		}
-	}
-	cpu.stop(b)
-}
-
-// BenchmarkUnitStateCold asks on a new connection each time, as a Manager's
-// first question does.
-func BenchmarkUnitStateCold(b *testing.B) {
-	m, unit := benchManager(b)
-	ctx := context.Background()
-	cpu := newCPUMeter(b, m)
-	cpu.start(b)
-	for b.Loop() {
-		if st, err := m.UnitState(ctx, unit); err != nil || st.SubState != "running" {
-			b.Fatalf("UnitState = %+v, %v", st, err)
-		}
-		m.bus.closeIdle()
-	}
-	cpu.stop(b)
-}
-
-func BenchmarkUnitFiles(b *testing.B) {
-	m, unit := benchManager(b)
-	ctx := context.Background()
-	cpu := newCPUMeter(b, m)
-	cpu.start(b)
-	for b.Loop() {
-		if f, err := m.UnitFiles(ctx, unit); err != nil || f.NeedReload {
-			b.Fatalf("UnitFiles = %+v, %v", f, err)
-		}
-	}
-	cpu.stop(b)
-}
-
-// BenchmarkUnitStateSystemctl is the fallback's cost, for comparison.
-func BenchmarkUnitStateSystemctl(b *testing.B) {
-	m, unit := benchManager(b)
-	cpu := newCPUMeter(b, m)
-	m.bus = nil
-	ctx := context.Background()
-	cpu.start(b)
-	for b.Loop() {
-		if st, err := m.UnitState(ctx, unit); err != nil || st.SubState != "running" {
-			b.Fatalf("UnitState = %+v, %v", st, err)
-		}
-	}
-	cpu.stop(b)
-}
-
-func BenchmarkRestart(b *testing.B) {
-	m, unit := benchManager(b)
-	ctx := context.Background()
-	cpu := newCPUMeter(b, m)
-	cpu.start(b)
-	for b.Loop() {
-		if err := m.Restart(ctx, unit); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cpu.stop(b)
 }

@@ -166,15 +166,7 @@ func TestUnitStateFallsBack(t *testing.T) {
 	m, um := newTestManager(t)
 	ctx := context.Background()
 	unit := um.Unit("fb.service")
-	if _, err := m.WriteUnit(unit, []byte("[Service]\nExecStart=/bin/sleep 600\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.DaemonReload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx, unit); err != nil {
-		t.Fatal(err)
-	}
+	startUnit(t, m, unit, "[Service]\nExecStart=/bin/sleep 600\n")
 	dir, err := os.MkdirTemp("", "fsb-") // short: sun_path holds 108 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -246,15 +238,7 @@ func TestSharedBus(t *testing.T) {
 	m, um := newTestManager(t)
 	ctx := context.Background()
 	unit := um.Unit("shared.service")
-	if _, err := m.WriteUnit(unit, []byte("[Service]\nExecStart=/bin/sleep 600\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.DaemonReload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx, unit); err != nil {
-		t.Fatal(err)
-	}
+	startUnit(t, m, unit, "[Service]\nExecStart=/bin/sleep 600\n")
 	ask := func() {
 		t.Helper()
 		if st, err := m.unitStateBus(ctx, unit); err != nil || st.SubState != "running" {
