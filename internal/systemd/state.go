@@ -78,9 +78,9 @@ var statusProps = []string{
 }
 
 // UnitState returns the state of unit. It asks over D-Bus (see bus.go),
-// and systemctl where that fails: the private socket is absent or not
-// ours (the system manager's, for a user other than root), or what
-// answers there is not a manager.
+// and asks systemctl where that fails: the private socket is absent or
+// not ours (the system manager's, for a user other than root), what
+// answers there is not a manager, or the connection dropped mid-question.
 func (m *Manager) UnitState(ctx context.Context, unit string) (UnitStatus, error) {
 	if err := ValidateUnitName(unit); err != nil {
 		return UnitStatus{Unit: unit}, fmt.Errorf("state: %w", err)
