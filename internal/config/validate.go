@@ -302,78 +302,13 @@ var fieldsOnlyFor = []struct {
 }
 
 func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
-	for _, r := range fieldsOnlyFor {
-		if l.has(path+"."+r.key) && f.Type != "" && !slices.Contains(r.types, f.Type) {
-			l.report(path+"."+r.key, fmt.Sprintf("%s is only for %s fraises, and %s is %s fraise", r.key, strings.Join(r.types, " and "), f.Name, article(f.Type)), r.hint)
-		}
-	}
-
-	if msg, hint := refPatternProblem(e.Branch); msg != "" && e.Branch != "" {
-		l.report(path+".branch", fmt.Sprintf("branch %q %s", e.Branch, msg), orHint(hint, "a branch name (main) or a glob (release/*)"))
-	} else if i := strings.IndexAny(e.Branch, shellMeta); i >= 0 {
-		l.report(path+".branch", fmt.Sprintf("branch %q holds %q, a shell metacharacter", e.Branch, e.Branch[i]), "webhooks refuse refs holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
-	}
-	if e.PullRequests != "" {
-		const own = "give previews an environment of their own, e.g. preview: {branch: preview, pull_requests: main, app_path: ...}"
-		sharing := e.SharesCodeWith != "" // pull_requests is refused there anyway
-		if !sharing && e.IsProtected() {
-			l.report(path+".pull_requests", fmt.Sprintf("a pull request preview deploys code nobody has reviewed; refused on protected environment %s", e.Name), own)
-		} else if !sharing && e.Branch != "" && patternsOverlap(e.Branch, e.PullRequests) {
-			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q matches this environment's own branch %q: any pull request against it would deploy here, where the branch's reviewed code runs", e.PullRequests, e.Branch), own)
-		} else if msg, hint := refPatternProblem(e.PullRequests); msg != "" {
-			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q %s", e.PullRequests, msg), orHint(hint, "the target branch of the pull requests: main, or a glob such as release/*"))
-		} else if i := strings.IndexAny(e.PullRequests, shellMeta); i >= 0 {
-			l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q holds %q, a shell metacharacter", e.PullRequests, e.PullRequests[i]), "webhooks refuse branches holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
-		}
-		if e.Layout == "inplace" {
-			l.report(path+".pull_requests", "pull request heads deploy only with the releases layout", "remove layout: inplace, or pull_requests")
-		}
-	}
-	if e.Tags != "" {
-		if msg, hint := refPatternProblem(e.Tags); msg != "" {
-			l.report(path+".tags", fmt.Sprintf("tags %q %s", e.Tags, msg), orHint(hint, "a tag glob such as v*"))
-		} else if i := strings.IndexAny(e.Tags, shellMeta); i >= 0 {
-			l.report(path+".tags", fmt.Sprintf("tags %q holds %q, a shell metacharacter", e.Tags, e.Tags[i]), "webhooks refuse refs holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
-		}
-	}
-
-	sharing := e.SharesCodeWith != ""
-	if sharing {
-		l.validateSharing(path, e)
-		for _, k := range []string{"app_path", "git_repo", "pull_requests"} {
-			if l.has(path + "." + k) {
-				l.report(path+"."+k, fmt.Sprintf("%s is not used with shares_code_with: this environment runs the code of %s", k, e.SharesCodeWith), "remove it")
-			}
-		}
-	} else {
-		if e.AppPath == "" && !l.has(path+".app_path") {
-			l.report(path+".app_path", "required key missing", "where the fraise lives on this host, e.g. /srv/"+f.Name)
-		}
-		switch {
-		case e.GitRepo != "":
-			if !isCloneSource(e.GitRepo) {
-				l.report(path+".git_repo", fmt.Sprintf("git_repo %q is not a clone URL or an absolute path", e.GitRepo), "write https://host/owner/name.git, git@host:owner/name.git or /srv/git/name.git")
-			} else if msg := remoteHazard(e.GitRepo); msg != "" {
-				key := path + ".git_repo"
-				if !l.has(key) {
-					key = "fraises." + f.Name + ".repository" // git_repo defaults to it
-				}
-				l.report(key, fmt.Sprintf("clone source %q %s", e.GitRepo, msg), "write https://host/owner/name.git, git@host:owner/name.git or /srv/git/name.git")
-			}
-		case f.Repository != "" && !l.ps.covered("fraises."+f.Name+".repository"):
-			l.report(path+".git_repo", "required key missing",
-				fmt.Sprintf("repository %q only routes webhooks; say where to clone from, e.g. git_repo: https://github.com/%s.git", f.Repository, strings.TrimSuffix(f.Repository, ".git")))
-		case f.Repository == "":
-			l.report(path+".git_repo", "required key missing", "where to clone from; or set repository on the fraise to a clone URL")
-		}
-	}
-
+	l.checkTypedKeys(path, f)
+	l.validateRefPatterns(path, e)
+	l.validateCodeSource(path, f, e)
 	for i, s := range e.Shared {
 		l.checkRelative(indexPath(path+".shared", i), "shared entry", s)
 	}
-
 	l.validateServices(path, e)
-
 	if e.Install != nil {
 		l.validateCommand(path+".install", e.Install)
 	}
@@ -395,6 +330,98 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 		l.checkRelative(indexPath(path+".scripts", i), "script", s)
 	}
 	l.validateJobs(path, f, e)
+}
+
+// checkTypedKeys reports the keys written in an environment of a fraise
+// whose type does not use them.
+func (l *loader) checkTypedKeys(path string, f *Fraise) {
+	for _, r := range fieldsOnlyFor {
+		if l.has(path+"."+r.key) && f.Type != "" && !slices.Contains(r.types, f.Type) {
+			l.report(path+"."+r.key, fmt.Sprintf("%s is only for %s fraises, and %s is %s fraise", r.key, strings.Join(r.types, " and "), f.Name, article(f.Type)), r.hint)
+		}
+	}
+}
+
+// validateRefPatterns checks the patterns that route pushes and pull
+// requests to the environment.
+func (l *loader) validateRefPatterns(path string, e *Environment) {
+	if e.Branch != "" {
+		l.checkRefPattern(path, "branch", e.Branch, "a branch name (main) or a glob (release/*)", "refs")
+	}
+	if e.PullRequests != "" {
+		l.validatePullRequests(path, e)
+	}
+	if e.Tags != "" {
+		l.checkRefPattern(path, "tags", e.Tags, "a tag glob such as v*", "refs")
+	}
+}
+
+// checkRefPattern reports the pattern written under key if it is invalid
+// (hint is said when the problem comes with none), or if it holds a shell
+// metacharacter: webhooks refuse refs holding one, so the pattern could
+// never match. refs names what the pattern matches, for that report.
+func (l *loader) checkRefPattern(path, key, pattern, hint, refs string) {
+	if msg, h := refPatternProblem(pattern); msg != "" {
+		l.report(path+"."+key, fmt.Sprintf("%s %q %s", key, pattern, msg), orHint(h, hint))
+	} else if i := strings.IndexAny(pattern, shellMeta); i >= 0 {
+		l.report(path+"."+key, fmt.Sprintf("%s %q holds %q, a shell metacharacter", key, pattern, pattern[i]),
+			"webhooks refuse "+refs+" holding $ ` ; | & < > ' \" ( ), so this pattern could never match")
+	}
+}
+
+// validatePullRequests checks pull_requests: previews deploy code nobody
+// has reviewed, so never to a protected environment, nor to one whose own
+// branch the previews would replace.
+func (l *loader) validatePullRequests(path string, e *Environment) {
+	const own = "give previews an environment of their own, e.g. preview: {branch: preview, pull_requests: main, app_path: ...}"
+	sharing := e.SharesCodeWith != "" // pull_requests is refused there anyway
+	switch {
+	case !sharing && e.IsProtected():
+		l.report(path+".pull_requests", fmt.Sprintf("a pull request preview deploys code nobody has reviewed; refused on protected environment %s", e.Name), own)
+	case !sharing && e.Branch != "" && patternsOverlap(e.Branch, e.PullRequests):
+		l.report(path+".pull_requests", fmt.Sprintf("pull_requests %q matches this environment's own branch %q: any pull request against it would deploy here, where the branch's reviewed code runs", e.PullRequests, e.Branch), own)
+	default:
+		l.checkRefPattern(path, "pull_requests", e.PullRequests, "the target branch of the pull requests: main, or a glob such as release/*", "branches")
+	}
+	if e.Layout == "inplace" {
+		l.report(path+".pull_requests", "pull request heads deploy only with the releases layout", "remove layout: inplace, or pull_requests")
+	}
+}
+
+// validateCodeSource checks where the environment's code comes from:
+// another environment's release (shares_code_with), or its own clone of
+// git_repo (by default the fraise's repository) into app_path.
+func (l *loader) validateCodeSource(path string, f *Fraise, e *Environment) {
+	if e.SharesCodeWith != "" {
+		l.validateSharing(path, e)
+		for _, k := range []string{"app_path", "git_repo", "pull_requests"} {
+			if l.has(path + "." + k) {
+				l.report(path+"."+k, fmt.Sprintf("%s is not used with shares_code_with: this environment runs the code of %s", k, e.SharesCodeWith), "remove it")
+			}
+		}
+		return
+	}
+	if e.AppPath == "" && !l.has(path+".app_path") {
+		l.report(path+".app_path", "required key missing", "where the fraise lives on this host, e.g. /srv/"+f.Name)
+	}
+	const cloneHint = "write https://host/owner/name.git, git@host:owner/name.git or /srv/git/name.git"
+	switch {
+	case e.GitRepo != "":
+		if !isCloneSource(e.GitRepo) {
+			l.report(path+".git_repo", fmt.Sprintf("git_repo %q is not a clone URL or an absolute path", e.GitRepo), cloneHint)
+		} else if msg := remoteHazard(e.GitRepo); msg != "" {
+			key := path + ".git_repo"
+			if !l.has(key) {
+				key = "fraises." + f.Name + ".repository" // git_repo defaults to it
+			}
+			l.report(key, fmt.Sprintf("clone source %q %s", e.GitRepo, msg), cloneHint)
+		}
+	case f.Repository != "" && !l.ps.covered("fraises."+f.Name+".repository"):
+		l.report(path+".git_repo", "required key missing",
+			fmt.Sprintf("repository %q only routes webhooks; say where to clone from, e.g. git_repo: https://github.com/%s.git", f.Repository, strings.TrimSuffix(f.Repository, ".git")))
+	case f.Repository == "":
+		l.report(path+".git_repo", "required key missing", "where to clone from; or set repository on the fraise to a clone URL")
+	}
 }
 
 func orHint(h, fallback string) string {
