@@ -32,21 +32,6 @@ func Parse(k Kind, h http.Header, body []byte) (Event, error) {
 		return Event{}, fmt.Errorf("parse %s delivery: event header %.64q is not printable ASCII of at most 128 bytes: %w", k, raw, ErrMalformed)
 	}
 	ev := Event{Forge: k, DeliveryID: DeliveryID(k, h), EventType: raw}
-	if k == GitHub || k == Gitea {
-		if t := gitHubType(raw); t == Push || t == Ping {
-			var p ghPayload
-			if decodeGitHubPush(body, &p) {
-				ev.Type = t
-				if err := fill(&ev, &p); err != nil {
-					return Event{}, fmt.Errorf("parse %s %s: %w", k, raw, err)
-				}
-				return ev, nil
-			}
-		}
-	}
-	if msg, ok := checkJSON(body); !ok {
-		return Event{}, fmt.Errorf("parse %s %s: %s: %w", k, raw, msg, ErrMalformed)
-	}
 	p, err := decodePayload(&ev, body)
 	if err == nil {
 		err = fill(&ev, p)
@@ -74,7 +59,12 @@ func decodePayload(ev *Event, body []byte) (payload, error) {
 	switch ev.Forge {
 	case GitHub, Gitea:
 		ev.Type = gitHubType(ev.EventType)
-		return decodeAs(ev, body, new(ghPayload))
+		p := new(ghPayload)
+		if (ev.Type == Push || ev.Type == Ping) && decodeGitHubPush(body, p) {
+			return p, nil
+		}
+		*p = ghPayload{}
+		return decodeAs(ev, body, p)
 	case GitLab:
 		return decodeGitLab(ev, body)
 	case Bitbucket:
@@ -128,10 +118,13 @@ func missing(field string) error {
 	return fmt.Errorf("no %s: %w", field, ErrMalformed)
 }
 
-// decode unmarshals body into v. For events of Type Other a field of an
-// unexpected type is not an error: the field is left empty and dropped
-// later if invalid.
+// decode unmarshals body into v, once checkJSON has accepted it. For
+// events of Type Other a field of an unexpected type is not an error: the
+// field is left empty and dropped later if invalid.
 func decode(body []byte, v any, lenient bool) error {
+	if msg, ok := checkJSON(body); !ok {
+		return fmt.Errorf("%s: %w", msg, ErrMalformed)
+	}
 	err := json.Unmarshal(body, v)
 	if err == nil {
 		return nil
