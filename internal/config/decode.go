@@ -5,20 +5,17 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
 )
 
 // The decoder walks the YAML AST rather than unmarshalling into the structs,
 // because only the AST knows where each value was written, and because a
 // strict unmarshal stops at the first problem while users want them all.
-
-type position struct{ line, col int }
 
 // presence records that a key was written, and where.
 type presence struct {
@@ -45,195 +42,6 @@ type decoder struct {
 	present map[string]presence
 	budget  int
 	aborted bool
-}
-
-type entry struct {
-	name string
-	key  ast.Node
-	val  ast.Node
-}
-
-// parse turns data into the AST of its single document, or reports a
-// syntax problem.
-func parse(ps *problems, data []byte) (body ast.Node, ok bool) {
-	defer func() {
-		// A parser bug must not take the whole program down with it: the
-		// file is reported as unreadable instead.
-		if r := recover(); r != nil {
-			ps.add(position{}, "", fmt.Sprintf("YAML parser failed: %v", r), "")
-			body, ok = nil, false
-		}
-	}()
-	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
-	if err != nil {
-		msg := err.Error()
-		var pos position
-		if e, isYAML := err.(interface {
-			GetMessage() string
-			GetToken() *token.Token
-		}); isYAML {
-			msg = e.GetMessage()
-			if tk := e.GetToken(); tk != nil {
-				pos = tokenPos(tk)
-			}
-		}
-		ps.add(pos, "", "YAML syntax error: "+msg, syntaxHint(data, pos, msg))
-		return nil, false
-	}
-	var docs []*ast.DocumentNode
-	for _, d := range f.Docs {
-		if d != nil && d.Body != nil {
-			docs = append(docs, d)
-		}
-	}
-	switch len(docs) {
-	case 0:
-		return nil, true
-	case 1:
-		return docs[0].Body, true
-	}
-	ps.add(nodePos(docs[1].Body), "", "the file holds several YAML documents; fraisier reads one", "remove the second --- and what follows it")
-	return nil, false
-}
-
-func tokenPos(tk *token.Token) position {
-	if tk == nil || tk.Position == nil {
-		return position{}
-	}
-	return position{tk.Position.Line, tk.Position.Column}
-}
-
-// nodePos is where a node starts in the file. Mappings report their first
-// key, because their own token is the first colon.
-func nodePos(n ast.Node) position {
-	switch n := n.(type) {
-	case nil:
-		return position{}
-	case *ast.MappingNode:
-		if len(n.Values) > 0 && !n.IsFlowStyle {
-			return nodePos(n.Values[0].Key)
-		}
-		return tokenPos(n.Start)
-	case *ast.MappingValueNode:
-		return nodePos(n.Key)
-	case *ast.LiteralNode:
-		return tokenPos(n.Start)
-	case *ast.SequenceNode:
-		return tokenPos(n.Start)
-	}
-	return tokenPos(n.GetToken())
-}
-
-// collectAliases resolves every alias to the node its anchor names, in
-// document order as YAML requires. An anchor is registered only after its
-// own value has been walked, so an alias inside the value it names is
-// "unknown" rather than a cycle.
-func (d *decoder) collectAliases(n ast.Node, anchors map[string]ast.Node) {
-	switch n := n.(type) {
-	case *ast.MappingNode:
-		for _, mv := range n.Values {
-			d.collectAliases(mv, anchors)
-		}
-	case *ast.MappingValueNode:
-		d.collectAliases(n.Key, anchors)
-		d.collectAliases(n.Value, anchors)
-	case *ast.MappingKeyNode:
-		d.collectAliases(n.Value, anchors)
-	case *ast.SequenceNode:
-		for _, v := range n.Values {
-			d.collectAliases(v, anchors)
-		}
-	case *ast.TagNode:
-		d.collectAliases(n.Value, anchors)
-	case *ast.AnchorNode:
-		d.collectAliases(n.Value, anchors)
-		if n.Name != nil {
-			anchors[n.Name.GetToken().Value] = n.Value
-		}
-	case *ast.AliasNode:
-		name := ""
-		if n.Value != nil {
-			name = n.Value.GetToken().Value
-		}
-		if target, ok := anchors[name]; ok {
-			d.aliases[n] = target
-		} else {
-			d.ps.add(nodePos(n), "", fmt.Sprintf("alias *%s names no anchor defined before it", name), "define &"+name+" earlier in the file")
-		}
-	}
-}
-
-// unwrap follows anchors, aliases and tags to the node that holds the
-// value. It reports whether a !!str tag asked for the value as a string.
-func (d *decoder) unwrap(n ast.Node) (ast.Node, bool) {
-	forceString := false
-	for range 64 {
-		switch v := n.(type) {
-		case *ast.AnchorNode:
-			n = v.Value
-		case *ast.AliasNode:
-			n = d.aliases[v] // nil when unknown: already reported, decoded as null
-		case *ast.TagNode:
-			if v.Start != nil && v.Start.Value == "!!str" {
-				forceString = true
-			}
-			n = v.Value
-		default:
-			return n, forceString
-		}
-	}
-	return nil, false
-}
-
-// scalar kinds, as YAML resolved them.
-const (
-	kindNull     = "null"
-	kindString   = "string"
-	kindInt      = "integer"
-	kindFloat    = "number"
-	kindBool     = "boolean"
-	kindMapping  = "mapping"
-	kindSequence = "list"
-)
-
-func kindOf(n ast.Node) string {
-	switch n.(type) {
-	case nil, *ast.NullNode:
-		return kindNull
-	case *ast.StringNode, *ast.LiteralNode:
-		return kindString
-	case *ast.IntegerNode:
-		return kindInt
-	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
-		return kindFloat
-	case *ast.BoolNode:
-		return kindBool
-	case *ast.MappingNode:
-		return kindMapping
-	case *ast.SequenceNode:
-		return kindSequence
-	}
-	return "value"
-}
-
-// scalarText is the text of a scalar node as written (for strings, after
-// unquoting).
-func scalarText(n ast.Node) string {
-	switch n := n.(type) {
-	case *ast.StringNode:
-		return n.Value
-	case *ast.LiteralNode:
-		if n.Value != nil {
-			return n.Value.Value
-		}
-		return ""
-	case nil:
-		return ""
-	}
-	if tk := n.GetToken(); tk != nil {
-		return tk.Value
-	}
-	return ""
 }
 
 // fieldInfo is what the struct tags say about one field.
@@ -289,7 +97,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, fi *fieldInfo
 	t := v.Type()
 	switch {
 	case t == unsignedType && kindOf(n) == kindBool:
-		// The boolean form opened every fraise of the forge to anyone.
+		// true would open every fraise of the forge to anyone: say what to write.
 		d.fail(n, path, "allow_unsigned takes the fraises and addresses that may deliver unsigned, not true or false",
 			"write allow_unsigned: {fraises: [name], from: [10.0.0.0/8]} (either or both), or remove it")
 		return false
@@ -313,55 +121,11 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, fi *fieldInfo
 		}
 		return ok
 	case reflect.Bool:
-		text, ok := d.typedScalar(n, kindBool, path)
-		if !ok {
-			return false
-		}
-		b, err := strconv.ParseBool(text)
-		if err != nil || (text != "true" && text != "false" && kindOf(n) == kindString) {
-			d.fail(n, path, fmt.Sprintf("expected true or false, got %q", text), "")
-			return false
-		}
-		v.SetBool(b)
-		return true
+		return d.decodeBool(n, v, path)
 	case reflect.Int, reflect.Int64:
-		text, ok := d.typedScalar(n, kindInt, path)
-		if !ok {
-			return false
-		}
-		var i int64
-		var err error
-		if iv, isNode := n.(*ast.IntegerNode); isNode {
-			switch x := iv.Value.(type) {
-			case int64:
-				i = x
-			case uint64: // how the parser keeps positive integers
-				i = int64(x)
-				if x > math.MaxInt64 {
-					err = errors.New("out of range")
-				}
-			}
-		} else {
-			i, err = strconv.ParseInt(text, 10, 64)
-		}
-		if err != nil {
-			d.fail(n, path, fmt.Sprintf("expected an integer, got %q", text), "")
-			return false
-		}
-		v.SetInt(i)
-		return true
+		return d.decodeInt(n, v, path)
 	case reflect.Float64:
-		text, ok := d.typedScalar(n, kindFloat, path)
-		if !ok {
-			return false
-		}
-		f, err := strconv.ParseFloat(text, 64)
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			d.fail(n, path, fmt.Sprintf("expected a finite number, got %q", text), "")
-			return false
-		}
-		v.SetFloat(f)
-		return true
+		return d.decodeFloat(n, v, path)
 	case reflect.Pointer:
 		// Keep what was decoded even when part of it failed, so that the
 		// validator still sees the rest.
@@ -379,6 +143,62 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, fi *fieldInfo
 		return d.decodeStruct(n, v, path)
 	}
 	panic(fmt.Sprintf("config: no decoder for %s at %s", t, path))
+}
+
+func (d *decoder) decodeBool(n ast.Node, v reflect.Value, path string) bool {
+	text, ok := d.typedScalar(n, kindBool, path)
+	if !ok {
+		return false
+	}
+	b, err := strconv.ParseBool(text)
+	if err != nil || (text != "true" && text != "false" && kindOf(n) == kindString) {
+		d.fail(n, path, fmt.Sprintf("expected true or false, got %q", text), "")
+		return false
+	}
+	v.SetBool(b)
+	return true
+}
+
+func (d *decoder) decodeInt(n ast.Node, v reflect.Value, path string) bool {
+	text, ok := d.typedScalar(n, kindInt, path)
+	if !ok {
+		return false
+	}
+	var i int64
+	var err error
+	if iv, isNode := n.(*ast.IntegerNode); isNode {
+		switch x := iv.Value.(type) {
+		case int64:
+			i = x
+		case uint64: // how the parser keeps positive integers
+			i = int64(x)
+			if x > math.MaxInt64 {
+				err = errors.New("out of range")
+			}
+		}
+	} else {
+		i, err = strconv.ParseInt(text, 10, 64)
+	}
+	if err != nil {
+		d.fail(n, path, fmt.Sprintf("expected an integer, got %q", text), "")
+		return false
+	}
+	v.SetInt(i)
+	return true
+}
+
+func (d *decoder) decodeFloat(n ast.Node, v reflect.Value, path string) bool {
+	text, ok := d.typedScalar(n, kindFloat, path)
+	if !ok {
+		return false
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		d.fail(n, path, fmt.Sprintf("expected a finite number, got %q", text), "")
+		return false
+	}
+	v.SetFloat(f)
+	return true
 }
 
 // fail reports a value that cannot be used and keeps the validator quiet
@@ -428,7 +248,7 @@ func (d *decoder) stringValue(n ast.Node, forceString bool, path string, fi *fie
 	if !ok {
 		return "", false
 	}
-	if fi != nil && len(fi.enum) > 0 && !contains(fi.enum, s) {
+	if fi != nil && len(fi.enum) > 0 && !slices.Contains(fi.enum, s) {
 		hint := ""
 		if m := closest(s, fi.enum); m != "" {
 			hint = fmt.Sprintf("did you mean %q?", m)
@@ -556,86 +376,6 @@ func (d *decoder) note(path string, key position, val ast.Node) {
 	d.present[path] = presence{key: key, val: nodePos(val), scalar: k != kindMapping && k != kindSequence}
 }
 
-// entries lists the keys of a mapping with its << merges applied: keys
-// written in the mapping win over merged ones, and earlier merge sources
-// win over later ones, as in YAML 1.1.
-func (d *decoder) entries(m *ast.MappingNode, path string, depth int) []entry {
-	// A mapping merged from many places is flattened once: without this,
-	// merges of merges cost exponential time.
-	if es, ok := d.flat[m]; ok {
-		return es
-	}
-	es := d.flatten(m, path, depth)
-	d.flat[m] = es
-	return es
-}
-
-func (d *decoder) flatten(m *ast.MappingNode, path string, depth int) []entry {
-	var out []entry
-	index := map[string]bool{}
-	firstAt := map[string]position{}
-	var merges []ast.Node
-	for _, mv := range m.Values {
-		if mv.Key != nil && mv.Key.IsMergeKey() {
-			merges = append(merges, mv.Value)
-			continue
-		}
-		k, ok := d.keyString(mv.Key)
-		if !ok {
-			d.ps.add(nodePos(mv.Key), path, fmt.Sprintf("a key must be a string, not %s", article(kindOf(mv.Key))), "")
-			continue
-		}
-		if index[k] {
-			first := firstAt[k]
-			d.ps.add(nodePos(mv.Key), joinPath(path, k), fmt.Sprintf("duplicate key %q", k),
-				fmt.Sprintf("first written at line %d, column %d; the second would be ignored", first.line, first.col))
-			continue
-		}
-		index[k] = true
-		firstAt[k] = nodePos(mv.Key)
-		out = append(out, entry{name: k, key: mv.Key, val: mv.Value})
-	}
-	if depth > 32 {
-		return out
-	}
-	for _, mn := range merges {
-		un, _ := d.unwrap(mn)
-		var sources []ast.Node
-		if seq, ok := un.(*ast.SequenceNode); ok {
-			sources = seq.Values
-		} else {
-			sources = []ast.Node{mn}
-		}
-		for _, src := range sources {
-			sm, _ := d.unwrap(src)
-			mapping, ok := sm.(*ast.MappingNode)
-			if !ok {
-				d.ps.add(nodePos(src), path, fmt.Sprintf("<< merges a mapping or a list of mappings, not %s", article(kindOf(sm))), "write <<: *anchor where &anchor names a mapping")
-				continue
-			}
-			for _, e := range d.entries(mapping, path, depth+1) {
-				if !index[e.name] {
-					index[e.name] = true
-					out = append(out, e)
-				}
-			}
-		}
-	}
-	return out
-}
-
-func (d *decoder) keyString(k ast.Node) (string, bool) {
-	if mk, ok := k.(*ast.MappingKeyNode); ok {
-		k = mk.Value
-	}
-	k, _ = d.unwrap(k)
-	switch kindOf(k) {
-	case kindMapping, kindSequence, kindNull:
-		return "", false
-	}
-	return scalarText(k), true
-}
-
 func (d *decoder) decodeMap(n ast.Node, v reflect.Value, path string) bool {
 	m, ok := n.(*ast.MappingNode)
 	if !ok {
@@ -744,56 +484,4 @@ func (d *decoder) decodeStructEntries(es []entry, pos position, v reflect.Value,
 		}
 	}
 	return all
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// closest is the candidate nearest to s by edit distance, or "" when none
-// is near enough to be a plausible typo.
-func closest(s string, candidates []string) string {
-	best, bestDist := "", math.MaxInt
-	for _, c := range candidates {
-		if dist := editDistance(strings.ToLower(s), c); dist < bestDist {
-			best, bestDist = c, dist
-		}
-	}
-	limit := max(1, min(len(s), len(best))/3)
-	if bestDist <= limit || (bestDist <= 2 && len(s) > 4) {
-		return best
-	}
-	return ""
-}
-
-// editDistance is the Damerau-Levenshtein (optimal string alignment)
-// distance, so that a swapped pair of letters counts as one typo.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
 }

@@ -63,3 +63,18 @@ func BenchmarkCheckJSON5KB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseGitHub5KB is Parse alone on the reference push, the part
+// of a delivery's handling that decodes JSON.
+func BenchmarkParseGitHub5KB(b *testing.B) {
+	body := benchPush(b)
+	h := githubHeaders("push")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := Parse(GitHub, h, body)
+		if err != nil || ev.Type != Push {
+			b.Fatal(ev, err)
+		}
+	}
+}

@@ -10,26 +10,9 @@
 //	i, err := forge.Authenticate(k, r.Header, body, secrets, allowUnsigned, time.Now())
 //	ev, err := forge.Parse(k, r.Header, body)
 //
-// The API, in full:
-//
-//	type Kind string // github, gitlab, gitea, bitbucket, bitbucket_server
-//	func Kinds() []Kind
-//	func ParseKind(s string) (Kind, error)  // also forgejo, bitbucket-server, bitbucket_datacenter, ...
-//	func Detect(h http.Header) (Kind, error) // ErrUnknownForge
-//	func DeliveryID(k Kind, h http.Header) string
-//	func Authenticate(k Kind, h http.Header, body []byte, secrets [][]byte,
-//		allowUnsigned bool, now time.Time) (matched int, err error)
-//	func Parse(k Kind, h http.Header, body []byte) (Event, error)
-//
-//	type Event struct { Forge Kind; DeliveryID, EventType string; Type EventType
-//		Repository Repository; Sender string; Changes []RefChange; PullRequest *PullRequestInfo }
-//	type EventType string // Push, Ping, PullRequest, Other
-//	type Repository struct { FullName string; CloneURLs []string; WebURL string }
-//	type RefChange struct { Ref, Name string; IsTag bool; Before, After string; Deleted bool }
-//	type PullRequestInfo struct { Number int64; Action, SourceBranch, TargetBranch, HeadSHA, Title string }
-//	type AuthError struct { Kind Kind; Reason string; Err error }
-//	var ErrMissingSignature, ErrBadSignature, ErrStaleTimestamp, ErrMalformed, ErrUnknownForge error
-//	const SignatureTolerance = 5 * time.Minute
+// A Kind names a forge; an Event is a parsed delivery: its type (a push,
+// a ping, a pull request or anything else), the repository, the sender,
+// the refs a push moved and the pull request it is about.
 //
 // Authenticate works on the raw body bytes, before any parsing, so that a
 // forged delivery costs one HMAC and no JSON work. Every error it returns is
@@ -37,13 +20,17 @@
 // ErrStaleTimestamp (answer 401); its message never holds a secret or a
 // computed MAC. Parse returns errors wrapping ErrMalformed (answer 400); an
 // event type it does not know is not an error but an Event of Type Other.
+// Every forge goes through the same parse flow (parse.go); what differs is
+// how its payload names a repository, a ref change and a pull request,
+// which each forge's file says.
 //
 // Everything in an Event has been validated, because the deploy engine hands
 // SHAs and ref names to git: SHAs are 40 or 64 lower-case hex digits, refs
 // obey git check-ref-format and more (no component starts with "-", no
 // shell metacharacter), URLs cannot pass for options, and names and senders
-// are bounded, valid UTF-8 without control characters. A push whose ref or SHA fails validation is refused as
-// ErrMalformed rather than dropped, so that the forge shows the failure.
+// are bounded, valid UTF-8 without control characters. A push whose ref or
+// SHA fails validation is refused as ErrMalformed rather than dropped, so
+// that the forge shows the failure.
 //
 // Per forge:
 //

@@ -91,6 +91,10 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(uint8(0), "push", []byte(`{"ref":"refs/heads/$(id)","after":"`+strings.Repeat("0", 40)+`"}`))
 	f.Add(uint8(2), "System Hook", []byte(`{"object_kind":"push"}`))
+	// Keys encoding/json matches ignoring case, and values of every JSON
+	// type among those it skips.
+	f.Add(uint8(0), "push", []byte(`{"ref":"refs/heads/main","Ref":"x","sender":{"login":"a","LOGIN":"b"},"deleted":true}`))
+	f.Add(uint8(0), "ping", []byte(`{"repository":{"full_name":"a/b","owner":{"login":"c","x":[1,2.5e3,-0,{"y":null}]}},"pusher":{"name":"p"}}`))
 	f.Fuzz(func(t *testing.T, ki uint8, event string, body []byte) {
 		k := kindIndex(ki)
 		ev, err := Parse(k, fuzzHeaders(k, event), body)

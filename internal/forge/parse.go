@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 )
 
 // ErrMalformed means the delivery cannot be understood: answer 400. It is
@@ -33,36 +32,80 @@ func Parse(k Kind, h http.Header, body []byte) (Event, error) {
 		return Event{}, fmt.Errorf("parse %s delivery: event header %.64q is not printable ASCII of at most 128 bytes: %w", k, raw, ErrMalformed)
 	}
 	ev := Event{Forge: k, DeliveryID: DeliveryID(k, h), EventType: raw}
-	if k == GitHub || k == Gitea {
-		if t := gitHubType(raw); t == Push || t == Ping {
-			var p ghPayload
-			if decodeGitHubPush(body, &p) {
-				ev.Type = t
-				if err := finishGitHub(&ev, &p); err != nil {
-					return Event{}, fmt.Errorf("parse %s %s: %w", k, raw, err)
-				}
-				return ev, nil
-			}
-		}
-	}
-	if msg, ok := checkJSON(body); !ok {
-		return Event{}, fmt.Errorf("parse %s %s: %s: %w", k, raw, msg, ErrMalformed)
-	}
-	var err error
-	switch k {
-	case GitHub, Gitea:
-		err = parseGitHub(&ev, body)
-	case GitLab:
-		err = parseGitLab(&ev, body)
-	case Bitbucket:
-		err = parseBitbucket(&ev, body)
-	case BitbucketServer:
-		err = parseBitbucketServer(&ev, body)
+	p, err := decodePayload(&ev, body)
+	if err == nil {
+		err = fill(&ev, p)
 	}
 	if err != nil {
 		return Event{}, fmt.Errorf("parse %s %s: %w", k, raw, err)
 	}
 	return ev, nil
+}
+
+// A payload is one forge's decoded delivery, read in the terms every forge
+// shares. fill calls changes only for a push and pullRequest only for a
+// pull request.
+type payload interface {
+	// about returns the repository and the sender's name; t is the
+	// event's type, for checks that only some types need.
+	about(t EventType) (Repository, string, error)
+	changes() ([]RefChange, error)
+	pullRequest() (*PullRequestInfo, error)
+}
+
+// decodePayload sets ev.Type from the event header (and, for GitLab's
+// system hooks, the body) and decodes the body into the forge's payload.
+func decodePayload(ev *Event, body []byte) (payload, error) {
+	switch ev.Forge {
+	case GitHub, Gitea:
+		ev.Type = gitHubType(ev.EventType)
+		p := new(ghPayload)
+		if (ev.Type == Push || ev.Type == Ping) && decodeGitHubPush(body, p) {
+			return p, nil
+		}
+		*p = ghPayload{}
+		return decodeAs(ev, body, p)
+	case GitLab:
+		return decodeGitLab(ev, body)
+	case Bitbucket:
+		p := new(bbPayload)
+		ev.Type, p.action = bitbucketType(ev.EventType, bitbucketCloudKeys)
+		return decodeAs(ev, body, p)
+	}
+	p := new(bsPayload)
+	ev.Type, p.action = bitbucketType(ev.EventType, bitbucketServerKeys)
+	return decodeAs(ev, body, p)
+}
+
+// decodeAs decodes body into p, leniently for an event of Type Other.
+func decodeAs(ev *Event, body []byte, p payload) (payload, error) {
+	return p, decode(body, p, ev.Type == Other)
+}
+
+// fill completes ev from its decoded payload: an Other event keeps what is
+// valid, a ping needs no repository, and a push or pull request is
+// validated in full.
+func fill(ev *Event, p payload) error {
+	repo, sender, err := p.about(ev.Type)
+	if err != nil {
+		return err
+	}
+	ev.Repository, ev.Sender = repo, sender
+	switch ev.Type {
+	case Other:
+		finishOther(ev)
+		return nil
+	case Ping:
+		return checkRepo(ev, false)
+	case Push:
+		ev.Changes, err = p.changes()
+	case PullRequest:
+		ev.PullRequest, err = p.pullRequest()
+	}
+	if err != nil {
+		return err
+	}
+	return checkRepo(ev, true)
 }
 
 // bad builds the error for an invalid field; the value is quoted and cut
@@ -75,10 +118,13 @@ func missing(field string) error {
 	return fmt.Errorf("no %s: %w", field, ErrMalformed)
 }
 
-// decode unmarshals body into v. For events of Type Other a field of an
-// unexpected type is not an error: the field is left empty and dropped
-// later if invalid.
+// decode unmarshals body into v, once checkJSON has accepted it. For
+// events of Type Other a field of an unexpected type is not an error: the
+// field is left empty and dropped later if invalid.
 func decode(body []byte, v any, lenient bool) error {
+	if msg, ok := checkJSON(body); !ok {
+		return fmt.Errorf("%s: %w", msg, ErrMalformed)
+	}
 	err := json.Unmarshal(body, v)
 	if err == nil {
 		return nil
@@ -209,543 +255,4 @@ func prInfo(number int64, action, source, target, head, title string) (*PullRequ
 		}
 	}
 	return pr, nil
-}
-
-// ---- GitHub and Gitea/Forgejo, which copied GitHub's payloads ----
-
-type ghUser struct {
-	Login    string `json:"login"`
-	Username string `json:"username"` // Gitea
-	Name     string `json:"name"`     // GitHub's pusher
-}
-
-func (u *ghUser) name() string {
-	switch {
-	case u == nil:
-		return ""
-	case u.Login != "":
-		return u.Login
-	case u.Username != "":
-		return u.Username
-	}
-	return u.Name
-}
-
-type ghRepo struct {
-	FullName string `json:"full_name"`
-	CloneURL string `json:"clone_url"`
-	SSHURL   string `json:"ssh_url"`
-	HTMLURL  string `json:"html_url"`
-}
-
-type ghPayload struct {
-	Ref         string  `json:"ref"`
-	Before      string  `json:"before"`
-	After       string  `json:"after"`
-	Deleted     bool    `json:"deleted"`
-	Action      string  `json:"action"`
-	Number      int64   `json:"number"`
-	Repository  *ghRepo `json:"repository"`
-	Sender      *ghUser `json:"sender"`
-	Pusher      *ghUser `json:"pusher"`
-	PullRequest *struct {
-		Number int64  `json:"number"`
-		Title  string `json:"title"`
-		Head   struct {
-			Ref  string  `json:"ref"`
-			SHA  string  `json:"sha"`
-			Repo *ghRepo `json:"repo"`
-		} `json:"head"`
-		Base struct {
-			Ref  string  `json:"ref"`
-			Repo *ghRepo `json:"repo"`
-		} `json:"base"`
-	} `json:"pull_request"`
-}
-
-func gitHubType(event string) EventType {
-	switch event {
-	case "push":
-		return Push
-	case "ping":
-		// GitHub's; Gitea and Forgejo have none (their test delivery is a push).
-		return Ping
-	case "pull_request":
-		return PullRequest
-	}
-	return Other
-}
-
-func parseGitHub(ev *Event, body []byte) error {
-	ev.Type = gitHubType(ev.EventType)
-	var p ghPayload
-	if err := decode(body, &p, ev.Type == Other); err != nil {
-		return err
-	}
-	return finishGitHub(ev, &p)
-}
-
-// finishGitHub fills ev from a decoded GitHub or Gitea payload.
-func finishGitHub(ev *Event, p *ghPayload) error {
-	if r := p.Repository; r != nil {
-		ev.Repository = Repository{FullName: r.FullName, CloneURLs: cloneURLs(r.CloneURL, r.SSHURL), WebURL: r.HTMLURL}
-	}
-	ev.Sender = p.Sender.name()
-	if ev.Sender == "" {
-		ev.Sender = p.Pusher.name()
-	}
-	switch ev.Type {
-	case Other:
-		finishOther(ev)
-		return nil
-	case Ping:
-		return checkRepo(ev, false)
-	case Push:
-		if p.Ref == "" {
-			return missing("ref")
-		}
-		c, err := refChange(p.Ref, p.Before, p.After, p.Deleted)
-		if err != nil {
-			return err
-		}
-		ev.Changes = []RefChange{c}
-		return checkRepo(ev, true)
-	}
-	// Pull request.
-	pr := p.PullRequest
-	if pr == nil {
-		return missing("pull_request object")
-	}
-	n := p.Number
-	if n == 0 {
-		n = pr.Number
-	}
-	info, err := prInfo(n, p.Action, pr.Head.Ref, pr.Base.Ref, pr.Head.SHA, pr.Title)
-	if err != nil {
-		return err
-	}
-	h, b := pr.Head.Repo, pr.Base.Repo
-	info.SameRepository = h != nil && b != nil && h.FullName != "" && strings.EqualFold(h.FullName, b.FullName)
-	ev.PullRequest = info
-	return checkRepo(ev, true)
-}
-
-// ---- GitLab ----
-
-type glPayload struct {
-	ObjectKind   string  `json:"object_kind"`
-	Ref          string  `json:"ref"`
-	Before       string  `json:"before"`
-	After        string  `json:"after"`
-	CheckoutSHA  *string `json:"checkout_sha"`
-	UserUsername string  `json:"user_username"`
-	User         *struct {
-		Username string `json:"username"`
-	} `json:"user"`
-	Project *struct {
-		PathWithNamespace string `json:"path_with_namespace"`
-		GitHTTPURL        string `json:"git_http_url"`
-		GitSSHURL         string `json:"git_ssh_url"`
-		WebURL            string `json:"web_url"`
-	} `json:"project"`
-	ObjectAttributes *struct {
-		IID          int64  `json:"iid"`
-		Action       string `json:"action"`
-		SourceBranch string `json:"source_branch"`
-		TargetBranch string `json:"target_branch"`
-		Title        string `json:"title"`
-		LastCommit   *struct {
-			ID string `json:"id"`
-		} `json:"last_commit"`
-		SourceProjectID int64 `json:"source_project_id"`
-		TargetProjectID int64 `json:"target_project_id"`
-	} `json:"object_attributes"`
-}
-
-func parseGitLab(ev *Event, body []byte) error {
-	// The header names the hook; object_kind must agree with it, except
-	// for system hooks, whose header is the same for every kind.
-	var wantKind string
-	switch ev.EventType {
-	case "Push Hook":
-		ev.Type, wantKind = Push, "push"
-	case "Tag Push Hook":
-		ev.Type, wantKind = Push, "tag_push"
-	case "Merge Request Hook":
-		ev.Type, wantKind = PullRequest, "merge_request"
-	case "System Hook":
-		ev.Type = Other // decided by object_kind below
-	default:
-		ev.Type = Other
-	}
-	var p glPayload
-	if err := decode(body, &p, ev.Type == Other); err != nil {
-		return err
-	}
-	if ev.EventType == "System Hook" {
-		switch p.ObjectKind {
-		case "push", "tag_push":
-			ev.Type = Push
-		case "merge_request":
-			ev.Type = PullRequest
-		}
-		if ev.Type != Other {
-			// Decode again strictly, now that the shape is known.
-			p = glPayload{}
-			if err := decode(body, &p, false); err != nil {
-				return err
-			}
-		}
-	} else if wantKind != "" && p.ObjectKind != wantKind {
-		return bad("object_kind", p.ObjectKind, "does not match the event header (want "+wantKind+")")
-	}
-	if pr := p.Project; pr != nil {
-		ev.Repository = Repository{FullName: pr.PathWithNamespace, CloneURLs: cloneURLs(pr.GitHTTPURL, pr.GitSSHURL), WebURL: pr.WebURL}
-	}
-	ev.Sender = p.UserUsername
-	if ev.Sender == "" && p.User != nil {
-		ev.Sender = p.User.Username
-	}
-	switch ev.Type {
-	case Other:
-		finishOther(ev)
-		return nil
-	case Push:
-		if p.Ref == "" {
-			return missing("ref")
-		}
-		c, err := refChange(p.Ref, p.Before, p.After, false)
-		if err != nil {
-			return err
-		}
-		// checkout_sha is null on deletion; when present it must be a
-		// valid object name like any other hash.
-		if cs := p.CheckoutSHA; cs != nil && *cs != "" {
-			if _, ok := normSHA(*cs); !ok {
-				return bad("checkout_sha", *cs, "is not 40 or 64 hex digits")
-			}
-		}
-		ev.Changes = []RefChange{c}
-		return checkRepo(ev, true)
-	}
-	oa := p.ObjectAttributes
-	if oa == nil {
-		return missing("object_attributes")
-	}
-	head := ""
-	if oa.LastCommit != nil {
-		head = oa.LastCommit.ID
-	}
-	info, err := prInfo(oa.IID, oa.Action, oa.SourceBranch, oa.TargetBranch, head, oa.Title)
-	if err != nil {
-		return err
-	}
-	info.SameRepository = oa.SourceProjectID > 0 && oa.SourceProjectID == oa.TargetProjectID
-	ev.PullRequest = info
-	return checkRepo(ev, true)
-}
-
-// ---- Bitbucket Cloud ----
-
-type bbRef struct {
-	Type   string `json:"type"`
-	Name   string `json:"name"`
-	Target struct {
-		Hash string `json:"hash"`
-	} `json:"target"`
-}
-
-type bbPayload struct {
-	Actor *struct {
-		Nickname    string `json:"nickname"`
-		DisplayName string `json:"display_name"`
-	} `json:"actor"`
-	Repository *struct {
-		FullName string `json:"full_name"`
-		Links    struct {
-			HTML struct {
-				Href string `json:"href"`
-			} `json:"html"`
-		} `json:"links"`
-	} `json:"repository"`
-	Push *struct {
-		Changes []struct {
-			New *bbRef `json:"new"`
-			Old *bbRef `json:"old"`
-		} `json:"changes"`
-	} `json:"push"`
-	PullRequest *struct {
-		ID     int64  `json:"id"`
-		Title  string `json:"title"`
-		Source struct {
-			Branch struct {
-				Name string `json:"name"`
-			} `json:"branch"`
-			Commit *struct {
-				Hash string `json:"hash"`
-			} `json:"commit"`
-		} `json:"source"`
-		Destination struct {
-			Branch struct {
-				Name string `json:"name"`
-			} `json:"branch"`
-		} `json:"destination"`
-	} `json:"pullrequest"`
-}
-
-func parseBitbucket(ev *Event, body []byte) error {
-	action, isPR := strings.CutPrefix(ev.EventType, "pullrequest:")
-	switch {
-	case ev.EventType == "repo:push":
-		ev.Type = Push
-	case isPR:
-		ev.Type = PullRequest
-	default:
-		ev.Type = Other // Bitbucket Cloud has no ping
-	}
-	var p bbPayload
-	if err := decode(body, &p, ev.Type == Other); err != nil {
-		return err
-	}
-	if r := p.Repository; r != nil {
-		ev.Repository = Repository{FullName: r.FullName, WebURL: r.Links.HTML.Href}
-		ev.Repository.CloneURLs = bitbucketCloneURLs(r.FullName, r.Links.HTML.Href)
-	}
-	if a := p.Actor; a != nil {
-		ev.Sender = a.Nickname
-		if ev.Sender == "" {
-			ev.Sender = a.DisplayName
-		}
-	}
-	switch ev.Type {
-	case Other:
-		finishOther(ev)
-		return nil
-	case Push:
-		if p.Push == nil {
-			return missing("push object")
-		}
-		ev.Changes = make([]RefChange, 0, len(p.Push.Changes))
-		for i, ch := range p.Push.Changes {
-			ref := ch.New
-			if ref == nil {
-				ref = ch.Old // a deletion: new is null
-			}
-			if ref == nil {
-				return fmt.Errorf("push change %d has neither new nor old: %w", i, ErrMalformed)
-			}
-			var prefix string
-			switch ref.Type {
-			case "branch":
-				prefix = headsPrefix
-			case "tag", "annotated_tag":
-				prefix = tagsPrefix
-			default:
-				return bad("ref type", ref.Type, "is neither branch nor tag")
-			}
-			var before, after string
-			if ch.Old != nil {
-				before = ch.Old.Target.Hash
-			}
-			if ch.New != nil {
-				after = ch.New.Target.Hash
-			}
-			c, err := refChange(prefix+ref.Name, before, after, ch.New == nil)
-			if err != nil {
-				return fmt.Errorf("push change %d: %w", i, err)
-			}
-			ev.Changes = append(ev.Changes, c)
-		}
-		return checkRepo(ev, true)
-	}
-	pr := p.PullRequest
-	if pr == nil {
-		return missing("pullrequest object")
-	}
-	head := ""
-	if pr.Source.Commit != nil {
-		head = pr.Source.Commit.Hash
-		// Pull request payloads carry abbreviated hashes: an abbreviation
-		// is not a name the deploy engine may use, so it is dropped.
-		if len(head) != 40 && len(head) != 64 && isHex(head) {
-			head = ""
-		}
-	}
-	info, err := prInfo(pr.ID, action, pr.Source.Branch.Name, pr.Destination.Branch.Name, head, pr.Title)
-	if err != nil {
-		return err
-	}
-	ev.PullRequest = info
-	return checkRepo(ev, true)
-}
-
-// bitbucketCloneURLs derives the clone URLs Bitbucket Cloud does not send
-// from the repository's web URL (https://bitbucket.org/owner/name): the
-// same URL with .git, and git@host:owner/name.git. It derives nothing from
-// a web URL of another shape.
-func bitbucketCloneURLs(fullName, web string) []string {
-	rest, ok := strings.CutPrefix(web, "https://")
-	if !ok || fullName == "" {
-		return nil
-	}
-	host, path, ok := strings.Cut(rest, "/")
-	if !ok || host == "" || path != fullName {
-		return nil
-	}
-	return []string{web + ".git", "git@" + host + ":" + fullName + ".git"}
-}
-
-// ---- Bitbucket Data Center / Server ----
-
-type bsPayload struct {
-	Actor *struct {
-		Name string `json:"name"`
-		Slug string `json:"slug"`
-	} `json:"actor"`
-	Repository *bsRepo `json:"repository"`
-	Changes    []struct {
-		Ref struct {
-			ID string `json:"id"`
-		} `json:"ref"`
-		RefID    string `json:"refId"`
-		FromHash string `json:"fromHash"`
-		ToHash   string `json:"toHash"`
-		Type     string `json:"type"`
-	} `json:"changes"`
-	PullRequest *struct {
-		ID      int64  `json:"id"`
-		Title   string `json:"title"`
-		FromRef struct {
-			ID           string  `json:"id"`
-			DisplayID    string  `json:"displayId"`
-			LatestCommit string  `json:"latestCommit"`
-			Repository   *bsRepo `json:"repository"`
-		} `json:"fromRef"`
-		ToRef struct {
-			ID         string  `json:"id"`
-			DisplayID  string  `json:"displayId"`
-			Repository *bsRepo `json:"repository"`
-		} `json:"toRef"`
-	} `json:"pullRequest"`
-}
-
-type bsRepo struct {
-	Slug    string `json:"slug"`
-	Project struct {
-		Key string `json:"key"`
-	} `json:"project"`
-	Links struct {
-		Clone []struct {
-			Href string `json:"href"`
-			Name string `json:"name"`
-		} `json:"clone"`
-		Self []struct {
-			Href string `json:"href"`
-		} `json:"self"`
-	} `json:"links"`
-}
-
-func parseBitbucketServer(ev *Event, body []byte) error {
-	action, isPR := strings.CutPrefix(ev.EventType, "pr:")
-	switch {
-	case ev.EventType == "repo:refs_changed":
-		ev.Type = Push
-	case ev.EventType == "diagnostics:ping":
-		ev.Type = Ping
-	case isPR:
-		ev.Type = PullRequest
-	default:
-		ev.Type = Other
-	}
-	var p bsPayload
-	if err := decode(body, &p, ev.Type == Other); err != nil {
-		return err
-	}
-	r := p.Repository
-	if r == nil && p.PullRequest != nil {
-		// Pull request payloads name the repository only inside their refs;
-		// the target's is the one the webhook belongs to.
-		r = p.PullRequest.ToRef.Repository
-	}
-	if r != nil {
-		if strings.Contains(r.Project.Key, "/") || strings.Contains(r.Slug, "/") {
-			if ev.Type != Other {
-				return bad("repository", r.Project.Key+"/"+r.Slug, "has a project key or slug containing /")
-			}
-		} else if r.Project.Key != "" && r.Slug != "" {
-			ev.Repository.FullName = r.Project.Key + "/" + r.Slug
-		} else if ev.Type != Other && ev.Type != Ping {
-			return missing("repository project key and slug")
-		}
-		var httpURL, sshURL string
-		for _, c := range r.Links.Clone {
-			switch c.Name {
-			case "http", "https":
-				httpURL = c.Href
-			case "ssh":
-				sshURL = c.Href
-			}
-		}
-		ev.Repository.CloneURLs = cloneURLs(httpURL, sshURL)
-		if len(r.Links.Self) > 0 {
-			ev.Repository.WebURL = r.Links.Self[0].Href
-		}
-	}
-	if a := p.Actor; a != nil {
-		ev.Sender = a.Name
-		if ev.Sender == "" {
-			ev.Sender = a.Slug
-		}
-	}
-	switch ev.Type {
-	case Other:
-		finishOther(ev)
-		return nil
-	case Ping:
-		// diagnostics:ping names no repository.
-		return checkRepo(ev, false)
-	case Push:
-		ev.Changes = make([]RefChange, 0, len(p.Changes))
-		for i, ch := range p.Changes {
-			ref := ch.Ref.ID
-			if ref == "" {
-				ref = ch.RefID
-			}
-			if ref == "" {
-				return fmt.Errorf("change %d: %w", i, missing("ref id"))
-			}
-			switch ch.Type {
-			case "ADD", "UPDATE", "DELETE":
-			default:
-				return fmt.Errorf("change %d: %w", i, bad("type", ch.Type, "is not ADD, UPDATE or DELETE"))
-			}
-			c, err := refChange(ref, ch.FromHash, ch.ToHash, ch.Type == "DELETE")
-			if err != nil {
-				return fmt.Errorf("change %d: %w", i, err)
-			}
-			ev.Changes = append(ev.Changes, c)
-		}
-		return checkRepo(ev, true)
-	}
-	pr := p.PullRequest
-	if pr == nil {
-		return missing("pullRequest object")
-	}
-	info, err := prInfo(pr.ID, action, branchOf(pr.FromRef.ID, pr.FromRef.DisplayID), branchOf(pr.ToRef.ID, pr.ToRef.DisplayID), pr.FromRef.LatestCommit, pr.Title)
-	if err != nil {
-		return err
-	}
-	f, t := pr.FromRef.Repository, pr.ToRef.Repository
-	info.SameRepository = f != nil && t != nil && f.Slug != "" && strings.EqualFold(f.Slug, t.Slug) && strings.EqualFold(f.Project.Key, t.Project.Key)
-	ev.PullRequest = info
-	return checkRepo(ev, true)
-}
-
-// branchOf returns the branch name of a Data Center ref: its id without
-// refs/heads/, or its display id when the id is not a branch ref.
-func branchOf(id, display string) string {
-	if name, ok := strings.CutPrefix(id, headsPrefix); ok {
-		return name
-	}
-	return display
 }
