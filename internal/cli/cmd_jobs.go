@@ -99,7 +99,7 @@ func scheduledEnvironments(cfg *config.Config, fraise, envName string) ([]*confi
 	if fraise == "" {
 		var out []*config.Environment
 		for _, e := range cfg.Environments() {
-			if e.Fraise.Type == "scheduled" {
+			if e.Fraise.Type == config.TypeScheduled {
 				out = append(out, e)
 			}
 		}
@@ -109,8 +109,8 @@ func scheduledEnvironments(cfg *config.Config, fraise, envName string) ([]*confi
 	if err != nil {
 		return nil, err
 	}
-	if f.Type != "scheduled" {
-		return nil, notFound("%s is %s %s fraise: only scheduled fraises have jobs", fraise, article(f.Type), f.Type)
+	if f.Type != config.TypeScheduled {
+		return nil, notFound("%s is %s %s fraise: only scheduled fraises have jobs", fraise, article(string(f.Type)), f.Type)
 	}
 	if envName == "" {
 		var out []*config.Environment

@@ -15,21 +15,21 @@ type listJSON struct {
 
 type fraiseJSON struct {
 	Name         string            `json:"name"`
-	Type         string            `json:"type"`
+	Type         config.FraiseType `json:"type"`
 	Description  string            `json:"description"`
 	Repository   string            `json:"repository"`
 	Environments []environmentJSON `json:"environments"`
 }
 
 type environmentJSON struct {
-	Name      string   `json:"name"`
-	Branch    string   `json:"branch"`
-	AppPath   string   `json:"app_path"`
-	Layout    string   `json:"layout"`
-	Services  []string `json:"services"`
-	Scope     string   `json:"scope"`
-	Protected bool     `json:"protected"`
-	Jobs      []string `json:"jobs"`
+	Name      string        `json:"name"`
+	Branch    string        `json:"branch"`
+	AppPath   string        `json:"app_path"`
+	Layout    config.Layout `json:"layout"`
+	Services  []string      `json:"services"`
+	Scope     string        `json:"scope"`
+	Protected bool          `json:"protected"`
+	Jobs      []string      `json:"jobs"`
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -62,7 +62,7 @@ func (a *app) listCommand() *cobra.Command {
 					if len(e.Jobs) > 0 {
 						units = e.Jobs
 					}
-					t.row(f.Name, f.Type, e.Name, e.Branch, orDash(strings.Join(units, ",")), orDash(e.AppPath))
+					t.row(f.Name, string(f.Type), e.Name, e.Branch, orDash(strings.Join(units, ",")), orDash(e.AppPath))
 				}
 			}
 			return t.flush()

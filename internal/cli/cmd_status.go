@@ -20,19 +20,19 @@ type statusJSON struct {
 }
 
 type targetStatusJSON struct {
-	Fraise         string     `json:"fraise"`
-	Environment    string     `json:"environment"`
-	Type           string     `json:"type"`
-	Branch         string     `json:"branch"`
-	Configured     bool       `json:"configured"`
-	Status         string     `json:"status"`
-	CurrentSHA     string     `json:"current_sha"`
-	CurrentRelease string     `json:"current_release"`
-	DeployedAt     *time.Time `json:"deployed_at"`
-	DeployedBy     string     `json:"deployed_by"`
-	LastDeployment *int64     `json:"last_deployment_id"`
-	BrokenSince    *time.Time `json:"broken_since"`
-	Locked         *lockJSON  `json:"lock"`
+	Fraise         string            `json:"fraise"`
+	Environment    string            `json:"environment"`
+	Type           config.FraiseType `json:"type"`
+	Branch         string            `json:"branch"`
+	Configured     bool              `json:"configured"`
+	Status         string            `json:"status"`
+	CurrentSHA     string            `json:"current_sha"`
+	CurrentRelease string            `json:"current_release"`
+	DeployedAt     *time.Time        `json:"deployed_at"`
+	DeployedBy     string            `json:"deployed_by"`
+	LastDeployment *int64            `json:"last_deployment_id"`
+	BrokenSince    *time.Time        `json:"broken_since"`
+	Locked         *lockJSON         `json:"lock"`
 	// Live is what git, systemd and the health check say now, beside what
 	// the record says; absent with --offline.
 	Live *deploy.Live `json:"live,omitempty"`

@@ -179,7 +179,7 @@ func (l *loader) validateHealthCheck(path string, hc *HealthCheck, e *Environmen
 }
 
 func (l *loader) validateJobs(path string, fr *Fraise, e *Environment) {
-	if fr.Type == "scheduled" && len(e.Jobs) == 0 && !l.ps.covered(path+".jobs") {
+	if fr.Type == TypeScheduled && len(e.Jobs) == 0 && !l.ps.covered(path+".jobs") {
 		l.report(path+".jobs", "a scheduled fraise needs at least one job", "jobs: [{name: nightly, schedule: \"0 3 * * *\", command: [bin/nightly]}]")
 	}
 	names := map[string]bool{}

@@ -69,12 +69,13 @@ fraises:
 	cfg := mustParse(t, yaml)
 	prod, stg := cfg.Fraises["api"].Environments["production"], cfg.Fraises["api"].Environments["staging"]
 	type view struct {
-		Layout, Scope string
-		Keep          int
-		Units         []string
-		Argv          []string
-		Timeout       time.Duration
-		DB            string
+		Layout  Layout
+		Scope   string
+		Keep    int
+		Units   []string
+		Argv    []string
+		Timeout time.Duration
+		DB      string
 	}
 	got := []view{
 		{prod.Layout, prod.Scope, prod.KeepReleases, prod.Services(), prod.Install.Argv, prod.Install.Timeout.D(), prod.Database.URL.Reveal()},

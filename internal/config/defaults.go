@@ -7,7 +7,7 @@ import (
 
 // Built-in defaults, applied after the defaults section.
 const (
-	defaultLayout        = "releases"
+	defaultLayout        = LayoutReleases
 	defaultKeepReleases  = 5
 	defaultScope         = "system"
 	defaultStrategy      = "apply"

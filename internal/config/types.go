@@ -93,9 +93,28 @@ func redacted(s string) string {
 	return "REDACTED"
 }
 
+// FraiseType is what a fraise deploys.
+type FraiseType string
+
+// Fraise types.
+const (
+	TypeAPI       FraiseType = "api"       // a web service: code, migrations, restart, health check
+	TypeETL       FraiseType = "etl"       // scripts that share an app's code, verified before the switch
+	TypeScheduled FraiseType = "scheduled" // jobs run by systemd timers
+)
+
+// Layout is how an environment keeps its code in app_path.
+type Layout string
+
+// Layouts.
+const (
+	LayoutReleases Layout = "releases" // releases/<name> and a current symlink
+	LayoutInplace  Layout = "inplace"  // one checkout in app_path
+)
+
 // Defaults are inherited by every environment that does not set the field.
 type Defaults struct {
-	Layout       string       `yaml:"layout" json:"layout,omitempty" enum:"releases|inplace" doc:"releases (default): releases/ + current symlink; inplace: one checkout in app_path"`
+	Layout       Layout       `yaml:"layout" json:"layout,omitempty" enum:"releases|inplace" doc:"releases (default): releases/ + current symlink; inplace: one checkout in app_path"`
 	KeepReleases int          `yaml:"keep_releases" json:"keep_releases,omitempty" min:"1" doc:"how many releases to keep (default 5)"`
 	Scope        string       `yaml:"scope" json:"scope,omitempty" enum:"system|user" doc:"systemd manager of the services (default system)"`
 	Timeouts     Timeouts     `yaml:"timeouts" json:"timeouts"`
@@ -148,7 +167,7 @@ type Retention struct {
 
 // Fraise is one deployable service.
 type Fraise struct {
-	Type         string                  `yaml:"type" json:"type" required:"true" enum:"api|etl|scheduled" doc:"api: code, migrations, restart, health check; etl: scripts; scheduled: jobs run by systemd timers"`
+	Type         FraiseType              `yaml:"type" json:"type" required:"true" enum:"api|etl|scheduled" doc:"api: code, migrations, restart, health check; etl: scripts; scheduled: jobs run by systemd timers"`
 	Description  string                  `yaml:"description" json:"description,omitempty"`
 	Repository   string                  `yaml:"repository" json:"repository,omitempty" doc:"owner/name or clone URL; routes webhooks to this fraise"`
 	Forge        string                  `yaml:"forge" json:"forge,omitempty" enum:"github|gitlab|gitea|bitbucket|bitbucket_server" doc:"the forge whose webhooks deploy this fraise (default: told from repository's host, else the only forge configured)"`
@@ -178,7 +197,7 @@ type Environment struct {
 	PullRequests string   `yaml:"pull_requests" json:"pull_requests,omitempty" doc:"glob of target branches: the head of every pull or merge request opened, reopened or updated against one deploys here (a preview environment); pull requests deploy nowhere by default"`
 	GitRepo      string   `yaml:"git_repo" json:"git_repo,omitempty" doc:"clone URL or local path; defaults to repository when that is one"`
 	AppPath      string   `yaml:"app_path" json:"app_path,omitempty" abs:"true" doc:"where the fraise lives on this host"`
-	Layout       string   `yaml:"layout" json:"layout,omitempty" enum:"releases|inplace"`
+	Layout       Layout   `yaml:"layout" json:"layout,omitempty" enum:"releases|inplace"`
 	KeepReleases int      `yaml:"keep_releases" json:"keep_releases,omitempty" min:"1"`
 	Shared       []string `yaml:"shared" json:"shared,omitempty" doc:"files and directories linked into every release from app_path/shared"`
 	// SystemdService accepts one unit name or a list.

@@ -131,15 +131,15 @@ func (l *loader) validateFraise(path string, f *Fraise) {
 // types only.
 var fieldsOnlyFor = []struct {
 	key   string
-	types []string
+	types []FraiseType
 	hint  string
 }{
-	{"scripts", []string{"etl"}, ""},
-	{"run_after_deploy", []string{"etl"}, ""},
-	{"shares_code_with", []string{"etl", "scheduled"}, ""},
-	{"jobs", []string{"scheduled"}, "jobs run only in a fraise of type scheduled"},
-	{"systemd_service", []string{"api", "etl"}, "jobs have their own units: jobs[].systemd_service"},
-	{"health_check", []string{"api", "etl"}, "a scheduled fraise has no service to check"},
+	{"scripts", []FraiseType{TypeETL}, ""},
+	{"run_after_deploy", []FraiseType{TypeETL}, ""},
+	{"shares_code_with", []FraiseType{TypeETL, TypeScheduled}, ""},
+	{"jobs", []FraiseType{TypeScheduled}, "jobs run only in a fraise of type scheduled"},
+	{"systemd_service", []FraiseType{TypeAPI, TypeETL}, "jobs have their own units: jobs[].systemd_service"},
+	{"health_check", []FraiseType{TypeAPI, TypeETL}, "a scheduled fraise has no service to check"},
 }
 
 func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
@@ -159,7 +159,7 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	if e.Database != nil {
 		l.validateDatabase(path+".database", e, e.Database)
 	}
-	if e.HealthCheck != nil && f.Type != "scheduled" {
+	if e.HealthCheck != nil && f.Type != TypeScheduled {
 		own := l.has(path + ".health_check")
 		hp := path + ".health_check"
 		if !own {
@@ -173,12 +173,20 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	l.validateJobs(path, f, e)
 }
 
+func joinTypes(types []FraiseType) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, " and ")
+}
+
 // checkTypedKeys reports the keys written in an environment of a fraise
 // whose type does not use them.
 func (l *loader) checkTypedKeys(path string, f *Fraise) {
 	for _, r := range fieldsOnlyFor {
 		if l.has(path+"."+r.key) && f.Type != "" && !slices.Contains(r.types, f.Type) {
-			l.report(path+"."+r.key, fmt.Sprintf("%s is only for %s fraises, and %s is %s fraise", r.key, strings.Join(r.types, " and "), f.Name, article(f.Type)), r.hint)
+			l.report(path+"."+r.key, fmt.Sprintf("%s is only for %s fraises, and %s is %s fraise", r.key, joinTypes(r.types), f.Name, article(string(f.Type))), r.hint)
 		}
 	}
 }
@@ -224,7 +232,7 @@ func (l *loader) validatePullRequests(path string, e *Environment) {
 	default:
 		l.checkRefPattern(path, "pull_requests", e.PullRequests, "the target branch of the pull requests: main, or a glob such as release/*", "branches")
 	}
-	if e.Layout == "inplace" {
+	if e.Layout == LayoutInplace {
 		l.report(path+".pull_requests", "pull request heads deploy only with the releases layout", "remove layout: inplace, or pull_requests")
 	}
 }
@@ -300,8 +308,8 @@ func (l *loader) validateSharing(path string, e *Environment) {
 		l.report(p, "an environment cannot share code with itself", "")
 	case target.Fraise.Type == "":
 		// reported as a missing type
-	case target.Fraise.Type != "api" && target.Fraise.Type != "etl":
-		l.report(p, fmt.Sprintf("%s belongs to %s fraise; code is shared from api or etl environments", e.SharesCodeWith, article(target.Fraise.Type)), "")
+	case target.Fraise.Type != TypeAPI && target.Fraise.Type != TypeETL:
+		l.report(p, fmt.Sprintf("%s belongs to %s fraise; code is shared from api or etl environments", e.SharesCodeWith, article(string(target.Fraise.Type))), "")
 	case target.SharesCodeWith != "":
 		l.report(p, fmt.Sprintf("%s itself shares code with %s", e.SharesCodeWith, target.SharesCodeWith), "point at "+target.SharesCodeWith+" directly")
 	case target.User != e.User || target.Group != e.Group:

@@ -281,11 +281,11 @@ func (a account) supports(env *config.Environment) error {
 		return nil
 	}
 	switch {
-	case env.Layout == "inplace":
+	case env.Layout == config.LayoutInplace:
 		// The checkout is written by fraisier into app_path itself, which
 		// must stay fraisier's; install would have nowhere to write.
 		return fmt.Errorf("user: %s needs the releases layout: an inplace checkout cannot be handed to another user (use layout: releases)", a.name)
-	case env.Fraise != nil && env.Fraise.Type == "scheduled" && env.Scope != "system":
+	case env.Fraise != nil && env.Fraise.Type == config.TypeScheduled && env.Scope != "system":
 		return fmt.Errorf("user: %s needs scope: system for scheduled jobs: a user manager runs units as its own user only", a.name)
 	case env.Database != nil && inProcessSQLite(env.Database):
 		// Refused rather than run as fraisier while user: says otherwise.

@@ -48,7 +48,7 @@ func (d *deployment) runAPI(ctx context.Context) (string, error) {
 		{"release", 0, d.makeRelease, ""},
 		{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
 	}
-	if env.Fraise.Type == "etl" {
+	if env.Fraise.Type == config.TypeETL {
 		steps = append(steps, plannedStep{"verify scripts", 0, d.verifyScripts, skipUnless(len(env.Scripts) > 0, "no scripts")})
 	}
 	steps = append(steps,
@@ -57,7 +57,7 @@ func (d *deployment) runAPI(ctx context.Context) (string, error) {
 		plannedStep{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
 		plannedStep{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
 	)
-	if env.Fraise.Type == "etl" {
+	if env.Fraise.Type == config.TypeETL {
 		steps = append(steps, plannedStep{"run after deploy", runAfterTimeout(env), d.runAfterDeploy, skipUnless(env.RunAfterDeploy != nil, "no run_after_deploy")})
 	}
 	return d.apply(ctx, steps)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -98,7 +99,7 @@ func (d *deployment) checkout(ctx context.Context, out io.Writer) (string, error
 	if err := os.MkdirAll(filepath.Dir(d.appPath), 0o755); err != nil {
 		return "", fmt.Errorf("create the directory of app_path: %w", err)
 	}
-	if err := checkAppTree(d.appPath, os.Geteuid(), "inplace"); err != nil {
+	if err := checkAppTree(d.appPath, os.Geteuid(), config.LayoutInplace); err != nil {
 		return "", err
 	}
 	d.done.current = true // see switchRelease

@@ -27,7 +27,7 @@ func followers(env *config.Environment) []*config.Environment {
 	}
 	var out []*config.Environment
 	for _, e := range env.Fraise.Config.Environments() {
-		if e != nil && e != env && e.Code == env && e.Fraise.Type != "scheduled" {
+		if e != nil && e != env && e.Code == env && e.Fraise.Type != config.TypeScheduled {
 			out = append(out, e)
 		}
 	}

@@ -273,7 +273,7 @@ func ownedUnits(u JobUnits, t store.Target) ([]string, error) {
 func (e *Engine) StopJobs(ctx context.Context, c Collaborators, env *config.Environment) ([]string, error) {
 	fraise, envName := env.Target()
 	t := store.Target{Fraise: fraise, Environment: envName}
-	if env.Fraise == nil || env.Fraise.Type != "scheduled" {
+	if env.Fraise == nil || env.Fraise.Type != config.TypeScheduled {
 		return nil, fmt.Errorf("stop jobs of %s: not a scheduled fraise", t)
 	}
 	if c.JobUnits == nil {

@@ -209,14 +209,14 @@ func isPlainName(name string) bool {
 // current, which must be a symlink to releases/<name>. The releases/
 // entries themselves may belong to the environment's user: fraisier only
 // switches to them and removes them, through os.Root.
-func checkAppTree(appPath string, euid int, layout string) error {
+func checkAppTree(appPath string, euid int, layout config.Layout) error {
 	if err := checkAncestors(appPath, euid, "app_path"); err != nil {
 		return err
 	}
 	if _, err := checkOwnDir(appPath, euid, "app_path", giveBack(euid, appPath)); err != nil {
 		return err
 	}
-	if layout == "inplace" {
+	if layout == config.LayoutInplace {
 		return nil
 	}
 	for _, sub := range []string{releasesDir, sharedDir} {
@@ -327,7 +327,7 @@ func (d *deployment) checkTree() error {
 		if err := d.as.sameAs(d.env.Code, euid, os.Getegid()); err != nil {
 			return err
 		}
-		return checkAppTree(d.appPath, euid, "releases")
+		return checkAppTree(d.appPath, euid, config.LayoutReleases)
 	}
 	if err := checkAppTree(d.appPath, euid, d.env.Layout); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -38,7 +39,7 @@ type Plan struct {
 func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, error) {
 	env := req.Env
 	fraise, envName := env.Target()
-	if env.SharesCodeWith != "" || env.Fraise.Type == "scheduled" || env.Layout == "inplace" {
+	if env.SharesCodeWith != "" || env.Fraise.Type == config.TypeScheduled || env.Layout == config.LayoutInplace {
 		return Plan{}, fmt.Errorf("plan %s: --plan covers api and etl environments with their own releases only", env.ID())
 	}
 	p := Plan{Target: store.Target{Fraise: fraise, Environment: envName}, Ref: orBranch(req.Ref, env.Branch),
@@ -99,7 +100,7 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, as, p.TargetSHA)
 	}
 	p.Steps = []string{"fetch", "release", "install", "migrate", "switch", "restart", "health"}
-	if env.Fraise.Type == "etl" {
+	if env.Fraise.Type == config.TypeETL {
 		p.Steps = []string{"fetch", "release", "install", "verify scripts", "migrate", "switch", "restart", "health", "run after deploy"}
 	}
 	if p.UpToDate {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -29,7 +30,7 @@ func (d *deployment) adoptUnrecorded(ctx context.Context) error {
 		rec = states[0]
 	}
 	d.afterInterrupt = rec.Status == store.StatusInterrupted
-	if d.inplace() || d.env.SharesCodeWith != "" || d.env.Fraise.Type == "scheduled" {
+	if d.inplace() || d.env.SharesCodeWith != "" || d.env.Fraise.Type == config.TypeScheduled {
 		// An inplace checkout has no link to compare; a shared etl
 		// switches nothing; a scheduled set restores its units through
 		// its own compensation, which this rule has not been proven with.

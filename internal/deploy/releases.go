@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
 )
 
 // The releases layout, as Capistrano and Deployer users know it:
@@ -185,7 +187,7 @@ func prepareReleaseDir(appPath, release string) (leftover bool, err error) {
 	if err := os.MkdirAll(appPath, 0o755); err != nil {
 		return false, fmt.Errorf("create app_path: %w", err)
 	}
-	if err := checkAppTree(appPath, euid, "releases"); err != nil {
+	if err := checkAppTree(appPath, euid, config.LayoutReleases); err != nil {
 		return false, err
 	}
 	root, err := openApp(appPath)

@@ -44,7 +44,7 @@ type RollbackRequest struct {
 // are applied again first, and the result says so; if they cannot be,
 // the rollback ends rollback_failed.
 func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequest) (Result, error) {
-	if req.Env.Layout == "inplace" {
+	if req.Env.Layout == config.LayoutInplace {
 		return Result{}, fmt.Errorf("rollback %s: the inplace layout keeps no releases: use fraisier deploy --ref <sha>", req.Env.ID())
 	}
 	requested := req.To

@@ -105,7 +105,7 @@ func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Resu
 func (d *deployment) flow(ctx context.Context) (string, error) {
 	env := d.env
 	switch {
-	case env.Fraise.Type == "scheduled" && env.SharesCodeWith != "":
+	case env.Fraise.Type == config.TypeScheduled && env.SharesCodeWith != "":
 		// Its timers would have to follow another environment's releases;
 		// until that exists, refuse rather than "succeed" installing nothing.
 		return store.StatusFailed, d.rec.step(ctx, "check", 0, func(context.Context, io.Writer) (string, error) {
@@ -113,7 +113,7 @@ func (d *deployment) flow(ctx context.Context) (string, error) {
 		})
 	case env.SharesCodeWith != "":
 		return d.runShared(ctx)
-	case env.Fraise.Type == "scheduled":
+	case env.Fraise.Type == config.TypeScheduled:
 		return d.runScheduled(ctx)
 	}
 	return d.runAPI(ctx)
@@ -200,10 +200,10 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 // waits for it, and no dead holder's deployment is recovered for it.
 func cannotRun(req Request, t store.Target) error {
 	env := req.Env
-	if env.Layout == "inplace" && env.Fraise.Type == "scheduled" {
+	if env.Layout == config.LayoutInplace && env.Fraise.Type == config.TypeScheduled {
 		return fmt.Errorf("deploy %s: scheduled fraises need the releases layout", t)
 	}
-	if pr := git.PullRequestRefOf(req.Ref); pr != "" && env.Layout == "inplace" {
+	if pr := git.PullRequestRefOf(req.Ref); pr != "" && env.Layout == config.LayoutInplace {
 		return fmt.Errorf("deploy %s: %s: pull request heads deploy only with the releases layout", t, pr)
 	}
 	return nil
@@ -342,7 +342,7 @@ func skipUnless(cond bool, why string) string {
 
 // inplace says whether the environment is one checkout in app_path (the
 // first fraisier's way) rather than releases and a current link.
-func (d *deployment) inplace() bool { return d.env.Layout == "inplace" }
+func (d *deployment) inplace() bool { return d.env.Layout == config.LayoutInplace }
 
 func orBranch(ref, branch string) string {
 	if ref != "" {

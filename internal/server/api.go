@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/forge"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -83,7 +84,7 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 
 type fraiseJSON struct {
 	Fraise       string              `json:"fraise"`
-	Type         string              `json:"type"`
+	Type         config.FraiseType   `json:"type"`
 	Environments []store.FraiseState `json:"environments"`
 }
 
