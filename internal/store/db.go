@@ -313,46 +313,6 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// writeSession is write on a connection of its own, set up by the first
-// statement of each pair before the transaction and restored by the second
-// after it, for settings that cannot change inside a transaction.
-func (db *DB) writeSession(ctx context.Context, session [][2]string, fn func(tx *sql.Tx) error) error {
-	if db.wmu != nil {
-		db.wmu.Lock()
-		defer db.wmu.Unlock()
-	}
-	conn, err := db.sql.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	for _, s := range session {
-		if _, err := conn.ExecContext(ctx, s[0]); err != nil {
-			return fmt.Errorf("set up session: %w", err)
-		}
-		// Restored on a fresh context: the connection goes back to the pool
-		// and must not keep the setting even when ctx is done. If restoring
-		// fails the connection is discarded rather than reused.
-		defer func() {
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), s[1]); err != nil {
-				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}()
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
 // notFound reports whether err means a single-row lookup found nothing.
 func notFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 

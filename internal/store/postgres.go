@@ -21,20 +21,7 @@ var postgresDialect = &dialect{
 	rebind:     rebindDollar,
 	forUpdate:  " FOR UPDATE",
 	// Any constant will do; it only has to be the same for every fraisier.
-	migrationLock:    "SELECT pg_advisory_xact_lock(7305451023)",
-	deferForeignKeys: "SET CONSTRAINTS ALL DEFERRED",
-	checkForeignKeys: "SET CONSTRAINTS ALL IMMEDIATE",
-	bulkInsert:       "INSERT INTO ",
-	// Populate inserts explicit ids; identity sequences must then move past them.
-	afterBulkInsert: []string{
-		"SELECT setval(pg_get_serial_sequence('tb_deployment', 'id'), COALESCE((SELECT MAX(id) FROM tb_deployment), 0) + 1, false)",
-		"SELECT setval(pg_get_serial_sequence('tb_webhook_event', 'id'), COALESCE((SELECT MAX(id) FROM tb_webhook_event), 0) + 1, false)",
-	},
-	// Indexes that back a constraint (primary keys) cannot be dropped alone.
-	listIndexes: `SELECT indexname, indexdef FROM pg_indexes
-		WHERE schemaname = current_schema()
-		  AND tablename IN ('tb_deployment', 'tb_webhook_event', 'tb_webhook_deployment')
-		  AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace)`,
+	migrationLock: "SELECT pg_advisory_xact_lock(7305451023)",
 	earlierPushes: earlierPushStatements(""),
 }
 
