@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"embed"
 	"io/fs"
 	"strconv"
@@ -28,6 +29,8 @@ type dialect struct {
 	migrationLock string
 	// serializeWrites makes write transactions of one DB wait on a mutex.
 	serializeWrites bool
+	// txOptions begin every write transaction.
+	txOptions *sql.TxOptions
 	// earlierPushes are the intake's replay lookups. SQLite, without
 	// statistics (nothing runs ANALYZE), takes a list of commits for many
 	// rows and would read every accepted event through

@@ -296,7 +296,7 @@ func (db *DB) writeOn(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx) e
 		db.wmu.Lock()
 		defer db.wmu.Unlock()
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(ctx, db.d.txOptions)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
