@@ -130,8 +130,49 @@ func (b *intakeBatch) fate(i int) (outcome, reason string) {
 // costs a few multi-row statements and, per target, one deployment row.
 func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]IntakeResult, error) {
 	now := db.nowMS()
+	b := newIntakeBatch(items)
+	if err := db.markReplays(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	b.plan()
+	replan, err := db.insertEvents(ctx, tx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	if replan {
+		if err := db.replan(ctx, tx, b); err != nil {
+			return nil, err
+		}
+	}
+	targets, queued, err := db.queueStanding(ctx, tx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.recordOrder(ctx, tx, b, targets, queued); err != nil {
+		return nil, err
+	}
+	if err := db.linkEvents(ctx, tx, b, queued); err != nil {
+		return nil, err
+	}
+	// Last, so that a delivery repeated within the batch is answered with
+	// what its first copy queued.
+	for i, it := range b.items {
+		if !b.dup[i] {
+			continue
+		}
+		r, err := db.duplicateIntake(ctx, tx, it.Event)
+		if err != nil {
+			return nil, fmt.Errorf("record webhook %s %s: %w", it.Event.Forge, it.Event.DeliveryID, err)
+		}
+		b.results[i] = r
+	}
+	return b.results, nil
+}
+
+// newIntakeBatch is the batch of items, a delivery seen twice in it
+// marked as a redelivery of the first.
+func newIntakeBatch(items []Intake) *intakeBatch {
 	b := &intakeBatch{items: items, results: make([]IntakeResult, len(items)), dup: make([]bool, len(items))}
-	// A delivery twice in one batch is a redelivery of the first.
 	seen := make(map[[2]string]bool, len(items))
 	for i, it := range items {
 		if it.Event.DeliveryID == "" {
@@ -141,44 +182,44 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 		b.dup[i] = seen[k]
 		seen[k] = true
 	}
-	if err := db.markReplays(ctx, tx, b); err != nil {
-		return nil, err
-	}
-	items = b.items
-	b.plan()
-	replan, err := db.insertEvents(ctx, tx, b, now)
-	if err != nil {
-		return nil, err
-	}
-	if replan {
-		// A request planned to stand came from a delivery recorded before:
-		// it queues nothing, and the requests folded into it stand or fold
-		// into another. Rare; only the events whose fate changed are fixed.
-		before := make([][2]string, len(items))
-		for i := range items {
-			if !b.dup[i] {
-				before[i] = [2]string{b.results[i].Event.Outcome, b.results[i].Event.Reason}
-			}
-		}
-		b.plan()
-		for i := range items {
-			if b.dup[i] {
-				continue
-			}
-			e := &b.results[i].Event
-			if e.Outcome, e.Reason = b.fate(i); [2]string{e.Outcome, e.Reason} == before[i] {
-				continue
-			}
-			upd, err := db.stmt(ctx, tx, sqlEventReplanned)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := upd.ExecContext(ctx, e.Outcome, e.Reason, e.ID); err != nil {
-				return nil, fmt.Errorf("record webhook %s %s: %w", e.Forge, e.DeliveryID, err)
-			}
-		}
-	}
+	return b
+}
 
+// replan plans the batch again after insertEvents found that a request
+// planned to stand came from a delivery recorded before: it queues
+// nothing, and the requests folded into it stand or fold into another.
+// Rare; only the events whose fate changed are updated.
+func (db *DB) replan(ctx context.Context, tx *sql.Tx, b *intakeBatch) error {
+	before := make([][2]string, len(b.items))
+	for i := range b.items {
+		if !b.dup[i] {
+			before[i] = [2]string{b.results[i].Event.Outcome, b.results[i].Event.Reason}
+		}
+	}
+	b.plan()
+	for i := range b.items {
+		if b.dup[i] {
+			continue
+		}
+		e := &b.results[i].Event
+		if e.Outcome, e.Reason = b.fate(i); [2]string{e.Outcome, e.Reason} == before[i] {
+			continue
+		}
+		upd, err := db.stmt(ctx, tx, sqlEventReplanned)
+		if err != nil {
+			return err
+		}
+		if _, err := upd.ExecContext(ctx, e.Outcome, e.Reason, e.ID); err != nil {
+			return fmt.Errorf("record webhook %s %s: %w", e.Forge, e.DeliveryID, err)
+		}
+	}
+	return nil
+}
+
+// queueStanding queues, target by target, the request of the batch that
+// stands, then marks the events whose waiting requests it replaced. It
+// returns the targets in the order it locked them.
+func (db *DB) queueStanding(ctx context.Context, tx *sql.Tx, b *intakeBatch, now int64) ([]Target, map[Target]Queued, error) {
 	targets := make([]Target, 0, len(b.stands))
 	for t := range b.stands {
 		targets = append(targets, t)
@@ -190,19 +231,21 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 	for _, t := range targets {
 		q, err := db.queueTarget(ctx, tx, t, b, now)
 		if err != nil {
-			return nil, fmt.Errorf("queue %s: %w", t, err)
+			return nil, nil, fmt.Errorf("queue %s: %w", t, err)
 		}
 		queued[t] = q
 	}
 	if err := db.markSuperseded(ctx, tx, b.marks); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := db.recordOrder(ctx, tx, b, targets, queued); err != nil {
-		return nil, err
-	}
+	return targets, queued, nil
+}
 
+// linkEvents gives each new delivery of the batch what its requests
+// queued, or were folded into, and links its event to those deployments.
+func (db *DB) linkEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, queued map[Target]Queued) error {
 	var links []any
-	for i, it := range items {
+	for i, it := range b.items {
 		if b.dup[i] || len(it.Requests) == 0 {
 			continue
 		}
@@ -214,38 +257,16 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 				q.Superseded, q.Replaced, q.Folded = 0, 0, true
 			}
 			res.Queued[j] = q
-			if !containsID(res.Event.DeploymentIDs, q.DeploymentID) {
+			if !slices.Contains(res.Event.DeploymentIDs, q.DeploymentID) {
 				res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, q.DeploymentID)
 				links = append(links, res.Event.ID, q.DeploymentID, r.Fraise)
 			}
 		}
 	}
 	if err := db.insertRows(ctx, tx, &linkInserts, linkCols, links); err != nil {
-		return nil, fmt.Errorf("link webhook events: %w", err)
+		return fmt.Errorf("link webhook events: %w", err)
 	}
-
-	// Last, so that a delivery repeated within the batch is answered with
-	// what its first copy queued.
-	for i := range items {
-		if !b.dup[i] {
-			continue
-		}
-		r, err := db.duplicateIntake(ctx, tx, items[i].Event)
-		if err != nil {
-			return nil, fmt.Errorf("record webhook %s %s: %w", items[i].Event.Forge, items[i].Event.DeliveryID, err)
-		}
-		b.results[i] = r
-	}
-	return b.results, nil
-}
-
-func containsID(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // insertEvents inserts the batch's new deliveries with the outcome the
@@ -287,39 +308,10 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, now 
 		n, k := chunk(len(keyed))
 		part := keyed[:n]
 		keyed = keyed[n:]
-		args = args[:0]
-		clear(row)
-		for _, i := range part {
-			e := &b.results[i].Event
-			args = eventArgs(args, e)
-			row[[2]string{e.Forge, e.DeliveryID}] = i
-		}
-		ins, err := db.stmt(ctx, tx, eventInserts[k])
-		if err != nil {
+		if args, err = db.insertKeyed(ctx, tx, b, part, eventInserts[k], args[:0], row); err != nil {
 			return false, err
 		}
-		rows, err := ins.QueryContext(ctx, args...)
-		if err != nil {
-			return false, fmt.Errorf("record webhooks: insert: %w", err)
-		}
-		err = eachRow(rows, func() error {
-			var (
-				id  int64
-				key [2]string
-			)
-			if err := rows.Scan(&id, &key[0], &key[1]); err != nil {
-				return err
-			}
-			i, ok := row[key]
-			if !ok {
-				return fmt.Errorf("insert returned delivery %s %s, not one of the batch", key[0], key[1])
-			}
-			b.results[i].Event.ID = id
-			return nil
-		})
-		if err != nil {
-			return false, fmt.Errorf("record webhooks: insert: %w", err)
-		}
+		// A delivery the insert returned nothing for was recorded before.
 		for _, i := range part {
 			if b.results[i].Event.ID != 0 {
 				continue
@@ -334,6 +326,45 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, now 
 		}
 	}
 	return replan, nil
+}
+
+// insertKeyed inserts the events of part, deliveries with an id, in one
+// statement, and gives each inserted event its row id. args and row are
+// buffers reused across calls; args is returned for the next.
+func (db *DB) insertKeyed(ctx context.Context, tx *sql.Tx, b *intakeBatch, part []int, stmt string, args []any, row map[[2]string]int) ([]any, error) {
+	clear(row)
+	for _, i := range part {
+		e := &b.results[i].Event
+		args = eventArgs(args, e)
+		row[[2]string{e.Forge, e.DeliveryID}] = i
+	}
+	ins, err := db.stmt(ctx, tx, stmt)
+	if err != nil {
+		return args, err
+	}
+	rows, err := ins.QueryContext(ctx, args...)
+	if err != nil {
+		return args, fmt.Errorf("record webhooks: insert: %w", err)
+	}
+	err = eachRow(rows, func() error {
+		var (
+			id  int64
+			key [2]string
+		)
+		if err := rows.Scan(&id, &key[0], &key[1]); err != nil {
+			return err
+		}
+		i, ok := row[key]
+		if !ok {
+			return fmt.Errorf("insert returned delivery %s %s, not one of the batch", key[0], key[1])
+		}
+		b.results[i].Event.ID = id
+		return nil
+	})
+	if err != nil {
+		return args, fmt.Errorf("record webhooks: insert: %w", err)
+	}
+	return args, nil
 }
 
 func eventArgs(args []any, e *WebhookEvent) []any {

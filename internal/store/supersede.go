@@ -124,7 +124,7 @@ const (
 	// superseded, the earliest finish kept), applied to the target's row
 	// of the day and every later one, provided the day already has its
 	// row: the running totals of a day without one start from the day
-	// before, which addManyToRollups reads.
+	// before, which addToRollups reads.
 	sqlCountSuperseded = `UPDATE tb_stats_cumulative
 		SET superseded = superseded + 1,
 		    first_at = CASE WHEN first_at = 0 OR first_at > ? THEN ? ELSE first_at END
@@ -218,7 +218,7 @@ func (db *DB) supersede(ctx context.Context, tx *sql.Tx, r newerRequest, w waiti
 // countSuperseded adds one superseded deployment of t, finished at now,
 // to the statistics, as FinishDeployment counts one: in one prepared
 // statement when the day's rollup row exists, as it does for every
-// queueing but the day's first, else through addManyToRollups.
+// queueing but the day's first, else through addToRollups.
 func (db *DB) countSuperseded(ctx context.Context, tx *sql.Tx, t Target, now int64) error {
 	upd, err := db.stmt(ctx, tx, sqlCountSuperseded)
 	if err != nil {
@@ -232,7 +232,7 @@ func (db *DB) countSuperseded(ctx context.Context, tx *sql.Tx, t Target, now int
 	if n, err := res.RowsAffected(); err != nil || n > 0 {
 		return err
 	}
-	return db.addManyToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{}, 1)
+	return db.addToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{})
 }
 
 // markQueued records in the target's state that deployment id waits.
