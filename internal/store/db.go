@@ -34,10 +34,10 @@ type Options struct {
 	// serve), moves WAL checkpoints off the committing connection: no
 	// commit checkpoints, and a goroutine checkpoints every CheckpointEvery
 	// instead. A checkpoint copies pages into the database file and syncs
-	// it; done by whichever commit crossed 1,000 WAL pages, it was two
-	// fifths of the webhook intake's write time, stalling every delivery
-	// waiting on that commit. Zero keeps SQLite's automatic checkpoints,
-	// which suit short CLI runs. Ignored for PostgreSQL and ReadOnly.
+	// it; done by whichever commit crossed 1,000 WAL pages, it stalls
+	// every delivery waiting on that commit. Zero keeps SQLite's automatic
+	// checkpoints, which suit short CLI runs. Ignored for PostgreSQL and
+	// ReadOnly.
 	CheckpointEvery time.Duration
 
 	// wrapConnector, set only by tests (export_test.go), wraps the
@@ -177,13 +177,13 @@ func openSQLite(opts Options) (*sql.DB, error) {
 	// 16 MiB rather than 2: the indexes of a big history stay cached.
 	q.Add("_pragma", "cache_size(-16384)")
 	// Statement journals (each INSERT ... ON CONFLICT in a transaction keeps
-	// one) in memory, not in temporary files: they were a fifth of the
-	// webhook intake's time, and they never need to survive a crash.
+	// one) in memory, not in temporary files: the intake writes many, and
+	// they never need to survive a crash.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	if opts.backgroundCheckpoints() {
 		// No journal_size_limit: SQLite would truncate a WAL grown large
-		// in the commit that rewinds it, a 300 ms stall of the writer
-		// after a long burst. The checkpointer truncates it once idle.
+		// in the commit that rewinds it, stalling the writer after a long
+		// burst. The checkpointer truncates it once idle.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	if opts.ReadOnly {
