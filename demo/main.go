@@ -67,19 +67,62 @@ func run(ctx context.Context, bin string) error {
 	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("NO_COLOR") == "" {
 		d.bold, d.reset = "\x1b[1m", "\x1b[0m"
 	}
+	if err := d.prepare(mgr); err != nil {
+		return err
+	}
+	d.tour()
+	if err := d.serve(); err != nil {
+		fmt.Printf("!! %v\n", err)
+		d.failed = true
+	}
+
+	fmt.Printf("\nThe state database was SQLite at %s (removed on exit).\n", filepath.Join(root, "state", "fraisier.db"))
+	if d.failed {
+		return errors.New("a step did not end as expected (see above)")
+	}
+	return nil
+}
+
+// prepare builds the demo's service and installs its unit in mgr, writes
+// fraises.yaml, sets the environment every command gets, and makes the
+// git origin and the work clone that pushes to it.
+func (d *demo) prepare(mgr *tsystemd.Manager) error {
+	var err error
 	if d.port, err = freePort(); err != nil {
 		return err
 	}
-	app := filepath.Join(root, "srv", "hello")
-	appBin := filepath.Join(root, "httpapp")
+	if d.serverPort, err = freePort(); err != nil {
+		return err
+	}
+	app := filepath.Join(d.root, "srv", "hello")
+	unit := mgr.Unit("hello.service")
+	if err := d.installService(mgr, unit, app); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(d.root, "fraises.yaml")
+	if err := os.WriteFile(cfgPath, []byte(d.config(app, unit)), 0o644); err != nil {
+		return err
+	}
+	d.env = append(os.Environ(), mgr.Env()...)
+	d.env = append(d.env, "FRAISIER_CONFIG="+cfgPath, "FRAISIER_STATE=", "DEMO_WEBHOOK_SECRET="+demoSecret,
+		"HOME="+filepath.Join(d.root, "home"), "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Demo", "GIT_AUTHOR_EMAIL=demo@example.com", "GIT_COMMITTER_NAME=Demo", "GIT_COMMITTER_EMAIL=demo@example.com")
+
+	d.git(d.root, "init", "-q", "--bare", "-b", "main", "origin.git")
+	d.git(d.root, "clone", "-q", "origin.git", "work")
+	return nil
+}
+
+// installService builds the demo's HTTP service and writes its unit,
+// which serves the release current in app.
+func (d *demo) installService(mgr *tsystemd.Manager, unit, app string) error {
+	appBin := filepath.Join(d.root, "httpapp")
 	fmt.Println("building the demo's HTTP service...")
-	build := exec.CommandContext(ctx, "go", "build", "-o", appBin, "./internal/testenv/httpapp")
+	build := exec.CommandContext(d.ctx, "go", "build", "-o", appBin, "./internal/testenv/httpapp")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build the demo service: %v\n%s", err, out)
 	}
-
-	unit := mgr.Unit("hello.service")
 	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier demo: hello\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
 		appBin, d.port, filepath.Join(app, "current"))
 	if err := os.MkdirAll(mgr.UnitDir, 0o755); err != nil {
@@ -88,14 +131,15 @@ func run(ctx context.Context, bin string) error {
 	if err := os.WriteFile(filepath.Join(mgr.UnitDir, unit), []byte(unitText), 0o644); err != nil {
 		return err
 	}
-	if out, err := mgr.Systemctl(ctx, "daemon-reload"); err != nil {
+	if out, err := mgr.Systemctl(d.ctx, "daemon-reload"); err != nil {
 		return fmt.Errorf("daemon-reload: %v %s", err, out)
 	}
+	return nil
+}
 
-	if d.serverPort, err = freePort(); err != nil {
-		return err
-	}
-	config := fmt.Sprintf(`# The demo's fraises.yaml: one api fraise run by a user systemd manager,
+// config is the demo's fraises.yaml.
+func (d *demo) config(app, unit string) string {
+	return fmt.Sprintf(`# The demo's fraises.yaml: one api fraise run by a user systemd manager,
 # deployed by hand and by fraisier serve on a signed GitHub push.
 state:
   path: %[1]s/state/fraisier.db
@@ -122,19 +166,12 @@ fraises:
           timeout: 1s
           retries: 3
           interval: 300ms
-`, root, app, unit, d.port, d.serverPort)
-	cfgPath := filepath.Join(root, "fraises.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		return err
-	}
-	d.env = append(os.Environ(), mgr.Env()...)
-	d.env = append(d.env, "FRAISIER_CONFIG="+cfgPath, "FRAISIER_STATE=", "DEMO_WEBHOOK_SECRET="+demoSecret,
-		"HOME="+filepath.Join(root, "home"), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=Demo", "GIT_AUTHOR_EMAIL=demo@example.com", "GIT_COMMITTER_NAME=Demo", "GIT_COMMITTER_EMAIL=demo@example.com")
+`, d.root, app, unit, d.port, d.serverPort)
+}
 
-	d.git(root, "init", "-q", "--bare", "-b", "main", "origin.git")
-	d.git(root, "clone", "-q", "origin.git", "work")
-
+// tour is the demo proper, command by command: deploys by hand, an
+// automatic rollback, the record, and a rollback by hand.
+func (d *demo) tour() {
 	d.fraisier(0, "version")
 	d.fraisier(0, "config", "validate")
 	d.fraisier(0, "list")
@@ -165,17 +202,6 @@ fraises:
 	d.say("roll back by hand to v1 (no fetch, no build)")
 	d.fraisier(0, "rollback", "hello", "production")
 	d.curl()
-
-	if err := d.serve(); err != nil {
-		fmt.Printf("!! %v\n", err)
-		d.failed = true
-	}
-
-	fmt.Printf("\nThe state database was SQLite at %s (removed on exit).\n", filepath.Join(root, "state", "fraisier.db"))
-	if d.failed {
-		return errors.New("a step did not end as expected (see above)")
-	}
-	return nil
 }
 
 func (d *demo) say(s string) { fmt.Printf("\n%s# %s%s\n", d.bold, s, d.reset) }

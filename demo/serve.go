@@ -50,7 +50,31 @@ func (d *demo) serve() error {
 	}
 
 	d.push("v4", "healthy")
-	sha := d.head()
+	if err := d.sendPush(base, d.head()); err != nil {
+		return err
+	}
+
+	// The deployment runs in the server; the service answers v4 once done.
+	deadline := time.Now().Add(60 * time.Second)
+	for !d.serving("v4") {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("v4 was not deployed within a minute of the webhook")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // let the record of the finish land before reading it
+	d.curl()
+	stop()
+
+	d.say("the webhook and the deployment it caused, linked")
+	d.fraisier(0, "webhooks")
+	d.fraisier(0, "history", "--limit", "3")
+	return nil
+}
+
+// sendPush posts the signed GitHub push webhook for commit sha on main,
+// as GitHub would, and wants it accepted.
+func (d *demo) sendPush(base, sha string) error {
 	body, err := json.Marshal(map[string]any{
 		"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": sha, "deleted": false,
 		"repository": map[string]any{"full_name": "demo/hello", "clone_url": "https://example.invalid/demo/hello.git"},
@@ -81,22 +105,6 @@ func (d *demo) serve() error {
 	if resp.StatusCode != http.StatusAccepted {
 		return fmt.Errorf("webhook answered %d, expected 202", resp.StatusCode)
 	}
-
-	// The deployment runs in the server; the service answers v4 once done.
-	deadline := time.Now().Add(60 * time.Second)
-	for !d.serving("v4") {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("v4 was not deployed within a minute of the webhook")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // let the record of the finish land before reading it
-	d.curl()
-	stop()
-
-	d.say("the webhook and the deployment it caused, linked")
-	d.fraisier(0, "webhooks")
-	d.fraisier(0, "history", "--limit", "3")
 	return nil
 }
 

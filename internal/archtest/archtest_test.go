@@ -5,34 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
 const module = "github.com/fraiseql/fraisier"
-
-// layer gives every package its place: a package may import only packages
-// of a strictly lower layer. Keep this table and ARCHITECTURE.md in step;
-// a package missing here fails the test so that nobody adds one silently.
-var layer = map[string]int{
-	"bench":             8,
-	"demo":              8,
-	"cmd/fraisier":      7,
-	"internal/cli":      6,
-	"internal/server":   5,
-	"internal/queue":    4,
-	"internal/deploy":   3,
-	"internal/forge":    2,
-	"internal/git":      2,
-	"internal/systemd":  2,
-	"internal/health":   2,
-	"internal/migrate":  2,
-	"internal/store":    2,
-	"internal/config":   2,
-	"internal/execx":    1,
-	"internal/version":  0,
-	"internal/archtest": 0,
-}
 
 // testSupport packages exist for tests only; production code must not import them.
 var testSupport = []string{
@@ -40,58 +18,95 @@ var testSupport = []string{
 	"internal/store/storetest",
 }
 
+// TestDependencyDirection checks the code against ARCHITECTURE.md: every
+// package has a row in its layer table, imports only packages of a lower
+// layer (or of its own row), and imports exactly what the imports table
+// says its row imports.
 func TestDependencyDirection(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, line := range strings.Split(string(bytes.TrimSpace(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg := strings.TrimPrefix(fields[0], module+"/")
+	doc := readArchitecture(t)
+	got := map[string]map[string]bool{} // row → internal packages its packages import
+	for pkg, imports := range listImports(t) {
 		if isTestSupport(pkg) {
 			continue
 		}
-		from, ok := layerOf(pkg)
+		row, ok := doc.rowOf(pkg)
 		if !ok {
-			t.Errorf("package %s has no layer: add it to ARCHITECTURE.md and to the table in this test", pkg)
+			t.Errorf("package %s has no row in ARCHITECTURE.md's layer table", pkg)
 			continue
 		}
-		for _, imp := range fields[1:] {
-			if !strings.HasPrefix(imp, module+"/") {
-				continue
-			}
-			dep := strings.TrimPrefix(imp, module+"/")
+		if got[row] == nil {
+			got[row] = map[string]bool{}
+		}
+		for _, dep := range imports {
 			// Only the demo and the benchmarks, which stand up real parts as
 			// the tests do, may use test support outside tests.
-			if isTestSupport(dep) && pkg != "demo" && !strings.HasPrefix(pkg, "bench/") {
+			if isTestSupport(dep) && doc.layer[row] != doc.top() {
 				t.Errorf("%s imports test-only package %s", pkg, dep)
-				continue
 			}
-			to, ok := layerOf(dep)
-			if !ok {
-				continue // reported when dep itself is listed
+			depRow, ok := doc.rowOf(dep)
+			if ok && depRow == row {
+				continue // a package's own sub-packages
 			}
-			if to >= from {
-				t.Errorf("%s (layer %d) imports %s (layer %d): dependencies point down only", pkg, from, dep, to)
+			got[row][rowName(doc, dep)] = true
+			if ok && doc.layer[depRow] >= doc.layer[row] {
+				t.Errorf("%s (layer %d) imports %s (layer %d): dependencies point down only",
+					pkg, doc.layer[row], dep, doc.layer[depRow])
 			}
+		}
+	}
+	for _, row := range doc.rows {
+		var have []string
+		for dep := range got[row] {
+			have = append(have, dep)
+		}
+		slices.Sort(have)
+		want := slices.Sorted(slices.Values(doc.imports[row]))
+		if !slices.Equal(have, want) {
+			t.Errorf("ARCHITECTURE.md says %s imports %s; the code imports %s",
+				row, listOrNothing(want), listOrNothing(have))
 		}
 	}
 }
 
-// layerOf finds the layer of pkg or of the nearest listed parent, so that
-// internal/store/sqlite shares internal/store's place.
-func layerOf(pkg string) (int, bool) {
-	for p := pkg; p != "." && p != ""; {
-		if l, ok := layer[p]; ok {
-			return l, true
-		}
-		i := strings.LastIndex(p, "/")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
+// rowName names an imported package as the imports table does: by its row
+// in the layer table, or as itself for test support.
+func rowName(doc *architecture, pkg string) string {
+	if isTestSupport(pkg) {
+		return pkg
 	}
-	return 0, false
+	if row, ok := doc.rowOf(pkg); ok && !strings.Contains(row, ",") {
+		return strings.TrimSuffix(row, "/...")
+	}
+	return pkg
+}
+
+func listOrNothing(pkgs []string) string {
+	if len(pkgs) == 0 {
+		return "nothing"
+	}
+	return strings.Join(pkgs, ", ")
+}
+
+// listImports maps each package of the module to the module's packages it
+// imports, test files aside.
+func listImports(t *testing.T) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	imports := map[string][]string{}
+	for _, line := range strings.Split(string(bytes.TrimSpace(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], module+"/")
+		imports[pkg] = nil
+		for _, imp := range fields[1:] {
+			if dep, ok := strings.CutPrefix(imp, module+"/"); ok {
+				imports[pkg] = append(imports[pkg], dep)
+			}
+		}
+	}
+	return imports
 }
 
 func isTestSupport(pkg string) bool {
@@ -119,4 +134,17 @@ func TestEveryPackageHasDoc(t *testing.T) {
 			t.Errorf("package %s has no doc.go", pkg)
 		}
 	}
+}
+
+func readArchitecture(t *testing.T) *architecture {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("..", "..", "ARCHITECTURE.md"))
+	if err != nil {
+		t.Fatalf("read ARCHITECTURE.md: %v", err)
+	}
+	doc, err := parseArchitecture(string(text))
+	if err != nil {
+		t.Fatalf("ARCHITECTURE.md: %v", err)
+	}
+	return doc
 }

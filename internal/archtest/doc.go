@@ -1,3 +1,4 @@
-// Package archtest holds no code: its test enforces the one-way dependency
-// direction between fraisier's packages described in ARCHITECTURE.md.
+// Package archtest holds no code: its tests read ARCHITECTURE.md's layer
+// and imports tables and check the module's packages against them, so the
+// page stays true and the dependency direction stays one-way.
 package archtest

@@ -105,9 +105,9 @@ func scheduledEnvironments(cfg *config.Config, fraise, envName string) ([]*confi
 		}
 		return out, nil
 	}
-	f, ok := cfg.Fraises[fraise]
-	if !ok {
-		return nil, notFound("no fraise %q in %s (have: %s)", fraise, cfg.Path, joinNames(cfg.FraiseNames()))
+	f, err := findFraise(cfg, fraise)
+	if err != nil {
+		return nil, err
 	}
 	if f.Type != "scheduled" {
 		return nil, notFound("%s is %s %s fraise: only scheduled fraises have jobs", fraise, article(f.Type), f.Type)
@@ -119,9 +119,9 @@ func scheduledEnvironments(cfg *config.Config, fraise, envName string) ([]*confi
 		}
 		return out, nil
 	}
-	e, ok := f.Environments[envName]
-	if !ok {
-		return nil, notFound("fraise %s has no environment %q (have: %s)", fraise, envName, joinNames(f.EnvironmentNames()))
+	e, err := findEnvironment(f, envName)
+	if err != nil {
+		return nil, err
 	}
 	return []*config.Environment{e}, nil
 }

@@ -64,27 +64,21 @@ fraises:
 	}
 	defer db.Close()
 	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !testenv.Eventually(30*time.Second, 20*time.Millisecond, func() bool {
 		_, err := db.Deployment(context.Background(), 2)
-		if errors.Is(err, store.ErrNotFound) {
-			break
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deployment 2 still there 30 s after serve started:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err != nil
+	}) {
+		t.Fatalf("deployment 2 still there 30 s after serve started:\n%s", logs.String())
 	}
 	for _, id := range []int64{1, 3, 4} {
 		if _, err := db.Deployment(context.Background(), id); err != nil {
 			t.Errorf("deployment %d: %v", id, err)
 		}
 	}
-	for time.Now().Before(deadline) && !strings.Contains(logs.String(), "retention: pruned") {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(time.Until(deadline), 20*time.Millisecond, func() bool { return strings.Contains(logs.String(), "retention: pruned") })
 	for _, want := range []string{`"msg":"retention: pruned the state database"`, `"deployments":1`, `"events":2`, `"step_output":14`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("serve's log does not say %s:\n%s", want, logs.String())

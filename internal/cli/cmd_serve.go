@@ -4,24 +4,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/server"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-func (a *app) serveCommand() *cobra.Command {
-	var (
-		listen    string
-		logFormat string
-	)
-	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Receive webhooks and deploy what they push",
-		Long: `Serve receives webhooks from GitHub, GitLab, Gitea/Forgejo and Bitbucket (Cloud
+// serveLong is serve's help text.
+const serveLong = `Serve receives webhooks from GitHub, GitLab, Gitea/Forgejo and Bitbucket (Cloud
 and Data Center), records every delivery, and queues a deployment for each
 fraise environment a push routes to. Per environment at most one deployment
 runs and one waits: a newer push replaces the waiting one.
@@ -40,109 +35,146 @@ serve refuses to listen on an address other hosts can reach (exit 3)
 unless server.open_api: true.
 It prunes the state database in the background as state.retention says (see
 fraisier prune), an hour apart, in short batches that leave the intake first.
-Logs are JSON lines on stderr (--log-format text for people).`,
-		Args: rangeArgs(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			if listen != "" {
-				cfg.Server.Listen = listen
-			}
-			log, err := a.serveLog(logFormat)
-			if err != nil {
-				return err
-			}
-			for _, w := range cfg.Warnings {
-				log.Warn("configuration", "warning", w.String())
-			}
-			ctx := cmd.Context()
-			opts := a.stateFromConfig(cfg)
-			opts.CheckpointEvery = store.ServerCheckpointEvery
-			db, err := openStore(ctx, opts)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			owner, err := deploy.CurrentOwner()
-			if err != nil {
-				return err
-			}
-			fault, err := deploy.ParseFault(a.env.get(deploy.FaultEnv))
-			if err != nil {
-				return withCode(ExitUsage, err)
-			}
-			runner := &queue.Runner{
-				Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Fault: fault,
-				Log: log.With("component", "queue"), MaxConcurrent: cfg.Server.MaxConcurrent, Grace: cfg.Server.ShutdownGrace.D(),
-			}
-			stopping := func() {
-				runner.StopDispatch()
-				log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
-				if err := server.Notify(a.env.get, "STOPPING=1"); err != nil {
-					log.Warn("sd_notify", "err", err)
-				}
-			}
-			srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
-				OnStopping: stopping})
-			if err != nil {
-				return withCode(ExitConfig, err)
-			}
-			runner.OnFinish = srv.ObserveDeployment
-			l, err := server.Listen(cfg.Server.Listen, a.env.get)
-			if err != nil {
-				srv.Close()
-				return err
-			}
-			// Before the workers start: a server that refuses to serve
-			// must not deploy anything either.
-			if err := srv.CheckListener(l); err != nil {
-				l.Close()
-				srv.Close()
-				return withCode(ExitConfig, err)
-			}
+Logs are JSON lines on stderr (--log-format text for people).`
 
-			// The workers outlive the HTTP side: deliveries received during
-			// the shutdown are recorded before the workers stop.
-			workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-			workDone := make(chan struct{})
-			go func() { defer close(workDone); runner.Run(workCtx) }()
-			// Retention runs beside the intake, once the queue has
-			// recovered, and stops with the HTTP side.
-			pruneCtx, stopPrune := context.WithCancel(ctx)
-			pruneDone := make(chan struct{})
-			go func() {
-				defer close(pruneDone)
-				pruneInBackground(pruneCtx, db, retentionOf(cfg), runner.Started(), log.With("component", "retention"))
-			}()
-			serveErr := srv.Serve(ctx, l, func() {
-				log.Info("listening", "address", l.Addr().String(), "state", db.Backend(), "fraises", len(cfg.Fraises))
-				// Ready once the workers run too: until the queue has
-				// recovered what a crash left, /ready says 503.
-				go func() {
-					select {
-					case <-runner.Started():
-					case <-ctx.Done():
-						return
-					}
-					if err := server.Notify(a.env.get, "READY=1"); err != nil {
-						log.Warn("sd_notify", "err", err)
-					}
-				}()
-			})
-			stopPrune()
-			<-pruneDone
-			stopWork()
-			<-workDone
-			log.Info("stopped")
-			return serveErr
+func (a *app) serveCommand() *cobra.Command {
+	var listen, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Receive webhooks and deploy what they push",
+		Long:  serveLong,
+		Args:  rangeArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.serve(cmd.Context(), listen, logFormat)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "address to listen on: host:port, unix:/path or systemd (default: server.listen, else 127.0.0.1:8080)")
 	f.StringVar(&logFormat, "log-format", "json", "json or text")
 	return cmd
+}
+
+// serve sets up the state database, the queue's workers and the HTTP
+// side, then runs them until ctx is done.
+func (a *app) serve(ctx context.Context, listen, logFormat string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if listen != "" {
+		cfg.Server.Listen = listen
+	}
+	log, err := a.serveLog(logFormat)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	opts := a.stateFromConfig(cfg)
+	opts.CheckpointEvery = store.ServerCheckpointEvery
+	db, err := openStore(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	runner, err := a.queueRunner(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	stopping := func() {
+		runner.StopDispatch()
+		log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
+		if err := server.Notify(a.env.get, "STOPPING=1"); err != nil {
+			log.Warn("sd_notify", "err", err)
+		}
+	}
+	srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
+		OnStopping: stopping})
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	runner.OnFinish = srv.ObserveDeployment
+	l, err := server.Listen(cfg.Server.Listen, a.env.get)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	// Before the workers start: a server that refuses to serve must not
+	// deploy anything either.
+	if err := srv.CheckListener(l); err != nil {
+		l.Close()
+		srv.Close()
+		return withCode(ExitConfig, err)
+	}
+	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, l: l, log: log})
+}
+
+// queueRunner is the queue's workers over db, deploying as this user.
+func (a *app) queueRunner(cfg *config.Config, db *store.DB, log *slog.Logger) (*queue.Runner, error) {
+	owner, err := deploy.CurrentOwner()
+	if err != nil {
+		return nil, err
+	}
+	fault, err := deploy.ParseFault(a.env.get(deploy.FaultEnv))
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return &queue.Runner{
+		Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Fault: fault,
+		Log: log.With("component", "queue"), MaxConcurrent: cfg.Server.MaxConcurrent, Grace: cfg.Server.ShutdownGrace.D(),
+	}, nil
+}
+
+// serving is what serve runs, set up and listening.
+type serving struct {
+	cfg    *config.Config
+	db     *store.DB
+	runner *queue.Runner
+	srv    *server.Server
+	l      net.Listener
+	log    *slog.Logger
+}
+
+// runServe runs the workers, the retention and the HTTP side until ctx
+// is done, then stops them in order: the HTTP side, the retention, then
+// the workers.
+func (a *app) runServe(ctx context.Context, s serving) error {
+	// The workers outlive the HTTP side: deliveries received during the
+	// shutdown are recorded before the workers stop.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	workDone := make(chan struct{})
+	go func() { defer close(workDone); s.runner.Run(workCtx) }()
+	// Retention runs beside the intake, once the queue has recovered.
+	pruneCtx, stopPrune := context.WithCancel(ctx)
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		pruneInBackground(pruneCtx, s.db, retentionOf(s.cfg), s.runner.Started(), s.log.With("component", "retention"))
+	}()
+	serveErr := s.srv.Serve(ctx, s.l, func() {
+		s.log.Info("listening", "address", s.l.Addr().String(), "state", s.db.Backend(), "fraises", len(s.cfg.Fraises))
+		go a.notifyReady(ctx, s.runner, s.log)
+	})
+	stopPrune()
+	<-pruneDone
+	stopWork()
+	<-workDone
+	s.log.Info("stopped")
+	return serveErr
+}
+
+// notifyReady tells systemd READY=1 once the workers run: until the queue
+// has recovered what a crash left, serve is not ready (/ready says 503).
+func (a *app) notifyReady(ctx context.Context, runner *queue.Runner, log *slog.Logger) {
+	select {
+	case <-runner.Started():
+	case <-ctx.Done():
+		return
+	}
+	if err := server.Notify(a.env.get, "READY=1"); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
 }
 
 // serveLog is serve's logger on stderr: JSON lines, or text for people.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -50,122 +52,180 @@ const statusNever = "never deployed"
 
 func (a *app) statusCommand() *cobra.Command {
 	var (
-		asJSON      bool
-		offline     bool
-		liveTimeout time.Duration
+		asJSON bool
+		opts   statusOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "status [fraise [environment]]",
 		Short: "Show what runs where: the record, and what git, systemd and the health check say now",
 		Args:  rangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fraise, envName := argAt(args, 0), argAt(args, 1)
-			cfg, err := a.loadConfig()
+			opts.fraise, opts.env = argAt(args, 0), argAt(args, 1)
+			out, err := a.status(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
-			if fraise != "" {
-				f, ok := cfg.Fraises[fraise]
-				if !ok {
-					return notFound("no fraise %q in %s (have: %s)", fraise, cfg.Path, joinNames(cfg.FraiseNames()))
-				}
-				if _, ok := f.Environments[envName]; envName != "" && !ok {
-					return notFound("fraise %s has no environment %q (have: %s)", fraise, envName, joinNames(f.EnvironmentNames()))
-				}
-			}
-			db, err := openStore(cmd.Context(), a.stateFromConfig(cfg))
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			states, err := db.FraiseStates(cmd.Context(), fraise, envName)
-			if err != nil {
-				return withCode(ExitState, err)
-			}
-			locks, err := db.Locks(cmd.Context())
-			if err != nil {
-				return withCode(ExitState, err)
-			}
-			byTarget := map[store.Target]store.FraiseState{}
-			for _, s := range states {
-				byTarget[s.Target] = s
-			}
-			lockOf := map[store.Target]store.Lock{}
-			for _, l := range locks {
-				lockOf[l.Target] = l
-			}
-
-			out := statusJSON{Targets: []targetStatusJSON{}}
-			seen := map[store.Target]bool{}
-			for _, fname := range cfg.FraiseNames() {
-				if fraise != "" && fname != fraise {
-					continue
-				}
-				f := cfg.Fraises[fname]
-				for _, ename := range f.EnvironmentNames() {
-					if envName != "" && ename != envName {
-						continue
-					}
-					t := store.Target{Fraise: fname, Environment: ename}
-					seen[t] = true
-					row := targetStatusJSON{Fraise: fname, Environment: ename, Type: f.Type, Branch: f.Environments[ename].Branch, Configured: true, Status: statusNever}
-					if s, ok := byTarget[t]; ok {
-						fillState(&row, s)
-					}
-					fillLock(&row, lockOf, t)
-					if !offline {
-						l := deploy.Inspect(cmd.Context(), deploy.RealCollaborators(nil), f.Environments[ename], liveTimeout)
-						row.Live = &l
-					}
-					out.Targets = append(out.Targets, row)
-				}
-			}
-			// Targets recorded in the database but gone from the configuration
-			// still run somewhere: show them rather than hide them.
-			var orphans []store.FraiseState
-			for _, s := range states {
-				if !seen[s.Target] {
-					orphans = append(orphans, s)
-				}
-			}
-			sort.Slice(orphans, func(i, j int) bool { return orphans[i].Target.String() < orphans[j].Target.String() })
-			for _, s := range orphans {
-				row := targetStatusJSON{Fraise: s.Fraise, Environment: s.Environment}
-				fillState(&row, s)
-				fillLock(&row, lockOf, s.Target)
-				out.Targets = append(out.Targets, row)
-			}
-
 			if asJSON {
 				return writeJSON(a.streams.Out, out)
 			}
-			t := newTable(a.streams.Out, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "DEPLOYED", "BY", "NOTE")
-			for _, r := range out.Targets {
-				note := ""
-				switch {
-				case !r.Configured:
-					note = "not in configuration"
-				case r.Locked != nil:
-					note = "locked by " + r.Locked.Owner
-				case r.BrokenSince != nil:
-					note = "operator needed since " + fmtTime(*r.BrokenSince)
-				}
-				if r.Live != nil {
-					note = joinNotes(note, liveNote(r))
-				}
-				deployed := "-"
-				if r.DeployedAt != nil {
-					deployed = fmtTime(*r.DeployedAt)
-				}
-				t.row(r.Fraise, r.Environment, a.paintStatus(r.Status), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))
-			}
-			return t.flush()
+			return a.printStatus(out)
 		},
 	}
-	cmd.Flags().BoolVar(&offline, "offline", false, "answer from the state database only: do not ask git (branch head), systemd (units) or the health check (one try)")
-	cmd.Flags().DurationVar(&liveTimeout, "live-timeout", 5*time.Second, "bound on each environment's live checks")
+	cmd.Flags().BoolVar(&opts.offline, "offline", false, "answer from the state database only: do not ask git (branch head), systemd (units) or the health check (one try)")
+	cmd.Flags().DurationVar(&opts.liveTimeout, "live-timeout", 5*time.Second, "bound on each environment's live checks")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// statusOptions are status's arguments and flags.
+type statusOptions struct {
+	fraise, env string
+	offline     bool
+	liveTimeout time.Duration
+}
+
+// status gathers the rows status shows: each configured target the
+// arguments name, then the targets the state database records that the
+// configuration no longer has.
+func (a *app) status(ctx context.Context, o statusOptions) (statusJSON, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return statusJSON{}, err
+	}
+	if o.fraise != "" {
+		f, err := findFraise(cfg, o.fraise)
+		if err != nil {
+			return statusJSON{}, err
+		}
+		if o.env != "" {
+			if _, err := findEnvironment(f, o.env); err != nil {
+				return statusJSON{}, err
+			}
+		}
+	}
+	db, err := openStore(ctx, a.stateFromConfig(cfg))
+	if err != nil {
+		return statusJSON{}, err
+	}
+	defer db.Close()
+	states, err := db.FraiseStates(ctx, o.fraise, o.env)
+	if err != nil {
+		return statusJSON{}, withCode(ExitState, err)
+	}
+	locks, err := db.Locks(ctx)
+	if err != nil {
+		return statusJSON{}, withCode(ExitState, err)
+	}
+	lockOf := map[store.Target]store.Lock{}
+	for _, l := range locks {
+		lockOf[l.Target] = l
+	}
+	rows := configuredRows(ctx, cfg, o, states, lockOf)
+	return statusJSON{Targets: append(rows, orphanRows(rows, states, lockOf)...)}, nil
+}
+
+// configuredRows are the rows of the configured targets o names, with
+// what the state database records of each and, unless offline, what the
+// live checks say.
+func configuredRows(ctx context.Context, cfg *config.Config, o statusOptions, states []store.FraiseState, lockOf map[store.Target]store.Lock) []targetStatusJSON {
+	byTarget := map[store.Target]store.FraiseState{}
+	for _, s := range states {
+		byTarget[s.Target] = s
+	}
+	rows := []targetStatusJSON{}
+	for _, fname := range cfg.FraiseNames() {
+		if o.fraise != "" && fname != o.fraise {
+			continue
+		}
+		f := cfg.Fraises[fname]
+		for _, ename := range f.EnvironmentNames() {
+			if o.env != "" && ename != o.env {
+				continue
+			}
+			t := store.Target{Fraise: fname, Environment: ename}
+			row := targetStatusJSON{Fraise: fname, Environment: ename, Type: f.Type, Branch: f.Environments[ename].Branch, Configured: true, Status: statusNever}
+			if s, ok := byTarget[t]; ok {
+				fillState(&row, s)
+			}
+			fillLock(&row, lockOf, t)
+			if !o.offline {
+				l := deploy.Inspect(ctx, deploy.RealCollaborators(nil), f.Environments[ename], o.liveTimeout)
+				row.Live = &l
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// orphanRows are the targets recorded in the state database but not
+// among the configured rows: gone from the configuration, they still run
+// somewhere, so status shows them rather than hides them.
+func orphanRows(configured []targetStatusJSON, states []store.FraiseState, lockOf map[store.Target]store.Lock) []targetStatusJSON {
+	seen := map[store.Target]bool{}
+	for _, r := range configured {
+		seen[store.Target{Fraise: r.Fraise, Environment: r.Environment}] = true
+	}
+	var orphans []store.FraiseState
+	for _, s := range states {
+		if !seen[s.Target] {
+			orphans = append(orphans, s)
+		}
+	}
+	sort.Slice(orphans, func(i, j int) bool { return orphans[i].Target.String() < orphans[j].Target.String() })
+	var rows []targetStatusJSON
+	for _, s := range orphans {
+		row := targetStatusJSON{Fraise: s.Fraise, Environment: s.Environment}
+		fillState(&row, s)
+		fillLock(&row, lockOf, s.Target)
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// printStatus writes status's table.
+func (a *app) printStatus(out statusJSON) error {
+	t := newTable(a.streams.Out, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "DEPLOYED", "BY", "NOTE")
+	for _, r := range out.Targets {
+		note := ""
+		switch {
+		case !r.Configured:
+			note = "not in configuration"
+		case r.Locked != nil:
+			note = "locked by " + r.Locked.Owner
+		case r.BrokenSince != nil:
+			note = "operator needed since " + fmtTime(*r.BrokenSince)
+		}
+		if r.Live != nil {
+			note = joinNotes(note, liveNote(r))
+		}
+		deployed := "-"
+		if r.DeployedAt != nil {
+			deployed = fmtTime(*r.DeployedAt)
+		}
+		t.row(r.Fraise, r.Environment, a.paintStatus(r.Status), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))
+	}
+	return t.flush()
+}
+
+// findFraise is the configured fraise named name, or a not-found error
+// listing the configured ones.
+func findFraise(cfg *config.Config, name string) (*config.Fraise, error) {
+	f, ok := cfg.Fraises[name]
+	if !ok {
+		return nil, notFound("no fraise %q in %s (have: %s)", name, cfg.Path, joinNames(cfg.FraiseNames()))
+	}
+	return f, nil
+}
+
+// findEnvironment is f's environment named name, or a not-found error
+// listing f's environments.
+func findEnvironment(f *config.Fraise, name string) (*config.Environment, error) {
+	e, ok := f.Environments[name]
+	if !ok {
+		return nil, notFound("fraise %s has no environment %q (have: %s)", f.Name, name, joinNames(f.EnvironmentNames()))
+	}
+	return e, nil
 }
 
 func fillState(row *targetStatusJSON, s store.FraiseState) {

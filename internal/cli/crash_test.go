@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +29,7 @@ import (
 // run it again, on real parts: a bare git origin, a private systemd user
 // manager running the test HTTP service from current, the sql migration
 // tool on a SQLite database, and a SQLite state database. After every
-// crash they check what the issue asks: the lock is recovered, the killed
+// crash they check that the lock is recovered, the killed
 // deployment is recorded interrupted, the service ends healthy on a
 // release the record names truthfully (the record's current release is
 // what current points at), and the next deployment succeeds.
@@ -189,11 +187,9 @@ func TestCrashServe(t *testing.T) {
 	}
 
 	serve := f.start("serve")
-	deadline := time.Now().Add(90 * time.Second)
-	var retries []store.Deployment
-	for {
-		retries = retries[:0]
-		var all []store.Deployment
+	var retries, all []store.Deployment
+	if !testenv.Eventually(90*time.Second, 200*time.Millisecond, func() bool {
+		retries, all = retries[:0], all[:0]
 		for _, d := range f.history() {
 			all = append(all, d)
 			if d.Environment == "production" && d.Trigger == store.TriggerRequeue {
@@ -201,23 +197,19 @@ func TestCrashServe(t *testing.T) {
 			}
 		}
 		idle := !strings.Contains(fmt.Sprint(statuses(all)), store.StatusQueued) && !strings.Contains(fmt.Sprint(statuses(all)), store.StatusRunning)
-		if idle && len(retries) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not recover and drain the queue in 90s: %v\nserve:\n%s", statuses(all), serve.out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+		return idle && len(retries) > 0
+	}) {
+		t.Fatalf("serve did not recover and drain the queue in 90s: %v\nserve:\n%s", statuses(all), serve.Out.String())
 	}
-	serve.stop(t)
+	stop(t, serve)
 	if d := f.deployment(first.DeploymentID); d.Status != store.StatusInterrupted {
 		t.Fatalf("killed deployment: %s, want interrupted", d.Status)
 	}
 	if len(retries) != 1 || retries[0].Status != store.StatusSucceeded || retries[0].NewSHA != v2 {
-		t.Fatalf("retries %+v: want one, succeeded at %s\nserve:\n%s", retries, v2, serve.out.String())
+		t.Fatalf("retries %+v: want one, succeeded at %s\nserve:\n%s", retries, v2, serve.Out.String())
 	}
 	if d := f.deployment(waiting.DeploymentID); d.Status != store.StatusSucceeded {
-		t.Fatalf("the request that waited: %s, want succeeded\nserve:\n%s", d.Status, serve.out.String())
+		t.Fatalf("the request that waited: %s, want succeeded\nserve:\n%s", d.Status, serve.Out.String())
 	}
 	f.checkTruthful("v2", 2)
 }
@@ -235,11 +227,12 @@ func statuses(ds []store.Deployment) []string {
 // check, sql migrations on SQLite) and staging (releases only).
 type crashFixture struct {
 	t                 *testing.T
-	root, work, app   string
+	root, app         string
+	repo              *testenv.Origin
 	appDB, cfg, state string
 	staging           string
 	port, servePort   int
-	env, gitEnv       []string
+	env               []string
 	version           int
 	mgr               *tsystemd.Manager
 	stateDB           *store.DB
@@ -265,33 +258,17 @@ func newCrashFixture(t *testing.T) *crashFixture {
 // newFixture sets up the installation for the fraisier binary bin.
 func newFixture(t *testing.T, bin string) *crashFixture {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
-	mgr := tsystemd.UserManager(t)
-	app := testenv.BuildHTTPApp(t)
 	root := t.TempDir()
+	repo := testenv.NewOrigin(t, root)
+	mgr := tsystemd.UserManager(t)
 	f := &crashFixture{
-		t: t, root: root, work: filepath.Join(root, "work"), app: filepath.Join(root, "srv", "hello"),
+		t: t, root: root, repo: repo, app: filepath.Join(root, "srv", "hello"),
 		appDB: filepath.Join(root, "app.db"), cfg: filepath.Join(root, "fraises.yaml"),
 		state: filepath.Join(root, "state", "fraisier.db"), port: testenv.FreePort(t), servePort: testenv.FreePort(t),
-		mgr: mgr, fraisier: bin, unit: mgr.Unit("hello.service"), staging: filepath.Join(root, "srv", "staging"),
+		mgr: mgr, fraisier: bin, staging: filepath.Join(root, "srv", "staging"),
 	}
-	f.gitEnv = []string{"HOME=" + filepath.Join(root, "home"), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com"}
-	origin := filepath.Join(root, "origin.git")
-	f.git(root, "init", "-q", "--bare", "-b", "main", origin)
-	f.git(root, "clone", "-q", origin, f.work)
-
-	unit := fmt.Sprintf("[Unit]\nDescription=fraisier crash test app\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
-		app, f.port, filepath.Join(f.app, "current"))
-	if err := os.WriteFile(filepath.Join(mgr.UnitDir, f.unit), []byte(unit), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := mgr.Systemctl(context.Background(), "daemon-reload"); err != nil {
-		t.Fatalf("daemon-reload: %v %s", err, out)
-	}
+	f.unit = mgr.AppUnit(t, "hello.service", f.port, filepath.Join(f.app, "current"))
+	origin := repo.Dir
 	cfg := fmt.Sprintf(`git:
   github:
     secret: crash-test-secret-0123456789
@@ -331,8 +308,10 @@ fraises:
 	if err := os.WriteFile(f.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.env = append(append([]string{"PATH=" + os.Getenv("PATH"), "FRAISIER_CONFIG=" + f.cfg, "FRAISIER_STATE=" + f.state, "NO_COLOR=1"},
-		f.gitEnv...), mgr.Env()...)
+	f.env = append([]string{"PATH=" + os.Getenv("PATH"), "FRAISIER_CONFIG=" + f.cfg, "FRAISIER_STATE=" + f.state, "NO_COLOR=1",
+		"HOME=" + filepath.Join(root, "home"), "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com"}, mgr.Env()...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last fraisier output:\n%s\nmanager log:\n%s", f.lastOut, mgr.LogTail(3000))
@@ -342,18 +321,6 @@ fraises:
 		}
 	})
 	return f
-}
-
-func (f *crashFixture) git(dir string, args ...string) string {
-	f.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), f.gitEnv...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		f.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // push commits version N with the given behaviour and migration N (so the
@@ -370,40 +337,25 @@ func (f *crashFixture) push(behaviour string) string {
 		fmt.Sprintf("migrations/%03d_v%d.down.sql", n, n): fmt.Sprintf("DROP TABLE t%d;\n", n),
 	}
 	for name, content := range files {
-		p := filepath.Join(f.work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			f.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			f.t.Fatal(err)
-		}
+		f.repo.Write(name, content)
 	}
-	f.git(f.work, "add", "-A")
-	f.git(f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", n, behaviour))
-	f.git(f.work, "push", "-q", "origin", "HEAD:main")
-	return f.git(f.work, "rev-parse", "HEAD")
+	return f.repo.Commit(fmt.Sprintf("v%d %s", n, behaviour))
 }
 
 // run runs fraisier to its end and returns its combined output and how it
 // ended.
 func (f *crashFixture) run(fault string, args ...string) (string, *os.ProcessState) {
 	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, f.fraisier, args...)
+	cmd := exec.Command(f.fraisier, args...)
 	cmd.Env = f.env
 	if fault != "" {
 		cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], deploy.FaultEnv+"="+fault)
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	ps := testenv.Run(f.t, cmd, 3*time.Minute)
 	f.lastOut = fmt.Sprintf("$ %s fraisier %s\n%s", fault, strings.Join(args, " "), out.String())
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		f.t.Fatalf("fraisier %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), cmd.ProcessState
+	return out.String(), ps
 }
 
 // mustDeploy runs fraisier deploy and checks its exit code.
@@ -428,45 +380,18 @@ func (f *crashFixture) fraisierKilled(fault string, args ...string) string {
 	return out
 }
 
-type process struct {
-	cmd *exec.Cmd
-	out *testenv.SyncBuffer
-}
-
 // start starts fraisier in the background (serve).
-func (f *crashFixture) start(args ...string) *process {
+func (f *crashFixture) start(args ...string) *testenv.Proc {
 	f.t.Helper()
-	cmd := exec.Command(f.fraisier, args...)
-	cmd.Env = f.env
-	p := &process{cmd: cmd, out: &testenv.SyncBuffer{}}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return p
+	return testenv.StartProc(f.t, "fraisier "+strings.Join(args, " "), f.env, append([]string{f.fraisier}, args...)...)
 }
 
-// stop asks the process to shut down and waits for it.
-func (p *process) stop(t *testing.T) {
+// stop asks the process to shut down and waits for it to exit 0.
+func stop(t *testing.T, p *testenv.Proc) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("fraisier serve ended with %v\n%s", err, p.out.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("fraisier serve did not stop within 60s of SIGTERM\n%s", p.out.String())
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("%s ended with exit %d\n%s", p.Name, code, p.Out.String())
 	}
 }
 
@@ -569,7 +494,7 @@ func (f *crashFixture) openState() *store.DB {
 	return f.stateDB
 }
 
-// checkTruthful checks the end state the issue asks for: nothing holds the
+// checkTruthful checks the end state after a crash: nothing holds the
 // lock, the service answers version and is healthy, the record's current
 // release is what current points at, and the application database is at
 // the revision that release migrated it to.
@@ -596,17 +521,7 @@ func (f *crashFixture) checkTruthful(version string, revision int) {
 	}
 }
 
-func (f *crashFixture) serving() string {
-	f.t.Helper()
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", f.port))
-	if err != nil {
-		return "down: " + err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
-}
+func (f *crashFixture) serving() string { return testenv.AppAnswer(f.port) }
 
 // revision reads the application database's migration revision as the
 // sql tool tracks it.

@@ -30,12 +30,12 @@ func TestFollowLogs(t *testing.T) {
 
 	step, _ := db.StartStep(ctx, id, "install")
 	db.AppendStepOutput(ctx, step, []byte("line one\nhalf"))
-	waitFor(t, &out, "    line one\n")
+	waitPrinted(t, &out, "    line one\n")
 	if strings.Contains(out.String(), "half") {
 		t.Fatalf("a half-written line was printed:\n%s", out.String())
 	}
 	db.AppendStepOutput(ctx, step, []byte(" line\n"))
-	waitFor(t, &out, "    half line\n")
+	waitPrinted(t, &out, "    half line\n")
 	code := 0
 	db.FinishStep(ctx, step, store.StepSucceeded, &code, "")
 	db.FinishDeployment(ctx, id, store.Finish{Status: store.StatusFailed, Error: "later step"})
@@ -53,13 +53,10 @@ func TestFollowLogs(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, out *testenv.SyncBuffer, s string) {
+// waitPrinted waits up to 5 s for out to hold s.
+func waitPrinted(t *testing.T, out *testenv.SyncBuffer, s string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never printed %q; got:\n%s", s, out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testenv.Eventually(5*time.Second, 5*time.Millisecond, func() bool { return strings.Contains(out.String(), s) }) {
+		t.Fatalf("never printed %q; got:\n%s", s, out.String())
 	}
 }

@@ -45,33 +45,26 @@ if [ "$last" = history ]; then printf '<base> -> a1b2c3 (head), add items ` + ho
 // ptyFixture is fraisier set up with one fraise whose production install
 // is hostile; staging and qa use hostileAlembic (qa failing) for --plan.
 type ptyFixture struct {
-	bin, root, work, state string
-	env                    []string
+	bin, root, state string
+	repo             *testenv.Origin
+	env              []string
 }
 
 func newPTYFixture(t *testing.T) *ptyFixture {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
 	bin, err := exec.LookPath("fraisier")
 	if err != nil {
 		t.Fatalf("fraisier is not on PATH (testscript.Main puts it there): %v", err)
 	}
 	root := t.TempDir()
-	f := &ptyFixture{bin: bin, root: root, work: filepath.Join(root, "work"), state: filepath.Join(root, "state", "fraisier.db")}
-	origin := filepath.Join(root, "origin.git")
-	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	testenv.Git(t, root, "clone", "-q", origin, f.work)
+	f := &ptyFixture{bin: bin, root: root, repo: testenv.NewOrigin(t, root), state: filepath.Join(root, "state", "fraisier.db")}
+	origin := f.repo.Dir
 	python := filepath.Join(root, "python")
-	for path, content := range map[string]string{filepath.Join(f.work, "install.sh"): hostileInstall, python: hostileAlembic} {
-		if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(python, []byte(hostileAlembic), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	testenv.Git(t, f.work, "add", "-A")
-	testenv.Git(t, f.work, "commit", "-q", "-m", "v1")
-	testenv.Git(t, f.work, "push", "-q", "origin", "HEAD:main")
+	f.repo.WriteMode("install.sh", hostileInstall, 0o755)
+	f.repo.Commit("v1")
 	cfg := filepath.Join(root, "fraises.yaml")
 	var envs strings.Builder
 	for _, name := range []string{"production", "staging", "qa"} {
@@ -182,9 +175,9 @@ func TestTerminalTablesFiltered(t *testing.T) {
 	f := newPTYFixture(t)
 	f.run(t, false, "deploy", "hello", "production")
 	// A commit whose subject and author write to the terminal.
-	testenv.Git(t, f.work, "commit", "-q", "--allow-empty", "-m", "fix "+hostileText,
+	f.repo.Git("commit", "-q", "--allow-empty", "-m", "fix "+hostileText,
 		"--author", "Mallory\x1b]0;owned\a\u009b2J <m@example.com>")
-	testenv.Git(t, f.work, "push", "-q", "origin", "HEAD:main")
+	f.repo.Git("push", "-q", "origin", "HEAD:main")
 	// A delivery as the server records it, with what its sender chose.
 	ctx := t.Context()
 	db, err := store.Open(ctx, store.Options{Path: f.state})

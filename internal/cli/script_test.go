@@ -15,6 +15,7 @@ import (
 
 	"github.com/fraiseql/fraisier/internal/cli"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -209,14 +210,7 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waitfile PATH")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s did not appear within 30s", args[0])
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Eventually(30*time.Second, 20*time.Millisecond, func() bool { return testenv.Exists(ts.MkAbs(args[0])) }) {
+		ts.Fatalf("%s did not appear within 30s", args[0])
 	}
 }

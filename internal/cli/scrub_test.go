@@ -3,8 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,24 +17,19 @@ import (
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
-// TestStepOutputScrubbedEndToEnd is the reproduction: an install step
-// prints a webhook secret (given to fraisier as ${VAR}), split across two
-// writes with a pause between, and the database URL; a second deployment's
-// install fails with the secret as its last line, which becomes the
-// deployment's error. No configured secret is then anywhere in the state
-// database's files, in /api/deployments/N, in show (text and JSON), logs,
-// history or deploy's own output; the marker stands where they were.
+// TestStepOutputScrubbedEndToEnd: an install step prints a webhook secret
+// (given to fraisier as ${VAR}), split across two writes with a pause
+// between, and the database URL; a second deployment's install fails with
+// the secret as its last line, which becomes the deployment's error. No
+// configured secret is then anywhere in the state database's files, in
+// /api/deployments/N, in show (text and JSON), logs, history or deploy's
+// own output; the marker stands where they were.
 func TestStepOutputScrubbedEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
 	bin, err := exec.LookPath("fraisier")
 	if err != nil {
 		t.Fatalf("fraisier is not on PATH (testscript.Main puts it there): %v", err)
 	}
-	ns := make([]byte, 4)
-	rand.Read(ns)
-	suffix := hex.EncodeToString(ns)
+	suffix := testenv.RandomHex(4)
 	secrets := map[string]string{
 		"github webhook secret (${VAR})": "sec-scrub-github-" + suffix,
 		"fraise webhook secret":          "sec-scrub-fraise-" + suffix,
@@ -46,16 +39,11 @@ func TestStepOutputScrubbedEndToEnd(t *testing.T) {
 	gh, dbURL := secrets["github webhook secret (${VAR})"], "postgres://app:"+secrets["database password"]+"@127.0.0.1:1/app"
 
 	root := t.TempDir()
-	origin, work := filepath.Join(root, "origin.git"), filepath.Join(root, "work")
-	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	testenv.Git(t, root, "clone", "-q", origin, work)
+	repo := testenv.NewOrigin(t, root)
+	origin := repo.Dir
 	commit := func(install string) {
-		if err := os.WriteFile(filepath.Join(work, "install.sh"), []byte(install), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Git(t, work, "add", "-A")
-		testenv.Git(t, work, "commit", "-q", "-m", "install")
-		testenv.Git(t, work, "push", "-q", "origin", "HEAD:main")
+		repo.Write("install.sh", install)
+		repo.Commit("install")
 	}
 	commit(fmt.Sprintf("printf 'webhook secret: %%s' '%s'\nsleep 0.4\nprintf '%%s\\n' '%s'\necho 'database: %s'\n", gh[:10], gh[10:], dbURL))
 

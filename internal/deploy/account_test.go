@@ -35,11 +35,11 @@ func TestInstallRunsAsUser(t *testing.T) {
 	// must keep their owner: the walk follows no symlink.
 	victim := filepath.Join(f.root, "victim")
 	writeFile(t, victim, "root's\n")
-	if err := os.Symlink(victim, filepath.Join(f.work, "outside")); err != nil {
+	if err := os.Symlink(victim, filepath.Join(f.repo.Work, "outside")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(f.work, "sub", "file"), "x\n")
-	commitAll(t, f.work, "a tree with a link out")
+	f.repo.Write("sub/file", "x\n")
+	f.repo.Commit("a tree with a link out")
 	mkdirOwned(t, filepath.Join(f.app, "shared"), 0, 0o755)
 	writeFile(t, filepath.Join(f.app, "shared", ".env"), "A=1\n")
 
@@ -83,8 +83,8 @@ func TestInstallRunsAsUser(t *testing.T) {
 	}
 	// The next deployment checks the tree the first one left: the
 	// release belongs to the user, what holds it still to fraisier.
-	writeFile(t, filepath.Join(f.work, "VERSION"), "v3\n")
-	commitAll(t, f.work, "v3")
+	f.repo.Write("VERSION", "v3\n")
+	f.repo.Commit("v3")
 	if res := f.deploy(env); res.Status != store.StatusSucceeded {
 		t.Fatalf("second deployment: %s (%v)", res.Status, res.Err)
 	}

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,40 +40,8 @@ def downgrade():
 `,
 }
 
-// TestDeployAlembic: real alembic from Debian's packages, run by the deploy
-// engine from the new release: upgraded before the switch, downgraded to
-// the recorded revision when the release then fails its health check.
-func TestDeployAlembic(t *testing.T) {
-	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
-		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
-	}
-	dbPath := filepath.Join(t.TempDir(), "app.db")
-	f := newFixture(t, fmt.Sprintf(`        database:
-          tool: alembic
-          python: %s
-          url: sqlite:///%s
-`, systemPython, dbPath))
-	revision := func() string {
-		t.Helper()
-		env, _ := f.cfg.Lookup("hello", "production")
-		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rev, err := m.Current(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
-
-	f.push("healthy", alembicFiles)
-	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
-	if rev := revision(); rev != "a1" {
-		t.Fatalf("revision after v1 = %q, want a1", rev)
-	}
-
-	f.push("unhealthy", map[string]string{"migrations/versions/b2_names.py": `from alembic import op
+// alembicB2 is the migration after alembicFiles' a1.
+var alembicB2 = map[string]string{"migrations/versions/b2_names.py": `from alembic import op
 revision = "b2"
 down_revision = "a1"
 branch_labels = None
@@ -83,10 +50,46 @@ def upgrade():
     op.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)")
 def downgrade():
     op.execute("DROP TABLE names")
-`})
+`}
+
+// requireAlembic ends the test as testenv.Unavailable says unless the
+// system's python has alembic.
+func requireAlembic(t *testing.T) {
+	t.Helper()
+	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
+		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
+	}
+}
+
+// newAlembicFixture is newFixture with alembic, run by the system's
+// python, migrating the SQLite database at dbPath.
+func newAlembicFixture(t *testing.T) (f *fixture, dbPath string) {
+	t.Helper()
+	requireAlembic(t)
+	dbPath = filepath.Join(t.TempDir(), "app.db")
+	return newFixture(t, fmt.Sprintf(`        database:
+          tool: alembic
+          python: %s
+          url: sqlite:///%s
+`, systemPython, dbPath)), dbPath
+}
+
+// TestDeployAlembic: real alembic from Debian's packages, run by the deploy
+// engine from the new release: upgraded before the switch, downgraded to
+// the recorded revision when the release then fails its health check.
+func TestDeployAlembic(t *testing.T) {
+	f, _ := newAlembicFixture(t)
+
+	f.push("healthy", alembicFiles)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+	if rev := f.revision(); rev != "a1" {
+		t.Fatalf("revision after v1 = %q, want a1", rev)
+	}
+
+	f.push("unhealthy", alembicB2)
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusRolledBack, "v1")
-	if rev := revision(); rev != "a1" {
+	if rev := f.revision(); rev != "a1" {
 		t.Fatalf("revision after the rolled back v2 = %q, want a1", rev)
 	}
 	steps, _ := f.db.Steps(context.Background(), res.DeploymentID)
@@ -103,9 +106,7 @@ def downgrade():
 // TestDeployAlembicProgram: database.program is the program a deployment
 // runs its migrations with, found in the release when relative.
 func TestDeployAlembicProgram(t *testing.T) {
-	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
-		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
-	}
+	requireAlembic(t)
 	dbPath := filepath.Join(t.TempDir(), "app.db")
 	f := newFixture(t, fmt.Sprintf(`        database:
           tool: alembic
@@ -113,12 +114,7 @@ func TestDeployAlembicProgram(t *testing.T) {
           url: sqlite:///%s
 `, dbPath))
 	script := "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/../program-used\"\nexec " + systemPython + " -m alembic \"$@\"\n"
-	if err := os.MkdirAll(filepath.Join(f.work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(f.work, "bin", "migrate-with-alembic"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	f.repo.WriteMode("bin/migrate-with-alembic", script, 0o755)
 	f.push("healthy", alembicFiles)
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusSucceeded, "v1")

@@ -10,31 +10,58 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-// compensate undoes what a failed deployment changed and
-// names the honest terminal state: failed when nothing had changed for the
+// changes is what a deployment has changed so far: exactly what its
+// compensation undoes. A step notes its change before the work that could
+// leave it half made: undoing what did not happen is harmless, missing
+// what did happen is not.
+type changes struct {
+	// release is the release directory the deployment made.
+	release string
+	// database takes the database back to the revision the release that
+	// serves after the compensation needs, and says what it could not
+	// undo; nil while the database has not moved.
+	database func(ctx context.Context) error
+	// current says current (or the inplace checkout) moved, or that the
+	// deployment took over a switch a dead one left (adoptUnrecorded).
+	current bool
+	// units puts back the unit files a scheduled deployment replaced, and
+	// their timers as they were.
+	units func(ctx context.Context) error
+}
+
+// compensate undoes what a failed deployment changed (d.done) and names
+// the honest terminal state: failed when nothing had changed for the
 // service (or all was undone before the switch), rolled_back when the
 // previous release serves again and is healthy, rollback_failed when the
-// operator is needed.
+// operator is needed. The database goes back first, so that the release
+// that serves again finds its revision when it starts; then current, and
+// only then the unit files, so that no timer fires into the failed
+// release.
 func (d *deployment) compensate(cause error) (string, error) {
 	// The compensation must run even when the deployment was cancelled or
 	// timed out: that is when it matters most.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.rec.record), rollbackTimeout)
 	defer cancel()
 
-	problems := d.undoMigration(ctx)
-	if !d.switched {
-		if d.releaseMade {
-			_ = removeRelease(d.appPath, d.release)
-			_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
+	var problems []string
+	if d.done.database != nil {
+		if err := d.done.database(ctx); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	switch {
+	case !d.done.current:
+		if d.done.release != "" {
+			_ = removeRelease(d.appPath, d.done.release)
+			_ = d.e.Store.SetReleaseState(ctx, d.t, d.done.release, store.ReleaseBad)
 		}
 		if len(problems) > 0 {
 			return store.StatusRollbackFailed, fmt.Errorf("%w; undoing it failed: %s; the previous release %s still serves", cause, strings.Join(problems, "; "), orDash(d.prevRelease))
 		}
 		return store.StatusFailed, cause
-	}
-
-	if d.prevRelease == "" {
-		return d.takeBackFirst(ctx, cause, problems)
+	case d.prevRelease == "":
+		status, err := d.takeBackFirst(ctx, cause, problems)
+		return d.removeFirstUnits(ctx, status, err)
 	}
 	err := d.switchBack(ctx)
 	_ = d.e.Store.SetReleaseState(ctx, d.t, d.release, store.ReleaseBad)
@@ -46,40 +73,6 @@ func (d *deployment) compensate(cause error) (string, error) {
 			cause, d.prevRelease, strings.Join(problems, "; "), d.t.Fraise, d.t.Environment)
 	}
 	return store.StatusRolledBack, fmt.Errorf("%w; rolled back to %s", cause, d.prevRelease)
-}
-
-// undoMigration returns the database to the revision the release that
-// serves after the compensation needs, and says what it could not undo.
-func (d *deployment) undoMigration(ctx context.Context) []string {
-	var problems []string
-	if d.migrated && d.migrator != nil && d.migratedDown {
-		// The release that was current needs its migrations back before
-		// it serves again; rollback_on_failure does not apply, since it
-		// let the migrate down run in the first place.
-		if err := d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
-			after, err := d.migrator.Up(ctx)
-			if err != nil {
-				return "up again to " + orDash(d.revBefore), err
-			}
-			if after != d.revBefore {
-				return "up again: " + orDash(after), fmt.Errorf("database at %s after migrating up again, not at %s", orDash(after), orDash(d.revBefore))
-			}
-			return "up again to " + orDash(after), nil
-		}); err != nil {
-			problems = append(problems, fmt.Sprintf("the database is not back at %s, the revision release %s needs (%v)", orDash(d.revBefore), d.prevRelease, err))
-		}
-	} else if d.migrated && d.migrator != nil {
-		if d.env.Database.RollbackOnFailure != nil && !*d.env.Database.RollbackOnFailure {
-			problems = append(problems, "database left at the new revision (rollback_on_failure is false)")
-		} else if err := d.migrator.CheckDown(ctx, d.revBefore); err != nil {
-			problems = append(problems, fmt.Sprintf("%s migrations cannot be undone automatically (%v): database is not back at %s", d.env.Database.Tool, err, orDash(d.revBefore)))
-		} else if err := d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
-			return "down to " + orDash(d.revBefore), d.migrator.Down(ctx, d.revBefore)
-		}); err != nil {
-			problems = append(problems, err.Error())
-		}
-	}
-	return problems
 }
 
 // takeBackFirst undoes the switch of a first deployment, which has nothing
@@ -121,6 +114,22 @@ func (d *deployment) takeBackFirst(ctx context.Context, cause error, problems []
 	return store.StatusFailed, fmt.Errorf("%w (first deployment: nothing to roll back to; %s)", cause, what)
 }
 
+// removeFirstUnits removes the units a failed first deployment installed:
+// with current taken out, their timers would go on firing into a release
+// that is gone.
+func (d *deployment) removeFirstUnits(ctx context.Context, status string, cause error) (string, error) {
+	if d.done.units == nil {
+		return status, cause
+	}
+	err := d.rec.step(ctx, "rollback units", 0, func(ctx context.Context, out io.Writer) (string, error) {
+		return "units of the first deployment removed", d.done.units(ctx)
+	})
+	if err != nil {
+		return store.StatusRollbackFailed, fmt.Errorf("%w; %w; operator needed: see fraisier jobs %s", cause, err, d.t.Fraise)
+	}
+	return status, cause
+}
+
 // switchBack returns to the release (or commit) that served before: the
 // switch, the unit files a scheduled deployment replaced, the restart and
 // the health check.
@@ -139,9 +148,9 @@ func (d *deployment) switchBack(ctx context.Context) error {
 		}
 		return from + " → " + d.prevRelease, switchCurrent(d.appPath, d.prevRelease)
 	})
-	if err == nil && d.restoreUnits != nil {
+	if err == nil && d.done.units != nil {
 		err = d.rec.step(ctx, "rollback units", 0, func(ctx context.Context, out io.Writer) (string, error) {
-			return "previous unit files and timers restored", d.restoreUnits(ctx)
+			return "previous unit files and timers restored", d.done.units(ctx)
 		})
 	}
 	if err == nil && len(d.env.Services()) > 0 {

@@ -22,22 +22,13 @@ import (
 func TestDeployReloadsChangedUnits(t *testing.T) {
 	f := newFixture(t, "")
 	bin := testenv.BuildHTTPApp(t)
-	unitPath := filepath.Join(f.unitDir, f.unit)
+	unitPath := filepath.Join(f.mgr.UnitDir, f.unit)
 	dropinDir := unitPath + ".d"
 	dropin := filepath.Join(dropinDir, "50-test.conf")
 	// serveFrom is a unit (or drop-in) body whose service answers with
 	// dir/VERSION of the current release.
 	execStart := func(dir string) string {
 		return fmt.Sprintf("ExecStart=%s -addr 127.0.0.1:%d -dir %s\n", bin, f.port, filepath.Join(f.app, "current", dir))
-	}
-	writeFile := func(path, content string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	steps := []struct {
@@ -49,18 +40,18 @@ func TestDeployReloadsChangedUnits(t *testing.T) {
 	}{
 		{name: "first deploy", change: func() {}, serves: "."},
 		{name: "unit file edited", serves: "unit", wantReload: true, change: func() {
-			writeFile(unitPath, "[Service]\n"+execStart("unit")+"Restart=no\n")
+			writeFile(t, unitPath, "[Service]\n"+execStart("unit")+"Restart=no\n")
 		}},
 		{name: "drop-in added", serves: "dropin", wantReload: true, change: func() {
 			// ExecStart= first clears the unit's own, as an override must.
-			writeFile(dropin, "[Service]\nExecStart=\n"+execStart("dropin"))
+			writeFile(t, dropin, "[Service]\nExecStart=\n"+execStart("dropin"))
 		}},
 		{name: "drop-in edited", serves: "dropin2", wantReload: true, change: func() {
-			writeFile(dropin, "[Service]\nExecStart=\n"+execStart("dropin2"))
+			writeFile(t, dropin, "[Service]\nExecStart=\n"+execStart("dropin2"))
 		}},
 		{name: "second drop-in added beside it", serves: "dropin3", wantReload: true, change: func() {
 			// Sorted after 50-test.conf, so its ExecStart wins.
-			writeFile(filepath.Join(dropinDir, "60-test.conf"), "[Service]\nExecStart=\n"+execStart("dropin3"))
+			writeFile(t, filepath.Join(dropinDir, "60-test.conf"), "[Service]\nExecStart=\n"+execStart("dropin3"))
 		}},
 		{name: "drop-ins removed", serves: "unit", wantReload: true, change: func() {
 			if err := os.RemoveAll(dropinDir); err != nil {
@@ -132,7 +123,7 @@ func restartOutput(t *testing.T, f *fixture, res Result) string {
 func TestDeployReloadsUnitFromRelease(t *testing.T) {
 	f := newFixture(t, "")
 	bin := testenv.BuildHTTPApp(t)
-	dropinDir := filepath.Join(f.unitDir, f.unit+".d")
+	dropinDir := filepath.Join(f.mgr.UnitDir, f.unit+".d")
 	if err := os.MkdirAll(dropinDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,8 +25,7 @@ import (
 // release that current points at, and a SQLite state database.
 type fixture struct {
 	t       *testing.T
-	origin  string
-	work    string
+	repo    *testenv.Origin
 	app     string
 	port    int
 	unit    string
@@ -38,26 +35,7 @@ type fixture struct {
 	collab  Collaborators
 	log     *bytes.Buffer
 	version int
-	mgrEnv  []string
-	unitDir string
-}
-
-// newOrigin makes a bare origin under root with a work clone that pushes to
-// it, the git side of every deploy test.
-func newOrigin(t *testing.T, root string) (origin, work string) {
-	t.Helper()
-	origin, work = filepath.Join(root, "origin.git"), filepath.Join(root, "work")
-	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", origin)
-	testenv.Git(t, root, "clone", "-q", origin, work)
-	return origin, work
-}
-
-// commitAll commits everything in work and pushes it to main.
-func commitAll(t *testing.T, work, msg string) {
-	t.Helper()
-	testenv.Git(t, work, "add", "-A")
-	testenv.Git(t, work, "commit", "-q", "-m", msg)
-	testenv.Git(t, work, "push", "-q", "origin", "HEAD:main")
+	mgr     *tsystemd.Manager
 }
 
 func newFixture(t *testing.T, extraEnvYAML string) *fixture {
@@ -69,26 +47,39 @@ func newFixture(t *testing.T, extraEnvYAML string) *fixture {
 // service from current (releases) or from app_path itself (inplace).
 func newLayoutFixture(t *testing.T, layout, extraEnvYAML string) *fixture {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
-	mgr := tsystemd.UserManager(t)
-	bin := testenv.BuildHTTPApp(t)
+	return setUpFixture(t, layout, extraEnvYAML, nil)
+}
+
+// setUpFixture makes a fixture; beforeManager, when given, runs with
+// app_path before the systemd manager starts (the manager sees only the
+// mounts made before it).
+func setUpFixture(t *testing.T, layout, extraEnvYAML string, beforeManager func(app string)) *fixture {
+	t.Helper()
 	root := t.TempDir()
-	f := &fixture{t: t, app: filepath.Join(root, "srv", "hello"), port: testenv.FreePort(t), log: &bytes.Buffer{}}
-	f.origin, f.work = newOrigin(t, root)
-	f.unit = mgr.Unit("hello.service")
-
-	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier test app\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
-		bin, f.port, serviceDir(f.app, layout))
-	if err := os.WriteFile(filepath.Join(mgr.UnitDir, f.unit), []byte(unitText), 0o644); err != nil {
-		t.Fatal(err)
+	f := &fixture{t: t, app: filepath.Join(root, "srv", "hello"), log: &bytes.Buffer{}}
+	f.repo = testenv.NewOrigin(t, root)
+	if beforeManager != nil {
+		beforeManager(f.app)
 	}
-	if out, err := mgr.Systemctl(context.Background(), "daemon-reload"); err != nil {
-		t.Fatalf("daemon-reload: %v %s", err, out)
-	}
+	f.mgr = tsystemd.UserManager(t)
+	f.port = testenv.FreePort(t)
+	f.unit = f.mgr.AppUnit(t, "hello.service", f.port, serviceDir(f.app, layout))
+	f.cfg = parseConfig(t, root, f.yaml(layout, extraEnvYAML))
+	f.db = openState(t, filepath.Join(root, "state.db"))
+	f.engine = newEngine(t, f.db, f.log)
+	f.collab = RealCollaborators(f.mgr.Env())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, f.mgr.LogTail(30))
+		}
+	})
+	return f
+}
 
-	yaml := fmt.Sprintf(`
+// yaml is the fixture's fraises.yaml with extraEnvYAML added to the
+// environment.
+func (f *fixture) yaml(layout, extraEnvYAML string) string {
+	return fmt.Sprintf(`
 fraises:
   hello:
     type: api
@@ -107,32 +98,7 @@ fraises:
           retries: 4
           interval: 200ms
           deadline: 5s
-%s`, f.origin, f.app, layout, f.unit, f.port, extraEnvYAML)
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	f.cfg = cfg
-	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close() })
-	owner, err := CurrentOwner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.engine = &Engine{Store: f.db, Progress: f.log, Owner: owner}
-	f.collab = RealCollaborators(mgr.Env())
-	f.mgrEnv = mgr.Env()
-	f.unitDir = mgr.UnitDir
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, mgr.LogTail(30))
-		}
-	})
-	return f
+%s`, f.repo.Dir, f.app, layout, f.unit, f.port, extraEnvYAML)
 }
 
 // push commits a version with the given behaviour (healthy, unhealthy,
@@ -140,53 +106,42 @@ fraises:
 func (f *fixture) push(behaviour string, files map[string]string) string {
 	f.t.Helper()
 	f.version++
-	write := func(name, content string) {
-		p := filepath.Join(f.work, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	write("VERSION", fmt.Sprintf("v%d\n", f.version))
-	write("behaviour", behaviour+"\n")
+	f.repo.Write("VERSION", fmt.Sprintf("v%d\n", f.version))
+	f.repo.Write("behaviour", behaviour+"\n")
 	for name, content := range files {
-		write(name, content)
+		f.repo.Write(name, content)
 	}
-	testenv.Git(f.t, f.work, "add", "-A")
-	testenv.Git(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
-	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
+	return f.repo.Commit(fmt.Sprintf("v%d %s", f.version, behaviour))
 }
 
+// deploy deploys the fixture's environment; by the command line unless
+// req says.
 func (f *fixture) deploy(req Request) Result {
+	f.t.Helper()
+	return f.deployEnv(lookup(f.t, f.cfg, "hello", "production"), req)
+}
+
+// revision is the application database's migration revision, as the
+// environment's migration tool reads it from the current release.
+func (f *fixture) revision() string {
 	f.t.Helper()
 	env, err := f.cfg.Lookup("hello", "production")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	req.Env = env
-	if req.Trigger == "" {
-		req.Trigger, req.Actor = store.TriggerCLI, "test"
-	}
-	res, err := f.engine.Deploy(context.Background(), f.collab, req)
+	m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
 	if err != nil {
-		f.t.Fatalf("Deploy: %v", err)
+		f.t.Fatal(err)
 	}
-	return res
+	rev, err := m.Current(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rev
 }
 
 // serving returns what the service answers on / now.
-func (f *fixture) serving() string {
-	f.t.Helper()
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", f.port))
-	if err != nil {
-		return "down: " + err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
-}
+func (f *fixture) serving() string { return testenv.AppAnswer(f.port) }
 
 func (f *fixture) expect(res Result, status string, servingVersion string) {
 	f.t.Helper()
@@ -267,9 +222,8 @@ func TestDeployAPI(t *testing.T) {
 	})
 	t.Run("install failure changes nothing", func(t *testing.T) {
 		f.push("healthy", nil)
-		testenv.Git(t, f.work, "rm", "-q", "install-ok")
-		testenv.Git(t, f.work, "commit", "-q", "-m", "no install-ok")
-		testenv.Git(t, f.work, "push", "-q", "origin", "HEAD:main")
+		f.repo.Git("rm", "-q", "install-ok")
+		f.repo.Commit("no install-ok")
 		res := f.deploy(Request{})
 		f.expect(res, store.StatusFailed, "v2")
 		if cur, _ := currentRelease(f.app); cur != good {
@@ -291,8 +245,8 @@ func TestDeployAPI(t *testing.T) {
 		}
 	})
 	t.Run("deploy a tag by ref", func(t *testing.T) {
-		testenv.Git(t, f.work, "tag", "v1.0", sha1)
-		testenv.Git(t, f.work, "push", "-q", "origin", "v1.0")
+		f.repo.Git("tag", "v1.0", sha1)
+		f.repo.Git("push", "-q", "origin", "v1.0")
 		res := f.deploy(Request{Ref: "v1.0"})
 		f.expect(res, store.StatusSucceeded, "v1")
 		if res.NewSHA != sha1 {
@@ -340,21 +294,13 @@ func TestDeployAPI(t *testing.T) {
 		if !l.Units[f.unit] || l.Healthy == nil || !*l.Healthy {
 			t.Fatalf("live %+v: want the unit active and healthy", l)
 		}
-		stop := exec.Command("systemctl", "--user", "stop", f.unit)
-		stop.Env = append(os.Environ(), f.mgrEnv...)
-		if out, err := stop.CombinedOutput(); err != nil {
-			t.Fatalf("stop: %v %s", err, out)
-		}
+		f.mgr.MustSystemctl(t, "stop", f.unit)
 		l = Inspect(context.Background(), f.collab, env, 5*time.Second)
 		if l.Units[f.unit] || l.Healthy == nil || *l.Healthy {
 			t.Fatalf("live after stop %+v: want the unit inactive and unhealthy", l)
 		}
 		// Put it back for the subtests that follow.
-		start := exec.Command("systemctl", "--user", "start", f.unit)
-		start.Env = append(os.Environ(), f.mgrEnv...)
-		if out, err := start.CombinedOutput(); err != nil {
-			t.Fatalf("start: %v %s", err, out)
-		}
+		f.mgr.MustSystemctl(t, "start", f.unit)
 	})
 	t.Run("releases are pruned", func(t *testing.T) {
 		names, _ := listReleases(f.app)
@@ -367,28 +313,12 @@ func TestDeployAPI(t *testing.T) {
 		// deterministically with Type=exec (the start job waits for the
 		// exec). The rollback cannot restart the old release either, and
 		// must say so.
-		unitPath := filepath.Join(f.unitDir, f.unit)
-		good, err := os.ReadFile(unitPath)
+		good, err := os.ReadFile(filepath.Join(f.mgr.UnitDir, f.unit))
 		if err != nil {
 			t.Fatal(err)
 		}
-		reload := func() {
-			t.Helper()
-			c := exec.Command("systemctl", "--user", "daemon-reload")
-			c.Env = append(os.Environ(), f.mgrEnv...)
-			if out, err := c.CombinedOutput(); err != nil {
-				t.Fatalf("daemon-reload: %v %s", err, out)
-			}
-		}
-		broken := "[Service]\nType=exec\nExecStart=/nonexistent/fraisier-test-app\n"
-		if err := os.WriteFile(unitPath, []byte(broken), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		reload()
-		defer func() {
-			os.WriteFile(unitPath, good, 0o644)
-			reload()
-		}()
+		f.mgr.WriteUnit(t, f.unit, "[Service]\nType=exec\nExecStart=/nonexistent/fraisier-test-app\n")
+		defer f.mgr.WriteUnit(t, f.unit, string(good))
 		before, _ := currentRelease(f.app)
 		f.push("healthy", ok)
 		res := f.deploy(Request{})
@@ -473,26 +403,13 @@ func TestDeployMigrations(t *testing.T) {
           url: sqlite:///%s
           backup_before_deploy: true
 `, dbPath))
-	revision := func() string {
-		t.Helper()
-		env, _ := f.cfg.Lookup("hello", "production")
-		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rev, err := m.Current(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
 	v1 := map[string]string{
 		"migrations/001_init.up.sql":   "CREATE TABLE greeting (id INTEGER PRIMARY KEY, text TEXT);\n",
 		"migrations/001_init.down.sql": "DROP TABLE greeting;\n",
 	}
 	f.push("healthy", v1)
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
-	if rev := revision(); rev != "1" {
+	if rev := f.revision(); rev != "1" {
 		t.Fatalf("revision after v1: %q, want 1", rev)
 	}
 
@@ -509,12 +426,12 @@ func TestDeployMigrations(t *testing.T) {
 	if len(plan.PendingMigrations) != 1 || !strings.Contains(plan.PendingMigrations[0], "002") || len(plan.Commits) != 1 {
 		t.Fatalf("plan: pending %q (%s), commits %d; want 002 pending and 1 commit", plan.PendingMigrations, plan.MigrationsNote, len(plan.Commits))
 	}
-	if rev := revision(); rev != "1" {
+	if rev := f.revision(); rev != "1" {
 		t.Fatalf("the plan changed the database: revision %q", rev)
 	}
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusRolledBack, "v1")
-	if rev := revision(); rev != "1" {
+	if rev := f.revision(); rev != "1" {
 		t.Fatalf("revision after the rolled back v2: %q, want 1", rev)
 	}
 	steps, _ := f.db.Steps(context.Background(), res.DeploymentID)
@@ -545,7 +462,7 @@ func TestDeployMigrations(t *testing.T) {
 	})
 	res = f.deploy(Request{})
 	f.expect(res, store.StatusFailed, "v1")
-	if rev := revision(); rev != "1" {
+	if rev := f.revision(); rev != "1" {
 		t.Fatalf("revision after the failed migration: %q, want 1", rev)
 	}
 }
@@ -603,9 +520,9 @@ func TestInplaceTakesOverAnOldCheckout(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(f.app), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.origin, f.app)
+	testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.repo.Dir, f.app)
 	testenv.Git(t, f.app, "checkout", "-q", "--detach", sha1)
-	f.systemctl("restart", f.unit)
+	f.mgr.MustSystemctl(t, "restart", f.unit)
 
 	f.push("unhealthy", nil)
 	res := f.deploy(Request{})

@@ -1,10 +1,8 @@
 package deploy
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -46,19 +44,6 @@ func TestDeployDjango(t *testing.T) {
           settings: proj.settings
           url: sqlite:///%s
 `, systemPython, dbPath))
-	revision := func() string {
-		t.Helper()
-		env, _ := f.cfg.Lookup("hello", "production")
-		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rev, err := m.Current(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
 
 	f.push("healthy", map[string]string{
 		"manage.py":                   "import sys\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
@@ -70,7 +55,7 @@ func TestDeployDjango(t *testing.T) {
 			"CREATE TABLE shop_item (id integer primary key)", "DROP TABLE shop_item"),
 	})
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
-	before := revision()
+	before := f.revision()
 	if before != `{"shop":"0001_initial"}` {
 		t.Fatalf("revision after v1 = %s", before)
 	}
@@ -86,7 +71,7 @@ func TestDeployDjango(t *testing.T) {
 	})
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusRolledBack, "v1")
-	if got := revision(); got != before {
+	if got := f.revision(); got != before {
 		t.Fatalf("revision after the rolled back v2 = %s, want %s", got, before)
 	}
 	// Ask the database itself: v1's settings do not list blog, so

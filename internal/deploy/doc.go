@@ -32,10 +32,9 @@
 //
 // Engine.Fault names a point where the process sends itself SIGKILL, so that
 // tests can crash fraisier at an exact point and prove the above:
-// kill:<step>[:before|after] for a step by its recorded name (fetch, release,
-// install, migrate, switch, restart, health, rollback migrate, rollback
-// switch, rollback restart, rollback health, ...; "before" is once the step is
-// recorded running, "after", the default, once its end is recorded), or
+// kill:<step>[:before|after] for a step by its recorded name ("switch",
+// "rollback health"; "before" is once the step is recorded running,
+// "after", the default, once its end is recorded), or
 // kill:record, after the outcome is decided and before it is written. The
 // zero Fault never fires. The CLI fills it from FRAISIER_FAULT (ParseFault)
 // for fraisier deploy, rollback and serve; nothing else sets it, and a

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestDeployETL: an etl deploys code like an api, verifies its scripts
@@ -18,19 +18,16 @@ import (
 // of its own. Real git; no systemd unit is involved.
 func TestDeployETL(t *testing.T) {
 	root := t.TempDir()
-	origin, work := newOrigin(t, root)
+	repo := testenv.NewOrigin(t, root)
 	commit := func(msg string, files map[string]string, modes map[string]os.FileMode) {
 		for name, content := range files {
-			p := filepath.Join(work, name)
-			os.MkdirAll(filepath.Dir(p), 0o755)
 			mode := modes[name]
 			if mode == 0 {
 				mode = 0o644
 			}
-			os.WriteFile(p, []byte(content), mode)
-			os.Chmod(p, mode)
+			repo.WriteMode(name, content, mode)
 		}
-		commitAll(t, work, msg)
+		repo.Commit(msg)
 	}
 	yaml := fmt.Sprintf(`
 fraises:
@@ -53,20 +50,11 @@ fraises:
         scripts: [etl/extract.sh]
         run_after_deploy:
           command: [sh, etl/after.sh, %[2]s/reader-ran]
-`, origin, root)
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	owner, _ := CurrentOwner()
+`, repo.Dir, root)
+	cfg := parseConfig(t, root, yaml)
+	db := openState(t, filepath.Join(root, "state.db"))
 	var log strings.Builder
-	e := &Engine{Store: db, Progress: &log, Owner: owner}
+	e := newEngine(t, db, &log)
 	deploy := func(fraise string) Result {
 		t.Helper()
 		env, err := cfg.Lookup(fraise, "production")

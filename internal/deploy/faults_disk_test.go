@@ -1,14 +1,8 @@
 package deploy
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,79 +13,18 @@ import (
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
-	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
 )
 
 // newMountedFixture is newFixture with a tmpfs of size bytes mounted on
 // app_path/releases. The test's systemd manager runs in a mount namespace
 // of its own, copied from the test's when it starts, so the file system
-// must be mounted before the manager starts for the service to see the
-// releases on it: hence this copy of newLayoutFixture's set-up, in that
-// order.
+// is mounted before the manager starts for the service to see the
+// releases on it.
 func newMountedFixture(t *testing.T, size int64) *fixture {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
-	root := t.TempDir()
-	f := &fixture{t: t, app: filepath.Join(root, "srv", "hello"), log: &bytes.Buffer{}}
-	mountSmallFS(t, filepath.Join(f.app, releasesDir), size)
-	mgr := tsystemd.UserManager(t)
-	bin := testenv.BuildHTTPApp(t)
-	f.port = testenv.FreePort(t)
-	f.origin, f.work = newOrigin(t, root)
-	f.unit = mgr.Unit("hello.service")
-	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier test app\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
-		bin, f.port, filepath.Join(f.app, currentLink))
-	if err := os.WriteFile(filepath.Join(mgr.UnitDir, f.unit), []byte(unitText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := mgr.Systemctl(context.Background(), "daemon-reload"); err != nil {
-		t.Fatalf("daemon-reload: %v %s", err, out)
-	}
-	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
-fraises:
-  hello:
-    type: api
-    environments:
-      production:
-        branch: main
-        git_repo: %s
-        app_path: %s
-        scope: user
-        keep_releases: 3
-        systemd_service: %s
-        health_check:
-          url: http://127.0.0.1:%d/health
-          timeout: 500ms
-          retries: 4
-          interval: 200ms
-          deadline: 5s
-`, f.origin, f.app, f.unit, f.port)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	f.cfg = cfg
-	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close() })
-	owner, err := CurrentOwner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.engine = &Engine{Store: f.db, Progress: f.log, Owner: owner}
-	f.collab = RealCollaborators(mgr.Env())
-	f.mgrEnv = mgr.Env()
-	f.unitDir = mgr.UnitDir
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, mgr.LogTail(30))
-		}
+	return setUpFixture(t, "releases", "", func(app string) {
+		mountSmallFS(t, filepath.Join(app, releasesDir), size)
 	})
-	return f
 }
 
 // mountSmallFS mounts a tmpfs of size bytes on dir (created) and unmounts
@@ -172,11 +105,7 @@ func TestFaultDiskFull(t *testing.T) {
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
 
 	// Incompressible, so that no file system could store it in less.
-	random := func(n int) string {
-		b := make([]byte, n/2)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
+	random := func(n int) string { return testenv.RandomHex(n / 2) }
 	big := filepath.Join("assets", "big.bin")
 	for _, tc := range []struct {
 		name    string

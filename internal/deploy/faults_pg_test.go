@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,25 +93,12 @@ func TestFaultPostgresStopped(t *testing.T) {
           dir: migrations
           url: %[2]s
 `, gate, pg.URL("app", "")))
-	revision := func() string {
-		t.Helper()
-		env, _ := f.cfg.Lookup("hello", "production")
-		m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(f.app, currentLink), io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rev, err := m.Current(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
 	f.push("healthy", map[string]string{
 		"migrations/001_items.up.sql":   "CREATE TABLE items (id integer PRIMARY KEY);\n",
 		"migrations/001_items.down.sql": "DROP TABLE items;\n",
 	})
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
-	if rev := revision(); rev != "1" {
+	if rev := f.revision(); rev != "1" {
 		t.Fatalf("revision after v1 = %q, want 1", rev)
 	}
 
@@ -124,7 +110,7 @@ func TestFaultPostgresStopped(t *testing.T) {
 	before := f.snapshot()
 	done := make(chan Result, 1)
 	go func() { done <- f.deploy(Request{}) }()
-	waitFor(t, filepath.Join(gate, "installing"), 30*time.Second)
+	testenv.WaitForFile(t, filepath.Join(gate, "installing"), 30*time.Second)
 	pg.stop()
 	writeFile(t, filepath.Join(gate, "go"), "")
 	res := <-done
@@ -145,7 +131,7 @@ func TestFaultPostgresStopped(t *testing.T) {
 	t.Log(msg)
 
 	pg.start()
-	if rev := revision(); rev != "1" {
+	if rev := f.revision(); rev != "1" {
 		t.Fatalf("revision after the failed deployment = %q, want 1 (untouched)", rev)
 	}
 	os.Remove(filepath.Join(gate, "installing"))
@@ -154,7 +140,7 @@ func TestFaultPostgresStopped(t *testing.T) {
 	if res.NewSHA != sha {
 		t.Fatalf("deployed %s, want %s", short(res.NewSHA), short(sha))
 	}
-	if rev := revision(); rev != "2" {
+	if rev := f.revision(); rev != "2" {
 		t.Fatalf("revision after PostgreSQL came back = %q, want 2", rev)
 	}
 }
@@ -179,10 +165,10 @@ func TestReliabilityStatePostgresGone(t *testing.T) {
 	cfgPath := f.writeConfigWith(t, fmt.Sprintf(`        install:
           command: [sh, -c, 'if [ -e hold ]; then touch %[1]s/installing; while [ ! -e %[1]s/go ]; do sleep 0.05; done; fi']
 `, gate))
-	bin := buildFraisierCLI(t)
+	bin := testenv.BuildFraisier(t)
 	deploy := func() (string, int) {
 		t.Helper()
-		return runCLI(t, bin, f.mgrEnv, "--config", cfgPath, "--state", stateURL, "deploy", "hello", "production")
+		return runCLI(t, bin, f.mgr.Env(), "--config", cfgPath, "--state", stateURL, "deploy", "hello", "production")
 	}
 	f.push("healthy", nil)
 	if out, code := deploy(); code != 0 {
@@ -201,7 +187,7 @@ func TestReliabilityStatePostgresGone(t *testing.T) {
 		out, code := deploy()
 		done <- ran{out, code}
 	}()
-	waitFor(t, filepath.Join(gate, "installing"), 60*time.Second)
+	testenv.WaitForFile(t, filepath.Join(gate, "installing"), 60*time.Second)
 	pg.stop()
 	writeFile(t, filepath.Join(gate, "go"), "")
 	r := <-done

@@ -1,12 +1,10 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,72 +17,6 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
-
-// sqliteLocker is another process (Debian's sqlite3 shell) holding an
-// exclusive transaction on a SQLite file: what a backup tool, an operator's
-// sqlite3 session or a second fraisier stuck mid-write does to fraisier.
-type sqliteLocker struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan error
-}
-
-// lockSQLite starts sqlite3 on path and returns once it holds BEGIN
-// EXCLUSIVE; release ends its transaction and waits for it to exit.
-func lockSQLite(t *testing.T, path string) *sqliteLocker {
-	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		testenv.Unavailable(t, "sqlite3 not installed (apt-get install sqlite3): %v", err)
-	}
-	cmd := exec.Command(bin, path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	l := &sqliteLocker{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
-	t.Cleanup(func() { l.release(t) })
-	// The shell answers the SELECT only once BEGIN EXCLUSIVE has the lock
-	// (a write to a table makes sure even a lazy shell took it).
-	fmt.Fprint(stdin, ".timeout 10000\nBEGIN EXCLUSIVE;\nUPDATE tb_schema_migrations SET version = version WHERE 0;\nSELECT 'locked';\n")
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "locked" {
-		cmd.Process.Kill()
-		t.Fatalf("sqlite3 did not take the lock: %q %v %s", line, err, stderr.String())
-	}
-	go func() {
-		io.Copy(io.Discard, stdout)
-		l.done <- cmd.Wait()
-	}()
-	return l
-}
-
-func (l *sqliteLocker) release(t *testing.T) {
-	if l.stdin == nil {
-		return
-	}
-	fmt.Fprint(l.stdin, "COMMIT;\n.quit\n")
-	l.stdin.Close()
-	l.stdin = nil
-	select {
-	case err := <-l.done:
-		if err != nil {
-			t.Errorf("sqlite3: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		l.cmd.Process.Kill()
-		t.Errorf("sqlite3 did not end")
-	}
-}
 
 // TestFaultStateDBLocked: another process holds the SQLite state database
 // in an exclusive transaction past the busy timeout (5 s). The deployment
@@ -105,7 +37,7 @@ func TestFaultStateDBLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	locker := lockSQLite(t, statePath)
+	locker := testenv.LockSQLite(t, statePath)
 	env, _ := f.cfg.Lookup("hello", "production")
 	start := time.Now()
 	res, err := f.engine.Deploy(ctx, f.collab, Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
@@ -125,7 +57,7 @@ func TestFaultStateDBLocked(t *testing.T) {
 	}
 	f.assertUnchanged(before, store.StatusFailed)
 
-	locker.release(t)
+	locker.Release(t)
 	after, err := f.db.Deployments(ctx, store.DeploymentFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -149,67 +81,23 @@ func (f *fixture) writeConfig(t *testing.T) string {
 // writeConfigWith is writeConfig with extra keys in the environment.
 func (f *fixture) writeConfigWith(t *testing.T, extraEnvYAML string) string {
 	t.Helper()
-	env, _ := f.cfg.Lookup("hello", "production")
 	p := filepath.Join(t.TempDir(), "fraises.yaml")
-	writeFile(t, p, fmt.Sprintf(`
-fraises:
-  hello:
-    type: api
-    environments:
-      production:
-        branch: main
-        git_repo: %s
-        app_path: %s
-        scope: user
-        keep_releases: 3
-        systemd_service: %s
-        health_check:
-          url: http://127.0.0.1:%d/health
-          timeout: 500ms
-          retries: 4
-          interval: 200ms
-          deadline: 5s
-%s`, env.GitRepo, env.AppPath, f.unit, f.port, extraEnvYAML))
+	writeFile(t, p, f.yaml("releases", extraEnvYAML))
 	return p
-}
-
-// buildFraisierCLI builds cmd/fraisier for the test (the deploy package's
-// tests cannot import the CLI, which imports it).
-func buildFraisierCLI(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		testenv.Unavailable(t, "go not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "fraisier")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/fraiseql/fraisier/cmd/fraisier")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build fraisier: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // runCLI runs fraisier with the manager's environment and returns its
 // combined output and exit code.
 func runCLI(t *testing.T, bin string, env []string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "FRAISIER_")
 	}), env...)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	}
-	t.Fatalf("run fraisier: %v\n%s", err, out)
-	return "", -1
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	ps := testenv.Run(t, cmd, 2*time.Minute)
+	return out.String(), ps.ExitCode()
 }
 
 // TestReliabilityStateDBLocked: the state database locked by another
@@ -225,11 +113,11 @@ func TestReliabilityStateDBLocked(t *testing.T) {
 	before := f.snapshot()
 
 	t.Run("real CLI refuses", func(t *testing.T) {
-		bin := buildFraisierCLI(t)
+		bin := testenv.BuildFraisier(t)
 		cfgPath := f.writeConfig(t)
-		locker := lockSQLite(t, statePath)
-		defer locker.release(t)
-		out, code := runCLI(t, bin, f.mgrEnv, "--config", cfgPath, "--state", statePath, "deploy", "hello", "production")
+		locker := testenv.LockSQLite(t, statePath)
+		defer locker.Release(t)
+		out, code := runCLI(t, bin, f.mgr.Env(), "--config", cfgPath, "--state", statePath, "deploy", "hello", "production")
 		t.Logf("exit %d:\n%s", code, out)
 		if !strings.Contains(out, "state database is unavailable") || !strings.Contains(out, "acquire lock on hello/production") ||
 			!strings.Contains(out, "database is locked") {
@@ -258,12 +146,12 @@ func TestReliabilityStateDBLocked(t *testing.T) {
 			res, err := f.engine.Deploy(context.Background(), f.collab, Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
 			done <- outcome{res, err}
 		}()
-		waitFor(t, filepath.Join(gate, "installing"), 30*time.Second)
-		locker := lockSQLite(t, statePath)
+		testenv.WaitForFile(t, filepath.Join(gate, "installing"), 30*time.Second)
+		locker := testenv.LockSQLite(t, statePath)
 		writeFile(t, filepath.Join(gate, "go"), "")
 		const hold = 12 * time.Second
 		time.Sleep(hold)
-		locker.release(t)
+		locker.Release(t)
 		o := <-done
 		if o.err != nil {
 			t.Fatalf("Deploy: %v", o.err)
@@ -291,19 +179,4 @@ func TestReliabilityStateDBLocked(t *testing.T) {
 		f.expect(res, store.StatusSucceeded, "v2")
 		f.assertTruthful(res.Release)
 	})
-}
-
-// waitFor waits until path exists.
-func waitFor(t *testing.T, path string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within %s", path, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

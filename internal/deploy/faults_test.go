@@ -131,31 +131,20 @@ func (f *fixture) assertRecorded(res Result) store.Deployment {
 // stepNames is "name:status ..." of a deployment's steps.
 func (f *fixture) stepNames(id int64) string {
 	f.t.Helper()
-	steps, err := f.db.Steps(context.Background(), id)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var names []string
-	for _, s := range steps {
-		names = append(names, s.Name+":"+s.Status)
-	}
-	return strings.Join(names, " ")
+	return stepNames(f.t, f.db, id)
 }
 
 // envWith is the environment as a changed fraises.yaml would give it.
 func (f *fixture) envWith(change func(*config.Environment)) *config.Environment {
 	f.t.Helper()
-	env, err := f.cfg.Lookup("hello", "production")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	c := *env
+	c := *lookup(f.t, f.cfg, "hello", "production")
 	if change != nil {
 		change(&c)
 	}
 	return &c
 }
 
+// deployEnv deploys env; by the command line unless req says.
 func (f *fixture) deployEnv(env *config.Environment, req Request) Result {
 	f.t.Helper()
 	req.Env = env
@@ -180,7 +169,7 @@ func TestFaultGitRemote(t *testing.T) {
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
 	sha2 := f.push("healthy", nil) // what every faulty deployment asks for
 
-	root := filepath.Dir(f.origin)
+	root := filepath.Dir(f.repo.Dir)
 	port := testenv.FreePort(t)
 	// A remote that accepts connections and never answers (a hung server,
 	// a firewall that swallows packets): only the fetch timeout ends it.
@@ -216,17 +205,17 @@ func TestFaultGitRemote(t *testing.T) {
 		{
 			name: "origin directory removed",
 			break_: func() func() {
-				gone := f.origin + ".gone"
-				if err := os.Rename(f.origin, gone); err != nil {
+				gone := f.repo.Dir + ".gone"
+				if err := os.Rename(f.repo.Dir, gone); err != nil {
 					t.Fatal(err)
 				}
 				return func() {
-					if err := os.Rename(gone, f.origin); err != nil {
+					if err := os.Rename(gone, f.repo.Dir); err != nil {
 						t.Fatal(err)
 					}
 				}
 			},
-			want:   []string{"fetch " + f.origin + ": remote unreachable", "does not appear to be a git repository"},
+			want:   []string{"fetch " + f.repo.Dir + ": remote unreachable", "does not appear to be a git repository"},
 			within: 5 * time.Second,
 		},
 		{
@@ -295,9 +284,9 @@ func TestFaultGitRemote(t *testing.T) {
 
 	// A commit that exists only in a developer's clone (never pushed):
 	// named in full or abbreviated, it is not in the repository.
-	writeFile(t, filepath.Join(f.work, "VERSION"), "unpushed\n")
-	testenv.Git(t, f.work, "commit", "-q", "-am", "never pushed")
-	unpushed := testenv.Git(t, f.work, "rev-parse", "HEAD")
+	f.repo.Write("VERSION", "unpushed\n")
+	f.repo.Git("commit", "-q", "-am", "never pushed")
+	unpushed := f.repo.Git("rev-parse", "HEAD")
 	for _, ref := range []string{unpushed, unpushed[:10]} {
 		t.Run("commit not in the repository "+ref[:10]+fmt.Sprintf(" (%d digits)", len(ref)), func(t *testing.T) {
 			before := f.snapshot()
@@ -325,38 +314,16 @@ func TestFaultGitRemote(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // pushTree commits what prepare leaves in the work tree (after writing
 // VERSION and behaviour as push does) and returns its SHA; for modes and
 // deletions push cannot express.
 func (f *fixture) pushTree(behaviour string, prepare func(work string)) string {
 	f.t.Helper()
 	f.version++
-	writeFile(f.t, filepath.Join(f.work, "VERSION"), fmt.Sprintf("v%d\n", f.version))
-	writeFile(f.t, filepath.Join(f.work, "behaviour"), behaviour+"\n")
-	prepare(f.work)
-	testenv.Git(f.t, f.work, "add", "-A")
-	testenv.Git(f.t, f.work, "commit", "-q", "-m", fmt.Sprintf("v%d %s", f.version, behaviour))
-	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
-}
-
-func (f *fixture) systemctl(args ...string) {
-	f.t.Helper()
-	c := exec.Command("systemctl", append([]string{"--user"}, args...)...)
-	c.Env = append(os.Environ(), f.mgrEnv...)
-	if out, err := c.CombinedOutput(); err != nil {
-		f.t.Fatalf("systemctl %s: %v %s", strings.Join(args, " "), err, out)
-	}
+	f.repo.Write("VERSION", fmt.Sprintf("v%d\n", f.version))
+	f.repo.Write("behaviour", behaviour+"\n")
+	prepare(f.repo.Work)
+	return f.repo.Commit(fmt.Sprintf("v%d %s", f.version, behaviour))
 }
 
 // TestFaultUnits: the unit the configuration names does not exist, and a
@@ -368,12 +335,8 @@ func TestFaultUnits(t *testing.T) {
 	// job fails when the program cannot be executed), so that what fails
 	// to start is the new release, and the previous one can start again.
 	bin := testenv.BuildHTTPApp(t)
-	unitText := fmt.Sprintf("[Unit]\nDescription=fraisier fault test app\n[Service]\nType=exec\nExecStart=%s\nRestart=no\n",
-		filepath.Join(f.app, currentLink, "run"))
-	if err := os.WriteFile(filepath.Join(f.unitDir, f.unit), []byte(unitText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f.systemctl("daemon-reload")
+	f.mgr.WriteUnit(t, f.unit, fmt.Sprintf("[Unit]\nDescription=fraisier fault test app\n[Service]\nType=exec\nExecStart=%s\nRestart=no\n",
+		filepath.Join(f.app, currentLink, "run")))
 	run := fmt.Sprintf("#!/bin/sh\nexec %s -addr 127.0.0.1:%d -dir %s\n", bin, f.port, filepath.Join(f.app, currentLink))
 	withRun := func(script string) func(string) {
 		return func(work string) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestFollowUps: hello-etl runs hello's code (shares_code_with). Each
@@ -25,7 +25,7 @@ import (
 // SQLite; no systemd unit.
 func TestFollowUps(t *testing.T) {
 	root := t.TempDir()
-	origin, work := newOrigin(t, root)
+	repo := testenv.NewOrigin(t, root)
 	yaml := fmt.Sprintf(`
 fraises:
   hello:
@@ -44,27 +44,12 @@ fraises:
         shares_code_with: hello/production
         scripts: [etl.sh]
         run_after_deploy: {command: [sh, etl.sh, %[2]s/etl-runs]}
-`, origin, root)
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	owner, err := CurrentOwner()
-	if err != nil {
-		t.Fatal(err)
-	}
+`, repo.Dir, root)
+	cfg := parseConfig(t, root, yaml)
+	db := openState(t, filepath.Join(root, "state.db"))
 	var log strings.Builder
-	e := &Engine{Store: db, Progress: &log, Owner: owner}
-	hello, err := cfg.Lookup("hello", "production")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newEngine(t, db, &log)
+	hello := lookup(t, cfg, "hello", "production")
 	etl := store.Target{Fraise: "hello-etl", Environment: "production"}
 	ctx := context.Background()
 
@@ -72,11 +57,9 @@ fraises:
 	commit := func(install string) {
 		n++
 		for name, body := range map[string]string{"VERSION": fmt.Sprintf("v%d\n", n), "install.sh": install, "etl.sh": "cat VERSION >> \"$1\"\n"} {
-			if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o755); err != nil {
-				t.Fatal(err)
-			}
+			repo.WriteMode(name, body, 0o755)
 		}
-		commitAll(t, work, fmt.Sprint("v", n))
+		repo.Commit(fmt.Sprint("v", n))
 	}
 	deploy := func() Result {
 		res, err := e.Deploy(ctx, RealCollaborators(nil), Request{Env: hello, Trigger: store.TriggerCLI, Actor: "alice"})
@@ -95,7 +78,7 @@ fraises:
 	// lockETL holds the etl's lock as a live process would, until the
 	// returned function gives it back.
 	lockETL := func() func() {
-		l := store.Lock{Target: etl, Owner: owner.String() + "-other", Host: owner.Host, PID: owner.PID, Reason: "test"}
+		l := store.Lock{Target: etl, Owner: e.Owner.String() + "-other", Host: e.Owner.Host, PID: e.Owner.PID, Reason: "test"}
 		if _, err := db.AcquireLock(ctx, l, time.Minute, nil); err != nil {
 			t.Fatal(err)
 		}

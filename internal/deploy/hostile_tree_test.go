@@ -9,9 +9,11 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/google/go-cmp/cmp"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // A deploy user who owns app_path, or could write into it once, must not get
@@ -24,10 +26,10 @@ const nobody = 65534
 // treeFixture is one api fraise with no unit and no health check: real git,
 // a real state database, and an app_path the test may tamper with.
 type treeFixture struct {
-	t            *testing.T
-	root         string
-	origin, work string
-	app, state   string
+	t          *testing.T
+	root       string
+	repo       *testenv.Origin
+	app, state string
 	// top is YAML put before fraises: (a git: section, say).
 	top string
 	db  *store.DB
@@ -39,15 +41,10 @@ func newTreeFixture(t *testing.T) *treeFixture {
 	f := &treeFixture{t: t, root: t.TempDir()}
 	f.app = filepath.Join(f.root, "srv", "hello")
 	f.state = filepath.Join(f.root, "state")
-	f.origin, f.work = newOrigin(t, f.root)
-	writeFile(t, filepath.Join(f.work, "VERSION"), "v1\n")
-	commitAll(t, f.work, "v1")
-	var err error
-	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(f.state, "fraisier.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close() })
+	f.repo = testenv.NewOrigin(t, f.root)
+	f.repo.Write("VERSION", "v1\n")
+	f.repo.Commit("v1")
+	f.db = openState(t, filepath.Join(f.state, "fraisier.db"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("engine output:\n%s", f.log.String())
@@ -61,7 +58,7 @@ func newTreeFixture(t *testing.T) *treeFixture {
 func (f *treeFixture) env(remote, extra string) *config.Environment {
 	f.t.Helper()
 	if remote == "" {
-		remote = f.origin
+		remote = f.repo.Dir
 	}
 	yaml := fmt.Sprintf(`%s
 state:
@@ -76,24 +73,10 @@ fraises:
         app_path: %s
         keep_releases: 3
 %s`, f.top, f.state, remote, f.app, extra)
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		f.t.Fatalf("config: %v", err)
-	}
-	env, err := cfg.Lookup("hello", "production")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return env
+	return lookup(f.t, parseConfig(f.t, f.root, yaml), "hello", "production")
 }
 
-func (f *treeFixture) engine() *Engine {
-	owner, err := CurrentOwner()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return &Engine{Store: f.db, Progress: &f.log, Owner: owner}
-}
+func (f *treeFixture) engine() *Engine { return newEngine(f.t, f.db, &f.log) }
 
 func (f *treeFixture) deploy(env *config.Environment) Result {
 	f.t.Helper()
@@ -160,9 +143,9 @@ func plantSSHCommand(t *testing.T, dir, marker string) {
 // TestPlantedMirrorConfigNeverRuns: the mirror's own config is obeyed by
 // every git fraisier runs on it (GIT_DIR bypasses safe.directory), so a
 // core.sshCommand planted there by another user would run as fraisier.
-// Wherever it is planted (the old mirror under app_path, kept from before,
-// or a mirror under the state directory that another user owns), it never
-// runs.
+// Wherever it is planted (a mirror under app_path, where an older layout
+// kept it, or a mirror under the state directory that another user owns),
+// it never runs.
 func TestPlantedMirrorConfigNeverRuns(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -231,9 +214,8 @@ func treeSnapshot(t *testing.T, dirs ...string) map[string]string {
 // real directories that only fraisier's user can write, in a path no other
 // user can change, and current a link into releases/. Otherwise the
 // deployment fails before it changes anything, and says which path, who
-// owns it and what to do. Reproduced before: a releases/ symlinked to a
-// directory elsewhere got a release written into it and old directories
-// pruned from it.
+// owns it and what to do: a releases/ symlinked elsewhere would otherwise
+// get a release written into it and old directories pruned from it.
 func TestDeployRefusesAHostileTree(t *testing.T) {
 	oldReleases := []string{"20200101T000000.000Z-aaaaaaaa", "20200102T000000.000Z-bbbbbbbb", "20200103T000000.000Z-cccccccc", "20200104T000000.000Z-dddddddd"}
 	for _, tc := range []struct {

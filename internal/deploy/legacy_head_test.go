@@ -16,9 +16,7 @@ import (
 // checkout's .git/HEAD names (TestInplaceTakesOverAnOldCheckout). That
 // file is believed only when fraisier's user wrote it and no one else can
 // have: a former deploy user who owned app_path could have pointed it at
-// an old commit of its choosing for the failure to return to. Reproduced
-// before: the failed deployment checked out the commit the other user
-// named.
+// an old commit of its choosing for the failure to return to.
 func TestInplaceDistrustsAForeignHead(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -62,9 +60,9 @@ func TestInplaceDistrustsAForeignHead(t *testing.T) {
 			if err := os.MkdirAll(filepath.Dir(f.app), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.origin, f.app)
+			testenv.Git(t, filepath.Dir(f.app), "clone", "-q", f.repo.Dir, f.app)
 			testenv.Git(t, f.app, "checkout", "-q", "--detach", ran)
-			f.systemctl("restart", f.unit)
+			f.mgr.MustSystemctl(t, "restart", f.unit)
 			tc.tamper(t, filepath.Join(f.app, ".git"), planted)
 
 			f.push("unhealthy", nil)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestLockLostStopsTheDeployment: when the lock is broken under a running
@@ -19,11 +19,11 @@ import (
 // what it did, rather than run beside whoever takes the lock next.
 func TestLockLostStopsTheDeployment(t *testing.T) {
 	root := t.TempDir()
-	origin, work := newOrigin(t, root)
-	os.WriteFile(filepath.Join(work, "install.sh"), []byte("touch \"$1\"; exec sleep 20\n"), 0o644)
-	commitAll(t, work, "slow install")
+	repo := testenv.NewOrigin(t, root)
+	repo.Write("install.sh", "touch \"$1\"; exec sleep 20\n")
+	repo.Commit("slow install")
 	started := filepath.Join(root, "install-started")
-	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfig(t, root, fmt.Sprintf(`
 fraises:
   hello:
     type: api
@@ -34,20 +34,12 @@ fraises:
         app_path: %s/srv/hello
         install:
           command: [sh, install.sh, %s]
-`, origin, root, started)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	env, _ := cfg.Lookup("hello", "production")
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	owner, _ := CurrentOwner()
+`, repo.Dir, root, started))
+	env := lookup(t, cfg, "hello", "production")
+	db := openState(t, filepath.Join(root, "state.db"))
 	var log strings.Builder
-	e := &Engine{Store: db, Progress: &log, Owner: owner, LockTTL: 300 * time.Millisecond}
+	e := newEngine(t, db, &log)
+	e.LockTTL = 300 * time.Millisecond
 
 	go func() {
 		for i := 0; i < 500; i++ {
@@ -78,26 +70,18 @@ fraises:
 // released; without it, or past it, the deploy is refused naming the holder.
 func TestWaitForLock(t *testing.T) {
 	root := t.TempDir()
-	origin, work := newOrigin(t, root)
-	os.WriteFile(filepath.Join(work, "app.txt"), []byte("v1\n"), 0o644)
-	commitAll(t, work, "v1")
-	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
+	repo := testenv.NewOrigin(t, root)
+	repo.Write("app.txt", "v1\n")
+	repo.Commit("v1")
+	cfg := parseConfig(t, root, fmt.Sprintf(`
 fraises:
   hello:
     type: api
     environments:
       production: {branch: main, git_repo: %s, app_path: %s/srv/hello}
-`, origin, root)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	env, _ := cfg.Lookup("hello", "production")
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+`, repo.Dir, root))
+	env := lookup(t, cfg, "hello", "production")
+	db := openState(t, filepath.Join(root, "state.db"))
 	target := store.Target{Fraise: "hello", Environment: "production"}
 	hold := func() {
 		t.Helper()
@@ -106,12 +90,11 @@ fraises:
 			t.Fatal(err)
 		}
 	}
-	owner, _ := CurrentOwner()
-	e := &Engine{Store: db, Owner: owner}
+	e := newEngine(t, db, nil)
 	req := Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"}
 
 	hold()
-	_, err = e.Deploy(context.Background(), RealCollaborators(nil), req)
+	_, err := e.Deploy(context.Background(), RealCollaborators(nil), req)
 	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "operator:alice") {
 		t.Fatalf("deploy against a held lock: %v, want ErrLocked naming operator:alice", err)
 	}

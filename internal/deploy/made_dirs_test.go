@@ -15,8 +15,8 @@ import (
 // after the fetch. Under a world-writable sticky directory (/tmp, /srv
 // made so), another user may make a missing directory first, in between:
 // the deployment checks what it made, and what it found made, before it
-// writes anything there. Reproduced before: the release was written into
-// an app_path nobody had made.
+// writes anything there, so that no release lands in an app_path another
+// user made.
 func TestDeployChecksTheDirectoriesItMakes(t *testing.T) {
 	aboveApp := func(t *testing.T, f *treeFixture) { mkdirOwned(t, filepath.Dir(f.app), nobody, 0o755) }
 	for _, tc := range []struct {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,8 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("read current revision: %w", err)
 	}
-	d.migrator, d.revBefore = m, d.revisionToKeep(ctx, before, out)
+	keep := d.revisionToKeep(ctx, before, out)
+	var backup string
 	if db := d.env.Database; db.BackupBeforeDeploy {
 		dir := d.backupDir()
 		// Written by the backup command, which runs as the environment's
@@ -25,47 +27,62 @@ func (d *deployment) migrate(ctx context.Context, out io.Writer) (string, error)
 		if err := d.as.ownDir(dir, os.Geteuid(), db.BackupDir == ""); err != nil {
 			return "from " + orDash(before), fmt.Errorf("backup before migrating: %w", err)
 		}
-		path, err := m.Backup(ctx, dir)
-		if err != nil {
+		if backup, err = m.Backup(ctx, dir); err != nil {
 			return "from " + orDash(before), fmt.Errorf("backup before migrating: %w", err)
 		}
-		fmt.Fprintf(out, "backup of the database at %s written to %s\n", orDash(before), orDash(path))
-		d.backup = path
+		fmt.Fprintf(out, "backup of the database at %s written to %s\n", orDash(before), orDash(backup))
 	}
-	var after string
+	// Even a failed Up or Rebuild may have changed the database: from here
+	// the compensation must take it back.
+	d.done.database = d.downAgain(m, keep)
 	if d.env.Database.Strategy == "rebuild" {
 		// Only reachable on unprotected environments: config validation
 		// and the migrator both refuse it on protected ones.
-		err = m.Rebuild(ctx)
+		err := m.Rebuild(ctx)
+		var after string
 		if err == nil {
 			after, err = m.Current(ctx)
 		}
-		d.migrated = true
 		if err == nil {
 			err = d.recordRevision(after)
 		}
 		if err != nil {
 			return "rebuild from " + orDash(before), err
 		}
-		return "rebuilt from scratch: " + orDash(before) + " → " + orDash(after) + backupNote(d.backup), nil
+		return "rebuilt from scratch: " + orDash(before) + " → " + orDash(after) + backupNote(backup), nil
 	}
-	after, err = m.Up(ctx)
-	// Even a failed Up may have applied some migrations: compensation must
-	// consider the database changed.
-	d.migrated = true
+	after, err := m.Up(ctx)
 	if err != nil {
 		return "from " + orDash(before), err
 	}
-	if after == d.revBefore {
-		d.migrated = false
+	if after == keep {
+		d.done.database = nil
 	}
 	if err := d.recordRevision(after); err != nil {
 		return orDash(before) + " → " + orDash(after), err
 	}
 	if after == before {
-		return "already at " + orDash(after) + backupNote(d.backup), nil
+		return "already at " + orDash(after) + backupNote(backup), nil
 	}
-	return orDash(before) + " → " + orDash(after) + backupNote(d.backup), nil
+	return orDash(before) + " → " + orDash(after) + backupNote(backup), nil
+}
+
+// downAgain is the undo of migrating up from rev: down again to rev,
+// unless database.rollback_on_failure is false or the tool cannot go down
+// there, which leaves the database where it is and says so.
+func (d *deployment) downAgain(m Migrator, rev string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		db := d.env.Database
+		if db.RollbackOnFailure != nil && !*db.RollbackOnFailure {
+			return errors.New("database left at the new revision (rollback_on_failure is false)")
+		}
+		if err := m.CheckDown(ctx, rev); err != nil {
+			return fmt.Errorf("%s migrations cannot be undone automatically (%v): database is not back at %s", db.Tool, err, orDash(rev))
+		}
+		return d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			return "down to " + orDash(rev), m.Down(ctx, rev)
+		})
+	}
 }
 
 // recordRevision keeps on the release the revision its migrations reached:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -15,15 +14,13 @@ import (
 
 // TestPlanListsMigrationsAsUser: deploy --plan lists pending migrations
 // with the tool run as the environment's user:, as a deployment runs it,
-// in a scratch export that user can enter. Before: the scratch directory
-// was root's (0700) and the tool, as nobody, could never list anything.
+// in a scratch export that user can enter (a root-only one would leave the
+// tool, as nobody, unable to list anything).
 func TestPlanListsMigrationsAsUser(t *testing.T) {
 	if _, err := user.LookupId("65534"); err != nil {
 		testenv.Unavailable(t, "no user 65534 on this host")
 	}
-	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
-		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
-	}
+	requireAlembic(t)
 	f := newTreeFixture(t)
 	for _, dir := range []string{filepath.Dir(f.root), f.root} {
 		if err := os.Chmod(dir, 0o755); err != nil {
@@ -31,13 +28,13 @@ func TestPlanListsMigrationsAsUser(t *testing.T) {
 		}
 	}
 	for name, content := range alembicFiles {
-		writeFile(t, filepath.Join(f.work, name), content)
+		f.repo.Write(name, content)
 	}
 	// A message of its own: alembic history ends a revision without one
 	// in ", ", which the listing does not read.
-	writeFile(t, filepath.Join(f.work, "migrations/versions/a1_items.py"), `"""items"""
+	f.repo.Write("migrations/versions/a1_items.py", `"""items"""
 `+alembicFiles["migrations/versions/a1_items.py"])
-	commitAll(t, f.work, "migrations")
+	f.repo.Commit("migrations")
 	mkdirOwned(t, f.app, 0, 0o755)
 	// The database's directory is the user's: its migrations write there.
 	dbDir := filepath.Join(f.root, "db")

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 	pgtest "github.com/fraiseql/fraisier/internal/testenv/pg"
@@ -39,16 +37,12 @@ func TestDeploySQLOnPostgreSQL(t *testing.T) {
 	url := cluster.URL("app", secret)
 
 	root := t.TempDir()
-	origin, work := newOrigin(t, root)
-	write := func(name, content string) {
-		os.MkdirAll(filepath.Join(work, filepath.Dir(name)), 0o755)
-		os.WriteFile(filepath.Join(work, name), []byte(content), 0o644)
-	}
-	write("migrations/001_items.up.sql", "CREATE TABLE items (id integer PRIMARY KEY);\n")
-	write("migrations/001_items.down.sql", "DROP TABLE items;\n")
-	commitAll(t, work, "v1")
+	repo := testenv.NewOrigin(t, root)
+	repo.Write("migrations/001_items.up.sql", "CREATE TABLE items (id integer PRIMARY KEY);\n")
+	repo.Write("migrations/001_items.down.sql", "DROP TABLE items;\n")
+	repo.Commit("v1")
 
-	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfigEnv(t, root, fmt.Sprintf(`
 fraises:
   hello:
     type: api
@@ -58,25 +52,16 @@ fraises:
         git_repo: %s
         app_path: %s/srv/hello
         database: {tool: sql, dir: migrations, url: "${DB_URL}"}
-`, origin, root)), config.Options{LookupEnv: func(k string) (string, bool) {
+`, repo.Dir, root), func(k string) (string, bool) {
 		if k == "DB_URL" {
 			return url, true
 		}
 		return "", false
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	env, _ := cfg.Lookup("hello", "production")
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	owner, _ := CurrentOwner()
+	})
+	env := lookup(t, cfg, "hello", "production")
+	db := openState(t, filepath.Join(root, "state.db"))
 	var log strings.Builder
-	e := &Engine{Store: db, Progress: &log, Owner: owner}
+	e := newEngine(t, db, &log)
 	deploy := func() Result {
 		t.Helper()
 		res, err := e.Deploy(ctx, RealCollaborators(nil), Request{Env: env, Trigger: store.TriggerCLI, Actor: "test"})
@@ -105,11 +90,11 @@ fraises:
 		t.Fatalf("revision after v1 = %q, want 1", rev)
 	}
 
-	write("migrations/002_names.up.sql", "CREATE TABLE names (id integer PRIMARY KEY);\n")
-	write("migrations/002_names.down.sql", "DROP TABLE names;\n")
-	write("migrations/003_bad.up.sql", "THIS IS NOT SQL;\n")
-	write("migrations/003_bad.down.sql", "SELECT 1;\n")
-	commitAll(t, work, "v2 with a broken migration")
+	repo.Write("migrations/002_names.up.sql", "CREATE TABLE names (id integer PRIMARY KEY);\n")
+	repo.Write("migrations/002_names.down.sql", "DROP TABLE names;\n")
+	repo.Write("migrations/003_bad.up.sql", "THIS IS NOT SQL;\n")
+	repo.Write("migrations/003_bad.down.sql", "SELECT 1;\n")
+	repo.Commit("v2 with a broken migration")
 	res := deploy()
 	if res.Status != store.StatusFailed || !strings.Contains(res.Err.Error(), "migrate") {
 		t.Fatalf("v2: %s %v", res.Status, res.Err)

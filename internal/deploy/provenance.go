@@ -51,7 +51,7 @@ func (d *deployment) verifyPush(ctx context.Context, timeout time.Duration) (sto
 	switch {
 	case cause == nil:
 		return false, "", nil
-	case d.switched:
+	case d.done.current:
 		// An unfinished switch taken over (adoptUnrecorded) is undone
 		// whatever stops this deployment.
 		status, err := d.compensate(cause)

@@ -3,13 +3,10 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // pushStep is one event of TestQueuedPushOfAnotherRef.
@@ -29,10 +26,9 @@ type pushStep struct {
 }
 
 // TestQueuedPushOfAnotherRef: a push must descend from what runs only when
-// what runs was deployed from the same ref. Reproduced before: after a
-// pull request preview, or in an environment whose branch is a glob, a
-// push of another ref "did not descend" from what ran and was refused. A
-// replay or a force-push back on the ref that runs is refused still.
+// what runs was deployed from the same ref: after a pull request preview,
+// or in an environment whose branch is a glob, a push of another ref
+// deploys. A replay or a force-push back on the ref that runs is refused.
 func TestQueuedPushOfAnotherRef(t *testing.T) {
 	const main, pr = "refs/heads/main", "refs/pull/1/head"
 	for _, tc := range []struct {
@@ -105,7 +101,7 @@ func TestQueuedPushOfAnotherRef(t *testing.T) {
 					}
 					commits[st.name], versions[st.name] = f.commitOn(parent, st.ref)
 				case "force":
-					testenv.Git(t, f.work, "push", "-q", "--force", "origin", commits[st.name]+":"+st.ref)
+					f.repo.Git("push", "-q", "--force", "origin", commits[st.name]+":"+st.ref)
 				}
 				step := fmt.Sprintf("%s %s of %s", orDefaultString(st.move, "push"), st.name, st.ref)
 				if st.byHand != "" {
@@ -151,13 +147,10 @@ func (f *fixture) commitOn(parent, ref string) (sha, version string) {
 	f.t.Helper()
 	f.version++
 	version = fmt.Sprintf("v%d", f.version)
-	testenv.Git(f.t, f.work, "checkout", "-q", "--detach", parent)
-	for name, content := range map[string]string{"VERSION": version + "\n", "behaviour": "healthy\n"} {
-		if err := os.WriteFile(filepath.Join(f.work, name), []byte(content), 0o644); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	testenv.Git(f.t, f.work, "commit", "-q", "-am", version)
-	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:"+ref)
-	return testenv.Git(f.t, f.work, "rev-parse", "HEAD"), version
+	f.repo.Git("checkout", "-q", "--detach", parent)
+	f.repo.Write("VERSION", version+"\n")
+	f.repo.Write("behaviour", "healthy\n")
+	f.repo.Git("commit", "-q", "-am", version)
+	f.repo.Git("push", "-q", "origin", "HEAD:"+ref)
+	return f.repo.Git("rev-parse", "HEAD"), version
 }

@@ -3,13 +3,10 @@ package deploy
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // queuePush queues sha as a push to ref would (what the intake records),
@@ -68,7 +65,8 @@ func (f *fixture) expectRefused(res Result, reason, version string) {
 
 // TestQueuedPushDeploysItsCommit: a branch and a tag named like the pushed
 // commit's SHA, pointing at another commit, must not decide what a genuine
-// push of that commit deploys (it did: the planted commit went live).
+// push of that commit deploys: the pushed commit goes live, never the
+// planted one.
 func TestQueuedPushDeploysItsCommit(t *testing.T) {
 	f := newFixture(t, "")
 	v1 := f.push("healthy", nil)
@@ -76,13 +74,11 @@ func TestQueuedPushDeploysItsCommit(t *testing.T) {
 
 	v2 := f.push("healthy", nil)
 	// Planted from the same parent, so it even descends from what runs.
-	testenv.Git(t, f.work, "checkout", "-q", "-b", "planted", v1)
-	if err := os.WriteFile(filepath.Join(f.work, "VERSION"), []byte("planted\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, f.work, "commit", "-q", "-am", "planted")
-	planted := testenv.Git(t, f.work, "rev-parse", "HEAD")
-	testenv.Git(t, f.work, "push", "-q", "origin", planted+":refs/heads/"+v2, planted+":refs/tags/"+v2)
+	f.repo.Git("checkout", "-q", "-b", "planted", v1)
+	f.repo.Write("VERSION", "planted\n")
+	f.repo.Git("commit", "-q", "-am", "planted")
+	planted := f.repo.Git("rev-parse", "HEAD")
+	f.repo.Git("push", "-q", "origin", planted+":refs/heads/"+v2, planted+":refs/tags/"+v2)
 
 	res := f.queuePush("refs/heads/main", v2)
 	f.expect(res, store.StatusSucceeded, "v2")
@@ -112,12 +108,12 @@ func TestQueuedPushRefusals(t *testing.T) {
 	f.expectRefused(f.queuePush("refs/heads/main", v3), "is not the tip of refs/heads/main", "v4")
 
 	// main force-pushed back to v2: the tip, but a step back from v4.
-	testenv.Git(t, f.work, "push", "-q", "--force", "origin", v2+":refs/heads/main")
+	f.repo.Git("push", "-q", "--force", "origin", v2+":refs/heads/main")
 	f.expectRefused(f.queuePush("refs/heads/main", v2), "does not descend from "+short(v4), "v4")
 
 	// A branch deleted after the push.
-	testenv.Git(t, f.work, "push", "-q", "origin", v4+":refs/heads/gone")
-	testenv.Git(t, f.work, "push", "-q", "origin", ":refs/heads/gone")
+	f.repo.Git("push", "-q", "origin", v4+":refs/heads/gone")
+	f.repo.Git("push", "-q", "origin", ":refs/heads/gone")
 	f.expectRefused(f.queuePush("refs/heads/gone", v4), "refs/heads/gone no longer exists", "v4")
 
 	// A deliberate downgrade is the operator's: deploy --ref.
@@ -127,7 +123,7 @@ func TestQueuedPushRefusals(t *testing.T) {
 	// deploys again. v2 was deployed by its SHA, so the records do not
 	// say which ref runs: the push must be main's tip, and need not
 	// descend from v2 (TestQueuedPushOfAnotherRef).
-	testenv.Git(t, f.work, "checkout", "-q", "-B", "main", v2)
+	f.repo.Git("checkout", "-q", "-B", "main", v2)
 	f.version = 4
 	v5 := f.push("healthy", nil)
 	res := f.queuePush("refs/heads/main", v5)

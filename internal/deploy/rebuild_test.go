@@ -4,13 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 
 	_ "modernc.org/sqlite" // to look into the application's database
 )
@@ -20,13 +19,12 @@ import (
 // config validation refuses it elsewhere).
 func TestDeployRebuild(t *testing.T) {
 	root := t.TempDir()
-	origin, work := newOrigin(t, root)
-	os.MkdirAll(filepath.Join(work, "migrations"), 0o755)
-	os.WriteFile(filepath.Join(work, "migrations", "001_items.up.sql"), []byte("CREATE TABLE items (id INTEGER PRIMARY KEY);\n"), 0o644)
-	os.WriteFile(filepath.Join(work, "migrations", "001_items.down.sql"), []byte("DROP TABLE items;\n"), 0o644)
-	commitAll(t, work, "v1")
+	repo := testenv.NewOrigin(t, root)
+	repo.Write("migrations/001_items.up.sql", "CREATE TABLE items (id INTEGER PRIMARY KEY);\n")
+	repo.Write("migrations/001_items.down.sql", "DROP TABLE items;\n")
+	repo.Commit("v1")
 	dbPath := filepath.Join(root, "app.db")
-	cfg, err := config.Parse("fraises.yaml", []byte(fmt.Sprintf(`
+	cfg := parseConfig(t, root, fmt.Sprintf(`
 fraises:
   hello:
     type: api
@@ -36,20 +34,11 @@ fraises:
         git_repo: %s
         app_path: %s/srv/hello
         database: {tool: sql, dir: migrations, strategy: rebuild, url: "sqlite:///%s"}
-`, origin, root, dbPath)), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "state")
-	env, _ := cfg.Lookup("hello", "dev")
-	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	owner, _ := CurrentOwner()
+`, repo.Dir, root, dbPath))
+	env := lookup(t, cfg, "hello", "dev")
+	db := openState(t, filepath.Join(root, "state.db"))
 	var log strings.Builder
-	e := &Engine{Store: db, Progress: &log, Owner: owner}
+	e := newEngine(t, db, &log)
 	deploy := func(force bool) Result {
 		t.Helper()
 		res, err := e.Deploy(context.Background(), RealCollaborators(nil), Request{Env: env, Force: force, Trigger: store.TriggerCLI, Actor: "test"})

@@ -69,7 +69,7 @@ func (d *deployment) adoptUnrecorded(ctx context.Context) error {
 	d.unrecorded = disk
 	d.prevRelease = rec.CurrentRelease
 	// The unfinished switch is now this deployment's to undo.
-	d.switched = true
+	d.done.current = true
 	return nil
 }
 

@@ -133,9 +133,8 @@ func (d *deployment) migrateDown(ctx context.Context, out io.Writer, target stor
 		return "", fmt.Errorf("refused: the database cannot go down from %s to %s (release %s's revision) with release %s's migrations: %w; nothing was changed (fraisier rollback --no-migrate switches the code only and leaves the database at %s)",
 			orDash(cur), orDash(want), target.Name, fromRelease, err, orDash(cur))
 	}
-	// From here the database may change, even if Down fails half way: the
-	// compensation migrates up again from the same release.
-	d.migrator, d.revBefore, d.migrated, d.migratedDown = m, cur, true, true
+	// From here the database may change, even if Down fails half way.
+	d.done.database = d.upAgain(m, cur)
 	if err := m.Down(ctx, want); err != nil {
 		return "from " + orDash(cur), err
 	}
@@ -149,6 +148,29 @@ func (d *deployment) migrateDown(ctx context.Context, out io.Writer, target stor
 		return orDash(cur) + " → " + orDash(after), fmt.Errorf("database at %s after migrating down, not at %s, the revision of release %s (to go forward, use fraisier deploy --ref)", orDash(after), orDash(want), target.Name)
 	}
 	return orDash(cur) + " → " + orDash(want) + " (down with release " + fromRelease + ")", nil
+}
+
+// upAgain is the undo of a rollback's migrate down from rev: up again, with
+// the same release's migrations, since the release that was current needs
+// them back before it serves again. rollback_on_failure does not apply: it
+// let the migrate down run in the first place.
+func (d *deployment) upAgain(m Migrator, rev string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := d.rec.step(ctx, "rollback migrate", 0, func(ctx context.Context, out io.Writer) (string, error) {
+			after, err := m.Up(ctx)
+			if err != nil {
+				return "up again to " + orDash(rev), err
+			}
+			if after != rev {
+				return "up again: " + orDash(after), fmt.Errorf("database at %s after migrating up again, not at %s", orDash(after), orDash(rev))
+			}
+			return "up again to " + orDash(after), nil
+		})
+		if err != nil {
+			return fmt.Errorf("the database is not back at %s, the revision release %s needs (%v)", orDash(rev), d.prevRelease, err)
+		}
+		return nil
+	}
 }
 
 // rollbackTarget picks the release to return to: the one named, or the

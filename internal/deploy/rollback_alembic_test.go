@@ -3,13 +3,9 @@ package deploy
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestRollbackAlembic: fraisier rollback with real alembic downgrades the
@@ -17,15 +13,7 @@ import (
 // downgrade from the release that was current (the earlier one has no b2
 // to undo), checked in alembic's own table.
 func TestRollbackAlembic(t *testing.T) {
-	if err := exec.Command(systemPython, "-c", "import alembic, sqlalchemy").Run(); err != nil {
-		testenv.Unavailable(t, "alembic for %s not installed (apt-get install alembic): %v", systemPython, err)
-	}
-	dbPath := filepath.Join(t.TempDir(), "app.db")
-	f := newFixture(t, fmt.Sprintf(`        database:
-          tool: alembic
-          python: %s
-          url: sqlite:///%s
-`, systemPython, dbPath))
+	f, dbPath := newAlembicFixture(t)
 	version := func() string {
 		t.Helper()
 		db, err := sql.Open("sqlite", dbPath)
@@ -44,16 +32,7 @@ func TestRollbackAlembic(t *testing.T) {
 	res := f.deploy(Request{})
 	f.expect(res, store.StatusSucceeded, "v1")
 	first := res.Release
-	f.push("healthy", map[string]string{"migrations/versions/b2_names.py": `from alembic import op
-revision = "b2"
-down_revision = "a1"
-branch_labels = None
-depends_on = None
-def upgrade():
-    op.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT)")
-def downgrade():
-    op.execute("DROP TABLE names")
-`})
+	f.push("healthy", alembicB2)
 	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v2")
 	if v := version(); v != "b2" {
 		t.Fatalf("alembic_version after v2 = %q, want b2", v)

@@ -30,8 +30,7 @@ type schedFixture struct {
 	t       *testing.T
 	mgr     *tsystemd.Manager
 	root    string
-	origin  string
-	work    string
+	repo    *testenv.Origin
 	ticks   string // the file the tick job appends to, outside any release
 	db      *store.DB
 	engine  *Engine
@@ -42,18 +41,13 @@ type schedFixture struct {
 
 func newSchedFixture(t *testing.T) *schedFixture {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		testenv.Unavailable(t, "systemd-analyze not installed")
 	}
 	mgr := tsystemd.UserManager(t)
 	root := t.TempDir()
-	f := &schedFixture{t: t, mgr: mgr, root: root, origin: filepath.Join(root, "origin.git"),
-		work: filepath.Join(root, "work"), ticks: filepath.Join(root, "ticks"), log: &bytes.Buffer{}}
-	testenv.Git(t, root, "init", "-q", "--bare", "-b", "main", f.origin)
-	testenv.Git(t, root, "clone", "-q", f.origin, f.work)
+	f := &schedFixture{t: t, mgr: mgr, root: root, repo: testenv.NewOrigin(t, root),
+		ticks: filepath.Join(root, "ticks"), log: &bytes.Buffer{}}
 
 	f.collab = RealCollaborators(mgr.Env())
 	if mgr.Private {
@@ -76,17 +70,8 @@ func newSchedFixture(t *testing.T) *schedFixture {
 			return m, nil
 		}
 	}
-	var err error
-	f.db, err = store.Open(context.Background(), store.Options{Path: filepath.Join(root, "state.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close() })
-	owner, err := CurrentOwner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.engine = &Engine{Store: f.db, Progress: f.log, Owner: owner}
+	f.db = openState(t, filepath.Join(root, "state.db"))
+	f.engine = newEngine(t, f.db, f.log)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("engine output:\n%s\nmanager log:\n%s", f.log, mgr.LogTail(4<<10))
@@ -137,17 +122,8 @@ fraises:
         scope: user
         keep_releases: 3
         jobs:%s
-`, env, f.origin, f.app(env), strings.Join(jobs, ""))
-	cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		f.t.Fatalf("config: %v\n%s", err, yaml)
-	}
-	cfg.State.Dir = filepath.Join(f.root, "state")
-	e, err := cfg.Lookup("cron", env)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return e
+`, env, f.repo.Dir, f.app(env), strings.Join(jobs, ""))
+	return lookup(f.t, parseConfig(f.t, f.root, yaml), "cron", env)
 }
 
 // push commits a version whose tick job appends "v<N> <job name>" to the
@@ -161,18 +137,9 @@ func (f *schedFixture) push() string {
 		"bin/nightly": "#!/bin/sh\nexit 0\n",
 	}
 	for name, content := range files {
-		p := filepath.Join(f.work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			f.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
-			f.t.Fatal(err)
-		}
+		f.repo.WriteMode(name, content, 0o755)
 	}
-	testenv.Git(f.t, f.work, "add", "-A")
-	testenv.Git(f.t, f.work, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("v%d", f.version))
-	testenv.Git(f.t, f.work, "push", "-q", "origin", "HEAD:main")
-	return testenv.Git(f.t, f.work, "rev-parse", "HEAD")
+	return f.repo.Commit(fmt.Sprintf("v%d", f.version))
 }
 
 func (f *schedFixture) deploy(c Collaborators, env *config.Environment) Result {
@@ -194,15 +161,7 @@ func (f *schedFixture) expect(res Result, status string) {
 // steps returns the deployment's steps as name:status.
 func (f *schedFixture) steps(id int64) string {
 	f.t.Helper()
-	steps, err := f.db.Steps(context.Background(), id)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var out []string
-	for _, s := range steps {
-		out = append(out, s.Name+":"+s.Status)
-	}
-	return strings.Join(out, " ")
+	return stepNames(f.t, f.db, id)
 }
 
 // unitFiles returns the unit files in the manager's unit directory.
@@ -253,18 +212,12 @@ func (f *schedFixture) expectGone(name string) {
 // the timer fires and that its service runs the current release.
 func (f *schedFixture) waitTick(line string) {
 	f.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		b, _ := os.ReadFile(f.ticks)
-		for _, l := range strings.Split(string(b), "\n") {
-			if l == line {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("no line %q from the tick job within 15s; the file holds:\n%s", line, b)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var b []byte
+	if !testenv.Eventually(15*time.Second, 100*time.Millisecond, func() bool {
+		b, _ = os.ReadFile(f.ticks)
+		return slices.Contains(strings.Split(string(b), "\n"), line)
+	}) {
+		f.t.Fatalf("no line %q from the tick job within 15s; the file holds:\n%s", line, b)
 	}
 }
 

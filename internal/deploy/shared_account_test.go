@@ -17,11 +17,10 @@ import (
 // TestSharedCodeRunsAsItsAccount: an environment that shares another's
 // code runs in that environment's release, which belongs to its user:.
 // Its run_after_deploy must run as that user, or what the user wrote runs
-// with another account's rights. Reproduced before: hello/production
-// sets user: nobody and its install rewrites after.sh; reader/production
-// (no user:) ran it as uid 0. A configuration that loads refuses the
-// difference (config's rule); the deployment refuses it again, whatever
-// built the configuration.
+// with another account's rights: here hello/production sets user: nobody
+// and its install rewrites after.sh, which reader/production runs. A
+// configuration that loads refuses the difference (config's rule); the
+// deployment refuses it again, whatever built the configuration.
 func TestSharedCodeRunsAsItsAccount(t *testing.T) {
 	if _, err := user.LookupId("65534"); err != nil {
 		testenv.Unavailable(t, "no user 65534 on this host")
@@ -75,13 +74,10 @@ fraises:
         user: nobody
         run_after_deploy:
           command: [./after.sh]
-`, f.state, f.origin, f.app, marker)
-			cfg, err := config.Parse("fraises.yaml", []byte(yaml), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			hello, _ := cfg.Lookup("hello", "production")
-			reader, _ := cfg.Lookup("reader", "production")
+`, f.state, f.repo.Dir, f.app, marker)
+			cfg := parseConfig(t, f.root, yaml)
+			hello := lookup(t, cfg, "hello", "production")
+			reader := lookup(t, cfg, "reader", "production")
 			tc.change(reader)
 			if res := f.deploy(hello); res.Status != store.StatusSucceeded {
 				t.Fatalf("hello: %s (%v)", res.Status, res.Err)

@@ -18,9 +18,8 @@ import (
 // it: the user adds ExecStartPre=+… and systemd runs it with its own
 // rights at the next daemon-reload and restart, which fraisier triggers.
 // Such a deployment fails before the switch, while the old release
-// serves, and says to install the unit under /etc/systemd/system.
-// Reproduced before: the line the install (as nobody) appended ran as
-// uid 0 at the restart.
+// serves, and says to install the unit under /etc/systemd/system; the
+// line the install (as nobody) appends must never run.
 func TestUserRefusesUnitFilesInApp(t *testing.T) {
 	if _, err := user.LookupId("65534"); err != nil {
 		testenv.Unavailable(t, "no user 65534 on this host")
@@ -32,8 +31,8 @@ func TestUserRefusesUnitFilesInApp(t *testing.T) {
 		link func(f *fixture) string
 		file string
 	}{
-		{"unit file", func(f *fixture) string { return filepath.Join(f.unitDir, f.unit) }, "hello.service"},
-		{"drop-in", func(f *fixture) string { return filepath.Join(f.unitDir, f.unit+".d", "50-release.conf") }, "unit.conf"},
+		{"unit file", func(f *fixture) string { return filepath.Join(f.mgr.UnitDir, f.unit) }, "hello.service"},
+		{"drop-in", func(f *fixture) string { return filepath.Join(f.mgr.UnitDir, f.unit+".d", "50-release.conf") }, "unit.conf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, "")
@@ -65,7 +64,7 @@ func TestUserRefusesUnitFilesInApp(t *testing.T) {
 			if err := os.Symlink(filepath.Join(f.app, currentLink, tc.file), link); err != nil {
 				t.Fatal(err)
 			}
-			f.systemctl("daemon-reload")
+			f.mgr.MustSystemctl(t, "daemon-reload")
 			f.expect(f.deploy(Request{Force: true}), store.StatusSucceeded, "v1")
 
 			// The operator hands the commands to nobody; its install

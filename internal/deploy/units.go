@@ -40,19 +40,13 @@ func (d *deployment) prepareBeforeSwitch(ctx context.Context, out io.Writer) err
 func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, error) {
 	u := d.c.Units(d.env.Scope)
 	units := d.env.Services()
-	facts, err := d.unitFacts(ctx, u, units)
+	facts, reloaded, err := reloadIfChanged(ctx, u, units, out, d.checkUnitFiles)
 	if err != nil {
 		return "", err
 	}
-	reloaded := false
-	if i := slices.IndexFunc(facts, func(f unitFact) bool { return f.needReload }); i >= 0 {
-		fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", units[i])
-		if err := u.DaemonReload(ctx); err != nil {
-			return "", err
-		}
-		reloaded = true
+	if reloaded {
 		// The files systemd reads now may not be those it had loaded.
-		if facts, err = d.unitFacts(ctx, u, units); err != nil {
+		if facts, err = unitFacts(ctx, u, units, d.checkUnitFiles); err != nil {
 			return "", err
 		}
 	}
@@ -82,21 +76,42 @@ type unitFact struct {
 	files      []string
 }
 
-// unitFacts asks systemd about each unit's files, and refuses a unit whose
-// files the environment's user could write (checkUnitFiles).
-func (d *deployment) unitFacts(ctx context.Context, u Units, units []string) ([]unitFact, error) {
+// unitFacts asks systemd about each unit's files; check, when set, may
+// refuse a unit by the files it is loaded from.
+func unitFacts(ctx context.Context, u Units, units []string, check func(unit string, files []string) error) ([]unitFact, error) {
 	facts := make([]unitFact, len(units))
 	for i, unit := range units {
 		need, load, files, err := u.UnitFiles(ctx, unit)
 		if err != nil {
 			return nil, err
 		}
-		if err := d.checkUnitFiles(unit, files); err != nil {
-			return nil, err
+		if check != nil {
+			if err := check(unit, files); err != nil {
+				return nil, err
+			}
 		}
 		facts[i] = unitFact{needReload: need, load: load, files: files}
 	}
 	return facts, nil
+}
+
+// reloadIfChanged asks systemd about every unit's files (unitFacts, with
+// check) and reloads systemd once if any of them changed on disk. It
+// returns what systemd said before the reload, and whether it reloaded.
+func reloadIfChanged(ctx context.Context, u Units, units []string, out io.Writer, check func(unit string, files []string) error) ([]unitFact, bool, error) {
+	facts, err := unitFacts(ctx, u, units, check)
+	if err != nil {
+		return nil, false, err
+	}
+	i := slices.IndexFunc(facts, func(f unitFact) bool { return f.needReload })
+	if i < 0 {
+		return facts, false, nil
+	}
+	fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", units[i])
+	if err := u.DaemonReload(ctx); err != nil {
+		return nil, false, err
+	}
+	return facts, true, nil
 }
 
 // checkUnitFiles refuses, with user: set, a unit whose file or drop-in
@@ -128,18 +143,8 @@ func (d *deployment) settle() time.Duration {
 // restartUnits reloads systemd when a unit file changed, restarts the units
 // and waits until each has stayed active for the settle time.
 func restartUnits(ctx context.Context, u Units, units []string, settleFor time.Duration, out io.Writer) error {
-	for _, unit := range units {
-		need, _, _, err := u.UnitFiles(ctx, unit)
-		if err != nil {
-			return err
-		}
-		if need {
-			fmt.Fprintf(out, "%s changed on disk: daemon-reload\n", unit)
-			if err := u.DaemonReload(ctx); err != nil {
-				return err
-			}
-			break
-		}
+	if _, _, err := reloadIfChanged(ctx, u, units, out, nil); err != nil {
+		return err
 	}
 	return startUnits(ctx, u, units, settleFor, out)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -17,19 +18,20 @@ import (
 // added to every systemctl call: XDG_RUNTIME_DIR to reach a user manager
 // other than the caller's own (rootless installs and tests).
 func RealCollaborators(extraEnv []string) Collaborators {
+	managers := &systemdManagers{env: extraEnv, byScope: map[string]*systemd.Manager{}}
 	return Collaborators{
 		OpenSource: func(ctx context.Context, dir, remote string, out io.Writer) (Source, error) {
 			return git.OpenMirror(ctx, dir, remote, git.Options{Output: out})
 		},
 		Units: func(scope string) Units {
-			m, err := systemd.New(systemd.Options{Scope: systemd.Scope(scope), Env: extraEnv})
+			m, err := managers.get(scope)
 			if err != nil {
 				return brokenUnits{err}
 			}
 			return systemdUnits{m}
 		},
 		JobUnits: func(scope string) (JobUnits, error) {
-			m, err := systemd.New(systemd.Options{Scope: systemd.Scope(scope), Env: extraEnv})
+			m, err := managers.get(scope)
 			if err != nil {
 				return nil, err // not a typed nil inside the interface
 			}
@@ -62,10 +64,37 @@ func backupArgv(db *config.Database) []string {
 	return nil
 }
 
+// sortedEnv is a configured env as KEY=value entries, in a stable order.
 func sortedEnv(m map[string]string) []string {
-	out := envList(m)
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
 	sort.Strings(out)
 	return out
+}
+
+// systemdManagers keeps one systemd.Manager per scope, so that every step of
+// every deployment shares its connection to the manager instead of opening
+// one of its own.
+type systemdManagers struct {
+	env     []string
+	mu      sync.Mutex
+	byScope map[string]*systemd.Manager
+}
+
+func (s *systemdManagers) get(scope string) (*systemd.Manager, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.byScope[scope]; ok {
+		return m, nil
+	}
+	m, err := systemd.New(systemd.Options{Scope: systemd.Scope(scope), Env: s.env})
+	if err != nil {
+		return nil, err
+	}
+	s.byScope[scope] = m
+	return m, nil
 }
 
 // systemdUnits adapts *systemd.Manager to Units.
@@ -79,8 +108,8 @@ func (u systemdUnits) Restart(ctx context.Context, units ...string) error {
 	}
 	// A unit that hit its start limit (quick successive deploys, or a
 	// rollback right after a crash loop) refuses to start until its failed
-	// state is reset: reset and try once more. Only on failure, because
-	// the extra systemctl call costs every deploy ~10 ms otherwise.
+	// state is reset: reset and try once more. Only on failure, so that a
+	// deploy that needs no reset pays for no extra call.
 	if rerr := u.m.ResetFailed(ctx, units...); rerr != nil {
 		return err
 	}

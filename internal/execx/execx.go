@@ -67,8 +67,8 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
-	msg := fmt.Sprintf("%s: exit status %d", quoteArgv(e.Argv), e.Code)
-	if tail := lastLine(e.Output); tail != "" {
+	msg := fmt.Sprintf("%s: exit status %d", QuoteArgv(e.Argv), e.Code)
+	if tail := LastLine(e.Output); tail != "" {
 		msg += ": " + tail
 	}
 	return msg
@@ -121,7 +121,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return Result{ExitCode: -1}, fmt.Errorf("start %s: %w", quoteArgv(c.Argv), err)
+		return Result{ExitCode: -1}, fmt.Errorf("start %s: %w", QuoteArgv(c.Argv), err)
 	}
 	waitErr := cmd.Wait()
 	// Whatever the leader did, nothing of its group may outlive the step.
@@ -134,25 +134,30 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 
 	res := Result{Duration: time.Since(start), ExitCode: cmd.ProcessState.ExitCode()}
 	res.Output, res.Truncated = capture.bytes()
+	return res, runError(ctx, runCtx, c, res, waitErr)
+}
 
-	if cerr := runCtx.Err(); cerr != nil {
+// runError is what Run reports for a command that was started: the
+// timeout or the caller's cancellation first, then the exit status.
+func runError(ctx, runCtx context.Context, c Cmd, res Result, waitErr error) error {
+	if runCtx.Err() != nil {
 		if errors.Is(context.Cause(runCtx), ErrTimeout) && ctx.Err() == nil {
-			return res, fmt.Errorf("%s: %w after %s", quoteArgv(c.Argv), ErrTimeout, c.Timeout)
+			return fmt.Errorf("%s: %w after %s", QuoteArgv(c.Argv), ErrTimeout, c.Timeout)
 		}
-		return res, fmt.Errorf("%s: %w", quoteArgv(c.Argv), context.Cause(ctx))
+		return fmt.Errorf("%s: %w", QuoteArgv(c.Argv), context.Cause(ctx))
 	}
 	if waitErr != nil {
 		var ee *exec.ExitError
 		if errors.As(waitErr, &ee) {
-			return res, &ExitError{Argv: c.Argv, Code: res.ExitCode, Output: string(res.Output)}
+			return &ExitError{Argv: c.Argv, Code: res.ExitCode, Output: string(res.Output)}
 		}
 		if errors.Is(waitErr, exec.ErrWaitDelay) {
 			// The command exited; only a straggler held the output open.
-			return res, nil
+			return nil
 		}
-		return res, fmt.Errorf("wait %s: %w", quoteArgv(c.Argv), waitErr)
+		return fmt.Errorf("wait %s: %w", QuoteArgv(c.Argv), waitErr)
 	}
-	return res, nil
+	return nil
 }
 
 // inherited returns the variables of fraisier's environment every child
@@ -246,9 +251,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// quoteArgv renders an argv for messages, quoting what a reader could
-// otherwise misread.
-func quoteArgv(argv []string) string {
+// QuoteArgv renders an argv for messages, quoting each argument a reader
+// could misread (spaces, quotes, shell syntax, the empty string), so that
+// it is plain where one argument ends.
+func QuoteArgv(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
 		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`;&|<>*?()[]{}") {
@@ -260,13 +266,16 @@ func quoteArgv(argv []string) string {
 	return strings.Join(parts, " ")
 }
 
-func lastLine(s string) string {
+// LastLine is the last line of a command's output, cut to its last 200
+// bytes (whole characters), for a one-line message: where a failing
+// command usually says why.
+func LastLine(s string) string {
 	s = strings.TrimRight(s, " \t\r\n")
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		s = s[i+1:]
 	}
 	if len(s) > 200 {
-		s = s[len(s)-200:]
+		s = "…" + strings.ToValidUTF8(s[len(s)-200:], "")
 	}
 	return s
 }

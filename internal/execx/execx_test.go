@@ -140,10 +140,10 @@ func assertGone(t *testing.T, pidFile string) {
 }
 
 func TestQuoteArgv(t *testing.T) {
-	got := quoteArgv([]string{"git", "log", "a b", "$(rm -rf /)", ""})
+	got := QuoteArgv([]string{"git", "log", "a b", "$(rm -rf /)", ""})
 	want := `git log "a b" "$(rm -rf /)" ""`
 	if got != want {
-		t.Errorf("quoteArgv = %s, want %s", got, want)
+		t.Errorf("QuoteArgv = %s, want %s", got, want)
 	}
 }
 

@@ -1,7 +1,6 @@
 package git
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -64,7 +63,56 @@ func (r *Repo) export(ctx context.Context, sha, dest string) error {
 		r.rememberCommit(sha)
 	}
 
-	// Same directory as dest, so that the final rename is atomic.
+	// A throwaway index: the mirror's own is not touched, and concurrent
+	// exports do not share one.
+	indexDir, err := os.MkdirTemp("", "fraisier-index-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(indexDir)
+	g.index = filepath.Join(indexDir, "index")
+
+	err = buildBeside(dest, func(tmp string) error {
+		g.workTree = tmp
+		// The index is read back for gitlinks below, which saves listing
+		// the tree in another git process; it must be one file (not split).
+		if _, err := g.run(ctx, call{args: []string{"read-tree", "--reset", "-u", sha}, dir: tmp,
+			config: []string{"-c", "core.splitIndex=false"}}); err != nil {
+			// git reports a full disk as "unable to write file X" and
+			// drops the errno; say what the user needs to know while tmp
+			// still holds what filled it.
+			if full(tmp) {
+				return fmt.Errorf("check out tree: no space left on device under %s: %w", filepath.Dir(dest), classifyRevision(err))
+			}
+			return fmt.Errorf("check out tree: %w", classifyRevision(err))
+		}
+		// A gitlink was checked out as an empty directory, which would
+		// deploy an application with a hole in it; tmp is removed.
+		gitlink, err := indexGitlink(g.index, sha)
+		if err != nil {
+			return fmt.Errorf("read index: %w", err)
+		}
+		if gitlink != "" {
+			return fmt.Errorf("%s is a submodule: %w", gitlink, ErrSubmodules)
+		}
+		return nil
+	})
+	if errors.Is(err, errDestTaken) {
+		return fs.ErrExist
+	}
+	return err
+}
+
+// errDestTaken: something stood at the destination when buildBeside
+// renamed its directory there.
+var errDestTaken = errors.New("destination taken")
+
+// buildBeside makes the directory dest appear complete or not at all:
+// fill writes a new directory beside dest (on the same filesystem, so that
+// the rename is atomic), which is made 0755 (read by the service's user)
+// and renamed to dest. The new directory is removed when anything fails;
+// errDestTaken when dest exists by then, a directory not empty or a file.
+func buildBeside(dest string, fill func(tmp string) error) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), filepath.Base(dest)+".tmp-")
 	if err != nil {
 		return err
@@ -75,45 +123,16 @@ func (r *Repo) export(ctx context.Context, sha, dest string) error {
 			os.RemoveAll(tmp)
 		}
 	}()
-	// A throwaway index: the mirror's own is not touched, and concurrent
-	// exports do not share one.
-	indexDir, err := os.MkdirTemp("", "fraisier-index-")
-	if err != nil {
+	if err := fill(tmp); err != nil {
 		return err
 	}
-	defer os.RemoveAll(indexDir)
-
-	g.workTree = tmp
-	g.index = filepath.Join(indexDir, "index")
-	// The index is read back for gitlinks below, which saves listing the
-	// tree in another git process; it must be one file (not split).
-	if _, err := g.run(ctx, call{args: []string{"read-tree", "--reset", "-u", sha}, dir: tmp,
-		config: []string{"-c", "core.splitIndex=false"}}); err != nil {
-		// git reports a full disk as "unable to write file X" and drops
-		// the errno; say what the user needs to know while tmp still
-		// holds what filled it.
-		if full(tmp) {
-			return fmt.Errorf("check out tree: no space left on device under %s: %w", filepath.Dir(dest), classifyRevision(err))
-		}
-		return fmt.Errorf("check out tree: %w", classifyRevision(err))
-	}
-	// A gitlink was checked out as an empty directory, which would deploy
-	// an application with a hole in it; tmp is removed.
-	gitlink, err := indexGitlink(g.index, sha)
-	if err != nil {
-		return fmt.Errorf("read index: %w", err)
-	}
-	if gitlink != "" {
-		return fmt.Errorf("%s is a submodule: %w", gitlink, ErrSubmodules)
-	}
-	// MkdirTemp made it 0700; a release is read by the service's user.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
 	// os.Rename refuses an existing dest, even an empty directory.
 	if err := os.Rename(tmp, dest); err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTDIR) {
-			return fs.ErrExist
+			return errDestTaken
 		}
 		return err
 	}
@@ -135,9 +154,7 @@ func refuseGitlinks(ctx context.Context, g runner, sha string) error {
 		return nil
 	}, func(f *os.File) error {
 		// Raw records: ":000000 <mode> <oid> <oid> A", NUL, path, NUL.
-		sc := bufio.NewScanner(f)
-		sc.Buffer(nil, 1<<20)
-		sc.Split(splitNUL)
+		sc := nulScanner(f)
 		for sc.Scan() {
 			head := sc.Text()
 			if !strings.HasPrefix(head, ":") || !sc.Scan() {

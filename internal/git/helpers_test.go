@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -207,4 +208,41 @@ func leftovers(t testing.TB, dir string, keep ...string) []string {
 		}
 	}
 	return extra
+}
+
+// traceGit puts a git first in PATH that records the arguments of every
+// git process started from then on, and runs the real git. git's own
+// children (git maintenance after a fetch) find git through its exec path,
+// so only the processes the package starts are recorded. It returns the
+// arguments of each, oldest first, after the -c settings. It sets PATH
+// for the whole test binary, so the test must not be parallel.
+func traceGit(t *testing.T) (calls func() [][]string) {
+	t.Helper()
+	real, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	// One line a process, its arguments ended by US (\037).
+	script := fmt.Sprintf("#!/bin/sh\n{ printf '%%s\\037' \"$@\"; printf '\\n'; } >>'%s'\nexec '%s' \"$@\"\n", log, real)
+	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return func() [][]string {
+		b, err := os.ReadFile(log)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		var out [][]string
+		for line := range strings.Lines(string(b)) {
+			args := strings.Split(strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\x1f"), "\x1f")
+			for len(args) >= 2 && args[0] == "-c" {
+				args = args[2:]
+			}
+			out = append(out, args)
+		}
+		return out
+	}
 }

@@ -74,7 +74,9 @@ func checkout(ctx context.Context, gitDir, dir, remote, sha string, opts Options
 	}
 	defer unlock()
 	g := runner{gitDir: gitDir, opts: opts}
-	if err := prepareInPlace(ctx, g, remote); err != nil {
+	// Bare, so that git never takes the directory itself for a work
+	// tree; every checkout names its work tree explicitly.
+	if err := prepareBare(ctx, g, remote, inplaceRefspecs()); err != nil {
 		return err
 	}
 	// A commit is immutable: when the git directory has it (a rollback, a
@@ -107,71 +109,33 @@ func checkout(ctx context.Context, gitDir, dir, remote, sha string, opts Options
 	return checkoutDetached(ctx, g, sha)
 }
 
-// prepareInPlace makes the git directory a bare repository configured for
-// remote, or checks that it is one. The caller holds the exclusive lock.
-// Bare, so that git never takes the directory itself for a work tree; every
-// checkout names its work tree explicitly.
-func prepareInPlace(ctx context.Context, g runner, remote string) error {
-	if err := clearUnfinished(g.gitDir); err != nil {
-		return err
-	}
-	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := initBare(ctx, g, inplaceRefspecs()); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	}
-	if err := setRemoteURL(ctx, g, remote); err != nil {
-		return err
-	}
-	return writeAttributesOverride(filepath.Join(g.gitDir, "info"))
-}
-
 // checkoutNew checks sha out into a new directory beside dir and renames
 // it into place.
 func checkoutNew(ctx context.Context, g runner, dir, sha string) error {
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, filepath.Base(dir)+".tmp-")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
+	err := buildBeside(dir, func(tmp string) error {
+		g.workTree = tmp
+		if err := checkoutDetached(ctx, g, sha); err != nil {
+			return err
 		}
-	}()
-	g.workTree = tmp
-	if err := checkoutDetached(ctx, g, sha); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	// os.Rename refuses an existing directory, even an empty one. rmdir
-	// removes it only while it is still empty.
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-			return errLostRace
+		// The rename refuses an existing directory, even an empty one;
+		// rmdir removes it only while it is still empty. The index names
+		// paths relative to the work tree, so it stays true once the tree
+		// has moved.
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+				return errLostRace
+			}
+			return err
 		}
-		return err
+		return nil
+	})
+	if errors.Is(err, errDestTaken) {
+		return errLostRace
 	}
-	// The index names paths relative to the work tree, so it stays true
-	// once the tree has moved.
-	if err := os.Rename(tmp, dir); err != nil {
-		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-			return errLostRace
-		}
-		return err
-	}
-	done = true
-	return nil
+	return err
 }
 
 func checkoutDetached(ctx context.Context, g runner, sha string) error {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,7 +92,7 @@ func OpenMirror(ctx context.Context, dir, remote string, opts Options) (*Repo, e
 		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
 	}
 	defer unlock()
-	if err := r.prepare(ctx); err != nil {
+	if err := prepareBare(ctx, r.git(), r.remote, mirrorRefspecs()); err != nil {
 		return nil, fmt.Errorf("open mirror %s: %w", abs, err)
 	}
 	return r, nil
@@ -107,18 +106,19 @@ func (r *Repo) Remote() string { return r.remote }
 
 func (r *Repo) git() runner { return runner{gitDir: r.dir, opts: r.opts} }
 
-// prepare makes dir a bare repository configured for remote. The caller
-// holds the exclusive lock. An existing mirror costs one git process.
-func (r *Repo) prepare(ctx context.Context) error {
-	g := r.git()
-	url := "" // origin's URL as configured; a new mirror has none
-	if err := clearUnfinished(r.dir); err != nil {
+// prepareBare makes g's git directory a bare repository whose origin is
+// remote, fetching refspecs if it is new, or checks that it is one and
+// points it at remote. The caller holds the exclusive lock. An existing
+// repository that fraisier made costs no git process.
+func prepareBare(ctx context.Context, g runner, remote string, refspecs []string) error {
+	url := "" // origin's URL as configured; a new repository has none
+	if err := clearUnfinished(g.gitDir); err != nil {
 		return err
 	}
-	_, err := os.Stat(filepath.Join(r.dir, "HEAD"))
+	_, err := os.Stat(filepath.Join(g.gitDir, "HEAD"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := initBare(ctx, g, mirrorRefspecs()); err != nil {
+		if err := initBare(ctx, g, refspecs); err != nil {
 			return err
 		}
 	case err != nil:
@@ -126,10 +126,10 @@ func (r *Repo) prepare(ctx context.Context) error {
 	default:
 		var bare bool
 		var plain bool
-		// A mirror fraisier made has a config file simple enough to read
-		// here, which saves a git process on every deploy; anything else
-		// is left to git, which knows every rule of its format.
-		if bare, url, plain = readPlainMirrorConfig(r.dir); !plain {
+		// A repository fraisier made has a config file simple enough to
+		// read here, which saves a git process on every deploy; anything
+		// else is left to git, which knows every rule of its format.
+		if bare, url, plain = readPlainMirrorConfig(g.gitDir); !plain {
 			if bare, url, err = readMirrorConfig(ctx, g); err != nil {
 				return fmt.Errorf("%w: %w", ErrNotRepository, err)
 			}
@@ -138,12 +138,12 @@ func (r *Repo) prepare(ctx context.Context) error {
 			return fmt.Errorf("%w: not a bare repository", ErrNotRepository)
 		}
 	}
-	if url != r.remote {
-		if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", r.remote}}); err != nil {
+	if url != remote {
+		if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", remote}}); err != nil {
 			return fmt.Errorf("set remote URL: %w", err)
 		}
 	}
-	return writeAttributesOverride(filepath.Join(r.dir, "info"))
+	return writeAttributesOverride(filepath.Join(g.gitDir, "info"))
 }
 
 // initBare makes g's empty git directory a bare repository whose origin
@@ -206,168 +206,6 @@ func clearUnfinished(dir string) error {
 	return nil
 }
 
-// readMirrorConfig reads, in one git process, whether the repository is
-// bare (core.bare, as git rev-parse --is-bare-repository would answer for
-// a repository named by GIT_DIR with no work tree) and origin's URL.
-// --local makes git fail when the directory is not a repository at all.
-func readMirrorConfig(ctx context.Context, g runner) (bare bool, url string, err error) {
-	out, err := g.run(ctx, call{args: []string{"config", "--local", "--includes", "--null",
-		"--get-regexp", `^(core\.bare|remote\.origin\.url)$`}})
-	if err != nil {
-		// Exit 1: neither key is set, so core.bare is not true.
-		return false, "", err
-	}
-	bare, url = parseMirrorConfig(out)
-	return bare, url, nil
-}
-
-// readPlainMirrorConfig answers what readMirrorConfig does, without a git
-// process, when dir is laid out as a repository (objects and refs beside
-// HEAD) and its config file is plain: see parsePlainConfig. plain is false
-// whenever git must be asked instead.
-func readPlainMirrorConfig(dir string) (bare bool, url string, plain bool) {
-	for _, sub := range []string{"objects", "refs"} {
-		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
-			return false, "", false
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config"))
-	if err != nil {
-		return false, "", false
-	}
-	return parsePlainConfig(string(b))
-}
-
-// parsePlainConfig reads core.bare and remote.origin.url from a git config
-// file written by git init and git config for plain values: section
-// headers, "key = value" lines, blank lines and whole-line comments. Any
-// other construct (quotes, escapes, continuations, inline comments, the
-// old [section.sub] form, include and includeIf, extensions that change
-// where config is read from) makes plain false, and the caller asks git.
-func parsePlainConfig(text string) (bare bool, url string, plain bool) {
-	section := ""
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || line[0] == '#' || line[0] == ';':
-			continue
-		case line[0] == '[':
-			name, ok := strings.CutSuffix(line, "]")
-			if !ok {
-				return false, "", false
-			}
-			name = name[1:]
-			main, sub, hasSub := strings.Cut(name, " ")
-			if !isConfigName(main) || strings.Contains(main, ".") {
-				return false, "", false
-			}
-			main = strings.ToLower(main)
-			if main == "include" || main == "includeif" || main == "extensions" {
-				return false, "", false
-			}
-			if hasSub {
-				// Only a quoted subsection without escapes.
-				inner, ok := strings.CutPrefix(sub, `"`)
-				if inner, ok = strings.CutSuffix(inner, `"`); !ok || len(inner) == 0 || strings.ContainsAny(inner, `"\`) {
-					return false, "", false
-				}
-				section = main + "." + inner
-			} else {
-				section = main
-			}
-			continue
-		}
-		if strings.ContainsAny(line, `"\#;`) || section == "" {
-			return false, "", false
-		}
-		key, value, hasValue := strings.Cut(line, "=")
-		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-		if !isConfigName(key) {
-			return false, "", false
-		}
-		switch section + "." + strings.ToLower(key) {
-		case "core.bare":
-			bare = !hasValue || configBool(value)
-			if hasValue && !configBool(value) && !isConfigFalse(value) {
-				// git would reject the value; let it say so.
-				return false, "", false
-			}
-		case "remote.origin.url":
-			if !hasValue {
-				return false, "", false
-			}
-			url = value
-		}
-	}
-	return bare, url, true
-}
-
-// isConfigName reports whether s is a plain git config section or key name.
-func isConfigName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// isConfigFalse reports whether v is a spelling of false that git accepts.
-func isConfigFalse(v string) bool {
-	switch strings.ToLower(v) {
-	case "", "false", "no", "off":
-		return true
-	}
-	n, err := strconv.ParseInt(v, 0, 64)
-	return err == nil && n == 0
-}
-
-// parseMirrorConfig reads --null --get-regexp output: records "key\nvalue"
-// (or "key" alone for a value-less boolean) ended by NUL. The last value
-// of a key wins, as for git itself. stderr arrives mixed in, so lines
-// before a key we asked for are skipped; what cannot be read leaves the
-// repository not bare, or the URL to be rewritten.
-func parseMirrorConfig(out string) (bare bool, url string) {
-	for _, rec := range strings.Split(out, "\x00") {
-		for {
-			key, _, _ := strings.Cut(rec, "\n")
-			if key == "core.bare" || key == "remote.origin.url" || !strings.Contains(rec, "\n") {
-				break
-			}
-			_, rec, _ = strings.Cut(rec, "\n")
-		}
-		key, value, hasValue := strings.Cut(rec, "\n")
-		switch key {
-		case "core.bare":
-			bare = !hasValue || configBool(value)
-		case "remote.origin.url":
-			url = value
-		}
-	}
-	return bare, url
-}
-
-// configBool is git's reading of a boolean; what git would reject is
-// false here.
-func configBool(v string) bool {
-	switch strings.ToLower(v) {
-	case "true", "yes", "on":
-		return true
-	case "", "false", "no", "off":
-		return false
-	}
-	n, err := strconv.ParseInt(v, 0, 64)
-	return err == nil && n != 0
-}
-
-// ErrUntrusted reports a git directory that someone other than fraisier's
-// own user could have written, and whose config git would therefore obey
-// on their behalf.
-var ErrUntrusted = errors.New("git directory not fraisier's own")
-
 // checkPrivateDir refuses, with ErrUntrusted, a git directory that is a
 // symlink, is owned by another uid than this process's effective one, or
 // is writable by its group or others.
@@ -402,18 +240,6 @@ func mustBeEmpty(dir string) error {
 		if e.Name() != lockName {
 			return fmt.Errorf("%w: %s is not empty and holds no git repository", ErrNotRepository, dir)
 		}
-	}
-	return nil
-}
-
-// setRemoteURL records remote as origin's URL unless it already is.
-func setRemoteURL(ctx context.Context, g runner, remote string) error {
-	out, err := g.run(ctx, call{args: []string{"config", "--get", "remote.origin.url"}})
-	if err == nil && out == remote {
-		return nil
-	}
-	if _, err := g.run(ctx, call{args: []string{"config", "remote.origin.url", remote}}); err != nil {
-		return fmt.Errorf("set remote URL: %w", err)
 	}
 	return nil
 }

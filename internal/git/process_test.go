@@ -15,7 +15,7 @@ import (
 
 // TestDeployProcesses pins the git processes of one deploy of an
 // existing mirror: each costs milliseconds, and a deploy is compared with
-// a shell script doing the same work. Not parallel: the hook is global.
+// a shell script doing the same work. Not parallel: traceGit sets PATH.
 func TestDeployProcesses(t *testing.T) {
 	ctx := context.Background()
 	o := newOrigin(t)
@@ -27,9 +27,7 @@ func TestDeployProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var got []string
-	testHookRun = func(args []string) { got = append(got, args[0]) }
-	defer func() { testHookRun = nil }()
+	calls := traceGit(t)
 
 	r, err := OpenMirror(ctx, dir, o.bare, Options{})
 	if err != nil {
@@ -45,8 +43,12 @@ func TestDeployProcesses(t *testing.T) {
 	if err := r.Export(ctx, sha, filepath.Join(t.TempDir(), "release")); err != nil {
 		t.Fatal(err)
 	}
-	// git fetch also starts git maintenance run --auto itself, which no
-	// hook here sees.
+	var got []string
+	for _, args := range calls() {
+		got = append(got, args[0])
+	}
+	// git fetch also starts git maintenance run --auto itself, which the
+	// trace does not see.
 	// OpenMirror reads the config file fraisier wrote itself, with no git.
 	want := []string{"fetch", "for-each-ref", "read-tree"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -191,7 +193,7 @@ func TestParsePlainConfig(t *testing.T) {
 
 // TestOpenMirrorConfigReadByGit: a config file that is not plain is read
 // by git, includes and quoting included, and what it says decides. Not
-// parallel: the hook is global.
+// parallel: traceGit sets PATH.
 func TestOpenMirrorConfigReadByGit(t *testing.T) {
 	ctx := context.Background()
 	o := newOrigin(t)
@@ -218,19 +220,21 @@ func TestOpenMirrorConfigReadByGit(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir2, "config")); !strings.Contains(string(b), `"`) {
 		t.Fatalf("git did not quote the URL, the case is not tested:\n%s", b)
 	}
-	var got []string
-	testHookRun = func(args []string) { got = append(got, strings.Join(args, " ")) }
-	defer func() { testHookRun = nil }()
+	calls := traceGit(t)
 	if _, err := OpenMirror(ctx, dir2, remote, Options{}); err != nil {
 		t.Fatal(err)
+	}
+	var got []string
+	for _, args := range calls() {
+		got = append(got, strings.Join(args, " "))
 	}
 	if len(got) != 1 || !strings.HasPrefix(got[0], "config --local") {
 		t.Errorf("git processes of OpenMirror with a quoted URL: %q, want the config read alone", got)
 	}
 }
 
-// TestOpenMirrorRefusesNonBare: what the single config read replaced
-// (rev-parse --is-bare-repository) still refuses.
+// TestOpenMirrorRefusesNonBare: the config read refuses what git rev-parse
+// --is-bare-repository would not call a bare repository.
 func TestOpenMirrorRefusesNonBare(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -1,13 +1,14 @@
 package git
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/execx"
@@ -31,10 +32,6 @@ type runner struct {
 	index    string // empty: the repository's own index
 	opts     Options
 }
-
-// testHookRun, when set (by tests only, never concurrently with git
-// being run), sees the arguments of every git process the package starts.
-var testHookRun func(args []string)
 
 // call is one git invocation.
 type call struct {
@@ -130,9 +127,6 @@ func (r runner) env() []string {
 // trailing space trimmed). Parse it only where no stderr can interfere,
 // or tolerantly; bulk output goes through withOutputFile instead.
 func (r runner) run(ctx context.Context, c call) (string, error) {
-	if testHookRun != nil {
-		testHookRun(c.args)
-	}
 	argv := append([]string{"git"}, hardening()...)
 	argv = append(argv, c.config...)
 	argv = append(argv, c.args...)
@@ -173,23 +167,6 @@ func (r runner) run(ctx context.Context, c call) (string, error) {
 	}
 }
 
-// commandError is a git command that exited non-zero. It unwraps to the
-// *execx.ExitError, which holds git's full output.
-type commandError struct {
-	sub  string
-	exit *execx.ExitError
-}
-
-func (e *commandError) Error() string {
-	msg := fmt.Sprintf("%s: exit status %d", e.sub, e.exit.Code)
-	if tail := stderrTail(e.exit.Output); tail != "" {
-		msg += ": " + tail
-	}
-	return msg
-}
-
-func (e *commandError) Unwrap() error { return e.exit }
-
 // withOutputFile gives git a file to write its answer to (git's --output),
 // so that the answer is neither mixed with stderr nor cut to execx's
 // capture cap, and hands the file to read.
@@ -210,64 +187,21 @@ func withOutputFile(run func(path string) error, read func(f *os.File) error) er
 	return read(f)
 }
 
-// unreachableSigns are what git (LC_ALL=C) says when it could not talk to
-// or read from a remote, as opposed to failing locally.
-var unreachableSigns = []string{
-	"does not appear to be a git repository",
-	"Could not read from remote repository",
-	"unable to access",
-	"Could not resolve host",
-	"Connection refused",
-	"Connection timed out",
-	"No route to host",
-	"Network is unreachable",
-	"Authentication failed",
-	"Host key verification failed",
-	"The remote end hung up unexpectedly",
-	"unable to connect",
+// nulScanner reads the NUL-terminated records of a file git wrote with -z;
+// a record (a path) may be as long as a megabyte.
+func nulScanner(f *os.File) *bufio.Scanner {
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	sc.Split(splitNUL)
+	return sc
 }
 
-// classifyRemote turns the failure of a command that talked to a remote
-// into ErrUnreachable when git's output says so. Timeouts and
-// cancellation stay what they are.
-func classifyRemote(err error) error {
-	var ee *execx.ExitError
-	if !errors.As(err, &ee) {
-		return err
+func splitNUL(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return i + 1, data[:i], nil
 	}
-	for _, sign := range unreachableSigns {
-		if strings.Contains(ee.Output, sign) {
-			return fmt.Errorf("%w: %s", ErrUnreachable, stderrTail(ee.Output))
-		}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
 	}
-	if strings.Contains(ee.Output, "repository '") && strings.Contains(ee.Output, "' not found") {
-		return fmt.Errorf("%w: %s", ErrUnreachable, stderrTail(ee.Output))
-	}
-	return err
-}
-
-// stderrTail is the last few meaningful lines git printed, progress
-// meters (carriage-return separated) dropped.
-func stderrTail(out string) string {
-	var lines []string
-	for _, l := range strings.FieldsFunc(out, func(r rune) bool { return r == '\n' || r == '\r' }) {
-		if l = strings.TrimSpace(l); l != "" && !boilerplate(l) {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > 3 {
-		lines = lines[len(lines)-3:]
-	}
-	s := strings.Join(lines, "; ")
-	if len(s) > 500 {
-		s = "..." + s[len(s)-500:]
-	}
-	return s
-}
-
-// boilerplate are lines git adds to every remote failure; they would push
-// the one line that says what happened out of the tail.
-func boilerplate(line string) bool {
-	return line == "Please make sure you have the correct access rights" ||
-		line == "and the repository exists."
+	return 0, nil, nil
 }

@@ -45,14 +45,11 @@ func refProblem(ref string) string {
 	case strings.Contains(ref, "@{"):
 		// Would be read as a reflog selector.
 		return `contains "@{"`
+	case hasControl(ref):
+		return "contains a control character"
 	}
-	for _, c := range []byte(ref) {
-		if c < 0x20 || c == 0x7f {
-			return "contains a control character"
-		}
-		if strings.IndexByte(" ~^:?*[\\", c) >= 0 {
-			return fmt.Sprintf("contains %q", c)
-		}
+	if i := strings.IndexAny(ref, " ~^:?*[\\"); i >= 0 {
+		return fmt.Sprintf("contains %q", ref[i])
 	}
 	for _, comp := range strings.Split(ref, "/") {
 		if strings.HasPrefix(comp, ".") {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/execx"
 )
 
 // Kind is what a Check probes.
@@ -201,23 +203,9 @@ func (c Check) target() string {
 	case KindTCP:
 		return "tcp " + c.TCPAddr
 	case KindCommand:
-		return "command " + quoteArgv(c.Command)
+		return "command " + execx.QuoteArgv(c.Command)
 	case KindUnit:
 		return "unit " + strings.Join(c.Units, " ")
 	}
 	return string(c.Kind)
-}
-
-// quoteArgv renders an argv so that a reader cannot misread where one
-// argument ends.
-func quoteArgv(argv []string) string {
-	parts := make([]string, len(argv))
-	for i, a := range argv {
-		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`;&|<>*?()[]{}") {
-			parts[i] = fmt.Sprintf("%q", a)
-		} else {
-			parts[i] = a
-		}
-	}
-	return strings.Join(parts, " ")
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/execx"
@@ -99,7 +98,7 @@ func commandProbe(c Check) probe {
 		var ee *execx.ExitError
 		if errors.As(err, &ee) {
 			msg := fmt.Sprintf("exit status %d", ee.Code)
-			if t := lastLine(string(res.Output)); t != "" {
+			if t := execx.LastLine(string(res.Output)); t != "" {
 				msg += ": " + t
 			}
 			return 0, errors.New(msg)
@@ -121,17 +120,4 @@ func unitProbe(c Check, units UnitChecker) probe {
 		}
 		return 0, nil
 	}
-}
-
-// lastLine is the tail of a command's output that goes into a one-line
-// message: where a failing check usually says why.
-func lastLine(s string) string {
-	s = strings.TrimRight(s, " \t\r\n")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 200 {
-		s = "…" + strings.ToValidUTF8(s[len(s)-200:], "")
-	}
-	return s
 }

@@ -154,12 +154,4 @@ func alembicPending(history string, cur Revision) []string {
 	return pend
 }
 
-// rebuild drops the schema itself rather than trusting every downgrade to
-// be written, then upgrades from nothing.
-func (t *alembicTool) rebuild(ctx context.Context) error {
-	if err := t.m.dropAll(ctx); err != nil {
-		return err
-	}
-	_, err := t.up(ctx)
-	return err
-}
+func (t *alembicTool) rebuild(ctx context.Context) error { return t.m.rebuildByDropping(ctx, t.up) }

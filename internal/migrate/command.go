@@ -80,10 +80,4 @@ func (t *commandTool) pending(ctx context.Context) ([]string, error) {
 	return nil, fmt.Errorf("%w: a command cannot list pending migrations", ErrUnsupported)
 }
 
-func (t *commandTool) rebuild(ctx context.Context) error {
-	if err := t.m.dropAll(ctx); err != nil {
-		return err
-	}
-	_, err := t.up(ctx)
-	return err
-}
+func (t *commandTool) rebuild(ctx context.Context) error { return t.m.rebuildByDropping(ctx, t.up) }

@@ -64,6 +64,8 @@ func ParseDjangoRevision(r Revision) (map[string]string, error) {
 	return state, nil
 }
 
+// djangoTool runs <python> <manage.py> migrate and showmigrations, with
+// DJANGO_SETTINGS_MODULE from Config.Settings when set.
 type djangoTool struct{ m *Migrator }
 
 func (t *djangoTool) argv(args ...string) []string {
@@ -271,10 +273,4 @@ func (t *djangoTool) pending(ctx context.Context) ([]string, error) {
 	return pend, nil
 }
 
-func (t *djangoTool) rebuild(ctx context.Context) error {
-	if err := t.m.dropAll(ctx); err != nil {
-		return err
-	}
-	_, err := t.up(ctx)
-	return err
-}
+func (t *djangoTool) rebuild(ctx context.Context) error { return t.m.rebuildByDropping(ctx, t.up) }

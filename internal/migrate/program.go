@@ -11,7 +11,10 @@ import (
 // common habit.
 var venvDirs = []string{".venv", "venv"}
 
-// python is the interpreter for alembic (without a program) and django.
+// python is the interpreter for alembic (without a program) and django:
+// Config.Python, else the release's virtualenv's, else python3 from PATH.
+// The virtualenv is looked for at each call, since the release is
+// installed after the Migrator is made.
 func (m *Migrator) python() string {
 	if m.cfg.Python != "" {
 		return m.inRelease(m.cfg.Python)
@@ -23,7 +26,8 @@ func (m *Migrator) python() string {
 }
 
 // program is the executable of a tool run directly (confiture, or alembic
-// when Config.Program is set).
+// when Config.Program is set): Config.Program, else the release's
+// virtualenv's bin/<name>, else name from PATH.
 func (m *Migrator) program(name string) string {
 	if m.cfg.Program != "" {
 		return m.inRelease(m.cfg.Program)

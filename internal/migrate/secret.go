@@ -51,6 +51,58 @@ func newSecrets(rawURL string) *secrets {
 	return s
 }
 
+// urlPasswords finds the passwords a URL carries, wherever it keeps them,
+// as written and decoded.
+func urlPasswords(raw string) []string {
+	var out []string
+	scheme, rest, ok := baseScheme(raw)
+	if ok && (scheme == "postgres" || scheme == "postgresql") {
+		if u, err := parsePostgresURL(rest); err == nil && u.password != "" {
+			out = append(out, u.password)
+		}
+	}
+	if u, err := url.Parse(raw); err == nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			out = append(out, pw)
+		}
+		if pw := u.Query().Get("password"); pw != "" {
+			out = append(out, pw)
+		}
+	}
+	// The raw userinfo password and password parameter, escapes and all,
+	// as a tool echoing the URL would print them.
+	if _, after, ok := strings.Cut(raw, "://"); ok {
+		authority, _, _ := strings.Cut(after, "/")
+		_, query, _ := strings.Cut(after, "?")
+		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+			if _, pw, ok := strings.Cut(authority[:i], ":"); ok && pw != "" {
+				out = append(out, pw)
+			}
+		}
+		for kv := range strings.SplitSeq(query, "&") {
+			k, pw, _ := strings.Cut(kv, "=")
+			if key, err := url.QueryUnescape(k); err == nil && key == "password" && pw != "" {
+				out = append(out, pw)
+			}
+		}
+	}
+	return out
+}
+
+// redactURL is the URL as it may be shown: password replaced.
+func redactURL(raw string) string {
+	out := raw
+	for _, pw := range urlPasswords(raw) {
+		out = strings.ReplaceAll(out, pw, redacted)
+	}
+	if out == raw && strings.Contains(raw, "@") {
+		if _, err := url.Parse(raw); err != nil {
+			return "(database URL)"
+		}
+	}
+	return out
+}
+
 // scrub replaces every secret in text.
 func (s *secrets) scrub(text string) string {
 	if len(s.pairs) == 0 {

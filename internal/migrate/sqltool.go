@@ -56,10 +56,41 @@ func openStore(ctx context.Context, u *dbURL, rawURL string, forRead bool) (sqlS
 	return nil, fmt.Errorf("%w: cannot open %s databases", ErrUnsupported, u.scheme)
 }
 
+// openLocked opens the database for writing and takes the migration lock;
+// release undoes both.
+func openLocked(ctx context.Context, u *dbURL, rawURL string) (st sqlStore, release func(), err error) {
+	if st, err = openStore(ctx, u, rawURL, false); err != nil {
+		return nil, nil, err
+	}
+	unlock, err := st.lock(ctx)
+	if err != nil {
+		st.close()
+		return nil, nil, err
+	}
+	return st, func() { unlock(); st.close() }, nil
+}
+
+// openWithFiles reads the migrations directory, then opens the database
+// for writing under the migration lock (see openLocked).
+func (t *sqlTool) openWithFiles(ctx context.Context) ([]*sqlMigration, sqlStore, func(), error) {
+	migs, err := loadSQLDir(t.dir())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, release, err := openLocked(ctx, t.db, t.m.cfg.URL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return migs, st, release, nil
+}
+
 // errMissingDB tells a read that the SQLite file does not exist yet: the
 // empty database, not an error.
 var errMissingDB = errors.New("database file does not exist")
 
+// sqlTool is built in: NNN_name.up.sql and NNN_name.down.sql files applied
+// to PostgreSQL or SQLite by this package, one transaction per file, under
+// a lock, and recorded in trackingTable with their checksum.
 type sqlTool struct {
 	m  *Migrator
 	db *dbURL
@@ -72,14 +103,10 @@ func (t *sqlTool) dir() string {
 	return filepath.Join(t.m.cfg.Dir, t.m.cfg.SQLDir)
 }
 
-func (t *sqlTool) open(ctx context.Context, forRead bool) (sqlStore, error) {
-	return openStore(ctx, t.db, t.m.cfg.URL, forRead)
-}
-
 // readApplied is the tracking table for a read-only question; a database
 // that does not exist yet has applied nothing.
 func (t *sqlTool) readApplied(ctx context.Context) ([]appliedMigration, error) {
-	st, err := t.open(ctx, true)
+	st, err := openStore(ctx, t.db, t.m.cfg.URL, true)
 	if errors.Is(err, errMissingDB) {
 		return nil, nil
 	}
@@ -146,20 +173,11 @@ func isApplied(applied []appliedMigration, v int64) bool {
 var errSkip = errors.New("already done")
 
 func (t *sqlTool) up(ctx context.Context) (Revision, error) {
-	migs, err := loadSQLDir(t.dir())
+	migs, st, release, err := t.openWithFiles(ctx)
 	if err != nil {
 		return "", err
 	}
-	st, err := t.open(ctx, false)
-	if err != nil {
-		return "", err
-	}
-	defer st.close()
-	unlock, err := st.lock(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
+	defer release()
 	return t.upLocked(ctx, st, migs)
 }
 
@@ -236,20 +254,11 @@ func (t *sqlTool) down(ctx context.Context, to Revision) error {
 	if err != nil {
 		return err
 	}
-	migs, err := loadSQLDir(t.dir())
+	migs, st, release, err := t.openWithFiles(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := t.open(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer st.close()
-	unlock, err := st.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	applied, err := st.applied(ctx)
 	if err != nil {
 		return err
@@ -343,20 +352,11 @@ func (t *sqlTool) pending(ctx context.Context) ([]string, error) {
 }
 
 func (t *sqlTool) rebuild(ctx context.Context) error {
-	migs, err := loadSQLDir(t.dir())
+	migs, st, release, err := t.openWithFiles(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := t.open(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer st.close()
-	unlock, err := st.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	if err := st.dropAll(ctx); err != nil {
 		return err
 	}
@@ -374,16 +374,22 @@ func (m *Migrator) dropAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("database URL: %w", err)
 	}
-	st, err := openStore(ctx, u, m.cfg.URL, false)
+	st, release, err := openLocked(ctx, u, m.cfg.URL)
 	if err != nil {
 		return err
 	}
-	defer st.close()
-	unlock, err := st.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	m.say("dropping everything in the database")
 	return st.dropAll(ctx)
+}
+
+// rebuildByDropping is the rebuild of a tool that has none of its own:
+// drop everything in the database rather than trust every downgrade to be
+// written, then migrate up from nothing.
+func (m *Migrator) rebuildByDropping(ctx context.Context, up func(context.Context) (Revision, error)) error {
+	if err := m.dropAll(ctx); err != nil {
+		return err
+	}
+	_, err := up(ctx)
+	return err
 }

@@ -1,18 +1,43 @@
 // Package queue runs the deploy queue that fraisier serve fills.
 //
-// The queue itself lives in the state database (see store.RecordIntake):
-// a request waits as a queued deployment, at most one per target, and a
-// newer push takes the waiting one over in the transaction that records
-// it; the engine deploys the commit the row names when it claims it. This package is the workers: per target at most one deployment runs,
-// at most Runner.MaxConcurrent run in all, and each runs through the
-// deploy engine, which takes the same lock as fraisier deploy on the
-// command line, so the CLI and the server never deploy one target at once.
+// The queue itself lives in the state database: a request waits as a
+// queued deployment, at most one per target. This package is the workers:
+// per target at most one deployment runs, at most Runner.MaxConcurrent run
+// in all, and each runs through the deploy engine, which takes the same
+// lock as fraisier deploy on the command line, so the CLI and the server
+// never deploy one target at once.
 //
-// After a crash, Runner.Run first recovers: a deployment this host was
-// running when its process died is recorded as interrupted (its lock is
-// recovered by the engine) and its target is queued again, once, at its
-// commit, unless a newer request already waits. On shutdown, running
-// deployments get a grace period to finish; after it they are cancelled,
-// which the engine turns into a rollback to the release that served
-// before, and their commit is queued again so the next start resumes it.
+// # When a newer push arrives
+//
+// Three packages share the rule; in order:
+//
+//   - fraisier serve's batching writer (internal/server) records the
+//     deliveries that arrive together in one transaction
+//     (store.RecordIntake). Within it only the newest request for a target
+//     stands; the older ones are folded into it.
+//   - In that transaction, the store's supersede rule replaces the request
+//     already waiting for the target: one a push queued is taken over in
+//     place (the same deployment, now of the newer commit), any other is
+//     finished superseded and the newer one queued.
+//   - A deployment already running is never stopped for it: the newer push
+//     waits as the target's queued request and runs after.
+//   - A worker lists the queue, and the engine claims the request only once
+//     it holds the target's lock: it deploys the commit the row names at
+//     the claim, which may be a push newer than the one listed. A request
+//     superseded meanwhile is not run (deploy.ErrNotQueued).
+//   - After the fetch, the engine deploys a pushed commit only while it is
+//     still its ref's tip and, when what runs came from the same ref,
+//     descends from it: a late or replayed delivery ends skipped
+//     (deploy.ErrRefused) instead of taking the service back.
+//
+// # After a crash, and on shutdown
+//
+// Runner.Run first recovers: a deployment this host was running when its
+// process died is recorded as interrupted (its lock is recovered by the
+// engine) and its target is queued again, once, at its commit, unless a
+// newer request already waits. On shutdown, running deployments get a
+// grace period to finish; after it they are cancelled, which the engine
+// turns into a rollback to the release that served before, and their
+// commit is queued again, unless a newer request waits, so the next start
+// resumes it.
 package queue

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -266,43 +265,6 @@ func (r *Runner) start(queued []store.Deployment, waiting map[int64][]store.Wait
 	}
 }
 
-// recoverStalled looks, at most once per Poll for each, at the targets
-// whose running deployment queued requests wait for and that no worker of
-// this runner runs: a holder that died (on this host, or on another node
-// whose lock expired) is recovered as the engine's next deployment of the
-// target would, its deployment recorded interrupted, and the next
-// dispatch decides what waited for it instead of letting it wait until
-// that target is deployed again.
-func (r *Runner) recoverStalled(ctx context.Context, waiting map[int64][]store.Wait) {
-	now := time.Now()
-	var stalled []store.Target
-	r.mu.Lock()
-	for _, ws := range waiting {
-		for _, w := range ws {
-			if w.Status != store.StatusRunning || r.active[w.Target] || now.Before(r.probed[w.Target]) {
-				continue
-			}
-			r.probed[w.Target] = now.Add(r.Poll)
-			stalled = append(stalled, w.Target)
-		}
-	}
-	r.mu.Unlock()
-	e := &deploy.Engine{Store: r.Store, Progress: &lineLogger{log: r.Log}, Owner: r.Owner}
-	for _, t := range stalled {
-		interrupted, err := e.Recover(ctx, t)
-		switch {
-		case errors.Is(err, deploy.ErrLocked):
-			// A live holder: the deployment runs, and is waited for.
-		case err != nil:
-			r.Log.Error("recover a deployment others wait for", "fraise", t.Fraise, "environment", t.Environment, "err", err)
-		case len(interrupted) > 0:
-			r.Log.Warn("a deployment others wait for was interrupted: its holder died",
-				"fraise", t.Fraise, "environment", t.Environment, "deployments", interrupted)
-			r.Wake()
-		}
-	}
-}
-
 func (r *Runner) work(d store.Deployment) {
 	defer func() {
 		r.mu.Lock()
@@ -341,9 +303,7 @@ func (r *Runner) work(d store.Deployment) {
 	case errors.Is(err, store.ErrNotReady):
 		// Listed before a newer push ordered it after a deployment that has
 		// not deployed yet: it waits for that one.
-		r.mu.Lock()
-		r.blocked[d.Target] = time.Now().Add(r.LockedRetry)
-		r.mu.Unlock()
+		r.retryLater(d.Target)
 		log.Info("request waits for another deployment of its push", "why", err.Error())
 		return
 	case errors.Is(err, deploy.ErrNotQueued):
@@ -351,9 +311,7 @@ func (r *Runner) work(d store.Deployment) {
 		return
 	case errors.Is(err, deploy.ErrLocked):
 		// Another process deploys the target; the request keeps waiting.
-		r.mu.Lock()
-		r.blocked[d.Target] = time.Now().Add(r.LockedRetry)
-		r.mu.Unlock()
+		r.retryLater(d.Target)
 		log.Info("target locked by another deployment; the request waits", "holder", err.Error())
 		return
 	case err != nil:
@@ -375,6 +333,13 @@ func (r *Runner) work(d store.Deployment) {
 		}
 		r.requeue(log, ran, fmt.Sprintf("parked at shutdown (deployment %d)", d.ID))
 	}
+}
+
+// retryLater leaves t's request waiting, untried, for LockedRetry.
+func (r *Runner) retryLater(t store.Target) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocked[t] = time.Now().Add(r.LockedRetry)
 }
 
 // fail ends a request the engine could not run (it never claimed it, or
@@ -410,98 +375,9 @@ func sameWebhook(a, b *int64) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
-// requeue queues d's commit again unless a newer request already waits.
-func (r *Runner) requeue(log *slog.Logger, d store.Deployment, actor string) {
-	ctx := context.WithoutCancel(r.workCtx)
-	q, ok, err := r.Store.EnqueueIfIdle(ctx, store.QueueRequest{
-		Target: d.Target, SHA: d.NewSHA, Ref: store.QueuedRef(d.RequestedRef), Trigger: store.TriggerRequeue, Actor: actor, WebhookID: d.WebhookID,
-	})
-	switch {
-	case err != nil:
-		log.Error("queue the commit again", "sha", d.NewSHA, "err", err)
-	case ok:
-		log.Info("queued again", "sha", d.NewSHA, "as", q.DeploymentID)
-	default:
-		log.Info("not queued again: a newer request waits")
-	}
-}
-
-// recoverInterrupted finds the deployments this host was running when its
-// process died: the engine recovers their locks and records them
-// interrupted, and each target is queued again once at its commit.
-func (r *Runner) recoverInterrupted(ctx context.Context) error {
-	running, err := r.Store.RunningDeployments(ctx)
-	if err != nil {
-		return err
-	}
-	e := &deploy.Engine{Store: r.Store, Progress: &lineLogger{log: r.Log}, Owner: r.Owner}
-	seen := map[store.Target]bool{}
-	for _, d := range running {
-		if d.Status != store.StatusRunning || d.Host != r.Owner.Host || seen[d.Target] {
-			continue
-		}
-		seen[d.Target] = true
-		interrupted, err := e.Recover(ctx, d.Target)
-		if errors.Is(err, deploy.ErrLocked) {
-			continue // a live process holds it: not ours to recover
-		}
-		if err != nil {
-			return err
-		}
-		for _, id := range interrupted {
-			d, err := r.Store.Deployment(ctx, id)
-			if err != nil {
-				return err
-			}
-			log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
-			log.Warn("deployment was interrupted when fraisier died")
-			switch {
-			case d.NewSHA == "":
-				log.Warn("not queued again: its commit was never resolved")
-			case d.Trigger == store.TriggerRequeue:
-				// Queued again once already: a commit that kills fraisier
-				// must not do so forever.
-				log.Warn("not queued again: it was itself a retry of an interrupted deployment")
-			case d.Trigger == store.TriggerWebhook || d.Trigger == store.TriggerFollow:
-				r.requeue(log, d, fmt.Sprintf("retry of interrupted deployment %d", d.ID))
-			}
-		}
-	}
-	return nil
-}
-
 func errString(err error) string {
 	if err == nil {
 		return ""
 	}
 	return err.Error()
-}
-
-// lineLogger turns the engine's progress lines into log records.
-type lineLogger struct {
-	log *slog.Logger
-	buf []byte
-}
-
-func (l *lineLogger) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		if line := bytes.TrimSpace(l.buf[:i]); len(line) > 0 {
-			l.log.Info(string(line))
-		}
-		l.buf = l.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-// Flush logs a last line that had no newline.
-func (l *lineLogger) Flush() {
-	if line := bytes.TrimSpace(l.buf); len(line) > 0 {
-		l.log.Info(string(line))
-	}
-	l.buf = nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestE2EBurst: 200 signed pushes to one branch within 2 s while a slow
@@ -65,7 +66,7 @@ func TestE2EBurst(t *testing.T) {
 	begin := time.Now()
 	send(0, 0)
 	first := time.Since(begin)
-	waitFor(t, "the first deployment's install to start", 10*time.Second, func() bool { return f.installStarted(version("main", 1)) })
+	testenv.WaitFor(t, "the first deployment's install to start", 10*time.Second, func() bool { return f.installStarted(version("main", 1)) })
 	shas = append(shas, f.push("main", n-1)...)
 	for i := 1; i < n; i++ {
 		ds[i] = f.delivery("main", shas[i-1], shas[i])

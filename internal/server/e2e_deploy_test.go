@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestE2ESignedPushDeploys: a signed GitHub push to POST /webhook is
@@ -120,8 +121,8 @@ func TestE2EPullRequestPreview(t *testing.T) {
 	f.waitDeployed("production", base, version("main", 1), 30*time.Second)
 
 	head := f.push("feature", 1)[0]
-	f.git(f.origin, "update-ref", "refs/pull/7/head", head)
-	f.git(f.origin, "update-ref", "-d", "refs/heads/feature")
+	testenv.Git(t, f.repo.Dir, "update-ref", "refs/pull/7/head", head)
+	testenv.Git(t, f.repo.Dir, "update-ref", "-d", "refs/heads/feature")
 
 	for _, tc := range []struct {
 		name, action, target, headRepo, says string
@@ -151,8 +152,8 @@ func TestE2EPullRequestPreview(t *testing.T) {
 
 	// By hand: the pull request's ref, after new commits.
 	next := f.push("feature", 1)[0]
-	f.git(f.origin, "update-ref", "refs/pull/7/head", next)
-	f.git(f.origin, "update-ref", "-d", "refs/heads/feature")
+	testenv.Git(t, f.repo.Dir, "update-ref", "refs/pull/7/head", next)
+	testenv.Git(t, f.repo.Dir, "update-ref", "-d", "refs/heads/feature")
 	if out, code := f.cli("deploy", "hello", "preview", "--ref", "refs/pull/7/head", "--plan", "--json"); code != 0 || !strings.Contains(out, next) {
 		t.Errorf("fraisier deploy --plan --ref refs/pull/7/head: exit %d, want the plan to name %s\n%s", code, next, out)
 	}

@@ -15,7 +15,7 @@ import (
 // an API token, exits 3 (configuration) on a wildcard address and says
 // what to set; on a loopback address it serves.
 func TestE2EServeRefusesOpenAPIOnNetwork(t *testing.T) {
-	bin := fraisierBin(t)
+	bin := testenv.BuildFraisier(t)
 	tests := []struct {
 		name, host string
 		refused    bool
@@ -31,16 +31,16 @@ func TestE2EServeRefusesOpenAPIOnNetwork(t *testing.T) {
 			}
 			t.Cleanup(func() { os.RemoveAll(dir) })
 			port := testenv.FreePort(t)
-			p := startProc(t, "fraisier serve ("+tc.name+")", minimalConfig(t, dir),
-				[]string{bin, "serve", "--listen", fmt.Sprintf("%s:%d", tc.host, port)})
+			p := testenv.StartProc(t, "fraisier serve ("+tc.name+")", minimalConfig(t, dir),
+				bin, "serve", "--listen", fmt.Sprintf("%s:%d", tc.host, port))
 			if !tc.refused {
 				waitReady(t, p, &http.Client{Timeout: 2 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d", port))
 				return
 			}
-			if code := p.wait(t, 15*time.Second); code != 3 {
+			if code := p.Wait(t, 15*time.Second); code != 3 {
 				t.Errorf("exit code %d, want 3 (configuration)", code)
 			}
-			out := p.out.String()
+			out := p.Out.String()
 			for _, says := range []string{"server.api_token", "server.open_api: true", "not a loopback address"} {
 				if !strings.Contains(out, says) {
 					t.Errorf("output does not say %q:\n%s", says, out)

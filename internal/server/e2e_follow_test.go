@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestE2EFollowUps: the example's shape. When the api's current release
@@ -29,18 +30,18 @@ func TestE2EFollowUps(t *testing.T) {
 	v2 := f.pushBehaving("main", "healthy")[0]
 	f.hookBoth(v1, v2)
 	f.waitDeployed("production", v2, version("main", 2), 60*time.Second)
-	waitFor(t, "the etl to run twice", 30*time.Second, func() bool { return f.idle() && len(f.etlRuns()) == 2 })
+	testenv.WaitFor(t, "the etl to run twice", 30*time.Second, func() bool { return f.idle() && len(f.etlRuns()) == 2 })
 
 	if _, code := f.cli("rollback", "hello", "production"); code != 0 {
 		t.Fatalf("rollback: exit %d", code)
 	}
-	waitFor(t, "the etl to follow the rollback", 30*time.Second, f.idle)
+	testenv.WaitFor(t, "the etl to follow the rollback", 30*time.Second, f.idle)
 	if got := f.etlRuns(); !slices.Equal(got, []string{version("main", 1), version("main", 2), version("main", 1)}) {
 		t.Fatalf("the etl ran in %v; want main-1's, main-2's, then main-1's release again", got)
 	}
 
-	serve.signal(t, syscall.SIGTERM)
-	if code := serve.wait(t, 60*time.Second); code != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if code := serve.Wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("serve exited %d", code)
 	}
 	out, code := f.cli("deploy", "hello", "production")

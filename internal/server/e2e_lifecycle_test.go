@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestE2ECrashRecovery: fraisier serve killed with SIGKILL while it
@@ -26,7 +27,7 @@ func TestE2ECrashRecovery(t *testing.T) {
 	stag := f.push("staging", 1)[0]
 	p1 := f.hook("main", "", prod)
 	s1 := f.hook("staging", "", stag)
-	waitFor(t, "both installs to start", 15*time.Second, func() bool {
+	testenv.WaitFor(t, "both installs to start", 15*time.Second, func() bool {
 		return f.installStarted(version("main", 1)) && f.installStarted(version("staging", 1))
 	})
 	prod2 := f.push("main", 1)[0]
@@ -35,8 +36,8 @@ func TestE2ECrashRecovery(t *testing.T) {
 		t.Fatalf("push to a target that runs a deployment superseded %d", p2.Deployments[0].Superseded)
 	}
 
-	srv.signal(t, syscall.SIGKILL)
-	srv.wait(t, 10*time.Second)
+	srv.Signal(t, syscall.SIGKILL)
+	srv.Wait(t, 10*time.Second)
 	p1ID, s1ID, p2ID := p1.Deployments[0].DeploymentID, s1.Deployments[0].DeploymentID, p2.Deployments[0].DeploymentID
 	for id, want := range map[int64]string{p1ID: store.StatusRunning, s1ID: store.StatusRunning, p2ID: store.StatusQueued} {
 		if d := f.deployment(id); d.Status != want {
@@ -46,7 +47,7 @@ func TestE2ECrashRecovery(t *testing.T) {
 
 	f.release()
 	f.serve() // answers /ready once its recovery is done
-	waitFor(t, "the queue to drain after the restart", 30*time.Second, f.idle)
+	testenv.WaitFor(t, "the queue to drain after the restart", 30*time.Second, f.idle)
 	for env, want := range map[string][2]string{"production": {prod2, version("main", 2)}, "staging": {stag, version("staging", 1)}} {
 		if st, got := f.state(env), f.serving(env); st.CurrentSHA != want[0] || got != want[1] {
 			t.Errorf("%s after the restart: at %s serving %q; want %s serving %s", env, st.CurrentSHA, got, want[0], want[1])
@@ -108,7 +109,7 @@ func TestE2EShutdown(t *testing.T) {
 			v2 := f.push("main", 1)[0]
 			a := f.hook("main", v1, v2)
 			id := a.Deployments[0].DeploymentID
-			waitFor(t, "the install of v2 to start", 15*time.Second, func() bool { return f.installStarted(version("main", 2)) })
+			testenv.WaitFor(t, "the install of v2 to start", 15*time.Second, func() bool { return f.installStarted(version("main", 2)) })
 			// What the next start must deploy: v2 again, or the newer push.
 			wantSHA, wantVersion, wantTrigger, wantWebhook := v2, version("main", 2), store.TriggerRequeue, a.WebhookEventID
 			if tc.waiting {
@@ -118,8 +119,8 @@ func TestE2EShutdown(t *testing.T) {
 			}
 
 			begin := time.Now()
-			srv.signal(t, syscall.SIGTERM)
-			waitFor(t, "fraisier to stop accepting connections", grace, func() bool {
+			srv.Signal(t, syscall.SIGTERM)
+			testenv.WaitFor(t, "fraisier to stop accepting connections", grace, func() bool {
 				c, err := net.DialTimeout("tcp", f.base()[len("http://"):], time.Second)
 				if err == nil {
 					c.Close()
@@ -129,10 +130,10 @@ func TestE2EShutdown(t *testing.T) {
 				// is reset; only a refusal says the socket is gone.
 				return errors.Is(err, syscall.ECONNREFUSED)
 			})
-			if srv.exited() {
+			if srv.Exited() {
 				t.Fatalf("fraisier exited %s after SIGTERM, before the grace period of %s ran out", time.Since(begin), grace)
 			}
-			if code := srv.wait(t, grace+15*time.Second); code != 0 {
+			if code := srv.Wait(t, grace+15*time.Second); code != 0 {
 				t.Errorf("exit code %d after SIGTERM, want 0", code)
 			}
 			took := time.Since(begin)
@@ -188,7 +189,7 @@ func TestE2EOneDeployerPerTarget(t *testing.T) {
 	shas := f.push("main", 2)
 	first := f.hook("main", "", shas[0])
 	firstID := first.Deployments[0].DeploymentID
-	waitFor(t, "the server to find the target locked", 15*time.Second, func() bool {
+	testenv.WaitFor(t, "the server to find the target locked", 15*time.Second, func() bool {
 		return logHas(srv, "target locked by another deployment; the request waits", "deployment", itoa(firstID))
 	})
 	if d := f.deployment(firstID); d.Status != store.StatusQueued {
@@ -206,7 +207,7 @@ func TestE2EOneDeployerPerTarget(t *testing.T) {
 	if _, code := f.cli("unlock", "hello", "production", "--reason", "e2e done"); code != 0 {
 		t.Fatalf("unlock: exit %d", code)
 	}
-	waitFor(t, "the server's deployment to start after unlock", 15*time.Second, func() bool { return f.installStarted(version("main", 2)) })
+	testenv.WaitFor(t, "the server's deployment to start after unlock", 15*time.Second, func() bool { return f.installStarted(version("main", 2)) })
 	out, code := f.cli("deploy", "hello", "production", "--json")
 	if code != 13 {
 		t.Errorf("fraisier deploy while the server deploys: exit %d, want 13 (locked)\n%s", code, out)

@@ -39,7 +39,7 @@ func socketActivate(t *testing.T) string {
 // arrives once /ready answers 200 (the workers run), /health answers, and
 // SIGTERM makes it send STOPPING=1 and exit 0. Nothing else is notified.
 func TestE2EListenAndNotify(t *testing.T) {
-	bin := fraisierBin(t)
+	bin := testenv.BuildFraisier(t)
 	type listener struct {
 		// argv runs fraisier serve on the listener; notify is NOTIFY_SOCKET
 		// and env the fraisier environment, for wrappers that filter it.
@@ -119,32 +119,32 @@ func TestE2EListenAndNotify(t *testing.T) {
 					msgs <- string(buf[:n])
 				}
 			}()
-			next := func(p *proc, d time.Duration) string {
+			next := func(p *testenv.Proc, d time.Duration) string {
 				t.Helper()
 				select {
 				case m := <-msgs:
 					return m
-				case <-p.done:
+				case <-p.Done():
 					// What it sent before it exited may still be unread.
 					select {
 					case m := <-msgs:
 						return m
 					case <-time.After(time.Second):
 					}
-					t.Fatalf("%s exited (%v) before it notified", p.name, p.err)
+					t.Fatalf("%s exited (%v) before it notified", p.Name, p.Err())
 				case <-time.After(d):
 					t.Fatalf("no sd_notify message within %s", d)
 				}
 				return ""
 			}
 
-			p := startProc(t, "fraisier serve ("+tc.name+")", append(env, "NOTIFY_SOCKET="+notifyPath), l.argv(notifyPath, env))
+			p := testenv.StartProc(t, "fraisier serve ("+tc.name+")", append(env, "NOTIFY_SOCKET="+notifyPath), l.argv(notifyPath, env)...)
 			if l.activate {
 				// The first connection makes the tool start fraisier, once
 				// the tool listens.
-				waitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
-					if p.exited() {
-						t.Fatalf("%s exited: %v", p.name, p.err)
+				testenv.WaitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
+					if p.Exited() {
+						t.Fatalf("%s exited: %v", p.Name, p.Err())
 					}
 					c, err := net.DialTimeout("tcp", strings.TrimPrefix(l.base, "http://"), time.Second)
 					if err != nil {
@@ -164,11 +164,11 @@ func TestE2EListenAndNotify(t *testing.T) {
 			if code, body := get(t, l.client, l.base+"/health"); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
 				t.Errorf("/health: %d %s, want 200 ok", code, body)
 			}
-			p.signal(t, syscall.SIGTERM)
+			p.Signal(t, syscall.SIGTERM)
 			if m := next(p, 5*time.Second); m != "STOPPING=1" {
 				t.Errorf("sd_notify message after SIGTERM %q, want STOPPING=1", m)
 			}
-			if code := p.wait(t, 15*time.Second); code != 0 {
+			if code := p.Wait(t, 15*time.Second); code != 0 {
 				t.Errorf("exit code %d after SIGTERM, want 0", code)
 			}
 			notify.Close()
@@ -182,15 +182,15 @@ func TestE2EListenAndNotify(t *testing.T) {
 // TestE2EListenSystemdWithoutSocket: --listen systemd outside socket
 // activation refuses to start and says why.
 func TestE2EListenSystemdWithoutSocket(t *testing.T) {
-	bin := fraisierBin(t)
+	bin := testenv.BuildFraisier(t)
 	dir := t.TempDir()
 	env := minimalConfig(t, dir)
-	p := startProc(t, "fraisier serve --listen systemd", append(env, "LISTEN_FDS=1", fmt.Sprintf("LISTEN_PID=%d", os.Getpid())),
-		[]string{bin, "serve", "--listen", "systemd"})
-	if code := p.wait(t, 15*time.Second); code == 0 {
+	p := testenv.StartProc(t, "fraisier serve --listen systemd", append(env, "LISTEN_FDS=1", fmt.Sprintf("LISTEN_PID=%d", os.Getpid())),
+		bin, "serve", "--listen", "systemd")
+	if code := p.Wait(t, 15*time.Second); code == 0 {
 		t.Fatal("fraisier serve --listen systemd without a socket exited 0")
 	}
-	if out := p.out.String(); !strings.Contains(out, "no socket passed to this process") {
+	if out := p.Out.String(); !strings.Contains(out, "no socket passed to this process") {
 		t.Errorf("output does not say that no socket was passed:\n%s", out)
 	}
 }
@@ -224,7 +224,7 @@ fraises:
 			env = append(env, kv)
 		}
 	}
-	return append(env, "FRAISIER_CONFIG="+cfg, "FRAISIER_STATE="+filepath.Join(dir, "state.db"), "E2E_WEBHOOK_SECRET="+randomHex(16))
+	return append(env, "FRAISIER_CONFIG="+cfg, "FRAISIER_STATE="+filepath.Join(dir, "state.db"), "E2E_WEBHOOK_SECRET="+testenv.RandomHex(16))
 }
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {
@@ -255,7 +255,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 // interrupted waits. Until then the workers are not running and /ready
 // answers 503: READY=1 must wait too.
 func TestE2EReadyAfterRecovery(t *testing.T) {
-	bin := fraisierBin(t)
+	bin := testenv.BuildFraisier(t)
 	dir, err := os.MkdirTemp("", "fe2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +313,7 @@ func TestE2EReadyAfterRecovery(t *testing.T) {
 	defer notify.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	client := &http.Client{Timeout: 5 * time.Second}
-	p := startProc(t, "fraisier serve", append(env, "NOTIFY_SOCKET="+notifyPath), []string{bin, "serve", "--listen", addr})
+	p := testenv.StartProc(t, "fraisier serve", append(env, "NOTIFY_SOCKET="+notifyPath), bin, "serve", "--listen", addr)
 
 	// Wait for READY=1 while the recovery is held (well within SQLite's
 	// 5 s busy timeout), then ask /ready at once.
@@ -346,8 +346,8 @@ func TestE2EReadyAfterRecovery(t *testing.T) {
 	if d, err := db.Deployment(ctx, id); err != nil || d.Status != store.StatusInterrupted {
 		t.Errorf("the dead process's deployment after the recovery: %s %v, want interrupted", d.Status, err)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, 15*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 }

@@ -1,19 +1,18 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // The example's shape (examples/fraises.yaml): hello/production is the
@@ -57,43 +56,17 @@ func (f *e2e) etlRuns() []string {
 // returns their SHAs, oldest first.
 func (f *e2e) pushBehaving(branch string, behaviours ...string) []string {
 	f.t.Helper()
-	var b bytes.Buffer
-	data := func(s string) { fmt.Fprintf(&b, "data %d\n%s\n", len(s), s) }
 	have := len(f.heads[branch])
+	commits := make([]testenv.ImportCommit, len(behaviours))
 	for i, behaviour := range behaviours {
 		k := have + i + 1
-		v := fmt.Sprintf("%s-%d", branch, k)
-		fmt.Fprintf(&b, "commit refs/heads/%s\nmark :%d\ncommitter test <test@example.com> %d +0000\n", branch, i+1, 1700000000+k)
-		data(v)
-		if i == 0 && have > 0 {
-			fmt.Fprintf(&b, "from refs/heads/%s^0\n", branch)
-		}
-		b.WriteString("M 644 inline VERSION\n")
-		data(v + "\n")
-		b.WriteString("M 644 inline behaviour\n")
-		data(behaviour + "\n")
+		v := version(branch, k)
+		commits[i] = testenv.ImportCommit{Message: v, Files: map[string]string{"VERSION": v + "\n", "behaviour": behaviour + "\n"}}
 		if k == 1 {
-			b.WriteString("M 755 inline etl/load.sh\n")
-			data("cat VERSION >> \"$1\"\n")
+			commits[i].Exec = map[string]string{"etl/load.sh": "cat VERSION >> \"$1\"\n"}
 		}
 	}
-	b.WriteString("done\n")
-	marks := filepath.Join(f.root, "marks")
-	f.gitIn(f.pusher, &b, "fast-import", "--quiet", "--done", "--export-marks="+marks)
-	f.git(f.pusher, "push", "-q", "origin", "refs/heads/"+branch+":refs/heads/"+branch)
-	mb, err := os.ReadFile(marks)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	shas := make([]string, len(behaviours))
-	for _, line := range strings.Split(strings.TrimSpace(string(mb)), "\n") {
-		mark, sha, _ := strings.Cut(line, " ")
-		i, err := strconv.Atoi(strings.TrimPrefix(mark, ":"))
-		if err != nil || i < 1 || i > len(shas) {
-			f.t.Fatalf("fast-import mark %q", line)
-		}
-		shas[i-1] = sha
-	}
+	shas := f.repo.Import(branch, commits)
 	f.heads[branch] = append(f.heads[branch], shas...)
 	return shas
 }
@@ -162,7 +135,7 @@ func TestE2EExampleOrder(t *testing.T) {
 	v1 := f.pushBehaving("main", "healthy")[0]
 	f.hold()
 	api1, etl1 := f.hookBoth("", v1)
-	waitFor(t, "the api's install to begin", 30*time.Second, func() bool { return f.installStarted(version("main", 1)) })
+	testenv.WaitFor(t, "the api's install to begin", 30*time.Second, func() bool { return f.installStarted(version("main", 1)) })
 	if d := f.deployment(etl1); d.Status != store.StatusQueued {
 		t.Fatalf("the etl while the api installs: %s %q; want queued", d.Status, d.Error)
 	}
@@ -181,7 +154,7 @@ func TestE2EExampleOrder(t *testing.T) {
 	// and the etl does not run.
 	v2 := f.pushBehaving("main", "unhealthy")[0]
 	api2, etl2 := f.hookBoth(v1, v2)
-	waitFor(t, "both to finish", 90*time.Second, f.idle)
+	testenv.WaitFor(t, "both to finish", 90*time.Second, f.idle)
 	if a := f.deployment(api2); a.Status != store.StatusRolledBack {
 		t.Fatalf("api deployment of an unhealthy release: %s %q; want rolled_back", a.Status, a.Error)
 	}
@@ -224,7 +197,7 @@ func TestE2EExampleOrder(t *testing.T) {
 	v3 := f.pushBehaving("main", "healthy")[0]
 	f.hold()
 	api3, etl3 := f.hookBoth(v2, v3)
-	waitFor(t, "the api's install of main-3 to begin", 30*time.Second, func() bool { return f.installStarted(version("main", 3)) })
+	testenv.WaitFor(t, "the api's install of main-3 to begin", 30*time.Second, func() bool { return f.installStarted(version("main", 3)) })
 	v4 := f.pushBehaving("main", "healthy")[0]
 	api4, etl4 := f.hookBoth(v3, v4)
 	if etl4 != etl3 || api4 == api3 {

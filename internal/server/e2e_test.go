@@ -5,22 +5,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,54 +39,6 @@ import (
 // the file hold exists in the control directory, installs wait there. That
 // is how a test keeps a deployment running for exactly as long as it needs,
 // without sleeping.
-
-// fraisierBin returns the path of the fraisier binary, building it on the
-// first call. The binary goes to a directory named after this test
-// process; directories left by earlier test processes that are gone are
-// removed first (a test binary has no hook that runs after its last test
-// without TestMain, which this package leaves to its unit tests).
-func fraisierBin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() { builtBin, buildErr = buildFraisier() })
-	if errors.Is(buildErr, exec.ErrNotFound) {
-		testenv.Unavailable(t, "build fraisier: %v", buildErr)
-	}
-	if buildErr != nil {
-		t.Fatalf("build fraisier: %v", buildErr)
-	}
-	return builtBin
-}
-
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-func buildFraisier() (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", err
-	}
-	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "fraisier-e2e-bin-*"))
-	for _, dir := range old {
-		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "fraisier-e2e-bin-"))
-		if err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
-			os.RemoveAll(dir)
-		}
-	}
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("fraisier-e2e-bin-%d", os.Getpid()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "fraisier")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/fraiseql/fraisier/cmd/fraisier")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v\n%s", err, out)
-	}
-	return bin, nil
-}
 
 // installScript is every environment's install step: it records which
 // version it installs, then waits while the test holds the gate.
@@ -123,8 +71,7 @@ type e2e struct {
 	bin     string
 	root    string
 	ctl     string
-	origin  string
-	pusher  string
+	repo    *testenv.Origin
 	cfgPath string
 	dbPath  string
 	secret  string
@@ -133,7 +80,7 @@ type e2e struct {
 	mgr     *tsystemd.Manager
 	envs    map[string]*e2eEnv
 	heads   map[string][]string // SHAs pushed per branch, oldest first
-	procs   []*proc
+	procs   []*testenv.Proc
 
 	dbOnce sync.Once
 	db     *store.DB
@@ -145,25 +92,21 @@ type e2e struct {
 
 func newE2E(t *testing.T, o e2eOptions) *e2e {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
 	if o.envs == nil {
 		o.envs = map[string]string{"production": "main"}
 	}
 	if o.grace == "" {
 		o.grace = "1m"
 	}
-	bin := fraisierBin(t)
-	app := testenv.BuildHTTPApp(t)
-	mgr := tsystemd.UserManager(t)
+	bin := testenv.BuildFraisier(t)
 	root := t.TempDir()
+	repo := testenv.NewOrigin(t, root)
+	mgr := tsystemd.UserManager(t)
 	f := &e2e{
-		t: t, bin: bin, root: root, ctl: filepath.Join(root, "ctl"),
-		origin: filepath.Join(root, "origin.git"), pusher: filepath.Join(root, "pusher.git"),
+		t: t, bin: bin, root: root, ctl: filepath.Join(root, "ctl"), repo: repo,
 		cfgPath: filepath.Join(root, "fraises.yaml"), dbPath: filepath.Join(root, "state", "fraisier.db"),
-		secret: randomHex(16), port: testenv.FreePort(t), mgr: mgr,
-		envs: map[string]*e2eEnv{}, heads: map[string][]string{}, deliveryNS: randomHex(4),
+		secret: testenv.RandomHex(16), port: testenv.FreePort(t), mgr: mgr,
+		envs: map[string]*e2eEnv{}, heads: map[string][]string{}, deliveryNS: testenv.RandomHex(4),
 	}
 	if err := os.MkdirAll(f.ctl, 0o755); err != nil {
 		t.Fatal(err)
@@ -171,9 +114,6 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 	if err := os.WriteFile(filepath.Join(f.ctl, "install.sh"), []byte(installScript), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.git(root, "init", "-q", "--bare", "-b", "main", f.origin)
-	f.git(root, "init", "-q", "--bare", "-b", "main", f.pusher)
-	f.git(f.pusher, "remote", "add", "origin", f.origin)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `git:
@@ -193,14 +133,9 @@ fraises:
     environments:
 `, f.port, o.grace)
 	for name, branch := range o.envs {
-		e := &e2eEnv{name: name, branch: branch, unit: mgr.Unit("hello-" + name + ".service"),
-			app: filepath.Join(root, "srv", name), port: testenv.FreePort(t)}
+		e := &e2eEnv{name: name, branch: branch, app: filepath.Join(root, "srv", name), port: testenv.FreePort(t)}
+		e.unit = mgr.AppUnit(t, "hello-"+name+".service", e.port, filepath.Join(e.app, "current"))
 		f.envs[name] = e
-		unit := fmt.Sprintf("[Unit]\nDescription=fraisier e2e %s\n[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s\nRestart=no\n",
-			name, app, e.port, filepath.Join(e.app, "current"))
-		if err := os.WriteFile(filepath.Join(mgr.UnitDir, e.unit), []byte(unit), 0o644); err != nil {
-			t.Fatal(err)
-		}
 		fmt.Fprintf(&b, `      %s:
         branch: %s
         git_repo: %s
@@ -215,16 +150,13 @@ fraises:
           retries: 40
           interval: 100ms
           deadline: 10s
-`, name, branch, f.origin, e.app, e.unit, filepath.Join(f.ctl, "install.sh"), f.ctl, e.port)
+`, name, branch, repo.Dir, e.app, e.unit, filepath.Join(f.ctl, "install.sh"), f.ctl, e.port)
 		if p := o.pullRequests[name]; p != "" {
 			fmt.Fprintf(&b, "        pull_requests: %q\n", p)
 		}
 	}
 	if err := os.WriteFile(f.cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if out, err := mgr.Systemctl(context.Background(), "daemon-reload"); err != nil {
-		t.Fatalf("daemon-reload: %v %s", err, out)
 	}
 
 	home := filepath.Join(root, "home")
@@ -246,73 +178,22 @@ fraises:
 	return f
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func (f *e2e) git(dir string, args ...string) string {
-	f.t.Helper()
-	return f.gitIn(dir, nil, args...)
-}
-
-func (f *e2e) gitIn(dir string, stdin io.Reader, args ...string) string {
-	f.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Stdin = stdin
-	cmd.Env = append(os.Environ(), "HOME="+f.root, "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		f.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // push makes n commits on branch, each with its own VERSION
 // (<branch>-<k>), pushes them to the origin in one push, and returns their
-// SHAs, oldest first. One git fast-import makes them all, so that hundreds
-// cost a fraction of a second.
+// SHAs, oldest first.
 func (f *e2e) push(branch string, n int) []string {
 	f.t.Helper()
-	var b bytes.Buffer
-	data := func(s string) { fmt.Fprintf(&b, "data %d\n%s\n", len(s), s) }
 	have := len(f.heads[branch])
-	for i := 1; i <= n; i++ {
-		k := have + i
-		v := fmt.Sprintf("%s-%d", branch, k)
-		fmt.Fprintf(&b, "commit refs/heads/%s\nmark :%d\ncommitter test <test@example.com> %d +0000\n", branch, i, 1700000000+k)
-		data(v)
-		if i == 1 && have > 0 {
-			fmt.Fprintf(&b, "from refs/heads/%s^0\n", branch)
-		}
-		b.WriteString("M 644 inline VERSION\n")
-		data(v + "\n")
+	commits := make([]testenv.ImportCommit, n)
+	for i := range commits {
+		k := have + i + 1
+		v := version(branch, k)
+		commits[i] = testenv.ImportCommit{Message: v, Files: map[string]string{"VERSION": v + "\n"}}
 		if k == 1 {
-			b.WriteString("M 644 inline behaviour\n")
-			data("healthy\n")
+			commits[i].Files["behaviour"] = "healthy\n"
 		}
 	}
-	b.WriteString("done\n")
-	marks := filepath.Join(f.root, "marks")
-	f.gitIn(f.pusher, &b, "fast-import", "--quiet", "--done", "--export-marks="+marks)
-	f.git(f.pusher, "push", "-q", "origin", "refs/heads/"+branch+":refs/heads/"+branch)
-	mb, err := os.ReadFile(marks)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	shas := make([]string, n)
-	for _, line := range strings.Split(strings.TrimSpace(string(mb)), "\n") {
-		mark, sha, ok := strings.Cut(line, " ")
-		i, err := strconv.Atoi(strings.TrimPrefix(mark, ":"))
-		if !ok || err != nil || i < 1 || i > n {
-			f.t.Fatalf("fast-import mark %q", line)
-		}
-		shas[i-1] = sha
-	}
+	shas := f.repo.Import(branch, commits)
 	f.heads[branch] = append(f.heads[branch], shas...)
 	return shas
 }
@@ -446,88 +327,15 @@ func (f *e2e) base() string { return fmt.Sprintf("http://127.0.0.1:%d", f.port) 
 
 // ---- processes ----
 
-// proc is one fraisier process.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *testenv.SyncBuffer
-	done chan struct{}
-	err  error
-}
-
 // start runs argv (the fraisier binary unless argv[0] is a path) in the
 // background with the fixture's environment plus extraEnv.
-func (f *e2e) start(name string, extraEnv []string, argv ...string) *proc {
+func (f *e2e) start(name string, extraEnv []string, argv ...string) *testenv.Proc {
 	f.t.Helper()
-	return startProc(f.t, name, append(append([]string{}, f.env...), extraEnv...), argv)
-}
-
-func startProc(t *testing.T, name string, env, argv []string) *proc {
-	t.Helper()
-	p := &proc{name: name, out: &testenv.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s (pid %d) output:\n%s", p.name, p.cmd.Process.Pid, tail(p.out.String(), 12<<10))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits up to d for the process to exit and returns its exit code.
-func (p *proc) wait(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("%s did not exit within %s", p.name, d)
-	}
-	var ee *exec.ExitError
-	switch {
-	case p.err == nil:
-		return 0
-	case errors.As(p.err, &ee):
-		return ee.ExitCode()
-	}
-	t.Fatalf("%s: %v", p.name, p.err)
-	return -1
-}
-
-func (p *proc) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %s: %v", p.name, err)
-	}
+	return testenv.StartProc(f.t, name, append(append([]string{}, f.env...), extraEnv...), argv...)
 }
 
 // serve starts fraisier serve and waits until /ready answers 200.
-func (f *e2e) serve() *proc {
+func (f *e2e) serve() *testenv.Proc {
 	f.t.Helper()
 	f.procs = append(f.procs, nil)
 	p := f.start(fmt.Sprintf("fraisier serve #%d", len(f.procs)), nil, f.bin, "serve")
@@ -536,11 +344,11 @@ func (f *e2e) serve() *proc {
 	return p
 }
 
-func waitReady(t *testing.T, p *proc, c *http.Client, base string) {
+func waitReady(t *testing.T, p *testenv.Proc, c *http.Client, base string) {
 	t.Helper()
-	waitFor(t, p.name+" to answer /ready", 20*time.Second, func() bool {
-		if p.exited() {
-			t.Fatalf("%s exited before it was ready: %v", p.name, p.err)
+	testenv.WaitFor(t, p.Name+" to answer /ready", 20*time.Second, func() bool {
+		if p.Exited() {
+			t.Fatalf("%s exited before it was ready: %v", p.Name, p.Err())
 		}
 		resp, err := c.Get(base + "/ready")
 		if err != nil {
@@ -559,29 +367,7 @@ func (f *e2e) cli(args ...string) (string, int) {
 	cmd.Env = f.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		f.t.Fatalf("fraisier %s: %v", strings.Join(args, " "), err)
-	}
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		<-done
-		f.t.Fatalf("fraisier %s: did not finish within 60s\n%s%s", strings.Join(args, " "), stdout.String(), stderr.String())
-	}
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		f.t.Fatalf("fraisier %s: %v", strings.Join(args, " "), err)
-	}
+	code := testenv.Run(f.t, cmd, 60*time.Second).ExitCode()
 	f.t.Logf("$ fraisier %s  (exit %d)\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
 	return stdout.String(), code
 }
@@ -665,43 +451,21 @@ func (f *e2e) idle() bool {
 }
 
 // serving returns what environment env's service answers on / now.
-func (f *e2e) serving(env string) string {
-	f.t.Helper()
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", f.envs[env].port))
-	if err != nil {
-		return "down: " + err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
-}
+func (f *e2e) serving(env string) string { return testenv.AppAnswer(f.envs[env].port) }
 
 // waitDeployed waits until nothing runs or waits and env serves version v
 // at sha.
 func (f *e2e) waitDeployed(env, sha, v string, d time.Duration) {
 	f.t.Helper()
-	waitFor(f.t, fmt.Sprintf("%s to be deployed to %s", v, env), d, func() bool {
+	testenv.WaitFor(f.t, fmt.Sprintf("%s to be deployed to %s", v, env), d, func() bool {
 		return f.idle() && f.state(env).CurrentSHA == sha && f.serving(env) == v
 	})
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // logHas reports whether a JSON log line of p has msg and every key=value
 // in attrs (values compared as their JSON text without quotes).
-func logHas(p *proc, msg string, attrs ...string) bool {
-	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+func logHas(p *testenv.Proc, msg string, attrs ...string) bool {
+	sc := bufio.NewScanner(strings.NewReader(p.Out.String()))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 lines:
 	for sc.Scan() {

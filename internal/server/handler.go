@@ -59,6 +59,8 @@ type queuedAnswer struct {
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// handleWebhook takes a delivery as far as its body: the rate limit, the
+// forge, the content type and the body's size; intake does the rest.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	client := s.clientAddr(r)
@@ -74,7 +76,6 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kindName := string(kind)
-	keys := s.keys[kind]
 	// From here every path but an unreadable body ends in record, whose
 	// submit takes the delivery off the count of those on their way to
 	// the writer.
@@ -100,8 +101,14 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, kind, client, start, buf) {
 		return
 	}
-	body := buf.Bytes()
+	s.intake(w, r, kind, client, start, buf.Bytes(), form)
+}
 
+// intake authenticates a delivery whose body has been read, parses and
+// routes it, then records it and answers.
+func (s *Server) intake(w http.ResponseWriter, r *http.Request, kind forge.Kind, client string, start time.Time, body []byte, form bool) {
+	kindName := string(kind)
+	keys := s.keys[kind]
 	event := rejected(kind, r, client, start, "").Event
 	if !keys.configured {
 		event.Outcome, event.Reason = store.OutcomeRejected, fmt.Sprintf("%s is not configured: add a git.%s section to accept its webhooks", kind, kind)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,41 +59,12 @@ type ldReport struct {
 // fast-import and returns the origin and their SHAs.
 func ldCommits(t *testing.T, root string, n int) (string, []string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
+	repo := testenv.NewOrigin(t, root)
+	commits := make([]testenv.ImportCommit, n)
+	for i := range commits {
+		commits[i] = testenv.ImportCommit{Message: "v", Files: map[string]string{"VERSION": strconv.Itoa(i+1) + "\n"}}
 	}
-	origin := filepath.Join(root, "origin.git")
-	git := func(stdin io.Reader, args ...string) string {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = root
-		cmd.Stdin = stdin
-		cmd.Env = append(os.Environ(), "HOME="+root, "GIT_CONFIG_NOSYSTEM=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	git(nil, "init", "-q", "--bare", "-b", "main", origin)
-	var b bytes.Buffer
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "commit refs/heads/main\nmark :%d\ncommitter t <t@example.com> %d +0000\ndata 2\nv\n", i, 1700000000+i)
-		fmt.Fprintf(&b, "M 644 inline VERSION\ndata %d\n%d\n\n", len(strconv.Itoa(i))+1, i)
-	}
-	b.WriteString("done\n")
-	marks := filepath.Join(root, "marks")
-	git(&b, "--git-dir="+origin, "fast-import", "--quiet", "--done", "--export-marks="+marks)
-	mb, err := os.ReadFile(marks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shas := make([]string, n)
-	for _, line := range strings.Split(strings.TrimSpace(string(mb)), "\n") {
-		mark, sha, _ := strings.Cut(line, " ")
-		i, _ := strconv.Atoi(strings.TrimPrefix(mark, ":"))
-		shas[i-1] = sha
-	}
-	return origin, shas
+	return repo.Dir, repo.Import("main", commits)
 }
 
 func runLoad(t *testing.T, o ldOptions) ldReport {
@@ -134,7 +103,7 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 		header   [][2]string
 	}
 	reqs := make([]req, n)
-	ns := randHex(4)
+	ns := testenv.RandomHex(4)
 	for i := range reqs {
 		id := fmt.Sprintf("ld-%s-%07d", ns, i)
 		target := targets[i%len(targets)]
@@ -349,17 +318,15 @@ func runLoad(t *testing.T, o ldOptions) ldReport {
 	if rep.ran == 0 {
 		t.Errorf("no deployment ran during the load")
 	}
-	for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		ds, err := db.RunningDeployments(ctx)
-		if err != nil {
+	var running []store.Deployment
+	if !testenv.Eventually(60*time.Second, 50*time.Millisecond, func() bool {
+		var err error
+		if running, err = db.RunningDeployments(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 0 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("%d deployments still queued or running 60s after the load", len(ds))
-		}
+		return len(running) == 0
+	}) {
+		t.Fatalf("%d deployments still queued or running 60s after the load", len(running))
 	}
 	ds, err := db.Deployments(ctx, store.DeploymentFilter{Status: store.StatusSucceeded, Limit: 100000})
 	if err != nil {

@@ -57,12 +57,10 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 				reasons = append(reasons, why)
 				continue
 			}
-			fraise, envName := e.Target()
-			t := store.Target{Fraise: fraise, Environment: envName}
 			// Several refs of one push routed to one target: the last wins,
 			// as it would had they been pushed one after the other.
-			byTarget[t] = store.QueueRequest{Target: t, SHA: c.After, Ref: c.Ref, Trigger: store.TriggerWebhook,
-				Actor: actorOf(ev), After: runsAfter(e)}
+			q := request(ev, e, c.After, c.Ref)
+			byTarget[q.Target] = q
 			rec.Ref, rec.SHA = c.Ref, c.After
 		}
 	}
@@ -121,16 +119,21 @@ func (s *Server) routePullRequest(ev forge.Event, who sender, rec store.WebhookE
 			reasons = append(reasons, why)
 			continue
 		}
-		fraise, envName := e.Target()
-		t := store.Target{Fraise: fraise, Environment: envName}
-		reqs = append(reqs, store.QueueRequest{Target: t, SHA: pr.HeadSHA, Ref: ref, Trigger: store.TriggerWebhook, Actor: actorOf(ev),
-			After: runsAfter(e)})
+		reqs = append(reqs, request(ev, e, pr.HeadSHA, ref))
 	}
 	if len(reqs) == 0 {
 		return ignore(strings.Join(dedupe(reasons), "; "))
 	}
 	rec.Outcome, rec.Reason = store.OutcomeAccepted, strings.Join(dedupe(reasons), "; ")
 	return store.Intake{Event: rec, Requests: reqs}
+}
+
+// request is what a delivery queues for e: a deployment of sha, fetched
+// at ref.
+func request(ev forge.Event, e *config.Environment, sha, ref string) store.QueueRequest {
+	fraise, env := e.Target()
+	return store.QueueRequest{Target: store.Target{Fraise: fraise, Environment: env}, SHA: sha, Ref: ref,
+		Trigger: store.TriggerWebhook, Actor: actorOf(ev), After: runsAfter(e)}
 }
 
 // runsAfter is what a request for e waits for among the requests of the

@@ -31,12 +31,9 @@ import (
 // log, the state database and its -wal and -shm files is searched for
 // every secret, and for its hex and base64 forms: none appears.
 func TestSecretsStaySecret(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		testenv.Unavailable(t, "git not installed")
-	}
-	bin := fraisierBin(t)
+	bin := testenv.BuildFraisier(t)
 	root := t.TempDir()
-	ns := randomHex(4)
+	ns := testenv.RandomHex(4)
 	secrets := map[string]string{
 		"github (${VAR})":        "sec-gh-env-" + ns,
 		"gitlab (secret_file)":   "sec-gl-file-" + ns,
@@ -46,28 +43,10 @@ func TestSecretsStaySecret(t *testing.T) {
 		"database password":      "sec-dbpass-" + ns,
 		"database url file pass": "sec-dburlfile-" + ns,
 	}
-	origin := filepath.Join(root, "origin.git")
-	work := filepath.Join(root, "work")
-	git := func(dir string, args ...string) string {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+root, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git(root, "init", "-q", "--bare", "-b", "main", origin)
-	git(root, "clone", "-q", origin, work)
-	if err := os.WriteFile(filepath.Join(work, "VERSION"), []byte("1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(work, "add", "-A")
-	git(work, "commit", "-q", "-m", "v1")
-	git(work, "push", "-q", "origin", "HEAD:main")
-	sha := git(work, "rev-parse", "HEAD")
+	repo := testenv.NewOrigin(t, root)
+	origin := repo.Dir
+	repo.Write("VERSION", "1\n")
+	sha := repo.Commit("v1")
 
 	glFile := filepath.Join(root, "gitlab-secret")
 	dbURLFile := filepath.Join(root, "db-url")
@@ -134,7 +113,7 @@ fraises:
 		return stdout.String()
 	}
 
-	serve := startProc(t, "fraisier serve", env, []string{bin, "serve"})
+	serve := testenv.StartProc(t, "fraisier serve", env, bin, "serve")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, serve, &http.Client{Timeout: 2 * time.Second}, base)
 
@@ -184,13 +163,13 @@ fraises:
 		resp.Body.Close()
 		collect("GET "+p, b.String())
 	}
-	waitFor(t, "the pushed commit to be deployed", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the pushed commit to be deployed", 60*time.Second, func() bool {
 		out := run("status", "hello", "production", "--json")
 		return strings.Contains(out, sha) && !strings.Contains(out, `"running"`) && !strings.Contains(out, `"queued"`)
 	})
-	serve.signal(t, syscall.SIGTERM)
-	serve.wait(t, 30*time.Second)
-	collect("fraisier serve log", serve.out.String())
+	serve.Signal(t, syscall.SIGTERM)
+	serve.Wait(t, 30*time.Second)
+	collect("fraisier serve log", serve.Out.String())
 
 	run("deploy", "hello", "staging", "--json")
 	run("deploy", "hello", "production", "--json", "--force")
@@ -214,7 +193,7 @@ fraises:
 	// the deployment's steps, the server logged the delivery.
 	db, _ := os.ReadFile(dbPath)
 	wal, _ := os.ReadFile(dbPath + "-wal")
-	if !bytes.Contains(append(db, wal...), []byte("sec-1")) || !strings.Contains(serve.out.String(), "sec-1") {
+	if !bytes.Contains(append(db, wal...), []byte("sec-1")) || !strings.Contains(serve.Out.String(), "sec-1") {
 		t.Errorf("the state database or the server log does not hold delivery sec-1: the search proves nothing")
 	}
 	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))
@@ -237,9 +216,9 @@ func TestSecretsStaySecretPostgresState(t *testing.T) {
 	if err := cluster.CreateDatabase(ctx, "fraisier_state"); err != nil {
 		t.Fatal(err)
 	}
-	bin := fraisierBin(t)
+	bin := testenv.BuildFraisier(t)
 	root := t.TempDir()
-	ns := randomHex(4)
+	ns := testenv.RandomHex(4)
 	// Trust authentication ignores the password, so a recognisable one
 	// can be given and then looked for.
 	secrets := map[string]string{
@@ -300,7 +279,7 @@ fraises:
 		return 0
 	}
 
-	serve := startProc(t, "fraisier serve", env, []string{bin, "--config", byEnv, "serve"})
+	serve := testenv.StartProc(t, "fraisier serve", env, bin, "--config", byEnv, "serve")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, serve, &http.Client{Timeout: 2 * time.Second}, base)
 	// A delivery the server records: a ping.
@@ -333,9 +312,9 @@ fraises:
 		resp.Body.Close()
 		collect("GET "+p, b.String())
 	}
-	serve.signal(t, syscall.SIGTERM)
-	serve.wait(t, 30*time.Second)
-	collect("fraisier serve log", serve.out.String())
+	serve.Signal(t, syscall.SIGTERM)
+	serve.Wait(t, 30*time.Second)
+	collect("fraisier serve log", serve.Out.String())
 
 	reads := [][]string{{"webhooks", "--json"}, {"webhooks"}, {"history", "--json"}, {"status", "--offline", "--json"}, {"stats", "--json"},
 		{"list", "--json"}, {"list"}, {"config", "validate", "--json"}, {"config", "validate"}, {"version", "--json"}}
@@ -363,11 +342,11 @@ fraises:
 			t.Errorf("fraisier %v with the state database unreachable: exit %d, want 4", args, code)
 		}
 	}
-	downServe := startProc(t, "fraisier serve (state unreachable)", env, []string{bin, "--config", down, "serve"})
-	if code := downServe.wait(t, 30*time.Second); code != 4 {
+	downServe := testenv.StartProc(t, "fraisier serve (state unreachable)", env, bin, "--config", down, "serve")
+	if code := downServe.Wait(t, 30*time.Second); code != 4 {
 		t.Errorf("fraisier serve with the state database unreachable: exit %d, want 4", code)
 	}
-	collect("fraisier serve log (state unreachable)", downServe.out.String())
+	collect("fraisier serve log (state unreachable)", downServe.Out.String())
 
 	total := searchSecrets(t, outputs, secrets)
 	t.Logf("searched %d outputs, %d bytes, for %d secrets", len(outputs), total, len(secrets))

@@ -139,6 +139,13 @@ func New(o Options) (*Server, error) {
 	s.writerDone = make(chan struct{})
 	go func() { defer close(s.writerDone); s.writer.run() }()
 
+	s.mux = s.routes()
+	return s, nil
+}
+
+// routes is the server's HTTP API: the webhook intake, health and
+// readiness, the metrics and the read-only API.
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhook", s.handleWebhook)
 	mux.HandleFunc("POST /webhook/{forge}", s.handleWebhook)
@@ -155,8 +162,7 @@ func New(o Options) (*Server, error) {
 		}
 		scrape.ServeHTTP(w, r)
 	})
-	s.mux = mux
-	return s, nil
+	return mux
 }
 
 // ObserveDeployment is the queue's OnFinish: it feeds the deployment

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // attacker sends requests from one loopback address and keeps their
@@ -141,9 +143,7 @@ func TestSlowBodyIsCut(t *testing.T) {
 // until polls cond until it holds, for up to 10 s.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within 10s", what)
-		}
+	if !testenv.Eventually(10*time.Second, 5*time.Millisecond, cond) {
+		t.Fatalf("%s: not within 10s", what)
 	}
 }

@@ -1,13 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,40 +18,8 @@ import (
 // retry a batch item by item when the database itself failed. Once the
 // lock is gone, deliveries are recorded again.
 func TestIntakeStateDBLocked(t *testing.T) {
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		testenv.Unavailable(t, "sqlite3 not installed (apt-get install sqlite3): %v", err)
-	}
 	f := newIntake(t, "0", "1", "")
-	path := f.db.Options().Path
-
-	cmd := exec.Command(bin, path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	unlock := func() {
-		if stdin != nil {
-			fmt.Fprint(stdin, "ROLLBACK;\n.quit\n")
-			stdin.Close()
-			stdin = nil
-			cmd.Wait()
-		}
-	}
-	t.Cleanup(unlock)
-	// The SELECT answers only once BEGIN EXCLUSIVE holds the lock.
-	fmt.Fprint(stdin, "BEGIN EXCLUSIVE;\nUPDATE tb_schema_migrations SET version = version WHERE 0;\nSELECT 'locked';\n")
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "locked" {
-		t.Fatalf("sqlite3 did not take the lock: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, stdout)
+	lock := testenv.LockSQLite(t, f.db.Options().Path)
 
 	const n = 12
 	ghPush := payload(t, "github_push")
@@ -82,7 +46,7 @@ func TestIntakeStateDBLocked(t *testing.T) {
 	}
 	t.Logf("%d deliveries answered 503 in %s while the state database was locked", n, took.Round(time.Millisecond))
 
-	unlock()
+	lock.Release(t)
 	if st, a := f.send(githubDelivery("push", "after-unlock", "gh-secret-0123456789", ghPush)); st != http.StatusAccepted {
 		t.Fatalf("after the lock is gone: %d %+v", st, a)
 	}

@@ -14,31 +14,21 @@ import (
 // recorded than the writer holds.
 var errQueueFull = errors.New("intake queue full")
 
-// intakeLinger bounds how long the writer waits for deliveries on their
-// way in before it writes a batch. A transaction costs about a
-// millisecond however few deliveries it carries; on a busy server the
-// writer that commits whatever has arrived writes small batches, and its
-// fixed costs take the CPU the handlers need to bring the next ones: a
-// short wait for them makes the batches, and the rate, several times
-// larger. A delivery alone is never held: the writer waits only while
-// others are being received, or while the server is busy (below).
+// intakeLinger bounds how long the writer waits for deliveries being
+// received before it writes a batch: a commit has a fixed cost, and a
+// writer that commits whatever has arrived writes small batches whose
+// fixed costs take the CPU the handlers need. A delivery alone is never
+// held: the writer waits only while others are being received, or while
+// the server is busy (below).
 const intakeLinger = 2 * time.Millisecond
 
-// Group commit under load. Deliveries being received are not all the
-// ones coming: under load, senders whose last delivery was just answered
-// send their next one while the writer commits, and a writer that starts
-// as soon as nobody is being received writes a few at a time (4 to 5 on
-// the benchmark's 32 connections), its commits' fixed cost, a few hundred
-// microseconds, carried by each. So while deliveries arrive faster than
-// gatherRate a second (faster than commits of one each could keep up
-// with; counted over the last rateWindow or more, an idle pause
-// included), a batch that follows a commit of several deliveries waits up
-// to intakeGather for gatherBatch: measured on 2 cores against the
-// benchmark's baseline in the same period, batches of 15 instead of 4.6,
-// 0.79 of the baseline's rate instead of 0.67 (medians of 3 rounds), and
-// a p99 of 12 ms instead of 17. Below that rate nothing waits: at 1,000 a second,
-// waiting after every commit of several added 3 ms to the median and
-// saved nothing.
+// Gathering under load. Senders whose delivery was just answered send
+// their next one while the writer commits, so the deliveries being
+// received are not all those coming. While deliveries arrive faster than
+// gatherRate a second (counted over rateWindow or more, an idle pause
+// included), a batch that follows a commit of several waits up to
+// intakeGather for gatherBatch deliveries; below that rate nothing waits,
+// as waiting would only add latency.
 const (
 	intakeGather = time.Millisecond
 	gatherBatch  = 16
@@ -48,8 +38,12 @@ const (
 )
 
 // intakeWriter is the single writer of deliveries. It commits everything
-// waiting in one transaction, so that under load each commit carries many
-// deliveries instead of each delivery paying for its own.
+// waiting in one transaction (store.RecordIntake), so that under load each
+// commit carries many deliveries instead of each paying for its own: with
+// a transaction per delivery the intake falls well below what its
+// handlers can take. It only groups deliveries; what a newer push does to
+// a request waiting for the same target, in the same batch or not, is the
+// store's queue rule (see package store and RecordIntake).
 type intakeWriter struct {
 	store    Store
 	mu       sync.RWMutex

@@ -4,18 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
+// TestUnitPath checks that the object paths go-systemd builds are the ones
+// systemd's bus_label_escape makes of the unit names fraisier uses.
 func TestUnitPath(t *testing.T) {
+	unitPath := func(unit string) string { return "/org/freedesktop/systemd1/unit/" + sdbus.PathBusEscape(unit) }
 	tests := []struct{ unit, want string }{
 		{"web.service", "/org/freedesktop/systemd1/unit/web_2eservice"},
 		{"ft-0a1b2c-hello.service", "/org/freedesktop/systemd1/unit/ft_2d0a1b2c_2dhello_2eservice"},
@@ -42,212 +45,6 @@ func TestKindInterface(t *testing.T) {
 		if got := kindInterface(tt.unit); got != tt.want {
 			t.Errorf("kindInterface(%q) = %q, want %q", tt.unit, got, tt.want)
 		}
-	}
-}
-
-func TestSigNext(t *testing.T) {
-	tests := []struct {
-		sig     string
-		want    int
-		wantErr bool
-	}{
-		{sig: "s", want: 1},
-		{sig: "sv", want: 1},
-		{sig: "a{sv}u", want: 5},
-		{sig: "a(sasbttttuii)", want: 14},
-		{sig: "aay", want: 3},
-		{sig: "(a(yv))", want: 7},
-		{sig: "", wantErr: true},
-		{sig: "a", wantErr: true},
-		{sig: "(s", wantErr: true},
-		{sig: "()", wantErr: true},
-		{sig: "z", wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := sigNext(tt.sig)
-		if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
-			t.Errorf("sigNext(%q) = %d, %v; want %d, error %v", tt.sig, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
-// replyEncoder builds a method return the way a server would, to check
-// the decoder on every type a manager's reply may hold.
-func encodeReply(t *testing.T, order interface {
-	binary.ByteOrder
-	binary.AppendByteOrder
-}, endian byte, replySerial uint32, sig string, body func(e *testEncoder)) []byte {
-	t.Helper()
-	be := &testEncoder{order: order}
-	body(be)
-	h := &testEncoder{order: order}
-	h.buf = append(h.buf, endian, msgMethodReturn, 0, 1)
-	h.u32(uint32(len(be.buf)))
-	h.u32(7)
-	lenAt := len(h.buf)
-	h.u32(0)
-	start := len(h.buf)
-	h.align(8)
-	h.buf = append(h.buf, fieldReplySerial, 1, 'u', 0)
-	h.u32(replySerial)
-	h.align(8)
-	h.buf = append(h.buf, fieldSignature, 1, 'g', 0, byte(len(sig)))
-	h.buf = append(append(h.buf, sig...), 0)
-	order.PutUint32(h.buf[lenAt:], uint32(len(h.buf)-start))
-	h.align(8)
-	// The body was encoded from offset 0, and the header is 8-aligned, so
-	// its alignment holds.
-	return append(h.buf, be.buf...)
-}
-
-type testEncoder struct {
-	buf   []byte
-	order interface {
-		binary.ByteOrder
-		binary.AppendByteOrder
-	}
-}
-
-func (e *testEncoder) align(n int) {
-	for len(e.buf)%n != 0 {
-		e.buf = append(e.buf, 0)
-	}
-}
-func (e *testEncoder) u32(v uint32) {
-	e.align(4)
-	e.buf = e.order.AppendUint32(e.buf, v)
-}
-func (e *testEncoder) u64(v uint64) {
-	e.align(8)
-	e.buf = e.order.AppendUint64(e.buf, v)
-}
-func (e *testEncoder) str(s string) {
-	e.u32(uint32(len(s)))
-	e.buf = append(append(e.buf, s...), 0)
-}
-func (e *testEncoder) sig(s string) { e.buf = append(append(append(e.buf, byte(len(s))), s...), 0) }
-
-// array writes an array whose elements align to elemAlign.
-func (e *testEncoder) array(elemAlign int, elems func()) {
-	e.u32(0)
-	at := len(e.buf) - 4
-	e.align(elemAlign)
-	start := len(e.buf)
-	elems()
-	e.order.PutUint32(e.buf[at:], uint32(len(e.buf)-start))
-}
-
-func TestDecodeReply(t *testing.T) {
-	for _, tt := range []struct {
-		name  string
-		order interface {
-			binary.ByteOrder
-			binary.AppendByteOrder
-		}
-		endian byte
-	}{
-		{"little endian", binary.LittleEndian, 'l'},
-		{"big endian", binary.BigEndian, 'B'},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			// a{sv} holding s, b, u, t, ay, as, an empty a(sasbttttuii), and i.
-			msg := encodeReply(t, tt.order, tt.endian, 3, "a{sv}", func(e *testEncoder) {
-				e.array(8, func() {
-					entry := func(k, sig string, v func()) {
-						e.align(8)
-						e.str(k)
-						e.sig(sig)
-						v()
-					}
-					entry("ActiveState", "s", func() { e.str("active") })
-					entry("NeedDaemonReload", "b", func() { e.u32(1) })
-					entry("MainPID", "u", func() { e.u32(4242) })
-					entry("ActiveEnterTimestamp", "t", func() { e.u64(1_700_000_000_123_456) })
-					entry("InvocationID", "ay", func() {
-						e.array(1, func() { e.buf = append(e.buf, 0xab, 0xcd) })
-					})
-					entry("DropInPaths", "as", func() {
-						e.array(4, func() { e.str("/a.conf"); e.str("/b.conf") })
-					})
-					entry("ExecStart", "a(sasbttttuii)", func() { e.array(8, func() {}) })
-					entry("ExecMainStatus", "i", func() { e.u32(uint32(0xffffffff)) })
-				})
-			})
-			// A signal before the reply must be skipped.
-			sig := append([]byte(nil), msg...)
-			sig[1] = msgSignal
-			r := bufio.NewReader(bytes.NewReader(append(sig, msg...)))
-			m, err := readMessage(r)
-			if err != nil || m.typ != msgSignal || m.body != nil {
-				t.Fatalf("signal: %+v, %v", m, err)
-			}
-			m, err = readMessage(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.typ != msgMethodReturn || m.replySerial != 3 || len(m.body) != 1 {
-				t.Fatalf("reply %+v", m)
-			}
-			got := map[string]any{}
-			for _, e := range m.body[0].([]any) {
-				kv := e.([]any)
-				got[kv[0].(string)] = kv[1].(variant).value
-			}
-			want := map[string]any{
-				"ActiveState": "active", "NeedDaemonReload": true, "MainPID": uint32(4242),
-				"ActiveEnterTimestamp": uint64(1_700_000_000_123_456), "InvocationID": []byte{0xab, 0xcd},
-				"DropInPaths": []any{"/a.conf", "/b.conf"}, "ExecStart": []any(nil), "ExecMainStatus": int32(-1),
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("decoded properties (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestDecodeRejectsTruncated(t *testing.T) {
-	msg := encodeReply(t, binary.LittleEndian, 'l', 1, "s", func(e *testEncoder) { e.str("hello") })
-	for cut := 1; cut < len(msg); cut++ {
-		if _, err := readMessage(bufio.NewReader(bytes.NewReader(msg[:cut]))); err == nil {
-			t.Fatalf("a message cut at %d of %d bytes decoded", cut, len(msg))
-		}
-	}
-	// A string longer than the body it sits in.
-	bad := append([]byte(nil), msg...)
-	binary.LittleEndian.PutUint32(bad[len(bad)-10:], 1000)
-	if _, err := readMessage(bufio.NewReader(bytes.NewReader(bad))); err == nil {
-		t.Fatal("an overlong string decoded")
-	}
-}
-
-// TestEncodeCall decodes our own method call with the reply decoder's
-// header code and checks the fields a server routes on.
-func TestEncodeCall(t *testing.T) {
-	msg := encodeCall(9, "/org/freedesktop/systemd1/unit/web_2eservice", "org.freedesktop.DBus.Properties", "GetAll", []string{"org.freedesktop.systemd1.Unit"})
-	d := &decoder{buf: msg, order: binary.LittleEndian, pos: 12}
-	fields, err := d.value("a(yv)", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[byte]any{}
-	for _, f := range fields.([]any) {
-		st := f.([]any)
-		got[st[0].(byte)] = st[1].(variant).value
-	}
-	want := map[byte]any{
-		fieldPath: "/org/freedesktop/systemd1/unit/web_2eservice", fieldInterface: "org.freedesktop.DBus.Properties",
-		fieldMember: "GetAll", fieldDestination: "org.freedesktop.systemd1", fieldSignature: "s",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("header fields (-want +got):\n%s", diff)
-	}
-	d.pos = (d.pos + 7) &^ 7
-	bodyStart := d.pos
-	if body, err := d.value("s", 0); err != nil || body != "org.freedesktop.systemd1.Unit" {
-		t.Errorf("body %v, %v", body, err)
-	}
-	if d.pos != len(msg) || binary.LittleEndian.Uint32(msg[4:]) != uint32(len(msg)-bodyStart) {
-		t.Errorf("body length field %d, body %d bytes", binary.LittleEndian.Uint32(msg[4:]), len(msg)-bodyStart)
 	}
 }
 
@@ -307,7 +104,7 @@ func TestUnitStateOverBus(t *testing.T) {
 	}
 
 	viaSystemctl := *m
-	viaSystemctl.noBus = true
+	viaSystemctl.bus = nil
 	tests := []struct {
 		unit  string
 		check func(UnitStatus) bool
@@ -369,15 +166,7 @@ func TestUnitStateFallsBack(t *testing.T) {
 	m, um := newTestManager(t)
 	ctx := context.Background()
 	unit := um.Unit("fb.service")
-	if _, err := m.WriteUnit(unit, []byte("[Service]\nExecStart=/bin/sleep 600\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.DaemonReload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx, unit); err != nil {
-		t.Fatal(err)
-	}
+	startUnit(t, m, unit, "[Service]\nExecStart=/bin/sleep 600\n")
 	dir, err := os.MkdirTemp("", "fsb-") // short: sun_path holds 108 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -426,7 +215,7 @@ func TestUnitStateFallsBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mm := *m
-			mm.busSocket = tt.socket
+			mm.bus = &sharedBus{path: tt.socket}
 			if _, err := mm.unitStateBus(ctx, unit); err == nil {
 				t.Fatal("the bus answered from a socket that is not a manager")
 			}
@@ -439,4 +228,52 @@ func TestUnitStateFallsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSharedBus checks the connection a Manager keeps: shared by
+// concurrent questions, replaced when the manager drops it, and reopened
+// after it was closed for being idle.
+func TestSharedBus(t *testing.T) {
+	t.Parallel()
+	m, um := newTestManager(t)
+	ctx := context.Background()
+	unit := um.Unit("shared.service")
+	startUnit(t, m, unit, "[Service]\nExecStart=/bin/sleep 600\n")
+	ask := func() {
+		t.Helper()
+		if st, err := m.unitStateBus(ctx, unit); err != nil || st.SubState != "running" {
+			t.Fatalf("over the bus: %+v, %v", st, err)
+		}
+	}
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			var err error
+			for range 5 {
+				if _, err = m.unitStateBus(ctx, unit); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent question: %v", err)
+		}
+	}
+	first := m.bus.conn
+	if first == nil || m.bus.users != 0 {
+		t.Fatalf("after the questions: connection %v, %d users", first, m.bus.users)
+	}
+	first.Conn.Close() // as when the manager goes away
+	ask()
+	if m.bus.conn == first || !m.bus.conn.Connected() {
+		t.Fatal("a dropped connection was not replaced")
+	}
+	m.bus.closeIdle()
+	if m.bus.conn != nil {
+		t.Fatal("closeIdle left the connection open")
+	}
+	ask()
 }

@@ -5,65 +5,55 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 )
 
-// busPath is the manager's private socket, or "" where systemctl would not
-// use it either: the system manager's answers only root (systemctl as
-// another user goes through the system bus and polkit).
-func (m *Manager) busPath() string {
-	switch {
-	case m.noBus:
-		return ""
-	case m.busSocket != "":
-		return m.busSocket
-	}
-	if m.scope == ScopeSystem {
-		if os.Geteuid() != 0 {
-			return ""
+// unitStateBus is UnitState over D-Bus: the Unit interface's properties,
+// and those UnitState reports of the unit kind's own (Service for a
+// .service). Any error means "ask systemctl instead".
+func (m *Manager) unitStateBus(ctx context.Context, unit string) (UnitStatus, error) {
+	var st UnitStatus
+	err := m.bus.do(ctx, func(c *busConn) error {
+		up, err := c.GetUnitPropertiesContext(ctx, unit)
+		if err != nil {
+			return fmt.Errorf("state of %s over D-Bus: %w", unit, err)
 		}
-		return "/run/systemd/private"
-	}
-	rt := m.getenv("XDG_RUNTIME_DIR")
-	if !filepath.IsAbs(rt) {
-		return ""
-	}
-	return filepath.Join(rt, "systemd", "private")
+		kp, err := kindProps(ctx, c, unit)
+		if err != nil {
+			return fmt.Errorf("state of %s over D-Bus: %w", unit, err)
+		}
+		st, err = statusFromProps(unit, up, kp)
+		return err
+	})
+	return st, err
 }
 
-// unitStateBus is UnitState over the private socket: the Unit interface's
-// properties and the unit kind's own (Service for a .service), read on one
-// connection. Any error means "ask systemctl instead".
-func (m *Manager) unitStateBus(ctx context.Context, unit string) (UnitStatus, error) {
-	b, err := dialBus(ctx, m.busPath(), queryTimeout)
-	if err != nil {
-		return UnitStatus{}, err
+// kindProps reads Result, Type, MainPID, NRestarts and ExecMainStatus from
+// the unit kind's interface, leaving out those the kind does not have (a
+// timer has no MainPID). Asking for these alone costs both sides much less
+// than all of a service's properties.
+func kindProps(ctx context.Context, c *busConn, unit string) (map[string]any, error) {
+	kind, ok := strings.CutPrefix(kindInterface(unit), "org.freedesktop.systemd1.")
+	if !ok {
+		return nil, nil
 	}
-	defer b.Close()
-	path := unitPath(unit)
-	cs := []busCall{{path, "org.freedesktop.DBus.Properties", "GetAll", []string{"org.freedesktop.systemd1.Unit"}}}
-	iface := kindInterface(unit)
-	if iface != "" {
-		cs = append(cs, busCall{path, "org.freedesktop.DBus.Properties", "GetAll", []string{iface}})
-	}
-	bodies, err := b.calls(cs...)
-	if err != nil {
-		return UnitStatus{}, err
-	}
-	up, err := propsFromBody(cs[0].args[0], bodies[0])
-	if err != nil {
-		return UnitStatus{}, err
-	}
-	var kp map[string]any
-	if iface != "" {
-		if kp, err = propsFromBody(iface, bodies[1]); err != nil {
-			return UnitStatus{}, err
+	names := []string{"Result", "Type", "MainPID", "NRestarts", "ExecMainStatus"}
+	kp := make(map[string]any, len(names))
+	for _, name := range names {
+		p, err := c.GetUnitTypePropertyContext(ctx, unit, kind, name)
+		var de dbus.Error
+		switch {
+		case err == nil:
+			kp[name] = p.Value.Value()
+		case errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.UnknownProperty":
+		default:
+			return nil, err
 		}
 	}
-	return statusFromProps(unit, up, kp)
+	return kp, nil
 }
 
 // kindInterface is the D-Bus interface of a unit's kind, which holds
@@ -78,72 +68,53 @@ func kindInterface(unit string) string {
 	return "org.freedesktop.systemd1." + strings.ToUpper(kind[:1]) + kind[1:]
 }
 
+// props reads typed values from a GetAll reply. A property of the wrong
+// type is an error (this client misreads something); an absent one is
+// zero, as in systemctl's output for a unit kind without it.
+type props struct {
+	p    map[string]any
+	errs []error
+}
+
+func prop[T any](ps *props, name string) T {
+	var t T
+	v, ok := ps.p[name]
+	if !ok {
+		return t
+	}
+	if t, ok = v.(T); !ok {
+		ps.errs = append(ps.errs, fmt.Errorf("property %s is %T, want %T", name, v, t))
+	}
+	return t
+}
+
 // statusFromProps builds a UnitStatus from the two property sets as
-// UnitState does from systemctl show's text. A property of the wrong type
-// is an error (this client misreads something); an absent one is zero,
-// as in systemctl's output for a unit kind without it.
+// UnitState does from systemctl show's text.
 func statusFromProps(unit string, up, kp map[string]any) (UnitStatus, error) {
-	st := UnitStatus{Unit: unit}
-	var errs []error
-	str := func(p map[string]any, k string) string {
-		v, ok := p[k]
-		if !ok {
-			return ""
-		}
-		s, ok := v.(string)
-		if !ok {
-			errs = append(errs, fmt.Errorf("property %s is %T, want string", k, v))
-		}
-		return s
-	}
-	num := func(p map[string]any, k string) int {
-		switch v := p[k].(type) {
-		case nil:
-			return 0
-		case uint32:
-			return int(v)
-		case int32:
-			return int(v)
-		default:
-			errs = append(errs, fmt.Errorf("property %s is %T, want a 32-bit integer", k, v))
-			return 0
-		}
-	}
-	st.LoadState = str(up, "LoadState")
-	st.ActiveState = str(up, "ActiveState")
-	st.SubState = str(up, "SubState")
-	st.FragmentPath = str(up, "FragmentPath")
-	st.UnitFileState = str(up, "UnitFileState")
-	st.Result = str(kp, "Result")
-	st.Type = str(kp, "Type")
-	st.MainPID = num(kp, "MainPID")
-	st.NRestarts = num(kp, "NRestarts")
-	st.ExecMainStatus = num(kp, "ExecMainStatus")
-	switch v := up["NeedDaemonReload"].(type) {
-	case bool:
-		st.NeedDaemonReload = v
-	default:
-		errs = append(errs, fmt.Errorf("property NeedDaemonReload is %T, want bool", v))
+	u, k := &props{p: up}, &props{p: kp}
+	st := UnitStatus{
+		Unit:             unit,
+		LoadState:        prop[string](u, "LoadState"),
+		ActiveState:      prop[string](u, "ActiveState"),
+		SubState:         prop[string](u, "SubState"),
+		FragmentPath:     prop[string](u, "FragmentPath"),
+		UnitFileState:    prop[string](u, "UnitFileState"),
+		NeedDaemonReload: prop[bool](u, "NeedDaemonReload"),
+		Result:           prop[string](k, "Result"),
+		Type:             prop[string](k, "Type"),
+		MainPID:          int(prop[uint32](k, "MainPID")),
+		NRestarts:        int(prop[uint32](k, "NRestarts")),
+		ExecMainStatus:   int(prop[int32](k, "ExecMainStatus")),
 	}
 	// systemctl prints the 128-bit id as 32 hex digits, nothing when unset.
-	switch v := up["InvocationID"].(type) {
-	case []byte:
-		if len(v) > 0 {
-			st.InvocationID = hex.EncodeToString(v)
-		}
-	case nil:
-	default:
-		errs = append(errs, fmt.Errorf("property InvocationID is %T, want ay", v))
+	if id := prop[[]byte](u, "InvocationID"); len(id) > 0 {
+		st.InvocationID = hex.EncodeToString(id)
 	}
-	switch v := up["ActiveEnterTimestamp"].(type) {
-	case uint64:
-		if v != 0 && v != 1<<64-1 {
-			st.ActiveEnterTimestamp = time.UnixMicro(int64(v)).UTC()
-		}
-	case nil:
-	default:
-		errs = append(errs, fmt.Errorf("property ActiveEnterTimestamp is %T, want t", v))
+	// Zero and the maximum both mean "never".
+	if t := prop[uint64](u, "ActiveEnterTimestamp"); t != 0 && t != 1<<64-1 {
+		st.ActiveEnterTimestamp = time.UnixMicro(int64(t)).UTC()
 	}
+	errs := append(u.errs, k.errs...)
 	if st.ActiveState == "" {
 		errs = append(errs, errors.New("no ActiveState"))
 	}

@@ -22,7 +22,7 @@ func TestSystemctlFromProcessEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.noBus = true // every question through systemctl
+	m.bus = nil // every question through systemctl
 	ctx := context.Background()
 	if err := m.DaemonReload(ctx); err != nil {
 		t.Fatalf("daemon-reload: %v", err)

@@ -31,6 +31,21 @@ func newTestManager(t *testing.T) (*Manager, *usermgr.Manager) {
 	return m, um
 }
 
+// startUnit writes unit with text, reloads the manager and starts it.
+func startUnit(tb testing.TB, m *Manager, unit, text string) {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := m.WriteUnit(unit, []byte(text)); err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.DaemonReload(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Start(ctx, unit); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // app is a release of the test HTTP app in its own directory.
 type app struct {
 	dir  string

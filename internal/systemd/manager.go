@@ -58,19 +58,16 @@ type Options struct {
 
 // Manager talks to the systemd manager of one scope. Questions about a
 // unit's state go over the manager's private socket where it can be used
-// (see bus.go) and to systemctl otherwise; everything else runs systemctl.
-// It holds no connection between calls (each opens its own), so a Manager
-// is safe for concurrent use.
+// (see bus.go) and to systemctl otherwise; jobs (start, restart, enable...)
+// run systemctl. A Manager is safe for concurrent use; it keeps its
+// connection to the socket only while questions come.
 type Manager struct {
 	scope   Scope
 	env     []string
 	unitDir string
 	poll    time.Duration
-	// noBus makes every question go to systemctl, and busSocket replaces
-	// the private socket's path: tests compare the two ways of asking and
-	// check the fallback.
-	noBus     bool
-	busSocket string
+	// bus is nil where the private socket cannot be used.
+	bus *sharedBus
 }
 
 // New returns a Manager for opts.
@@ -94,6 +91,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if !filepath.IsAbs(m.unitDir) {
 		return nil, fmt.Errorf("unit directory %q is not absolute", m.unitDir)
+	}
+	if p := m.busPath(); p != "" {
+		m.bus = &sharedBus{path: p}
 	}
 	return m, nil
 }

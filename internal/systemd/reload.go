@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,11 +25,10 @@ import (
 // any *.conf in any of the unit's drop-in directories that systemd did
 // not load, or loaded from a lower-priority directory, and any file of the
 // unit's name above the loaded fragment, means reload. Doubt means reload
-// too; a reload costs tens of milliseconds, a stale unit a broken deploy.
+// too: a reload is cheap, a stale unit a broken deploy.
 //
-// A deploy asks this before every restart, so it goes over the private
-// socket (one round trip for the four properties), with systemctl as the
-// fallback.
+// A deploy asks this before every restart, so it goes over D-Bus, with
+// systemctl where that fails, as UnitState does.
 func (m *Manager) NeedDaemonReload(ctx context.Context, unit string) (bool, error) {
 	uf, err := m.UnitFiles(ctx, unit)
 	return uf.NeedReload, err
@@ -74,65 +74,29 @@ type reloadFacts struct {
 	loadState string
 }
 
+// reloadFactsBus asks over D-Bus: the unit's properties, and the
+// manager's UnitPath.
 func (m *Manager) reloadFactsBus(ctx context.Context, unit string) (reloadFacts, error) {
 	var f reloadFacts
-	b, err := dialBus(ctx, m.busPath(), queryTimeout)
-	if err != nil {
-		return f, err
-	}
-	defer b.Close()
-	const props = "org.freedesktop.DBus.Properties"
-	path, iface := unitPath(unit), "org.freedesktop.systemd1.Unit"
-	bodies, err := b.calls(
-		busCall{path, props, "Get", []string{iface, "NeedDaemonReload"}},
-		busCall{path, props, "Get", []string{iface, "FragmentPath"}},
-		busCall{path, props, "Get", []string{iface, "DropInPaths"}},
-		busCall{"/org/freedesktop/systemd1", props, "Get", []string{"org.freedesktop.systemd1.Manager", "UnitPath"}},
-		busCall{path, props, "Get", []string{iface, "LoadState"}},
-	)
-	if err != nil {
-		return f, err
-	}
-	var vals [5]any
-	for i, body := range bodies {
-		if len(body) != 1 {
-			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d has %d values", unit, i, len(body))
+	err := m.bus.do(ctx, func(c *busConn) error {
+		up, err := c.GetUnitPropertiesContext(ctx, unit)
+		if err == nil {
+			err = c.managerProperty(ctx, "UnitPath", &f.unitPath)
 		}
-		v, ok := body[0].(variant)
-		if !ok {
-			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d is %T, want v", unit, i, body[0])
+		if err != nil {
+			return fmt.Errorf("need daemon-reload %s over D-Bus: %w", unit, err)
 		}
-		vals[i] = v.value
-	}
-	var ok [5]bool
-	f.need, ok[0] = vals[0].(bool)
-	f.fragment, ok[1] = vals[1].(string)
-	f.dropins, ok[2] = stringList(vals[2])
-	f.unitPath, ok[3] = stringList(vals[3])
-	f.loadState, ok[4] = vals[4].(string)
-	for i, good := range ok {
-		if !good {
-			return f, fmt.Errorf("need daemon-reload %s over D-Bus: reply %d is %T", unit, i, vals[i])
+		p := &props{p: up}
+		f.need = prop[bool](p, "NeedDaemonReload")
+		f.fragment = prop[string](p, "FragmentPath")
+		f.dropins = prop[[]string](p, "DropInPaths")
+		f.loadState = prop[string](p, "LoadState")
+		if len(p.errs) > 0 {
+			return fmt.Errorf("need daemon-reload %s over D-Bus: %w", unit, errors.Join(p.errs...))
 		}
-	}
-	return f, nil
-}
-
-// stringList reads an as (an empty one decodes as a nil []any).
-func stringList(v any) ([]string, bool) {
-	a, ok := v.([]any)
-	if !ok {
-		return nil, false
-	}
-	out := make([]string, 0, len(a))
-	for _, e := range a {
-		s, ok := e.(string)
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-	}
-	return out, true
+		return nil
+	})
+	return f, err
 }
 
 // reloadFactsSystemctl asks the same with two systemctl runs: the unit's

@@ -77,10 +77,10 @@ var statusProps = []string{
 	"FragmentPath", "UnitFileState", "NeedDaemonReload",
 }
 
-// UnitState returns the state of unit. It asks over the private socket
-// first: a deploy asks twice around every restart, and systemctl costs
-// 10-12 ms a run where the socket costs well under one. Whatever goes
-// wrong there, systemctl gets the same question.
+// UnitState returns the state of unit. It asks over D-Bus (see bus.go),
+// and asks systemctl where that fails: the private socket is absent or
+// not ours (the system manager's, for a user other than root), what
+// answers there is not a manager, or the connection dropped mid-question.
 func (m *Manager) UnitState(ctx context.Context, unit string) (UnitStatus, error) {
 	if err := ValidateUnitName(unit); err != nil {
 		return UnitStatus{Unit: unit}, fmt.Errorf("state: %w", err)

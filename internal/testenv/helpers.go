@@ -2,9 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -40,12 +40,15 @@ func GitEnv() []string {
 // ends the test.
 func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = GitEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	return gitIn(t, dir, nil, false, args...)
+}
+
+// RandomHex is n random bytes in hex: names and secrets no other test run
+// shares.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
 	}
-	return strings.TrimSpace(string(out))
+	return hex.EncodeToString(b)
 }

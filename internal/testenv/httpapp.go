@@ -7,14 +7,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,14 +133,26 @@ func cacheDir() (string, error) {
 // the PATH of the test binary, so this is the toolchain running the tests.
 func goTool() (string, error) { return exec.LookPath("go") }
 
+// AppAnswer returns what the httpapp listening on port answers on / now
+// (its VERSION), or "down: " and why it did not answer.
+func AppAnswer(port int) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		return "down: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
 // FreePort returns a loopback TCP port that was free a moment ago, for a
 // service that needs its port in its unit file. It is drawn at random from
 // below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a
 // port of that range, as a listener on port 0 gets, may be given to any
 // outgoing connection (a test's HTTP client, git, the server under test)
-// before the service binds it, and a busy test run makes thousands (a
-// service failed to start so once in a clean-clone run). Below the range
-// only another caller can take it, one port among thousands.
+// before the service binds it, and a busy test run makes thousands. Below
+// the range only another caller can take it, one port among thousands.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	lo, hi := ephemeralPorts()

@@ -30,9 +30,9 @@ func Unavailable(t testing.TB, format string, args ...any) {
 const ReliabilityEnv = "FRAISIER_RELIABILITY"
 
 // Reliability runs the rest of the test only under make reliability: the
-// long load and attack runs the issue puts outside make test's ten
-// minutes. It is a choice of suite, not a missing part, so strict mode
-// does not turn it into a failure.
+// long load and attack runs, kept outside make test's time budget. It is a
+// choice of suite, not a missing part, so strict mode does not turn it
+// into a failure.
 func Reliability(t testing.TB) {
 	t.Helper()
 	if os.Getenv(ReliabilityEnv) != "1" {

@@ -60,11 +60,11 @@ type Manager struct {
 }
 
 // UserManager starts a private user manager for the test and stops it when
-// the test ends. Each test gets a clean one, and tests using one each can
-// run in parallel: starting takes 0.2-0.3 s here, stopping under 0.1 s. A
-// package whose tests share one manager can call Start in TestMain and
-// Close after m.Run, naming units with Prefix to keep tests apart. Skips the test when the machine cannot run a
-// manager — fails it under FRAISIER_TEST_STRICT=1.
+// the test ends. Each test gets a clean one, cheap enough to start per
+// test, and tests using one each can run in parallel. A package whose
+// tests share one manager can call Start in TestMain and Close after
+// m.Run, naming units with Prefix to keep tests apart. Skips the test when
+// the machine cannot run a manager; fails it under FRAISIER_TEST_STRICT=1.
 func UserManager(t testing.TB) *Manager {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -123,8 +123,9 @@ func Start(ctx context.Context) (*Manager, error) {
 // systemdBinaries are where distributions install the manager.
 var systemdBinaries = []string{"/lib/systemd/systemd", "/usr/lib/systemd/systemd"}
 
-func startPrivate(ctx context.Context) (_ *Manager, err error) {
-	bin := ""
+// privateCanRun finds the systemd binary and the test binary a private
+// manager is started with, or says why this machine cannot start one.
+func privateCanRun() (bin, exe string, err error) {
 	for _, p := range systemdBinaries {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			bin = p
@@ -132,17 +133,25 @@ func startPrivate(ctx context.Context) (_ *Manager, err error) {
 		}
 	}
 	if bin == "" {
-		return nil, unavailable("no systemd binary in %s", strings.Join(systemdBinaries, ", "))
+		return "", "", unavailable("no systemd binary in %s", strings.Join(systemdBinaries, ", "))
 	}
 	if _, err := exec.LookPath("systemctl"); err != nil {
-		return nil, unavailable("no systemctl: %v", err)
+		return "", "", unavailable("no systemctl: %v", err)
 	}
 	if os.Geteuid() != 0 {
-		return nil, unavailable("a private manager needs root (mount namespace, cgroup)")
+		return "", "", unavailable("a private manager needs root (mount namespace, cgroup)")
 	}
-	exe, err := os.Executable()
+	exe, err = os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find test binary: %w", err)
+		return "", "", fmt.Errorf("find test binary: %w", err)
+	}
+	return bin, exe, nil
+}
+
+func startPrivate(ctx context.Context) (_ *Manager, err error) {
+	bin, exe, err := privateCanRun()
+	if err != nil {
+		return nil, err
 	}
 	layout, err := findCgroupLayout()
 	if err != nil {
@@ -161,13 +170,8 @@ func startPrivate(ctx context.Context) (_ *Manager, err error) {
 			_ = m.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	m.RuntimeDir = filepath.Join(m.tmp, "run")
-	m.ConfigDir = filepath.Join(m.tmp, "config")
-	m.UnitDir = filepath.Join(m.ConfigDir, "systemd", "user")
-	for _, d := range []string{m.RuntimeDir, m.UnitDir, m.dataDir(), m.stateDir(), m.cacheDir(), m.homeDir()} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("make %s: %w", d, err)
-		}
+	if err := m.makeDirs(); err != nil {
+		return nil, err
 	}
 	if m.cgroup, err = makeCgroup(layout.base); err != nil {
 		return nil, err
@@ -211,6 +215,19 @@ func startPrivate(ctx context.Context) (_ *Manager, err error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// makeDirs makes the private manager's XDG directories under m.tmp.
+func (m *Manager) makeDirs() error {
+	m.RuntimeDir = filepath.Join(m.tmp, "run")
+	m.ConfigDir = filepath.Join(m.tmp, "config")
+	m.UnitDir = filepath.Join(m.ConfigDir, "systemd", "user")
+	for _, d := range []string{m.RuntimeDir, m.UnitDir, m.dataDir(), m.stateDir(), m.cacheDir(), m.homeDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("make %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) dataDir() string  { return filepath.Join(m.tmp, "data") }

@@ -26,14 +26,13 @@ func TestPrivateManager(t *testing.T) {
 	ctx := context.Background()
 
 	unit := m.Unit("sleeper.service")
-	writeFile(t, filepath.Join(m.UnitDir, unit), "[Service]\nExecStart=/bin/sleep 600\n")
-	mustSystemctl(t, m, "daemon-reload")
-	mustSystemctl(t, m, "start", unit)
-	pid, err := strconv.Atoi(mustSystemctl(t, m, "show", "--property=MainPID", "--value", unit))
+	m.WriteUnit(t, unit, "[Service]\nExecStart=/bin/sleep 600\n")
+	m.MustSystemctl(t, "start", unit)
+	pid, err := strconv.Atoi(m.MustSystemctl(t, "show", "--property=MainPID", "--value", unit))
 	if err != nil || pid <= 0 {
 		t.Fatalf("MainPID = %d, %v", pid, err)
 	}
-	if got := mustSystemctl(t, m, "is-active", unit); got != "active" {
+	if got := m.MustSystemctl(t, "is-active", unit); got != "active" {
 		t.Fatalf("is-active = %q", got)
 	}
 	// The unit runs with the manager's clean environment, not the test's.
@@ -107,8 +106,8 @@ func TestBorrowedManager(t *testing.T) {
 	for _, u := range []string{mine, other} {
 		writeFile(t, filepath.Join(m.UnitDir, u), "[Service]\nExecStart=/bin/sleep 600\n")
 	}
-	mustSystemctl(t, m, "daemon-reload")
-	mustSystemctl(t, m, "start", mine, other)
+	m.MustSystemctl(t, "daemon-reload")
+	m.MustSystemctl(t, "start", mine, other)
 
 	if err := m.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -129,15 +128,6 @@ func TestStartRejectsUnknownMode(t *testing.T) {
 	if _, err := Start(context.Background()); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("Start = %v, want an error naming the mode", err)
 	}
-}
-
-func mustSystemctl(t *testing.T, m *Manager, args ...string) string {
-	t.Helper()
-	out, err := m.Systemctl(context.Background(), args...)
-	if err != nil {
-		t.Fatalf("systemctl %s: %v", strings.Join(args, " "), err)
-	}
-	return out
 }
 
 func writeFile(t *testing.T, path, content string) {

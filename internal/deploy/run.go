@@ -7,10 +7,117 @@ import (
 	"io"
 	"time"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/execx"
 	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/store"
 )
+
+// Default step timeouts, used where the configuration sets none.
+const (
+	defaultFetchTimeout   = 5 * time.Minute
+	defaultInstallTimeout = 15 * time.Minute
+	defaultMigrateTimeout = 15 * time.Minute
+	defaultRestartTimeout = 2 * time.Minute
+	defaultDeployTimeout  = 45 * time.Minute
+	// rollbackTimeout bounds the whole compensation, which runs even after
+	// the deployment's own context was cancelled.
+	rollbackTimeout = 5 * time.Minute
+	// settle is how long a restarted unit must stay up before it counts as
+	// started: a service that crashes right after exec must not pass. With
+	// a health check the probe is the stronger witness (a crashed service
+	// fails it), so the unit only has to be active; a settle there would
+	// only slow every deploy and rollback.
+	settle           = time.Second
+	settleWithHealth = 0
+)
+
+func orDefault(d config.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return d.D()
+	}
+	return def
+}
+
+// deployment is the state of one deployment, whatever its flow: what it
+// found, and what it changed (done), so that a failure knows exactly what
+// to undo.
+type deployment struct {
+	e   *Engine
+	c   Collaborators
+	req Request
+	env *config.Environment
+	t   store.Target
+	rec *recorder
+	id  int64
+
+	src Source
+	// fetchRef is a pull request head to fetch besides the branches and
+	// tags (git.PullRequestRefOf): a fork's commits are reachable only
+	// through it.
+	fetchRef string
+	// queued: the deployment was taken from the queue (a push, or a push
+	// queued again), so verifyPush decides whether its commit may deploy;
+	// pushedRef is the ref the push moved ("" when the request names
+	// only a commit).
+	queued    bool
+	pushedRef string
+	appPath   string
+	// gitDir is fraisier's git directory for the environment, under its
+	// state directory (mirrorPath); as is who its commands run as.
+	gitDir      string
+	as          account
+	oldSHA      string
+	prevRelease string // current before the switch; "" on a first deployment
+	sha         string
+	release     string
+	releasePath string
+
+	// unitsPrepared: prepareUnits reloaded and checked the units before
+	// the switch (once per deployment).
+	unitsPrepared bool
+	// unitFilesInApp: a unit's file or drop-in lives under app_path (or
+	// the layout is inplace), so the restart must ask systemd again.
+	unitFilesInApp bool
+	// unrecorded is the release current pointed at, unverified, when this
+	// deployment took over an unfinished switch (adoptUnrecorded).
+	unrecorded string
+	// afterInterrupt: the target's last deployment was interrupted.
+	afterInterrupt bool
+
+	// done is what the deployment changed so far, for compensate.
+	done changes
+}
+
+// Deploy takes req.Env to the requested commit, or leaves it as it was, and
+// says which. The error is for what went wrong outside the deployment's
+// own story (the lock was held, the state database failed); a deployment
+// that failed, rolled back or could not roll back is a Result with its
+// Status and Err.
+func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Result, error) {
+	res, err := e.execute(ctx, c, req, orBranch(req.Ref, req.Env.Branch), (*deployment).flow)
+	return e.followUp(ctx, c, req, res, err)
+}
+
+// flow is the deployment's flow, chosen by what the environment is. It
+// returns the terminal status and, for every status but succeeded and
+// skipped, the error that decided it.
+func (d *deployment) flow(ctx context.Context) (string, error) {
+	env := d.env
+	switch {
+	case env.Fraise.Type == "scheduled" && env.SharesCodeWith != "":
+		// Its timers would have to follow another environment's releases;
+		// until that exists, refuse rather than "succeed" installing nothing.
+		return store.StatusFailed, d.rec.step(ctx, "check", 0, func(context.Context, io.Writer) (string, error) {
+			return "", fmt.Errorf("scheduled environments with shares_code_with cannot be deployed yet")
+		})
+	case env.SharesCodeWith != "":
+		return d.runShared(ctx)
+	case env.Fraise.Type == "scheduled":
+		return d.runScheduled(ctx)
+	}
+	return d.runAPI(ctx)
+}
 
 // execute holds what every kind of deployment shares: the lock, the record
 // that opens and closes it, and the timeout; flow is the kind's own steps.
@@ -130,6 +237,23 @@ func (d *deployment) findCurrent(ctx context.Context) error {
 	return nil
 }
 
+// currentSHA is the commit the target serves: the recorded state when it
+// agrees with the current symlink, else what the releases table says of
+// the release current points at.
+func (e *Engine) currentSHA(ctx context.Context, t store.Target, current string) string {
+	if current == "" {
+		return ""
+	}
+	states, err := e.Store.FraiseStates(ctx, t.Fraise, t.Environment)
+	if err == nil && len(states) == 1 && states[0].CurrentRelease == current {
+		return states[0].CurrentSHA
+	}
+	if r, err := e.Store.Release(ctx, t, current); err == nil {
+		return r.SHA
+	}
+	return ""
+}
+
 // open records the deployment as started, or claims the queued one it
 // runs. A queued request is claimed only now that the lock is held: while
 // this waited for the lock, a newer push may have superseded the request,
@@ -181,4 +305,48 @@ func (d *deployment) close(record context.Context, status string, runErr error) 
 		}
 		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 	}
+}
+
+// plannedStep is one step of a flow; a non-empty skip says why it does not
+// apply to this environment.
+type plannedStep struct {
+	name    string
+	timeout time.Duration
+	fn      stepFunc
+	skip    string
+}
+
+// apply runs the steps in order and compensates at the first failure.
+func (d *deployment) apply(ctx context.Context, steps []plannedStep) (string, error) {
+	for _, s := range steps {
+		if s.skip != "" {
+			if err := d.rec.skip(s.name, s.skip); err != nil {
+				return d.compensate(err)
+			}
+			continue
+		}
+		if err := d.rec.step(ctx, s.name, s.timeout, s.fn); err != nil {
+			return d.compensate(err)
+		}
+	}
+	d.finishReleases(ctx)
+	return store.StatusSucceeded, nil
+}
+
+func skipUnless(cond bool, why string) string {
+	if cond {
+		return ""
+	}
+	return why
+}
+
+// inplace says whether the environment is one checkout in app_path (the
+// first fraisier's way) rather than releases and a current link.
+func (d *deployment) inplace() bool { return d.env.Layout == "inplace" }
+
+func orBranch(ref, branch string) string {
+	if ref != "" {
+		return ref
+	}
+	return branch
 }
