@@ -295,11 +295,24 @@ type querier interface {
 
 // write runs fn in a write transaction, committing when it returns nil.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.writeWith(ctx, db.beginWrite, fn)
+}
+
+// writeOn is write on conn.
+func (db *DB) writeOn(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx) error) error {
+	return db.writeWith(ctx, func(ctx context.Context) (*sql.Tx, error) {
+		return conn.BeginTx(ctx, db.d.txOptions)
+	}, fn)
+}
+
+// writeWith is write with the transaction begun by begin, with this
+// process's other writers held off.
+func (db *DB) writeWith(ctx context.Context, begin func(context.Context) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
 	if db.wmu != nil {
 		db.wmu.Lock()
 		defer db.wmu.Unlock()
 	}
-	tx, err := db.beginWrite(ctx)
+	tx, err := begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
