@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
@@ -14,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/bench/grow"
 )
 
 func main() {
@@ -41,27 +39,8 @@ func run(ctx context.Context, bin, dir string, deployments, webhooks, runs int, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	// The cached database is only as good as the schema and generator that
-	// made it: its name carries a digest of both, so an edit regenerates it.
-	key, err := generatorKey()
+	big, empty, err := databases(ctx, dir, deployments, webhooks)
 	if err != nil {
-		return err
-	}
-	big := filepath.Join(dir, fmt.Sprintf("state-%d-%d-%s.db", deployments, webhooks, key))
-	if _, err := os.Stat(big); err != nil {
-		fmt.Printf("generating %s (%d deployments, %d webhook events)...\n", big, deployments, webhooks)
-		start := time.Now()
-		if err := generate(ctx, big+".tmp", deployments, webhooks); err != nil {
-			return err
-		}
-		if err := os.Rename(big+".tmp", big); err != nil {
-			return err
-		}
-		fmt.Printf("generated in %s\n", time.Since(start).Round(100*time.Millisecond))
-	}
-	empty := filepath.Join(dir, "state-empty.db")
-	_ = os.Remove(empty)
-	if err := generate(ctx, empty, 0, 0); err != nil {
 		return err
 	}
 	config, err := filepath.Abs("examples/fraises.yaml")
@@ -132,35 +111,29 @@ func run(ctx context.Context, bin, dir string, deployments, webhooks, runs int, 
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func generate(ctx context.Context, path string, deployments, webhooks int) error {
-	_ = os.Remove(path)
-	db, err := store.Open(ctx, store.Options{Path: path})
+// databases makes the big database, unless a copy made by the same
+// schema and generator is kept in dir (its name carries their digest),
+// and an empty one.
+func databases(ctx context.Context, dir string, deployments, webhooks int) (big, empty string, err error) {
+	key, err := grow.Key()
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	if deployments > 0 || webhooks > 0 {
-		if err := store.Populate(ctx, db, deployments, webhooks, 1); err != nil {
-			db.Close()
-			return fmt.Errorf("populate %s: %w", path, err)
+	big = filepath.Join(dir, fmt.Sprintf("state-%d-%d-%s.db", deployments, webhooks, key))
+	if _, err := os.Stat(big); err != nil {
+		fmt.Printf("generating %s (%d deployments, %d webhook events)...\n", big, deployments, webhooks)
+		start := time.Now()
+		if err := grow.File(ctx, big+".tmp", deployments, webhooks); err != nil {
+			return "", "", err
 		}
-	}
-	return db.Close()
-}
-
-// generatorKey digests the store's SQLite schema and the generator.
-func generatorKey() (string, error) {
-	files, err := filepath.Glob("internal/store/migrations/sqlite/*.sql")
-	if err != nil || len(files) == 0 {
-		return "", fmt.Errorf("find the store's migrations (run from the repository root): %v", err)
-	}
-	files = append(files, "internal/store/populate.go")
-	h := sha256.New()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
+		if err := os.Rename(big+".tmp", big); err != nil {
+			return "", "", err
 		}
-		h.Write(b)
+		fmt.Printf("generated in %s\n", time.Since(start).Round(100*time.Millisecond))
 	}
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
+	empty = filepath.Join(dir, "state-empty.db")
+	if err := grow.File(ctx, empty, 0, 0); err != nil {
+		return "", "", err
+	}
+	return big, empty, nil
 }

@@ -28,8 +28,8 @@
 //
 // A database that has lived a while: -grow N starts each fraisier on a
 // copy of a state database holding N webhook events and a tenth as many
-// deployments, a year of history made once by the store's generator
-// (store.Populate, in bulk, not through HTTP) and kept in -dir. With
+// deployments, a year of history made once by the benchmarks' generator
+// (bench/grow, in bulk, not through HTTP) and kept in -dir. With
 // -redeliver F, a fraction F of the deliveries are sent again under an
 // id their connection sent before, with the same body, as GitHub's
 // Redeliver button does; each must be answered as the first was (status

@@ -2,24 +2,22 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/bench/grow"
 )
 
 // grownDB returns a SQLite state database holding events webhook events
-// and a tenth as many deployments, a year of history made by the store's
-// generator (store.Populate) in bulk, not through HTTP. It is made once
+// and a tenth as many deployments, a year of history made by the
+// benchmarks' generator (bench/grow) in bulk, not through HTTP. It is made once
 // and kept in dir, its name carrying a digest of the schema and the
 // generator, so that an edit of either makes it again.
 func grownDB(ctx context.Context, dir string, events int) (string, error) {
-	key, err := generatorKey()
+	key, err := grow.Key()
 	if err != nil {
 		return "", err
 	}
@@ -33,16 +31,7 @@ func grownDB(ctx context.Context, dir string, events int) (string, error) {
 	fmt.Printf("growing %s (%d webhook events, %d deployments)...\n", path, events, events/10)
 	start := time.Now()
 	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	db, err := store.Open(ctx, store.Options{Path: tmp})
-	if err != nil {
-		return "", err
-	}
-	if err := store.Populate(ctx, db, events/10, events, 1); err != nil {
-		db.Close()
-		return "", fmt.Errorf("grow %s: %w", tmp, err)
-	}
-	if err := db.Close(); err != nil {
+	if err := grow.File(ctx, tmp, events/10, events); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -50,24 +39,6 @@ func grownDB(ctx context.Context, dir string, events int) (string, error) {
 	}
 	fmt.Printf("grown in %s\n", time.Since(start).Round(100*time.Millisecond))
 	return filepath.Abs(path)
-}
-
-// generatorKey digests the store's SQLite schema and the generator.
-func generatorKey() (string, error) {
-	files, err := filepath.Glob("internal/store/migrations/sqlite/*.sql")
-	if err != nil || len(files) == 0 {
-		return "", fmt.Errorf("find the store's migrations (run from the repository root): %v", err)
-	}
-	files = append(files, "internal/store/populate.go")
-	h := sha256.New()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // copyFile copies the grown database for one server's run.

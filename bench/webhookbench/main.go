@@ -60,7 +60,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (state database, logs, origin) for inspection")
 	flag.StringVar(&deploys, "deploys", "held", "what the queue does during the load: held (one deployment runs throughout, sleeping in its install step; every push replaces the request waiting behind it) or continuous (real deployments back to back, competing for the cores)")
 	flag.Float64Var(&o.redeliver, "redeliver", 0, "fraction of deliveries sent again under an id sent before, with its body (a forge's Redeliver button); fraisier is then also measured with unique ids in each round, and the two compared")
-	flag.IntVar(&o.grow, "grow", 0, "webhook events (and a tenth as many deployments) in the state database before the load, made once by the store's generator and kept in -dir")
+	flag.IntVar(&o.grow, "grow", 0, "webhook events (and a tenth as many deployments) in the state database before the load, made once by the benchmarks' generator (bench/grow) and kept in -dir")
 	flag.StringVar(&o.dir, "dir", "bench/out", "where the grown state database is kept")
 	flag.IntVar(&o.bursts, "bursts", 0, "after the rounds, bursts of load on one fraisier process (on the grown database), for its memory: VmHWM over the bursts, VmRSS once idle")
 	flag.DurationVar(&o.burst, "burst", 15*time.Second, "length of each burst")

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraisier/bench/grow"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-// The benchmarks read a database filled by store.Populate. Its size comes
+// The benchmarks read a database filled by grow.Populate. Its size comes
 // from FRAISIER_BENCH_DEPLOYMENTS and FRAISIER_BENCH_WEBHOOKS (default
 // 20000 each, so that go test -bench stays quick); FRAISIER_BENCH_DB names
 // a file to keep it in, filled only if it is empty, so a 1M-row database
@@ -61,7 +62,7 @@ func benchDB(b *testing.B) *store.DB {
 		n := envInt("FRAISIER_BENCH_DEPLOYMENTS", 20000)
 		w := envInt("FRAISIER_BENCH_WEBHOOKS", n)
 		start := time.Now()
-		bench.err = store.Populate(ctx, db, n, w, 1)
+		bench.err = grow.Populate(ctx, db, n, w, 1)
 		b.Logf("populated %s with %d deployments and %d webhook events in %s", bench.path, n, w, time.Since(start))
 	})
 	if bench.err != nil {

@@ -62,14 +62,13 @@ func (db *DB) startCheckpointer(interval time.Duration) {
 // frame copied into the database file. Under a steady stream of commits a
 // write transaction is nearly always open while a checkpoint runs; it
 // began before the WAL was fully copied and commits after, so no writer
-// ever begins on a fully copied WAL, and it grows without end (768 MiB in
-// 10 s in a test). So the bulk of the copying runs beside the writers,
-// then a second pass, with this process's writers held off (wmu), copies
-// what they committed meanwhile (usually nothing or a few pages), so that
-// the next writer begins on a fully copied WAL and rewinds it. Holding the
-// writers off costs every delivery waiting meanwhile that pass's syncs: at
-// every tick it put the webhook benchmark's p99 at 24–30 ms instead of 17.
-// So it is done only once the WAL has grown past rewindFrames: under a
+// ever begins on a fully copied WAL, and it grows without end. So the
+// bulk of the copying runs beside the writers, then a second pass, with
+// this process's writers held off (wmu), copies what they committed
+// meanwhile (usually nothing or a few pages), so that the next writer
+// begins on a fully copied WAL and rewinds it. Holding the
+// writers off costs every delivery waiting meanwhile that pass's syncs,
+// so it is done only once the WAL has grown past rewindFrames: under a
 // sustained burst every ten seconds or so, and never on a server with idle
 // moments, where a writer finds the WAL fully copied and rewinds it by
 // itself. The WAL is thus bounded near rewindFrames.

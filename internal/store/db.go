@@ -34,10 +34,10 @@ type Options struct {
 	// serve), moves WAL checkpoints off the committing connection: no
 	// commit checkpoints, and a goroutine checkpoints every CheckpointEvery
 	// instead. A checkpoint copies pages into the database file and syncs
-	// it; done by whichever commit crossed 1,000 WAL pages, it was two
-	// fifths of the webhook intake's write time, stalling every delivery
-	// waiting on that commit. Zero keeps SQLite's automatic checkpoints,
-	// which suit short CLI runs. Ignored for PostgreSQL and ReadOnly.
+	// it; done by whichever commit crossed 1,000 WAL pages, it stalls
+	// every delivery waiting on that commit. Zero keeps SQLite's automatic
+	// checkpoints, which suit short CLI runs. Ignored for PostgreSQL and
+	// ReadOnly.
 	CheckpointEvery time.Duration
 
 	// wrapConnector, set only by tests (export_test.go), wraps the
@@ -177,13 +177,13 @@ func openSQLite(opts Options) (*sql.DB, error) {
 	// 16 MiB rather than 2: the indexes of a big history stay cached.
 	q.Add("_pragma", "cache_size(-16384)")
 	// Statement journals (each INSERT ... ON CONFLICT in a transaction keeps
-	// one) in memory, not in temporary files: they were a fifth of the
-	// webhook intake's time, and they never need to survive a crash.
+	// one) in memory, not in temporary files: the intake writes many, and
+	// they never need to survive a crash.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	if opts.backgroundCheckpoints() {
 		// No journal_size_limit: SQLite would truncate a WAL grown large
-		// in the commit that rewinds it, a 300 ms stall of the writer
-		// after a long burst. The checkpointer truncates it once idle.
+		// in the commit that rewinds it, stalling the writer after a long
+		// burst. The checkpointer truncates it once idle.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	if opts.ReadOnly {
@@ -295,56 +295,29 @@ type querier interface {
 
 // write runs fn in a write transaction, committing when it returns nil.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.writeWith(ctx, db.beginWrite, fn)
+}
+
+// writeOn is write on conn.
+func (db *DB) writeOn(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx) error) error {
+	return db.writeWith(ctx, func(ctx context.Context) (*sql.Tx, error) {
+		return conn.BeginTx(ctx, db.d.txOptions)
+	}, fn)
+}
+
+// writeWith is write with the transaction begun by begin, with this
+// process's other writers held off.
+func (db *DB) writeWith(ctx context.Context, begin func(context.Context) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
 	if db.wmu != nil {
 		db.wmu.Lock()
 		defer db.wmu.Unlock()
 	}
-	tx, err := db.beginWrite(ctx)
+	tx, err := begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback() // the error from fn is the one worth reporting
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// writeSession is write on a connection of its own, set up by the first
-// statement of each pair before the transaction and restored by the second
-// after it, for settings that cannot change inside a transaction.
-func (db *DB) writeSession(ctx context.Context, session [][2]string, fn func(tx *sql.Tx) error) error {
-	if db.wmu != nil {
-		db.wmu.Lock()
-		defer db.wmu.Unlock()
-	}
-	conn, err := db.sql.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	for _, s := range session {
-		if _, err := conn.ExecContext(ctx, s[0]); err != nil {
-			return fmt.Errorf("set up session: %w", err)
-		}
-		// Restored on a fresh context: the connection goes back to the pool
-		// and must not keep the setting even when ctx is done. If restoring
-		// fails the connection is discarded rather than reused.
-		defer func() {
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), s[1]); err != nil {
-				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}()
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"embed"
 	"io/fs"
 	"strconv"
@@ -28,19 +29,8 @@ type dialect struct {
 	migrationLock string
 	// serializeWrites makes write transactions of one DB wait on a mutex.
 	serializeWrites bool
-	// deferForeignKeys makes the transaction check foreign keys at commit,
-	// or when checkForeignKeys runs.
-	deferForeignKeys, checkForeignKeys string
-	// bulkInsert starts the multi-row INSERTs of Populate and RebuildStats.
-	bulkInsert string
-	// afterBulkInsert runs after Populate has inserted rows with explicit ids.
-	afterBulkInsert []string
-	// bulkSession are pairs of statements setting up, and restoring, the
-	// connection for Populate's bulk insert.
-	bulkSession [][2]string
-	// listIndexes lists (name, creating statement) of the secondary indexes
-	// of the tables Populate fills.
-	listIndexes string
+	// txOptions begin every write transaction.
+	txOptions *sql.TxOptions
 	// earlierPushes are the intake's replay lookups. SQLite, without
 	// statistics (nothing runs ANALYZE), takes a list of commits for many
 	// rows and would read every accepted event through
@@ -55,24 +45,7 @@ var sqliteDialect = &dialect{
 	migrations:      fsSub(migrationsFS, "migrations/sqlite"),
 	rebind:          func(q string) string { return q },
 	serializeWrites: true,
-	// Any failure aborts the whole transaction anyway, and with ROLLBACK
-	// instead of the default ABORT SQLite keeps no statement journal: a
-	// copy of every page a multi-row INSERT touches.
-	bulkInsert: "INSERT OR ROLLBACK INTO ",
-	bulkSession: [][2]string{
-		// Populate's rows are consistent by construction; checking every
-		// reference costs more than inserting the row.
-		{"PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON"},
-		// A transaction bigger than the page cache spills, writing pages to
-		// the WAL again and again.
-		{"PRAGMA cache_size = -1048576", "PRAGMA cache_size = -16384"},
-		// Lets CREATE INDEX sort on more than one core, in memory.
-		{"PRAGMA threads = 4", "PRAGMA threads = 0"},
-		{"PRAGMA temp_store = MEMORY", "PRAGMA temp_store = DEFAULT"},
-	},
-	listIndexes: `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
-		AND tbl_name IN ('tb_deployment', 'tb_webhook_event', 'tb_webhook_deployment')`,
-	earlierPushes: earlierPushStatements(" INDEXED BY ix_webhook_event_pushed"),
+	earlierPushes:   earlierPushStatements(" INDEXED BY ix_webhook_event_pushed"),
 }
 
 // rebindDollar numbers ? placeholders as $1, $2, ... outside string literals.

@@ -21,16 +21,13 @@
 // the history or the window; RebuildStats derives the rollup again from the
 // deployments.
 //
-// The deploy queue is tb_deployment: a request waits as a queued deployment,
-// one per target. RecordIntake records a batch of deliveries in one
-// transaction and queues, per target, only the batch's newest request. A
-// waiting request a webhook made is taken over in place by a newer push
-// (Queued.Replaced): the deployment keeps its id and deploys the newer
-// commit, and the older delivery is recorded superseded, linked to it. A
-// request replaced by a newer one in its own batch never waited: it is
-// folded into the newer one (Queued.Folded); its delivery is recorded the
-// same way, with a reason naming the newer delivery and commit. Neither
-// is a deployment of its own, nor counted. A waiting request no webhook
-// made (a requeue, the CLI) has no delivery to carry its record: a push
-// finishes it as a superseded deployment, counted in the statistics.
+// The deploy queue is tb_deployment: a request waits as a queued
+// deployment, one per target. RecordIntake records a batch of deliveries
+// in one transaction and queues, per target, only the batch's newest
+// request; the older ones never waited and are folded into it
+// (Queued.Folded), their deliveries recorded superseded. What a newer
+// request does to the one already waiting is one rule, queueRequest's
+// (supersede.go): a push takes a push's request over in place
+// (Queued.Replaced), any other waiting request is finished superseded and
+// counted in the statistics (Queued.Superseded).
 package store

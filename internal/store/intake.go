@@ -19,38 +19,8 @@ const (
 	linkInsertHead = `INSERT INTO tb_webhook_deployment (webhook_event_id, deployment_id, fraise)`
 	linkInsertTail = `
 		ON CONFLICT (webhook_event_id, deployment_id) DO NOTHING`
-	linkCols        = 3
-	sqlEnsureTarget = `INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
-		ON CONFLICT (fraise, environment) DO NOTHING`
-	sqlLockTarget = `SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?`
-	sqlWaiting    = `SELECT id, webhook_event_id, started_at, trigger FROM tb_deployment
-		WHERE fraise = ? AND environment = ? AND status = 'queued'`
-	// A waiting request that came from a webhook follows the newest push.
-	sqlRetarget = `UPDATE tb_deployment
-		SET trigger = ?, actor = ?, requested_ref = ?, new_sha = ?, webhook_event_id = ?
-		WHERE id = ? AND status = 'queued'`
-	sqlSupersedeWaiting = `UPDATE tb_deployment
-		SET status = 'superseded', finished_at = ?, duration_ms = ?, error = ?
-		WHERE id = ? AND status = 'queued'`
-	sqlInsertRequest = `INSERT INTO tb_deployment
-		(fraise, environment, trigger, actor, requested_ref, new_sha, status, started_at, webhook_event_id)
-		VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
-	// An upsert: on SQLite the target's state row is not created ahead as
-	// a lock (see queueTarget), so it may not exist yet.
-	sqlTargetQueued = `INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
-		VALUES (?, ?, 'queued', ?)
-		ON CONFLICT (fraise, environment) DO UPDATE SET status = 'queued', last_deployment_id = excluded.last_deployment_id`
+	linkCols          = 3
 	sqlEventReplanned = `UPDATE tb_webhook_event SET outcome = ?, reason = ? WHERE id = ?`
-	// What statsAcc.add does for a superseded deployment (one more
-	// superseded, the earliest finish kept), applied to the target's row
-	// of the day and every later one, provided the day already has its
-	// row: the running totals of a day without one start from the day
-	// before, which addManyToRollups reads.
-	sqlCountSuperseded = `UPDATE tb_stats_cumulative
-		SET superseded = superseded + 1,
-		    first_at = CASE WHEN first_at = 0 OR first_at > ? THEN ? ELSE first_at END
-		WHERE fraise = ? AND environment = ? AND day >= ?
-		  AND EXISTS (SELECT 1 FROM tb_stats_cumulative WHERE fraise = ? AND environment = ? AND day = ?)`
 )
 
 // chunkSizes are the row counts of the multi-row INSERTs the intake keeps
@@ -84,13 +54,6 @@ func chunk(n int) (size, k int) {
 		}
 	}
 	panic("chunk of no rows")
-}
-
-// supersededMark is a webhook event to mark superseded (see
-// markWebhookSuperseded) once the batch's targets are all queued.
-type supersededMark struct {
-	hook   int64
-	reason string
 }
 
 // intakeRef is one request of a batch: item i's request j.
@@ -167,8 +130,49 @@ func (b *intakeBatch) fate(i int) (outcome, reason string) {
 // costs a few multi-row statements and, per target, one deployment row.
 func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]IntakeResult, error) {
 	now := db.nowMS()
+	b := newIntakeBatch(items)
+	if err := db.markReplays(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	b.plan()
+	replan, err := db.insertEvents(ctx, tx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	if replan {
+		if err := db.replan(ctx, tx, b); err != nil {
+			return nil, err
+		}
+	}
+	targets, queued, err := db.queueStanding(ctx, tx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.recordOrder(ctx, tx, b, targets, queued); err != nil {
+		return nil, err
+	}
+	if err := db.linkEvents(ctx, tx, b, queued); err != nil {
+		return nil, err
+	}
+	// Last, so that a delivery repeated within the batch is answered with
+	// what its first copy queued.
+	for i, it := range b.items {
+		if !b.dup[i] {
+			continue
+		}
+		r, err := db.duplicateIntake(ctx, tx, it.Event)
+		if err != nil {
+			return nil, fmt.Errorf("record webhook %s %s: %w", it.Event.Forge, it.Event.DeliveryID, err)
+		}
+		b.results[i] = r
+	}
+	return b.results, nil
+}
+
+// newIntakeBatch is the batch of items, a delivery seen twice in it
+// marked as a redelivery of the first.
+func newIntakeBatch(items []Intake) *intakeBatch {
 	b := &intakeBatch{items: items, results: make([]IntakeResult, len(items)), dup: make([]bool, len(items))}
-	// A delivery twice in one batch is a redelivery of the first.
 	seen := make(map[[2]string]bool, len(items))
 	for i, it := range items {
 		if it.Event.DeliveryID == "" {
@@ -178,44 +182,44 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 		b.dup[i] = seen[k]
 		seen[k] = true
 	}
-	if err := db.markReplays(ctx, tx, b); err != nil {
-		return nil, err
-	}
-	items = b.items
-	b.plan()
-	replan, err := db.insertEvents(ctx, tx, b, now)
-	if err != nil {
-		return nil, err
-	}
-	if replan {
-		// A request planned to stand came from a delivery recorded before:
-		// it queues nothing, and the requests folded into it stand or fold
-		// into another. Rare; only the events whose fate changed are fixed.
-		before := make([][2]string, len(items))
-		for i := range items {
-			if !b.dup[i] {
-				before[i] = [2]string{b.results[i].Event.Outcome, b.results[i].Event.Reason}
-			}
-		}
-		b.plan()
-		for i := range items {
-			if b.dup[i] {
-				continue
-			}
-			e := &b.results[i].Event
-			if e.Outcome, e.Reason = b.fate(i); [2]string{e.Outcome, e.Reason} == before[i] {
-				continue
-			}
-			upd, err := db.stmt(ctx, tx, sqlEventReplanned)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := upd.ExecContext(ctx, e.Outcome, e.Reason, e.ID); err != nil {
-				return nil, fmt.Errorf("record webhook %s %s: %w", e.Forge, e.DeliveryID, err)
-			}
-		}
-	}
+	return b
+}
 
+// replan plans the batch again after insertEvents found that a request
+// planned to stand came from a delivery recorded before: it queues
+// nothing, and the requests folded into it stand or fold into another.
+// Rare; only the events whose fate changed are updated.
+func (db *DB) replan(ctx context.Context, tx *sql.Tx, b *intakeBatch) error {
+	before := make([][2]string, len(b.items))
+	for i := range b.items {
+		if !b.dup[i] {
+			before[i] = [2]string{b.results[i].Event.Outcome, b.results[i].Event.Reason}
+		}
+	}
+	b.plan()
+	for i := range b.items {
+		if b.dup[i] {
+			continue
+		}
+		e := &b.results[i].Event
+		if e.Outcome, e.Reason = b.fate(i); [2]string{e.Outcome, e.Reason} == before[i] {
+			continue
+		}
+		upd, err := db.stmt(ctx, tx, sqlEventReplanned)
+		if err != nil {
+			return err
+		}
+		if _, err := upd.ExecContext(ctx, e.Outcome, e.Reason, e.ID); err != nil {
+			return fmt.Errorf("record webhook %s %s: %w", e.Forge, e.DeliveryID, err)
+		}
+	}
+	return nil
+}
+
+// queueStanding queues, target by target, the request of the batch that
+// stands, then marks the events whose waiting requests it replaced. It
+// returns the targets in the order it locked them.
+func (db *DB) queueStanding(ctx context.Context, tx *sql.Tx, b *intakeBatch, now int64) ([]Target, map[Target]Queued, error) {
 	targets := make([]Target, 0, len(b.stands))
 	for t := range b.stands {
 		targets = append(targets, t)
@@ -227,19 +231,21 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 	for _, t := range targets {
 		q, err := db.queueTarget(ctx, tx, t, b, now)
 		if err != nil {
-			return nil, fmt.Errorf("queue %s: %w", t, err)
+			return nil, nil, fmt.Errorf("queue %s: %w", t, err)
 		}
 		queued[t] = q
 	}
 	if err := db.markSuperseded(ctx, tx, b.marks); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := db.recordOrder(ctx, tx, b, targets, queued); err != nil {
-		return nil, err
-	}
+	return targets, queued, nil
+}
 
+// linkEvents gives each new delivery of the batch what its requests
+// queued, or were folded into, and links its event to those deployments.
+func (db *DB) linkEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, queued map[Target]Queued) error {
 	var links []any
-	for i, it := range items {
+	for i, it := range b.items {
 		if b.dup[i] || len(it.Requests) == 0 {
 			continue
 		}
@@ -251,38 +257,16 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 				q.Superseded, q.Replaced, q.Folded = 0, 0, true
 			}
 			res.Queued[j] = q
-			if !containsID(res.Event.DeploymentIDs, q.DeploymentID) {
+			if !slices.Contains(res.Event.DeploymentIDs, q.DeploymentID) {
 				res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, q.DeploymentID)
 				links = append(links, res.Event.ID, q.DeploymentID, r.Fraise)
 			}
 		}
 	}
 	if err := db.insertRows(ctx, tx, &linkInserts, linkCols, links); err != nil {
-		return nil, fmt.Errorf("link webhook events: %w", err)
+		return fmt.Errorf("link webhook events: %w", err)
 	}
-
-	// Last, so that a delivery repeated within the batch is answered with
-	// what its first copy queued.
-	for i := range items {
-		if !b.dup[i] {
-			continue
-		}
-		r, err := db.duplicateIntake(ctx, tx, items[i].Event)
-		if err != nil {
-			return nil, fmt.Errorf("record webhook %s %s: %w", items[i].Event.Forge, items[i].Event.DeliveryID, err)
-		}
-		b.results[i] = r
-	}
-	return b.results, nil
-}
-
-func containsID(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // insertEvents inserts the batch's new deliveries with the outcome the
@@ -324,39 +308,10 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, now 
 		n, k := chunk(len(keyed))
 		part := keyed[:n]
 		keyed = keyed[n:]
-		args = args[:0]
-		clear(row)
-		for _, i := range part {
-			e := &b.results[i].Event
-			args = eventArgs(args, e)
-			row[[2]string{e.Forge, e.DeliveryID}] = i
-		}
-		ins, err := db.stmt(ctx, tx, eventInserts[k])
-		if err != nil {
+		if args, err = db.insertKeyed(ctx, tx, b, part, eventInserts[k], args[:0], row); err != nil {
 			return false, err
 		}
-		rows, err := ins.QueryContext(ctx, args...)
-		if err != nil {
-			return false, fmt.Errorf("record webhooks: insert: %w", err)
-		}
-		err = eachRow(rows, func() error {
-			var (
-				id  int64
-				key [2]string
-			)
-			if err := rows.Scan(&id, &key[0], &key[1]); err != nil {
-				return err
-			}
-			i, ok := row[key]
-			if !ok {
-				return fmt.Errorf("insert returned delivery %s %s, not one of the batch", key[0], key[1])
-			}
-			b.results[i].Event.ID = id
-			return nil
-		})
-		if err != nil {
-			return false, fmt.Errorf("record webhooks: insert: %w", err)
-		}
+		// A delivery the insert returned nothing for was recorded before.
 		for _, i := range part {
 			if b.results[i].Event.ID != 0 {
 				continue
@@ -371,6 +326,45 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, now 
 		}
 	}
 	return replan, nil
+}
+
+// insertKeyed inserts the events of part, deliveries with an id, in one
+// statement, and gives each inserted event its row id. args and row are
+// buffers reused across calls; args is returned for the next.
+func (db *DB) insertKeyed(ctx context.Context, tx *sql.Tx, b *intakeBatch, part []int, stmt string, args []any, row map[[2]string]int) ([]any, error) {
+	clear(row)
+	for _, i := range part {
+		e := &b.results[i].Event
+		args = eventArgs(args, e)
+		row[[2]string{e.Forge, e.DeliveryID}] = i
+	}
+	ins, err := db.stmt(ctx, tx, stmt)
+	if err != nil {
+		return args, err
+	}
+	rows, err := ins.QueryContext(ctx, args...)
+	if err != nil {
+		return args, fmt.Errorf("record webhooks: insert: %w", err)
+	}
+	err = eachRow(rows, func() error {
+		var (
+			id  int64
+			key [2]string
+		)
+		if err := rows.Scan(&id, &key[0], &key[1]); err != nil {
+			return err
+		}
+		i, ok := row[key]
+		if !ok {
+			return fmt.Errorf("insert returned delivery %s %s, not one of the batch", key[0], key[1])
+		}
+		b.results[i].Event.ID = id
+		return nil
+	})
+	if err != nil {
+		return args, fmt.Errorf("record webhooks: insert: %w", err)
+	}
+	return args, nil
 }
 
 func eventArgs(args []any, e *WebhookEvent) []any {
@@ -395,118 +389,15 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, stmts *[len(chunkSizes
 	return nil
 }
 
-// queueTarget queues the request of the batch that stands for t,
-// superseding the request waiting for t, if any.
+// queueTarget queues the request of the batch that stands for t.
 func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBatch, now int64) (Queued, error) {
 	ref := b.stands[t]
 	r := b.items[ref.item].Requests[ref.req]
-	hook := b.results[ref.item].Event.ID
 	sha, err := normSHA(r.SHA)
 	if err != nil {
 		return Queued{}, err
 	}
-	if db.d.forUpdate != "" {
-		// Serialise queueing per target: with nothing waiting, the SELECT
-		// below locks no row, and two PostgreSQL transactions would both
-		// insert. The target's state row is the lock, created if need be.
-		// SQLite needs none: its write transactions take the database's
-		// one write lock when they begin.
-		ensure, err := db.stmt(ctx, tx, sqlEnsureTarget)
-		if err != nil {
-			return Queued{}, err
-		}
-		if _, err := ensure.ExecContext(ctx, t.Fraise, t.Environment); err != nil {
-			return Queued{}, fmt.Errorf("lock: %w", err)
-		}
-		lock, err := db.stmt(ctx, tx, sqlLockTarget+db.d.forUpdate)
-		if err != nil {
-			return Queued{}, err
-		}
-		var one int
-		if err := lock.QueryRowContext(ctx, t.Fraise, t.Environment).Scan(&one); err != nil {
-			return Queued{}, fmt.Errorf("lock: %w", err)
-		}
-	}
-
-	q := Queued{Target: t}
-	sel, err := db.stmt(ctx, tx, sqlWaiting+db.d.forUpdate)
-	if err != nil {
-		return Queued{}, err
-	}
-	var (
-		waiting        int64
-		waitingHook    sql.NullInt64
-		started        int64
-		waitingTrigger string
-	)
-	switch err := sel.QueryRowContext(ctx, t.Fraise, t.Environment).Scan(&waiting, &waitingHook, &started, &waitingTrigger); {
-	case notFound(err):
-	case err != nil:
-		return Queued{}, fmt.Errorf("find the request waiting: %w", err)
-	case waitingTrigger == TriggerWebhook && waitingHook.Valid && r.Trigger == TriggerWebhook:
-		return db.retarget(ctx, tx, t, b, r, sha, hook, waiting, waitingHook.Int64)
-	default:
-		upd, err := db.stmt(ctx, tx, sqlSupersedeWaiting)
-		if err != nil {
-			return Queued{}, err
-		}
-		why := fmt.Sprintf("superseded by a newer request for %s (webhook event %d)", short12(sha), hook)
-		if _, err := upd.ExecContext(ctx, now, max(0, now-started), why, waiting); err != nil {
-			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
-		}
-		if waitingHook.Valid {
-			b.marks = append(b.marks, supersededMark{waitingHook.Int64, fmt.Sprintf("webhook event %d replaced deployment %d before it ran", hook, waiting)})
-		}
-		// A request that waited durably and was replaced counts in the
-		// statistics as finished, with no duration and no incident,
-		// exactly as FinishDeployment counts one. Requests folded within
-		// the batch never waited and are not deployments: not counted.
-		if err := db.countSuperseded(ctx, tx, t, now); err != nil {
-			return Queued{}, err
-		}
-		q.Superseded = waiting
-	}
-
-	ins, err := db.stmt(ctx, tx, sqlInsertRequest)
-	if err != nil {
-		return Queued{}, err
-	}
-	if err := ins.QueryRowContext(ctx, t.Fraise, t.Environment, r.Trigger, r.Actor, requestedRef(r), sha,
-		now, hook).Scan(&q.DeploymentID); err != nil {
-		return Queued{}, fmt.Errorf("insert: %w", err)
-	}
-	if err := db.markQueued(ctx, tx, t, q.DeploymentID); err != nil {
-		return Queued{}, err
-	}
-	return q, nil
-}
-
-// retarget replaces, in place, a waiting request that a webhook queued
-// with the newer push r: the waiting deployment keeps its id and deploys
-// r's commit. The older push's webhook event stays the record of the
-// request it made: superseded (unless it queued for another target that
-// still stands), linked to this deployment, its reason naming the push
-// that replaced it. Superseding the row and inserting another instead
-// made a deployment record per replaced push, each of which was never
-// going to run, and cost a burst twice the writes.
-//
-// A waiting request queued otherwise (a requeue after a crash, the CLI)
-// has no webhook event to carry its record, so it is superseded as a
-// deployment of its own instead.
-func (db *DB) retarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBatch, r QueueRequest, sha string, hook, waiting, waitingHook int64) (Queued, error) {
-	upd, err := db.stmt(ctx, tx, sqlRetarget)
-	if err != nil {
-		return Queued{}, err
-	}
-	if _, err := upd.ExecContext(ctx, r.Trigger, r.Actor, requestedRef(r), sha, hook, waiting); err != nil {
-		return Queued{}, fmt.Errorf("retarget deployment %d: %w", waiting, err)
-	}
-	why := fmt.Sprintf("replaced while it waited by webhook event %d (commit %s); deployment %d deploys that commit instead", hook, short12(sha), waiting)
-	b.marks = append(b.marks, supersededMark{waitingHook, why})
-	if err := db.markQueued(ctx, tx, t, waiting); err != nil {
-		return Queued{}, err
-	}
-	return Queued{Target: t, DeploymentID: waiting, Replaced: waitingHook}, nil
+	return db.queueRequest(ctx, tx, newerRequest{QueueRequest: r, sha: sha, hook: b.results[ref.item].Event.ID}, now, false, &b.marks)
 }
 
 // recordOrder stamps, for each request of the batch that stands and
@@ -536,52 +427,6 @@ func (db *DB) recordOrder(ctx context.Context, tx *sql.Tx, b *intakeBatch, targe
 		}
 	}
 	return nil
-}
-
-// markSuperseded marks the events of marks, in the order of their ids,
-// the same in every transaction.
-func (db *DB) markSuperseded(ctx context.Context, tx *sql.Tx, marks []supersededMark) error {
-	sort.SliceStable(marks, func(i, j int) bool { return marks[i].hook < marks[j].hook })
-	for _, m := range marks {
-		if err := db.markWebhookSuperseded(ctx, tx, m.hook, m.reason); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// markQueued records in the target's state that deployment id waits.
-func (db *DB) markQueued(ctx context.Context, tx *sql.Tx, t Target, id int64) error {
-	state, err := db.stmt(ctx, tx, sqlTargetQueued)
-	if err != nil {
-		return err
-	}
-	if _, err := state.ExecContext(ctx, t.Fraise, t.Environment, id); err != nil {
-		return fmt.Errorf("update state: %w", err)
-	}
-	return nil
-}
-
-// countSuperseded adds one superseded deployment of t, finished at now,
-// to the statistics: addManyToRollups, in one prepared statement when the
-// day's rollup row exists, as it does for every queueing but the day's
-// first. The intake supersedes a request in nearly every batch under
-// load, and addManyToRollups's three statements, prepared each time, were
-// a quarter of a small batch's cost.
-func (db *DB) countSuperseded(ctx context.Context, tx *sql.Tx, t Target, now int64) error {
-	upd, err := db.stmt(ctx, tx, sqlCountSuperseded)
-	if err != nil {
-		return err
-	}
-	day := dayOf(now)
-	res, err := upd.ExecContext(ctx, now, now, t.Fraise, t.Environment, day, t.Fraise, t.Environment, day)
-	if err != nil {
-		return fmt.Errorf("update stats of %s: %w", t, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n > 0 {
-		return err
-	}
-	return db.addManyToRollups(ctx, tx, t, finishedRow{status: StatusSuperseded, finished: now}, incidentAcc{}, 1)
 }
 
 // duplicateIntake answers a delivery seen before: the earlier event and

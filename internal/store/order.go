@@ -211,12 +211,8 @@ func (db *DB) lockTargets(ctx context.Context, tx *sql.Tx, ts []Target) error {
 	ts = slices.Clone(ts)
 	slices.SortFunc(ts, func(a, b Target) int { return strings.Compare(a.String(), b.String()) })
 	for _, t := range slices.Compact(ts) {
-		if _, err := db.execTx(ctx, tx, sqlEnsureTarget, t.Fraise, t.Environment); err != nil {
-			return fmt.Errorf("lock %s: %w", t, err)
-		}
-		var one int
-		if err := db.queryRowTx(ctx, tx, sqlLockTarget+db.d.forUpdate, t.Fraise, t.Environment).Scan(&one); err != nil {
-			return fmt.Errorf("lock %s: %w", t, err)
+		if err := db.lockTarget(ctx, tx, t); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -274,7 +270,7 @@ func (db *DB) finishFollowed(ctx context.Context, id int64, f Finish, follow []Q
 			return nil
 		}
 		for _, r := range follow {
-			q, err := db.enqueue(ctx, tx, r, false)
+			q, err := db.enqueue(ctx, tx, r, true)
 			if err != nil {
 				return fmt.Errorf("queue %s to follow: %w", r.Target, err)
 			}

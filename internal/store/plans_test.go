@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fraiseql/fraisier/bench/grow"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -47,7 +48,7 @@ func TestQueriesOnAGrownDatabase(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			log := newQueryLog()
 			db := tc.open(t, log)
-			old := grow(t, db)
+			old := growHistory(t, db)
 			log.on.Store(true)
 			newWorkload(t, db, old).run()
 			log.on.Store(false)
@@ -91,15 +92,15 @@ const (
 // found, so that the entry goes once the statement is fixed.
 var known = map[string]string{}
 
-// grow fills db with a history: Populate's deployments and webhook
+// growHistory fills db with a history: grow.Populate's deployments and webhook
 // events, then five steps with output for each finished deployment, a
 // release for each that succeeded, and for one in ten an order (it ran
 // after the deployment before it) and a lock event. It
 // returns a delivery recorded in that history, for redelivery.
-func grow(t *testing.T, db *store.DB) store.WebhookEvent {
+func growHistory(t *testing.T, db *store.DB) store.WebhookEvent {
 	t.Helper()
 	ctx := context.Background()
-	if err := store.Populate(ctx, db, grownDeployments, grownEvents, 1); err != nil {
+	if err := grow.Populate(ctx, db, grownDeployments, grownEvents, 1); err != nil {
 		t.Fatal(err)
 	}
 	p := "?"

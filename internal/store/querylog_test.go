@@ -30,6 +30,11 @@ func (l *queryLog) record(query string, named []driver.NamedValue) {
 	}
 	args := make([]any, len(named))
 	for i, a := range named {
+		// As the database receives it: a driver that takes arguments
+		// as they are (pgx) is given pointers and Valuers.
+		if v, err := driver.DefaultParameterConverter.ConvertValue(a.Value); err == nil {
+			a.Value = v
+		}
 		if b, ok := a.Value.([]byte); ok {
 			a.Value = append([]byte(nil), b...)
 		}
@@ -79,8 +84,9 @@ type logConnector struct {
 }
 
 // fullConn is what both backends' connections implement; the wrapper
-// forwards all of it, so that database/sql treats a logged connection as
-// it treats the store's own.
+// forwards all of it, and the optional interfaces below when the
+// connection has them, so that database/sql treats a logged connection
+// as it treats the store's own.
 type fullConn interface {
 	driver.Conn
 	driver.ConnBeginTx
@@ -89,7 +95,6 @@ type fullConn interface {
 	driver.QueryerContext
 	driver.Pinger
 	driver.SessionResetter
-	driver.Validator
 }
 
 func (c *logConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -111,6 +116,24 @@ type logConn struct {
 }
 
 func (c *logConn) Unwrap() driver.Conn { return c.fullConn }
+
+// IsValid is the connection's own answer, or valid, as database/sql
+// assumes of a connection without one.
+func (c *logConn) IsValid() bool {
+	if v, ok := c.fullConn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// CheckNamedValue lets the connection take the arguments it converts
+// itself (pgx does), and database/sql convert the others.
+func (c *logConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.fullConn.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
 
 func (c *logConn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)

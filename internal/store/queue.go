@@ -9,10 +9,8 @@ import (
 )
 
 // The deploy queue is tb_deployment itself: a request waits as a deployment
-// in StatusQueued, and schema 2's unique index allows one per target. A
-// newer request replaces the waiting one (in place, or by superseding it)
-// in the transaction that queues it, so a push is never lost between "the
-// old one was dropped" and "the new one was stored".
+// in StatusQueued, and a unique index allows one per target. What a newer
+// request does to the waiting one is queueRequest's rule (supersede.go).
 
 // ErrNotQueued is returned by ClaimQueued when the deployment is no longer
 // waiting: a newer request superseded it, or another worker claimed it.
@@ -147,8 +145,8 @@ func checkQueueRequest(r QueueRequest) error {
 	return nil
 }
 
-// Enqueue queues one request, superseding the request waiting for the same
-// target, if any.
+// Enqueue queues one request. A request already waiting for the target
+// is taken over in place or superseded, as queueRequest says.
 func (db *DB) Enqueue(ctx context.Context, r QueueRequest) (Queued, error) {
 	if err := checkQueueRequest(r); err != nil {
 		return Queued{}, err
@@ -156,7 +154,7 @@ func (db *DB) Enqueue(ctx context.Context, r QueueRequest) (Queued, error) {
 	var q Queued
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		q, err = db.enqueue(ctx, tx, r, true)
+		q, err = db.enqueue(ctx, tx, r, false)
 		return err
 	})
 	if err != nil {
@@ -174,7 +172,7 @@ func (db *DB) EnqueueIfIdle(ctx context.Context, r QueueRequest) (q Queued, ok b
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		q, err = db.enqueue(ctx, tx, r, false)
+		q, err = db.enqueue(ctx, tx, r, true)
 		return err
 	})
 	if err != nil {
@@ -183,66 +181,31 @@ func (db *DB) EnqueueIfIdle(ctx context.Context, r QueueRequest) (q Queued, ok b
 	return q, q.DeploymentID != 0, nil
 }
 
-// enqueue queues r inside tx. When a request already waits for the target,
-// it is superseded (supersede) or r is dropped (a zero Queued is returned).
-func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, supersede bool) (Queued, error) {
+// enqueue queues r inside tx by the rule of queueRequest; with ifIdle,
+// only when nothing waits for its target (a zero Queued otherwise).
+func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, ifIdle bool) (Queued, error) {
 	sha, err := normSHA(r.SHA)
 	if err != nil {
 		return Queued{}, err
 	}
-	q := Queued{Target: r.Target}
-	// Serialise queueing per target: with nothing waiting, SELECT ... FOR
-	// UPDATE below locks no row, and two PostgreSQL transactions would both
-	// insert. The target's state row is the lock, created if need be.
-	if _, err := db.execTx(ctx, tx, `INSERT INTO tb_fraise_state (fraise, environment) VALUES (?, ?)
-		ON CONFLICT (fraise, environment) DO NOTHING`, r.Fraise, r.Environment); err != nil {
-		return Queued{}, fmt.Errorf("lock %s: %w", r.Target, err)
-	}
-	var one int
-	if err := db.queryRowTx(ctx, tx, "SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate,
-		r.Fraise, r.Environment).Scan(&one); err != nil {
-		return Queued{}, fmt.Errorf("lock %s: %w", r.Target, err)
-	}
-	var (
-		waiting        int64
-		waitingWebhook sql.NullInt64
-	)
-	err = db.queryRowTx(ctx, tx, `SELECT id, webhook_event_id FROM tb_deployment
-		WHERE fraise = ? AND environment = ? AND status = ?`+db.d.forUpdate,
-		r.Fraise, r.Environment, StatusQueued).Scan(&waiting, &waitingWebhook)
-	switch {
-	case notFound(err):
-	case err != nil:
-		return Queued{}, fmt.Errorf("find the request waiting for %s: %w", r.Target, err)
-	case !supersede:
-		return Queued{}, nil
-	default:
-		why := "superseded by a newer request for " + short12(sha)
-		if r.WebhookID != nil {
-			why += fmt.Sprintf(" (webhook event %d)", *r.WebhookID)
+	var hook int64
+	if r.WebhookID != nil {
+		hook = *r.WebhookID
+		if err := exists(ctx, tx, db.q("SELECT 1 FROM tb_webhook_event WHERE id = ?"), hook); err != nil {
+			return Queued{}, fmt.Errorf("webhook event %d: %w", hook, err)
 		}
-		if err := db.finishTx(ctx, tx, waiting, Finish{Status: StatusSuperseded, Error: why}, ""); err != nil {
-			return Queued{}, fmt.Errorf("supersede deployment %d: %w", waiting, err)
-		}
-		if waitingWebhook.Valid {
-			reason := fmt.Sprintf("a newer request replaced deployment %d before it ran", waiting)
-			if r.WebhookID != nil {
-				reason = fmt.Sprintf("webhook event %d replaced deployment %d before it ran", *r.WebhookID, waiting)
-			}
-			if err := db.markWebhookSuperseded(ctx, tx, waitingWebhook.Int64, reason); err != nil {
-				return Queued{}, err
-			}
-		}
-		q.Superseded = waiting
 	}
-	q.DeploymentID, err = db.insertDeployment(ctx, tx, Deployment{
-		Target: r.Target, Trigger: r.Trigger, Actor: r.Actor, RequestedRef: requestedRef(r),
-		WebhookID: r.WebhookID,
-	}, StatusQueued, "", sha)
-	if err != nil {
-		return Queued{}, err
+	var marks []supersededMark
+	q, err := db.queueRequest(ctx, tx, newerRequest{QueueRequest: r, sha: sha, hook: hook}, db.nowMS(), ifIdle, &marks)
+	if err != nil || q.DeploymentID == 0 {
+		return q, err
 	}
-	return q, nil
+	if hook != 0 {
+		if err := db.link(ctx, tx, hook, q.DeploymentID, r.Fraise); err != nil {
+			return Queued{}, err
+		}
+	}
+	return q, db.markSuperseded(ctx, tx, marks)
 }
 
 // QueuedRef is the ref a queued deployment's requested ref names
@@ -270,69 +233,6 @@ func short12(sha string) string {
 	}
 	return sha
 }
-
-// markWebhookSuperseded records that a delivery led to nothing that will
-// run: once every deployment it queued itself was superseded, its outcome
-// becomes superseded. A delivery routed to several targets keeps
-// "accepted" while any of them still stands. Deployments it was only
-// folded into (linked, queued by another delivery) do not count: its own
-// requests are what it stands for.
-//
-// On PostgreSQL the event's row is locked first. Two transactions (two
-// nodes) that each take over one of a delivery's requests at once would
-// otherwise each still see the other's request standing, and the
-// delivery would stay accepted with nothing of it left; locked, the
-// second waits for the first to commit and its check, a statement of its
-// own, then sees the first's takeover. Callers mark after locking every
-// target they queue for, as all transactions lock targets before events,
-// so that this cannot deadlock with a transaction holding a target.
-func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID int64, reason string) error {
-	if db.d.forUpdate != "" {
-		// NO KEY: a foreign key check of a row referencing the event (a
-		// link) takes a key-share lock, which this must not block.
-		var one int
-		if err := db.queryRowTx(ctx, tx, sqlLockWebhook, webhookID).Scan(&one); err != nil {
-			return fmt.Errorf("lock webhook event %d: %w", webhookID, err)
-		}
-	}
-	upd, err := db.stmt(ctx, tx, sqlWebhookSuperseded)
-	if err != nil {
-		return err
-	}
-	res, err := upd.ExecContext(ctx, reason, webhookID, webhookID)
-	if err != nil {
-		return fmt.Errorf("mark webhook event %d superseded: %w", webhookID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n > 0 {
-		return err
-	}
-	// Another of its requests still stands: it stays accepted, and its
-	// reason says which part of it no longer deploys its commit.
-	part, err := db.stmt(ctx, tx, sqlWebhookPartSuperseded)
-	if err != nil {
-		return err
-	}
-	if _, err := part.ExecContext(ctx, partSuperseded+reason, partSuperseded+reason, webhookID); err != nil {
-		return fmt.Errorf("record on webhook event %d that a request of it was replaced: %w", webhookID, err)
-	}
-	return nil
-}
-
-// partSuperseded begins what an event still accepted records of one of
-// its requests replaced.
-const partSuperseded = "for one of its targets: "
-
-const sqlWebhookPartSuperseded = `UPDATE tb_webhook_event
-	SET reason = CASE WHEN reason = '' THEN ? ELSE reason || '; ' || ? END
-	WHERE id = ? AND outcome = 'accepted'`
-
-const sqlLockWebhook = `SELECT 1 FROM tb_webhook_event WHERE id = ? FOR NO KEY UPDATE`
-
-// One statement rather than a count then an update: it runs on every
-// supersession, in the intake's hot path.
-const sqlWebhookSuperseded = `UPDATE tb_webhook_event SET outcome = 'superseded', reason = ?
-	WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tb_deployment
-		WHERE webhook_event_id = ? AND status <> 'superseded')`
 
 // Claim is who takes a queued deployment and what it starts from.
 type Claim struct {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fraiseql/fraisier/bench/grow"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -28,7 +29,7 @@ func TestReplayLookupIsIndexed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := tc.open(t)
-			if err := store.Populate(ctx, db, 20000, 100000, 1); err != nil {
+			if err := grow.Populate(ctx, db, 20000, 100000, 1); err != nil {
 				t.Fatal(err)
 			}
 			var accepted int

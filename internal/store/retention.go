@@ -290,26 +290,6 @@ func discardConn(conn *sql.Conn) {
 	_ = conn.Close()
 }
 
-// writeOn is write on conn.
-func (db *DB) writeOn(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx) error) error {
-	if db.wmu != nil {
-		db.wmu.Lock()
-		defer db.wmu.Unlock()
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
 // lockRetention makes pruning batches take turns across PostgreSQL nodes.
 // On SQLite the transaction already holds the only write lock.
 func (db *DB) lockRetention(ctx context.Context, tx *sql.Tx) error {

@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraisier/bench/grow"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
 // BenchmarkIntakeWhilePruning measures what pruning a large backlog costs
 // the webhook intake on SQLite, where both share the one writer. Two
-// copies of one grown database (a year of history: store.Populate, plus
+// copies of one grown database (a year of history: grow.Populate, plus
 // a step with output per deployment) take the same offered load of
 // deliveries, committed in groups as serve's writer does; on the second,
 // Prune runs meanwhile with serve's pacing (cli's servePacing). It
@@ -185,7 +186,7 @@ func grownForRetention(b *testing.B, deployments, events int) string {
 	}
 	defer db.Close()
 	start := time.Now()
-	if err := store.Populate(ctx, db, deployments, events, 1); err != nil {
+	if err := grow.Populate(ctx, db, deployments, events, 1); err != nil {
 		b.Fatal(err)
 	}
 	if _, err = db.SQL().ExecContext(ctx, `INSERT INTO tb_deployment_step (deployment_id, seq, name, status, started_at, finished_at, output)

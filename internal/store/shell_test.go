@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fraiseql/fraisier/bench/grow"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
@@ -32,7 +33,7 @@ func TestViewsReadTheSameInTheSQLiteShell(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := store.Populate(ctx, db, 2000, 3000, 1); err != nil {
+	if err := grow.Populate(ctx, db, 2000, 3000, 1); err != nil {
 		t.Fatal(err)
 	}
 	version, err := exec.CommandContext(ctx, bin, "--version").Output()

@@ -26,7 +26,7 @@ const readerMaxIdle = 10 * time.Second
 // connection, most of it stale. The caller holds wmu.
 func (db *DB) beginWrite(ctx context.Context) (*sql.Tx, error) {
 	if db.wmu == nil {
-		return db.sql.BeginTx(ctx, nil)
+		return db.sql.BeginTx(ctx, db.d.txOptions)
 	}
 	for attempt := 0; ; attempt++ {
 		if db.writer == nil {
@@ -36,7 +36,7 @@ func (db *DB) beginWrite(ctx context.Context) (*sql.Tx, error) {
 			}
 			db.writer = w
 		}
-		tx, err := db.writer.BeginTx(ctx, nil)
+		tx, err := db.writer.BeginTx(ctx, db.d.txOptions)
 		if err == nil || attempt > 0 || !(errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)) {
 			return tx, err
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,8 +34,23 @@ func queueReq(t store.Target, sha string) store.QueueRequest {
 // superseded as a deployment. Other targets are untouched, and only
 // superseded deployments count in the statistics.
 func (s *suite) testQueueSupersedes(t *testing.T) {
-	ctx := context.Background()
 	db, _ := s.fresh(t)
+	b := s.supersedesInOneBatch(t, db)
+	res := s.supersedesInALaterBatch(t, db, b)
+	s.supersededEvents(t, db, b, res)
+	supersedesARequeue(t, db)
+}
+
+// firstBatch is what testQueueSupersedes's first batch queued.
+type firstBatch struct {
+	res      []store.IntakeResult
+	d2, dWeb int64
+}
+
+// supersedesInOneBatch: a newer push in the same batch folds the older
+// one into its deployment; another target's request stands.
+func (s *suite) supersedesInOneBatch(t *testing.T, db *store.DB) firstBatch {
+	ctx := context.Background()
 	res, err := db.RecordIntake(ctx, []store.Intake{
 		push("github", "d1", sha(1), store.OutcomeAccepted, queueReq(api, sha(1)), queueReq(web, sha(1))),
 		push("github", "d2", sha(2), store.OutcomeAccepted, queueReq(api, sha(2))),
@@ -66,11 +80,19 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if ds := s.deploymentsOf(t, db, api); len(ds) != 1 || ds[0].ID != d2 || ds[0].Status != store.StatusQueued {
 		t.Errorf("api deployments after a batch of two pushes: %+v; want only d2's, queued", ds)
 	}
+	return firstBatch{res: res, d2: d2, dWeb: dWeb}
+}
 
+// supersedesInALaterBatch: a newer push in a later batch replaces the
+// waiting request in place: the waiting deployment deploys the newer
+// commit.
+func (s *suite) supersedesInALaterBatch(t *testing.T, db *store.DB, b firstBatch) []store.IntakeResult {
+	ctx := context.Background()
+	d2, dWeb := b.d2, b.dWeb
 	// A later batch: d4 replaces d2's waiting request in place; d5 is
 	// folded into d6, which replaces d1's waiting web request in place.
-	e1, e2 := res[0].Event.ID, res[1].Event.ID
-	res, err = db.RecordIntake(ctx, []store.Intake{
+	e1, e2 := b.res[0].Event.ID, b.res[1].Event.ID
+	res, err := db.RecordIntake(ctx, []store.Intake{
 		push("github", "d4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4))),
 		push("github", "d5", sha(5), store.OutcomeAccepted, queueReq(web, sha(5))),
 		push("github", "d6", sha(6), store.OutcomeAccepted, queueReq(web, sha(6))),
@@ -99,6 +121,15 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 			t.Errorf("deployment %d after its request was replaced: %+v; want queued at %s for webhook event %d", id, d, want.sha, want.event)
 		}
 	}
+	return res
+}
+
+// supersededEvents: the replaced and folded pushes' webhooks are recorded
+// superseded, linked to the deployment that replaced them, and the
+// queue holds one request per target, the newest.
+func (s *suite) supersededEvents(t *testing.T, db *store.DB, b firstBatch, res []store.IntakeResult) {
+	ctx := context.Background()
+	d2, dWeb, e4 := b.d2, b.dWeb, res[0].Event.ID
 	evs, err := db.Webhooks(ctx, store.WebhookFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +191,12 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if diff := cmp.Diff(map[store.Target]string{api: sha(4), web: sha(6)}, waiting); diff != "" {
 		t.Errorf("waiting (-want +got):\n%s", diff)
 	}
+}
 
+// supersedesARequeue: a waiting request no webhook made is superseded as
+// a deployment, and only it counts in the statistics.
+func supersedesARequeue(t *testing.T, db *store.DB) {
+	ctx := context.Background()
 	// A request no webhook queued (a requeue after a crash) has no event
 	// to keep its record: a push supersedes it as a deployment.
 	worker := store.Target{Fraise: "worker", Environment: "production"}
@@ -168,7 +204,7 @@ func (s *suite) testQueueSupersedes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err = db.RecordIntake(ctx, []store.Intake{push("github", "d8", sha(8), store.OutcomeAccepted, queueReq(worker, sha(8)))})
+	res, err := db.RecordIntake(ctx, []store.Intake{push("github", "d8", sha(8), store.OutcomeAccepted, queueReq(worker, sha(8)))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,111 +240,6 @@ func (s *suite) deploymentsOf(t *testing.T, db *store.DB, target store.Target) [
 		t.Fatal(err)
 	}
 	return ds
-}
-
-// testQueueDuplicateDelivery: a redelivery gets the original deployments
-// and queues nothing.
-func (s *suite) testQueueDuplicateDelivery(t *testing.T) {
-	ctx := context.Background()
-	db, _ := s.fresh(t)
-	res, err := db.RecordIntake(ctx, []store.Intake{push("gitlab", "uuid-1", sha(1), store.OutcomeAccepted, queueReq(api, sha(1)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := db.RecordIntake(ctx, []store.Intake{push("gitlab", "uuid-1", sha(1), store.OutcomeAccepted, queueReq(api, sha(1)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !again[0].Duplicate {
-		t.Fatal("redelivery not recognised")
-	}
-	if diff := cmp.Diff(res[0].Queued, again[0].Queued); diff != "" {
-		t.Errorf("redelivery answer (-first +again):\n%s", diff)
-	}
-	if again[0].Event.ID != res[0].Event.ID {
-		t.Errorf("redelivery event %d, want the first, %d", again[0].Event.ID, res[0].Event.ID)
-	}
-	queued, err := db.QueuedDeployments(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(queued) != 1 || queued[0].ID != res[0].Queued[0].DeploymentID {
-		t.Errorf("queue after a redelivery: %v", queued)
-	}
-	// The same id from another forge is another delivery.
-	other, err := db.RecordIntake(ctx, []store.Intake{push("github", "uuid-1", sha(2), store.OutcomeIgnored)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if other[0].Duplicate {
-		t.Error("a GitHub delivery was taken for a GitLab one")
-	}
-
-	// A delivery twice in one batch: the second copy is answered with what
-	// the first queued.
-	twice, err := db.RecordIntake(ctx, []store.Intake{
-		push("gitlab", "uuid-2", sha(2), store.OutcomeAccepted, queueReq(api, sha(2))),
-		push("gitlab", "uuid-2", sha(2), store.OutcomeAccepted, queueReq(api, sha(2))),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if twice[0].Duplicate || !twice[1].Duplicate || twice[1].Event.ID != twice[0].Event.ID ||
-		len(twice[1].Queued) != 1 || twice[1].Queued[0].DeploymentID != twice[0].Queued[0].DeploymentID || twice[1].Queued[0].Folded {
-		t.Errorf("a delivery twice in a batch: %+v then %+v; want the second a duplicate of the first", twice[0], twice[1])
-	}
-
-	// A redelivery newer in its batch than a new push for the same target
-	// queues nothing, so the new push is not folded into it: it stands.
-	mixed, err := db.RecordIntake(ctx, []store.Intake{
-		push("gitlab", "uuid-3", sha(3), store.OutcomeAccepted, queueReq(api, sha(3))),
-		push("gitlab", "uuid-1", sha(1), store.OutcomeAccepted, queueReq(api, sha(1))),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !mixed[1].Duplicate || mixed[0].Duplicate || mixed[0].Event.Outcome != store.OutcomeAccepted || len(mixed[0].Queued) != 1 ||
-		mixed[0].Queued[0].Folded || mixed[0].Queued[0].Replaced != twice[0].Event.ID || mixed[0].Queued[0].DeploymentID != twice[0].Queued[0].DeploymentID {
-		t.Fatalf("a new push before a redelivery in one batch: %+v / %+v; want it queued, replacing uuid-2's request", mixed[0], mixed[1])
-	}
-	evs, err := db.Webhooks(ctx, store.WebhookFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs {
-		if e.DeliveryID == "uuid-3" && (e.Outcome != store.OutcomeAccepted || e.Reason != "" ||
-			!cmp.Equal(e.DeploymentIDs, []int64{mixed[0].Queued[0].DeploymentID})) {
-			t.Errorf("uuid-3 recorded %+v; want accepted, linked to its own deployment", e)
-		}
-	}
-	queued, err = db.QueuedDeployments(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(queued) != 1 || queued[0].NewSHA != sha(3) {
-		t.Errorf("queue after a redelivery newer than a push: %+v; want uuid-3's", queued)
-	}
-
-	// A redelivery of a delivery that was folded: the same answer, the
-	// deployment it was folded into.
-	folded, err := db.RecordIntake(ctx, []store.Intake{
-		push("gitlab", "uuid-4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4))),
-		push("gitlab", "uuid-5", sha(5), store.OutcomeAccepted, queueReq(api, sha(5))),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err = db.RecordIntake(ctx, []store.Intake{push("gitlab", "uuid-4", sha(4), store.OutcomeAccepted, queueReq(api, sha(4)))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []store.Queued{{Target: api, DeploymentID: folded[1].Queued[0].DeploymentID, Folded: true}}
-	if diff := cmp.Diff(want, folded[0].Queued); diff != "" {
-		t.Errorf("folded delivery (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(want, again[0].Queued); diff != "" || !again[0].Duplicate || again[0].Event.Outcome != store.OutcomeSuperseded {
-		t.Errorf("redelivery of a folded delivery: %+v (-want +got queued):\n%s", again[0], diff)
-	}
 }
 
 // testQueueClaim: a claim runs the request once; a superseded or claimed
@@ -366,122 +297,6 @@ func (s *suite) testQueueClaim(t *testing.T) {
 	}
 }
 
-// testQueueConcurrentIntake: many deliveries for one target from several
-// goroutines leave exactly one request waiting, carrying the commit of the
-// delivery recorded last, and every delivery recorded. Alone in its batch,
-// each push replaces the waiting request in place; in batches of several,
-// each batch's newest does, and the others are folded into it. Either
-// way the target has one deployment, and no superseded one.
-func (s *suite) testQueueConcurrentIntake(t *testing.T) {
-	ctx := context.Background()
-	db, _ := s.fresh(t)
-	const (
-		n       = 40
-		batches = 10 // of each (n / batches deliveries)
-	)
-	intake := func(prefix string, first, size int) []store.Intake {
-		items := make([]store.Intake, size)
-		for k := range items {
-			i := first + k
-			items[k] = push("github", fmt.Sprint(prefix, i), sha(i+1), store.OutcomeAccepted, queueReq(api, sha(i+1)))
-		}
-		return items
-	}
-	run := func(calls int, items func(int) []store.Intake) [][]store.IntakeResult {
-		var wg sync.WaitGroup
-		out := make([][]store.IntakeResult, calls)
-		errs := make([]error, calls)
-		for c := range calls {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out[c], errs[c] = db.RecordIntake(ctx, items(c))
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		return out
-	}
-	check := func(events int) store.Deployment {
-		t.Helper()
-		all, err := db.Deployments(ctx, store.DeploymentFilter{Limit: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(all) != 1 || all[0].Status != store.StatusQueued {
-			t.Fatalf("deployments %+v; want one, queued", all)
-		}
-		d := all[0]
-		evs, err := db.Webhooks(ctx, store.WebhookFilter{Limit: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) != events {
-			t.Errorf("%d webhook events recorded, want %d", len(evs), events)
-		}
-		var accepted []store.WebhookEvent
-		for _, e := range evs {
-			if !cmp.Equal(e.DeploymentIDs, []int64{d.ID}) {
-				t.Errorf("webhook event %s linked to %v, want deployment %d", e.DeliveryID, e.DeploymentIDs, d.ID)
-			}
-			switch e.Outcome {
-			case store.OutcomeAccepted:
-				accepted = append(accepted, e)
-			case store.OutcomeSuperseded:
-			default:
-				t.Errorf("webhook event %s recorded %s", e.DeliveryID, e.Outcome)
-			}
-		}
-		if len(accepted) != 1 || d.WebhookID == nil || *d.WebhookID != accepted[0].ID || d.NewSHA != accepted[0].SHA {
-			t.Errorf("deployment %+v, accepted %+v; want one accepted delivery, whose commit the deployment carries", d, accepted)
-		}
-		stats, err := db.Stats(ctx, store.StatsFilter{Fraise: api.Fraise, Environment: api.Environment})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(stats) > 1 || len(stats) == 1 && stats[0].ByStatus[store.StatusSuperseded] != 0 {
-			t.Errorf("statistics %+v; want no superseded deployment", stats)
-		}
-		// The rollup the intake kept is the one derived from the history.
-		if err := db.RebuildStats(ctx); err != nil {
-			t.Fatal(err)
-		}
-		rebuilt, err := db.Stats(ctx, store.StatsFilter{Fraise: api.Fraise, Environment: api.Environment})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(stats, rebuilt, cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("statistics kept by the intake (-) and rebuilt from the history (+):\n%s", diff)
-		}
-		return d
-	}
-
-	// One delivery a transaction.
-	run(n, func(c int) []store.Intake { return intake("c", c, 1) })
-	check(n)
-
-	// Batches of n/batches: each batch's older deliveries are folded into
-	// its newest, which replaced the waiting request or was replaced.
-	results := run(batches, func(c int) []store.Intake { return intake("b", n+c*(n/batches), n/batches) })
-	d := check(2 * n)
-	for _, res := range results {
-		newest := res[len(res)-1]
-		if len(newest.Queued) != 1 || newest.Queued[0].Folded || newest.Queued[0].DeploymentID != d.ID || newest.Queued[0].Replaced == 0 {
-			t.Errorf("newest of a batch: %+v; want queued as deployment %d, replacing the request waiting", newest, d.ID)
-		}
-		for _, r := range res[:len(res)-1] {
-			if r.Event.Outcome != store.OutcomeSuperseded || len(r.Queued) != 1 || !r.Queued[0].Folded ||
-				r.Queued[0].DeploymentID != d.ID || !cmp.Equal(r.Event.DeploymentIDs, []int64{d.ID}) {
-				t.Errorf("older delivery of a batch: %+v; want superseded, folded into deployment %d", r, d.ID)
-			}
-		}
-	}
-}
-
 // testQueuePartTakenOver: a push queued for two targets, one of whose
 // requests a newer push takes over, stays accepted (the other still
 // deploys its commit), and its reason says which deployment no longer
@@ -519,104 +334,5 @@ func (s *suite) testQueuePartTakenOver(t *testing.T) {
 		onWeb.Event.ID, sha(3)[:12], both.Queued[1].DeploymentID)
 	if e.Outcome != store.OutcomeSuperseded || e.Reason != want {
 		t.Errorf("the push wholly taken over: %s %q, want superseded %q", e.Outcome, e.Reason, want)
-	}
-}
-
-// testQueueConcurrentTakeover: a push queued for two targets; two newer
-// pushes, one per target, recorded at once (two transactions, as two
-// fraisier nodes on one PostgreSQL do) each take one of its requests
-// over. Neither transaction sees the other's takeover until it commits,
-// yet the first push must end superseded, not accepted with nothing of
-// it left standing; and neither transaction may fail. In odd rounds the
-// first of the two pushes goes to both targets: holding one target and
-// the first push's event, it waits for the other target, which the
-// second holds (and deadlocks if the second then waits for the event).
-func (s *suite) testQueueConcurrentTakeover(t *testing.T) {
-	ctx := context.Background()
-	db, _ := s.fresh(t)
-	const rounds = 30
-	for i := range rounds {
-		x := store.Target{Fraise: "x", Environment: fmt.Sprint("e", i)}
-		y := store.Target{Fraise: "y", Environment: fmt.Sprint("e", i)}
-		first, err := db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint("both-", i), sha(3*i+1), store.OutcomeAccepted,
-			queueReq(x, sha(3*i+1)), queueReq(y, sha(3*i+1)))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		pushes := [][]store.Target{{x}, {y}}
-		if i%2 == 1 {
-			pushes[0] = []store.Target{x, y}
-		}
-		for k, targets := range pushes {
-			wg.Go(func() {
-				<-start
-				var reqs []store.QueueRequest
-				for _, target := range targets {
-					reqs = append(reqs, queueReq(target, sha(3*i+2+k)))
-				}
-				_, errs[k] = db.RecordIntake(ctx, []store.Intake{push("github", fmt.Sprint("newer-", i, "-", k), sha(3*i+2+k), store.OutcomeAccepted, reqs...)})
-			})
-		}
-		close(start)
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Fatalf("round %d: %v", i, err)
-			}
-		}
-		evs, err := db.Webhooks(ctx, store.WebhookFilter{BeforeID: first[0].Event.ID + 1, Limit: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) != 1 || evs[0].ID != first[0].Event.ID {
-			t.Fatalf("round %d: webhook events %+v", i, evs)
-		}
-		if evs[0].Outcome != store.OutcomeSuperseded {
-			t.Errorf("round %d: the push both of whose requests were taken over is %s (%s), want superseded", i, evs[0].Outcome, evs[0].Reason)
-		}
-	}
-}
-
-// testQueueIntakeVsClaim: a push recorded while a worker claims (or
-// finishes) the request it supersedes never fails: both lock the target
-// before its deployments, so PostgreSQL finds no deadlock between them.
-func (s *suite) testQueueIntakeVsClaim(t *testing.T) {
-	ctx := context.Background()
-	db, _ := s.fresh(t)
-	intake := func(i int) store.Intake {
-		return push("github", fmt.Sprint("race-", i), sha(i+1), store.OutcomeAccepted, queueReq(api, sha(i+1)))
-	}
-	res, err := db.RecordIntake(ctx, []store.Intake{intake(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waiting := res[0].Queued[0].DeploymentID
-	for i := 1; i <= 60; i++ {
-		var (
-			wg         sync.WaitGroup
-			ierr, cerr error
-			next       []store.IntakeResult
-		)
-		wg.Add(2)
-		go func() { defer wg.Done(); next, ierr = db.RecordIntake(ctx, []store.Intake{intake(i)}) }()
-		go func() {
-			defer wg.Done()
-			if i%2 == 0 {
-				_, cerr = db.ClaimQueued(ctx, waiting, store.Claim{Host: "h", PID: 1})
-			} else {
-				cerr = db.FinishDeployment(ctx, waiting, store.Finish{Status: store.StatusFailed, Error: "test"})
-			}
-		}()
-		wg.Wait()
-		if ierr != nil {
-			t.Fatalf("round %d: intake failed beside a claim or finish: %v", i, ierr)
-		}
-		if cerr != nil && !errors.Is(cerr, store.ErrNotQueued) && !errors.Is(cerr, store.ErrFinished) {
-			t.Fatalf("round %d: claim or finish failed beside an intake: %v", i, cerr)
-		}
-		waiting = next[0].Queued[0].DeploymentID
 	}
 }
