@@ -108,7 +108,7 @@ func (g *generator) target() store.Target {
 	return store.Target{Fraise: g.pick(fraises), Environment: env}
 }
 
-func (g *generator) webhook(ctx context.Context, at int64, t store.Target, sha, outcome, reason string) (int64, error) {
+func (g *generator) webhook(ctx context.Context, at int64, t store.Target, sha string, outcome store.Outcome, reason string) (int64, error) {
 	id := g.nextW
 	g.nextW++
 	delivery := g.hex(32)
@@ -137,7 +137,7 @@ func (g *generator) extraWebhook(ctx context.Context, at int64) error {
 
 // outcome draws how a deployment of t ended: its status, how long it took
 // and its error.
-func (g *generator) outcome(t store.Target) (status string, duration int64, errText string) {
+func (g *generator) outcome(t store.Target) (status store.Status, duration int64, errText string) {
 	status = store.StatusSucceeded
 	switch r := g.rng.IntN(1000); {
 	case r < 40:

@@ -26,16 +26,16 @@ type deployOptions struct {
 
 // deployResultJSON is the stable --json shape of deploy.
 type deployResultJSON struct {
-	DeploymentID    int64   `json:"deployment_id"`
-	Fraise          string  `json:"fraise"`
-	Environment     string  `json:"environment"`
-	Status          string  `json:"status"`
-	OldSHA          string  `json:"old_sha"`
-	NewSHA          string  `json:"new_sha"`
-	Release         string  `json:"release"`
-	PreviousRelease string  `json:"previous_release"`
-	Error           string  `json:"error"`
-	Interrupted     []int64 `json:"interrupted_deployments"`
+	DeploymentID    int64        `json:"deployment_id"`
+	Fraise          string       `json:"fraise"`
+	Environment     string       `json:"environment"`
+	Status          store.Status `json:"status"`
+	OldSHA          string       `json:"old_sha"`
+	NewSHA          string       `json:"new_sha"`
+	Release         string       `json:"release"`
+	PreviousRelease string       `json:"previous_release"`
+	Error           string       `json:"error"`
+	Interrupted     []int64      `json:"interrupted_deployments"`
 }
 
 func (a *app) deployCommand() *cobra.Command {

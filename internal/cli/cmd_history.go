@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,23 +14,23 @@ import (
 
 // deploymentJSON is the stable --json shape of one deployment.
 type deploymentJSON struct {
-	ID             int64      `json:"id"`
-	Fraise         string     `json:"fraise"`
-	Environment    string     `json:"environment"`
-	Status         string     `json:"status"`
-	Trigger        string     `json:"trigger"`
-	Actor          string     `json:"actor"`
-	RequestedRef   string     `json:"requested_ref"`
-	OldSHA         string     `json:"old_sha"`
-	NewSHA         string     `json:"new_sha"`
-	Release        string     `json:"release"`
-	StartedAt      time.Time  `json:"started_at"`
-	FinishedAt     *time.Time `json:"finished_at"`
-	DurationMS     int64      `json:"duration_ms"`
-	Error          string     `json:"error"`
-	WebhookEventID *int64     `json:"webhook_event_id"`
-	Host           string     `json:"host"`
-	PID            int        `json:"pid"`
+	ID             int64         `json:"id"`
+	Fraise         string        `json:"fraise"`
+	Environment    string        `json:"environment"`
+	Status         store.Status  `json:"status"`
+	Trigger        store.Trigger `json:"trigger"`
+	Actor          string        `json:"actor"`
+	RequestedRef   string        `json:"requested_ref"`
+	OldSHA         string        `json:"old_sha"`
+	NewSHA         string        `json:"new_sha"`
+	Release        string        `json:"release"`
+	StartedAt      time.Time     `json:"started_at"`
+	FinishedAt     *time.Time    `json:"finished_at"`
+	DurationMS     int64         `json:"duration_ms"`
+	Error          string        `json:"error"`
+	WebhookEventID *int64        `json:"webhook_event_id"`
+	Host           string        `json:"host"`
+	PID            int           `json:"pid"`
 }
 
 func deploymentView(d store.Deployment) deploymentJSON {
@@ -70,8 +71,8 @@ func (a *app) historyCommand() *cobra.Command {
 			if err := positionalTarget(args, &opts.fraise, &opts.env); err != nil {
 				return err
 			}
-			if opts.status != "" && !knownStatus(opts.status) {
-				return &usageError{fmt.Errorf("--status %q: want one of %s", opts.status, strings.Join(deploymentStatuses, ", "))}
+			if opts.status != "" && !slices.Contains(deploymentStatuses, store.Status(opts.status)) {
+				return &usageError{fmt.Errorf("--status %q: want one of %s", opts.status, joinNames(deploymentStatuses))}
 			}
 			if opts.limit < 1 {
 				return &usageError{fmt.Errorf("--limit %d: want at least 1", opts.limit)}
@@ -86,7 +87,7 @@ func (a *app) historyCommand() *cobra.Command {
 			}
 			defer db.Close()
 			ds, err := db.Deployments(cmd.Context(), store.DeploymentFilter{
-				Fraise: opts.fraise, Environment: opts.env, Status: opts.status, Since: since, Limit: opts.limit,
+				Fraise: opts.fraise, Environment: opts.env, Status: store.Status(opts.status), Since: since, Limit: opts.limit,
 			})
 			if err != nil {
 				return withCode(ExitState, err)
@@ -105,7 +106,7 @@ func (a *app) historyCommand() *cobra.Command {
 			t := newTable(a.streams.Out, "ID", "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "TRIGGER", "FROM", "TO", "STARTED", "DURATION", "ERROR")
 			for _, d := range ds {
 				// The error ends with a tool's last line of output.
-				t.row(strconv.FormatInt(d.ID, 10), a.shown(d.Fraise), a.shown(d.Environment), a.paintStatus(a.shown(d.Status)), a.shown(d.Trigger),
+				t.row(strconv.FormatInt(d.ID, 10), a.shown(d.Fraise), a.shown(d.Environment), a.paintStatus(a.shown(string(d.Status))), a.shown(string(d.Trigger)),
 					a.shown(shortSHA(d.OldSHA)), a.shown(shortSHA(d.NewSHA)), fmtTime(d.StartedAt), fmtDurationMS(d.DurationMS), orDash(oneLine(a.shown(d.Error), 60)))
 			}
 			return t.flush()
@@ -114,25 +115,16 @@ func (a *app) historyCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&opts.fraise, "fraise", "", "only this fraise")
 	f.StringVar(&opts.env, "env", "", "only this environment")
-	f.StringVar(&opts.status, "status", "", "only deployments in this status ("+strings.Join(deploymentStatuses, ", ")+")")
+	f.StringVar(&opts.status, "status", "", "only deployments in this status ("+joinNames(deploymentStatuses)+")")
 	f.StringVar(&opts.since, "since", "", "only deployments started since: a duration (90m, 36h, 7d) or a date (2026-11-01, RFC 3339)")
 	f.IntVar(&opts.limit, "limit", 20, "at most this many deployments")
 	addJSONFlag(cmd, &opts.asJSON)
 	return cmd
 }
 
-var deploymentStatuses = []string{
+var deploymentStatuses = []store.Status{
 	store.StatusQueued, store.StatusRunning, store.StatusSucceeded, store.StatusFailed, store.StatusRolledBack,
 	store.StatusRollbackFailed, store.StatusInterrupted, store.StatusSkipped, store.StatusSuperseded,
-}
-
-func knownStatus(s string) bool {
-	for _, k := range deploymentStatuses {
-		if s == k {
-			return true
-		}
-	}
-	return false
 }
 
 // positionalTarget lets "history api prod" mean "--fraise api --env prod",

@@ -83,7 +83,7 @@ func (a *app) showCommand() *cobra.Command {
 // deployed code's words, and actors and refs come from webhook payloads.
 func (s showJSON) terminalSafe() showJSON {
 	d := &s.Deployment
-	for _, f := range []*string{&d.Fraise, &d.Environment, &d.Status, &d.Trigger, &d.Actor, &d.RequestedRef,
+	for _, f := range []*string{&d.Fraise, &d.Environment, (*string)(&d.Status), (*string)(&d.Trigger), &d.Actor, &d.RequestedRef,
 		&d.OldSHA, &d.NewSHA, &d.Release, &d.Error, &d.Host} {
 		*f = terminalSafe(*f)
 	}
@@ -100,9 +100,9 @@ func (s showJSON) terminalSafe() showJSON {
 
 func (a *app) renderShow(w io.Writer, s showJSON) error {
 	d := s.Deployment
-	fmt.Fprintf(w, "deployment %d: %s/%s %s\n", d.ID, d.Fraise, d.Environment, a.paintStatus(d.Status))
+	fmt.Fprintf(w, "deployment %d: %s/%s %s\n", d.ID, d.Fraise, d.Environment, a.paintStatus(string(d.Status)))
 	t := newTable(w, "", "")
-	t.row("trigger", d.Trigger+" by "+orDash(d.Actor))
+	t.row("trigger", string(d.Trigger)+" by "+orDash(d.Actor))
 	t.row("requested", orDash(d.RequestedRef))
 	t.row("from", orDash(d.OldSHA))
 	t.row("to", orDash(d.NewSHA))

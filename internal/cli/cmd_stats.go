@@ -17,18 +17,18 @@ type statsJSON struct {
 }
 
 type targetStatsJSON struct {
-	Fraise              string           `json:"fraise"`
-	Environment         string           `json:"environment"`
-	Total               int64            `json:"total"`
-	ByStatus            map[string]int64 `json:"by_status"`
-	SuccessRate         float64          `json:"success_rate"`
-	MeanDurationMS      float64          `json:"mean_duration_ms"`
-	MedianDurationMS    float64          `json:"median_duration_ms"`
-	P95DurationMS       float64          `json:"p95_duration_ms"`
-	DeploysPerDay       float64          `json:"deploys_per_day"`
-	ChangeFailureRate   float64          `json:"change_failure_rate"`
-	Incidents           int64            `json:"incidents"`
-	MeanTimeToRestoreMS float64          `json:"mean_time_to_restore_ms"`
+	Fraise              string                 `json:"fraise"`
+	Environment         string                 `json:"environment"`
+	Total               int64                  `json:"total"`
+	ByStatus            map[store.Status]int64 `json:"by_status"`
+	SuccessRate         float64                `json:"success_rate"`
+	MeanDurationMS      float64                `json:"mean_duration_ms"`
+	MedianDurationMS    float64                `json:"median_duration_ms"`
+	P95DurationMS       float64                `json:"p95_duration_ms"`
+	DeploysPerDay       float64                `json:"deploys_per_day"`
+	ChangeFailureRate   float64                `json:"change_failure_rate"`
+	Incidents           int64                  `json:"incidents"`
+	MeanTimeToRestoreMS float64                `json:"mean_time_to_restore_ms"`
 }
 
 func (a *app) statsCommand() *cobra.Command {
@@ -73,7 +73,7 @@ Median and p95 come from a duration histogram and are within 2%.`,
 			for _, s := range rows {
 				byStatus := s.ByStatus
 				if byStatus == nil {
-					byStatus = map[string]int64{}
+					byStatus = map[store.Status]int64{}
 				}
 				out.Stats = append(out.Stats, targetStatsJSON{
 					Fraise: s.Fraise, Environment: s.Environment, Total: s.Total, ByStatus: byStatus,

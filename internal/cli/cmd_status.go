@@ -25,7 +25,7 @@ type targetStatusJSON struct {
 	Type           config.FraiseType `json:"type"`
 	Branch         string            `json:"branch"`
 	Configured     bool              `json:"configured"`
-	Status         string            `json:"status"`
+	Status         store.Status      `json:"status"`
 	CurrentSHA     string            `json:"current_sha"`
 	CurrentRelease string            `json:"current_release"`
 	DeployedAt     *time.Time        `json:"deployed_at"`
@@ -203,7 +203,7 @@ func (a *app) printStatus(out statusJSON) error {
 		if r.DeployedAt != nil {
 			deployed = fmtTime(*r.DeployedAt)
 		}
-		t.row(r.Fraise, r.Environment, a.paintStatus(r.Status), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))
+		t.row(r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))
 	}
 	return t.flush()
 }
@@ -257,13 +257,14 @@ func argAt(args []string, i int) string {
 	return ""
 }
 
-func joinNames(names []string) string {
+// joinNames lists names (of fraises, statuses, outcomes) for a message.
+func joinNames[T ~string](names []T) string {
 	if len(names) == 0 {
 		return "none"
 	}
-	s := names[0]
+	s := string(names[0])
 	for _, n := range names[1:] {
-		s += ", " + n
+		s += ", " + string(n)
 	}
 	return s
 }

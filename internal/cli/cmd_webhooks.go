@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,22 +18,22 @@ type webhooksJSON struct {
 }
 
 type webhookJSON struct {
-	ID            int64     `json:"id"`
-	Forge         string    `json:"forge"`
-	DeliveryID    string    `json:"delivery_id"`
-	Event         string    `json:"event"`
-	Repository    string    `json:"repository"`
-	Ref           string    `json:"ref"`
-	SHA           string    `json:"sha"`
-	Sender        string    `json:"sender"`
-	Outcome       string    `json:"outcome"`
-	Reason        string    `json:"reason"`
-	RemoteAddr    string    `json:"remote_addr"`
-	ReceivedAt    time.Time `json:"received_at"`
-	DeploymentIDs []int64   `json:"deployment_ids"`
+	ID            int64         `json:"id"`
+	Forge         string        `json:"forge"`
+	DeliveryID    string        `json:"delivery_id"`
+	Event         string        `json:"event"`
+	Repository    string        `json:"repository"`
+	Ref           string        `json:"ref"`
+	SHA           string        `json:"sha"`
+	Sender        string        `json:"sender"`
+	Outcome       store.Outcome `json:"outcome"`
+	Reason        string        `json:"reason"`
+	RemoteAddr    string        `json:"remote_addr"`
+	ReceivedAt    time.Time     `json:"received_at"`
+	DeploymentIDs []int64       `json:"deployment_ids"`
 }
 
-var webhookOutcomes = []string{store.OutcomeAccepted, store.OutcomeIgnored, store.OutcomeRejected, store.OutcomeDuplicate, store.OutcomeSuperseded}
+var webhookOutcomes = []store.Outcome{store.OutcomeAccepted, store.OutcomeIgnored, store.OutcomeRejected, store.OutcomeDuplicate, store.OutcomeSuperseded}
 
 var forges = []string{"github", "gitlab", "gitea", "bitbucket", "bitbucket_server"}
 
@@ -46,8 +47,8 @@ func (a *app) webhooksCommand() *cobra.Command {
 		Short: "List received webhooks and what became of each (why didn't it deploy?)",
 		Args:  rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if filter.Outcome != "" && !contains(webhookOutcomes, filter.Outcome) {
-				return &usageError{fmt.Errorf("--outcome %q: want one of %s", filter.Outcome, strings.Join(webhookOutcomes, ", "))}
+			if filter.Outcome != "" && !slices.Contains(webhookOutcomes, filter.Outcome) {
+				return &usageError{fmt.Errorf("--outcome %q: want one of %s", filter.Outcome, joinNames(webhookOutcomes))}
 			}
 			if filter.Forge != "" && !contains(forges, filter.Forge) {
 				return &usageError{fmt.Errorf("--forge %q: want one of %s", filter.Forge, strings.Join(forges, ", "))}
@@ -91,14 +92,14 @@ func (a *app) webhooksCommand() *cobra.Command {
 				}
 				// What a delivery carried is its sender's, the reason may quote it.
 				t.row(strconv.FormatInt(e.ID, 10), fmtTime(e.ReceivedAt), a.shown(e.Forge), orDash(a.shown(e.Event)), orDash(a.shown(e.Repository)),
-					orDash(a.shown(e.Ref)), a.shown(shortSHA(e.SHA)), a.paintStatus(a.shown(e.Outcome)), orDash(strings.Join(deps, ",")), orDash(oneLine(a.shown(e.Reason), 60)))
+					orDash(a.shown(e.Ref)), a.shown(shortSHA(e.SHA)), a.paintStatus(a.shown(string(e.Outcome))), orDash(strings.Join(deps, ",")), orDash(oneLine(a.shown(e.Reason), 60)))
 			}
 			return t.flush()
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&filter.Forge, "forge", "", "only this forge ("+strings.Join(forges, ", ")+")")
-	f.StringVar(&filter.Outcome, "outcome", "", "only this outcome ("+strings.Join(webhookOutcomes, ", ")+")")
+	f.StringVar((*string)(&filter.Outcome), "outcome", "", "only this outcome ("+joinNames(webhookOutcomes)+")")
 	f.StringVar(&filter.Fraise, "fraise", "", "only events that led to a deployment of this fraise")
 	f.IntVar(&filter.Limit, "limit", 20, "at most this many events")
 	addJSONFlag(cmd, &asJSON)

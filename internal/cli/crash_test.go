@@ -196,7 +196,7 @@ func TestCrashServe(t *testing.T) {
 				retries = append(retries, d)
 			}
 		}
-		idle := !strings.Contains(fmt.Sprint(statuses(all)), store.StatusQueued) && !strings.Contains(fmt.Sprint(statuses(all)), store.StatusRunning)
+		idle := !strings.Contains(fmt.Sprint(statuses(all)), string(store.StatusQueued)) && !strings.Contains(fmt.Sprint(statuses(all)), string(store.StatusRunning))
 		return idle && len(retries) > 0
 	}) {
 		t.Fatalf("serve did not recover and drain the queue in 90s: %v\nserve:\n%s", statuses(all), serve.Out.String())
@@ -409,7 +409,7 @@ func (f *crashFixture) readlink() string {
 }
 
 type crashStatus struct {
-	Status         string          `json:"status"`
+	Status         store.Status    `json:"status"`
 	CurrentSHA     string          `json:"current_sha"`
 	CurrentRelease string          `json:"current_release"`
 	Lock           json.RawMessage `json:"lock"`
@@ -443,12 +443,12 @@ func (f *crashFixture) history() []store.Deployment {
 	}
 	var h struct {
 		Deployments []struct {
-			ID          int64  `json:"id"`
-			Environment string `json:"environment"`
-			Status      string `json:"status"`
-			Trigger     string `json:"trigger"`
-			NewSHA      string `json:"new_sha"`
-			Release     string `json:"release"`
+			ID          int64         `json:"id"`
+			Environment string        `json:"environment"`
+			Status      store.Status  `json:"status"`
+			Trigger     store.Trigger `json:"trigger"`
+			NewSHA      string        `json:"new_sha"`
+			Release     string        `json:"release"`
 		} `json:"deployments"`
 	}
 	if err := json.Unmarshal([]byte(out), &h); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,14 +50,16 @@ func (a *app) paintStatus(s string) string {
 		return s
 	}
 	var c string
-	switch s {
-	case store.StatusSucceeded, store.OutcomeAccepted:
+	st, out := store.Status(s), store.Outcome(s)
+	switch {
+	case st == store.StatusSucceeded, out == store.OutcomeAccepted:
 		c = ansiGreen
-	case store.StatusRolledBack, store.StatusInterrupted, store.StatusSuperseded, store.OutcomeDuplicate, store.OutcomeIgnored:
+	case slices.Contains([]store.Status{store.StatusRolledBack, store.StatusInterrupted, store.StatusSuperseded}, st),
+		out == store.OutcomeDuplicate, out == store.OutcomeIgnored:
 		c = ansiYellow
-	case store.StatusFailed, store.StatusRollbackFailed, store.OutcomeRejected:
+	case st == store.StatusFailed, st == store.StatusRollbackFailed, out == store.OutcomeRejected:
 		c = ansiRed
-	case store.StatusRunning, store.StatusQueued:
+	case st == store.StatusRunning, st == store.StatusQueued:
 		c = ansiBlue
 	default:
 		c = ansiDefault

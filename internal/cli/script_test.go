@@ -140,9 +140,10 @@ func seed(ctx context.Context, path string) error {
 	}
 
 	type run struct {
-		env, from, to, status, errText string
-		webhook                        *int64
-		steps                          []string
+		env, from, to, errText string
+		status                 store.Status
+		webhook                *int64
+		steps                  []string
 	}
 	runs := []run{
 		{env: "production", to: sha1, status: store.StatusSucceeded, steps: []string{"fetch", "release", "install", "switch", "restart", "health"}},

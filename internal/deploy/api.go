@@ -12,7 +12,7 @@ import (
 // release (or the inplace checkout) installed, migrated, switched to,
 // restarted and health-checked; an etl also verifies its scripts before
 // the switch and runs its run_after_deploy after it.
-func (d *deployment) runAPI(ctx context.Context) (string, error) {
+func (d *deployment) runAPI(ctx context.Context) (store.Status, error) {
 	env := d.env
 	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
 		if d.done.current {

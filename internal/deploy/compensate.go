@@ -37,7 +37,7 @@ type changes struct {
 // that serves again finds its revision when it starts; then current, and
 // only then the unit files, so that no timer fires into the failed
 // release.
-func (d *deployment) compensate(cause error) (string, error) {
+func (d *deployment) compensate(cause error) (store.Status, error) {
 	// The compensation must run even when the deployment was cancelled or
 	// timed out: that is when it matters most.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.rec.record), rollbackTimeout)
@@ -78,7 +78,7 @@ func (d *deployment) compensate(cause error) (string, error) {
 // takeBackFirst undoes the switch of a first deployment, which has nothing
 // to return to: current is taken back out (an inplace checkout stays) and
 // the units stop.
-func (d *deployment) takeBackFirst(ctx context.Context, cause error, problems []string) (string, error) {
+func (d *deployment) takeBackFirst(ctx context.Context, cause error, problems []string) (store.Status, error) {
 	units := d.c.Units(d.env.Scope)
 	err := d.rec.step(ctx, "rollback switch", 0, func(ctx context.Context, out io.Writer) (string, error) {
 		if d.inplace() {
@@ -117,7 +117,7 @@ func (d *deployment) takeBackFirst(ctx context.Context, cause error, problems []
 // removeFirstUnits removes the units a failed first deployment installed:
 // with current taken out, their timers would go on firing into a release
 // that is gone.
-func (d *deployment) removeFirstUnits(ctx context.Context, status string, cause error) (string, error) {
+func (d *deployment) removeFirstUnits(ctx context.Context, status store.Status, cause error) (store.Status, error) {
 	if d.done.units == nil {
 		return status, cause
 	}

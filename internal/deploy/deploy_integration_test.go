@@ -143,7 +143,7 @@ func (f *fixture) revision() string {
 // serving returns what the service answers on / now.
 func (f *fixture) serving() string { return testenv.AppAnswer(f.port) }
 
-func (f *fixture) expect(res Result, status string, servingVersion string) {
+func (f *fixture) expect(res Result, status store.Status, servingVersion string) {
 	f.t.Helper()
 	if res.Status != status {
 		f.t.Fatalf("status %s (%v), want %s", res.Status, res.Err, status)
@@ -361,7 +361,7 @@ func TestConcurrentDeploysOfOneTarget(t *testing.T) {
 	env, _ := f.cfg.Lookup("hello", "production")
 	var wg sync.WaitGroup
 	results := make([]error, 2)
-	statuses := make([]string, 2)
+	statuses := make([]store.Status, 2)
 	for i := range 2 {
 		wg.Add(1)
 		go func() {

@@ -42,7 +42,7 @@ type Request struct {
 	Ref   string
 	Force bool
 	// Trigger and Actor say who asked and how (store.Trigger*).
-	Trigger string
+	Trigger store.Trigger
 	Actor   string
 	// WebhookID links the deployment to the delivery that caused it.
 	WebhookID *int64
@@ -61,7 +61,7 @@ type Request struct {
 // (ErrRefused: a queued push whose commit may not deploy).
 type Result struct {
 	DeploymentID    int64
-	Status          string
+	Status          store.Status
 	OldSHA, NewSHA  string
 	Release         string // the release serving when the deployment ended
 	PreviousRelease string

@@ -74,7 +74,7 @@ func runCommandIn(ctx context.Context, c *config.Command, dir string, as account
 // fraise's checkout: it deploys no code of its own, verifies its scripts
 // against the release the other environment runs now, and runs its
 // run_after_deploy there.
-func (d *deployment) runShared(ctx context.Context) (string, error) {
+func (d *deployment) runShared(ctx context.Context) (store.Status, error) {
 	code := d.env.Code
 	// The other environment may switch while this one runs: work in the
 	// release it runs now, by name, not through its current link.

@@ -67,7 +67,7 @@ func (f *fixture) snapshot() faultSnapshot {
 // recorded bad. After failed (nothing switched) the releases on disk are
 // exactly those of before; after rolled_back the bad release may stay on
 // disk, kept for inspection until pruned.
-func (f *fixture) assertUnchanged(before faultSnapshot, status string) {
+func (f *fixture) assertUnchanged(before faultSnapshot, status store.Status) {
 	f.t.Helper()
 	after := f.snapshot()
 	if after.current != before.current {

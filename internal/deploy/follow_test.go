@@ -93,7 +93,7 @@ fraises:
 	steps := []struct {
 		name   string
 		do     func() Result
-		status string
+		status store.Status
 		// runs is etl-runs after the step; follows is the number of
 		// follow-up deployments of the etl recorded so far, and waiting
 		// whether one is still queued.

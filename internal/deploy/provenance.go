@@ -31,7 +31,7 @@ type pushSource interface {
 // verifyPush runs, for a deployment taken from the queue, the step that
 // decides whether the fetched commit may deploy at all. stop is true when
 // the flow must end here, with status and err.
-func (d *deployment) verifyPush(ctx context.Context, timeout time.Duration) (stop bool, status string, err error) {
+func (d *deployment) verifyPush(ctx context.Context, timeout time.Duration) (stop bool, status store.Status, err error) {
 	if !d.queued {
 		return false, "", nil
 	}

@@ -53,11 +53,11 @@ func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequ
 	}
 	run := Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true}
 	res, err := e.execute(ctx, c, run, requested,
-		func(d *deployment, ctx context.Context) (string, error) { return d.runRollback(ctx, req) })
+		func(d *deployment, ctx context.Context) (store.Status, error) { return d.runRollback(ctx, req) })
 	return e.followUp(ctx, c, run, res, err)
 }
 
-func (d *deployment) runRollback(ctx context.Context, req RollbackRequest) (string, error) {
+func (d *deployment) runRollback(ctx context.Context, req RollbackRequest) (store.Status, error) {
 	var target store.Release
 	if err := d.rec.step(ctx, "choose release", 0, func(ctx context.Context, _ io.Writer) (string, error) {
 		var err error

@@ -102,7 +102,7 @@ func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Resu
 // flow is the deployment's flow, chosen by what the environment is. It
 // returns the terminal status and, for every status but succeeded and
 // skipped, the error that decided it.
-func (d *deployment) flow(ctx context.Context) (string, error) {
+func (d *deployment) flow(ctx context.Context) (store.Status, error) {
 	env := d.env
 	switch {
 	case env.Fraise.Type == config.TypeScheduled && env.SharesCodeWith != "":
@@ -121,7 +121,7 @@ func (d *deployment) flow(ctx context.Context) (string, error) {
 
 // execute holds what every kind of deployment shares: the lock, the record
 // that opens and closes it, and the timeout; flow is the kind's own steps.
-func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requested string, flow func(*deployment, context.Context) (string, error)) (Result, error) {
+func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requested string, flow func(*deployment, context.Context) (store.Status, error)) (Result, error) {
 	env := req.Env
 	fraise, envName := env.Target()
 	t := store.Target{Fraise: fraise, Environment: envName}
@@ -133,7 +133,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	// may start: this one stops and undoes what it did.
 	lockCtx, lockLost := context.WithCancelCause(ctx)
 	defer lockLost(nil)
-	why := req.Trigger + " " + requested
+	why := string(req.Trigger) + " " + requested
 	if req.Queued != 0 {
 		// Not the commit: a newer push may take the request over until
 		// the claim, after the lock is taken.
@@ -173,7 +173,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 		scrub: scrubberFor(env)}
 	fmt.Fprintf(e.progress(), "deployment %d: %s from %s\n", d.id, t, orDash(short(d.oldSHA)))
 
-	var status string
+	var status store.Status
 	var runErr error
 	if refusal != nil {
 		status, runErr = store.StatusFailed, d.rec.step(deployCtx, "check", 0, func(context.Context, io.Writer) (string, error) {
@@ -286,7 +286,7 @@ func (d *deployment) open(record context.Context, requested string) error {
 // close records the deployment's outcome. It must reach the record: a
 // deployment left "running" would be a lie. A busy or briefly unreachable
 // database gets retries.
-func (d *deployment) close(record context.Context, status string, runErr error) error {
+func (d *deployment) close(record context.Context, status store.Status, runErr error) error {
 	fin := store.Finish{Status: status, NewSHA: d.sha}
 	if status == store.StatusSucceeded {
 		fin.Release = d.release
@@ -317,7 +317,7 @@ type plannedStep struct {
 }
 
 // apply runs the steps in order and compensates at the first failure.
-func (d *deployment) apply(ctx context.Context, steps []plannedStep) (string, error) {
+func (d *deployment) apply(ctx context.Context, steps []plannedStep) (store.Status, error) {
 	for _, s := range steps {
 		if s.skip != "" {
 			if err := d.rec.skip(s.name, s.skip); err != nil {

@@ -57,7 +57,7 @@ type scheduledRun struct {
 // Units point at app_path/current, not at a release, so that going back is
 // a switch; they are rendered and checked before the switch, and the unit
 // files they replace are put back if anything after it fails.
-func (d *deployment) runScheduled(ctx context.Context) (string, error) {
+func (d *deployment) runScheduled(ctx context.Context) (store.Status, error) {
 	env := d.env
 	if err := d.rec.step(ctx, "fetch", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.fetch); err != nil {
 		return store.StatusFailed, err

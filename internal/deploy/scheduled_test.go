@@ -151,7 +151,7 @@ func (f *schedFixture) deploy(c Collaborators, env *config.Environment) Result {
 	return res
 }
 
-func (f *schedFixture) expect(res Result, status string) {
+func (f *schedFixture) expect(res Result, status store.Status) {
 	f.t.Helper()
 	if res.Status != status {
 		f.t.Fatalf("status %s (%v), want %s", res.Status, res.Err, status)

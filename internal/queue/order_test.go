@@ -281,7 +281,7 @@ func TestOrderAfterCrash(t *testing.T) {
 		t.Errorf("killed deployment: %s, want interrupted", d.Status)
 	}
 	if d := f.deployment(e); d.Status != store.StatusSkipped || !strings.Contains(d.Error, fmt.Sprintf("deployment %d of hello/production", a)) ||
-		!strings.Contains(d.Error, store.StatusInterrupted) {
+		!strings.Contains(d.Error, string(store.StatusInterrupted)) {
 		t.Errorf("the etl's request: %s %q; want skipped, naming interrupted deployment %d", d.Status, d.Error, a)
 	}
 	if got := f.etlRuns(); got != "v1\n" {

@@ -123,7 +123,7 @@ func (s *Server) handleDeployments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := store.DeploymentFilter{Fraise: q.Get("fraise"), Environment: q.Get("environment"), Status: q.Get("status")}
+	f := store.DeploymentFilter{Fraise: q.Get("fraise"), Environment: q.Get("environment"), Status: store.Status(q.Get("status"))}
 	for name, dst := range map[string]*int64{"before": &f.BeforeID} {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -143,7 +143,7 @@ func (s *Server) handleDeployments(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	if f.Status != "" && !slices.Contains(store.TerminalStatuses(), f.Status) && f.Status != store.StatusQueued && f.Status != store.StatusRunning {
-		s.reply(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown status %q", clip(f.Status, 40))})
+		s.reply(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown status %q", clip(string(f.Status), 40))})
 		return
 	}
 	ds, err := s.store.Deployments(r.Context(), f)

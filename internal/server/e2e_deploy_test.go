@@ -35,12 +35,12 @@ func TestE2ESignedPushDeploys(t *testing.T) {
 	}
 	var h struct {
 		Deployments []struct {
-			ID             int64  `json:"id"`
-			Status         string `json:"status"`
-			Trigger        string `json:"trigger"`
-			NewSHA         string `json:"new_sha"`
-			Release        string `json:"release"`
-			WebhookEventID *int64 `json:"webhook_event_id"`
+			ID             int64         `json:"id"`
+			Status         store.Status  `json:"status"`
+			Trigger        store.Trigger `json:"trigger"`
+			NewSHA         string        `json:"new_sha"`
+			Release        string        `json:"release"`
+			WebhookEventID *int64        `json:"webhook_event_id"`
 		} `json:"deployments"`
 	}
 	if err := json.Unmarshal([]byte(out), &h); err != nil {
@@ -61,17 +61,17 @@ func TestE2ESignedPushDeploys(t *testing.T) {
 	}
 	var w struct {
 		Webhooks []struct {
-			ID            int64   `json:"id"`
-			Forge         string  `json:"forge"`
-			DeliveryID    string  `json:"delivery_id"`
-			Event         string  `json:"event"`
-			Repository    string  `json:"repository"`
-			Ref           string  `json:"ref"`
-			SHA           string  `json:"sha"`
-			Sender        string  `json:"sender"`
-			Outcome       string  `json:"outcome"`
-			RemoteAddr    string  `json:"remote_addr"`
-			DeploymentIDs []int64 `json:"deployment_ids"`
+			ID            int64         `json:"id"`
+			Forge         string        `json:"forge"`
+			DeliveryID    string        `json:"delivery_id"`
+			Event         string        `json:"event"`
+			Repository    string        `json:"repository"`
+			Ref           string        `json:"ref"`
+			SHA           string        `json:"sha"`
+			Sender        string        `json:"sender"`
+			Outcome       store.Outcome `json:"outcome"`
+			RemoteAddr    string        `json:"remote_addr"`
+			DeploymentIDs []int64       `json:"deployment_ids"`
 		} `json:"webhooks"`
 	}
 	if err := json.Unmarshal([]byte(out), &w); err != nil {

@@ -58,9 +58,9 @@ func TestE2EFollowUps(t *testing.T) {
 	out, code = f.cli("history", "hello-etl", "production", "--json")
 	var h struct {
 		Deployments []struct {
-			Status  string `json:"status"`
-			Trigger string `json:"trigger"`
-			Actor   string `json:"actor"`
+			Status  store.Status  `json:"status"`
+			Trigger store.Trigger `json:"trigger"`
+			Actor   string        `json:"actor"`
 		} `json:"deployments"`
 	}
 	if err := json.Unmarshal([]byte(out), &h); code != 0 || err != nil || len(h.Deployments) != 4 {

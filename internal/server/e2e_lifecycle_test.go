@@ -39,7 +39,7 @@ func TestE2ECrashRecovery(t *testing.T) {
 	srv.Signal(t, syscall.SIGKILL)
 	srv.Wait(t, 10*time.Second)
 	p1ID, s1ID, p2ID := p1.Deployments[0].DeploymentID, s1.Deployments[0].DeploymentID, p2.Deployments[0].DeploymentID
-	for id, want := range map[int64]string{p1ID: store.StatusRunning, s1ID: store.StatusRunning, p2ID: store.StatusQueued} {
+	for id, want := range map[int64]store.Status{p1ID: store.StatusRunning, s1ID: store.StatusRunning, p2ID: store.StatusQueued} {
 		if d := f.deployment(id); d.Status != want {
 			t.Fatalf("after SIGKILL, deployment %d is %s, want %s", id, d.Status, want)
 		}
@@ -240,7 +240,7 @@ func describe(ds []store.Deployment) string {
 		if len(sha) > 8 {
 			sha = sha[:8]
 		}
-		b.WriteString(itoa(d.ID) + " " + d.Status + " " + d.Trigger + " " + sha + " webhook " + wh)
+		b.WriteString(itoa(d.ID) + " " + string(d.Status) + " " + string(d.Trigger) + " " + sha + " webhook " + wh)
 		if d.Error != "" {
 			b.WriteString(" (" + d.Error + ")")
 		}

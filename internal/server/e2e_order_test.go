@@ -160,9 +160,9 @@ func TestE2EExampleOrder(t *testing.T) {
 	}
 	var h struct {
 		Deployments []struct {
-			ID     int64  `json:"id"`
-			Status string `json:"status"`
-			Error  string `json:"error"`
+			ID     int64        `json:"id"`
+			Status store.Status `json:"status"`
+			Error  string       `json:"error"`
 		} `json:"deployments"`
 	}
 	out, code := f.cli("history", "hello-etl", "production", "--json")
@@ -170,14 +170,14 @@ func TestE2EExampleOrder(t *testing.T) {
 		t.Fatalf("history: exit %d, %v", code, err)
 	}
 	if d := h.Deployments[0]; d.ID != etl2 || d.Status != store.StatusSkipped || !strings.Contains(d.Error, fmt.Sprintf("deployment %d of hello/production", api2)) ||
-		!strings.Contains(d.Error, store.StatusRolledBack) {
+		!strings.Contains(d.Error, string(store.StatusRolledBack)) {
 		t.Errorf("history's newest etl deployment: %+v; want %d skipped, naming rolled back deployment %d", d, etl2, api2)
 	}
 	var w struct {
 		Webhooks []struct {
-			SHA     string `json:"sha"`
-			Outcome string `json:"outcome"`
-			Reason  string `json:"reason"`
+			SHA     string        `json:"sha"`
+			Outcome store.Outcome `json:"outcome"`
+			Reason  string        `json:"reason"`
 		} `json:"webhooks"`
 	}
 	out, code = f.cli("webhooks", "--json")

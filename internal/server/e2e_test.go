@@ -225,12 +225,12 @@ func (f *e2e) installStarted(v string) bool {
 // ---- webhooks ----
 
 type hookAnswer struct {
-	Outcome        string `json:"outcome"`
-	Reason         string `json:"reason"`
-	WebhookEventID int64  `json:"webhook_event_id"`
-	Forge          string `json:"forge"`
-	DeliveryID     string `json:"delivery_id"`
-	Duplicate      bool   `json:"duplicate"`
+	Outcome        store.Outcome `json:"outcome"`
+	Reason         string        `json:"reason"`
+	WebhookEventID int64         `json:"webhook_event_id"`
+	Forge          string        `json:"forge"`
+	DeliveryID     string        `json:"delivery_id"`
+	Duplicate      bool          `json:"duplicate"`
 	Deployments    []struct {
 		Fraise        string `json:"fraise"`
 		Environment   string `json:"environment"`

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/store"
 )
 
 // GitLab's signing keys and tokens are kept apart: once a signing key is
@@ -58,11 +60,12 @@ func gitlabSignedDelivery(idem, webhookID string, body []byte) delivery {
 func TestGitLabSigningKeyRefusesTokens(t *testing.T) {
 	push := payload(t, "gitlab_push")
 	tests := []struct {
-		name           string
-		forge, fraise  string // git.gitlab.secrets, and the fraise's own webhook section
-		d              delivery
-		status         int
-		outcome, quote string
+		name          string
+		forge, fraise string // git.gitlab.secrets, and the fraise's own webhook section
+		d             delivery
+		status        int
+		outcome       store.Outcome
+		quote         string
 	}{
 		{"the token while the forge has a signing key", glToken + ", " + glSigningKey, "",
 			gitlabTokenDelivery("gl-1", glToken, push), 401, "rejected", "must be signed"},

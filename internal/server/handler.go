@@ -21,18 +21,18 @@ import (
 // Outcomes of a request that are not stored outcomes, for metrics and
 // logs: the request never became a recorded delivery.
 const (
-	outcomeRateLimited = "rate_limited"
-	outcomeBadRequest  = "bad_request"
-	outcomeUnavailable = "unavailable"
-	outcomeQueueFull   = "queue_full"
+	outcomeRateLimited store.Outcome = "rate_limited"
+	outcomeBadRequest  store.Outcome = "bad_request"
+	outcomeUnavailable store.Outcome = "unavailable"
+	outcomeQueueFull   store.Outcome = "queue_full"
 	// outcomeReplay is a push delivered before under another delivery id,
 	// recorded ignored.
-	outcomeReplay = "replay"
+	outcomeReplay store.Outcome = "replay"
 )
 
 // answer is the JSON body of every /webhook response.
 type answer struct {
-	Outcome        string         `json:"outcome"`
+	Outcome        store.Outcome  `json:"outcome"`
 	Reason         string         `json:"reason,omitempty"`
 	WebhookEventID int64          `json:"webhook_event_id,omitempty"`
 	Forge          string         `json:"forge,omitempty"`

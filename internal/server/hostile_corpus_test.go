@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/store"
 )
 
 // The hostile corpus: each forge's ways of signing, the requests built
@@ -47,7 +49,7 @@ type hxCase struct {
 	status int
 	// outcome is the answer's outcome, when fraisier (and not net/http
 	// before it) answers.
-	outcome string
+	outcome store.Outcome
 	// authentic: signed with a configured secret. Only these may be
 	// recorded with their delivery id, or queue anything.
 	authentic bool
@@ -71,7 +73,7 @@ type hxForge struct {
 	repoStatus int
 }
 
-func outcomeOf(status int) string {
+func outcomeOf(status int) store.Outcome {
 	switch status {
 	case 202:
 		return "accepted"
@@ -371,7 +373,7 @@ func hxCorpus(t *testing.T, marker string, round int) []hxCase {
 		{"HTTP/0.9 request line", []byte("POST /webhook/github\r\n\r\n"), 400, false},
 		{"request line with a shell payload", []byte("POST /webhook/$(touch%20" + evil + ") HTTP/1.1\r\nHost: f\r\nConnection: close\r\n\r\n"), 404, false},
 	} {
-		outcome := ""
+		var outcome store.Outcome
 		if r.status < 300 || r.status == 401 {
 			outcome = outcomeOf(r.status)
 		}

@@ -193,7 +193,7 @@ func TestIntakePerForge(t *testing.T) {
 		name    string
 		d       delivery
 		status  int
-		outcome string
+		outcome store.Outcome
 		deploys []string // fraise/environment
 		reason  string   // substring of the answer's reason
 	}{
@@ -261,7 +261,7 @@ func TestIntakePerForge(t *testing.T) {
 	// outcome (those refused before it, a sample); a forged one never with
 	// its delivery id.
 	evs := f.events()
-	byOutcome := map[string]int{}
+	byOutcome := map[store.Outcome]int{}
 	for _, e := range evs {
 		byOutcome[e.Outcome]++
 		if e.Outcome == store.OutcomeRejected && strings.Contains(e.Reason, "signature") && e.DeliveryID != "" {
@@ -277,7 +277,7 @@ func TestIntakePerForge(t *testing.T) {
 	// by the next, so only the last stands. Of the seven requests refused
 	// before authentication, all from one address, the first five are
 	// stored (refusalsPerSource); the two malformed signed ones are too.
-	want := map[string]int{"accepted": 5, "superseded": 3, "ignored": 4, "rejected": refusalsPerSource + 2}
+	want := map[store.Outcome]int{"accepted": 5, "superseded": 3, "ignored": 4, "rejected": refusalsPerSource + 2}
 	if diff := cmp.Diff(want, byOutcome); diff != "" {
 		t.Errorf("recorded outcomes (-want +got):\n%s", diff)
 	}
@@ -347,11 +347,11 @@ func TestIntakeSupersedes(t *testing.T) {
 	if len(q) != 1 || q[0].NewSHA != fmt.Sprintf("%040x", 5) {
 		t.Fatalf("queue: %+v", q)
 	}
-	outcomes := map[string]string{}
+	outcomes := map[string]store.Outcome{}
 	for _, e := range f.events() {
 		outcomes[e.DeliveryID] = e.Outcome
 	}
-	want := map[string]string{"p0": "superseded", "p1": "superseded", "p2": "superseded", "p3": "superseded", "p4": "accepted"}
+	want := map[string]store.Outcome{"p0": "superseded", "p1": "superseded", "p2": "superseded", "p3": "superseded", "p4": "accepted"}
 	if diff := cmp.Diff(want, outcomes); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}

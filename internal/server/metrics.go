@@ -69,8 +69,8 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 	return m
 }
 
-func (m *metrics) webhook(forge, outcome string, took time.Duration) {
-	m.webhooks.WithLabelValues(forge, outcome).Inc()
+func (m *metrics) webhook(forge string, outcome store.Outcome, took time.Duration) {
+	m.webhooks.WithLabelValues(forge, string(outcome)).Inc()
 	m.intake.WithLabelValues(forge).Observe(took.Seconds())
 }
 
@@ -79,8 +79,8 @@ func (m *metrics) refused(forge string, class refusalClass) {
 }
 
 func (m *metrics) finished(f queue.Finished) {
-	m.deployments.WithLabelValues(f.Target.Fraise, f.Target.Environment, f.Result.Status).Inc()
-	m.duration.WithLabelValues(f.Target.Fraise, f.Target.Environment, f.Result.Status).Observe(f.Duration.Seconds())
+	m.deployments.WithLabelValues(f.Target.Fraise, f.Target.Environment, string(f.Result.Status)).Inc()
+	m.duration.WithLabelValues(f.Target.Fraise, f.Target.Environment, string(f.Result.Status)).Observe(f.Duration.Seconds())
 	if f.Result.Status == store.StatusSucceeded {
 		m.lastSuccess.WithLabelValues(f.Target.Fraise, f.Target.Environment).SetToCurrentTime()
 	}

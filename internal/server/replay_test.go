@@ -38,7 +38,7 @@ func TestIntakeReplays(t *testing.T) {
 		name      string
 		d         delivery
 		status    int
-		outcome   string
+		outcome   store.Outcome
 		queued    string // fraise/environment, or ""
 		duplicate bool
 		replays   string // the delivery whose event the reason names

@@ -9,14 +9,14 @@ import (
 
 // Finish is how a deployment ended.
 type Finish struct {
-	Status  string // one of the terminal statuses
+	Status  Status // one of the terminal statuses
 	NewSHA  string // "" keeps what StartDeployment recorded
 	Release string // "" keeps what StartDeployment recorded
 	Error   string
 }
 
 // terminal reports whether a deployment status is final.
-func terminal(status string) bool {
+func terminal(status Status) bool {
 	switch status {
 	case StatusSucceeded, StatusFailed, StatusRolledBack, StatusRollbackFailed,
 		StatusInterrupted, StatusSkipped, StatusSuperseded:
@@ -26,8 +26,8 @@ func terminal(status string) bool {
 }
 
 // TerminalStatuses lists the statuses a deployment can end in.
-func TerminalStatuses() []string {
-	return []string{StatusSucceeded, StatusFailed, StatusRolledBack, StatusRollbackFailed,
+func TerminalStatuses() []Status {
+	return []Status{StatusSucceeded, StatusFailed, StatusRolledBack, StatusRollbackFailed,
 		StatusInterrupted, StatusSkipped, StatusSuperseded}
 }
 
@@ -99,7 +99,7 @@ func (db *DB) startDeployment(ctx context.Context, d Deployment) (int64, error) 
 
 // insertDeployment is startDeployment inside the caller's transaction, for
 // the queue, which supersedes and inserts in one.
-func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, status, oldSHA, newSHA string) (int64, error) {
+func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, status Status, oldSHA, newSHA string) (int64, error) {
 	var id int64
 	if d.WebhookID != nil {
 		if err := exists(ctx, tx, db.q("SELECT 1 FROM tb_webhook_event WHERE id = ?"), *d.WebhookID); err != nil {
@@ -187,7 +187,7 @@ func (db *DB) setDeploymentTarget(ctx context.Context, id int64, sha string) err
 		return fmt.Errorf("no commit given")
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		var status string
+		var status Status
 		err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment WHERE id = ?"+db.d.forUpdate, id).Scan(&status)
 		if notFound(err) {
 			return ErrNotFound
@@ -220,7 +220,7 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	var (
 		d      finishedRow
 		t      Target
-		status string
+		status Status
 	)
 	// Locks in one order everywhere: the target's state row, then the
 	// deployment's. The webhook intake queues in that order; taking the

@@ -96,7 +96,7 @@ func (b *intakeBatch) folded(i, j int) bool {
 // fate is the outcome and reason item i is recorded with under the plan:
 // its own, unless every request it made was folded into a newer one, in
 // which case it never queued anything and is superseded.
-func (b *intakeBatch) fate(i int) (outcome, reason string) {
+func (b *intakeBatch) fate(i int) (outcome Outcome, reason string) {
 	it := b.items[i]
 	if len(it.Requests) == 0 {
 		return it.Event.Outcome, it.Event.Reason
@@ -189,11 +189,17 @@ func newIntakeBatch(items []Intake) *intakeBatch {
 // planned to stand came from a delivery recorded before: it queues
 // nothing, and the requests folded into it stand or fold into another.
 // Rare; only the events whose fate changed are updated.
+// fate is a delivery's recorded outcome and its reason.
+type fate struct {
+	outcome Outcome
+	reason  string
+}
+
 func (db *DB) replan(ctx context.Context, tx *sql.Tx, b *intakeBatch) error {
-	before := make([][2]string, len(b.items))
+	before := make([]fate, len(b.items))
 	for i := range b.items {
 		if !b.dup[i] {
-			before[i] = [2]string{b.results[i].Event.Outcome, b.results[i].Event.Reason}
+			before[i] = fate{b.results[i].Event.Outcome, b.results[i].Event.Reason}
 		}
 	}
 	b.plan()
@@ -202,7 +208,7 @@ func (db *DB) replan(ctx context.Context, tx *sql.Tx, b *intakeBatch) error {
 			continue
 		}
 		e := &b.results[i].Event
-		if e.Outcome, e.Reason = b.fate(i); [2]string{e.Outcome, e.Reason} == before[i] {
+		if e.Outcome, e.Reason = b.fate(i); (fate{e.Outcome, e.Reason}) == before[i] {
 			continue
 		}
 		upd, err := db.stmt(ctx, tx, sqlEventReplanned)

@@ -40,7 +40,7 @@ const (
 type Wait struct {
 	Target
 	ID     int64  `json:"id"`
-	Status string `json:"status"`
+	Status Status `json:"status"`
 }
 
 // QueueOrder is what SettleQueue found and did.

@@ -18,19 +18,19 @@ var ErrNotQueued = errors.New("deployment is no longer queued")
 
 // TriggerRequeue marks a deployment queued again because the one that was
 // running when fraisier died was interrupted.
-const TriggerRequeue = "requeue"
+const TriggerRequeue Trigger = "requeue"
 
 // TriggerFollow marks a deployment queued because the environment whose
 // code it runs (shares_code_with) made another release current: it runs
 // its scripts check and run_after_deploy on that release.
-const TriggerFollow = "follow"
+const TriggerFollow Trigger = "follow"
 
 // QueueRequest asks for a deployment of Target at SHA to wait its turn.
 type QueueRequest struct {
 	Target
 	SHA     string // the exact commit; required
 	Ref     string // what was pushed (refs/heads/main), for the record
-	Trigger string
+	Trigger Trigger
 	Actor   string
 	// WebhookID links the request to the delivery that caused it.
 	WebhookID *int64

@@ -119,7 +119,7 @@ func (db *DB) replayFinished(ctx context.Context, tx *sql.Tx, r *rebuilt) error 
 			return err
 		}
 		t := Target{Fraise: r.intern(fraise), Environment: r.intern(env)}
-		d.status = r.intern(status)
+		d.status = Status(r.intern(status))
 		d.duration = duration.Int64
 		if !duration.Valid {
 			d.duration = max(0, d.finished-d.started)
@@ -179,7 +179,7 @@ func readLatest(ctx context.Context, tx *sql.Tx, r *rebuilt) error {
 		var (
 			t  Target
 			id int64
-			st string
+			st Status
 		)
 		if err := rows.Scan(&t.Fraise, &t.Environment, &id, &st); err != nil {
 			return err

@@ -11,7 +11,7 @@ const dayMS = 24 * 60 * 60 * 1000
 
 // measured reports whether a finished deployment's duration counts in the
 // duration figures: skipped and superseded ones did no work.
-func measured(status string) bool { return status != StatusSkipped && status != StatusSuperseded }
+func measured(status Status) bool { return status != StatusSkipped && status != StatusSuperseded }
 
 func dayOf(ms int64) int64 {
 	d := ms / dayMS
@@ -36,7 +36,7 @@ type statsAcc struct {
 func newStatsAcc() *statsAcc { return &statsAcc{hist: newHist()} }
 
 // statusIndex is status's position in TerminalStatuses, or -1.
-func statusIndex(status string) int {
+func statusIndex(status Status) int {
 	switch status {
 	case StatusSucceeded:
 		return 0
@@ -57,7 +57,7 @@ func statusIndex(status string) int {
 }
 
 // add counts one finished deployment.
-func (a *statsAcc) add(status string, duration, finished int64, acc incidentAcc) {
+func (a *statsAcc) add(status Status, duration, finished int64, acc incidentAcc) {
 	if i := statusIndex(status); i >= 0 {
 		a.counts[i]++
 	}
@@ -129,7 +129,7 @@ func ratio(num, den int64) float64 {
 }
 
 func (a *statsAcc) stats(t Target, since *time.Time, nowMS int64) Stats {
-	s := Stats{Target: t, Since: since, ByStatus: map[string]int64{}, PercentileRelError: PercentileRelError}
+	s := Stats{Target: t, Since: since, ByStatus: map[Status]int64{}, PercentileRelError: PercentileRelError}
 	for i, st := range TerminalStatuses() {
 		s.ByStatus[st] = a.counts[i]
 		s.Total += a.counts[i]

@@ -193,7 +193,7 @@ func (db *DB) statsScan(ctx context.Context, f StatsFilter, from, to int64, accs
 	err = eachRow(rows, func() error {
 		var (
 			t                  Target
-			status             string
+			status             Status
 			duration, finished int64
 			acc                incidentAcc
 		)

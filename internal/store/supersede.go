@@ -20,7 +20,7 @@ type waitingRequest struct {
 	id      int64
 	hook    sql.NullInt64
 	started int64
-	trigger string
+	trigger Trigger
 }
 
 // madeByWebhook reports whether a webhook event made the request.

@@ -8,7 +8,7 @@ import (
 
 // targetState is a tb_fraise_state row while it is being advanced.
 type targetState struct {
-	Status           string
+	Status           Status
 	CurrentSHA       string
 	CurrentRelease   string
 	DeployedAt       sql.NullInt64
@@ -29,7 +29,7 @@ type targetState struct {
 // about a finished deployment.
 type finishedRow struct {
 	id                          int64
-	status                      string
+	status                      Status
 	started, finished, duration int64
 	actor, newSHA, release      string
 }

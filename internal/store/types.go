@@ -5,37 +5,46 @@ import (
 	"time"
 )
 
-// Deployment statuses. A deployment is created running and ends in exactly
-// one of the terminal states; interrupted is set by recovery when the process
-// that ran it died.
+// Status is where a deployment stands. A deployment is created queued or
+// running and ends in exactly one of the terminal states; interrupted is set
+// by recovery when the process that ran it died.
+type Status string
+
+// The deployment statuses.
 const (
-	StatusQueued         = "queued"
-	StatusRunning        = "running"
-	StatusSucceeded      = "succeeded"
-	StatusFailed         = "failed"          // nothing changed: the old release still serves
-	StatusRolledBack     = "rolled_back"     // back on the previous release and healthy
-	StatusRollbackFailed = "rollback_failed" // operator needed
-	StatusInterrupted    = "interrupted"     // the deploying process died
-	StatusSkipped        = "skipped"         // target already current and healthy
-	StatusSuperseded     = "superseded"      // a newer request replaced it before it ran
+	StatusQueued         Status = "queued"
+	StatusRunning        Status = "running"
+	StatusSucceeded      Status = "succeeded"
+	StatusFailed         Status = "failed"          // nothing changed: the old release still serves
+	StatusRolledBack     Status = "rolled_back"     // back on the previous release and healthy
+	StatusRollbackFailed Status = "rollback_failed" // operator needed
+	StatusInterrupted    Status = "interrupted"     // the deploying process died
+	StatusSkipped        Status = "skipped"         // target already current and healthy
+	StatusSuperseded     Status = "superseded"      // a newer request replaced it before it ran
 )
 
-// Deployment triggers.
+// Trigger is what started a deployment.
+type Trigger string
+
+// The triggers.
 const (
-	TriggerWebhook  = "webhook"
-	TriggerCLI      = "cli"
-	TriggerPoll     = "poll"
-	TriggerRollback = "rollback"
-	TriggerSchedule = "schedule"
+	TriggerWebhook  Trigger = "webhook"
+	TriggerCLI      Trigger = "cli"
+	TriggerPoll     Trigger = "poll"
+	TriggerRollback Trigger = "rollback"
+	TriggerSchedule Trigger = "schedule"
 )
 
-// Webhook outcomes.
+// Outcome is what became of a webhook delivery.
+type Outcome string
+
+// The webhook outcomes.
 const (
-	OutcomeAccepted   = "accepted"
-	OutcomeIgnored    = "ignored"
-	OutcomeRejected   = "rejected"
-	OutcomeDuplicate  = "duplicate"
-	OutcomeSuperseded = "superseded"
+	OutcomeAccepted   Outcome = "accepted"
+	OutcomeIgnored    Outcome = "ignored"
+	OutcomeRejected   Outcome = "rejected"
+	OutcomeDuplicate  Outcome = "duplicate"
+	OutcomeSuperseded Outcome = "superseded"
 )
 
 // Release states.
@@ -74,7 +83,7 @@ func (t Target) String() string { return t.Fraise + "/" + t.Environment }
 // FraiseState is what runs where, as last recorded.
 type FraiseState struct {
 	Target
-	Status         string    `json:"status"` // status of the last deployment, or "never"
+	Status         Status    `json:"status"` // status of the last deployment, or "never"
 	CurrentSHA     string    `json:"current_sha"`
 	CurrentRelease string    `json:"current_release"`
 	DeployedAt     time.Time `json:"deployed_at"`
@@ -88,13 +97,13 @@ type FraiseState struct {
 type Deployment struct {
 	ID           int64      `json:"id"`
 	Target                  // fraise, environment
-	Trigger      string     `json:"trigger"`
+	Trigger      Trigger    `json:"trigger"`
 	Actor        string     `json:"actor"`
 	RequestedRef string     `json:"requested_ref"`
 	OldSHA       string     `json:"old_sha"`
 	NewSHA       string     `json:"new_sha"`
 	Release      string     `json:"release"`
-	Status       string     `json:"status"`
+	Status       Status     `json:"status"`
 	StartedAt    time.Time  `json:"started_at"`
 	FinishedAt   *time.Time `json:"finished_at,omitempty"`
 	DurationMS   int64      `json:"duration_ms"`
@@ -132,7 +141,7 @@ type WebhookEvent struct {
 	Ref           string    `json:"ref"`
 	SHA           string    `json:"sha"`
 	Sender        string    `json:"sender"`
-	Outcome       string    `json:"outcome"`
+	Outcome       Outcome   `json:"outcome"`
 	Reason        string    `json:"reason"`
 	RemoteAddr    string    `json:"remote_addr"`
 	ReceivedAt    time.Time `json:"received_at"`
@@ -172,7 +181,7 @@ type Stats struct {
 	Target
 	Since             *time.Time       `json:"since,omitempty"`
 	Total             int64            `json:"total"`
-	ByStatus          map[string]int64 `json:"by_status"`
+	ByStatus          map[Status]int64 `json:"by_status"`
 	SuccessRate       float64          `json:"success_rate"`
 	MeanDurationMS    float64          `json:"mean_duration_ms"`
 	MedianDurationMS  float64          `json:"median_duration_ms"` // approximate: see PercentileRelError
@@ -190,7 +199,7 @@ type Stats struct {
 type DeploymentFilter struct {
 	Fraise      string
 	Environment string
-	Status      string
+	Status      Status
 	Since       time.Time // zero: no bound
 	Limit       int       // <= 0: a default of 20
 	BeforeID    int64     // > 0: only ids below, for paging
@@ -199,7 +208,7 @@ type DeploymentFilter struct {
 // WebhookFilter selects webhook events, newest first.
 type WebhookFilter struct {
 	Forge   string
-	Outcome string
+	Outcome Outcome
 	Fraise  string // events linked to a deployment of this fraise
 	Limit   int    // <= 0: a default of 20
 	// BeforeID > 0: only ids below, for paging.

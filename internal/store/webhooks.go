@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-func checkOutcome(o string) error {
+func checkOutcome(o Outcome) error {
 	switch o {
 	case "", OutcomeAccepted, OutcomeIgnored, OutcomeRejected, OutcomeDuplicate, OutcomeSuperseded:
 		return nil
@@ -76,7 +76,7 @@ func (db *DB) RecordWebhook(ctx context.Context, e WebhookEvent) (WebhookEvent, 
 }
 
 // SetWebhookOutcome records what became of a webhook event.
-func (db *DB) SetWebhookOutcome(ctx context.Context, id int64, outcome, reason string) error {
+func (db *DB) SetWebhookOutcome(ctx context.Context, id int64, outcome Outcome, reason string) error {
 	if err := checkOutcome(outcome); err != nil {
 		return fmt.Errorf("set outcome of webhook event %d: %w", id, err)
 	}

@@ -237,7 +237,7 @@ func (w *workload) deploy() {
 
 	// From the CLI: a deployment that fails its health check, rolls back,
 	// and one that breaks the target, then one that restores it.
-	for _, status := range []string{store.StatusRolledBack, store.StatusRollbackFailed, store.StatusSucceeded} {
+	for _, status := range []store.Status{store.StatusRolledBack, store.StatusRollbackFailed, store.StatusSucceeded} {
 		id := w.start(webStag)
 		w.steps(id)
 		w.do("FinishDeployment", func() error {

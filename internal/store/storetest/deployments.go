@@ -192,7 +192,7 @@ func (s *suite) testFinishValidation(t *testing.T) {
 	if err := db.FinishDeployment(ctx, 98765, store.Finish{Status: store.StatusSucceeded}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("finishing an unknown deployment: %v, want ErrNotFound", err)
 	}
-	for _, st := range []string{store.StatusRunning, store.StatusQueued, "", "bogus"} {
+	for _, st := range []store.Status{store.StatusRunning, store.StatusQueued, "", "bogus"} {
 		if err := db.FinishDeployment(ctx, running, store.Finish{Status: st}); err == nil {
 			t.Errorf("finished as %q", st)
 		}
@@ -209,7 +209,7 @@ func (s *suite) testStateTransitions(t *testing.T) {
 	ctx := context.Background()
 	const dur = 10 * time.Second
 	for _, tc := range []struct {
-		status     string
+		status     store.Status
 		brokenFrom bool // the target was broken (rollback_failed) before
 		wantSHA    int  // the commit current afterwards
 		wantBroken bool
@@ -227,7 +227,7 @@ func (s *suite) testStateTransitions(t *testing.T) {
 		{store.StatusRollbackFailed, true, 1, true},
 		{store.StatusInterrupted, true, 1, true},
 	} {
-		name := tc.status
+		name := string(tc.status)
 		if tc.brokenFrom {
 			name = "broken/" + name
 		}
@@ -326,8 +326,8 @@ func (s *suite) testDeploymentFilters(t *testing.T) {
 	db, clk := s.fresh(t)
 	var all []int64 // ids, oldest first
 	byTarget := map[store.Target][]int64{}
-	byStatus := map[string][]int64{}
-	statuses := []string{store.StatusSucceeded, store.StatusFailed, store.StatusSucceeded, store.StatusRolledBack}
+	byStatus := map[store.Status][]int64{}
+	statuses := []store.Status{store.StatusSucceeded, store.StatusFailed, store.StatusSucceeded, store.StatusRolledBack}
 	for i := range 30 {
 		tg := []store.Target{api, web, apiS}[i%3]
 		st := statuses[i%4]

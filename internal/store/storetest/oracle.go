@@ -63,7 +63,7 @@ func retentionOracle(t *testing.T, db *store.DB, now time.Time, r store.Retentio
 type oracleDep struct {
 	id, hook      int64
 	fraise, env   string
-	status        string
+	status        store.Status
 	finished      sql.NullInt64
 	hasHook, kept bool
 }

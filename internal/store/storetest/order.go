@@ -329,7 +329,7 @@ func (s *suite) testFinishFollowed(t *testing.T) {
 			}
 			type req struct {
 				ID      int64
-				Trigger string
+				Trigger store.Trigger
 				SHA     string
 			}
 			var got []req

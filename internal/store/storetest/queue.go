@@ -14,7 +14,7 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-func push(forge, delivery, sha string, outcome string, reqs ...store.QueueRequest) store.Intake {
+func push(forge, delivery, sha string, outcome store.Outcome, reqs ...store.QueueRequest) store.Intake {
 	return store.Intake{
 		Event: store.WebhookEvent{Forge: forge, DeliveryID: delivery, EventType: "push",
 			Repository: "acme/api", Ref: "refs/heads/main", SHA: sha, Outcome: outcome},
@@ -135,7 +135,7 @@ func (s *suite) supersededEvents(t *testing.T, db *store.DB, b firstBatch, res [
 		t.Fatal(err)
 	}
 	type rec struct {
-		Outcome string
+		Outcome store.Outcome
 		Links   []int64
 	}
 	got := map[string]rec{}

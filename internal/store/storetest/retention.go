@@ -217,7 +217,7 @@ func growHistory(t *testing.T, db *store.DB, clk *clock, days int) {
 	t.Helper()
 	ctx := context.Background()
 	start := clk.Now().Truncate(day)
-	hook := func(delivery string, outcome string) *int64 {
+	hook := func(delivery string, outcome store.Outcome) *int64 {
 		ev, _, err := db.RecordWebhook(ctx, store.WebhookEvent{Forge: "github", DeliveryID: delivery, Outcome: outcome})
 		check(t, err)
 		return &ev.ID
@@ -235,7 +235,7 @@ func growHistory(t *testing.T, db *store.DB, clk *clock, days int) {
 		SHA: sha(99998), Ref: "refs/heads/main", Trigger: store.TriggerWebhook}}}}))(t)
 	// old/quiet deploys on the first day only: three releases, a failure,
 	// then a rollback that fails (broken since), and a failure while broken.
-	for i, status := range []string{store.StatusSucceeded, store.StatusSucceeded, store.StatusSucceeded, store.StatusFailed,
+	for i, status := range []store.Status{store.StatusSucceeded, store.StatusSucceeded, store.StatusSucceeded, store.StatusFailed,
 		store.StatusRollbackFailed, store.StatusFailed} {
 		id := deploy(t, db, clk, quiet, 99900+i, time.Minute, status)
 		if status == store.StatusSucceeded {

@@ -20,7 +20,7 @@ func handMade(t *testing.T, db *store.DB, clk *clock, base time.Time) []store.De
 	ctx := context.Background()
 	type step struct {
 		tg     store.Target
-		status string
+		status store.Status
 		dur    time.Duration
 	}
 	plan := []step{
@@ -67,7 +67,7 @@ func handMade(t *testing.T, db *store.DB, clk *clock, base time.Time) []store.De
 // definitions of DB.Stats applied row by row, with exact percentiles.
 type expected struct {
 	total, measured, sumMS      int64
-	byStatus                    map[string]int64
+	byStatus                    map[store.Status]int64
 	durations                   []float64
 	incidents, restored, restMS int64
 	first                       time.Time
@@ -77,7 +77,7 @@ type expected struct {
 // finished at or after since. Incidents follow the documented rules, with
 // the broken state tracked over the whole history.
 func reference(ds []store.Deployment, since time.Time) map[store.Target]*expected {
-	out := map[store.Target]*expected{{}: {byStatus: map[string]int64{}}}
+	out := map[store.Target]*expected{{}: {byStatus: map[store.Status]int64{}}}
 	brokenStart := map[store.Target]time.Time{}
 	sorted := append([]store.Deployment(nil), ds...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].FinishedAt.Before(*sorted[j].FinishedAt) })
@@ -107,7 +107,7 @@ func reference(ds []store.Deployment, since time.Time) map[store.Target]*expecte
 		for _, k := range []store.Target{{}, d.Target} {
 			e := out[k]
 			if e == nil {
-				e = &expected{byStatus: map[string]int64{}}
+				e = &expected{byStatus: map[store.Status]int64{}}
 				out[k] = e
 			}
 			e.total++
@@ -143,7 +143,7 @@ func nearestRank(xs []float64, pct int) float64 {
 func compareStats(t *testing.T, label string, got store.Stats, e *expected, since *time.Time, now time.Time) {
 	t.Helper()
 	if e == nil {
-		e = &expected{byStatus: map[string]int64{}}
+		e = &expected{byStatus: map[store.Status]int64{}}
 	}
 	if got.Total != e.total {
 		t.Errorf("%s: total %d, want %d", label, got.Total, e.total)
@@ -221,7 +221,7 @@ func statsHandChecked(t *testing.T, db *store.DB, clk *clock) time.Time {
 		t.Fatalf("stats for fraise api: %+v", st)
 	}
 	a := st[0]
-	wantBy := map[string]int64{
+	wantBy := map[store.Status]int64{
 		store.StatusSucceeded: 4, store.StatusFailed: 2, store.StatusRolledBack: 1, store.StatusRollbackFailed: 2,
 		store.StatusInterrupted: 1, store.StatusSkipped: 1, store.StatusSuperseded: 1,
 	}
@@ -284,12 +284,12 @@ func statsViewAgrees(t *testing.T, db *store.DB, all []store.Stats) {
 			v      store.Stats
 			counts [8]int64
 		)
-		v.ByStatus = map[string]int64{}
+		v.ByStatus = map[store.Status]int64{}
 		check(t, rows.Scan(&v.Fraise, &v.Environment, &counts[0], &counts[1], &counts[2], &counts[3], &counts[4],
 			&counts[5], &counts[6], &counts[7], &v.SuccessRate, &v.MeanDurationMS, &v.MedianDurationMS,
 			&v.P95DurationMS, &v.DeploysPerDay, &v.ChangeFailureRate, &v.Incidents, &v.MeanTimeToRestore))
 		v.Total = counts[0]
-		for i, st := range []string{store.StatusSucceeded, store.StatusFailed, store.StatusRolledBack,
+		for i, st := range []store.Status{store.StatusSucceeded, store.StatusFailed, store.StatusRolledBack,
 			store.StatusRollbackFailed, store.StatusInterrupted, store.StatusSkipped, store.StatusSuperseded} {
 			v.ByStatus[st] = counts[i+1]
 		}

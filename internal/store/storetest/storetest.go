@@ -168,7 +168,7 @@ func check(t *testing.T, err error) {
 
 // deploy runs one deployment of t from start to finish: it starts now,
 // lasts d and ends as status with new commit n.
-func deploy(t *testing.T, db *store.DB, clk *clock, tg store.Target, n int, d time.Duration, status string) int64 {
+func deploy(t *testing.T, db *store.DB, clk *clock, tg store.Target, n int, d time.Duration, status store.Status) int64 {
 	t.Helper()
 	ctx := context.Background()
 	id := must(db.StartDeployment(ctx, store.Deployment{
