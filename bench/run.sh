@@ -17,4 +17,9 @@ echo "== webhook intake on a state database grown to 1,000,000 webhook events, o
 go run ./bench/webhookbench -bin "$bin" -rounds 3 -grow 1000000 -dir bench/out -redeliver 0.1 -bursts 4
 echo
 echo "== store queries (Go benchmarks)"
-go test -run '^$' -bench . -benchtime 200x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'
+go test -run '^$' -bench '^Benchmark(Deployments|FraiseStates|Stats|Webhooks|OpenStatus|DeploymentCycle|Postgres)$' -benchtime 200x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'
+echo
+# One iteration each: an iteration of these is a whole measurement (rounds of
+# seconds of load, or a pass over a grown database).
+echo "== retention: the intake while serve prunes, against the same load without pruning; a whole prune pass (Go benchmarks)"
+go test -run '^$' -bench '^Benchmark(IntakeWhilePruning|Prune)$' -benchtime 1x ./internal/store/ | grep -E '^(Benchmark|ok|PASS)'
