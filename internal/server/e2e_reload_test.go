@@ -194,3 +194,48 @@ func (n *notifySocket) expect(t *testing.T, p *testenv.Proc, want string) {
 		t.Errorf("sd_notify message %q, want %q", got, want)
 	}
 }
+
+// TestE2EReloadKeepsQueuedWork reloads with work running and queued, one
+// deployment at a time: production runs, staging waits, then a newer push
+// to production waits. The new file renames staging to qa. After the
+// reload the running deployment finishes, the waiting production push
+// deploys, and the staging request, whose environment the file no longer
+// has, fails saying so instead of waiting forever.
+func TestE2EReloadKeepsQueuedWork(t *testing.T) {
+	f := newE2E(t, e2eOptions{envs: map[string]string{"production": "main", "staging": "develop"}})
+	f.rewriteConfig("shutdown_grace: 1m", "shutdown_grace: 1m\n  max_concurrent_deploys: 1")
+	notify := listenNotify(t)
+	p := f.start("fraisier serve", []string{"NOTIFY_SOCKET=" + notify.path}, f.bin, "serve")
+	waitReady(t, p, &http.Client{Timeout: 2 * time.Second}, f.base())
+	notify.expect(t, p, "READY=1")
+
+	f.hold()
+	m := f.push("main", 1)
+	running := f.hook("main", "", m[0]).Deployments[0].DeploymentID
+	testenv.WaitFor(t, "the install of main-1 to start", 30*time.Second, func() bool { return f.installStarted(version("main", 1)) })
+	d := f.push("develop", 1)
+	staging := f.hook("develop", "", d[0]).Deployments[0].DeploymentID
+	m2 := f.push("main", 1)
+	waiting := f.hook("main", m[0], m2[0]).Deployments[0].DeploymentID
+
+	f.rewriteConfig("      staging:\n", "      qa:\n")
+	f.hangup(p, notify, "configuration reloaded")
+	f.release()
+	f.waitDeployed("production", m2[0], version("main", 2), 60*time.Second)
+	for _, c := range []struct {
+		name   string
+		id     int64
+		status store.Status
+		sha    string
+		err    string
+	}{
+		{"running at the reload", running, store.StatusSucceeded, m[0], ""},
+		{"production, queued at the reload", waiting, store.StatusSucceeded, m2[0], ""},
+		{"staging, removed by the reload", staging, store.StatusFailed, d[0], "not in the configuration any more"},
+	} {
+		got := f.deployment(c.id)
+		if got.Status != c.status || got.NewSHA != c.sha || !strings.Contains(got.Error, c.err) {
+			t.Errorf("%s: %s of %s (%q), want %s of %s (%q)", c.name, got.Status, got.NewSHA, got.Error, c.status, c.sha, c.err)
+		}
+	}
+}
