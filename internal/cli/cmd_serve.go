@@ -27,6 +27,13 @@ READY=1 once it accepts and STOPPING=1 when SIGTERM arrives; it then stops
 accepting, gives running deployments server.shutdown_grace to finish, and
 rolls back and re-queues the ones still running after it.
 
+SIGHUP (systemctl reload) reloads the configuration file: new deliveries
+route and authenticate by its fraises and git sections, and deployments
+start with it; running deployments finish with the configuration they
+started with. A file that does not load is refused, every problem logged,
+and the configuration in use stays. The server and state sections take
+effect at the next restart (the log names those a reload changed).
+
 Endpoints: POST /webhook and /webhook/{forge}; GET /health, /ready,
 /providers, /metrics, /api/fraises, /api/deployments, /api/deployments/{id}.
 With server.api_token set, /api/*, /providers and /metrics need it
@@ -107,7 +114,7 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 		srv.Close()
 		return withCode(ExitConfig, err)
 	}
-	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, l: l, log: log})
+	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, l: l, log: log, listen: listen})
 }
 
 // queueRunner is the queue's workers over db, deploying as this user.
@@ -134,6 +141,8 @@ type serving struct {
 	srv    *server.Server
 	l      net.Listener
 	log    *slog.Logger
+	// listen is --listen, which a reload keeps over server.listen.
+	listen string
 }
 
 // runServe runs the workers, the retention and the HTTP side until ctx
@@ -145,6 +154,8 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workDone := make(chan struct{})
 	go func() { defer close(workDone); s.runner.Run(workCtx) }()
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := a.reloadOnHangup(reloadCtx, s)
 	// Retention runs beside the intake, once the queue has recovered.
 	pruneCtx, stopPrune := context.WithCancel(ctx)
 	pruneDone := make(chan struct{})
@@ -156,6 +167,8 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 		s.log.Info("listening", "address", s.l.Addr().String(), "state", s.db.Backend(), "fraises", len(s.cfg.Fraises))
 		go a.notifyReady(ctx, s.runner, s.log)
 	})
+	stopReload()
+	<-reloadDone
 	stopPrune()
 	<-pruneDone
 	stopWork()

@@ -33,7 +33,9 @@ type Finished struct {
 
 // Runner is the pool of queue workers. Set the fields, then call Run once.
 type Runner struct {
-	Store  Store
+	Store Store
+	// Config is the configuration the workers start with; SetConfig
+	// replaces it while they run.
 	Config *config.Config
 	Collab deploy.Collaborators
 	Owner  deploy.Owner
@@ -60,6 +62,8 @@ type Runner struct {
 	// point (see deploy.Fault); the zero value never fires.
 	Fault deploy.Fault
 
+	// reloaded is the configuration SetConfig gave, when it did.
+	reloaded  atomic.Pointer[config.Config]
 	wake      chan struct{}
 	done      chan struct{}
 	initOnce  sync.Once
@@ -147,6 +151,20 @@ func (r *Runner) Ready() bool {
 // arrives, so that nothing new starts during the HTTP shutdown. What waits
 // stays queued in the database for the next start.
 func (r *Runner) StopDispatch() { r.stopping.Store(true) }
+
+// SetConfig makes cfg the configuration deployments started from now on
+// run with. A deployment already running finishes with the one it started
+// with; a queued request whose target cfg no longer has fails when its
+// turn comes, as not in the configuration any more.
+func (r *Runner) SetConfig(cfg *config.Config) { r.reloaded.Store(cfg) }
+
+// config is the configuration a deployment starting now runs with.
+func (r *Runner) config() *config.Config {
+	if cfg := r.reloaded.Load(); cfg != nil {
+		return cfg
+	}
+	return r.Config
+}
 
 // Running returns how many deployments the workers are running now.
 func (r *Runner) Running() int {
@@ -280,14 +298,15 @@ func (r *Runner) work(d store.Deployment) {
 	log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
 	ctx := r.workCtx
 
-	env, err := r.Config.Lookup(d.Fraise, d.Environment)
+	cfg := r.config()
+	env, err := cfg.Lookup(d.Fraise, d.Environment)
 	if err != nil {
 		r.fail(ctx, log, d, fmt.Errorf("not in the configuration any more: %w", err))
 		return
 	}
 	progress := &lineLogger{log: log}
 	// The engine's lines can quote what deployed code printed.
-	scrubbed := deploy.NewScrubber(r.Config.SecretValues()).Writer(progress)
+	scrubbed := deploy.NewScrubber(cfg.SecretValues()).Writer(progress)
 	e := &deploy.Engine{Store: r.Store, Progress: scrubbed, Owner: r.Owner, Fault: r.Fault}
 	start := time.Now()
 	// The listed commit: a newer push may take the request over before the

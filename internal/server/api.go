@@ -57,8 +57,9 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out []providerJSON
+	keys := s.table.Load().keys
 	for _, k := range forge.Kinds() {
-		out = append(out, providerJSON{Forge: string(k), Configured: s.keys[k].configured, Path: "/webhook/" + string(k)})
+		out = append(out, providerJSON{Forge: string(k), Configured: keys[k].configured, Path: "/webhook/" + string(k)})
 	}
 	s.reply(w, http.StatusOK, map[string]any{"providers": out})
 }
@@ -102,8 +103,9 @@ func (s *Server) handleFraises(w http.ResponseWriter, r *http.Request) {
 		byTarget[st.Target] = st
 	}
 	out := []fraiseJSON{}
-	for _, name := range s.cfg.FraiseNames() {
-		f := s.cfg.Fraises[name]
+	cfg := s.table.Load().cfg
+	for _, name := range cfg.FraiseNames() {
+		f := cfg.Fraises[name]
 		fj := fraiseJSON{Fraise: name, Type: f.Type, Environments: []store.FraiseState{}}
 		for _, e := range f.EnvironmentNames() {
 			t := store.Target{Fraise: name, Environment: e}

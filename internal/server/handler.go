@@ -108,7 +108,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 // routes it, then records it and answers.
 func (s *Server) intake(w http.ResponseWriter, r *http.Request, kind forge.Kind, client string, start time.Time, body []byte, form bool) {
 	kindName := string(kind)
-	keys := s.keys[kind]
+	// One configuration from authentication to routing, whatever a reload
+	// does meanwhile.
+	table := s.table.Load()
+	keys := table.keys[kind]
 	event := rejected(kind, r, client, start, "").Event
 	if !keys.configured {
 		event.Outcome, event.Reason = store.OutcomeRejected, fmt.Sprintf("%s is not configured: add a git.%s section to accept its webhooks", kind, kind)
@@ -145,7 +148,7 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request, kind forge.Kind,
 		s.record(w, r, kindName, start, store.Intake{Event: event}, http.StatusBadRequest)
 		return
 	}
-	it := s.route(ev, who)
+	it := table.route(ev, who)
 	it.Event.RemoteAddr, it.Event.ReceivedAt = client, start
 	status := http.StatusOK
 	if len(it.Requests) > 0 {

@@ -22,6 +22,7 @@ type metrics struct {
 	deployments *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
+	reloads     *prometheus.CounterVec
 }
 
 func newMetrics(queueDepth func() float64, running func() float64) *metrics {
@@ -53,8 +54,12 @@ func newMetrics(queueDepth func() float64, running func() float64) *metrics {
 			Name: "fraisier_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful deployment of each target.",
 		}, []string{"fraise", "environment"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraisier_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP) by result: applied, or refused (the new file did not load; the old configuration stays).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.webhooks, m.refusals, m.intake, m.deployments, m.duration, m.lastSuccess,
+	m.reg.MustRegister(m.webhooks, m.refusals, m.intake, m.deployments, m.duration, m.lastSuccess, m.reloads,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fraisier_queue_depth",
 			Help: "Deployment requests waiting in the queue.",

@@ -11,8 +11,8 @@ import (
 )
 
 // route decides what a parsed, authenticated delivery deploys, given who
-// sent it.
-func (s *Server) route(ev forge.Event, who sender) store.Intake {
+// sent it, by the configuration that authenticated it.
+func (t *routingTable) route(ev forge.Event, who sender) store.Intake {
 	rec := store.WebhookEvent{Forge: string(ev.Forge), DeliveryID: ev.DeliveryID, EventType: ev.EventType,
 		Repository: ev.Repository.FullName, Sender: ev.Sender}
 	ignore := func(reason string) store.Intake {
@@ -23,7 +23,7 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 	case forge.Ping:
 		return ignore("ping: " + string(ev.Forge) + " reaches fraisier")
 	case forge.PullRequest:
-		return s.routePullRequest(ev, who, rec)
+		return t.routePullRequest(ev, who, rec)
 	case forge.Push:
 	default:
 		return ignore(fmt.Sprintf("%q events are not deployed", ev.EventType))
@@ -42,7 +42,7 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 			reasons = append(reasons, "deletion of "+c.Ref+" never deploys")
 			continue
 		}
-		envs := s.router.Match(string(ev.Forge), names, c.Ref)
+		envs := t.router.Match(string(ev.Forge), names, c.Ref)
 		if len(envs) == 0 {
 			switch {
 			case c.IsTag:
@@ -82,7 +82,7 @@ func (s *Server) route(ev forge.Event, who sender) store.Intake {
 // routePullRequest queues the head of a pull request opened, reopened or
 // updated against a branch that an environment's pull_requests matches;
 // every other pull request event is recorded and ignored, with the reason.
-func (s *Server) routePullRequest(ev forge.Event, who sender, rec store.WebhookEvent) store.Intake {
+func (t *routingTable) routePullRequest(ev forge.Event, who sender, rec store.WebhookEvent) store.Intake {
 	ignore := func(reason string) store.Intake {
 		rec.Outcome, rec.Reason = store.OutcomeIgnored, reason
 		return store.Intake{Event: rec}
@@ -94,7 +94,7 @@ func (s *Server) routePullRequest(ev forge.Event, who sender, rec store.WebhookE
 	rec.Ref, rec.SHA = "refs/heads/"+pr.SourceBranch, pr.HeadSHA
 	what := fmt.Sprintf("pull request #%d %s", pr.Number, pr.Action)
 	names := append([]string{ev.Repository.FullName}, ev.Repository.CloneURLs...)
-	envs := s.router.MatchPullRequest(string(ev.Forge), names, pr.TargetBranch)
+	envs := t.router.MatchPullRequest(string(ev.Forge), names, pr.TargetBranch)
 	if len(envs) == 0 {
 		return ignore(fmt.Sprintf("%s: no environment deploys pull requests against %s of %s delivered by %s (pull requests deploy only where an environment sets pull_requests:)",
 			what, pr.TargetBranch, ev.Repository.FullName, ev.Forge))

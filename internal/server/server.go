@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fraiseql/fraisier/internal/config"
-	"github.com/fraiseql/fraisier/internal/forge"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
 )
@@ -55,12 +55,13 @@ type Options struct {
 
 // Server is fraisier serve's HTTP side.
 type Server struct {
+	// cfg is the configuration serve started with: its server section
+	// holds until a restart. What routes deliveries is in table.
 	cfg       *config.Config
-	router    *config.Router
+	table     atomic.Pointer[routingTable]
 	store     Store
 	runner    Runner
 	log       *slog.Logger
-	keys      map[forge.Kind]forgeKeys
 	limits    *limiter
 	proxies   []netip.Prefix
 	bodyLimit int64
@@ -94,8 +95,7 @@ func New(o Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg: cfg, router: cfg.Router(), store: o.Store, runner: o.Runner, log: log,
-		keys:        buildKeys(cfg),
+		cfg: cfg, store: o.Store, runner: o.Runner, log: log,
 		limits:      newLimiter(cfg.Server.RateLimit.PerSource, cfg.Server.RateLimit.Global, cfg.Server.RateLimit.Burst),
 		proxies:     proxies,
 		bodyLimit:   cfg.Server.BodyLimit,
@@ -104,6 +104,7 @@ func New(o Options) (*Server, error) {
 		openMetrics: cfg.Server.OpenMetrics,
 		onStopping:  o.OnStopping,
 	}
+	s.table.Store(newRoutingTable(cfg))
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = 1 << 20
 	}
