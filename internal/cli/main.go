@@ -135,6 +135,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.jobsCommand(),
 		a.serveCommand(),
 		a.pruneCommand(),
+		a.doctorCommand(),
 	)
 	return root
 }
