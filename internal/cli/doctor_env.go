@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ func doctorEnvironment(ctx context.Context, env *config.Environment, timeout tim
 	}
 	for _, u := range env.Services() {
 		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorUnit(ctx, env.Scope, u) })
+	}
+	if env.Database != nil {
+		checks = append(checks, func(context.Context) doctorCheck { return doctorMigrate(env) })
 	}
 	if env.HealthCheck != nil {
 		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorHealth(ctx, env) })
@@ -92,7 +96,7 @@ func doctorAppPath(path string) doctorCheck {
 	case err != nil:
 		c.Result, c.Detail, c.Fix = checkFail, err.Error(), "make "+path+" a directory the user fraisier runs as can write"
 	case !fi.IsDir():
-		c.Result, c.Detail, c.Fix = checkFail, "not a directory ("+fi.Mode().Type().String()+")", "move it away and create "+path+" as a directory"
+		c.Result, c.Detail, c.Fix = checkFail, "not a directory (mode "+fi.Mode().String()+")", "move it away and create "+path+" as a directory"
 	default:
 		err := writable(path)
 		switch {
@@ -160,6 +164,42 @@ func doctorManagerFix(scope string) string {
 		return "the user's systemd manager must run: loginctl enable-linger <user>, and XDG_RUNTIME_DIR set"
 	}
 	return "fraisier must reach the system manager (systemctl status)"
+}
+
+// doctorMigrate looks for the program the migration tool would start in
+// the current release (or on PATH), as a deployment would resolve it.
+func doctorMigrate(env *config.Environment) doctorCheck {
+	c := doctorCheck{Check: "migrate", Subject: env.Database.Tool, Result: checkOK}
+	prog, err := deploy.MigrationProgram(env)
+	fix := "install it (the install: step, into the release's .venv), or set database.program / database.python"
+	switch {
+	case err != nil:
+		c.Result, c.Detail, c.Fix = checkFail, oneLineErr(err), "fraisier config validate, and the database section"
+	case prog == "":
+		c.Detail = "built into fraisier"
+	case !strings.Contains(prog, "/"):
+		if p, err := exec.LookPath(prog); err != nil {
+			c.Result, c.Detail, c.Fix = checkFail, prog+" is not on PATH", fix
+		} else {
+			c.Detail = "found " + p
+		}
+	default:
+		st, err := os.Stat(prog)
+		switch {
+		case err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0:
+			c.Detail = "found " + prog
+		case !isDir(filepath.Join(env.CodePath(), "current")):
+			c.Result, c.Detail = checkWarn, "nothing deployed yet: "+prog+" is looked for in the release"
+		default:
+			c.Result, c.Detail, c.Fix = checkFail, prog+" is not an executable file", fix
+		}
+	}
+	return c
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // doctorHealth runs the environment's health check once, now.

@@ -35,6 +35,8 @@ type doctorHost struct {
 // doctorSite is what fraises.yaml says of hello/production.
 type doctorSite struct {
 	gitRepo, appPath, unit string
+	// migrator is the command tool's program.
+	migrator string
 }
 
 func newDoctorHost(t *testing.T) *doctorHost {
@@ -71,7 +73,7 @@ func newDoctorHost(t *testing.T) *doctorHost {
 }
 
 func (h *doctorHost) healthy() doctorSite {
-	return doctorSite{gitRepo: h.origin.Dir, appPath: filepath.Join(h.root, "srv", "hello"), unit: h.unit}
+	return doctorSite{gitRepo: h.origin.Dir, appPath: filepath.Join(h.root, "srv", "hello"), unit: h.unit, migrator: "sh"}
 }
 
 func (h *doctorHost) write(t *testing.T, s doctorSite) {
@@ -91,10 +93,13 @@ fraises:
         app_path: %s
         scope: user
         systemd_service: %s
+        database:
+          tool: command
+          up: [%s, -c, "true"]
         health_check:
           url: http://127.0.0.1:%d/health
           timeout: 1s
-`, h.servePort, h.state, s.gitRepo, s.appPath, s.unit, h.port)
+`, h.servePort, h.state, s.gitRepo, s.appPath, s.unit, s.migrator, h.port)
 	if err := os.WriteFile(h.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +150,10 @@ func doctorHealthy(t *testing.T, h *doctorHost) {
 	if code != cli.ExitOK {
 		t.Errorf("exit %d, want 0", code)
 	}
-	for _, check := range []string{"config", "state", "remote", "app_path", "disk", "unit", "health", "listen"} {
+	for _, check := range []string{"config", "state", "remote", "app_path", "disk", "unit", "migrate", "health", "listen"} {
 		wantLine(t, out, `^ok +`+check+` `)
 	}
-	wantLine(t, out, `^8 ok, 0 warn, 0 fail$`)
+	wantLine(t, out, `^9 ok, 0 warn, 0 fail$`)
 
 	code, out = h.doctor(t, "hello", "production", "--json")
 	var got struct {
@@ -160,8 +165,8 @@ func doctorHealthy(t *testing.T, h *doctorHost) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
-	if code != cli.ExitOK || !got.OK || len(got.Checks) != 7 {
-		t.Fatalf("--json: exit %d ok %v, %d checks (want 7: no listen check for one fraise)", code, got.OK, len(got.Checks))
+	if code != cli.ExitOK || !got.OK || len(got.Checks) != 8 {
+		t.Fatalf("--json: exit %d ok %v, %d checks (want 8: no listen check for one fraise)", code, got.OK, len(got.Checks))
 	}
 	for _, c := range got.Checks {
 		if c.Result != "ok" || c.Fix != "" {
@@ -219,6 +224,13 @@ func doctorFailures(t *testing.T, h *doctorHost) {
 		h.write(t, s)
 		defer h.write(t, h.healthy())
 		fail(t, `app_path +hello/production +\S+/read-only +\S+ is not writable by uid \d+: (permission denied|read-only file system)`)
+	})
+	t.Run("migration program missing", func(t *testing.T) {
+		s := h.healthy()
+		s.migrator = "fraisier-no-such-migrator"
+		h.write(t, s)
+		defer h.write(t, h.healthy())
+		fail(t, `migrate +hello/production +command +fraisier-no-such-migrator is not on PATH → fix: install it`)
 	})
 	t.Run("listen address taken", func(t *testing.T) {
 		// Another program: an HTTP server that is not fraisier.
