@@ -100,6 +100,9 @@ func (a *app) doctor(ctx context.Context, o doctorOptions) (doctorJSON, error) {
 	if err != nil {
 		return doctorJSON{}, err
 	}
+	if o.fraise == "" {
+		out.Checks = append(out.Checks, doctorSecrets(cfg)...)
+	}
 	out.Checks = append(out.Checks, a.doctorState(ctx, cfg)...)
 	perEnv := make([][]doctorCheck, len(envs))
 	var wg sync.WaitGroup

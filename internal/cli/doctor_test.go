@@ -37,6 +37,8 @@ type doctorSite struct {
 	gitRepo, appPath, unit string
 	// migrator is the command tool's program.
 	migrator string
+	// github is git.github's secret setting, a YAML key: value.
+	github string
 }
 
 func newDoctorHost(t *testing.T) *doctorHost {
@@ -73,12 +75,16 @@ func newDoctorHost(t *testing.T) *doctorHost {
 }
 
 func (h *doctorHost) healthy() doctorSite {
-	return doctorSite{gitRepo: h.origin.Dir, appPath: filepath.Join(h.root, "srv", "hello"), unit: h.unit, migrator: "sh"}
+	return doctorSite{gitRepo: h.origin.Dir, appPath: filepath.Join(h.root, "srv", "hello"), unit: h.unit, migrator: "sh",
+		github: "secret: 4f2b8c1e9d3a7b6c5e0f1a2b3c4d5e6f"}
 }
 
 func (h *doctorHost) write(t *testing.T, s doctorSite) {
 	t.Helper()
-	cfg := fmt.Sprintf(`server:
+	cfg := fmt.Sprintf(`git:
+  github:
+    %s
+server:
   listen: 127.0.0.1:%d
 state:
   path: %s
@@ -99,7 +105,7 @@ fraises:
         health_check:
           url: http://127.0.0.1:%d/health
           timeout: 1s
-`, h.servePort, h.state, s.gitRepo, s.appPath, s.unit, s.migrator, h.port)
+`, s.github, h.servePort, h.state, s.gitRepo, s.appPath, s.unit, s.migrator, h.port)
 	if err := os.WriteFile(h.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +142,7 @@ func TestDoctor(t *testing.T) {
 	h := newDoctorHost(t)
 	t.Run("healthy host", func(t *testing.T) { doctorHealthy(t, h) })
 	t.Run("failures", func(t *testing.T) { doctorFailures(t, h) })
+	t.Run("host failures", func(t *testing.T) { doctorHostFailures(t, h) })
 	t.Run("broken state and config", func(t *testing.T) { doctorBrokenConfigAndState(t, h) })
 }
 
@@ -150,10 +157,10 @@ func doctorHealthy(t *testing.T, h *doctorHost) {
 	if code != cli.ExitOK {
 		t.Errorf("exit %d, want 0", code)
 	}
-	for _, check := range []string{"config", "state", "remote", "app_path", "disk", "unit", "migrate", "health", "listen"} {
+	for _, check := range []string{"config", "secrets", "state", "remote", "app_path", "disk", "unit", "migrate", "health", "listen"} {
 		wantLine(t, out, `^ok +`+check+` `)
 	}
-	wantLine(t, out, `^9 ok, 0 warn, 0 fail$`)
+	wantLine(t, out, `^10 ok, 0 warn, 0 fail$`)
 
 	code, out = h.doctor(t, "hello", "production", "--json")
 	var got struct {
@@ -175,18 +182,22 @@ func doctorHealthy(t *testing.T, h *doctorHost) {
 	}
 }
 
+// wantFail runs doctor and wants exit 14 and one failed line, matching re
+// after "fail".
+func (h *doctorHost) wantFail(t *testing.T, re string) {
+	t.Helper()
+	code, out := h.doctor(t)
+	if code != cli.ExitCheckFailed {
+		t.Errorf("exit %d, want %d", code, cli.ExitCheckFailed)
+	}
+	wantLine(t, out, `^fail +`+re)
+	wantLine(t, out, `^\d+ ok, \d+ warn, 1 fail$`)
+}
+
 // doctorFailures produces each failure doctor reports for real, one at a
 // time, and checks its line and the exit code.
 func doctorFailures(t *testing.T, h *doctorHost) {
-	fail := func(t *testing.T, re string) {
-		t.Helper()
-		code, out := h.doctor(t)
-		if code != cli.ExitCheckFailed {
-			t.Errorf("exit %d, want %d", code, cli.ExitCheckFailed)
-		}
-		wantLine(t, out, `^fail +`+re)
-		wantLine(t, out, `^\d+ ok, \d+ warn, 1 fail$`)
-	}
+	fail := h.wantFail
 
 	t.Run("missing unit", func(t *testing.T) {
 		s := h.healthy()
@@ -231,6 +242,30 @@ func doctorFailures(t *testing.T, h *doctorHost) {
 		h.write(t, s)
 		defer h.write(t, h.healthy())
 		fail(t, `migrate +hello/production +command +fraisier-no-such-migrator is not on PATH → fix: install it`)
+	})
+}
+
+// doctorHostFailures: doctorFailures for the checks of the whole host
+// (secrets, serve's listen address) and of what runs (the health check).
+func doctorHostFailures(t *testing.T, h *doctorHost) {
+	fail := h.wantFail
+	t.Run("example secret", func(t *testing.T) {
+		s := h.healthy()
+		s.github = "secret: ${GITHUB_WEBHOOK_SECRET:-dev-secret-not-for-production}"
+		h.write(t, s)
+		defer h.write(t, h.healthy())
+		fail(t, `secrets +- +git\.github +a secret is an example's default`)
+	})
+	t.Run("missing secret file", func(t *testing.T) {
+		s := h.healthy()
+		s.github = "secret_file: " + filepath.Join(h.root, "no-such-secret")
+		h.write(t, s)
+		defer h.write(t, h.healthy())
+		code, out := h.doctor(t)
+		if code != cli.ExitConfig {
+			t.Errorf("exit %d, want %d", code, cli.ExitConfig)
+		}
+		wantLine(t, out, `^fail +config +- +\S+ +.*secret_file.*→ fix: fraisier config validate`)
 	})
 	t.Run("listen address taken", func(t *testing.T) {
 		// Another program: an HTTP server that is not fraisier.
