@@ -91,7 +91,7 @@ func openInitSource(ctx context.Context, source string) (initSource, error) {
 		if err != nil {
 			return initSource{}, err
 		}
-		if !isDir(filepath.Join(abs, ".git")) {
+		if !isPlainDir(filepath.Join(abs, ".git")) {
 			return snapshotSource(ctx, abs) // a bare repository, say
 		}
 		info, err := git.ReadCheckout(ctx, abs)

@@ -21,6 +21,7 @@ const (
 	ExitRolledBack     = 11 // the deployment failed; the previous release serves again
 	ExitRollbackFailed = 12 // the deployment failed and so did its rollback: operator needed
 	ExitLocked         = 13 // another deployment holds the target
+	ExitCheckFailed    = 14 // doctor: at least one check failed
 )
 
 // exitError carries an exit code chosen where the failure was understood.

@@ -71,8 +71,8 @@ func detectRepository(dir string) initDetection {
 // db/migrations or db/environments.
 func isConfitureLayout(dir string) bool {
 	db := filepath.Join(dir, "db")
-	return isDir(filepath.Join(db, "schema")) &&
-		(isDir(filepath.Join(db, "migrations")) || isDir(filepath.Join(db, "environments")))
+	return isPlainDir(filepath.Join(db, "schema")) &&
+		(isPlainDir(filepath.Join(db, "migrations")) || isPlainDir(filepath.Join(db, "environments")))
 }
 
 // confitureConfig is db/environments/production.yaml (or prod.yaml) when
@@ -94,7 +94,9 @@ func isFile(p string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-func isDir(p string) bool {
+// isPlainDir reports whether p is a directory itself, not a symbolic link
+// to one: the inspected repository is hostile input.
+func isPlainDir(p string) bool {
 	fi, err := os.Lstat(p)
 	return err == nil && fi.IsDir()
 }

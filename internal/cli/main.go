@@ -136,6 +136,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.serveCommand(),
 		a.pruneCommand(),
 		a.initCommand(),
+		a.doctorCommand(),
 	)
 	return root
 }

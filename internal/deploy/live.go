@@ -66,17 +66,8 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 		}
 	}
 
-	if hc := env.HealthCheck; hc != nil && l.CurrentRelease != "" {
-		check := healthCheck(hc, env.Services())
-		check.Retries, check.StartDelay = health.NoRetries, 0
-		as, err := resolveAccount(env, os.Geteuid(), os.Getegid())
-		if err == nil {
-			err = as.supports(env)
-		}
-		if err == nil {
-			check.Env, check.Credential = as.env(), as.credential()
-			_, err = health.Run(ctx, check, health.Options{Units: c.Units(env.Scope)})
-		}
+	if env.HealthCheck != nil && l.CurrentRelease != "" {
+		err := CheckHealth(ctx, c, env)
 		ok := err == nil
 		l.Healthy = &ok
 		if err != nil {
@@ -93,4 +84,31 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// CheckHealth runs env's health check once, now, without retries, as a
+// deployment would (as the environment's user): what status and doctor
+// report. Nil when env has no health check; the error is scrubbed of the
+// configuration's secrets.
+func CheckHealth(ctx context.Context, c Collaborators, env *config.Environment) error {
+	hc := env.HealthCheck
+	if hc == nil {
+		return nil
+	}
+	check := healthCheck(hc, env.Services())
+	check.Retries, check.StartDelay = health.NoRetries, 0
+	as, err := resolveAccount(env, os.Geteuid(), os.Getegid())
+	if err == nil {
+		err = as.supports(env)
+	}
+	if err == nil {
+		check.Env, check.Credential = as.env(), as.credential()
+		_, err = health.Run(ctx, check, health.Options{Units: c.Units(env.Scope)})
+	}
+	if err != nil {
+		// A health command prints what it likes, and an error may carry
+		// a URL: said without the configuration's secrets.
+		return errors.New(scrubberFor(env).String(err.Error()))
+	}
+	return nil
 }

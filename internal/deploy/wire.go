@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -149,6 +150,20 @@ func (b brokenUnits) UnitFiles(context.Context, string) (bool, string, []string,
 
 // migrator adapts *migrate.Migrator to Migrator.
 type migrator struct{ m *migrate.Migrator }
+
+// MigrationProgram is the executable env's migration tool would start in
+// its current release, as migrate.Migrator.Program resolves it: "" with
+// no database section or for the sql tool. It runs nothing.
+func MigrationProgram(env *config.Environment) (string, error) {
+	if env.Database == nil {
+		return "", nil
+	}
+	m, err := RealCollaborators(nil).NewMigrator(env, filepath.Join(env.CodePath(), currentLink), io.Discard)
+	if err != nil {
+		return "", err
+	}
+	return m.(migrator).m.Program(), nil
+}
 
 func (m migrator) Current(ctx context.Context) (string, error) {
 	r, err := m.m.Current(ctx)

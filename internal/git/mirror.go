@@ -299,10 +299,28 @@ func (r *Repo) RemoteHead(ctx context.Context, branch string) (string, error) {
 	if err := ValidateRef(branch); err != nil {
 		return "", fmt.Errorf("remote head: %w", err)
 	}
+	return remoteHead(ctx, r.git(), r.remote, branch)
+}
+
+// LsRemote asks remote which commit its branch points at, as RemoteHead
+// does, with no repository of fraisier's: git runs in "/" and reads no
+// repository's configuration. It tells that a remote answers before
+// anything was fetched from it (fraisier doctor).
+func LsRemote(ctx context.Context, remote, branch string, opts Options) (string, error) {
+	if err := ValidateRemote(remote); err != nil {
+		return "", fmt.Errorf("remote head: %w", err)
+	}
+	if err := ValidateRef(branch); err != nil {
+		return "", fmt.Errorf("remote head: %w", err)
+	}
+	return remoteHead(ctx, runner{gitDir: "/nonexistent/fraisier-no-repository", opts: opts}, remote, branch)
+}
+
+func remoteHead(ctx context.Context, g runner, remote, branch string) (string, error) {
 	ref := "refs/heads/" + strings.TrimPrefix(branch, "refs/heads/")
-	out, err := r.git().run(ctx, call{args: []string{"ls-remote", "--heads", "--end-of-options", r.remote, ref}})
+	out, err := g.run(ctx, call{dir: "/", args: []string{"ls-remote", "--heads", "--end-of-options", remote, ref}})
 	if err != nil {
-		return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(r.remote), classifyRemote(err))
+		return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(remote), classifyRemote(err))
 	}
 	// Patterns match on whole trailing components, so refs/heads/x/main
 	// may come back for main too: take only the exact name.
@@ -312,5 +330,5 @@ func (r *Repo) RemoteHead(ctx context.Context, branch string) (string, error) {
 			return sha, nil
 		}
 	}
-	return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(r.remote), ErrRefNotFound)
+	return "", fmt.Errorf("remote head %s of %s: %w", branch, redact(remote), ErrRefNotFound)
 }

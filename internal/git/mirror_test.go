@@ -226,6 +226,30 @@ func TestRemoteHead(t *testing.T) {
 	}
 }
 
+// TestLsRemote asks a remote with no mirror of it: the branch's commit,
+// ErrRefNotFound for a branch it lacks, ErrUnreachable for a remote that
+// is gone, and nothing written anywhere.
+func TestLsRemote(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := newOrigin(t)
+	first := o.commit("first", nil)
+	o.push("main")
+	if got, err := LsRemote(ctx, o.bare, "main", Options{Timeout: 10 * time.Second}); err != nil || got != first {
+		t.Errorf("LsRemote(main) = %q, %v; want %q", got, err, first)
+	}
+	if _, err := LsRemote(ctx, o.bare, "nope", Options{}); !errors.Is(err, ErrRefNotFound) {
+		t.Errorf("LsRemote(nope): %v, want ErrRefNotFound", err)
+	}
+	gone := filepath.Join(t.TempDir(), "gone.git")
+	if _, err := LsRemote(ctx, gone, "main", Options{}); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("LsRemote(%s): %v, want ErrUnreachable", gone, err)
+	}
+	if _, err := LsRemote(ctx, "ext::sh -c id", "main", Options{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("LsRemote(ext::): %v, want ErrInvalid", err)
+	}
+}
+
 // TestConcurrentFetch: several goroutines (standing in for fraisier
 // processes; the flock does not tell them apart) create and fetch the same
 // mirror at once.

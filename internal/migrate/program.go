@@ -61,3 +61,24 @@ func (m *Migrator) inVenv(name string) string {
 	}
 	return ""
 }
+
+// Program is the executable the configured tool would start, resolved in
+// the release directory as a run would resolve it now: a path (in the
+// release or absolute), or a bare name for PATH; "" for the sql tool,
+// which fraisier runs itself. It runs nothing (fraisier doctor asks).
+func (m *Migrator) Program() string {
+	switch m.cfg.Tool {
+	case ToolAlembic:
+		if m.cfg.Program != "" {
+			return m.program("alembic")
+		}
+		return m.python()
+	case ToolDjango:
+		return m.python()
+	case ToolConfiture:
+		return m.program("confiture")
+	case ToolCommand:
+		return m.inRelease(m.cfg.Up[0])
+	}
+	return ""
+}

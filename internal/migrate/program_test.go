@@ -209,3 +209,41 @@ func TestConfitureFromVirtualenv(t *testing.T) {
 		})
 	}
 }
+
+// TestProgramPerTool: the executable Program reports for each tool, as a
+// run in the release would start it.
+func TestProgramPerTool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	venv := filepath.Join(dir, ".venv", "bin")
+	if err := os.MkdirAll(venv, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"python", "confiture"} {
+		if err := os.WriteFile(filepath.Join(venv, name), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Tool: ToolAlembic}, filepath.Join(venv, "python")},
+		{Config{Tool: ToolAlembic, Program: "alembic"}, "alembic"},
+		{Config{Tool: ToolDjango}, filepath.Join(venv, "python")},
+		{Config{Tool: ToolConfiture}, filepath.Join(venv, "confiture")},
+		{Config{Tool: ToolCommand, Up: []string{"./bin/migrate", "up"}}, filepath.Join(dir, "bin/migrate")},
+		{Config{Tool: ToolCommand, Up: []string{"migrate-up"}}, "migrate-up"},
+		{Config{Tool: ToolSQL, SQLDir: "migrations", URL: "sqlite:////tmp/x.db"}, ""},
+	}
+	for _, tt := range tests {
+		tt.cfg.Dir = dir
+		m, err := New(tt.cfg)
+		if err != nil {
+			t.Fatalf("%+v: %v", tt.cfg, err)
+		}
+		if got := m.Program(); got != tt.want {
+			t.Errorf("%s %v %q: Program() = %q, want %q", tt.cfg.Tool, tt.cfg.Up, tt.cfg.Program, got, tt.want)
+		}
+	}
+}
