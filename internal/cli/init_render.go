@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"path/filepath"
 	"strings"
 
 	"github.com/fraiseql/fraisier/internal/forge"
@@ -231,12 +230,7 @@ func (a *app) printInit(o initOptions, p *initPlan, unitPath, secret string) {
 		out.Write(p.renderUnit())
 	}
 	p.printWebhook(out, secret, o.showSecret)
-	fmt.Fprintf(out, "\nnext: fraisier config validate %s", o.output)
-	if p.SecretRef != p.SecretPath {
-		abs, _ := filepath.Abs(o.output)
-		fmt.Fprintf(out, " (as serve sees it: systemd-run --pipe --wait -p LoadCredential=fraisier:%s fraisier config validate %s)", packagedCredentials, abs)
-	}
-	fmt.Fprintln(out)
+	fmt.Fprintf(out, "\nnext: fraisier config validate %s\n", o.output)
 }
 
 // sourceLine is the remote and branch read, with the commit when init
