@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"strings"
 
@@ -26,7 +27,9 @@ type initPlan struct {
 	// SecretPath is where the secret is written; SecretRef is what
 	// fraises.yaml names (a credential name under the packaged unit).
 	SecretPath, SecretRef string
-	PublicURL             string
+	// SecretMode is the secret file's mode, once written.
+	SecretMode fs.FileMode
+	PublicURL  string
 }
 
 // yamlString quotes s as a YAML scalar: JSON strings are YAML.
@@ -218,7 +221,7 @@ func (a *app) printInit(o initOptions, p *initPlan, unitPath, secret string) {
 	fmt.Fprintf(out, "install     %s\n", p.Detected.installSummary())
 	fmt.Fprintf(out, "migrations  %s\n", p.Detected.migrationSummary())
 	fmt.Fprintf(out, "wrote       %s\n", o.output)
-	fmt.Fprintf(out, "secret      %s (mode 0600, %d random bytes, hex)", p.SecretPath, secretBytes)
+	fmt.Fprintf(out, "secret      %s (mode %04o, %d random bytes, hex)", p.SecretPath, p.SecretMode, secretBytes)
 	if p.SecretRef != p.SecretPath {
 		fmt.Fprintf(out, "; fraises.yaml names it as serve's credential %s", p.SecretRef)
 	}
