@@ -7,7 +7,7 @@ PKG     := github.com/fraiseql/fraisier
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS := -s -w \
+LDFLAGS  = -s -w \
 	-X $(PKG)/internal/version.Version=$(VERSION) \
 	-X $(PKG)/internal/version.Commit=$(COMMIT) \
 	-X $(PKG)/internal/version.Date=$(DATE)
@@ -75,6 +75,9 @@ DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>')
 # The commit's time dates the man pages and every file in the package, so
 # that the same commit gives the same .deb.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+# The packaged binary's build date is that time too (a target-specific
+# value, which make build inherits as package's prerequisite).
+package: DATE = $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 
 package: build
 	rm -rf $(DIST)/gen $(DIST)/fraisier_*.deb
