@@ -83,6 +83,9 @@ package: build
 	rm -rf $(DIST)/gen $(DIST)/fraisier_*.deb
 	mkdir -p $(DIST)
 	$(GO) run ./packaging/gendocs -out $(DIST)/gen -version '$(DEB_VERSION)' -date '$(SOURCE_DATE_EPOCH)'
+	printf 'fraisier (%s) unstable; urgency=medium\n\n  * Built from commit %s by make package.\n\n -- %s  %s\n' \
+		'$(DEB_VERSION)' "$$(git rev-parse HEAD)" '$(DEB_MAINTAINER)' "$$(date -u -R -d @$(SOURCE_DATE_EPOCH))" \
+		| gzip -9n >$(DIST)/gen/changelog.gz
 	sed -e 's|@BIN@|$(abspath $(BIN))|g' -e 's|@GEN@|$(abspath $(DIST))/gen|g' \
 		-e 's|@VERSION@|$(DEB_VERSION)|g' -e 's|@ARCH@|$(DEB_ARCH)|g' \
 		-e 's|@MAINTAINER@|$(DEB_MAINTAINER)|g' packaging/nfpm.yaml >$(DIST)/nfpm.yaml

@@ -107,6 +107,8 @@ func wantFiles() map[string]string {
 		"/usr/share/fish/vendor_completions.d/fraisier.fish": "-rw-r--r--",
 		"/usr/share/doc/fraisier/copyright":                  "-rw-r--r--",
 		"/usr/share/doc/fraisier/README.md":                  "-rw-r--r--",
+		"/usr/share/doc/fraisier/changelog.gz":               "-rw-r--r--",
+		"/usr/share/lintian/overrides/fraisier":              "-rw-r--r--",
 		"/usr/share/doc/fraisier/examples/fraises.yaml":      "-rw-r--r--",
 	}
 	for _, p := range manPages() {
