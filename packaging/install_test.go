@@ -77,8 +77,10 @@ func TestPackageInstallRemovePurge(t *testing.T) {
 	if err != nil || !regexp.MustCompile(`(?m)^fraisier:x:[0-9]+:[0-9]+:[^:]*:/var/lib/fraisier:/usr/sbin/nologin$`).Match(passwd) {
 		t.Errorf("after install: /etc/passwd %q (%v), want the fraisier system user", passwd, err)
 	}
-	if fi, err := os.Stat(at("etc/fraisier/credentials")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
-		t.Errorf("after install: /etc/fraisier/credentials: %v %v, want a directory of mode 0700", fi, err)
+	for _, dir := range []string{"etc/fraisier/credentials", "var/lib/fraisier"} {
+		if fi, err := os.Stat(at(dir)); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
+			t.Errorf("after install: /%s: %v %v, want a directory of mode 0750", dir, fi, err)
+		}
 	}
 	if code, out := run(t, at("usr/bin/fraisier"), "version"); code != 0 {
 		t.Errorf("the installed fraisier version: exit %d\n%s", code, out)

@@ -189,7 +189,7 @@ func TestPackageControl(t *testing.T) {
 		t.Errorf("Architecture: %q, want %q", arch, want)
 	}
 	depends := strings.Split(field("Depends"), ", ")
-	for _, d := range []string{"git", "systemd-sysusers", "systemd-tmpfiles"} {
+	for _, d := range []string{"git", "procps", "systemd-sysusers", "systemd-tmpfiles"} {
 		if !slices.Contains(depends, d) {
 			t.Errorf("Depends: %q, want %s among them", depends, d)
 		}
