@@ -11,7 +11,7 @@ set -euo pipefail
 
 dir=${1:?usage: nspawn-root.sh DIR [MIRROR]}
 mirror=${2:-${FRAISIER_DEBIAN_MIRROR:-http://deb.debian.org/debian}}
-packages=systemd,systemd-sysv,dbus,libpam-systemd,polkitd,git,ca-certificates
+packages=systemd,systemd-sysv,dbus,libpam-systemd,polkitd,procps,git,ca-certificates
 stamp="bookworm $packages no-hostname"
 
 if [ -f "$dir/.fraisier-nspawn-root" ] && [ "$(cat "$dir/.fraisier-nspawn-root")" = "$stamp" ]; then

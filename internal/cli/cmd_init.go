@@ -31,6 +31,9 @@ type initOptions struct {
 // loads with LoadCredential=fraisier:/etc/fraisier/credentials.
 const packagedCredentials = "/etc/fraisier/credentials"
 
+// packagedState is the state database of the packaged fraisier.service.
+const packagedState = "/var/lib/fraisier/fraisier.db"
+
 // secretBytes is the webhook secret's entropy; it is written hex-encoded.
 const secretBytes = 32
 

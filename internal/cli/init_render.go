@@ -59,6 +59,11 @@ func (p *initPlan) renderConfig() []byte {
 	}
 	w("    secret_file: %s\n\n", yamlString(p.SecretRef))
 	w("server:\n  listen: 127.0.0.1:8080   # behind a TLS reverse proxy\n\n")
+	if !strings.HasPrefix(p.SecretRef, "/") {
+		w("# serve's state database (StateDirectory=fraisier), for whoever runs\n")
+		w("# fraisier: root, or sudo -u fraisier.\n")
+		w("state:\n  path: %s\n\n", packagedState)
+	}
 	w("fraises:\n  %s:\n    type: api\n", p.Name)
 	if p.Repository != "" {
 		w("    repository: %s\n", yamlString(p.Repository))
