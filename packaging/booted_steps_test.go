@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // configure follows the guide: fraisier init, the app's unit, app_path
@@ -73,10 +75,11 @@ func (b booted) latest() deployment {
 func (b booted) pushAndWait(sha, status string) deployment {
 	b.t.Helper()
 	before := b.latest().ID
-	out := b.run(share+"/pushsign", "push", "http://127.0.0.1:8080/webhook/github", "/etc/fraisier/credentials/shop",
+	out, _ := b.try(share+"/pushsign", "push", "http://127.0.0.1:8080/webhook/github", "/etc/fraisier/credentials/shop",
 		"https://github.com/acme/shop.git", "main", strings.Repeat("0", 40), sha)
 	if !strings.HasPrefix(out, "202 ") {
-		b.t.Fatalf("webhook answered %s\n%s", out, b.m.Journal("fraisier.service"))
+		ls, _ := b.try("ls", "-la", "/var/lib/fraisier")
+		b.t.Fatalf("webhook: %s\n%s\n%s", out, ls, testenv.Tail(b.m.Journal("fraisier.service"), 10))
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
