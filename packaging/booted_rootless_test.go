@@ -33,7 +33,7 @@ func TestBootedRootless(t *testing.T) {
 	b.run("install", "-D", "-m", "0644", "/etc/fraisier/shop.service", "/etc/systemd/user/shop.service")
 	b.run("install", "-d", "-o", "fraisier", "-g", "fraisier", "/srv/shop")
 	b.write("/etc/systemd/system/fraisier.service.d/rootless.conf", "[Service]\nReadWritePaths=/srv/shop\n"+
-		"Environment=XDG_RUNTIME_DIR=/run/user/"+uid+"\nBindPaths=/run/user/"+uid+"\n", 0o644)
+		"Environment=XDG_RUNTIME_DIR=/run/user/"+uid+"\nProtectHome=tmpfs\nBindPaths=/run/user/"+uid+"\n", 0o644)
 	b.run("systemctl", "daemon-reload")
 	b.run("runuser", "-u", "fraisier", "--", "env", "XDG_RUNTIME_DIR=/run/user/"+uid, "systemctl", "--user", "daemon-reload")
 
