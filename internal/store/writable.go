@@ -55,13 +55,12 @@ func sqliteWritable(path string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("check state database %s: %w", path, err)
 	}
-	for _, p := range []string{path, filepath.Dir(path), path + "-wal", path + "-shm"} {
+	// The directory first: SQLite creates its journal files there, and
+	// when both are unwritable the directory is the thing to fix.
+	for i, p := range []string{filepath.Dir(path), path, path + "-wal", path + "-shm"} {
 		err := unix.Access(p, unix.W_OK)
-		if errors.Is(err, unix.ENOENT) && p != path {
-			continue // SQLite creates it in the directory, checked already
-		}
-		if err == nil {
-			continue
+		if err == nil || (i >= 2 && errors.Is(err, unix.ENOENT)) {
+			continue // a missing -wal or -shm is created in the directory
 		}
 		e := &WriteAccessError{What: fmt.Sprintf("%s is not writable by uid %d: %v", p, os.Geteuid(), err),
 			Fix: "run fraisier as the user that owns " + p + ", or chown it to fraisier's user"}
