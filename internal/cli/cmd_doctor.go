@@ -205,7 +205,8 @@ func (a *app) doctorConfig() (*config.Config, doctorCheck) {
 func (a *app) doctorState(ctx context.Context, cfg *config.Config, timeout time.Duration) doctorCheck {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	opts, source := a.stateFromConfig(cfg), a.stateSource()
+	opts := a.stateFromConfig(cfg)
+	source := a.stateSource(opts)
 	c := doctorCheck{Check: "state", Subject: opts.Path, Result: checkOK}
 	if opts.URL != "" {
 		c.Subject = "postgres (" + source + ")" // never the URL: it may hold a password
@@ -231,6 +232,10 @@ func (a *app) doctorState(ctx context.Context, cfg *config.Config, timeout time.
 	case errors.As(err, &verr) && errors.Is(err, store.ErrSchemaTooOld):
 		c.Result, c.Fix = checkWarn, "the next fraisier command that writes (deploy, serve, prune) migrates it"
 		c.Detail = fmt.Sprintf("reachable, schema version %d of %d (older than this fraisier)", verr.Have, verr.Known)
+	case errors.As(err, &verr):
+		c.Result, c.Fix = checkFail, "upgrade fraisier to the version that wrote it, or point "+source+" at another database"
+		c.Detail = fmt.Sprintf("reachable, schema version %d of %d (newer than this fraisier)", verr.Have, verr.Known)
+		return c
 	case err != nil:
 		c.Result, c.Detail, c.Fix = checkFail, stateErr(ctx, err, timeout), stateFix(opts, source)
 		return c
@@ -269,22 +274,24 @@ func stateErr(ctx context.Context, err error, timeout time.Duration) string {
 }
 
 // stateSource is the setting that names the state database, as
-// stateFromConfig chooses it.
-func (a *app) stateSource() string {
+// stateFromConfig chose opts.
+func (a *app) stateSource(opts store.Options) string {
 	switch {
 	case a.statePath != "":
 		return "--state"
 	case a.env.get("FRAISIER_STATE") != "":
 		return "$FRAISIER_STATE"
+	case opts.URL != "":
+		return "state.url"
 	}
-	return "state.url"
+	return "state.path"
 }
 
 func stateFix(opts store.Options, source string) string {
 	if opts.URL != "" {
 		return "check " + source + " (host, port, database, user, password) and that PostgreSQL runs there and lets this host in (pg_hba.conf)"
 	}
-	return "check state.path and that this user may open it"
+	return "check " + source + " and that this user may open it"
 }
 
 // urlPassword is the password rawURL holds, or "".

@@ -144,6 +144,15 @@ func TestDoctorStatePostgres(t *testing.T) {
 		h := stateHost(t, fmt.Sprintf("url: %q", c.URL("older", password)))
 		doctorStateLine(t, h, cli.ExitOK, fmt.Sprintf(`warn +%sreachable, schema version %d of %d \(older than this fraisier\), writable → fix: the next fraisier command that writes \(deploy, serve, prune\) migrates it$`, subject, known-1, known), password)
 	})
+	t.Run("newer schema", func(t *testing.T) {
+		if err := c.CreateDatabase(ctx, "newer"); err != nil {
+			t.Fatal(err)
+		}
+		applyOlderSchema(t, c, "newer", known)
+		pgExec(t, c, "newer", fmt.Sprintf("INSERT INTO tb_schema_migrations VALUES (%d, 0)", known+1))
+		h := stateHost(t, fmt.Sprintf("url: %q", c.URL("newer", password)))
+		doctorStateLine(t, h, cli.ExitCheckFailed, fmt.Sprintf(`fail +%sreachable, schema version %d of %d \(newer than this fraisier\) → fix: upgrade fraisier to the version that wrote it, or point state\.url at another database$`, subject, known+1, known), password)
+	})
 	t.Run("unreachable", func(t *testing.T) { doctorStateUnreachable(t, subject, password) })
 }
 
