@@ -5,5 +5,5 @@
 // health checks, a migrated state database. It reports the median and p95
 // wall time next to fraisier version's (process start) measured in the
 // same run, and the median against the 2 s a doctor run must stay under;
-// with a PostgreSQL server installed, the same run with the state in it.
+// given -state-url, the same run with the state in that PostgreSQL database.
 package main

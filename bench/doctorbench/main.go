@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
-	pgtest "github.com/fraiseql/fraisier/internal/testenv/pg"
 	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
 )
 
@@ -25,11 +23,11 @@ func main() {
 		bin      = flag.String("bin", "bin/fraisier", "fraisier binary to measure")
 		runs     = flag.Int("runs", 20, "runs of each command")
 		target   = flag.Duration("target", 2*time.Second, "the time a whole doctor run must stay under (median)")
-		postgres = flag.Bool("postgres", true, "also measure doctor with the state in PostgreSQL, when a server is installed")
+		stateURL = flag.String("state-url", "", "also measure doctor with the state in this PostgreSQL database (postgres://...), migrated first")
 		keep     = flag.Bool("keep", false, "keep the host (directory, user manager, units) after the runs, for profiling by hand, until interrupted")
 	)
 	flag.Parse()
-	if err := run(context.Background(), *bin, *runs, *target, *postgres, *keep); err != nil {
+	if err := run(context.Background(), *bin, *runs, *target, *stateURL, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "doctorbench:", err)
 		os.Exit(1)
 	}
@@ -44,7 +42,7 @@ type measured struct {
 	times []time.Duration
 }
 
-func run(ctx context.Context, bin string, runs int, target time.Duration, postgres, keep bool) error {
+func run(ctx context.Context, bin string, runs int, target time.Duration, stateURL string, keep bool) error {
 	h := &host{ctx: ctx}
 	var err error
 	if bin, err = filepath.Abs(bin); err != nil {
@@ -58,11 +56,6 @@ func run(ctx context.Context, bin string, runs int, target time.Duration, postgr
 		return err
 	}
 	defer h.mgr.Close(context.Background())
-	defer func() {
-		for _, stop := range h.stop {
-			stop()
-		}
-	}()
 	if err := h.prepare(); err != nil {
 		return err
 	}
@@ -71,14 +64,13 @@ func run(ctx context.Context, bin string, runs int, target time.Duration, postgr
 		{name: "config validate (loading the example)", args: []string{"config", "validate"}},
 		{name: "doctor (the example, SQLite state)", args: []string{"doctor"}},
 	}
-	if postgres {
-		pg, err := h.postgresCase(ctx)
+	if stateURL != "" {
+		db, err := store.Open(ctx, store.Options{URL: stateURL})
 		if err != nil {
 			return err
 		}
-		if pg != nil {
-			cases = append(cases, pg)
-		}
+		db.Close()
+		cases = append(cases, &measured{name: "doctor (the example, PostgreSQL state)", args: []string{"doctor"}, env: []string{"FRAISIER_STATE=" + stateURL}})
 	}
 	for _, c := range cases {
 		if err := h.healthy(bin, c); err != nil {
@@ -122,30 +114,6 @@ func (h *host) keepForProfiling(bin string, cases []*measured) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
-}
-
-// postgresCase starts a throwaway PostgreSQL cluster with a migrated state
-// database and returns doctor with the state there ($FRAISIER_STATE), or
-// nil when no server is installed. The cluster lives until the run ends.
-func (h *host) postgresCase(ctx context.Context) (*measured, error) {
-	c, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		fmt.Printf("no PostgreSQL server (%v): the state.url case is left out\n", err)
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	h.stop = append(h.stop, c.Stop)
-	if err := c.CreateDatabase(ctx, "fraisier"); err != nil {
-		return nil, err
-	}
-	db, err := store.Open(ctx, store.Options{URL: c.URL("fraisier", "")})
-	if err != nil {
-		return nil, err
-	}
-	db.Close()
-	return &measured{name: "doctor (the example, PostgreSQL state)", args: []string{"doctor"}, env: []string{"FRAISIER_STATE=" + c.URL("fraisier", "")}}, nil
 }
 
 // healthy runs c once and wants it to succeed, and a doctor run to find

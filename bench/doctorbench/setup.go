@@ -26,8 +26,6 @@ type host struct {
 	cfg  string
 	// env is what every fraisier process of the run gets.
 	env []string
-	// stop are the servers to stop when the run ends.
-	stop []func()
 }
 
 // prepare makes the origins, the app paths, the two health-checked units
