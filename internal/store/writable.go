@@ -122,8 +122,9 @@ func readPGSession(ctx context.Context, tx pgx.Tx) (pgSession, []pgTable, error)
 		ns            *uint32
 		hasMigrations bool
 	)
-	// The schema is the one the store's unqualified names resolve to:
-	// tb_schema_migrations', or where a migration would create it.
+	// The schema is where the store's unqualified names resolve: the one
+	// holding tb_schema_migrations, or, before any migration, the one a
+	// migration would create it in.
 	err := tx.QueryRow(ctx, `WITH n AS (SELECT COALESCE(
 			(SELECT relnamespace FROM pg_class WHERE oid = to_regclass('tb_schema_migrations')),
 			(SELECT oid FROM pg_namespace WHERE nspname = current_schema())) AS oid)
