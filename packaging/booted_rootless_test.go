@@ -37,7 +37,7 @@ func TestBootedRootless(t *testing.T) {
 	b.run("systemctl", "daemon-reload")
 	b.run("runuser", "-u", "fraisier", "--", "env", "XDG_RUNTIME_DIR=/run/user/"+uid, "systemctl", "--user", "daemon-reload")
 
-	b.run("systemctl", "enable", "--now", "fraisier.socket")
+	b.run("systemctl", "enable", "--now", "fraisier.service")
 	b.pushAndWait(sha, "succeeded")
 	if got := b.appAnswer(); got != "v2" {
 		t.Fatalf("app answers %q, want v2", got)

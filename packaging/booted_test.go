@@ -110,7 +110,10 @@ func TestBootedInstall(t *testing.T) {
 	b.configure()
 
 	t.Logf("fraisier doctor before the first deployment (exit 14 expected):\n%s", b.doctor(false))
-	b.run("systemctl", "enable", "--now", "fraisier.socket")
+	b.run("systemctl", "enable", "--now", "fraisier.service")
+	if st := b.run("systemctl", "is-enabled", "fraisier.socket"); strings.TrimSpace(st) != "enabled" {
+		t.Errorf("fraisier.socket is %q after enabling fraisier.service, want enabled (Also=)", strings.TrimSpace(st))
+	}
 	d := b.pushAndWait(sha, "succeeded")
 	if got := b.appAnswer(); got != "v2" {
 		t.Fatalf("app answers %q after deployment %d, want v2", got, d.ID)
