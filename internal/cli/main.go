@@ -137,6 +137,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.pruneCommand(),
 		a.initCommand(),
 		a.doctorCommand(),
+		a.installCommand(),
 	)
 	return root
 }
