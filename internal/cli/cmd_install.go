@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -101,12 +102,19 @@ func (a *app) writePolkitRule(cfg *config.Config, o installPolkitOptions, plan p
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("install polkit rule: %s is not a directory: is polkit installed? (apt install polkitd), or give --output", dir)
 	}
+	// The errors are reported as text: a file error would otherwise pass
+	// for an unreachable state database (store.IsUnavailable takes any
+	// net.Error, which *fs.PathError is).
 	changed, err := polkit.WriteRule(o.output, rule)
-	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%w: run it as root (sudo fraisier install polkit)", err)
-	}
-	if err != nil {
-		return err
+	switch {
+	case errors.Is(err, fs.ErrPermission) && a.env.Euid != 0:
+		return fmt.Errorf("%v: run it as root (sudo fraisier install polkit)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%v: %s belongs to polkitd: root needs CAP_DAC_OVERRIDE to write there (CapabilityBoundingSet= of the unit that runs this)", err, dir)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%v: under systemd, list %s in ReadWritePaths=", err, dir)
+	case err != nil:
+		return fmt.Errorf("%v", err)
 	}
 	what := "wrote"
 	if !changed {
