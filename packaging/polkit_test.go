@@ -196,6 +196,16 @@ func TestPolkitUnitsRefreshTheRule(t *testing.T) {
 		}
 	})
 	rule := filepath.Join(rules, filepath.Base(polkit.DefaultPath))
+	// A change that lands while the service still runs starts no second
+	// run (systemd merges the start into the running one), so each write
+	// waits for the service to be done with the one before.
+	idle := func() {
+		t.Helper()
+		testenv.WaitFor(t, "the service to finish", 30*time.Second, func() bool {
+			out, err := mgr.Systemctl(context.Background(), "show", "--property=ActiveState", service)
+			return err == nil && (strings.Contains(out, "=inactive") || strings.Contains(out, "=failed"))
+		})
+	}
 	ruleHas := func(what string, units ...string) {
 		t.Helper()
 		testenv.WaitFor(t, what, 30*time.Second, func() bool {
@@ -222,6 +232,7 @@ func TestPolkitUnitsRefreshTheRule(t *testing.T) {
 		t.Errorf("rule mode %v (%v), want 0644", st.Mode(), err)
 	}
 
+	idle()
 	writeConfig("[hello, web, \"bad unit\"]")
 	testenv.WaitFor(t, "the service to fail", 30*time.Second, func() bool {
 		out, err := mgr.Systemctl(context.Background(), "show", "--property=ActiveState,ExecMainStatus", service)
@@ -231,6 +242,7 @@ func TestPolkitUnitsRefreshTheRule(t *testing.T) {
 		t.Errorf("an invalid configuration changed the rule (%v)", err)
 	}
 
+	idle()
 	writeConfig("[web]")
 	testenv.WaitFor(t, "the rule to grant web alone", 30*time.Second, func() bool {
 		data, err := os.ReadFile(rule)
