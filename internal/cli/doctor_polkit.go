@@ -3,8 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"os"
 	"os/user"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"syscall"
 
 	"github.com/fraiseql/fraisier/internal/polkit"
 	"github.com/fraiseql/fraisier/internal/systemd"
@@ -71,4 +75,76 @@ func userName(euid int) string {
 		return u.Username
 	}
 	return strconv.Itoa(euid)
+}
+
+// unitFilesWritable fails the unit line when the user euid can change a
+// file systemd reads for a system unit (or replace it, through its
+// directory): what it writes there runs with the unit's rights, root's
+// unless it says otherwise, at the next daemon-reload, and the right to
+// restart the unit would hand that over.
+func unitFilesWritable(files []string, euid int) (unitRight, bool) {
+	gids := userGroups(euid)
+	for _, f := range files {
+		if f == "/dev/null" { // a masked unit or drop-in
+			continue
+		}
+		// The file systemd reads (links resolved) and its directory, and
+		// the directory of the link, where the link could be replaced.
+		paths := []string{f, filepath.Dir(f)}
+		if real, err := filepath.EvalSymlinks(f); err == nil && real != f {
+			paths = []string{real, filepath.Dir(real), filepath.Dir(f)}
+		}
+		for _, p := range paths {
+			if writableBy(p, euid, gids) {
+				who := userName(euid)
+				return unitRight{checkFail, who + " can write " + p + ", which systemd reads for this system unit: what it writes there would run as the unit's user (root unless User= says otherwise) at the next daemon-reload",
+					"install the unit where only root writes (/etc/systemd/system): chown root:root " + p + " and chmod go-w " + p}, true
+			}
+		}
+	}
+	return unitRight{}, false
+}
+
+// writableBy reports whether uid (in the groups gids) can write path, or
+// make it writable: it owns it, or the mode lets its group or everyone
+// write. ACLs are not looked at; a path that cannot be read is not.
+func writableBy(path string, uid int, gids []int) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case int(st.Uid) == uid:
+		return true
+	case perm&0o002 != 0:
+		return true
+	case perm&0o020 != 0:
+		return slices.Contains(gids, int(st.Gid))
+	}
+	return false
+}
+
+// userGroups are the groups of the user euid, its primary one first;
+// none when the user is not in the user database.
+func userGroups(euid int) []int {
+	u, err := user.LookupId(strconv.Itoa(euid))
+	if err != nil {
+		return nil
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		ids = []string{u.Gid}
+	}
+	var gids []int
+	for _, id := range ids {
+		if n, err := strconv.Atoi(id); err == nil {
+			gids = append(gids, n)
+		}
+	}
+	return gids
 }
