@@ -80,8 +80,9 @@ func userName(euid int) string {
 // unitFilesWritable fails the unit line when the user euid can change a
 // file systemd reads for a system unit (or replace it, through its
 // directory): what it writes there runs with the unit's rights, root's
-// unless it says otherwise, at the next daemon-reload, and the right to
-// restart the unit would hand that over.
+// unless it says otherwise, once systemd reads the file again (at a
+// daemon-reload, or when it loads a stopped unit anew), and the right to
+// restart the unit hands that over.
 func unitFilesWritable(files []string, euid int) (unitRight, bool) {
 	gids := userGroups(euid)
 	for _, f := range files {
@@ -97,7 +98,7 @@ func unitFilesWritable(files []string, euid int) (unitRight, bool) {
 		for _, p := range paths {
 			if writableBy(p, euid, gids) {
 				who := userName(euid)
-				return unitRight{checkFail, who + " can write " + p + ", which systemd reads for this system unit: what it writes there would run as the unit's user (root unless User= says otherwise) at the next daemon-reload",
+				return unitRight{checkFail, who + " can write " + p + ", which systemd reads for this system unit: what it writes there would run as the unit's user (root unless User= says otherwise) once systemd reads it again (daemon-reload, or a start after the stopped unit was unloaded)",
 					"install the unit where only root writes (/etc/systemd/system): chown root:root " + p + " and chmod go-w " + p}, true
 			}
 		}
