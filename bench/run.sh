@@ -10,6 +10,9 @@ echo
 echo "== deploy and rollback against a script doing the same work by hand (real git, real systemd user manager)"
 go run ./bench/deploybench -bin "$bin" -runs 7
 echo
+echo "== fraisier doctor on the example configuration where everything answers (real git origins, units in a real systemd user manager, health checks), against fraisier version (process start) in the same run; target: under 2 s"
+go run ./bench/doctorbench -bin "$bin" -runs 20
+echo
 echo "== webhook intake: signed 5 KB GitHub pushes over 32 connections, generator beside the server, against a minimal Go handler (read, HMAC, decode) in the same run"
 go run ./bench/webhookbench -bin "$bin" -rounds 3
 echo

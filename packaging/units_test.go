@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,28 +260,47 @@ func TestSysusersCreatesTheUser(t *testing.T) {
 	}
 }
 
-// TestTmpfilesCreatesCredentialsDir: systemd-tmpfiles makes the directory
+// TestTmpfilesCreatesCredentialsDir: systemd-tmpfiles, after
+// systemd-sysusers (the order postinst runs them), makes the directory
 // LoadCredential= reads (a missing one would stop the unit from starting),
-// readable by root only.
+// written by root and read by the fraisier group, and the state directory,
+// fraisier's.
 func TestTmpfilesCreatesCredentialsDir(t *testing.T) {
-	tmpfilesBin := tool(t, "systemd-tmpfiles")
+	tmpfilesBin, sysusersBin := tool(t, "systemd-tmpfiles"), tool(t, "systemd-sysusers")
 	if os.Geteuid() != 0 {
 		testenv.Unavailable(t, "systemd-tmpfiles makes root's directories as root only")
 	}
 	root := t.TempDir()
-	conf, err := filepath.Abs(tmpfiles)
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{sysusersBin, sysusers}, {tmpfilesBin, tmpfiles, "--create"}} {
+		conf, err := filepath.Abs(c[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, out := run(t, append([]string{c[0], "--root=" + root, conf}, c[2:]...)...); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", filepath.Base(c[0]), code, out)
+		}
+	}
+	passwd, err := os.ReadFile(filepath.Join(root, "etc", "passwd"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, out := run(t, tmpfilesBin, "--root="+root, "--create", conf); code != 0 {
-		t.Fatalf("systemd-tmpfiles: exit %d\n%s", code, out)
-	}
-	_, dir, _ := strings.Cut(directives(t, serviceFile, "Service", "LoadCredential")[0], ":")
-	fi, err := os.Stat(filepath.Join(root, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
-		t.Errorf("%s: %v, want a directory with mode 0700", dir, fi.Mode())
+	f := strings.Split(strings.TrimSpace(string(passwd)), ":")
+	uid, _ := strconv.Atoi(f[2])
+	gid, _ := strconv.Atoi(f[3])
+	_, creds, _ := strings.Cut(directives(t, serviceFile, "Service", "LoadCredential")[0], ":")
+	for _, want := range []struct {
+		dir      string
+		uid, gid int
+	}{{creds, 0, gid}, {"/var/lib/fraisier", uid, gid}} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(root, want.dir), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Mode&0o7777 != 0o750 || int(st.Uid) != want.uid || int(st.Gid) != want.gid {
+			t.Errorf("%s: mode %o owner %d:%d, want a directory 750 %d:%d", want.dir, st.Mode, st.Uid, st.Gid, want.uid, want.gid)
+		}
 	}
 }

@@ -62,7 +62,7 @@ file defaults to --config, then $FRAISIER_CONFIG, then ./fraises.yaml, then
 			if err != nil {
 				return withCode(ExitConfig, err)
 			}
-			cfg, err := config.Load(path, config.Options{LookupEnv: a.env.Lookup})
+			cfg, err := config.Load(path, a.configOptions())
 			var cerr *config.Error
 			if err != nil && !errors.As(err, &cerr) {
 				return withCode(ExitConfig, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -81,7 +83,7 @@ func (a *app) doctorCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().DurationVar(&opts.timeout, "timeout", 5*time.Second, "bound on each check that asks another system (git remote, systemd, health check)")
+	cmd.Flags().DurationVar(&opts.timeout, "timeout", 5*time.Second, "bound on each check that asks another system (state database, git remote, systemd, health check)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
@@ -103,25 +105,45 @@ func (a *app) doctor(ctx context.Context, o doctorOptions) (doctorJSON, error) {
 	if o.fraise == "" {
 		out.Checks = append(out.Checks, doctorSecrets(cfg)...)
 	}
-	out.Checks = append(out.Checks, a.doctorState(ctx, cfg)...)
-	perEnv := make([][]doctorCheck, len(envs))
-	var wg sync.WaitGroup
-	for i, env := range envs {
-		wg.Go(func() { perEnv[i] = doctorEnvironment(ctx, env, o.timeout) })
-	}
-	wg.Wait()
-	for _, c := range perEnv {
-		out.Checks = append(out.Checks, c...)
-	}
-	if o.fraise == "" {
-		out.Checks = append(out.Checks, doctorListen(ctx, cfg.Server.Listen, o.timeout))
-	}
-	for _, c := range out.Checks {
+	out.Checks = append(out.Checks, a.doctorConcurrently(ctx, cfg, envs, o)...)
+	// The state URL may come from --state or $FRAISIER_STATE, which the
+	// configuration's secrets do not include.
+	scrub := deploy.NewScrubber(append(cfg.SecretValues(), urlPassword(a.stateFromConfig(cfg).URL)))
+	for i, c := range out.Checks {
 		if c.Result == checkFail {
 			out.OK = false
 		}
+		out.Checks[i].Subject, out.Checks[i].Detail, out.Checks[i].Fix = scrub.String(c.Subject), scrub.String(c.Detail), scrub.String(c.Fix)
 	}
 	return out, nil
+}
+
+// doctorConcurrently runs the checks that wait on something else (the
+// state database, each environment's, serve's listen address) all at
+// once, each bounded by o.timeout: the run takes as long as the slowest,
+// not their sum. The lines come back in a fixed order.
+func (a *app) doctorConcurrently(ctx context.Context, cfg *config.Config, envs []*config.Environment, o doctorOptions) []doctorCheck {
+	var (
+		state, listen doctorCheck
+		perEnv        = make([][]doctorCheck, len(envs))
+		wg            sync.WaitGroup
+	)
+	wg.Go(func() { state = a.doctorState(ctx, cfg, o.timeout) })
+	for i, env := range envs {
+		wg.Go(func() { perEnv[i] = doctorEnvironment(ctx, env, o.timeout) })
+	}
+	if o.fraise == "" {
+		wg.Go(func() { listen = doctorListen(ctx, cfg.Server.Listen, o.timeout) })
+	}
+	wg.Wait()
+	out := []doctorCheck{state}
+	for _, c := range perEnv {
+		out = append(out, c...)
+	}
+	if o.fraise == "" {
+		out = append(out, listen)
+	}
+	return out
 }
 
 // selectEnvironments are the configured environments the arguments name,
@@ -176,14 +198,18 @@ func (a *app) doctorConfig() (*config.Config, doctorCheck) {
 	return cfg, c
 }
 
-// doctorState opens the state database read-only: reachable, at the
-// schema this fraisier knows, and (SQLite) writable by this user. It
-// creates and migrates nothing.
-func (a *app) doctorState(ctx context.Context, cfg *config.Config) []doctorCheck {
+// doctorState checks the state database within timeout: reachable
+// (opened read-only), at the schema this fraisier knows, and writable by
+// this user or role (store.CheckWritable, which asks and does not write).
+// It creates and migrates nothing.
+func (a *app) doctorState(ctx context.Context, cfg *config.Config, timeout time.Duration) doctorCheck {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	opts := a.stateFromConfig(cfg)
+	source := a.stateSource(opts)
 	c := doctorCheck{Check: "state", Subject: opts.Path, Result: checkOK}
 	if opts.URL != "" {
-		c.Subject = "postgres (state.url)"
+		c.Subject = "postgres (" + source + ")" // never the URL: it may hold a password
 	}
 	if opts.Path != "" {
 		if _, err := os.Stat(opts.Path); errors.Is(err, fs.ErrNotExist) {
@@ -192,39 +218,90 @@ func (a *app) doctorState(ctx context.Context, cfg *config.Config) []doctorCheck
 			if err := writable(dir); err != nil {
 				c.Result, c.Detail, c.Fix = checkFail, "not created yet, and it cannot be: "+err.Error(), "create "+filepath.Dir(opts.Path)+" writable by this user, or set state.path"
 			}
-			return []doctorCheck{c}
+			return c
 		}
 	}
 	opts.ReadOnly = true
-	db, err := store.Open(ctx, opts)
-	if err == nil {
-		defer db.Close()
-		err = db.Ping(ctx)
-	}
+	// Both ask the server on a connection of their own: at once, the check
+	// costs one connection's time rather than two.
+	writableErr := make(chan error, 1)
+	go func() { writableErr <- store.CheckWritable(ctx, opts) }()
+	have, known, err := stateSchema(ctx, opts)
+	var verr *store.SchemaVersionError
 	switch {
-	case errors.Is(err, store.ErrSchemaTooOld):
-		c.Result, c.Detail, c.Fix = checkWarn, err.Error(), "the next fraisier command that writes (deploy, serve, prune) migrates it"
+	case errors.As(err, &verr) && errors.Is(err, store.ErrSchemaTooOld):
+		c.Result, c.Fix = checkWarn, "the next fraisier command that writes (deploy, serve, prune) migrates it"
+		c.Detail = fmt.Sprintf("reachable, schema version %d of %d (older than this fraisier)", verr.Have, verr.Known)
+	case errors.As(err, &verr):
+		c.Result, c.Fix = checkFail, "upgrade fraisier to the version that wrote it, or point "+source+" at another database"
+		c.Detail = fmt.Sprintf("reachable, schema version %d of %d (newer than this fraisier)", verr.Have, verr.Known)
+		return c
 	case err != nil:
-		c.Result, c.Detail, c.Fix = checkFail, err.Error(), "check state.path / state.url and that this user may open it"
+		c.Result, c.Detail, c.Fix = checkFail, stateErr(ctx, err, timeout), stateFix(opts, source)
+		return c
 	default:
-		have, _, verr := db.SchemaVersion(ctx)
-		c.Detail = fmt.Sprintf("reachable, schema version %d", have)
-		if verr != nil {
-			c.Result, c.Detail = checkFail, verr.Error()
-		}
+		c.Detail = fmt.Sprintf("reachable, schema version %d of %d", have, known)
 	}
-	if c.Result != checkFail && opts.Path != "" {
-		for _, p := range []string{opts.Path, filepath.Dir(opts.Path)} {
-			if err := writable(p); err != nil {
-				c.Result, c.Detail, c.Fix = checkFail, "not writable: "+err.Error(), "run fraisier as the user that owns "+p
-				break
-			}
-		}
-		if c.Result != checkFail {
-			c.Detail += ", writable"
-		}
+	var werr *store.WriteAccessError
+	switch err := <-writableErr; {
+	case errors.As(err, &werr):
+		c.Result, c.Detail, c.Fix = checkFail, "not writable: "+werr.What, werr.Fix
+	case err != nil:
+		c.Result, c.Detail, c.Fix = checkFail, stateErr(ctx, err, timeout), stateFix(opts, source)
+	default:
+		c.Detail += ", writable"
 	}
-	return []doctorCheck{c}
+	return c
+}
+
+// stateSchema opens the state database as opts says and reads its schema
+// version and the newest this fraisier knows.
+func stateSchema(ctx context.Context, opts store.Options) (have, known int, err error) {
+	db, err := store.Open(ctx, opts)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	return db.SchemaVersion(ctx)
+}
+
+// stateErr is err on one line, saying so when it is the timeout's.
+func stateErr(ctx context.Context, err error, timeout time.Duration) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s: %s", timeout, oneLineErr(err))
+	}
+	return oneLineErr(err)
+}
+
+// stateSource is the setting that names the state database, as
+// stateFromConfig chose opts.
+func (a *app) stateSource(opts store.Options) string {
+	switch {
+	case a.statePath != "":
+		return "--state"
+	case a.env.get("FRAISIER_STATE") != "":
+		return "$FRAISIER_STATE"
+	case opts.URL != "":
+		return "state.url"
+	}
+	return "state.path"
+}
+
+func stateFix(opts store.Options, source string) string {
+	if opts.URL != "" {
+		return "check " + source + " (host, port, database, user, password) and that PostgreSQL runs there and lets this host in (pg_hba.conf)"
+	}
+	return "check " + source + " and that this user may open it"
+}
+
+// urlPassword is the password rawURL holds, or "".
+func urlPassword(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
 }
 
 // printDoctor writes doctor's lines: the result first, so that a failure

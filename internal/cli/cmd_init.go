@@ -31,6 +31,9 @@ type initOptions struct {
 // loads with LoadCredential=fraisier:/etc/fraisier/credentials.
 const packagedCredentials = "/etc/fraisier/credentials"
 
+// packagedState is the state database of the packaged fraisier.service.
+const packagedState = "/var/lib/fraisier/fraisier.db"
+
 // secretBytes is the webhook secret's entropy; it is written hex-encoded.
 const secretBytes = 32
 
@@ -44,7 +47,8 @@ URL (https://, ssh://, user@host:path or file://) and writes a first
 fraises.yaml: one api fraise with a production environment, its install
 command and migration tool as the repository's files tell, and the forge's
 webhook secret, generated (32 random bytes, hex) and written to a file of
-mode 0600 that fraises.yaml names by secret_file. It never prints the
+mode 0600 (0640 in its directory's group when that group reads the
+directory) that fraises.yaml names by secret_file. It never prints the
 secret unless --show-secret, proposes the app's systemd unit (--write-unit
 writes it beside fraises.yaml) and prints what to enter in the forge's
 webhook form. It overwrites no file without --force.
@@ -161,7 +165,7 @@ func (a *app) runInit(ctx context.Context, o initOptions, source string) error {
 	if err := checkInitConfig(o.output, conf, p, secret); err != nil {
 		return fmt.Errorf("the configuration init made does not load (a bug): %w", err)
 	}
-	if err := writeSecretFile(p.SecretPath, secret); err != nil {
+	if p.SecretMode, err = writeSecretFile(p.SecretPath, secret); err != nil {
 		return err
 	}
 	if err := os.WriteFile(o.output, conf, 0o644); err != nil {
@@ -274,31 +278,46 @@ func newSecret() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// writeSecretFile writes the secret, mode 0600, in a directory it makes
-// 0700 if missing (its parents 0755: /etc/fraisier also holds the
-// configuration serve reads); a file there before is overwritten (--force
-// checked that) and its mode set to 0600 too.
-func writeSecretFile(path, secret string) error {
+// writeSecretFile writes the secret in a directory it makes 0700 if
+// missing (its parents 0755: /etc/fraisier also holds the configuration
+// serve reads); a file there before is overwritten (--force checked that).
+// The file is 0600, or 0640 in its directory's group when that group may
+// read the directory: the packaged /etc/fraisier/credentials is
+// root:fraisier 0750, so that the fraisier user's commands read it too.
+// It returns the mode given.
+func writeSecretFile(path, secret string) (fs.FileMode, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return fmt.Errorf("write the secret: %w", err)
+		return 0, fmt.Errorf("write the secret: %w", err)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("write the secret: %w", err)
+		return 0, fmt.Errorf("write the secret: %w", err)
+	}
+	mode, gid := fs.FileMode(0o600), -1
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err == nil && st.Gid != 0 && st.Mode&0o050 == 0o050 {
+		mode, gid = 0o640, int(st.Gid)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("write the secret: %w", err)
+		return 0, fmt.Errorf("write the secret: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write the secret: %w", err)
+	err = f.Chmod(0o600) // a file there before is closed to others first
+	if err == nil && gid >= 0 {
+		if err = f.Chown(-1, gid); err == nil {
+			err = f.Chmod(mode)
+		}
 	}
-	if _, err := f.WriteString(secret + "\n"); err != nil {
-		f.Close()
-		return fmt.Errorf("write the secret: %w", err)
+	if err == nil {
+		_, err = f.WriteString(secret + "\n")
 	}
-	return f.Close()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write the secret: %w", err)
+	}
+	return mode, nil
 }
 
 // credentialsView is where serve under the packaged unit finds its

@@ -50,6 +50,14 @@ func TestInitPackagedCredential(t *testing.T) {
 	if f := cfg.Fraises["shop"]; f.Repository != "acme/shop" || f.ForgeKind() != "github" {
 		t.Fatalf("repository %q forge %q", f.Repository, f.ForgeKind())
 	}
+	// serve's state database, whoever runs fraisier: the unit's
+	// StateDirectory= and XDG_STATE_HOME= make it this path.
+	if cfg.State.Path != packagedState {
+		t.Errorf("state.path %q, want %s", cfg.State.Path, packagedState)
+	}
+	if !strings.Contains(string(unit), "\nStateDirectory=fraisier\n") || !strings.Contains(string(unit), "\nEnvironment=XDG_STATE_HOME=/var/lib\n") {
+		t.Errorf("fraisier.service no longer keeps its state in %s", packagedState)
+	}
 }
 
 func TestInitNameOf(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
-	"path/filepath"
 	"strings"
 
 	"github.com/fraiseql/fraisier/internal/forge"
@@ -27,7 +27,9 @@ type initPlan struct {
 	// SecretPath is where the secret is written; SecretRef is what
 	// fraises.yaml names (a credential name under the packaged unit).
 	SecretPath, SecretRef string
-	PublicURL             string
+	// SecretMode is the secret file's mode, once written.
+	SecretMode fs.FileMode
+	PublicURL  string
 }
 
 // yamlString quotes s as a YAML scalar: JSON strings are YAML.
@@ -57,6 +59,11 @@ func (p *initPlan) renderConfig() []byte {
 	}
 	w("    secret_file: %s\n\n", yamlString(p.SecretRef))
 	w("server:\n  listen: 127.0.0.1:8080   # behind a TLS reverse proxy\n\n")
+	if !strings.HasPrefix(p.SecretRef, "/") {
+		w("# serve's state database (StateDirectory=fraisier), for whoever runs\n")
+		w("# fraisier: root, or sudo -u fraisier.\n")
+		w("state:\n  path: %s\n\n", packagedState)
+	}
 	w("fraises:\n  %s:\n    type: api\n", p.Name)
 	if p.Repository != "" {
 		w("    repository: %s\n", yamlString(p.Repository))
@@ -219,7 +226,7 @@ func (a *app) printInit(o initOptions, p *initPlan, unitPath, secret string) {
 	fmt.Fprintf(out, "install     %s\n", p.Detected.installSummary())
 	fmt.Fprintf(out, "migrations  %s\n", p.Detected.migrationSummary())
 	fmt.Fprintf(out, "wrote       %s\n", o.output)
-	fmt.Fprintf(out, "secret      %s (mode 0600, %d random bytes, hex)", p.SecretPath, secretBytes)
+	fmt.Fprintf(out, "secret      %s (mode %04o, %d random bytes, hex)", p.SecretPath, p.SecretMode, secretBytes)
 	if p.SecretRef != p.SecretPath {
 		fmt.Fprintf(out, "; fraises.yaml names it as serve's credential %s", p.SecretRef)
 	}
@@ -231,12 +238,7 @@ func (a *app) printInit(o initOptions, p *initPlan, unitPath, secret string) {
 		out.Write(p.renderUnit())
 	}
 	p.printWebhook(out, secret, o.showSecret)
-	fmt.Fprintf(out, "\nnext: fraisier config validate %s", o.output)
-	if p.SecretRef != p.SecretPath {
-		abs, _ := filepath.Abs(o.output)
-		fmt.Fprintf(out, " (as serve sees it: systemd-run --pipe --wait -p LoadCredential=fraisier:%s fraisier config validate %s)", packagedCredentials, abs)
-	}
-	fmt.Fprintln(out)
+	fmt.Fprintf(out, "\nnext: fraisier config validate %s\n", o.output)
 }
 
 // sourceLine is the remote and branch read, with the commit when init

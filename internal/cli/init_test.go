@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fraiseql/fraisier/internal/cli"
@@ -255,4 +256,40 @@ func newInitOrigin(t *testing.T, root string) *testenv.Origin {
 		t.Fatal(err)
 	}
 	return testenv.NewOrigin(t, dir)
+}
+
+// TestInitSecretGroup: in a credentials directory its group may read (the
+// packaged root:fraisier 0750), the secret is 0640 in that group, so that
+// the fraisier user's own commands read it; a file there before is
+// closed to others first.
+func TestInitSecretGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "giving a file to another group needs root")
+	}
+	root := t.TempDir()
+	creds := filepath.Join(root, "credentials")
+	if err := os.Mkdir(creds, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	const group = 65534
+	if err := os.Chown(creds, 0, group); err != nil {
+		t.Fatal(err)
+	}
+	o := newInitOrigin(t, root)
+	o.Write("go.mod", "module x\n")
+	o.Commit("app")
+	code, out, errOut := initRun(t, root, "--forge", "gitea", "--name", "shop", o.Dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(creds, "shop"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o777 != 0o640 || st.Gid != group || st.Uid != 0 {
+		t.Errorf("secret file mode %o owner %d:%d, want 640 0:%d", st.Mode&0o777, st.Uid, st.Gid, group)
+	}
+	if !strings.Contains(out, "(mode 0640,") {
+		t.Errorf("init does not say the mode it gave:\n%s", out)
+	}
 }

@@ -81,6 +81,13 @@ func Run(ctx context.Context, args []string, streams Streams, env Env) int {
 	return exitCode(err)
 }
 
+// RootCommand returns fraisier's command tree without running it, for
+// programs that generate its man pages and shell completions.
+func RootCommand(streams Streams, env Env) *cobra.Command {
+	a := &app{streams: streams, env: env}
+	return a.rootCommand()
+}
+
 // silentError is an error whose message the command has already printed in
 // its own form (config validate prints every problem itself).
 type silentError struct{ err error }

@@ -10,6 +10,16 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
+// configOptions loads configurations as this environment sees them; a
+// credential named fraisier_X is read, outside the packaged unit, from the
+// file X of the directory that unit loads (root's commands beside serve).
+func (a *app) configOptions() config.Options {
+	return config.Options{
+		LookupEnv:   a.env.Lookup,
+		Credentials: config.CredentialsDir{Dir: packagedCredentials, Prefix: "fraisier"},
+	}
+}
+
 // loadConfig finds and loads fraises.yaml; a missing or invalid file is an
 // error (exit code ExitConfig).
 func (a *app) loadConfig() (*config.Config, error) {
@@ -17,7 +27,7 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
-	cfg, err := config.Load(path, config.Options{LookupEnv: a.env.Lookup})
+	cfg, err := config.Load(path, a.configOptions())
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
@@ -59,7 +69,7 @@ func (a *app) stateLocation() (store.Options, error) {
 	}
 	path, err := config.Find(a.configPath, a.env.Lookup)
 	if err == nil {
-		cfg, err := config.Load(path, config.Options{LookupEnv: a.env.Lookup})
+		cfg, err := config.Load(path, a.configOptions())
 		if err != nil {
 			return store.Options{}, withCode(ExitConfig, err)
 		}

@@ -15,7 +15,8 @@
 //     values only, never in keys, and only after parsing, so that a
 //     variable can never add keys or structure;
 //  3. read the *_file secrets (relative names are systemd credentials in
-//     $CREDENTIALS_DIRECTORY);
+//     $CREDENTIALS_DIRECTORY, or, outside the unit, in the directory it
+//     loads them from: Options.Credentials);
 //  4. apply the defaults section, then the built-in defaults;
 //  5. validate.
 //

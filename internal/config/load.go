@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -19,6 +20,30 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// ReadFile reads the *_file secrets; default os.ReadFile.
 	ReadFile func(string) ([]byte, error)
+	// Credentials is where a relative *_file name is read from when
+	// $CREDENTIALS_DIRECTORY is not set, such as a command run by hand
+	// beside a unit that loads its credentials from a directory.
+	Credentials CredentialsDir
+}
+
+// CredentialsDir is a directory a unit loads with
+// LoadCredential=Prefix:Dir: its file X reaches the unit as the
+// credential Prefix_X.
+type CredentialsDir struct {
+	Dir, Prefix string
+}
+
+// path is where the credential named name lies outside the unit, or ""
+// when name is not one of this directory's.
+func (c CredentialsDir) path(name string) string {
+	if c.Dir == "" {
+		return ""
+	}
+	file, ok := strings.CutPrefix(name, c.Prefix+"_")
+	if !ok || !filepath.IsLocal(file) {
+		return ""
+	}
+	return filepath.Join(c.Dir, file)
 }
 
 func (o Options) withDefaults() Options {

@@ -63,6 +63,15 @@ func (l *loader) readSecretFiles() {
 	}
 }
 
+// credentialHint says how a relative *_file name can be found.
+func (l *loader) credentialHint() string {
+	h := "give an absolute path, or run under systemd with LoadCredential= so that $CREDENTIALS_DIRECTORY is set"
+	if c := l.opts.Credentials; c.Dir != "" {
+		h += fmt.Sprintf(", or name a file X of %s as %s_X", c.Dir, c.Prefix)
+	}
+	return h
+}
+
 // readSecret reads the file named at path (a *_file key) and returns its
 // content without one trailing newline, and the name it was read from.
 func (l *loader) readSecret(path, name string) (Secret, string) {
@@ -76,7 +85,7 @@ func (l *loader) readSecret(path, name string) (Secret, string) {
 func (l *loader) readSecretFile(path, name string) (Secret, string, bool) {
 	full, err := l.resolveCredential(name)
 	if err != nil {
-		l.report(path, err.Error(), "give an absolute path, or run under systemd with LoadCredential= so that $CREDENTIALS_DIRECTORY is set")
+		l.report(path, err.Error(), l.credentialHint())
 		return "", name, false
 	}
 	data, err := l.opts.ReadFile(full)
@@ -103,13 +112,17 @@ func (l *loader) readSecretFile(path, name string) (Secret, string, bool) {
 }
 
 // resolveCredential turns a *_file name into a path: absolute names are
-// used as they are, relative ones are systemd credentials.
+// used as they are, relative ones are systemd credentials, read outside
+// the unit from the directory it loads them from (Options.Credentials).
 func (l *loader) resolveCredential(name string) (string, error) {
 	if filepath.IsAbs(name) {
 		return filepath.Clean(name), nil
 	}
 	dir, _ := l.opts.LookupEnv("CREDENTIALS_DIRECTORY")
 	if dir == "" {
+		if p := l.opts.Credentials.path(name); p != "" {
+			return p, nil
+		}
 		return "", fmt.Errorf("%s is a relative path and $CREDENTIALS_DIRECTORY is not set", name)
 	}
 	if !filepath.IsLocal(name) {

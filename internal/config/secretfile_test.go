@@ -176,3 +176,56 @@ func TestSecretNotInTypeErrors(t *testing.T) {
 		t.Errorf("got %v, want an error that does not quote the value", err)
 	}
 }
+
+// TestCredentialsDirOutsideTheUnit reads a credential Prefix_X from the
+// directory's file X when $CREDENTIALS_DIRECTORY is not set, and only
+// then: under the unit, systemd's copy wins.
+func TestCredentialsDirOutsideTheUnit(t *testing.T) {
+	dir, unitView := t.TempDir(), t.TempDir()
+	for p, v := range map[string]string{
+		filepath.Join(dir, "github"):               secretValue + "\n",
+		filepath.Join(unitView, "fraisier_github"): "under-the-unit-0123456789\n",
+	} {
+		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	creds := CredentialsDir{Dir: dir, Prefix: "fraisier"}
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		want       Secret
+		problem    string
+	}{
+		{name: "outside the unit", file: "fraisier_github", want: secretValue},
+		{name: "under the unit", file: "fraisier_github", env: map[string]string{"CREDENTIALS_DIRECTORY": unitView}, want: "under-the-unit-0123456789"},
+		{name: "another prefix", file: "github",
+			problem: "git.github.secret_file: github is a relative path and $CREDENTIALS_DIRECTORY is not set"},
+		{name: "leaving the directory", file: "fraisier_../x",
+			problem: "git.github.secret_file: fraisier_../x is a relative path and $CREDENTIALS_DIRECTORY is not set"},
+		{name: "not there", file: "fraisier_gitlab",
+			problem: fmt.Sprintf("git.github.secret_file: read %s: no such file or directory", filepath.Join(dir, "gitlab"))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := "git:\n  github: {secret_file: \"" + tc.file + "\"}\n" + apiWith(base)
+			cfg, err := Parse("fraises.yaml", []byte(yaml), Options{LookupEnv: mapEnv(tc.env), Credentials: creds})
+			if tc.problem != "" {
+				var cerr *Error
+				if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || cerr.Problems[0].Path+": "+cerr.Problems[0].Message != tc.problem {
+					t.Fatalf("err = %v, want the one problem %q", err, tc.problem)
+				}
+				if !strings.Contains(cerr.Problems[0].Hint, "name a file X of "+dir+" as fraisier_X") && !strings.Contains(tc.problem, "no such file") {
+					t.Errorf("hint %q does not say where the credentials lie", cerr.Problems[0].Hint)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Git.GitHub.FileSecret; got != tc.want {
+				t.Errorf("file secret = %q, want %q", got.Reveal(), tc.want.Reveal())
+			}
+		})
+	}
+}

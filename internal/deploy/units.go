@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,12 +115,20 @@ func reloadIfChanged(ctx context.Context, u Units, units []string, out io.Writer
 	return facts, true, nil
 }
 
-// checkUnitFiles refuses, with user: set, a unit whose file or drop-in
-// lies under app_path: the release belongs to the user, who could add
-// ExecStartPre=+… there and have systemd run it with its own rights at
-// the next daemon-reload and restart, which fraisier triggers.
+// checkUnitFiles refuses a unit whose file or drop-in lies under app_path
+// when the code there belongs to someone with fewer rights than the
+// manager reading it: the user of user:, or fraisier's own user restarting
+// system units through polkit. A line added there (ExecStartPre=+…) would
+// run with systemd's own rights at the next daemon-reload and restart,
+// which fraisier triggers.
 func (d *deployment) checkUnitFiles(unit string, files []string) error {
-	if !d.as.switchTo {
+	owner := ""
+	switch {
+	case d.as.switchTo:
+		owner = "user: " + d.as.name
+	case d.env.Scope != "user" && os.Geteuid() != 0:
+		owner = "fraisier's user " + accountName(uint32(os.Geteuid()))
+	default:
 		return nil
 	}
 	file, real := fileUnder(files, d.appPath)
@@ -129,8 +138,8 @@ func (d *deployment) checkUnitFiles(unit string, files []string) error {
 	if real != file {
 		file += " (" + real + ")"
 	}
-	return fmt.Errorf("unit %s: systemd reads %s, under app_path %s, where user: %s can change it: a line it adds there (ExecStartPre=+…) would run with systemd's own rights at the next daemon-reload and restart; install the unit and its drop-ins where only root writes (/etc/systemd/system; /etc/systemd/user for scope: user) instead of linking them from the release",
-		unit, file, d.appPath, d.as.name)
+	return fmt.Errorf("unit %s: systemd reads %s, under app_path %s, where %s can change it: a line it adds there (ExecStartPre=+…) would run with systemd's own rights at the next daemon-reload and restart; install the unit and its drop-ins where only root writes (/etc/systemd/system; /etc/systemd/user for scope: user) instead of linking them from the release",
+		unit, file, d.appPath, owner)
 }
 
 func (d *deployment) settle() time.Duration {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -167,6 +168,33 @@ func (o Options) backgroundCheckpoints() bool {
 // connection's lock before it fails with SQLITE_BUSY.
 const busyTimeoutMS = 5000
 
+// createPrivate creates the database file, if missing, so that it is
+// private: it records who deployed what, from where. SQLite gives -wal and
+// -shm the file's mode, and as root its owner. A file root creates in a
+// directory another user owns is that user's: root's first command beside
+// serve (fraisier status before any push) must not leave serve a database
+// it cannot write.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st syscall.Stat_t
+	if os.Geteuid() == 0 && syscall.Stat(filepath.Dir(path), &st) == nil && st.Uid != 0 {
+		err = f.Chown(int(st.Uid), int(st.Gid))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}
+
 func openSQLite(opts Options) (*sql.DB, error) {
 	q := url.Values{}
 	// Pragmas go in the DSN, not in an Exec after opening: database/sql opens
@@ -200,13 +228,7 @@ func openSQLite(opts Options) (*sql.DB, error) {
 		if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
 			return nil, err
 		}
-		// Create the file ourselves so it is private: it records who
-		// deployed what, from where. SQLite gives -wal and -shm the same mode.
-		f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		if err := f.Close(); err != nil {
+		if err := createPrivate(opts.Path); err != nil {
 			return nil, err
 		}
 	}

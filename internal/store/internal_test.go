@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/fraiseql/fraisier/internal/testenv"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -148,6 +150,45 @@ func TestKeepTail(t *testing.T) {
 		}
 		if cut && len(got) > 0 && got[0]&0xC0 == 0x80 {
 			t.Errorf("keepTail(%d) = %q starts inside a character", limit, got)
+		}
+	}
+}
+
+// TestRootCreatesTheDirectoryOwnersDatabase: root's first command in
+// another user's state directory leaves that user a database, -wal and
+// -shm it can write.
+func TestRootCreatesTheDirectoryOwnersDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "creating a file for another user needs root")
+	}
+	const owner = 65534
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "fraisier.db")
+	db, err := Open(context.Background(), Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(path + "*")
+	if len(files) < 2 {
+		t.Fatalf("files %v, want the database and its WAL", files)
+	}
+	for _, f := range files {
+		var st syscall.Stat_t
+		if err := syscall.Stat(f, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != owner || st.Gid != owner || st.Mode&0o777 != 0o600 {
+			t.Errorf("%s: owner %d:%d mode %o, want %d:%d 600", f, st.Uid, st.Gid, st.Mode&0o777, owner, owner)
 		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/execx"
@@ -92,10 +94,28 @@ func New(opts Options) (*Manager, error) {
 	if !filepath.IsAbs(m.unitDir) {
 		return nil, fmt.Errorf("unit directory %q is not absolute", m.unitDir)
 	}
+	if m.scope == ScopeUser && m.getenv("XDG_RUNTIME_DIR") == "" {
+		if dir := ownRuntimeDir(); dir != "" {
+			m.env = append(m.env, "XDG_RUNTIME_DIR="+dir)
+		}
+	}
 	if p := m.busPath(); p != "" {
 		m.bus = &sharedBus{path: p}
 	}
 	return m, nil
+}
+
+// ownRuntimeDir is /run/user/UID when it exists and is this user's: where
+// logind starts a lingering user's manager. sudo -u and runuser leave
+// XDG_RUNTIME_DIR unset; systemctl --user would then find no manager.
+func ownRuntimeDir() string {
+	uid := os.Geteuid()
+	dir := "/run/user/" + strconv.Itoa(uid)
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil || int(st.Uid) != uid || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return ""
+	}
+	return dir
 }
 
 // Scope returns the manager's scope.
