@@ -105,3 +105,16 @@ func TestInstallPolkit(t *testing.T) {
 		t.Errorf("hostile --user: exit %d, want %d", code, cli.ExitUsage)
 	}
 }
+
+// TestInstallUsage: install alone, or polkit with an argument, is a usage
+// error (exit 2) that says what to run.
+func TestInstallUsage(t *testing.T) {
+	for _, args := range [][]string{{"install"}, {"install", "polkit", "extra"}} {
+		var out, errOut bytes.Buffer
+		env := cli.Env{Lookup: func(string) (string, bool) { return "", false }, Euid: os.Geteuid()}
+		if code := cli.Run(context.Background(), args, cli.Streams{Out: &out, Err: &errOut}, env); code != cli.ExitUsage {
+			t.Errorf("fraisier %s: exit %d, want %d (%s)", strings.Join(args, " "), code, cli.ExitUsage, errOut.String())
+		}
+		t.Logf("fraisier %s: %s", strings.Join(args, " "), errOut.String())
+	}
+}
