@@ -128,9 +128,29 @@ func doctorDisk(path string) doctorCheck {
 	return c
 }
 
-// doctorUnit asks the environment's systemd manager whether unit exists.
-// It restarts nothing.
+// doctorUnit asks the environment's systemd manager whether unit exists,
+// and whether this user may restart it. It restarts nothing.
 func doctorUnit(ctx context.Context, scope, unit string) doctorCheck {
+	return doctorUnitAs(ctx, scope, unit, os.Geteuid())
+}
+
+// doctorUnitAs is doctorUnit for the user euid.
+func doctorUnitAs(ctx context.Context, scope, unit string, euid int) doctorCheck {
+	c, files := unitLoaded(ctx, scope, unit)
+	if c.Result == checkFail {
+		return c
+	}
+	if scope == string(systemd.ScopeSystem) && euid != 0 {
+		if r, bad := unitFilesWritable(files, euid); bad {
+			return withRight(c, r)
+		}
+	}
+	return withRight(c, mayRestart(ctx, scope, unit, euid))
+}
+
+// unitLoaded asks the environment's systemd manager whether unit exists
+// and is loaded from the files on disk, and returns those files.
+func unitLoaded(ctx context.Context, scope, unit string) (doctorCheck, []string) {
 	c := doctorCheck{Check: "unit", Subject: unit + " (" + scope + ")", Result: checkOK}
 	m, err := systemd.New(systemd.Options{Scope: systemd.Scope(scope)})
 	var st systemd.UnitFileState
@@ -149,7 +169,7 @@ func doctorUnit(ctx context.Context, scope, unit string) doctorCheck {
 	default:
 		c.Detail = "loaded from " + strings.Join(st.Files, ", ")
 	}
-	return c
+	return c, st.Files
 }
 
 func scopeFlag(scope string) string {

@@ -144,6 +144,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.pruneCommand(),
 		a.initCommand(),
 		a.doctorCommand(),
+		a.installCommand(),
 	)
 	return root
 }
