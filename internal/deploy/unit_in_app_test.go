@@ -91,3 +91,46 @@ func TestUserRefusesUnitFilesInApp(t *testing.T) {
 		})
 	}
 }
+
+// TestUnitFilesInAppRefusedBeforeReload: a drop-in linked from the
+// release since systemd last reloaded is refused before the reload that
+// would load it. Checked after the reload, it would stay loaded, and the
+// next restart by anyone (Restart=on-failure included) would run the
+// release's line with systemd's rights.
+func TestUnitFilesInAppRefusedBeforeReload(t *testing.T) {
+	if _, err := user.LookupId("65534"); err != nil {
+		testenv.Unavailable(t, "no user 65534 on this host")
+	}
+	f := newFixture(t, "")
+	root := filepath.Dir(filepath.Dir(f.app))
+	for _, dir := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{"unit.conf": "[Service]\nEnvironment=FROM_RELEASE=1\n"}
+	f.push("healthy", files)
+	f.expect(f.deploy(Request{}), store.StatusSucceeded, "v1")
+
+	link := filepath.Join(f.mgr.UnitDir, f.unit+".d", "50-release.conf")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(f.app, currentLink, "unit.conf"), link); err != nil {
+		t.Fatal(err)
+	}
+	env, err := f.cfg.Lookup("hello", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.User = "nobody"
+	f.push("healthy", files)
+	res := f.deploy(Request{})
+	f.expect(res, store.StatusFailed, "v1")
+	if res.Err == nil || !strings.Contains(res.Err.Error(), link) {
+		t.Errorf("refusal %v does not name %s", res.Err, link)
+	}
+	if got := f.mgr.MustSystemctl(t, "show", "-P", "DropInPaths", f.unit); strings.Contains(got, "50-release.conf") {
+		t.Fatalf("systemd loaded the release's drop-in before the refusal: DropInPaths=%s", got)
+	}
+}

@@ -61,7 +61,11 @@ func (m *Manager) UnitFiles(ctx context.Context, unit string) (UnitFileState, er
 	if f.fragment != "" {
 		files = append(files, f.fragment)
 	}
-	return UnitFileState{NeedReload: f.need || staleOnDisk(unit, f), LoadState: f.loadState, Files: files}, nil
+	pending := pendingOnDisk(unit, f)
+	// The files a reload would load count too: a check of Files must see
+	// them before the reload, not after systemd has taken them in.
+	files = append(files, pending...)
+	return UnitFileState{NeedReload: f.need || len(pending) > 0, LoadState: f.loadState, Files: files}, nil
 }
 
 // reloadFacts is what the manager says it loaded of a unit.
@@ -124,11 +128,11 @@ func (m *Manager) reloadFactsSystemctl(ctx context.Context, unit string) (reload
 	return f, nil
 }
 
-// staleOnDisk reports whether the files of unit on disk hold anything the
-// manager did not load (see NeedDaemonReload): a drop-in it does not list,
-// or lists from a lower-priority directory, or a fragment above the loaded
-// one.
-func staleOnDisk(unit string, f reloadFacts) bool {
+// pendingOnDisk lists the files of unit on disk that the manager did not
+// load (see NeedDaemonReload) and would at its next reload: a drop-in it
+// does not list, or lists from a lower-priority directory, or a fragment
+// above the loaded one.
+func pendingOnDisk(unit string, f reloadFacts) []string {
 	prio := func(dir string) int {
 		for i, d := range f.unitPath {
 			if d == dir {
@@ -143,6 +147,7 @@ func staleOnDisk(unit string, f reloadFacts) bool {
 	for _, p := range f.dropins {
 		loaded[filepath.Base(p)] = prio(filepath.Dir(filepath.Dir(p)))
 	}
+	var pending []string
 	names := dropinNames(unit)
 	for i, dir := range f.unitPath {
 		for _, name := range names {
@@ -151,11 +156,12 @@ func staleOnDisk(unit string, f reloadFacts) bool {
 				continue // mostly: no such directory
 			}
 			for _, e := range entries {
-				if !strings.HasSuffix(e.Name(), ".conf") || masked(filepath.Join(dir, name+".d", e.Name())) {
+				path := filepath.Join(dir, name+".d", e.Name())
+				if !strings.HasSuffix(e.Name(), ".conf") || masked(path) {
 					continue
 				}
 				if j, ok := loaded[e.Name()]; !ok || i < j {
-					return true
+					pending = append(pending, path)
 				}
 			}
 		}
@@ -163,12 +169,17 @@ func staleOnDisk(unit string, f reloadFacts) bool {
 	if f.fragment != "" && !masked(f.fragment) {
 		fragPrio := prio(filepath.Dir(f.fragment))
 		for _, dir := range f.unitPath[:min(fragPrio, len(f.unitPath))] {
-			if _, err := os.Lstat(filepath.Join(dir, unit)); err == nil {
-				return true
+			if path := filepath.Join(dir, unit); exists(path) {
+				pending = append(pending, path)
 			}
 		}
 	}
-	return false
+	return pending
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // masked reports whether path is a symlink to /dev/null, systemd's way of

@@ -25,37 +25,37 @@ func TestDropinNames(t *testing.T) {
 	}
 }
 
-// TestStaleOnDisk lays out unit directories as a manager would search
-// them and checks what counts as not loaded.
-func TestStaleOnDisk(t *testing.T) {
+// TestPendingOnDisk lays out unit directories as a manager would search
+// them and checks which files count as not loaded.
+func TestPendingOnDisk(t *testing.T) {
 	const unit = "web-app.service"
 	tests := []struct {
 		name    string
 		files   map[string]string // relative to root: content, or "->target" for a symlink
 		fragDir string            // "hi" or "lo": where the loaded fragment is
 		dropins []string          // loaded drop-ins, relative to root
-		want    bool
+		pending []string          // relative to root
 	}{
 		{name: "as loaded", files: map[string]string{"lo/web-app.service": "x", "lo/web-app.service.d/a.conf": "x"},
 			fragDir: "lo", dropins: []string{"lo/web-app.service.d/a.conf"}},
 		{name: "new drop-in", files: map[string]string{"lo/web-app.service": "x", "lo/web-app.service.d/a.conf": "x"},
-			fragDir: "lo", want: true},
+			fragDir: "lo", pending: []string{"lo/web-app.service.d/a.conf"}},
 		{name: "new drop-in in a higher directory, same name", files: map[string]string{
 			"lo/web-app.service": "x", "lo/web-app.service.d/a.conf": "x", "hi/web-app.service.d/a.conf": "y"},
-			fragDir: "lo", dropins: []string{"lo/web-app.service.d/a.conf"}, want: true},
+			fragDir: "lo", dropins: []string{"lo/web-app.service.d/a.conf"}, pending: []string{"hi/web-app.service.d/a.conf"}},
 		{name: "lower drop-in hidden by the loaded higher one", files: map[string]string{
 			"lo/web-app.service": "x", "lo/web-app.service.d/a.conf": "x", "hi/web-app.service.d/a.conf": "y"},
 			fragDir: "lo", dropins: []string{"hi/web-app.service.d/a.conf"}},
 		{name: "new prefix drop-in", files: map[string]string{"lo/web-app.service": "x", "hi/web-.service.d/p.conf": "x"},
-			fragDir: "lo", want: true},
+			fragDir: "lo", pending: []string{"hi/web-.service.d/p.conf"}},
 		{name: "new kind drop-in", files: map[string]string{"lo/web-app.service": "x", "lo/service.d/k.conf": "x"},
-			fragDir: "lo", want: true},
+			fragDir: "lo", pending: []string{"lo/service.d/k.conf"}},
 		{name: "masked drop-in is not loaded", files: map[string]string{"lo/web-app.service": "x", "hi/web-app.service.d/a.conf": "->/dev/null"},
 			fragDir: "lo"},
 		{name: "not a .conf", files: map[string]string{"lo/web-app.service": "x", "lo/web-app.service.d/README": "x"},
 			fragDir: "lo"},
 		{name: "new fragment above the loaded one", files: map[string]string{"lo/web-app.service": "x", "hi/web-app.service": "y"},
-			fragDir: "lo", want: true},
+			fragDir: "lo", pending: []string{"hi/web-app.service"}},
 		{name: "fragment below the loaded one", files: map[string]string{"lo/web-app.service": "x", "hi/web-app.service": "y"},
 			fragDir: "hi"},
 	}
@@ -82,8 +82,12 @@ func TestStaleOnDisk(t *testing.T) {
 			for _, d := range tt.dropins {
 				f.dropins = append(f.dropins, filepath.Join(root, d))
 			}
-			if got := staleOnDisk(unit, f); got != tt.want {
-				t.Errorf("staleOnDisk = %v, want %v", got, tt.want)
+			var want []string
+			for _, rel := range tt.pending {
+				want = append(want, filepath.Join(root, rel))
+			}
+			if got := pendingOnDisk(unit, f); !slices.Equal(got, want) {
+				t.Errorf("pendingOnDisk = %q, want %q", got, want)
 			}
 		})
 	}
