@@ -100,6 +100,8 @@ func wantFiles() map[string]string {
 		"/usr/bin/fraisier":                                  "-rwxr-xr-x",
 		"/usr/lib/systemd/system/fraisier.service":           "-rw-r--r--",
 		"/usr/lib/systemd/system/fraisier.socket":            "-rw-r--r--",
+		"/usr/lib/systemd/system/fraisier-polkit.path":       "-rw-r--r--",
+		"/usr/lib/systemd/system/fraisier-polkit.service":    "-rw-r--r--",
 		"/usr/lib/sysusers.d/fraisier.conf":                  "-rw-r--r--",
 		"/usr/lib/tmpfiles.d/fraisier.conf":                  "-rw-r--r--",
 		"/etc/fraisier/fraises.yaml":                         "-rw-r--r--",
