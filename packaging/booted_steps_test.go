@@ -27,6 +27,16 @@ func (b booted) configure() {
 		b.t.Fatalf("config validate as root:\n%s", out)
 	}
 
+	// Before the steps below, doctor says what is missing, each with its
+	// fix.
+	broken := b.doctor(false)
+	b.t.Logf("fraisier doctor on the host not set up yet (exit 14 expected):\n%s", broken)
+	for _, want := range []string{"fail    unit", "fail    sandbox", "ReadWritePaths=/srv/shop"} {
+		if !strings.Contains(broken, want) {
+			b.t.Errorf("doctor on the host not set up does not say %q", want)
+		}
+	}
+
 	b.edit("/etc/fraisier/shop.service", "# User=shop", "User=nobody")
 	b.run("cp", "/etc/fraisier/shop.service", "/etc/systemd/system/shop.service")
 	b.run("install", "-d", "-o", "fraisier", "-g", "fraisier", "/srv/shop")

@@ -126,9 +126,15 @@ func (a *app) doctorConcurrently(ctx context.Context, cfg *config.Config, envs [
 	var (
 		state, listen doctorCheck
 		perEnv        = make([][]doctorCheck, len(envs))
+		sandbox       *serveSandbox
 		wg            sync.WaitGroup
 	)
 	wg.Go(func() { state = a.doctorState(ctx, cfg, o.timeout) })
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		sandbox = loadServeSandbox(ctx)
+	})
 	for i, env := range envs {
 		wg.Go(func() { perEnv[i] = doctorEnvironment(ctx, env, o.timeout) })
 	}
@@ -137,8 +143,11 @@ func (a *app) doctorConcurrently(ctx context.Context, cfg *config.Config, envs [
 	}
 	wg.Wait()
 	out := []doctorCheck{state}
-	for _, c := range perEnv {
+	for i, c := range perEnv {
 		out = append(out, c...)
+		if sandbox != nil && envs[i].SharesCodeWith == "" {
+			out = append(out, sandbox.check(envs[i]))
+		}
 	}
 	if o.fraise == "" {
 		out = append(out, listen)
