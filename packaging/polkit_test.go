@@ -132,16 +132,10 @@ func TestPolkitUnitsRefreshTheRule(t *testing.T) {
 		testenv.Unavailable(t, "the service writes a directory only root may, as root")
 	}
 	mgr := tsystemd.UserManager(t)
-	// Not under /tmp, which PrivateTmp= replaces for the service: the
-	// binary, the configuration and the rules live here for the test.
-	root, err := os.MkdirTemp(".", ".polkit-units-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	if root, err = filepath.Abs(root); err != nil {
-		t.Fatal(err)
-	}
+	// The binary, the configuration and the rules live in the test's
+	// directory, which is under /tmp: the test's copy of the service sets
+	// PrivateTmp=no (below), or the service would see a /tmp of its own.
+	root := t.TempDir()
 	bin := filepath.Join(root, "fraisier")
 	built, err := os.ReadFile(testenv.BuildFraisier(t))
 	if err != nil {
@@ -178,7 +172,7 @@ func TestPolkitUnitsRefreshTheRule(t *testing.T) {
 	// hides /home, /root and /run/user as well.
 	moved := strings.NewReplacer("/usr/bin/fraisier ", bin+" ", "/etc/fraisier/fraises.yaml", cfg,
 		"/etc/polkit-1/rules.d", rules, "/etc/fraisier/credentials", creds, "fraisier-polkit.service", service,
-		"\nProtectHome=yes\n", "\nProtectHome=tmpfs\n",
+		"\nProtectHome=yes\n", "\nProtectHome=tmpfs\n", "PrivateTmp=yes\n", "PrivateTmp=no\n",
 		"[Service]\n", "[Service]\nStandardOutput=append:"+filepath.Join(root, "out.log")+"\nStandardError=append:"+filepath.Join(root, "out.log")+"\n")
 	for file, unit := range map[string]string{polkitService: service, polkitPath: path} {
 		data, err := os.ReadFile(file)
