@@ -89,9 +89,14 @@ func IsUnavailable(err error) bool {
 	if errors.As(err, &ce) {
 		return true
 	}
+	// A syscall.Errno has Timeout and Temporary, so it is a net.Error too:
+	// only network errors count here, not a file the database could not
+	// open for a reason (EACCES, EROFS) the caller must report as it is.
 	var ne net.Error
 	if errors.As(err, &ne) {
-		return true
+		if _, errno := ne.(syscall.Errno); !errno {
+			return true
+		}
 	}
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.ErrUnexpectedEOF)
