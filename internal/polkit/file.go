@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/fraiseql/fraisier/internal/systemd"
 )
 
 // WriteRule installs a rule at path (mode 0644) unless the file holds
@@ -25,48 +26,8 @@ func WriteRule(path string, content []byte) (changed bool, err error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("read the installed rule %s: %w", path, err)
 	}
-	if err := replaceFile(path, content, 0o644); err != nil {
+	if err := systemd.ReplaceFile(path, content, 0o644); err != nil {
 		return false, fmt.Errorf("write the rule %s: %w", path, err)
 	}
 	return true, nil
-}
-
-// replaceFile writes content through a temporary file in path's directory
-// and renames it into place, syncing the file and the directory, so that
-// a crash leaves the old file or the new one.
-func replaceFile(path string, content []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	// Chmod, not CreateTemp's 0600 under the umask: polkitd runs as its
-	// own user and must read the file.
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(content); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

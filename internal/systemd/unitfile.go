@@ -37,17 +37,18 @@ func (m *Manager) WriteUnit(name string, content []byte) (changed bool, err erro
 	if err := os.MkdirAll(m.unitDir, 0o755); err != nil {
 		return false, fmt.Errorf("write unit %s: %w", name, err)
 	}
-	if err := writeAtomic(path, content, 0o644); err != nil {
+	if err := ReplaceFile(path, content, 0o644); err != nil {
 		return false, fmt.Errorf("write unit %s: %w", name, err)
 	}
 	return true, nil
 }
 
-// writeAtomic writes through a hidden temporary file in the same directory
-// (unit names cannot start with ".", so systemd never loads it) and renames
-// it into place, syncing file and directory so that a crash leaves either
-// the old unit or the new one.
-func writeAtomic(path string, content []byte, mode os.FileMode) (err error) {
+// ReplaceFile writes a file a daemon rereads from its directory (systemd
+// its units, polkitd its rules) through a hidden temporary file beside it,
+// which neither loads (its name starts with "."), and renames it into
+// place with mode, syncing file and directory: a crash leaves either the
+// old file or the new one, and the daemon never reads half of one.
+func ReplaceFile(path string, content []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
