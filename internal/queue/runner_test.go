@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,7 +209,19 @@ func TestNewestPushWins(t *testing.T) {
 	first := f.commit()
 	f.enqueue("api", first)
 	r.Wake()
-	waitFor(t, "the first deployment to start", 10*time.Second, func() bool { return f.state("api").Status == store.StatusRunning })
+	// Past its check that the commit is the branch's tip: a commit pushed
+	// before that check would make it refuse the first one, rightly.
+	waitFor(t, "the first deployment to make its release", 10*time.Second, func() bool {
+		if f.state("api").Status != store.StatusRunning {
+			return false
+		}
+		ds := f.deployments("api")
+		if len(ds) == 0 {
+			return false
+		}
+		steps, err := f.db.Steps(context.Background(), ds[len(ds)-1].ID)
+		return err == nil && slices.ContainsFunc(steps, func(s store.Step) bool { return s.Name == "release" })
+	})
 	var last string
 	for range 5 {
 		last = f.commit()
