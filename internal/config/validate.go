@@ -37,6 +37,7 @@ func (l *loader) validate() {
 	l.validateAppPaths()
 	l.validateRouting()
 	l.validateForges()
+	l.validateForgeStatus()
 	l.validateSecretLengths()
 }
 
