@@ -21,9 +21,12 @@ type bbBuildStatus struct {
 	Ref         string `json:"ref,omitempty"`
 }
 
-// maxKey bounds a build status key. Bitbucket Cloud's documented limit was
-// not found; 40 characters is what its older documentation gave.
+// maxKey bounds a build status key: Bitbucket Cloud answers 400 "key:
+// Ensure this value has at most 40 characters" to a longer one.
 const maxKey = 40
+
+// maxName bounds a build status name (255 characters on both products).
+const maxName = 255
 
 // buildKey is the report's context as a Bitbucket key: a later status with
 // the same key replaces the earlier one. A long context is shortened with a
@@ -47,7 +50,7 @@ func (c *Client) sendBitbucket(ctx context.Context, t target, r Report) error {
 		op: "create build status", method: http.MethodPost,
 		url: t.url(nil, "repositories", t.repo[0], t.repo[1], "commit", t.sha, "statuses", "build"),
 		body: bbBuildStatus{
-			Key: buildKey(r.context()), State: ForgeState(r.Forge, "", r.State), Name: r.context(),
+			Key: buildKey(r.context()), State: ForgeState(r.Forge, "", r.State), Name: truncate(r.context(), maxName),
 			URL: link, Description: r.description(), Refname: shortRef(r.Ref),
 		},
 	})
@@ -71,7 +74,7 @@ func (c *Client) sendBitbucketServer(ctx context.Context, t target, r Report) er
 		op: "create build status", method: http.MethodPost,
 		url: t.url(nil, "projects", t.repo[0], "repos", t.repo[1], "commits", t.sha, "builds"),
 		body: bbBuildStatus{
-			Key: buildKey(r.context()), State: ForgeState(r.Forge, "", r.State), Name: r.context(),
+			Key: buildKey(r.context()), State: ForgeState(r.Forge, "", r.State), Name: truncate(r.context(), maxName),
 			URL: link, Description: r.description(), Ref: ref,
 		},
 	})
