@@ -51,7 +51,7 @@ func (c *Client) sendBitbucket(ctx context.Context, t target, r Report) error {
 		url: t.url(nil, "repositories", t.repo[0], t.repo[1], "commit", t.sha, "statuses", "build"),
 		body: bbBuildStatus{
 			Key: buildKey(r.context()), State: ForgeState(r.Forge, "", r.State), Name: truncate(r.context(), maxName),
-			URL: link, Description: r.description(), Refname: shortRef(r.Ref),
+			URL: link, Description: r.description(), Refname: branchName(r.Ref),
 		},
 	})
 }
@@ -78,4 +78,10 @@ func (c *Client) sendBitbucketServer(ctx context.Context, t target, r Report) er
 			URL: link, Description: r.description(), Ref: ref,
 		},
 	})
+}
+
+// branchName is a ref without refs/heads/ or refs/tags/.
+func branchName(ref string) string {
+	s, _ := shortRef(ref)
+	return s
 }

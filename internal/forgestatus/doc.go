@@ -1,7 +1,8 @@
 // Package forgestatus reports a deployment's state for a commit on the forge
 // the commit came from: GitHub (a deployment with deployment statuses, or a
 // commit status where the token may not create deployments), GitLab (a
-// commit status), Gitea and Forgejo (a commit status), Bitbucket Cloud and
+// commit status, and a deployment in the environment when the report names
+// its ref), Gitea and Forgejo (a commit status), Bitbucket Cloud and
 // Bitbucket Data Center (a build status).
 //
 // A caller builds a Report from what it stored (a Report marshals to JSON

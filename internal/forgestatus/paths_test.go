@@ -118,6 +118,7 @@ func TestForgeStateCoversEveryState(t *testing.T) {
 		"github/deployment": {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"},
 		"github/status":     {"error", "failure", "pending", "success"},
 		"gitlab":            {"pending", "running", "success", "failed", "canceled"},
+		"gitlab/deployment": {"created", "running", "success", "failed", "canceled"},
 		"gitea":             {"pending", "success", "error", "failure"},
 		"bitbucket":         {"INPROGRESS", "SUCCESSFUL", "FAILED", "STOPPED"},
 		"bitbucket_server":  {"INPROGRESS", "SUCCESSFUL", "FAILED"},

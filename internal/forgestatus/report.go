@@ -35,7 +35,7 @@ func States() []State {
 // Final reports whether s ends a deployment: no report follows it.
 func (s State) Final() bool { return s != Queued && s != Running }
 
-// Via values: how a GitHub report was made.
+// Via values: how a GitHub or GitLab report was made.
 const (
 	ViaDeployment   = "deployment"
 	ViaCommitStatus = "commit_status"
@@ -56,8 +56,9 @@ type Report struct {
 	Repository string `json:"repository"`
 	// SHA is the commit deployed (for a pull request preview, the head).
 	SHA string `json:"sha"`
-	// Ref is the branch or tag deployed, optional: GitLab's ref, Bitbucket
-	// Cloud's refname.
+	// Ref is the branch or tag deployed (main, refs/heads/main or
+	// refs/tags/v1): GitLab records a deployment in its environment only
+	// with a ref; Bitbucket shows it beside the build status.
 	Ref         string `json:"ref,omitempty"`
 	Environment string `json:"environment"`
 	// Context names the status on the forge; default "fraisier/<environment>".
@@ -79,10 +80,11 @@ type Report struct {
 	// carries it, so that a report without ForgeDeploymentID finds the
 	// deployment an earlier report created instead of making another.
 	DeploymentID int64 `json:"deployment_id,omitempty"`
-	// ForgeDeploymentID is GitHub's id of the deployment, from a Result.
+	// ForgeDeploymentID is GitHub's or GitLab's id of the deployment, from
+	// a Result.
 	ForgeDeploymentID int64 `json:"forge_deployment_id,omitempty"`
-	// Via is ViaCommitStatus once GitHub refused a deployment to the
-	// token, so that later reports go straight to commit statuses.
+	// Via is ViaCommitStatus once GitHub or GitLab refused deployments to
+	// the token, so that later reports go straight to commit statuses.
 	Via string `json:"via,omitempty"`
 
 	// APIURL is the forge's API base (see DefaultAPIURL); empty for the
@@ -101,9 +103,10 @@ func (r Report) String() string {
 // Result is what a report left on the forge that the next report of the
 // same deployment needs.
 type Result struct {
-	// ForgeDeploymentID is GitHub's deployment id (0 elsewhere).
+	// ForgeDeploymentID is GitHub's or GitLab's deployment id (0
+	// elsewhere).
 	ForgeDeploymentID int64 `json:"forge_deployment_id,omitempty"`
-	// Via says how a GitHub report was made (ViaDeployment or
+	// Via says how a GitHub or GitLab report was made (ViaDeployment or
 	// ViaCommitStatus); empty elsewhere.
 	Via string `json:"via,omitempty"`
 }
@@ -168,7 +171,7 @@ func (c *Client) Send(ctx context.Context, r Report) (Result, error) {
 	case forge.GitHub:
 		return c.sendGitHub(ctx, t, r)
 	case forge.GitLab:
-		return Result{}, c.sendGitLab(ctx, t, r)
+		return c.sendGitLab(ctx, t, r)
 	case forge.Gitea:
 		return Result{}, c.sendGitea(ctx, t, r)
 	case forge.Bitbucket:

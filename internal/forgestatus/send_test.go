@@ -21,12 +21,13 @@ func TestSendMakesTheDocumentedRequest(t *testing.T) {
 		repo    string
 		state   State
 		token   string
+		via     string
 		answer  answer
 		path    string
 		headers map[string]string
 		body    map[string]any
 	}{{
-		name: "gitlab commit status", forge: forge.GitLab, repo: "acme/backend/api", state: Running,
+		name: "gitlab commit status", forge: forge.GitLab, repo: "acme/backend/api", state: Running, via: ViaCommitStatus,
 		answer: answer{status: 201, body: `{"id":1,"status":"running"}`},
 		path:   "/api/v4/projects/acme%2Fbackend%2Fapi/statuses/" + testSHA,
 		headers: map[string]string{"Private-Token": testToken, "Content-Type": "application/json",
@@ -70,6 +71,7 @@ func TestSendMakesTheDocumentedRequest(t *testing.T) {
 			if tc.token != "" {
 				r.Token = tc.token
 			}
+			r.Via = tc.via
 			if _, err := testClient(time.Now()).Send(context.Background(), r); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
