@@ -169,3 +169,23 @@ func TestReportChecks(t *testing.T) {
 		t.Fatalf("%d requests for reports that cannot be sent", n)
 	}
 }
+
+// FuzzScrub: whatever a forge answers, the message kept never holds the
+// token or, for user:secret, the secret.
+func FuzzScrub(f *testing.F) {
+	const token = "jdoe:app-password-0123456789"
+	for _, s := range []string{"", token, "x" + token + "y", "jdoe:app-pass\x00word-0123456789", strings.Repeat("é", 299) + token} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := scrub(msg, token)
+		for _, part := range secretParts(token) {
+			if strings.Contains(got, part) {
+				t.Fatalf("scrub(%q) = %q holds %q", msg, got, part)
+			}
+		}
+		if n := len([]rune(got)); n > MaxMessage {
+			t.Fatalf("scrub kept %d characters", n)
+		}
+	})
+}

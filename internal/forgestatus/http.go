@@ -158,6 +158,7 @@ func messageText(raw json.RawMessage) string {
 // scrub removes the token (and, for "user:secret", the secret alone)
 // from s and caps it.
 func scrub(s, token string) string {
+	s = truncate(s, len(s)) // control characters out first: they could split a token
 	for _, t := range secretParts(token) {
 		s = strings.ReplaceAll(s, t, "REDACTED")
 	}

@@ -240,3 +240,35 @@ func TestGitHubRateLimitIsNotARefusal(t *testing.T) {
 		t.Fatalf("%d requests: a rate limit fell back to commit statuses", n)
 	}
 }
+
+// TestPendingThenFinalInOrder: on every forge, the running report and the
+// final one arrive in that order with the forge's states for them.
+func TestPendingThenFinalInOrder(t *testing.T) {
+	want := map[forge.Kind][2][]any{
+		forge.GitLab:          {{"running", "success"}, {"running", "failed"}},
+		forge.Gitea:           {{"pending", "success"}, {"pending", "failure"}},
+		forge.Bitbucket:       {{"INPROGRESS", "SUCCESSFUL"}, {"INPROGRESS", "FAILED"}},
+		forge.BitbucketServer: {{"INPROGRESS", "SUCCESSFUL"}, {"INPROGRESS", "FAILED"}},
+	}
+	for k, outcomes := range want {
+		for i, final := range []State{Succeeded, RolledBack} {
+			f := newFakeForge(t)
+			c := testClient(time.Now())
+			r := report(f, k, repoOf(k), Running)
+			r.Via = ViaCommitStatus // GitLab: the commit status alone
+			for _, s := range []State{Running, final} {
+				r.State = s
+				if _, err := c.Send(context.Background(), r); err != nil {
+					t.Fatalf("%s %s: %v", k, s, err)
+				}
+			}
+			var got []any
+			for _, req := range f.requests() {
+				got = append(got, req.Body["state"])
+			}
+			if d := cmp.Diff(outcomes[i], got); d != "" {
+				t.Errorf("%s, ending %s: states (-want +got):\n%s", k, final, d)
+			}
+		}
+	}
+}
