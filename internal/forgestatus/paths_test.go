@@ -178,3 +178,17 @@ func TestDescription(t *testing.T) {
 		t.Error("two long contexts share a key")
 	}
 }
+
+// TestRepositoryCredentialsNotShown: a clone URL with a password, given as
+// the repository, never shows the password in an error or the report's
+// string.
+func TestRepositoryCredentialsNotShown(t *testing.T) {
+	const pw = "clone-password-0123456789"
+	for _, repo := range []string{"https://bot:" + pw + "@github.com/acme/api.git", "https://bot:" + pw + "@github.com/acme/a/b/c.git"} {
+		r := Report{Forge: forge.GitHub, Repository: repo}
+		_, err := RepositoryPath(forge.GitHub, repo)
+		if strings.Contains(r.String(), pw) || (err != nil && strings.Contains(err.Error(), pw)) {
+			t.Errorf("%v / %s holds the password", err, r)
+		}
+	}
+}

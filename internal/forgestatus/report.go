@@ -97,7 +97,7 @@ type Report struct {
 
 // String describes the report without its token.
 func (r Report) String() string {
-	return fmt.Sprintf("%s %s@%.12s %s=%s", r.Forge, r.Repository, r.SHA, r.Environment, r.State)
+	return fmt.Sprintf("%s %s@%.12s %s=%s", r.Forge, shownRepository(r.Repository), r.SHA, r.Environment, r.State)
 }
 
 // Result is what a report left on the forge that the next report of the
@@ -143,7 +143,7 @@ type Client struct {
 	now       func() time.Time
 }
 
-// DefaultTimeout bounds one report, all its requests included.
+// DefaultTimeout bounds each request of a report.
 const DefaultTimeout = 30 * time.Second
 
 // New returns a client identified by userAgent (fraisier/<version>). It
@@ -155,6 +155,9 @@ func New(userAgent string) *Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
+	}
+	if userAgent == "" {
+		userAgent = "fraisier"
 	}
 	return &Client{http: hc, userAgent: userAgent, now: time.Now}
 }

@@ -137,11 +137,11 @@ func RepositoryPath(k forge.Kind, repo string) ([]string, error) {
 		want = "PROJECT/repository"
 	}
 	if len(segs) < 2 || (k != forge.GitLab && len(segs) != 2) || len(segs) > maxSegments {
-		return nil, fmt.Errorf("repository %.120q is not %s", repo, want)
+		return nil, fmt.Errorf("repository %.120q is not %s", shownRepository(repo), want)
 	}
 	for _, s := range segs {
 		if !validSegment(s) {
-			return nil, fmt.Errorf("repository %.120q is not %s: %.64q is not a name", repo, want, s)
+			return nil, fmt.Errorf("repository %.120q is not %s: %.64q is not a name", shownRepository(repo), want, s)
 		}
 	}
 	return segs, nil
@@ -189,4 +189,14 @@ func (t target) url(query url.Values, segs ...string) string {
 		u.RawQuery = query.Encode()
 	}
 	return u.String()
+}
+
+// shownRepository is a repository name fit for an error or a log: a clone
+// URL loses its user and password.
+func shownRepository(repo string) string {
+	if u, err := url.Parse(repo); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return repo
 }
