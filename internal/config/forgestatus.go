@@ -60,6 +60,23 @@ func (l *loader) readStatusTokens() {
 	}
 }
 
+// onlyStatus reports whether the forge section at path holds a status
+// block and no webhook key at all: it reports deployments made from the
+// command line or the API and accepts no webhook, which a warning says.
+func onlyStatus(l *loader, path string) bool {
+	for _, k := range []string{"secret", "secret_file", "secrets", "allow_unsigned"} {
+		if l.has(path + "." + k) {
+			return false
+		}
+	}
+	if !l.has(path + ".status") {
+		return false
+	}
+	l.warn(path, path[len("git."):]+" has a status block and no secret: deployments are reported on it, but its webhooks are refused",
+		"add secret (or secret_file) to deploy on its pushes")
+	return true
+}
+
 // validateForgeStatus checks each forge's status section: a token, and an
 // API address fraisier may send that token to.
 func (l *loader) validateForgeStatus() {

@@ -42,6 +42,8 @@ func TestForgeStatus(t *testing.T) {
 		{name: "plain http elsewhere warns", git: "gitea: {" + secret + ", status: {token: " + statusToken + ", api_url: \"http://git.example\"}}",
 			token: statusToken, apiURL: "http://git.example",
 			warnings: []string{"git.gitea.status.api_url: http://git.example is plain http: the token crosses the network unencrypted"}},
+		{name: "status without webhooks warns", git: "gitlab: {status: {token: " + statusToken + "}}", token: statusToken,
+			warnings: []string{"git.gitlab: gitlab has a status block and no secret: deployments are reported on it, but its webhooks are refused"}},
 		{name: "no token", git: "github: {" + secret + ", status: {api_url: \"https://ghe.example/api/v3\"}}",
 			problems: []string{"git.github.status: github status has no token, so no deployment can be reported"}},
 		{name: "token and token_file", git: "github: {" + secret + ", status: {token: " + statusToken + ", token_file: gh-status}}",
