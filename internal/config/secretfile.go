@@ -57,6 +57,7 @@ func (l *loader) readSecretFiles() {
 			s.APIToken, s.APITokenFile = l.readSecret("server.api_token_file", s.APITokenFile)
 		}
 	}
+	l.readStatusTokens()
 	if s := &c.State; s.URLFile != "" && s.URL == "" && s.Path == "" {
 		// Conflicts between path, url and url_file are the validator's.
 		s.URL, s.URLFile = l.readSecret("state.url_file", s.URLFile)

@@ -105,7 +105,8 @@ func urlPasswords(raw string) []string {
 
 // SecretValues returns every secret the configuration holds, longest
 // first, so that output can be scrubbed of them: the forges' and fraises'
-// webhook secrets (from files too), the API token, the state URL, every
+// webhook secrets (from files too), the API token, the forges' status
+// tokens, the state URL, every
 // database URL, and the passwords inside those URLs (see urlPasswords).
 func (c *Config) SecretValues() []string {
 	var out []string
@@ -133,6 +134,9 @@ func (c *Config) SecretValues() []string {
 		}
 	}
 	add(c.Server.APIToken.Reveal())
+	for _, t := range c.Git.statusTokens() {
+		add(t)
+	}
 	addURL(c.State.URL.Reveal())
 	for _, e := range c.Environments() {
 		if e.Database != nil {

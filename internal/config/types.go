@@ -60,6 +60,9 @@ type Forge struct {
 	Secrets       []Secret  `yaml:"secrets" json:"secrets,omitempty" doc:"several accepted secrets (at least 16 bytes each), for rotation"`
 	AllowUnsigned *Unsigned `yaml:"allow_unsigned" json:"allow_unsigned,omitempty" doc:"accept deliveries without a signature for some fraises or from some addresses only"`
 
+	// Status is how fraisier reports deployments on this forge.
+	Status *ForgeStatus `yaml:"status" json:"status,omitempty" doc:"report each deployment on this forge: commit status, GitHub deployment, Bitbucket build status"`
+
 	// FileSecret is the content of SecretFile, read when the file is loaded.
 	FileSecret Secret `yaml:"-" json:"file_secret,omitempty"`
 }

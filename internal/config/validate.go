@@ -37,6 +37,7 @@ func (l *loader) validate() {
 	l.validateAppPaths()
 	l.validateRouting()
 	l.validateForges()
+	l.validateForgeStatus()
 	l.validateSecretLengths()
 }
 
@@ -107,6 +108,9 @@ func (l *loader) validateGit() {
 			}
 		}
 		if len(f.AcceptedSecrets()) == 0 && f.AllowUnsigned == nil && !l.ps.covered(path+".secret_file") {
+			if onlyStatus(l, path) {
+				continue
+			}
 			l.report(path, fmt.Sprintf("%s has no secret, so every delivery would be refused", key),
 				"set secret (from ${VAR}), secret_file or secrets; or allow_unsigned for some fraises or addresses on a private network only")
 		}
