@@ -26,6 +26,10 @@ const (
 	ScopeLock     = "lock"
 )
 
+// TriggerAPI marks a deployment queued through the deploy API; its actor
+// is the token's name.
+const TriggerAPI Trigger = "api"
+
 // TokenPrefix starts every API token, so that secret scanners and people
 // can tell one when they see it.
 const TokenPrefix = "fraisier_"
