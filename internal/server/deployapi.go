@@ -197,12 +197,12 @@ func (s *Server) handleAPIDeploy(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, status, apiError{err.Error()})
 		return
 	}
-	s.enqueue(w, r, c, store.QueueRequest{Target: c.target, SHA: sha, Ref: ref, Trigger: store.TriggerAPI, Actor: c.token.Name})
+	s.enqueue(w, r, c, store.ScopeDeploy, store.QueueRequest{Target: c.target, SHA: sha, Ref: ref, Trigger: store.TriggerAPI, Actor: c.token.Name})
 }
 
 // enqueue queues q through the store's queue, as the intake does, wakes
 // the workers and answers where to follow it.
-func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, c apiCall, q store.QueueRequest) {
+func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, c apiCall, action string, q store.QueueRequest) {
 	res, err := c.db.Enqueue(r.Context(), q)
 	if err != nil {
 		s.log.Error("api: queue", "token", c.token.Name, "fraise", q.Fraise, "environment", q.Environment, "err", err)
@@ -213,7 +213,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, c apiCall, q st
 		s.runner.Wake()
 	}
 	url := "/api/deployments/" + strconv.FormatInt(res.DeploymentID, 10)
-	s.log.Info("api", "action", string(q.Trigger), "token", c.token.Name, "fraise", q.Fraise, "environment", q.Environment,
+	s.log.Info("api", "action", action, "token", c.token.Name, "fraise", q.Fraise, "environment", q.Environment,
 		"sha", q.SHA, "ref", q.Ref, "deployment", res.DeploymentID, "superseded", res.Superseded, "status", http.StatusAccepted)
 	s.reply(w, http.StatusAccepted, queuedJSON{DeploymentID: res.DeploymentID, Fraise: q.Fraise, Environment: q.Environment,
 		SHA: q.SHA, Ref: q.Ref, Superseded: res.Superseded, StatusURL: url, LogsURL: url})
@@ -436,7 +436,7 @@ func (s *Server) handleAPIRollback(w http.ResponseWriter, r *http.Request) {
 			what, c.target, c.target.Fraise, c.target.Environment)})
 		return
 	}
-	s.enqueue(w, r, c, store.QueueRequest{Target: c.target, SHA: rel.SHA, Ref: rel.Name, Trigger: store.TriggerRollback,
+	s.enqueue(w, r, c, store.ScopeRollback, store.QueueRequest{Target: c.target, SHA: rel.SHA, Ref: rel.Name, Trigger: store.TriggerRollback,
 		Actor: c.token.Name + " via api"})
 }
 
