@@ -148,24 +148,24 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, action string, bo
 // targeted is a request body that names a target.
 type targeted interface{ targetOf() store.Target }
 
-type deployBody struct {
+// targetBody is the part of every request body that names the target.
+type targetBody struct {
 	Fraise      string `json:"fraise"`
 	Environment string `json:"environment"`
-	Ref         string `json:"ref"`
 }
 
-func (b *deployBody) targetOf() store.Target {
+func (b *targetBody) targetOf() store.Target {
 	return store.Target{Fraise: b.Fraise, Environment: b.Environment}
+}
+
+type deployBody struct {
+	targetBody
+	Ref string `json:"ref"`
 }
 
 type lockBody struct {
-	Fraise      string `json:"fraise"`
-	Environment string `json:"environment"`
-	Reason      string `json:"reason"`
-}
-
-func (b *lockBody) targetOf() store.Target {
-	return store.Target{Fraise: b.Fraise, Environment: b.Environment}
+	targetBody
+	Reason string `json:"reason"`
 }
 
 // queuedJSON is the answer to a deploy or rollback the API queued.
@@ -396,13 +396,8 @@ func (s *Server) handleDeploymentFollow(w http.ResponseWriter, r *http.Request) 
 }
 
 type rollbackBody struct {
-	Fraise      string `json:"fraise"`
-	Environment string `json:"environment"`
-	To          string `json:"to"`
-}
-
-func (b *rollbackBody) targetOf() store.Target {
-	return store.Target{Fraise: b.Fraise, Environment: b.Environment}
+	targetBody
+	To string `json:"to"`
 }
 
 // handleAPIRollback queues a rollback to the release named by "to" (a
