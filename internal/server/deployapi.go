@@ -56,7 +56,6 @@ type apiCall struct {
 	target store.Target
 	env    *config.Environment
 	db     apiStore
-	start  time.Time
 }
 
 // bearer is the request's bearer token, or "".
@@ -112,7 +111,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (tok store
 // checks that the token may do action on the environment the body names,
 // answering the request itself when not (ok false).
 func (s *Server) begin(w http.ResponseWriter, r *http.Request, action string, body targeted) (apiCall, bool) {
-	c := apiCall{start: time.Now()}
+	var c apiCall
 	tok, db, ok := s.authenticate(w, r)
 	if !ok {
 		return c, false
