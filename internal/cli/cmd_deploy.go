@@ -40,6 +40,7 @@ type deployResultJSON struct {
 
 func (a *app) deployCommand() *cobra.Command {
 	var opts deployOptions
+	var remote remoteFlags
 	cmd := &cobra.Command{
 		Use:   "deploy <fraise> <environment>",
 		Short: "Deploy a fraise environment to the head of its branch (or --ref), rolling back on failure",
@@ -53,6 +54,9 @@ rollback_failed (operator needed). Exit codes: 0 succeeded or skipped,
 the target.`,
 		Args: rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if here, err := remote.local(); err != nil || !here {
+				return remoteOr(err, func() error { return a.remoteDeploy(cmd.Context(), remote, args, opts) })
+			}
 			env, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
@@ -76,6 +80,7 @@ the target.`,
 	f.BoolVar(&opts.plan, "dry-run", false, "the same as --plan")
 	f.DurationVar(&opts.wait, "wait", 0, "wait this long for another deployment of the same target to finish (default: refuse at once)")
 	addJSONFlag(cmd, &opts.asJSON)
+	addRemoteFlags(cmd, &remote)
 	return cmd
 }
 

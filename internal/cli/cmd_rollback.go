@@ -17,6 +17,7 @@ func (a *app) rollbackCommand() *cobra.Command {
 		wait      time.Duration
 		noMigrate bool
 		asJSON    bool
+		remote    remoteFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback <fraise> <environment>",
@@ -40,6 +41,9 @@ restored, its migrations applied again first. Exit codes are those of
 deploy.`,
 		Args: rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if here, err := remote.local(); err != nil || !here {
+				return remoteOr(err, func() error { return a.remoteRollback(cmd.Context(), remote, args, to, noMigrate, wait, asJSON) })
+			}
 			env, db, err := a.targetStore(cmd, args)
 			if err != nil {
 				return err
@@ -55,6 +59,7 @@ deploy.`,
 	f.DurationVar(&wait, "wait", 0, "wait this long for another deployment of the same target to finish")
 	f.BoolVar(&noMigrate, "no-migrate", false, "switch the code only: leave the database at its current revision")
 	addJSONFlag(cmd, &asJSON)
+	addRemoteFlags(cmd, &remote)
 	return cmd
 }
 

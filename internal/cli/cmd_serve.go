@@ -35,7 +35,9 @@ and the configuration in use stays. The server and state sections take
 effect at the next restart (the log names those a reload changed).
 
 Endpoints: POST /webhook and /webhook/{forge}; GET /health, /ready,
-/providers, /metrics, /api/fraises, /api/deployments, /api/deployments/{id}.
+/providers, /metrics, /api/fraises, /api/deployments, /api/deployments/{id};
+POST /api/deploy, /api/rollback, /api/lock, /api/unlock with a token of
+fraisier tokens (server.api_token reads only).
 With server.api_token set, /api/*, /providers and /metrics need it
 (server.open_metrics: true serves /metrics without it). Without a token,
 serve refuses to listen on an address other hosts can reach (exit 3)

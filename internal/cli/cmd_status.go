@@ -54,6 +54,7 @@ func (a *app) statusCommand() *cobra.Command {
 	var (
 		asJSON bool
 		opts   statusOptions
+		remote remoteFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "status [fraise [environment]]",
@@ -61,6 +62,9 @@ func (a *app) statusCommand() *cobra.Command {
 		Args:  rangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.fraise, opts.env = argAt(args, 0), argAt(args, 1)
+			if here, err := remote.local(); err != nil || !here {
+				return remoteOr(err, func() error { return a.remoteStatus(cmd.Context(), remote, opts.fraise, opts.env, asJSON) })
+			}
 			out, err := a.status(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -74,6 +78,7 @@ func (a *app) statusCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&opts.offline, "offline", false, "answer from the state database only: do not ask git (branch head), systemd (units) or the health check (one try)")
 	cmd.Flags().DurationVar(&opts.liveTimeout, "live-timeout", 5*time.Second, "bound on each environment's live checks")
 	addJSONFlag(cmd, &asJSON)
+	addRemoteFlags(cmd, &remote)
 	return cmd
 }
 

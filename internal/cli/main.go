@@ -139,6 +139,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.logsCommand(),
 		a.lockCommand(),
 		a.unlockCommand(),
+		a.tokensCommand(),
 		a.jobsCommand(),
 		a.serveCommand(),
 		a.pruneCommand(),

@@ -157,13 +157,14 @@ func (d *deployment) ranFrom(ctx context.Context) (string, error) {
 }
 
 // requestedRefOf is the full ref a deployment was asked for, or "" when it
-// named none: a queued push names its ref ("refs/heads/main@0123456789ab"),
-// a deployment by hand of the environment's branch (the default) counts as
-// that branch, and one of a refs/ name as that ref; a commit, a tag's
-// short name or another branch's leave it unknown.
+// named none: a queued push or deploy API request names its ref
+// ("refs/heads/main@0123456789ab"), a deployment by hand of the
+// environment's branch (the default) counts as that branch, and one of a
+// refs/ name as that ref; a commit, a tag's short name or another
+// branch's leave it unknown.
 func requestedRefOf(dep store.Deployment, branch string) string {
 	switch {
-	case dep.Trigger == store.TriggerWebhook || dep.Trigger == store.TriggerRequeue:
+	case dep.Trigger == store.TriggerWebhook || dep.Trigger == store.TriggerRequeue || dep.Trigger == store.TriggerAPI:
 		return store.QueuedRef(dep.RequestedRef)
 	case strings.HasPrefix(dep.RequestedRef, "refs/"):
 		return dep.RequestedRef

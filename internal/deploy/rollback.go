@@ -26,6 +26,8 @@ type RollbackRequest struct {
 	// NoMigrate switches the code only: the database stays at the revision
 	// it is at, which the recorded step says.
 	NoMigrate bool
+	// Queued is the queued rollback this request runs (see Request.Queued).
+	Queued int64
 }
 
 // Rollback switches current back to an earlier release that is still on
@@ -51,7 +53,7 @@ func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequ
 	if requested == "" {
 		requested = "previous good release"
 	}
-	run := Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true}
+	run := Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true, Queued: req.Queued}
 	res, err := e.execute(ctx, c, run, requested,
 		func(d *deployment, ctx context.Context) (store.Status, error) { return d.runRollback(ctx, req) })
 	return e.followUp(ctx, c, run, res, err)

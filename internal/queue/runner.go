@@ -313,9 +313,15 @@ func (r *Runner) work(d store.Deployment) {
 	// engine claims it, and then what runs (logged when it finishes) is
 	// that push's commit.
 	log.Info("deployment starting", "listed_sha", d.NewSHA, "trigger", d.Trigger)
-	res, err := e.Deploy(ctx, r.Collab, deploy.Request{
-		Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
-	})
+	var res deploy.Result
+	if d.Trigger == store.TriggerRollback {
+		// Queued by the deploy API: a rollback to the release its ref names.
+		res, err = e.Rollback(ctx, r.Collab, deploy.RollbackRequest{Env: env, To: store.QueuedRef(d.RequestedRef), Actor: d.Actor, Queued: d.ID})
+	} else {
+		res, err = e.Deploy(ctx, r.Collab, deploy.Request{
+			Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
+		})
+	}
 	scrubbed.Close()
 	progress.Flush()
 	switch {

@@ -64,8 +64,12 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, map[string]any{"providers": out})
 }
 
-// authorized checks the API's bearer token when one is configured.
+// authorized checks the API's bearer token when one is configured; a
+// deploy API token with the read scope reads it too.
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.tokenReads(r) {
+		return true
+	}
 	if len(s.apiToken) == 0 {
 		if s.openAPI || localRequest(r) {
 			return true

@@ -155,7 +155,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /providers", s.handleProviders)
 	mux.HandleFunc("GET /api/fraises", s.handleFraises)
 	mux.HandleFunc("GET /api/deployments", s.handleDeployments)
-	mux.HandleFunc("GET /api/deployments/{id}", s.handleDeployment)
+	mux.HandleFunc("GET /api/deployments/{id}", s.handleDeploymentFollow)
+	mux.HandleFunc("POST /api/deploy", s.handleAPIDeploy)
+	mux.HandleFunc("POST /api/rollback", s.handleAPIRollback)
+	mux.HandleFunc("POST /api/lock", s.handleAPILock)
+	mux.HandleFunc("POST /api/unlock", s.handleAPIUnlock)
 	scrape := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if !s.openMetrics && !s.authorized(w, r) {
