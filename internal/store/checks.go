@@ -78,9 +78,9 @@ func scanHold(row interface{ Scan(...any) error }) (hold, error) {
 func waitingReason(t Target, sha string, checks []string) string {
 	what := "its checks"
 	if len(checks) > 0 {
-		what = "checks " + strings.Join(checks, ", ")
+		what = strings.Join(checks, ", ")
 	}
-	return fmt.Sprintf("%s: waiting for checks: commit %s deploys once the forge reports %s passed", t, short12(sha), what)
+	return fmt.Sprintf("%s: waiting for checks: commit %s deploys once the forge reports that %s passed", t, short12(sha), what)
 }
 
 // holdRequest holds r, made by the delivery ev, for its target: the push
