@@ -1,12 +1,8 @@
 package config
 
 import (
-	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // TestCheckGateRules: the mistakes trigger and checks allow, each with its
@@ -20,23 +16,7 @@ func TestCheckGateRules(t *testing.T) {
 			paths: []string{prod + ".checks[1]", prod + ".checks[2]", prod + ".checks[3]"}},
 		{name: "checks_defaults_names", yaml: "defaults:\n  checks: [\" \"]\n" + apiWith(base), paths: []string{"defaults.checks[0]"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("fraises.yaml", []byte(tc.yaml), Options{LookupEnv: mapEnv(tc.env), ReadFile: noFiles})
-			var cerr *Error
-			if !errors.As(err, &cerr) {
-				t.Fatalf("got error %v, want *Error; input:\n%s", err, tc.yaml)
-			}
-			var paths []string
-			for _, p := range cerr.Problems {
-				paths = append(paths, p.Path)
-			}
-			if diff := cmp.Diff(tc.paths, paths); diff != "" {
-				t.Errorf("problem paths (-want +got):\n%s\nreport:\n%s", diff, err)
-			}
-			golden(t, filepath.Join("testdata", "rules", tc.name+".golden"), err.Error()+"\n")
-		})
-	}
+	runRuleCases(t, cases)
 }
 
 // TestCheckGateDefaults: an environment takes trigger and checks from the
