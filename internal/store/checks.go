@@ -225,6 +225,18 @@ func (db *DB) finishHold(ctx context.Context, tx *sql.Tx, h hold, status, why st
 	return nil
 }
 
+// checkTargets are the targets the batch's check results may decide
+// pushes in, for queueStanding to lock with the others.
+func checkTargets(b *intakeBatch) []Target {
+	var out []Target
+	for i, it := range b.items {
+		if it.Check != nil && !b.dup[i] {
+			out = append(out, it.Check.Targets...)
+		}
+	}
+	return out
+}
+
 // applyChecks records the check results of the batch and decides the
 // pushes held for their commits, in the environments each may decide. A
 // result that decided a hold makes its delivery accepted, its reason

@@ -234,10 +234,23 @@ func (db *DB) queueStanding(ctx context.Context, tx *sql.Tx, b *intakeBatch, now
 		targets = append(targets, t)
 	}
 	// A fixed order: two PostgreSQL nodes queueing for the same targets
-	// lock them in the same order and cannot deadlock.
+	// lock them in the same order and cannot deadlock. The targets whose
+	// held pushes the batch's check results may release are locked in
+	// the same pass.
 	sort.Slice(targets, func(a, c int) bool { return targets[a].String() < targets[c].String() })
+	locks := append(checkTargets(b), targets...)
+	sort.Slice(locks, func(a, c int) bool { return locks[a].String() < locks[c].String() })
 	queued := make(map[Target]Queued, len(targets))
-	for _, t := range targets {
+	for _, t := range locks {
+		if _, done := queued[t]; done {
+			continue
+		}
+		if _, ok := b.stands[t]; !ok {
+			if err := db.lockTarget(ctx, tx, t); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		q, err := db.queueTarget(ctx, tx, t, b, now)
 		if err != nil {
 			return nil, nil, fmt.Errorf("queue %s: %w", t, err)
