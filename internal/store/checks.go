@@ -54,8 +54,8 @@ const (
 	sqlHoldsForSHA  = `SELECT ` + holdCols + ` FROM tb_check_hold WHERE sha = ? AND status = 'waiting' AND forge = ? AND repository = ?`
 	sqlHoldInsert   = `INSERT INTO tb_check_hold (fraise, environment, forge, repository, sha, ref, actor, checks, webhook_event_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?) RETURNING id`
 	sqlHoldFinish   = `UPDATE tb_check_hold SET status = ?, reason = ?, deployment_id = ?, finished_at = ? WHERE id = ? AND status = 'waiting'`
-	sqlResultInsert = `INSERT INTO tb_check_result (forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlResultsOf    = `SELECT name, passed, conclusion FROM tb_check_result WHERE sha = ? AND forge = ? AND repository = ? ORDER BY id`
+	sqlResultInsert = `INSERT INTO tb_check_result (fraise, environment, forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlResultsOf    = `SELECT name, passed, conclusion FROM tb_check_result WHERE sha = ? AND forge = ? AND repository = ? AND fraise = ? AND environment = ? ORDER BY id`
 	// The reason of a held push's event says it waits; what decides the
 	// hold replaces those words.
 	sqlEventReasonAppend  = `UPDATE tb_webhook_event SET reason = CASE WHEN reason = '' THEN ? ELSE reason || '; ' || ? END WHERE id = ?`
@@ -158,7 +158,7 @@ func checksVerdict(required []string, results []checkResult) (decided, passed bo
 // latest result (0 when the push itself is being held): the deployment a
 // release queues is linked to it as well as to the push.
 func (db *DB) decideHold(ctx context.Context, tx *sql.Tx, h hold, checkEvent, now int64, marks *[]supersededMark) (q Queued, why string, err error) {
-	rows, err := db.queryTx(ctx, tx, sqlResultsOf, h.sha, h.forge, h.repository)
+	rows, err := db.queryTx(ctx, tx, sqlResultsOf, h.sha, h.forge, h.repository, h.target.Fraise, h.target.Environment)
 	if err != nil {
 		return Queued{}, "", fmt.Errorf("read the check results of %s: %w", short12(h.sha), err)
 	}
@@ -266,8 +266,10 @@ func (db *DB) applyCheck(ctx context.Context, tx *sql.Tx, res *IntakeResult, c *
 	if c.Passed {
 		passed = 1
 	}
-	if _, err := db.execTx(ctx, tx, sqlResultInsert, e.Forge, e.Repository, sha, c.Name, passed, c.Conclusion, e.ID, now); err != nil {
-		return fmt.Errorf("record: %w", err)
+	for _, t := range c.Targets {
+		if _, err := db.execTx(ctx, tx, sqlResultInsert, t.Fraise, t.Environment, e.Forge, e.Repository, sha, c.Name, passed, c.Conclusion, e.ID, now); err != nil {
+			return fmt.Errorf("record for %s: %w", t, err)
+		}
 	}
 	holds, err := db.heldFor(ctx, tx, e.Forge, e.Repository, sha, c.Targets)
 	if err != nil {

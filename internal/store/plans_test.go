@@ -127,8 +127,8 @@ func growHistory(t *testing.T, db *store.DB) store.WebhookEvent {
 		{`INSERT INTO tb_check_hold (fraise, environment, forge, repository, sha, ref, actor, webhook_event_id, status, reason, deployment_id, created_at, finished_at)
 			SELECT fraise, environment, 'github', 'acme/' || fraise, new_sha, 'refs/heads/main', actor, COALESCE(webhook_event_id, 0), 'released', 'checks passed', id, started_at, started_at
 			FROM tb_deployment WHERE id % 10 = 1`, nil},
-		{`INSERT INTO tb_check_result (forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at)
-			SELECT 'github', 'acme/' || fraise, new_sha, 'CI', 1, 'success', COALESCE(webhook_event_id, 0), started_at
+		{`INSERT INTO tb_check_result (fraise, environment, forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at)
+			SELECT fraise, environment, 'github', 'acme/' || fraise, new_sha, 'CI', 1, 'success', COALESCE(webhook_event_id, 0), started_at
 			FROM tb_deployment WHERE id % 10 = 1`, nil},
 		{`INSERT INTO tb_lock_event (fraise, environment, event, owner, host, pid, acquired_at, expires_at, at)
 			SELECT fraise, environment, 'expired', 'serve-1', host, pid, started_at, started_at + 60000, started_at + 60000

@@ -34,10 +34,15 @@ CREATE INDEX ix_check_hold_event ON tb_check_hold (webhook_event_id) WHERE statu
 CREATE INDEX ix_check_hold_finished ON tb_check_hold (finished_at) WHERE status <> 'waiting';
 
 -- Every check result a forge reported for a commit that an environment's
--- pushes wait on: a push delivered after its checks finished (a forge's
--- retry, a slow delivery) is decided by the results already recorded.
+-- pushes wait on, once per environment it may decide (those its
+-- delivery's secret covers): a push delivered after its checks finished
+-- (a forge's retry, a slow delivery) is decided by the results already
+-- recorded for its environment, and a result signed with one fraise's own
+-- secret never counts for another's.
 CREATE TABLE tb_check_result (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    fraise           TEXT    NOT NULL,
+    environment      TEXT    NOT NULL,
     forge            TEXT    NOT NULL,
     repository       TEXT    NOT NULL DEFAULT '',
     sha              TEXT    NOT NULL,
