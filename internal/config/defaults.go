@@ -86,6 +86,7 @@ func (l *loader) environmentDefaults(path string, e *Environment) {
 		e.GitRepo = e.Fraise.Repository
 	}
 	inheritTimeouts(&e.Timeouts, def.Timeouts)
+	l.checkGateDefaults(path, e)
 
 	switch {
 	case e.HealthCheck != nil:

@@ -274,7 +274,12 @@ var ruleCases = []ruleCase{
 }
 
 func TestRules(t *testing.T) {
-	for _, tc := range ruleCases {
+	runRuleCases(t, ruleCases)
+}
+
+// runRuleCases checks each case's problem paths and its golden report.
+func runRuleCases(t *testing.T, cases []ruleCase) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("fraises.yaml", []byte(tc.yaml), Options{
 				LookupEnv: mapEnv(tc.env),

@@ -122,6 +122,8 @@ type Defaults struct {
 	Scope        string       `yaml:"scope" json:"scope,omitempty" enum:"system|user" doc:"systemd manager of the services (default system)"`
 	Timeouts     Timeouts     `yaml:"timeouts" json:"timeouts"`
 	HealthCheck  *HealthCheck `yaml:"health_check" json:"health_check,omitempty" doc:"an environment without a health check gets this one; one with its own inherits the tuning (timeout, retries, ...)"`
+	Trigger      string       `yaml:"trigger" json:"trigger,omitempty" enum:"push|checks" doc:"push (default): a push deploys at once; checks: a push waits until the forge reports its commit's checks passed"`
+	Checks       []string     `yaml:"checks" json:"checks,omitempty" doc:"with trigger: checks, the checks (workflow, pipeline, status context or build key names) that must all pass; empty: the first result reported decides"`
 }
 
 // Server configures fraisier serve.
@@ -220,6 +222,9 @@ type Environment struct {
 	// After orders this environment's deployments behind those of other
 	// environments queued by the same push (fraise/environment).
 	After []string `yaml:"after" json:"after,omitempty" doc:"fraise/environment entries whose deployment queued by the same push runs first (shares_code_with implies its own)"`
+	// Trigger and Checks: see Defaults.
+	Trigger string   `yaml:"trigger" json:"trigger,omitempty" enum:"push|checks" doc:"push (default): a push deploys at once; checks: a push waits until the forge reports its commit's checks passed"`
+	Checks  []string `yaml:"checks" json:"checks,omitempty" doc:"with trigger: checks, the checks (workflow, pipeline, status context or build key names) that must all pass; empty: the first result reported decides"`
 
 	Name   string  `yaml:"-" json:"name"`
 	Fraise *Fraise `yaml:"-" json:"-"`

@@ -28,6 +28,7 @@ func (l *loader) validate() {
 	if hc := l.cfg.Defaults.HealthCheck; hc != nil {
 		l.validateHealthCheck("defaults.health_check", hc, nil, true)
 	}
+	l.validateCheckNames("defaults.checks", l.cfg.Defaults.Checks)
 	for _, fname := range sortedKeys(l.cfg.Fraises) {
 		if f := l.cfg.Fraises[fname]; f != nil {
 			l.validateFraise("fraises."+fname, f)
@@ -149,6 +150,7 @@ var fieldsOnlyFor = []struct {
 func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	l.checkTypedKeys(path, f)
 	l.validateRefPatterns(path, e)
+	l.validateCheckGate(path, e)
 	l.validateCodeSource(path, f, e)
 	for i, s := range e.Shared {
 		l.checkRelative(indexPath(path+".shared", i), "shared entry", s)

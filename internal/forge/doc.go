@@ -11,8 +11,9 @@
 //	ev, err := forge.Parse(k, r.Header, body)
 //
 // A Kind names a forge; an Event is a parsed delivery: its type (a push,
-// a ping, a pull request or anything else), the repository, the sender,
-// the refs a push moved and the pull request it is about.
+// a ping, a pull request, a check result or anything else), the
+// repository, the sender, the refs a push moved, the pull request it is
+// about and the check result it reports (check.go).
 //
 // Authenticate works on the raw body bytes, before any parsing, so that a
 // forged delivery costs one HMAC and no JSON work. Every error it returns is

@@ -3,12 +3,14 @@ package forge
 // EventType is what fraisier does with a delivery.
 type EventType string
 
-// Event types. Anything a forge sends that is not a push, a ping or a pull
-// request is Other: the intake records it and does nothing else.
+// Event types. Anything a forge sends that is not a push, a ping, a pull
+// request or a check result is Other: the intake records it and does
+// nothing else.
 const (
 	Push        EventType = "push"
 	Ping        EventType = "ping"
 	PullRequest EventType = "pull_request"
+	Check       EventType = "check"
 	Other       EventType = "other"
 )
 
@@ -29,6 +31,8 @@ type Event struct {
 	Changes []RefChange
 	// PullRequest is set when Type is PullRequest.
 	PullRequest *PullRequestInfo
+	// Check is set when Type is Check.
+	Check *CheckInfo
 }
 
 // Repository identifies the repository an event is about.

@@ -38,6 +38,13 @@ var seedEvents = map[string]struct {
 	"bitbucket_server_delete.json":       {BitbucketServer, "repo:refs_changed"},
 	"bitbucket_server_ping.json":         {BitbucketServer, "diagnostics:ping"},
 	"bitbucket_server_pr_opened.json":    {BitbucketServer, "pr:opened"},
+	"github_check_suite.json":            {GitHub, "check_suite"},
+	"github_workflow_run.json":           {GitHub, "workflow_run"},
+	"github_status.json":                 {GitHub, "status"},
+	"gitea_status.json":                  {Gitea, "status"},
+	"gitea_workflow_run.json":            {Gitea, "workflow_run"},
+	"forgejo_action_run_failure.json":    {Gitea, "action_run_failure"},
+	"bitbucket_commit_status.json":       {Bitbucket, "repo:commit_status_updated"},
 }
 
 func TestSeedsCoverTestdata(t *testing.T) {

@@ -19,7 +19,7 @@ func checkInvariants(ev Event) error {
 		return fmt.Errorf("event type %q", ev.EventType)
 	}
 	switch ev.Type {
-	case Push, Ping, PullRequest, Other:
+	case Push, Ping, PullRequest, Check, Other:
 	default:
 		return fmt.Errorf("type %q", ev.Type)
 	}
@@ -27,7 +27,7 @@ func checkInvariants(ev Event) error {
 	if !validText(r.FullName, MaxNameLen) {
 		return fmt.Errorf("repository %q", r.FullName)
 	}
-	if (ev.Type == Push || ev.Type == PullRequest) && r.FullName == "" {
+	if (ev.Type == Push || ev.Type == PullRequest || ev.Type == Check) && r.FullName == "" {
 		return fmt.Errorf("%s without repository", ev.Type)
 	}
 	for _, u := range r.CloneURLs {
@@ -52,6 +52,9 @@ func checkInvariants(ev Event) error {
 	if (ev.Type == PullRequest) != (ev.PullRequest != nil) {
 		return fmt.Errorf("type %s with pull request %v", ev.Type, ev.PullRequest)
 	}
+	if err := checkCheck(ev); err != nil {
+		return err
+	}
 	if pr := ev.PullRequest; pr != nil {
 		if pr.Number <= 0 {
 			return fmt.Errorf("pull request number %d", pr.Number)
@@ -68,6 +71,35 @@ func checkInvariants(ev Event) error {
 		if len(pr.Title) > MaxTitleLen || !validText(pr.Title, MaxTitleLen) {
 			return fmt.Errorf("title %q", pr.Title)
 		}
+	}
+	return nil
+}
+
+// checkCheck states what a check result must be.
+func checkCheck(ev Event) error {
+	if (ev.Type == Check) != (ev.Check != nil) {
+		return fmt.Errorf("type %s with check %v", ev.Type, ev.Check)
+	}
+	c := ev.Check
+	if c == nil {
+		return nil
+	}
+	if !fullLowerSHA(c.SHA) {
+		return fmt.Errorf("check SHA %q", c.SHA)
+	}
+	if c.Branch != "" && !validBranch(c.Branch) {
+		return fmt.Errorf("check branch %q", c.Branch)
+	}
+	if !validText(c.Name, MaxTitleLen) {
+		return fmt.Errorf("check name %q", c.Name)
+	}
+	if c.Conclusion != "" && !validAction(c.Conclusion) {
+		return fmt.Errorf("check conclusion %q", c.Conclusion)
+	}
+	switch c.Verdict {
+	case CheckPassed, CheckFailed, CheckNone:
+	default:
+		return fmt.Errorf("check verdict %q", c.Verdict)
 	}
 	return nil
 }

@@ -56,6 +56,9 @@ type payload interface {
 // decodePayload sets ev.Type from the event header (and, for GitLab's
 // system hooks, the body) and decodes the body into the forge's payload.
 func decodePayload(ev *Event, body []byte) (payload, error) {
+	if isCheckEvent(ev.Forge, ev.EventType) {
+		return decodeCheck(ev, body)
+	}
 	switch ev.Forge {
 	case GitHub, Gitea:
 		ev.Type = gitHubType(ev.EventType)
@@ -101,6 +104,8 @@ func fill(ev *Event, p payload) error {
 		ev.Changes, err = p.changes()
 	case PullRequest:
 		ev.PullRequest, err = p.pullRequest()
+	case Check:
+		ev.Check, err = p.(checker).check()
 	}
 	if err != nil {
 		return err

@@ -191,10 +191,11 @@ func TestParse(t *testing.T) {
 				PullRequest: &PullRequestInfo{Number: 1, Action: "open", SourceBranch: "ms-viewport", TargetBranch: "master", HeadSHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", Title: "MS-Viewport", SameRepository: true}},
 		},
 		{
-			name: "gitlab pipeline is other", kind: GitLab, h: gitlabHeaders("Pipeline Hook"), file: "gitlab_pipeline.json",
-			want: Event{Forge: GitLab, DeliveryID: glDelivery, EventType: "Pipeline Hook", Type: Other,
+			name: "gitlab pipeline is a check", kind: GitLab, h: gitlabHeaders("Pipeline Hook"), file: "gitlab_pipeline.json",
+			want: Event{Forge: GitLab, DeliveryID: glDelivery, EventType: "Pipeline Hook", Type: Check,
 				Repository: Repository{FullName: "gitlab-org/gitlab-test", CloneURLs: []string{"http://192.168.64.1:3005/gitlab-org/gitlab-test.git", "git@192.168.64.1:gitlab-org/gitlab-test.git"}, WebURL: "http://192.168.64.1:3005/gitlab-org/gitlab-test"},
-				Sender:     "root"},
+				Sender:     "root",
+				Check:      &CheckInfo{SHA: "bcbb5ec396a2c0f828686f14fac9b80b780504f2", Branch: "master", Name: "pipeline", Conclusion: "success", Verdict: CheckPassed}},
 		},
 		{
 			name: "bitbucket push with a branch and a tag", kind: Bitbucket, h: bitbucketHeaders("repo:push"), file: "bitbucket_push.json",

@@ -19,6 +19,10 @@
 //     already waiting for the target: one a push queued is taken over in
 //     place (the same deployment, now of the newer commit), any other is
 //     finished superseded and the newer one queued.
+//   - A push to an environment with trigger: checks is held instead of
+//     queued (store.CheckReport): a newer held push supersedes the older
+//     one the same way, and the push whose checks pass is queued through
+//     the same rule, as if it had just arrived.
 //   - A deployment already running is never stopped for it: the newer push
 //     waits as the target's queued request and runs after.
 //   - A worker lists the queue, and the engine claims the request only once

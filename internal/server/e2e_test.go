@@ -63,6 +63,9 @@ type e2eOptions struct {
 	grace string
 	// pullRequests maps environment names to their pull_requests pattern.
 	pullRequests map[string]string
+	// checks maps the environments with trigger: checks to their checks:
+	// list in YAML ("" for none).
+	checks map[string]string
 }
 
 // e2e is one fraisier installation on real parts.
@@ -154,6 +157,12 @@ fraises:
 		if p := o.pullRequests[name]; p != "" {
 			fmt.Fprintf(&b, "        pull_requests: %q\n", p)
 		}
+		if c, ok := o.checks[name]; ok {
+			fmt.Fprintf(&b, "        trigger: checks\n")
+			if c != "" {
+				fmt.Fprintf(&b, "        checks: %s\n", c)
+			}
+		}
 	}
 	if err := os.WriteFile(f.cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -238,6 +247,7 @@ type hookAnswer struct {
 		Superseded    int64  `json:"superseded"`
 		ReplacedEvent int64  `json:"replaced_webhook_event_id"`
 		Folded        bool   `json:"folded"`
+		HeldForChecks int64  `json:"held_for_checks"`
 	} `json:"deployments"`
 }
 

@@ -55,6 +55,9 @@ type queuedAnswer struct {
 	// Folded: a newer push recorded in the same batch replaced this one
 	// before it was queued; DeploymentID is the newer push's deployment.
 	Folded bool `json:"folded,omitempty"`
+	// HeldForChecks is the hold that keeps this push until the forge
+	// reports its commit's checks (trigger: checks); DeploymentID is 0.
+	HeldForChecks int64 `json:"held_for_checks,omitempty"`
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -275,7 +278,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 	a := answer{Outcome: ev.Outcome, Reason: ev.Reason, WebhookEventID: ev.ID, Forge: kind, DeliveryID: ev.DeliveryID, Duplicate: res.Duplicate}
 	for _, q := range res.Queued {
 		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
-			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded})
+			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded, HeldForChecks: q.Held})
 	}
 	switch {
 	case res.Duplicate:

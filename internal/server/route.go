@@ -24,6 +24,8 @@ func (t *routingTable) route(ev forge.Event, who sender) store.Intake {
 		return ignore("ping: " + string(ev.Forge) + " reaches fraisier")
 	case forge.PullRequest:
 		return t.routePullRequest(ev, who, rec)
+	case forge.Check:
+		return t.routeCheck(ev, who, rec)
 	case forge.Push:
 	default:
 		return ignore(fmt.Sprintf("%q events are not deployed", ev.EventType))
@@ -133,7 +135,7 @@ func (t *routingTable) routePullRequest(ev forge.Event, who sender, rec store.We
 func request(ev forge.Event, e *config.Environment, sha, ref string) store.QueueRequest {
 	fraise, env := e.Target()
 	return store.QueueRequest{Target: store.Target{Fraise: fraise, Environment: env}, SHA: sha, Ref: ref,
-		Trigger: store.TriggerWebhook, Actor: actorOf(ev), After: runsAfter(e)}
+		Trigger: store.TriggerWebhook, Actor: actorOf(ev), After: runsAfter(e), Hold: e.WaitsForChecks(), Checks: e.Checks}
 }
 
 // runsAfter is what a request for e waits for among the requests of the

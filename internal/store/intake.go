@@ -148,6 +148,9 @@ func (db *DB) recordIntake(ctx context.Context, tx *sql.Tx, items []Intake) ([]I
 	if err != nil {
 		return nil, err
 	}
+	if err := db.applyChecks(ctx, tx, b, now); err != nil {
+		return nil, err
+	}
 	if err := db.recordOrder(ctx, tx, b, targets, queued); err != nil {
 		return nil, err
 	}
@@ -231,10 +234,23 @@ func (db *DB) queueStanding(ctx context.Context, tx *sql.Tx, b *intakeBatch, now
 		targets = append(targets, t)
 	}
 	// A fixed order: two PostgreSQL nodes queueing for the same targets
-	// lock them in the same order and cannot deadlock.
+	// lock them in the same order and cannot deadlock. The targets whose
+	// held pushes the batch's check results may release are locked in
+	// the same pass.
 	sort.Slice(targets, func(a, c int) bool { return targets[a].String() < targets[c].String() })
+	locks := append(checkTargets(b), targets...)
+	sort.Slice(locks, func(a, c int) bool { return locks[a].String() < locks[c].String() })
 	queued := make(map[Target]Queued, len(targets))
-	for _, t := range targets {
+	for _, t := range locks {
+		if _, done := queued[t]; done {
+			continue
+		}
+		if _, ok := b.stands[t]; !ok {
+			if err := db.lockTarget(ctx, tx, t); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		q, err := db.queueTarget(ctx, tx, t, b, now)
 		if err != nil {
 			return nil, nil, fmt.Errorf("queue %s: %w", t, err)
@@ -263,7 +279,7 @@ func (db *DB) linkEvents(ctx context.Context, tx *sql.Tx, b *intakeBatch, queued
 				q.Superseded, q.Replaced, q.Folded = 0, 0, true
 			}
 			res.Queued[j] = q
-			if !slices.Contains(res.Event.DeploymentIDs, q.DeploymentID) {
+			if q.DeploymentID != 0 && !slices.Contains(res.Event.DeploymentIDs, q.DeploymentID) {
 				res.Event.DeploymentIDs = append(res.Event.DeploymentIDs, q.DeploymentID)
 				links = append(links, res.Event.ID, q.DeploymentID, r.Fraise)
 			}
@@ -403,6 +419,9 @@ func (db *DB) queueTarget(ctx context.Context, tx *sql.Tx, t Target, b *intakeBa
 	if err != nil {
 		return Queued{}, err
 	}
+	if r.Hold {
+		return db.holdRequest(ctx, tx, newerRequest{QueueRequest: r, sha: sha, hook: b.results[ref.item].Event.ID}, b.items[ref.item].Event, now, &b.marks)
+	}
 	return db.queueRequest(ctx, tx, newerRequest{QueueRequest: r, sha: sha, hook: b.results[ref.item].Event.ID}, now, false, &b.marks)
 }
 
@@ -419,7 +438,7 @@ func (db *DB) recordOrder(ctx context.Context, tx *sql.Tx, b *intakeBatch, targe
 		r := it.Requests[ref.req]
 		for _, u := range r.After {
 			after := queued[u].DeploymentID
-			if after == 0 || after == queued[t].DeploymentID ||
+			if after == 0 || queued[t].DeploymentID == 0 || after == queued[t].DeploymentID ||
 				!slices.ContainsFunc(it.Requests, func(o QueueRequest) bool { return o.Target == u }) {
 				continue
 			}

@@ -122,6 +122,14 @@ func growHistory(t *testing.T, db *store.DB) store.WebhookEvent {
 		{`INSERT INTO tb_deployment_after (deployment_id, webhook_event_id, after_id)
 			SELECT id, webhook_event_id, id - 1 FROM tb_deployment
 			WHERE webhook_event_id IS NOT NULL AND id % 10 = 0`, nil},
+		// One deployment in ten was a push held for its checks, released
+		// by a check result recorded for its commit.
+		{`INSERT INTO tb_check_hold (fraise, environment, forge, repository, sha, ref, actor, webhook_event_id, status, reason, deployment_id, created_at, finished_at)
+			SELECT fraise, environment, 'github', 'acme/' || fraise, new_sha, 'refs/heads/main', actor, COALESCE(webhook_event_id, 0), 'released', 'checks passed', id, started_at, started_at
+			FROM tb_deployment WHERE id % 10 = 1`, nil},
+		{`INSERT INTO tb_check_result (fraise, environment, forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at)
+			SELECT fraise, environment, 'github', 'acme/' || fraise, new_sha, 'CI', 1, 'success', COALESCE(webhook_event_id, 0), started_at
+			FROM tb_deployment WHERE id % 10 = 1`, nil},
 		{`INSERT INTO tb_lock_event (fraise, environment, event, owner, host, pid, acquired_at, expires_at, at)
 			SELECT fraise, environment, 'expired', 'serve-1', host, pid, started_at, started_at + 60000, started_at + 60000
 			FROM tb_deployment WHERE id % 10 = 0`, nil},

@@ -39,6 +39,12 @@ type QueueRequest struct {
 	// whose code it runs). A target the delivery queues nothing for is
 	// not waited for. Only RecordIntake orders requests.
 	After []Target
+	// Hold keeps the request out of the queue until the forge reports the
+	// checks of its commit (an environment with trigger: checks); Checks
+	// names those that must pass, or none to let the first result decide.
+	// Only RecordIntake holds requests (see holdRequest).
+	Hold   bool
+	Checks []string
 }
 
 // Queued is what queueing one request did.
@@ -61,6 +67,9 @@ type Queued struct {
 	// the answer to a redelivery, Folded means that a newer push has
 	// taken the request over since, in its batch or later.
 	Folded bool `json:"folded,omitempty"`
+	// Held is the hold that keeps the request until its commit's checks
+	// are reported (DeploymentID is then 0), or 0.
+	Held int64 `json:"held_for_checks,omitempty"`
 }
 
 // Intake is one received delivery and the requests routing made of it.
@@ -69,6 +78,9 @@ type Queued struct {
 type Intake struct {
 	Event    WebhookEvent
 	Requests []QueueRequest
+	// Check is the check result the delivery reports, for the pushes held
+	// for its commit (see applyChecks); nil for any other delivery.
+	Check *CheckReport
 }
 
 // IntakeResult is an Intake as stored. For a delivery seen before

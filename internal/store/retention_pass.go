@@ -270,6 +270,9 @@ func (p *pruner) events(ctx context.Context, res, _ *Pruned) error {
 		if cur = upper; cur < bound {
 			return false, nil
 		}
+		if err := p.db.pruneCheckRecords(ctx, tx, p.cut.events); err != nil {
+			return false, err
+		}
 		return true, p.db.setPrunedBefore(ctx, tx, PruneEvents, p.cut.events, p.now)
 	})
 }

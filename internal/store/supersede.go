@@ -287,7 +287,7 @@ func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID i
 	if err != nil {
 		return err
 	}
-	res, err := upd.ExecContext(ctx, reason, webhookID, webhookID)
+	res, err := upd.ExecContext(ctx, reason, webhookID, webhookID, webhookID)
 	if err != nil {
 		return fmt.Errorf("mark webhook event %d superseded: %w", webhookID, err)
 	}
@@ -319,5 +319,6 @@ const (
 	// supersession, in the intake's hot path.
 	sqlWebhookSuperseded = `UPDATE tb_webhook_event SET outcome = 'superseded', reason = ?
 	WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tb_deployment
-		WHERE webhook_event_id = ? AND status <> 'superseded')`
+		WHERE webhook_event_id = ? AND status <> 'superseded')
+	  AND NOT EXISTS (SELECT 1 FROM tb_check_hold WHERE webhook_event_id = ? AND status = 'waiting')`
 )

@@ -79,6 +79,7 @@ func (w *workload) checkCoverage() {
 
 func (w *workload) run() {
 	w.intake()
+	w.checks()
 	w.queue()
 	w.deploy()
 	w.reads()

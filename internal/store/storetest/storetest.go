@@ -44,6 +44,8 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"QueueIntakeVsClaim", s.testQueueIntakeVsClaim},
 		{"QueueConcurrentTakeover", s.testQueueConcurrentTakeover},
 		{"QueuePartTakenOver", s.testQueuePartTakenOver},
+		{"ChecksHold", s.testChecksHold},
+		{"ChecksSupersede", s.testChecksSupersede},
 		{"OrderWaits", s.testOrderWaits},
 		{"OrderTakeover", s.testOrderTakeover},
 		{"OrderSeveralNodes", s.testOrderSeveralNodes},
