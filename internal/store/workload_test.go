@@ -83,7 +83,25 @@ func (w *workload) run() {
 	w.queue()
 	w.deploy()
 	w.reads()
+	w.tokens()
 	w.checkCoverage()
+}
+
+// tokens: the deploy API's tokens. Every API call authenticates one; an
+// operator creates, lists and revokes them.
+func (w *workload) tokens() {
+	scope, err := store.ParseScope("deploy:api/production")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var secret string
+	w.do("CreateAPIToken", func() (err error) {
+		_, secret, err = w.db.CreateAPIToken(w.ctx, "ci", []store.Scope{scope})
+		return err
+	})
+	w.do("AuthenticateAPIToken", func() error { _, err := w.db.AuthenticateAPIToken(w.ctx, secret); return err })
+	w.do("APITokens", func() error { _, err := w.db.APITokens(w.ctx); return err })
+	w.do("RevokeAPIToken", func() error { _, err := w.db.RevokeAPIToken(w.ctx, "ci"); return err })
 }
 
 var (
