@@ -38,6 +38,7 @@ func (l *loader) validate() {
 	l.validateRouting()
 	l.validateForges()
 	l.validateSecretLengths()
+	l.validateNotify()
 }
 
 func (l *loader) validateServer() {
