@@ -262,7 +262,7 @@ func (n *Notify) notifySecrets() []string {
 		if raw == "" {
 			continue
 		}
-		out = append(out, raw)
+		out = append(out, raw, strings.TrimPrefix(raw, "webhook+"))
 		out = append(out, urlPasswords(raw)...)
 		u, err := url.Parse(raw)
 		if err != nil {

@@ -1,11 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 )
 
@@ -52,11 +53,11 @@ type OutboxMessage struct {
 // failed (to be retried at Next) or given_up; Error must already be
 // scrubbed of secrets.
 type OutboxAttempt struct {
-	At         time.Time   `json:"at"`
-	Outcome    OutboxState `json:"outcome"`
-	HTTPStatus int         `json:"http_status,omitempty"`
-	Error      string      `json:"error,omitempty"`
-	Duration   time.Duration
+	At         time.Time     `json:"at"`
+	Outcome    OutboxState   `json:"outcome"`
+	HTTPStatus int           `json:"http_status,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Duration   time.Duration `json:"-"`
 	// Next is when a failed message is tried again.
 	Next time.Time `json:"-"`
 }
@@ -194,35 +195,37 @@ func (db *DB) RecordOutboxAttempt(ctx context.Context, id int64, a OutboxAttempt
 	return nil
 }
 
-// Outbox lists outbox messages, newest first.
+// Outbox lists outbox messages, newest first. With States, each state is
+// read newest first on its own (by its last attempt), so that a long
+// history of one never has to be read whole to list another.
 func (db *DB) Outbox(ctx context.Context, f OutboxFilter) ([]OutboxMessage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	var (
-		where []string
-		args  []any
-	)
-	if len(f.States) > 0 {
-		where = append(where, "state IN ("+placeholders(len(f.States))+")")
-		for _, s := range f.States {
-			args = append(args, s)
-		}
-	}
+	kind, kindArgs := "", []any{}
 	if f.Kind != "" {
-		where = append(where, "kind = ?")
-		args = append(args, f.Kind)
+		kind, kindArgs = " AND kind = ?", []any{f.Kind}
 	}
-	q := `SELECT ` + outboxColumns + ` FROM tb_outbox`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	var out []OutboxMessage
+	if len(f.States) == 0 {
+		msgs, err := db.queryOutbox(ctx, db.sql, `SELECT `+outboxColumns+` FROM tb_outbox WHERE 1 = 1`+kind+
+			` ORDER BY id DESC LIMIT ?`, append(kindArgs, limit)...)
+		if err != nil {
+			return nil, fmt.Errorf("list outbox: %w", err)
+		}
+		return msgs, nil
 	}
-	msgs, err := db.queryOutbox(ctx, db.sql, q+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("list outbox: %w", err)
+	for _, st := range f.States {
+		msgs, err := db.queryOutbox(ctx, db.sql, `SELECT `+outboxColumns+` FROM tb_outbox WHERE state = ?`+kind+
+			` ORDER BY next_attempt_at DESC LIMIT ?`, append(append([]any{st}, kindArgs...), limit)...)
+		if err != nil {
+			return nil, fmt.Errorf("list outbox: %w", err)
+		}
+		out = append(out, msgs...)
 	}
-	return msgs, nil
+	slices.SortFunc(out, func(a, b OutboxMessage) int { return cmp.Compare(b.ID, a.ID) })
+	return out[:min(len(out), limit)], nil
 }
 
 // OutboxAttempts lists the attempts at message id, oldest first.
@@ -251,9 +254,16 @@ func (db *DB) OutboxAttempts(ctx context.Context, id int64) ([]OutboxAttempt, er
 	return out, nil
 }
 
-// OutboxCounts returns how many messages are in each state.
-func (db *DB) OutboxCounts(ctx context.Context) (map[OutboxState]int64, error) {
-	rows, err := db.sql.QueryContext(ctx, "SELECT state, COUNT(*) FROM tb_outbox GROUP BY state")
+// OutboxCounts returns how many messages of kind are still owed (pending,
+// failed) and how many were given up within the last day: sent messages,
+// the many, and older failures are not read.
+func (db *DB) OutboxCounts(ctx context.Context, kind OutboxKind) (map[OutboxState]int64, error) {
+	dayAgo := db.nowMS() - (24 * time.Hour).Milliseconds()
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT state, COUNT(*) FROM tb_outbox
+		WHERE state IN ('pending', 'failed') AND kind = ? GROUP BY state
+		UNION ALL
+		SELECT state, COUNT(*) FROM tb_outbox
+		WHERE state = 'given_up' AND next_attempt_at >= ? AND kind = ? GROUP BY state`), kind, dayAgo, kind)
 	if err != nil {
 		return nil, fmt.Errorf("count outbox: %w", err)
 	}
@@ -276,28 +286,51 @@ func (db *DB) OutboxCounts(ctx context.Context) (map[OutboxState]int64, error) {
 }
 
 // PruneOutbox removes messages sent or given up more than keep ago, with
-// their attempts, and returns how many went. Messages still to send stay
-// however old.
+// their attempts, in batches of pruneOutboxBatch, and returns how many
+// went. Messages still to send stay however old.
 func (db *DB) PruneOutbox(ctx context.Context, keep time.Duration) (int64, error) {
 	cutoff := db.nowMS() - keep.Milliseconds()
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM tb_outbox_attempt WHERE outbox_id IN
-			(SELECT id FROM tb_outbox WHERE state IN ('sent', 'given_up') AND next_attempt_at < ?)`), cutoff); err != nil {
+	var total int64
+	for {
+		var n int64
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			var ids []int64
+			rows, err := tx.QueryContext(ctx, db.q(`SELECT id FROM tb_outbox WHERE state IN ('sent', 'given_up')
+				AND next_attempt_at < ? ORDER BY next_attempt_at LIMIT ?`), cutoff, pruneOutboxBatch)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			if n = int64(len(ids)); n == 0 {
+				return nil
+			}
+			// Their attempts go by ON DELETE CASCADE.
+			list, args := idList(ids)
+			_, err = tx.ExecContext(ctx, db.q("DELETE FROM tb_outbox WHERE id IN ("+list+")"), args...)
 			return err
-		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM tb_outbox WHERE state IN ('sent', 'given_up') AND next_attempt_at < ?`), cutoff)
+		})
 		if err != nil {
-			return err
+			return total, fmt.Errorf("prune outbox: %w", err)
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
+		total += n
+		if n < pruneOutboxBatch {
+			return total, nil
+		}
 	}
-	return n, nil
 }
+
+// pruneOutboxBatch is how many messages one pruning transaction removes.
+const pruneOutboxBatch = 200
 
 func (db *DB) queryOutbox(ctx context.Context, q querier, query string, args ...any) ([]OutboxMessage, error) {
 	rows, err := q.QueryContext(ctx, db.q(query), args...)

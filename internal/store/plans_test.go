@@ -122,6 +122,12 @@ func growHistory(t *testing.T, db *store.DB) store.WebhookEvent {
 		{`INSERT INTO tb_deployment_after (deployment_id, webhook_event_id, after_id)
 			SELECT id, webhook_event_id, id - 1 FROM tb_deployment
 			WHERE webhook_event_id IS NOT NULL AND id % 10 = 0`, nil},
+		{`INSERT INTO tb_outbox (kind, target, event, deployment_id, payload, created_at, next_attempt_at, attempts, state, sent_at)
+			SELECT 'notification', 'team', status, id, '{"version":1}', finished_at, finished_at + 1000, 1,
+				CASE WHEN id % 50 = 0 THEN 'given_up' ELSE 'sent' END, finished_at + 1000
+			FROM tb_deployment WHERE finished_at IS NOT NULL`, nil},
+		{`INSERT INTO tb_outbox_attempt (outbox_id, at, outcome, http_status, duration_ms)
+			SELECT id, next_attempt_at, state, 200, 40 FROM tb_outbox`, nil},
 		{`INSERT INTO tb_lock_event (fraise, environment, event, owner, host, pid, acquired_at, expires_at, at)
 			SELECT fraise, environment, 'expired', 'serve-1', host, pid, started_at, started_at + 60000, started_at + 60000
 			FROM tb_deployment WHERE id % 10 = 0`, nil},

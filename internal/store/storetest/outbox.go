@@ -74,12 +74,15 @@ func (s *suite) testOutbox(t *testing.T) {
 	if len(attempts) != 2 || attempts[0].Outcome != store.OutboxFailed || attempts[0].HTTPStatus != 500 || attempts[1].Outcome != store.OutboxGivenUp {
 		t.Errorf("attempts %+v", attempts)
 	}
-	counts := must(db.OutboxCounts(ctx))(t)
-	if counts[store.OutboxSent] != 1 || counts[store.OutboxGivenUp] != 1 || counts[store.OutboxPending] != 1 {
-		t.Errorf("counts %v", counts)
+	counts := must(db.OutboxCounts(ctx, store.OutboxNotification))(t)
+	if counts[store.OutboxGivenUp] != 1 || counts[store.OutboxPending] != 0 || len(counts) != 1 {
+		t.Errorf("counts %v, want one given up (sent ones are not counted)", counts)
 	}
 
 	clk.Advance(48 * time.Hour)
+	if counts := must(db.OutboxCounts(ctx, store.OutboxNotification))(t); len(counts) != 0 {
+		t.Errorf("counts %v two days on, want none: a failure counts for a day", counts)
+	}
 	if n := must(db.PruneOutbox(ctx, 24*time.Hour))(t); n != 2 {
 		t.Errorf("pruned %d, want the sent and the given-up one", n)
 	}

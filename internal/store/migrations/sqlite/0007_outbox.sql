@@ -19,9 +19,11 @@ CREATE TABLE tb_outbox (
     last_error      TEXT    NOT NULL DEFAULT '',
     sent_at         INTEGER
 );
--- The sender's due rows.
+-- The sender's due rows; fraisier notifications --failed and the
+-- metrics' counts by state; pruning what was sent or given up.
 CREATE INDEX ix_outbox_due ON tb_outbox (next_attempt_at) WHERE state IN ('pending', 'failed');
-CREATE INDEX ix_outbox_state ON tb_outbox (state, id);
+CREATE INDEX ix_outbox_state ON tb_outbox (state, next_attempt_at);
+CREATE INDEX ix_outbox_done ON tb_outbox (next_attempt_at) WHERE state IN ('sent', 'given_up');
 
 -- One row per attempt to send an outbox message, and what came of it.
 CREATE TABLE tb_outbox_attempt (

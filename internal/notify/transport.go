@@ -1,0 +1,125 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+	"github.com/nicholas-fedor/shoutrrr/pkg/types"
+
+	"github.com/fraiseql/fraisier/internal/config"
+)
+
+// The headers of a webhook+ delivery (docs/notifications.md).
+const (
+	HeaderSignature = "X-Fraisier-Signature"
+	HeaderTimestamp = "X-Fraisier-Timestamp"
+	HeaderEvent     = "X-Fraisier-Event"
+	HeaderDelivery  = "X-Fraisier-Delivery"
+)
+
+// Sign is the X-Fraisier-Signature of body sent at timestamp (unix
+// seconds, as in X-Fraisier-Timestamp): "sha256=" and the hex HMAC-SHA256,
+// keyed with the target's secret, of the timestamp, a dot and the body.
+func Sign(secret []byte, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// attempt is what one send came to: the HTTP status when there was one,
+// and how long the receiver asked to be left alone (Retry-After).
+type attempt struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// webhookBody is the JSON a webhook+ target receives: the message and
+// the text a chat target would show.
+type webhookBody struct {
+	Message
+	Delivery int64  `json:"delivery"`
+	Title    string `json:"title"`
+	Text     string `json:"text"`
+}
+
+// sendWebhook posts m, signed, to a webhook+https:// (or +http) target.
+func sendWebhook(ctx context.Context, client *http.Client, t *config.NotifyTarget, id int64, m *Message, now time.Time) (attempt, error) {
+	body, err := json.Marshal(webhookBody{Message: *m, Delivery: id, Title: m.Title(), Text: m.Text()})
+	if err != nil {
+		return attempt{}, fmt.Errorf("encode the body: %w", err)
+	}
+	endpoint := strings.TrimPrefix(t.URL.Reveal(), "webhook+")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return attempt{}, errors.New("the target URL is not a valid request URL")
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "fraisier-notify/1")
+	req.Header.Set(HeaderEvent, m.Event)
+	req.Header.Set(HeaderDelivery, strconv.FormatInt(id, 10))
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign([]byte(t.Secret.Reveal()), ts, body))
+	resp, err := client.Do(req)
+	if err != nil {
+		// Without the URL: it may carry a token.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return attempt{}, fmt.Errorf("post: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	a := attempt{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), now)}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return a, fmt.Errorf("the receiver answered %s", resp.Status)
+	}
+	return a, nil
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// sendShoutrrr sends m's text through shoutrrr to a chat or mail target.
+// shoutrrr's own log is discarded: it may quote the URL.
+func sendShoutrrr(t *config.NotifyTarget, m *Message, timeout time.Duration) (attempt, error) {
+	r, err := router.New(log.New(io.Discard, "", 0), t.URL.Reveal())
+	if err != nil {
+		return attempt{}, fmt.Errorf("the target URL was refused: %w", err)
+	}
+	r.Timeout = timeout
+	params := types.Params{}
+	params.SetTitle(m.Title())
+	if errs := r.Send(m.Text(), &params); len(errs) > 0 && errors.Join(errs...) != nil {
+		return attempt{}, errors.Join(errs...)
+	}
+	return attempt{}, nil
+}
