@@ -171,7 +171,11 @@ func (m *Message) Text() string {
 		facts = append(facts, "trigger "+m.Trigger)
 	}
 	if m.DurationMS > 0 {
-		facts = append(facts, "took "+(time.Duration(m.DurationMS)*time.Millisecond).Round(100*time.Millisecond).String())
+		d := time.Duration(m.DurationMS) * time.Millisecond
+		if d >= time.Second {
+			d = d.Round(100 * time.Millisecond)
+		}
+		facts = append(facts, "took "+d.String())
 	}
 	if len(facts) > 0 {
 		b.WriteString(strings.Join(facts, ", "))
