@@ -202,7 +202,7 @@ func (m *Message) Text() string {
 func commitLine(from, to *Commit) string {
 	one := func(c *Commit) string {
 		if c == nil || c.SHA == "" {
-			return "(nothing deployed)"
+			return "(first deployment)"
 		}
 		if c.Subject == "" {
 			return short(c.SHA)

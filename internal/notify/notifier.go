@@ -103,7 +103,7 @@ func (n *Notifier) deploymentMessage(ctx context.Context, cfg *config.Config, d 
 	}
 	if d.NewSHA != "" {
 		m.To = &Commit{SHA: d.NewSHA}
-		if d.OldSHA != "" && d.OldSHA != d.NewSHA {
+		if d.OldSHA != "" {
 			m.From = &Commit{SHA: d.OldSHA}
 		}
 		if n.Subjects != nil {
