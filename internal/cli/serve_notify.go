@@ -34,6 +34,9 @@ func newNotifications(cfg *config.Config, db *store.DB, log *slog.Logger) *notif
 	current := func() *config.Config { return n.cfg.Load() }
 	n.notifier = &notify.Notifier{Store: db, Config: current, Subjects: commitSubjects(current), Log: log, Metrics: n.metrics}
 	n.sender = &notify.Sender{Store: db, Config: current, Log: log, Metrics: n.metrics}
+	for _, err := range notify.CheckTargets(cfg) {
+		log.Error("notification target unusable; its messages will be given up", "err", err)
+	}
 	return n
 }
 

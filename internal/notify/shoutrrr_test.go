@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraisier/internal/notify"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -48,4 +49,16 @@ func TestNtfyThroughShoutrrr(t *testing.T) {
 		}
 	}
 	t.Logf("ntfy request: %s", body)
+}
+
+// TestCheckTargets: a shoutrrr URL shoutrrr refuses is reported by target
+// name without its token; good ones and webhooks pass.
+func TestCheckTargets(t *testing.T) {
+	_, cfg := setup(t, "  targets:\n    good: {url: \"ntfy://ntfy.test/deploys\"}\n"+
+		"    bad: {url: \"telegram://secrettokenvalue1234@telegram\"}\n"+
+		"    hook: {url: \"webhook+https://example.test/h\", secret: "+signingKey+"}\n")
+	errs := notify.CheckTargets(cfg)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "notify.targets.bad") || strings.Contains(errs[0].Error(), "secrettokenvalue1234") {
+		t.Errorf("problems %v, want one naming bad, without its token", errs)
+	}
 }

@@ -123,3 +123,21 @@ func sendShoutrrr(t *config.NotifyTarget, m *Message, timeout time.Duration) (at
 	}
 	return attempt{}, nil
 }
+
+// CheckTargets returns a problem for each shoutrrr target whose URL
+// shoutrrr refuses (an unknown option, a missing token), so that serve
+// can say so at start rather than at the first message. Problems name
+// the target, never its URL.
+func CheckTargets(cfg *config.Config) []error {
+	scrub := scrubber(cfg.SecretValues())
+	var out []error
+	for name, t := range cfg.Notify.Targets {
+		if t == nil || strings.HasPrefix(strings.ToLower(t.URL.Reveal()), "webhook+") {
+			continue
+		}
+		if _, err := router.New(log.New(io.Discard, "", 0), t.URL.Reveal()); err != nil {
+			out = append(out, fmt.Errorf("notify.targets.%s: the URL was refused: %s (see docs/notifications.md)", name, scrub(err.Error())))
+		}
+	}
+	return out
+}
