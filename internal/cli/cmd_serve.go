@@ -180,6 +180,7 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	<-pruneDone
 	stopWork()
 	<-workDone
+	s.notes.pending.Wait()
 	stopNotify()
 	<-notifyDone
 	s.log.Info("stopped")

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,8 @@ type notifications struct {
 	notifier *notify.Notifier
 	sender   *notify.Sender
 	metrics  *notify.Metrics
+	// pending are the deployments whose messages are being queued.
+	pending sync.WaitGroup
 }
 
 // stuckEvery is how often serve looks for locks held and requests queued
@@ -41,12 +44,17 @@ func newNotifications(cfg *config.Config, db *store.DB, log *slog.Logger) *notif
 }
 
 // finished is the queue's OnFinish for notifications: observe, then
-// queue the messages of the deployment that ended.
+// queue the messages of the deployment that ended, beside the worker (the
+// commit subjects come from git), which moves on at once.
 func (n *notifications) finished(observe func(queue.Finished)) func(queue.Finished) {
 	return func(f queue.Finished) {
 		observe(f)
-		n.notifier.Deployment(context.Background(), f.Result.DeploymentID, f.Duration)
-		n.sender.Wake()
+		n.pending.Add(1)
+		go func() {
+			defer n.pending.Done()
+			n.notifier.Deployment(context.Background(), f.Result.DeploymentID, f.Duration)
+			n.sender.Wake()
+		}()
 	}
 }
 
