@@ -148,6 +148,38 @@ func TestE2ENotifications(t *testing.T) {
 	if events["succeeded"] != store.OutboxSent || events["rolled_back"] != store.OutboxSent {
 		t.Errorf("notifications: %s", out)
 	}
+	// A delivery with a bad signature is refused, and reported once.
+	forged := f.delivery("main", good, bad)
+	forged.sig = "sha256=" + strings.Repeat("0", 64)
+	for range 3 {
+		if status, _, err := f.send(&httpClient, f.base(), forged); err != nil || status != http.StatusUnauthorized {
+			t.Fatalf("forged delivery: %d %v, want 401", status, err)
+		}
+	}
+	refused := rc.event(t, "webhook_refused", 30*time.Second)
+	t.Logf("webhook_refused body:\n%s", refused.body)
+	// The sender records the attempt once the receiver has answered.
+	testenv.WaitFor(t, "/metrics to count three notifications sent", 10*time.Second, func() bool {
+		metrics := getMetrics(t, f.base())
+		for _, want := range []string{`fraisier_notifications_total{outcome="sent"} 3`, "fraisier_notifications_pending 0", "fraisier_notifications_failed 0"} {
+			if !strings.Contains(metrics, want) {
+				return false
+			}
+		}
+		return true
+	})
+	rc.mu.Lock()
+	n := 0
+	for _, g := range rc.got {
+		if g.header.Get(notify.HeaderEvent) == "webhook_refused" {
+			n++
+		}
+	}
+	rc.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d webhook_refused messages for 3 forged deliveries, want 1", n)
+	}
+
 	table, _ := f.cli("notifications")
 	t.Logf("fraisier notifications:\n%s", table)
 	for what, text := range map[string]string{"notifications --json": out, "notifications": table, "serve's log": serve.Out.String()} {
@@ -170,4 +202,15 @@ func TestE2ENotifications(t *testing.T) {
 			t.Errorf("the state database holds a secret of the target: %s", s)
 		}
 	}
+}
+
+func getMetrics(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := httpClient.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
