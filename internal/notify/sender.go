@@ -183,7 +183,7 @@ func (s *Sender) deliver(ctx context.Context, cfg *config.Config, m store.Outbox
 		}
 		return res, err
 	}
-	return sendShoutrrr(t, &msg, timeout)
+	return sendShoutrrr(ctx, t, &msg, timeout)
 }
 
 // backoff is the wait after the nth failed attempt: BackoffBase doubled

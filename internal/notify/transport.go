@@ -17,7 +17,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/discord"
+	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/matrix"
+	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/slack"
+	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/teams"
+	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/telegram"
+	"github.com/nicholas-fedor/shoutrrr/pkg/services/push/ntfy"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -108,20 +113,62 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// sendShoutrrr sends m's text through shoutrrr to a chat or mail target.
+// shoutrrrServices are the shoutrrr services fraisier links, by URL
+// scheme: only these, not shoutrrr's router, which links all of its
+// services and costs the binary several megabytes more.
+var shoutrrrServices = map[string]func() types.Service{
+	"slack":    func() types.Service { return &slack.Service{} },
+	"discord":  func() types.Service { return &discord.Service{} },
+	"teams":    func() types.Service { return &teams.Service{} },
+	"matrix":   func() types.Service { return &matrix.Service{} },
+	"ntfy":     func() types.Service { return &ntfy.Service{} },
+	"telegram": func() types.Service { return &telegram.Service{} },
+}
+
+func isMail(raw string) bool { return strings.HasPrefix(strings.ToLower(raw), "smtp://") }
+
+// shoutrrrService is the initialised service of a target's URL.
 // shoutrrr's own log is discarded: it may quote the URL.
-func sendShoutrrr(t *config.NotifyTarget, m *Message, timeout time.Duration) (attempt, error) {
-	r, err := router.New(log.New(io.Discard, "", 0), t.URL.Reveal())
+func shoutrrrService(raw string) (types.Service, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
-		return attempt{}, fmt.Errorf("the target URL was refused: %w", err)
+		return nil, errors.New("the target URL does not parse")
 	}
-	r.Timeout = timeout
+	newService, ok := shoutrrrServices[strings.ToLower(u.Scheme)]
+	if !ok {
+		return nil, fmt.Errorf("no service for scheme %q", u.Scheme)
+	}
+	s := newService()
+	if err := s.Initialize(u, log.New(io.Discard, "", 0)); err != nil {
+		return nil, fmt.Errorf("%s: the target URL was refused: %w", u.Scheme, err)
+	}
+	return s, nil
+}
+
+// sendShoutrrr sends m's text through shoutrrr to a chat target, or by
+// mail, waiting at most timeout (shoutrrr's services take no context).
+func sendShoutrrr(ctx context.Context, t *config.NotifyTarget, m *Message, timeout time.Duration) (attempt, error) {
+	if isMail(t.URL.Reveal()) {
+		mt, err := parseMailURL(t.URL.Reveal())
+		if err != nil {
+			return attempt{}, err
+		}
+		return attempt{}, mt.send(ctx, m)
+	}
+	s, err := shoutrrrService(t.URL.Reveal())
+	if err != nil {
+		return attempt{}, err
+	}
 	params := types.Params{}
 	params.SetTitle(m.Title())
-	if errs := r.Send(m.Text(), &params); len(errs) > 0 && errors.Join(errs...) != nil {
-		return attempt{}, errors.Join(errs...)
+	done := make(chan error, 1)
+	go func() { done <- s.Send(m.Text(), &params) }()
+	select {
+	case err := <-done:
+		return attempt{}, err
+	case <-time.After(timeout):
+		return attempt{}, fmt.Errorf("no answer within %s", timeout)
 	}
-	return attempt{}, nil
 }
 
 // CheckTargets returns a problem for each shoutrrr target whose URL
@@ -135,7 +182,11 @@ func CheckTargets(cfg *config.Config) []error {
 		if t == nil || strings.HasPrefix(strings.ToLower(t.URL.Reveal()), "webhook+") {
 			continue
 		}
-		if _, err := router.New(log.New(io.Discard, "", 0), t.URL.Reveal()); err != nil {
+		check := func(raw string) error { _, err := shoutrrrService(raw); return err }
+		if isMail(t.URL.Reveal()) {
+			check = func(raw string) error { _, err := parseMailURL(raw); return err }
+		}
+		if err := check(t.URL.Reveal()); err != nil {
 			out = append(out, fmt.Errorf("notify.targets.%s: the URL was refused: %s (see docs/notifications.md)", name, scrub(err.Error())))
 		}
 	}
