@@ -181,6 +181,7 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	stopWork()
 	<-workDone
 	s.notes.pending.Wait()
+	s.notes.notifier.Wait()
 	stopNotify()
 	<-notifyDone
 	s.log.Info("stopped")

@@ -45,6 +45,7 @@ type Notifier struct {
 	Now func() time.Time
 
 	mu      sync.Mutex
+	pending sync.WaitGroup
 	refused map[string]time.Time
 	// seen keys the lock_held and queue_stuck messages already sent.
 	seen map[string]bool
@@ -139,11 +140,20 @@ func (n *Notifier) Refused(forge, reason string) {
 		return
 	}
 	n.refused[forge] = now
+	n.pending.Add(1)
 	n.mu.Unlock()
-	go n.event(context.Background(), Message{Version: 1, Event: EventRefused, At: now.UTC(),
+	go n.refusedEvent(forge, reason, now)
+}
+
+func (n *Notifier) refusedEvent(forge, reason string, now time.Time) {
+	defer n.pending.Done()
+	n.event(context.Background(), Message{Version: 1, Event: EventRefused, At: now.UTC(),
 		Detail: fmt.Sprintf("A request to the %s webhook was refused (%s); fraisier reports this at most every %s. "+
 			"Run fraisier webhooks to see the refused deliveries.", forge, strings.ReplaceAll(reason, "_", " "), refusedEvery)})
 }
+
+// Wait waits for the messages Refused is queueing in the background.
+func (n *Notifier) Wait() { n.pending.Wait() }
 
 // event queues m for the targets of its event (and its environment, when
 // it has one).

@@ -28,13 +28,16 @@ func (n *Notifier) Watch(ctx context.Context, interval time.Duration) {
 func (n *Notifier) CheckStuck(ctx context.Context) {
 	nc := &n.Config().Notify
 	now := n.now()
+	current := map[string]bool{}
 	locks, err := n.Store.Locks(ctx)
 	if err != nil {
 		n.log().Warn("read the deploy locks to watch them", "err", err)
+		return
 	}
 	for _, l := range locks {
 		held := now.Sub(l.AcquiredAt)
 		key := "lock/" + l.Target.String() + "/" + l.Owner + "/" + strconv.FormatInt(l.AcquiredAt.UnixMilli(), 10)
+		current[key] = true
 		if held < nc.LockLimit() || !n.first(key) {
 			continue
 		}
@@ -46,10 +49,14 @@ func (n *Notifier) CheckStuck(ctx context.Context) {
 	queued, err := n.Store.QueuedDeployments(ctx)
 	if err != nil {
 		n.log().Warn("read the deploy queue to watch it", "err", err)
+		return
 	}
+	defer n.forgetGone(current)
 	for _, d := range queued {
 		waited := now.Sub(d.StartedAt)
-		if waited < nc.StuckAfter() || !n.first("queued/"+strconv.FormatInt(d.ID, 10)) {
+		key := "queued/" + strconv.FormatInt(d.ID, 10)
+		current[key] = true
+		if waited < nc.StuckAfter() || !n.first(key) {
 			continue
 		}
 		n.event(ctx, Message{Version: 1, Event: EventQueueStuck, Fraise: d.Fraise, Environment: d.Environment,
@@ -71,4 +78,16 @@ func (n *Notifier) first(key string) bool {
 	}
 	n.seen[key] = true
 	return true
+}
+
+// forgetGone drops what was reported of locks and requests no longer
+// there, so that the set stays as small as what is stuck now.
+func (n *Notifier) forgetGone(current map[string]bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k := range n.seen {
+		if !current[k] {
+			delete(n.seen, k)
+		}
+	}
 }
