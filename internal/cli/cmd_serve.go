@@ -98,12 +98,13 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 			log.Warn("sd_notify", "err", err)
 		}
 	}
+	notes := newNotifications(cfg, db, log.With("component", "notify"))
 	srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
-		OnStopping: stopping})
+		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors()})
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
-	runner.OnFinish = srv.ObserveDeployment
+	runner.OnFinish = notes.finished(srv.ObserveDeployment)
 	l, err := server.Listen(cfg.Server.Listen, a.env.get)
 	if err != nil {
 		srv.Close()
@@ -116,7 +117,7 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 		srv.Close()
 		return withCode(ExitConfig, err)
 	}
-	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, l: l, log: log, listen: listen})
+	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, l: l, log: log, listen: listen, notes: notes})
 }
 
 // queueRunner is the queue's workers over db, deploying as this user.
@@ -145,6 +146,7 @@ type serving struct {
 	log    *slog.Logger
 	// listen is --listen, which a reload keeps over server.listen.
 	listen string
+	notes  *notifications
 }
 
 // runServe runs the workers, the retention and the HTTP side until ctx
@@ -165,6 +167,11 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 		defer close(pruneDone)
 		pruneInBackground(pruneCtx, s.db, retentionOf(s.cfg), s.runner.Started(), s.log.With("component", "retention"))
 	}()
+	// Notifications are sent until the workers have stopped: a deployment
+	// rolled back at shutdown is still reported.
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); s.notes.run(notifyCtx) }()
 	serveErr := s.srv.Serve(ctx, s.l, func() {
 		s.log.Info("listening", "address", s.l.Addr().String(), "state", s.db.Backend(), "fraises", len(s.cfg.Fraises))
 		go a.notifyReady(ctx, s.runner, s.log)
@@ -175,6 +182,10 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	<-pruneDone
 	stopWork()
 	<-workDone
+	s.notes.pending.Wait()
+	s.notes.notifier.Wait()
+	stopNotify()
+	<-notifyDone
 	s.log.Info("stopped")
 	return serveErr
 }

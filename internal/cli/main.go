@@ -132,6 +132,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.historyCommand(),
 		a.statsCommand(),
 		a.webhooksCommand(),
+		a.notificationsCommand(),
 		a.showCommand(),
 		a.deployCommand(),
 		a.rollbackCommand(),

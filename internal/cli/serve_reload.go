@@ -64,6 +64,7 @@ func (a *app) reload(s serving) {
 		s.log.Warn("configuration", "warning", w.String())
 	}
 	s.runner.SetConfig(cfg)
+	s.notes.cfg.Store(cfg)
 	restart := s.srv.Reload(cfg)
 	s.log.Info("configuration reloaded", "fraises", len(cfg.Fraises))
 	if len(restart) > 0 {

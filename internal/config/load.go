@@ -100,6 +100,7 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	l := &loader{cfg: cfg, ps: ps, present: d.present, opts: opts}
 	l.link()
 	l.readSecretFiles()
+	l.readNotifyFiles()
 	l.applyDefaults()
 	l.validate()
 	if err := ps.err(); err != nil {

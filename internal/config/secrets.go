@@ -106,8 +106,9 @@ func urlPasswords(raw string) []string {
 // SecretValues returns every secret the configuration holds, longest
 // first, so that output can be scrubbed of them: the forges' and fraises'
 // webhook secrets (from files too), the API token, the forges' status
-// tokens, the state URL, every
-// database URL, and the passwords inside those URLs (see urlPasswords).
+// tokens, the state URL, every database URL, the passwords inside those
+// URLs (see urlPasswords), and the notify targets' URLs, the tokens in
+// them and their signing secrets.
 func (c *Config) SecretValues() []string {
 	var out []string
 	add := func(s string) {
@@ -142,6 +143,9 @@ func (c *Config) SecretValues() []string {
 		if e.Database != nil {
 			addURL(e.Database.URL.Reveal())
 		}
+	}
+	for _, s := range c.Notify.notifySecrets() {
+		add(s)
 	}
 	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	return out

@@ -32,6 +32,7 @@ type Config struct {
 	Defaults Defaults           `yaml:"defaults" json:"defaults" doc:"values every environment inherits unless it sets its own"`
 	Server   Server             `yaml:"server" json:"server" doc:"settings of fraisier serve"`
 	State    State              `yaml:"state" json:"state" doc:"where fraisier keeps its state database"`
+	Notify   Notify             `yaml:"notify" json:"notify" doc:"messages about deployments and trouble: targets and routes (docs/notifications.md)"`
 	Fraises  map[string]*Fraise `yaml:"fraises" json:"fraises" required:"true" name:"true" doc:"the services fraisier deploys, by name"`
 
 	// Path is the file the configuration was read from.

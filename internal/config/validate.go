@@ -40,6 +40,7 @@ func (l *loader) validate() {
 	l.validateForges()
 	l.validateForgeStatus()
 	l.validateSecretLengths()
+	l.validateNotify()
 }
 
 func (l *loader) validateServer() {

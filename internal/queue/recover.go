@@ -40,6 +40,7 @@ func (r *Runner) recoverInterrupted(ctx context.Context) error {
 			}
 			log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
 			log.Warn("deployment was interrupted when fraisier died")
+			r.reportEnded(d)
 			switch {
 			case d.NewSHA == "":
 				log.Warn("not queued again: its commit was never resolved")

@@ -386,6 +386,8 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, d store.Deployment,
 		// Never started: it failed, and nothing changed.
 		if err := r.Store.FinishDeployment(rec, d.ID, store.Finish{Status: store.StatusFailed, Error: cause.Error()}); err != nil {
 			log.Error("record the failure", "err", err)
+		} else if ended, err := r.Store.Deployment(rec, d.ID); err == nil {
+			r.reportEnded(ended)
 		}
 	case cur.Status == store.StatusRunning:
 		// It ran but its outcome could not be recorded: "failed" could be
@@ -393,6 +395,14 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, d store.Deployment,
 		if err := r.Store.MarkInterrupted(rec, d.ID, "outcome not recorded: "+cause.Error()); err != nil {
 			log.Error("record the interruption", "err", err)
 		}
+	}
+}
+
+// reportEnded tells OnFinish of a deployment that ended without a worker
+// running it: failed before it could run, or found interrupted.
+func (r *Runner) reportEnded(d store.Deployment) {
+	if r.OnFinish != nil {
+		r.OnFinish(Finished{Target: d.Target, Result: deploy.Result{DeploymentID: d.ID, Status: d.Status, Err: errors.New(d.Error)}})
 	}
 }
 

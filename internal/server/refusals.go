@@ -98,6 +98,9 @@ func (r *refusalSampler) admit(source string, now time.Time) (record bool, note 
 // counted in full but stored only in part.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, kind string, start time.Time, it store.Intake, status int, class refusalClass) {
 	s.metrics.refused(kind, class)
+	if class == refusedBadSignature && s.onRefused != nil {
+		s.onRefused(kind, string(class))
+	}
 	record, note := s.refusals.admit(sourceOf(it.Event.RemoteAddr), start)
 	if record {
 		if note != "" {

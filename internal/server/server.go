@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fraiseql/fraisier/internal/config"
@@ -51,6 +52,11 @@ type Options struct {
 	// OnStopping, when set, is called as Serve begins to shut down, before
 	// it stops accepting (sd_notify STOPPING=1).
 	OnStopping func()
+	// OnRefused, when set, is told of each request refused for a bad
+	// signature (forge kind, reason); it must not block.
+	OnRefused func(forge, reason string)
+	// Collectors are more series for /metrics (the notification sender's).
+	Collectors []prometheus.Collector
 }
 
 // Server is fraisier serve's HTTP side.
@@ -75,6 +81,7 @@ type Server struct {
 
 	writerDone chan struct{}
 	onStopping func()
+	onRefused  func(forge, reason string)
 	bodyBudget *bodyBudget
 	refusals   *refusalSampler
 	// bodyTimeout bounds the time a body takes to arrive (0: the read
@@ -103,6 +110,7 @@ func New(o Options) (*Server, error) {
 		openAPI:     cfg.Server.OpenAPI,
 		openMetrics: cfg.Server.OpenMetrics,
 		onStopping:  o.OnStopping,
+		onRefused:   o.OnRefused,
 	}
 	s.table.Store(newRoutingTable(cfg))
 	if s.bodyLimit <= 0 {
@@ -128,6 +136,11 @@ func New(o Options) (*Server, error) {
 	}
 	s.refusals = newRefusalSampler(refusalsPerSource, refusalsOverall, refusalWindow)
 	s.metrics = newMetrics(queueDepthFunc(o.Store), running)
+	for _, c := range o.Collectors {
+		if err := s.metrics.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	backlog := o.IntakeBacklog
 	if backlog <= 0 {
 		backlog = 4096

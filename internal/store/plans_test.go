@@ -130,6 +130,12 @@ func growHistory(t *testing.T, db *store.DB) store.WebhookEvent {
 		{`INSERT INTO tb_check_result (fraise, environment, forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at)
 			SELECT fraise, environment, 'github', 'acme/' || fraise, new_sha, 'CI', 1, 'success', COALESCE(webhook_event_id, 0), started_at
 			FROM tb_deployment WHERE id % 10 = 1`, nil},
+		{`INSERT INTO tb_outbox (kind, target, event, deployment_id, payload, created_at, next_attempt_at, attempts, state, sent_at)
+			SELECT 'notification', 'team', status, id, '{"version":1}', finished_at, finished_at + 1000, 1,
+				CASE WHEN id % 50 = 0 THEN 'given_up' ELSE 'sent' END, finished_at + 1000
+			FROM tb_deployment WHERE finished_at IS NOT NULL`, nil},
+		{`INSERT INTO tb_outbox_attempt (outbox_id, at, outcome, http_status, duration_ms)
+			SELECT id, next_attempt_at, state, 200, 40 FROM tb_outbox`, nil},
 		{`INSERT INTO tb_lock_event (fraise, environment, event, owner, host, pid, acquired_at, expires_at, at)
 			SELECT fraise, environment, 'expired', 'serve-1', host, pid, started_at, started_at + 60000, started_at + 60000
 			FROM tb_deployment WHERE id % 10 = 0`, nil},

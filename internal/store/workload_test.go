@@ -42,6 +42,7 @@ var offPath = map[string]string{
 	"Checkpoint":    "a PRAGMA, no table read",
 	"SchemaVersion": "one read of tb_schema_migrations at open",
 	"RebuildStats":  "a repair that reads every deployment on purpose",
+	"PruneOutbox":   "retention of the outbox: an hourly background pass, in batches of 200, that reads only the messages it removes (ix_outbox_done)",
 	"Releases":      "a target's whole release history, for a rollback's choice and crash recovery: an operator's command or a recovery reads it on purpose; a deployment looks one release up (Release), fraisier releases the newest (RecentReleases)",
 }
 
@@ -84,6 +85,7 @@ func (w *workload) run() {
 	w.deploy()
 	w.reads()
 	w.tokens()
+	w.outbox()
 	w.checkCoverage()
 }
 
@@ -367,4 +369,29 @@ func (w *workload) reads() {
 	w.do("Locks", func() error { _, err := w.db.Locks(w.ctx); return err })
 	w.do("LockEvents", func() error { _, err := w.db.LockEvents(w.ctx, webStag, 20); return err })
 	w.do("JobStates", func() error { _, err := w.db.JobStates(w.ctx, "", ""); return err })
+}
+
+// outbox is fraisier serve's notification sender: messages queued as a
+// deployment ends, claimed, attempted, listed by fraisier notifications,
+// counted for /metrics, and pruned.
+func (w *workload) outbox() {
+	dep := int64(1)
+	var ids []int64
+	w.do("EnqueueOutbox", func() (err error) {
+		ids, err = w.db.EnqueueOutbox(w.ctx,
+			store.OutboxMessage{Kind: store.OutboxNotification, Target: "team", Event: "failed", DeploymentID: &dep, Payload: `{"version":1}`},
+			store.OutboxMessage{Kind: store.OutboxForgeStatus, Target: "github", Payload: `{"state":"pending"}`})
+		return err
+	})
+	w.do("ClaimOutbox", func() error { _, err := w.db.ClaimOutbox(w.ctx, store.OutboxNotification, 16, time.Minute); return err })
+	w.do("RecordOutboxAttempt", func() error {
+		return w.db.RecordOutboxAttempt(w.ctx, ids[0], store.OutboxAttempt{Outcome: store.OutboxFailed, HTTPStatus: 503,
+			Error: "the receiver answered 503", Next: time.Now().Add(time.Minute)})
+	})
+	for _, f := range []store.OutboxFilter{{Kind: store.OutboxNotification},
+		{Kind: store.OutboxNotification, States: []store.OutboxState{store.OutboxFailed, store.OutboxGivenUp}}} {
+		w.do("Outbox", func() error { _, err := w.db.Outbox(w.ctx, f); return err })
+	}
+	w.do("OutboxAttempts", func() error { _, err := w.db.OutboxAttempts(w.ctx, ids[0]); return err })
+	w.do("OutboxCounts", func() error { _, err := w.db.OutboxCounts(w.ctx, store.OutboxNotification); return err })
 }

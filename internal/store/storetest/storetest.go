@@ -69,6 +69,8 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"RetentionStatsWindow", s.testRetentionStatsWindow},
 		{"RetentionKeepsByDefault", s.testRetentionKeepsByDefault},
 		{"RetentionConcurrent", s.testRetentionConcurrent},
+		{"Outbox", s.testOutbox},
+		{"OutboxConcurrentClaim", s.testOutboxConcurrentClaim},
 	}
 	ran := 0
 	for _, tc := range tests {
