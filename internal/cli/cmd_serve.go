@@ -105,6 +105,7 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 		return withCode(ExitConfig, err)
 	}
 	runner.OnFinish = notes.finished(srv.ObserveDeployment)
+	runner.OnStart = notes.started
 	l, err := server.Listen(cfg.Server.Listen, a.env.get)
 	if err != nil {
 		srv.Close()

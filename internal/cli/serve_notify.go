@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/forgestatus"
 	"github.com/fraiseql/fraisier/internal/git"
 	"github.com/fraiseql/fraisier/internal/notify"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/version"
 )
 
 // notifications is serve's notification side: the notifier the queue and
@@ -22,6 +24,7 @@ type notifications struct {
 	cfg      atomic.Pointer[config.Config]
 	notifier *notify.Notifier
 	sender   *notify.Sender
+	status   *notify.StatusSender
 	metrics  *notify.Metrics
 	// pending are the deployments whose messages are being queued.
 	pending sync.WaitGroup
@@ -37,6 +40,7 @@ func newNotifications(cfg *config.Config, db *store.DB, log *slog.Logger) *notif
 	current := func() *config.Config { return n.cfg.Load() }
 	n.notifier = &notify.Notifier{Store: db, Config: current, Subjects: commitSubjects(current), Log: log, Metrics: n.metrics}
 	n.sender = &notify.Sender{Store: db, Config: current, Log: log, Metrics: n.metrics}
+	n.status = &notify.StatusSender{Store: db, Config: current, Log: log, Client: forgestatus.New("fraisier/" + version.Version)}
 	for _, err := range notify.CheckTargets(cfg) {
 		log.Error("notification target unusable; its messages will be given up", "err", err)
 	}
@@ -54,13 +58,24 @@ func (n *notifications) finished(observe func(queue.Finished)) func(queue.Finish
 			defer n.pending.Done()
 			n.notifier.Deployment(context.Background(), f.Result.DeploymentID, f.Duration)
 			n.sender.Wake()
+			n.notifier.ForgeStatus(context.Background(), f.Result.DeploymentID, forgestatus.State(f.Result.Status))
+			n.status.Wake()
 		}()
 	}
+}
+
+// started is the queue's OnStart: the forge hears that the deployment
+// runs. It is queued before the deployment runs, so that it is sent before
+// the deployment's end.
+func (n *notifications) started(d store.Deployment) {
+	n.notifier.ForgeStatus(context.Background(), d.ID, forgestatus.Running)
+	n.status.Wake()
 }
 
 // run runs the sender and the watch until ctx is done.
 func (n *notifications) run(ctx context.Context) {
 	go n.notifier.Watch(ctx, stuckEvery)
+	go n.status.Run(ctx)
 	n.sender.Run(ctx)
 }
 

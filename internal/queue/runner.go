@@ -58,6 +58,9 @@ type Runner struct {
 	LockedRetry time.Duration
 	// OnFinish, when set, is called after each deployment a worker ran.
 	OnFinish func(Finished)
+	// OnStart, when set, is called by the worker as it takes a deployment,
+	// before it runs: what it does delays the deployment.
+	OnStart func(store.Deployment)
 	// Fault is handed to every deployment's engine: a test-only fault
 	// point (see deploy.Fault); the zero value never fires.
 	Fault deploy.Fault
@@ -313,6 +316,9 @@ func (r *Runner) work(d store.Deployment) {
 	// engine claims it, and then what runs (logged when it finishes) is
 	// that push's commit.
 	log.Info("deployment starting", "listed_sha", d.NewSHA, "trigger", d.Trigger)
+	if r.OnStart != nil {
+		r.OnStart(d)
+	}
 	var res deploy.Result
 	if d.Trigger == store.TriggerRollback {
 		// Queued by the deploy API: a rollback to the release its ref names.

@@ -66,6 +66,9 @@ type e2eOptions struct {
 	// checks maps the environments with trigger: checks to their checks:
 	// list in YAML ("" for none).
 	checks map[string]string
+	// githubStatus is the API address git.github.status reports to ("":
+	// none), with the token in $E2E_STATUS_TOKEN.
+	githubStatus string
 }
 
 // e2e is one fraisier installation on real parts.
@@ -91,6 +94,14 @@ type e2e struct {
 
 	deliveries atomic.Int64
 	deliveryNS string
+}
+
+// githubStatusYAML is git.github's status: section for the API at url.
+func githubStatusYAML(url string) string {
+	if url == "" {
+		return ""
+	}
+	return "    status:\n      token: ${E2E_STATUS_TOKEN}\n      api_url: " + url + "\n"
 }
 
 func newE2E(t *testing.T, o e2eOptions) *e2e {
@@ -122,7 +133,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 	fmt.Fprintf(&b, `git:
   github:
     secret: ${E2E_WEBHOOK_SECRET}
-server:
+%sserver:
   listen: 127.0.0.1:%d
   shutdown_grace: %s
   rate_limit:
@@ -134,7 +145,7 @@ fraises:
     type: api
     repository: acme/hello
     environments:
-`, f.port, o.grace)
+`, githubStatusYAML(o.githubStatus), f.port, o.grace)
 	for name, branch := range o.envs {
 		e := &e2eEnv{name: name, branch: branch, app: filepath.Join(root, "srv", name), port: testenv.FreePort(t)}
 		e.unit = mgr.AppUnit(t, "hello-"+name+".service", e.port, filepath.Join(e.app, "current"))
