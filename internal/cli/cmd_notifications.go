@@ -40,8 +40,8 @@ type attemptJSON struct {
 
 func (a *app) notificationsCommand() *cobra.Command {
 	var (
-		failed, asJSON, attempts bool
-		limit                    int
+		failed, asJSON, attempts, forgeStatus bool
+		limit                                 int
 	)
 	cmd := &cobra.Command{
 		Use:   "notifications",
@@ -50,7 +50,10 @@ func (a *app) notificationsCommand() *cobra.Command {
 newest first: when each was queued, its state (pending, failed: to be retried,
 sent, given_up), its attempts and its last error. --failed lists only those
 not sent yet after an attempt, or given up. Target URLs are never shown: the
-state database holds only target names. See docs/notifications.md.`,
+state database holds only target names. See docs/notifications.md.
+
+--forge lists the deployment states serve reported to the forges instead
+(git.<forge>.status: docs/forge-status.md), the forge as target.`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 {
@@ -62,6 +65,9 @@ state database holds only target names. See docs/notifications.md.`,
 			}
 			defer db.Close()
 			f := store.OutboxFilter{Kind: store.OutboxNotification, Limit: limit}
+			if forgeStatus {
+				f.Kind = store.OutboxForgeStatus
+			}
 			if failed {
 				f.States = []store.OutboxState{store.OutboxFailed, store.OutboxGivenUp}
 			}
@@ -100,21 +106,25 @@ state database holds only target names. See docs/notifications.md.`,
 			if asJSON {
 				return writeJSON(a.streams.Out, out)
 			}
-			return a.notificationsTable(out, failed)
+			empty := "no notifications yet: add a notify: section (docs/notifications.md) and fraisier serve sends them"
+			if forgeStatus {
+				empty = "no forge status reports yet: give the forge's section under git: a status: block (docs/forge-status.md) and fraisier serve reports each deployment"
+			}
+			return a.notificationsTable(out, failed, empty)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&failed, "failed", false, "only messages whose last attempt failed (to be retried) or that were given up")
 	f.BoolVar(&attempts, "attempts", false, "show every attempt of each message")
+	f.BoolVar(&forgeStatus, "forge", false, "the reports to the forges (git.<forge>.status) instead of the notifications")
 	f.IntVar(&limit, "limit", 50, "at most this many messages")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
 
-func (a *app) notificationsTable(out notificationsJSON, filtered bool) error {
+func (a *app) notificationsTable(out notificationsJSON, filtered bool, empty string) error {
 	if len(out.Notifications) == 0 {
-		return nothingYet(a.streams.Out, filtered,
-			"no notifications yet: add a notify: section (docs/notifications.md) and fraisier serve sends them")
+		return nothingYet(a.streams.Out, filtered, empty)
 	}
 	t := newTable(a.streams.Out, "ID", "QUEUED", "EVENT", "TARGET", "DEPLOYMENT", a.paintHeader("STATE"), "ATTEMPTS", "SENT/NEXT", "LAST ERROR")
 	for _, n := range out.Notifications {

@@ -154,4 +154,8 @@ func TestE2EForgeStatus(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d forge status reports in the outbox, want 4", n)
 	}
+	out, code := f.cli("notifications", "--forge")
+	if code != 0 || strings.Count(out, " sent ") != 4 || !strings.Contains(out, "github") || strings.Contains(out, token) {
+		t.Errorf("notifications --forge: exit %d, want the 4 reports sent to github", code)
+	}
 }
