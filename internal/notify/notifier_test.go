@@ -153,4 +153,11 @@ func TestStuckLocksAndQueue(t *testing.T) {
 	if len(msgs) != 4 || events["lock_held"] != 2 || events["queue_stuck"] != 2 {
 		t.Errorf("queued %+v", msgs)
 	}
+	for _, m := range msgs {
+		var msg notify.Message
+		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s to %s:\n%s", m.Event, m.Target, msg.Text())
+	}
 }

@@ -60,7 +60,7 @@ func (n *Notifier) CheckStuck(ctx context.Context) {
 			continue
 		}
 		n.event(ctx, Message{Version: 1, Event: EventQueueStuck, Fraise: d.Fraise, Environment: d.Environment,
-			Deployment: d.ID, At: now.UTC(), Show: "fraisier jobs",
+			Deployment: d.ID, At: now.UTC(), Show: "fraisier status " + d.Fraise + " " + d.Environment,
 			Detail: fmt.Sprintf("Deployment %d of %s has waited in the queue for %s. Is fraisier serve running its workers, or a lock held?",
 				d.ID, short(d.NewSHA), waited.Round(time.Second))})
 	}
