@@ -928,3 +928,36 @@ func checkMatrix(t *testing.T, run *chatRun) {
 	checkSent(t, run, "matrix_token")
 	checkFailed(t, run, "matrix_bad", "not in room")
 }
+
+// TestChatTargetsConnectionDropped: a service that drops the connection
+// before answering makes the attempt fail, and the transport's error,
+// which quotes the request URL, leaves no token in what is recorded.
+func TestChatTargetsConnectionDropped(t *testing.T) {
+	run := sendThroughFake(t, rolledBack, "slack_drop", "discord_drop", "teams_drop", "matrix_drop", "telegram_drp")
+	run.checkProxied(t)
+	run.checkNoSecret(t, "the sender's log", run.logs)
+	for _, target := range []string{"slack_drop", "discord_drop", "teams_drop", "matrix_drop", "telegram_drp"} {
+		checkFailed(t, run, target, "EOF")
+	}
+}
+
+// TestChatTargetsLongMessage: a message with the longest failing-step
+// output fraisier quotes (15 lines) reaches each service whole.
+func TestChatTargetsLongMessage(t *testing.T) {
+	long := rolledBack
+	var out []string
+	for i := range 15 {
+		out = append(out, fmt.Sprintf("try %d: GET /health: status 500, want 200 (0ms)", 27+i))
+	}
+	long.FailedStep = &notify.Step{Name: "health", Output: strings.Join(out, "\n")}
+	run := sendThroughFake(t, long, "slack", "discord", "teams", "matrix_token", "telegram")
+	run.checkProxied(t)
+	for _, target := range []string{"slack", "discord", "teams", "matrix_token", "telegram"} {
+		checkSent(t, run, target)
+	}
+	checkShown(t, "slack", slackShown, run.only(t, "hooks.slack.com", "SlackSecret"), long)
+	checkShown(t, "discord", discordShown, run.only(t, "discord.com", discordToken), long)
+	checkShown(t, "teams", teamsShown, run.only(t, teamsHost, teamsExtra), long)
+	checkShown(t, "matrix", matrixShown, run.only(t, matrixHost, "/send/"), long)
+	checkShown(t, "telegram", telegramShown, run.only(t, "api.telegram.org", telegramToken), long)
+}
