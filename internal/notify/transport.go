@@ -161,11 +161,20 @@ func sendShoutrrr(ctx context.Context, t *config.NotifyTarget, m *Message, timeo
 	}
 	params := types.Params{}
 	params.SetTitle(m.Title())
+	if s.GetID() == "discord" && !strings.Contains(strings.ToLower(t.URL.Reveal()), "splitlines=") {
+		// One embed per line loses lines past ten (shoutrrr reuses its batch slice).
+		params["splitlines"] = "no"
+	}
+	if tg, ok := s.(*telegram.Service); ok {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return attempt{}, sendTelegram(ctx, tg.Config, m.Title(), m.Text())
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Send(m.Text(), &params) }()
 	select {
 	case err := <-done:
-		return attempt{}, err
+		return attempt{}, withoutURL(err)
 	case <-time.After(timeout):
 		return attempt{}, fmt.Errorf("no answer within %s", timeout)
 	}
@@ -191,4 +200,14 @@ func CheckTargets(cfg *config.Config) []error {
 		}
 	}
 	return out
+}
+
+// withoutURL drops the request URL, which may carry a token, from a
+// transport error shoutrrr wrapped.
+func withoutURL(err error) error {
+	var uerr *url.Error
+	if err == nil || !errors.As(err, &uerr) {
+		return err
+	}
+	return errors.New(strings.Replace(err.Error(), uerr.Error(), uerr.Op+": "+uerr.Err.Error(), 1))
 }
