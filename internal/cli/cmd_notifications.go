@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -75,33 +76,9 @@ state database holds only target names. See docs/notifications.md.
 			if err != nil {
 				return withCode(ExitState, err)
 			}
-			// Errors are scrubbed when recorded; scrubbed again with the
-			// configuration in use, when there is one, in case a secret
-			// changed since.
-			var secrets []string
-			if cfg, err := a.loadConfig(); err == nil {
-				secrets = cfg.SecretValues()
-			}
-			scrub := deploy.NewScrubber(secrets)
-			out := notificationsJSON{Notifications: make([]notificationJSON, 0, len(msgs))}
-			for _, m := range msgs {
-				n := notificationJSON{ID: m.ID, Event: m.Event, Target: m.Target, DeploymentID: m.DeploymentID, State: m.State,
-					Attempts: m.Attempts, CreatedAt: m.CreatedAt, SentAt: m.SentAt, LastError: scrub.String(m.LastError)}
-				if m.State == store.OutboxPending || m.State == store.OutboxFailed {
-					next := m.NextAttemptAt
-					n.NextAttemptAt = &next
-				}
-				if attempts {
-					hist, err := db.OutboxAttempts(cmd.Context(), m.ID)
-					if err != nil {
-						return withCode(ExitState, err)
-					}
-					for _, h := range hist {
-						n.History = append(n.History, attemptJSON{At: h.At, Outcome: h.Outcome, HTTPStatus: h.HTTPStatus,
-							Error: scrub.String(h.Error), DurationMS: h.Duration.Milliseconds()})
-					}
-				}
-				out.Notifications = append(out.Notifications, n)
+			out, err := a.notificationsOf(cmd.Context(), db, msgs, attempts)
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return writeJSON(a.streams.Out, out)
@@ -120,6 +97,39 @@ state database holds only target names. See docs/notifications.md.
 	f.IntVar(&limit, "limit", 50, "at most this many messages")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// notificationsOf turns outbox messages into what the command shows, with
+// each message's attempts when asked. Errors are scrubbed when recorded;
+// scrubbed again with the configuration in use, when there is one, in case
+// a secret changed since.
+func (a *app) notificationsOf(ctx context.Context, db *store.DB, msgs []store.OutboxMessage, attempts bool) (notificationsJSON, error) {
+	var secrets []string
+	if cfg, err := a.loadConfig(); err == nil {
+		secrets = cfg.SecretValues()
+	}
+	scrub := deploy.NewScrubber(secrets)
+	out := notificationsJSON{Notifications: make([]notificationJSON, 0, len(msgs))}
+	for _, m := range msgs {
+		n := notificationJSON{ID: m.ID, Event: m.Event, Target: m.Target, DeploymentID: m.DeploymentID, State: m.State,
+			Attempts: m.Attempts, CreatedAt: m.CreatedAt, SentAt: m.SentAt, LastError: scrub.String(m.LastError)}
+		if m.State == store.OutboxPending || m.State == store.OutboxFailed {
+			next := m.NextAttemptAt
+			n.NextAttemptAt = &next
+		}
+		if attempts {
+			hist, err := db.OutboxAttempts(ctx, m.ID)
+			if err != nil {
+				return out, withCode(ExitState, err)
+			}
+			for _, h := range hist {
+				n.History = append(n.History, attemptJSON{At: h.At, Outcome: h.Outcome, HTTPStatus: h.HTTPStatus,
+					Error: scrub.String(h.Error), DurationMS: h.Duration.Milliseconds()})
+			}
+		}
+		out.Notifications = append(out.Notifications, n)
+	}
+	return out, nil
 }
 
 func (a *app) notificationsTable(out notificationsJSON, filtered bool, empty string) error {
