@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need and a fresh Debian machine lacks:
-# git, a systemd user manager's binaries, PostgreSQL server binaries, and the
-# migration tools (alembic, Django) from Debian's packages, and the Debian
-# tree the booted-systemd tests boot with systemd-nspawn (.cache/nspawn,
-# made by scripts/nspawn-root.sh; root only). Idempotent: it installs only
-# what is missing, so a prepared machine pays nothing.
+# git, a systemd user manager's binaries, PostgreSQL server binaries, the
+# migration tools (alembic, Django) and Chromium for the dashboard's browser
+# tests from Debian's packages, and the Debian tree the booted-systemd tests
+# boot with systemd-nspawn (.cache/nspawn, made by scripts/nspawn-root.sh;
+# root only). Idempotent: it installs only what is missing, so a prepared
+# machine pays nothing.
 set -euo pipefail
 
 need=()
@@ -21,6 +22,7 @@ have sqlite3 || need+=(sqlite3)
 have systemd-nspawn || need+=(systemd-container)
 have debootstrap || need+=(debootstrap)
 have dpkg-deb || need+=(dpkg)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
