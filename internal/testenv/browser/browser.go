@@ -46,7 +46,7 @@ type Browser struct {
 // Chromium skips t, or fails it under FRAISIER_TEST_STRICT=1.
 func Start(t testing.TB) *Browser {
 	t.Helper()
-	b, err := launch(t.TempDir())
+	b, err := launch(Path, t.TempDir())
 	if errors.Is(err, errUnavailable) {
 		testenv.Unavailable(t, "%v", err)
 	}
@@ -75,7 +75,7 @@ func (s *Shared) Get(t testing.TB) *Browser {
 	s.once.Do(func() {
 		s.dir, s.err = os.MkdirTemp("", "fraisier-browser-")
 		if s.err == nil {
-			s.b, s.err = launch(s.dir)
+			s.b, s.err = launch(Path, s.dir)
 		}
 	})
 	if errors.Is(s.err, errUnavailable) {
@@ -103,9 +103,9 @@ func (s *Shared) Close() {
 // request a page makes for a non-loopback host goes to the guard proxy
 // (Chromium never proxies loopback), and the host resolver answers "not
 // found" for every name but localhost, so nothing is looked up either.
-func flags(dir, guardAddr string) []chromedp.ExecAllocatorOption {
+func flags(path, dir, guardAddr string) []chromedp.ExecAllocatorOption {
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(Path),
+		chromedp.ExecPath(path),
 		chromedp.UserDataDir(dir),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("disable-gpu", true),
@@ -147,12 +147,13 @@ func flags(dir, guardAddr string) []chromedp.ExecAllocatorOption {
 	return opts
 }
 
-// launch starts Chromium with its profile in dir and waits until it answers.
+// launch starts the Chromium at path with its profile in dir and waits
+// until it answers.
 // The DevTools protocol runs over a pipe (chromedp's default), so the
 // browser opens no debugging port another local user could attach to.
-func launch(dir string) (*Browser, error) {
-	if _, err := os.Stat(Path); err != nil {
-		return nil, fmt.Errorf("%w: %s missing (run scripts/test-deps.sh, or apt-get install chromium)", errUnavailable, Path)
+func launch(path, dir string) (*Browser, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: %s missing (run scripts/test-deps.sh, or apt-get install chromium)", errUnavailable, path)
 	}
 	g, err := startGuard()
 	if err != nil {
@@ -161,7 +162,7 @@ func launch(dir string) (*Browser, error) {
 	// Chromium's crash handlers keep their database under the
 	// configuration directory: in the profile, it is thrown away with it
 	// and names dir on their command line.
-	opts := append(flags(dir, g.addr()), chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache")))
+	opts := append(flags(path, dir, g.addr()), chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache")))
 	allocCtx, alloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b := &Browser{ctx: ctx, cancel: cancel, alloc: alloc, guard: g, dir: dir}
@@ -176,7 +177,7 @@ func launch(dir string) (*Browser, error) {
 		if err == nil {
 			err = context.DeadlineExceeded
 		}
-		return nil, fmt.Errorf("browser: start %s: %w", Path, err)
+		return nil, fmt.Errorf("browser: start %s: %w", path, err)
 	}
 	b.Started = time.Since(start)
 	return b, nil

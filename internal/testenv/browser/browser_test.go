@@ -2,6 +2,7 @@ package browser
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/png"
@@ -88,6 +89,10 @@ func TestLoginFormSetsCookieAndShowsNextPage(t *testing.T) {
 	}
 	if c := cookies[i]; !c.HTTPOnly || c.Value != "opaque" || c.SameSite != "Strict" {
 		t.Errorf("session cookie = %+v, want HttpOnly, SameSite=Strict", *c)
+	}
+
+	if out := p.Outside(); len(out) > 0 {
+		t.Errorf("the pages asked for outside URLs %q", out)
 	}
 
 	// Each page has its own cookie jar: a second tab is not signed in.
@@ -203,7 +208,11 @@ func TestNothingLeavesTheMachine(t *testing.T) {
 			t.Errorf("the guard never saw a request for %s; it saw %q", host, blocked)
 		}
 	}
-	t.Logf("refused: %q", blocked)
+	want := []string{"http://fraisier-test.example/logo.png", "http://192.0.2.1/x.png", "https://example.com/"}
+	if got := p.Outside(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("the page's outside requests are %q, want %q", got, want)
+	}
+	t.Logf("the guard refused: %q", blocked)
 }
 
 func TestBrowserLeavesNoProcess(t *testing.T) {
@@ -224,5 +233,12 @@ func TestBrowserLeavesNoProcess(t *testing.T) {
 	}
 	if pids := Processes(dir); len(pids) > 0 {
 		t.Errorf("Chromium processes %v still run after the test", pids)
+	}
+}
+
+func TestMissingChromiumIsUnavailable(t *testing.T) {
+	_, err := launch(filepath.Join(t.TempDir(), "chromium"), t.TempDir())
+	if !errors.Is(err, errUnavailable) || !strings.Contains(err.Error(), "scripts/test-deps.sh") {
+		t.Errorf("launch without Chromium = %v, want errUnavailable with the fix", err)
 	}
 }

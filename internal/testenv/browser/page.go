@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +34,9 @@ type Page struct {
 
 	// Timeout bounds each action; DefaultTimeout unless changed.
 	Timeout time.Duration
+
+	mu      sync.Mutex
+	outside []string
 }
 
 // Page opens a new tab for t in a fresh browser context, closed when t ends.
@@ -41,8 +47,56 @@ func (b *Browser) Page(t testing.TB) *Page {
 		cancel()
 		t.Fatalf("browser: open a tab: %v", err)
 	}
-	t.Cleanup(cancel)
-	return &Page{t: t, ctx: ctx, Timeout: DefaultTimeout}
+	p := &Page{t: t, ctx: ctx, Timeout: DefaultTimeout}
+	requests := chromedp.Events(ctx, network.RequestWillBeSent)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev, err := range requests {
+			if err != nil {
+				return // the tab closed
+			}
+			if ev.Request != nil && !loopback(ev.Request.URL) {
+				p.mu.Lock()
+				p.outside = append(p.outside, ev.Request.URL)
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return p
+}
+
+// Outside returns the URLs of the requests this tab made for anything but
+// a loopback address, in order; the guard refused each. Unlike
+// Browser.Blocked it leaves out Chromium's own background calls, so a test
+// can require that a page loads nothing from outside.
+func (p *Page) Outside() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.outside...)
+}
+
+// loopback reports whether a request for rawURL stays on this machine:
+// a loopback host, or a scheme with no network (about:, data:, blob:).
+func loopback(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return u.Scheme == "about" || u.Scheme == "data" || u.Scheme == "blob"
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
 
 // Run runs chromedp actions in the tab under the page's timeout.
