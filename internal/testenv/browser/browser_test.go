@@ -242,3 +242,26 @@ func TestMissingChromiumIsUnavailable(t *testing.T) {
 		t.Errorf("launch without Chromium = %v, want errUnavailable with the fix", err)
 	}
 }
+
+func TestPhoneViewportAndDarkScheme(t *testing.T) {
+	b := shared.Get(t)
+	srv := serve(t, map[string]string{"/": `<!doctype html><meta name="viewport" content="width=device-width">
+<style>body{margin:0;background:#fff}@media (prefers-color-scheme: dark){body{background:#111}}</style><p>fraisier</p>`})
+	p := b.Page(t)
+	p.Viewport(390, 844, true)
+	p.ColorScheme("dark")
+	p.Navigate(srv.URL)
+	if w := Eval[int](p, "window.innerWidth"); w != 390 {
+		t.Errorf("innerWidth = %d, want 390", w)
+	}
+	if bg := Eval[string](p, "getComputedStyle(document.body).backgroundColor"); bg != "rgb(17, 17, 17)" {
+		t.Errorf("dark background = %s, want rgb(17, 17, 17)", bg)
+	}
+	if w, h := p.Screenshot(filepath.Join(t.TempDir(), "phone.png")); w != 390 || h != 844 {
+		t.Errorf("phone screenshot is %dx%d, want 390x844", w, h)
+	}
+	p.ColorScheme("light")
+	if bg := Eval[string](p, "getComputedStyle(document.body).backgroundColor"); bg != "rgb(255, 255, 255)" {
+		t.Errorf("light background = %s", bg)
+	}
+}
