@@ -224,8 +224,14 @@ func TestBrowserLeavesNoProcess(t *testing.T) {
 		dir = b.Dir()
 		srv := serve(t, map[string]string{"/": `<!doctype html><p>hello</p>`})
 		b.Page(t).Navigate(srv.URL)
-		if pids := Processes(dir); len(pids) < 2 {
+		pids := Processes(dir)
+		if len(pids) < 2 {
 			t.Fatalf("found %d Chromium processes for %s while it runs; the check cannot see them", len(pids), dir)
+		}
+		// The DevTools protocol runs over a pipe: no process of the browser
+		// listens on a TCP port another local user could attach to.
+		if ports := listening(t, pids); len(ports) > 0 {
+			t.Errorf("Chromium listens on %q", ports)
 		}
 	})
 	if t.Failed() || dir == "" {
@@ -264,4 +270,34 @@ func TestPhoneViewportAndDarkScheme(t *testing.T) {
 	if bg := Eval[string](p, "getComputedStyle(document.body).backgroundColor"); bg != "rgb(255, 255, 255)" {
 		t.Errorf("light background = %s", bg)
 	}
+}
+
+// listening returns the local addresses (hex, as /proc/net/tcp writes
+// them) of the listening TCP sockets that the processes pids hold.
+func listening(t *testing.T, pids []int) []string {
+	t.Helper()
+	listen := map[string]string{} // socket inode -> local address
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" { // TCP_LISTEN
+				listen["socket:["+f[9]+"]"] = f[1]
+			}
+		}
+	}
+	var found []string
+	for _, pid := range pids {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if addr, ok := listen[link]; ok {
+				found = append(found, fmt.Sprintf("pid %d: %s", pid, addr))
+			}
+		}
+	}
+	return found
 }
