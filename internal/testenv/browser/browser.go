@@ -148,9 +148,9 @@ func flags(path, dir, guardAddr string) []chromedp.ExecAllocatorOption {
 }
 
 // launch starts the Chromium at path with its profile in dir and waits
-// until it answers.
-// The DevTools protocol runs over a pipe (chromedp's default), so the
-// browser opens no debugging port another local user could attach to.
+// until it answers. The DevTools protocol runs over a pipe (chromedp's
+// default), so the browser opens no debugging port another local user
+// could attach to.
 func launch(path, dir string) (*Browser, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("%w: %s missing (run scripts/test-deps.sh, or apt-get install chromium)", errUnavailable, path)
