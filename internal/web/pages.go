@@ -31,9 +31,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"ms": func(ms float64) string {
-		return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond).String()
-	},
+	"ms": millis,
 	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"stepTime": func(s store.Step) string {
 		if s.FinishedAt == nil {
@@ -41,6 +39,19 @@ var funcs = template.FuncMap{
 		}
 		return s.FinishedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
 	},
+}
+
+// millis writes a count of milliseconds (an int64 or a float64) as a
+// duration.
+func millis(ms any) string {
+	var d time.Duration
+	switch v := ms.(type) {
+	case int64:
+		d = time.Duration(v) * time.Millisecond
+	case float64:
+		d = time.Duration(v * float64(time.Millisecond))
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // targetRow is one environment on the overview.
