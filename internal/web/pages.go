@@ -31,7 +31,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"ms": millis,
+	"ms":  millis,
 	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"stepTime": func(s store.Step) string {
 		if s.FinishedAt == nil {
