@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
@@ -38,6 +39,7 @@ func (s *Server) dashboard() (http.Handler, error) {
 		ReadToken: s.apiToken,
 		HTTPS:     s.overHTTPS,
 		Act:       s.webAct,
+		Allow:     func(r *http.Request) bool { return s.limits.allow(sourceOf(s.clientAddr(r)), time.Now()) },
 		Log:       s.log,
 	})
 }

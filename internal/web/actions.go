@@ -9,11 +9,23 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-// actions are the dashboard's actions and the scope each needs.
-var actions = map[string]string{
-	"rollback": store.ScopeRollback,
-	"lock":     store.ScopeLock,
-	"unlock":   store.ScopeLock,
+// scopeOf is the scope the dashboard's action needs; ok is false for an
+// action it does not have.
+func scopeOf(action string) (scope string, ok bool) {
+	switch action {
+	case "rollback":
+		return store.ScopeRollback, true
+	case "lock", "unlock":
+		return store.ScopeLock, true
+	}
+	return "", false
+}
+
+// Can says whether the session may do action on fraise/environment, for
+// the pages to offer only what it may.
+func (s *session) Can(action, fraise, environment string) bool {
+	scope, ok := scopeOf(action)
+	return ok && s.Token.Allows(scope, store.Target{Fraise: fraise, Environment: environment})
 }
 
 type actionData struct {
@@ -30,7 +42,7 @@ func (d *Dashboard) actionOf(w http.ResponseWriter, r *http.Request) (actionData
 	a := actionData{Action: r.PathValue("action"),
 		Target: store.Target{Fraise: r.FormValue("fraise"), Environment: r.FormValue("environment")},
 		To:     r.FormValue("to"), Reason: r.FormValue("reason")}
-	scope, ok := actions[a.Action]
+	scope, ok := scopeOf(a.Action)
 	if !ok {
 		d.notFound(w, r)
 		return a, false

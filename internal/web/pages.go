@@ -17,28 +17,30 @@ import (
 const historyPage = 50
 
 // funcs are the helpers the templates use.
-var funcs = template.FuncMap{
-	"short": func(sha string) string {
-		if len(sha) > 12 {
-			return sha[:12]
-		}
-		return sha
-	},
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"ms":  millis,
-	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-	"stepTime": func(s store.Step) string {
-		if s.FinishedAt == nil {
-			return "running"
-		}
-		return s.FinishedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
-	},
+func funcs() template.FuncMap {
+	return template.FuncMap{
+		"short": func(sha string) string {
+			if len(sha) > 12 {
+				return sha[:12]
+			}
+			return sha
+		},
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format("2006-01-02 15:04:05Z")
+		},
+		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"ms":  millis,
+		"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+		"stepTime": func(s store.Step) string {
+			if s.FinishedAt == nil {
+				return "running"
+			}
+			return s.FinishedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
+		},
+	}
 }
 
 // millis writes a count of milliseconds (an int64 or a float64) as a

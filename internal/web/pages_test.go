@@ -167,8 +167,14 @@ func TestRollbackNeedsTheScope(t *testing.T) {
 	if a := f.action(op, "rollback", url.Values{"confirm": {""}}, nil); a.status != http.StatusBadRequest || !strings.Contains(a.body, "Tick the box") {
 		t.Errorf("unconfirmed rollback: %d", a.status)
 	}
+	if a := f.do("GET", "/ui/", op, nil, nil); !strings.Contains(a.body, `id="rollback-shop-production"`) || strings.Contains(a.body, `id="rollback-shop-staging"`) {
+		t.Errorf("the operator's overview offers the wrong rollbacks")
+	}
 	for name, secret := range map[string]string{"reader": f.tokens["reader"], "server.api_token": readToken} {
 		c := f.login(secret)
+		if a := f.do("GET", "/ui/", c, nil, nil); strings.Contains(a.body, `id="rollback-`) || strings.Contains(a.body, `id="lock-`) {
+			t.Errorf("%s: the overview offers actions the token may not do", name)
+		}
 		a := f.action(c, "rollback", nil, nil)
 		if a.status != http.StatusForbidden || !strings.Contains(a.body, "rollback:shop/production") {
 			t.Errorf("%s: rollback answered %d %s", name, a.status, a.body)

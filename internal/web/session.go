@@ -168,6 +168,11 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.problem(w, r, http.StatusForbidden, "Refused", "This sign-in came from another site.")
 		return
 	}
+	if d.o.Allow != nil && !d.o.Allow(r) {
+		w.Header().Set("Retry-After", "1")
+		d.render(w, r, http.StatusTooManyRequests, "login", page{Title: "Sign in", Data: "Too many attempts from your address: wait a second and retry."})
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	secret := strings.TrimSpace(r.PostFormValue("token"))
 	tok, msg := d.authenticate(r.Context(), secret)

@@ -53,6 +53,8 @@ type Options struct {
 	// trusted proxy said it reached the proxy so.
 	HTTPS func(r *http.Request) bool
 	Act   Act
+	// Allow, when set, rate-limits sign-in attempts: false refuses one.
+	Allow func(r *http.Request) bool
 	Log   *slog.Logger
 	// SessionTTL is how long a session lasts (default 12 hours).
 	SessionTTL time.Duration
@@ -101,7 +103,7 @@ func (d *Dashboard) parse() error {
 		if base == "layout" {
 			continue
 		}
-		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragment.html", n)
+		t, err := template.New(base).Funcs(funcs()).ParseFS(templateFS, "templates/layout.html", "templates/fragment.html", n)
 		if err != nil {
 			return fmt.Errorf("web: parse %s: %w", n, err)
 		}
