@@ -256,12 +256,12 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) stats(w http.ResponseWriter, r *http.Request) {
-	rows, err := d.o.Store.Stats(r.Context(), store.StatsFilter{Since: time.Now().AddDate(0, 0, -30)})
+	rows, err := d.o.Store.Stats(r.Context(), store.StatsFilter{Since: time.Now().Add(-statsWindow)})
 	if err != nil {
 		d.internalError(w, r, "read the statistics", err)
 		return
 	}
-	d.render(w, r, http.StatusOK, "stats", page{Title: "Stats", Nav: "stats", Data: rows})
+	d.render(w, r, http.StatusOK, "stats", page{Title: "Stats", Nav: "stats", Data: map[string]any{"Rows": rows, "Charts": statsCharts(rows)}})
 }
 
 func (d *Dashboard) jobs(w http.ResponseWriter, r *http.Request) {
