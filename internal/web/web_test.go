@@ -235,11 +235,30 @@ func TestLoginSetsASessionCookieNeverTheToken(t *testing.T) {
 	}
 }
 
-func TestSecureCookieBehindTLS(t *testing.T) {
+// TestSecureCookieBehindAProxy: X-Forwarded-Proto makes the cookie
+// Secure from a trusted proxy only.
+func TestSecureCookieBehindAProxy(t *testing.T) {
 	f := newFixture(t)
-	a := f.do("POST", "/ui/login", nil, url.Values{"token": {f.tokens["reader"]}}, map[string]string{"X-Forwarded-Proto": "https"})
+	https := map[string]string{"X-Forwarded-Proto": "https"}
+	a := f.do("POST", "/ui/login", nil, url.Values{"token": {f.tokens["reader"]}}, https)
 	if strings.Contains(a.header.Get("Set-Cookie"), "Secure") {
 		t.Fatalf("an untrusted peer's X-Forwarded-Proto made the cookie Secure: %q", a.header.Get("Set-Cookie"))
+	}
+	trusting := strings.Replace(webConfig, "server:\n", "server:\n  trusted_proxies: [127.0.0.1/32, \"::1/128\"]\n", 1)
+	cfg, err := config.Parse("fraises.yaml", []byte(trusting), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Config: cfg, Store: f.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	f.url = hs.URL
+	a = f.do("POST", "/ui/login", nil, url.Values{"token": {f.tokens["reader"]}}, https)
+	if a.status != http.StatusSeeOther || !strings.Contains(a.header.Get("Set-Cookie"), "; Secure") {
+		t.Fatalf("behind a trusted proxy over https: %d %q", a.status, a.header.Get("Set-Cookie"))
 	}
 }
 
