@@ -33,6 +33,7 @@ func funcs() template.FuncMap {
 		},
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"ms":  millis,
+	"why": why,
 		"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 		"stepTime": func(s store.Step) string {
 			if s.FinishedAt == nil {
@@ -54,6 +55,27 @@ func millis(ms any) string {
 		d = time.Duration(v * float64(time.Millisecond))
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// why is what became of a delivery, in words: its recorded reason, or
+// what its outcome means when none was recorded.
+func why(e store.WebhookEvent) string {
+	if e.Reason != "" {
+		return e.Reason
+	}
+	switch e.Outcome {
+	case store.OutcomeAccepted:
+		return "accepted: it queued the deployments listed"
+	case store.OutcomeDuplicate:
+		return "delivered before: nothing was queued again"
+	case store.OutcomeSuperseded:
+		return "a newer push to the same environment took its place before it ran"
+	case store.OutcomeRejected:
+		return "refused: it failed authentication or could not be read"
+	case store.OutcomeIgnored:
+		return "ignored: no environment deploys this repository and ref"
+	}
+	return string(e.Outcome)
 }
 
 // targetRow is one environment on the overview.
