@@ -33,7 +33,7 @@ func funcs() template.FuncMap {
 		},
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"ms":  millis,
-	"why": why,
+		"why": why,
 		"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 		"stepTime": func(s store.Step) string {
 			if s.FinishedAt == nil {
