@@ -77,6 +77,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (tok store
 		s.reply(w, http.StatusNotImplemented, apiError{"this server has no deploy API"})
 		return tok, nil, false
 	}
+	if tok, ok := webToken(r); ok {
+		return tok, db, true
+	}
 	secret := bearer(r)
 	unauthorized := func(msg string) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="fraisier"`)

@@ -20,5 +20,7 @@
 // a real delivery still to come. Secrets never reach a log line, a record
 // or an answer.
 //
-// The queued requests are run by internal/queue.
+// The queued requests are run by internal/queue. The dashboard
+// (internal/web) is mounted under /ui/; its actions run the deploy API's
+// handlers (webui.go).
 package server

@@ -18,6 +18,7 @@ import (
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/web"
 )
 
 // Store is what the server needs of the state database.
@@ -154,6 +155,14 @@ func New(o Options) (*Server, error) {
 	go func() { defer close(s.writerDone); s.writer.run() }()
 
 	s.mux = s.routes()
+	ui, err := s.dashboard()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if ui != nil {
+		s.mux.Handle(web.Prefix, ui)
+	}
 	return s, nil
 }
 
