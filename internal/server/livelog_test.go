@@ -31,7 +31,7 @@ type sseStream struct {
 	r    *bufio.Reader
 }
 
-func openLog(t *testing.T, url, token, lastID string) (*sseStream, int) {
+func openLog(t testing.TB, url, token, lastID string) (*sseStream, int) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -60,7 +60,7 @@ func openLog(t *testing.T, url, token, lastID string) (*sseStream, int) {
 // next is the next event, skipping comments and retry fields; io.EOF when
 // the server closed the stream. A CR anywhere would be a line break to a
 // browser, so it fails the test: the framing must never carry one.
-func (s *sseStream) next(t *testing.T) (sseEvent, error) {
+func (s *sseStream) next(t testing.TB) (sseEvent, error) {
 	t.Helper()
 	var e sseEvent
 	for {
@@ -170,14 +170,14 @@ var hostileChunks = []string{
 	"last, unterminated",
 }
 
-func startLogDeployment(t *testing.T, f *apiFixture) (int64, int64) {
+func startLogDeployment(t testing.TB, db *store.DB) (int64, int64) {
 	t.Helper()
 	ctx := context.Background()
-	id, err := f.db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "hello", Environment: "production"}, Trigger: store.TriggerCLI})
+	id, err := db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "hello", Environment: "production"}, Trigger: store.TriggerCLI})
 	if err != nil {
 		t.Fatal(err)
 	}
-	step, err := f.db.StartStep(ctx, id, "fetch")
+	step, err := db.StartStep(ctx, id, "fetch")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func (p *replay) outputs() map[string]string {
 // The delay from a write to its arrival is logged.
 func TestLiveLogFollowsWrites(t *testing.T) {
 	f := newAPIFixture(t, "0", "1")
-	id, step := startLogDeployment(t, f)
+	id, step := startLogDeployment(t, f.db)
 	s, status := openLog(t, fmt.Sprintf("%s/api/deployments/%d/log", f.url, id), f.tokens["reader"], "")
 	if status != 200 {
 		t.Fatalf("GET log: %d", status)
@@ -284,7 +284,7 @@ func TestLiveLogResumes(t *testing.T) {
 	for _, how := range []string{"header", "query"} {
 		t.Run(how, func(t *testing.T) {
 			f := newAPIFixture(t, "0", "1")
-			id, step := startLogDeployment(t, f)
+			id, step := startLogDeployment(t, f.db)
 			url := fmt.Sprintf("%s/api/deployments/%d/log", f.url, id)
 			p := newReplay()
 			for i, c := range hostileChunks[:5] {
@@ -331,7 +331,7 @@ func openStatus(t *testing.T, url, token, lastID string) int {
 // end, then the end, and the stream closes.
 func TestLiveLogOfAFinishedDeployment(t *testing.T) {
 	f := newAPIFixture(t, "0", "1")
-	id, step := startLogDeployment(t, f)
+	id, step := startLogDeployment(t, f.db)
 	for _, c := range hostileChunks {
 		f.db.AppendStepOutput(context.Background(), step, []byte(c))
 	}
@@ -356,7 +356,7 @@ func TestLiveLogOfAFinishedDeployment(t *testing.T) {
 // positions are refused before any stream starts.
 func TestLiveLogRefusals(t *testing.T) {
 	f := newAPIFixture(t, "0", "1")
-	id, _ := startLogDeployment(t, f)
+	id, _ := startLogDeployment(t, f.db)
 	url := fmt.Sprintf("%s/api/deployments/%d/log", f.url, id)
 	tests := []struct {
 		name, url, token, last string
@@ -387,7 +387,7 @@ func TestLiveLogRefusals(t *testing.T) {
 // ones they had before the cut.
 func TestLiveLogTruncated(t *testing.T) {
 	f := newAPIFixture(t, "0", "1")
-	id, step := startLogDeployment(t, f)
+	id, step := startLogDeployment(t, f.db)
 	ctx := context.Background()
 	f.db.AppendStepOutput(ctx, step, []byte("first\n"))
 	url := fmt.Sprintf("%s/api/deployments/%d/log", f.url, id)
