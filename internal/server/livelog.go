@@ -176,19 +176,37 @@ func jsonData(v any) []string {
 	return []string{string(j)}
 }
 
-// handleDeploymentLog is GET /api/deployments/{id}/log: the deployment's
-// log as Server-Sent Events (docs/json.md), from the position the client
-// last saw (Last-Event-ID, or ?from=) until the deployment ends. Readers
-// are those of GET /api/deployments/{id}.
-func (s *Server) handleDeploymentLog(w http.ResponseWriter, r *http.Request) {
+// liveLog is GET /api/deployments/{id}/log: the deployment's log as
+// Server-Sent Events (docs/json.md), from the position the client last
+// saw (Last-Event-ID, or ?from=) until the deployment ends. Readers are
+// those of GET /api/deployments/{id}. The clients following the same
+// deployment share one poll of the state database.
+func (s *Server) liveLog() http.HandlerFunc {
+	feeds := newLogFeeds(s.store, s.log, logPoll)
+	return func(w http.ResponseWriter, r *http.Request) {
+		pos, ok := s.startLog(w, r)
+		if !ok {
+			return
+		}
+		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		feed, release := feeds.watch(id)
+		defer release()
+		s.streamLog(w, r, feed, pos)
+	}
+}
+
+// startLog checks a live log request and, when it is to be answered with
+// a stream, sends the stream's headers; otherwise it answers the request
+// itself (ok false).
+func (s *Server) startLog(w http.ResponseWriter, r *http.Request) (logPos, bool) {
 	r = s.following(r)
 	if !s.authorized(w, r) {
-		return
+		return logPos{}, false
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		s.reply(w, http.StatusBadRequest, map[string]string{"error": "deployment id must be a positive integer"})
-		return
+		return logPos{}, false
 	}
 	from := r.Header.Get("Last-Event-ID")
 	if from == "" {
@@ -197,20 +215,20 @@ func (s *Server) handleDeploymentLog(w http.ResponseWriter, r *http.Request) {
 	pos, err := parseLogPos(from)
 	if err != nil {
 		s.reply(w, http.StatusBadRequest, map[string]string{"error": "Last-Event-ID (or from) must be an id this stream sent, such as 2-1024"})
-		return
+		return logPos{}, false
 	}
-	d, err := s.store.Deployment(r.Context(), id)
+	_, err = s.store.Deployment(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.reply(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no deployment %d", id)})
-		return
+		return logPos{}, false
 	case err != nil:
 		s.internalError(w, "read deployment", err)
-		return
+		return logPos{}, false
 	case pos.seq == endSeq:
 		// The client saw the end: 204 tells an EventSource not to reconnect.
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return logPos{}, false
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -218,58 +236,48 @@ func (s *Server) handleDeploymentLog(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s.streamLog(w, r, d, pos)
+	return pos, true
 }
 
-// streamLog sends the log from pos, polling the state database for more,
-// until the deployment ends, the client leaves or the stream's time is up.
-func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d store.Deployment, pos logPos) {
-	ctx := r.Context()
+// streamLog sends the log from pos as the feed's polls show it, until the
+// deployment ends, the client leaves or the stream's time is up.
+func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, feed *logFeed, pos logPos) {
 	rc := http.NewResponseController(w)
 	var b bytes.Buffer
 	b.WriteString("retry: 1000\n\n")
-	deadline := time.Now().Add(logStreamMax)
-	last := time.Time{}
-	tick := time.NewTicker(logPoll)
-	defer tick.Stop()
+	deadline := time.NewTimer(logStreamMax)
+	defer deadline.Stop()
+	ping := time.NewTicker(logHeartbeat)
+	defer ping.Stop()
+	snap := feed.latest()
 	for {
-		steps, err := s.store.Steps(ctx, d.ID)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("live log: read steps", "deployment", d.ID, "err", err)
-			}
+		done := false
+		switch {
+		case snap.err != nil:
 			return
-		}
-		var done bool
-		pos, done = logEvents(&b, d, steps, pos)
-		now := time.Now()
-		if b.Len() == 0 && now.Sub(last) >= logHeartbeat {
-			b.WriteString(": ping\n\n")
+		case snap.ready:
+			pos, done = logEvents(&b, snap.d, snap.steps, pos)
 		}
 		if b.Len() > 0 {
-			_ = rc.SetWriteDeadline(now.Add(logWriteLimit))
-			if _, err := w.Write(b.Bytes()); err != nil {
-				return
-			}
-			if rc.Flush() != nil {
+			_ = rc.SetWriteDeadline(time.Now().Add(logWriteLimit))
+			if _, err := w.Write(b.Bytes()); err != nil || rc.Flush() != nil {
 				return
 			}
 			b.Reset()
-			last = now
+			ping.Reset(logHeartbeat)
 		}
-		if done || now.After(deadline) {
+		if done {
 			return
 		}
 		select {
-		case <-ctx.Done():
+		case <-r.Context().Done():
 			return
-		case <-tick.C:
-		}
-		if d, err = s.store.Deployment(ctx, d.ID); err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("live log: read deployment", "deployment", d.ID, "err", err)
-			}
+		case <-deadline.C:
 			return
+		case <-ping.C:
+			b.WriteString(": ping\n\n")
+		case <-snap.next:
+			snap = feed.latest()
 		}
 	}
 }

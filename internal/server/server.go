@@ -169,7 +169,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/fraises", s.handleFraises)
 	mux.HandleFunc("GET /api/deployments", s.handleDeployments)
 	mux.HandleFunc("GET /api/deployments/{id}", s.handleDeploymentFollow)
-	mux.HandleFunc("GET /api/deployments/{id}/log", s.handleDeploymentLog)
+	mux.HandleFunc("GET /api/deployments/{id}/log", s.liveLog())
 	mux.HandleFunc("POST /api/deploy", s.handleAPIDeploy)
 	mux.HandleFunc("POST /api/rollback", s.handleAPIRollback)
 	mux.HandleFunc("POST /api/lock", s.handleAPILock)
