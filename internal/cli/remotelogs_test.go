@@ -2,17 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,61 +14,6 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
-
-// faultCutOnce is a fake proxy in front of serve that injects the one
-// fault the real server cannot produce on demand: it cuts the first live
-// log response after cutAfter bytes, as a proxy restart would. Every
-// other request passes whole.
-type faultCutOnce struct {
-	proxy    *httputil.ReverseProxy
-	cutAfter int
-	mu       sync.Mutex
-	cut      bool
-	resumes  []string // Last-Event-ID of each live log request
-}
-
-func newFaultCutOnce(t *testing.T, target string, cutAfter int) *faultCutOnce {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &faultCutOnce{proxy: httputil.NewSingleHostReverseProxy(u), cutAfter: cutAfter}
-	f.proxy.ModifyResponse = func(resp *http.Response) error {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if strings.HasSuffix(resp.Request.URL.Path, "/log") && !f.cut {
-			f.cut = true
-			resp.Body = &cutReader{ReadCloser: resp.Body, left: f.cutAfter}
-		}
-		return nil
-	}
-	f.proxy.ErrorLog = log.New(io.Discard, "", 0)
-	return f
-}
-
-func (f *faultCutOnce) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasSuffix(r.URL.Path, "/log") {
-		f.mu.Lock()
-		f.resumes = append(f.resumes, r.Header.Get("Last-Event-ID"))
-		f.mu.Unlock()
-	}
-	f.proxy.ServeHTTP(w, r)
-}
-
-// cutReader fails once left bytes were read.
-type cutReader struct {
-	io.ReadCloser
-	left int
-}
-
-func (c *cutReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errors.New("fault: connection cut")
-	}
-	n, err := c.ReadCloser.Read(p[:min(len(p), c.left)])
-	c.left -= n
-	return n, err
-}
 
 // TestRemoteLogsFollowPrintsAsLocal: logs -f --remote follows a
 // deployment written while it reads, through a proxy that cuts the
@@ -108,9 +46,7 @@ fraises:
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newFaultCutOnce(t, hs.URL, 200)
-	ps := httptest.NewServer(proxy)
-	defer ps.Close()
+	proxy := testenv.NewFaultCutOnce(t, hs.URL, "/log", 200)
 
 	id, err := db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "hello", Environment: "production"}, Trigger: store.TriggerCLI})
 	if err != nil {
@@ -119,7 +55,7 @@ fraises:
 	var out testenv.SyncBuffer
 	a := &app{env: Env{Lookup: func(k string) (string, bool) { return secret, k == TokenEnv }}}
 	done := make(chan error, 1)
-	go func() { done <- a.remoteLogs(ctx, remoteFlags{url: ps.URL}, id, true, &out) }()
+	go func() { done <- a.remoteLogs(ctx, remoteFlags{url: proxy.URL}, id, true, &out) }()
 	writeSteps(t, db, id)
 	select {
 	case err := <-done:
@@ -136,14 +72,12 @@ fraises:
 	if out.String() != local.String() {
 		t.Fatalf("logs -f --remote printed:\n%q\nlocal logs prints:\n%q", out.String(), local.String())
 	}
-	proxy.mu.Lock()
-	cut, resumes := proxy.cut, proxy.resumes
-	proxy.mu.Unlock()
+	cut, resumes := proxy.Cut()
 	if !cut || len(resumes) < 2 || resumes[1] == "" {
 		t.Fatalf("the stream was not cut and resumed: cut %v, Last-Event-IDs %q", cut, resumes)
 	}
 	var nonFollow strings.Builder
-	if err := a.remoteLogs(ctx, remoteFlags{url: ps.URL}, id, false, &nonFollow); err != nil || nonFollow.String() != local.String() {
+	if err := a.remoteLogs(ctx, remoteFlags{url: proxy.URL}, id, false, &nonFollow); err != nil || nonFollow.String() != local.String() {
 		t.Fatalf("logs --remote: %v\n%q\nwant\n%q", err, nonFollow.String(), local.String())
 	}
 }
