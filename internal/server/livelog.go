@@ -22,6 +22,8 @@ const (
 	logHeartbeat  = 15 * time.Second
 	logWriteLimit = 30 * time.Second
 	logStreamMax  = 10 * time.Minute
+	// logWatchersMax bounds the live log streams open at once.
+	logWatchersMax = 1000
 )
 
 // logPos is a position in a deployment's log: step seq and the byte
@@ -182,31 +184,40 @@ func jsonData(v any) []string {
 // those of GET /api/deployments/{id}. The clients following the same
 // deployment share one poll of the state database.
 func (s *Server) liveLog() http.HandlerFunc {
-	feeds := newLogFeeds(s.store, s.log, logPoll)
+	s.logs = newLogFeeds(s.store, s.log, logPoll, logWatchersMax)
 	return func(w http.ResponseWriter, r *http.Request) {
-		pos, ok := s.startLog(w, r)
+		id, pos, ok := s.checkLog(w, r)
 		if !ok {
 			return
 		}
-		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		feed, release := feeds.watch(id)
+		feed, release, ok := s.logs.watch(id)
+		if !ok {
+			w.Header().Set("Retry-After", "5")
+			s.reply(w, http.StatusServiceUnavailable, map[string]string{"error": "too many live logs are being followed; retry"})
+			return
+		}
 		defer release()
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
 		s.streamLog(w, r, feed, pos)
 	}
 }
 
-// startLog checks a live log request and, when it is to be answered with
-// a stream, sends the stream's headers; otherwise it answers the request
-// itself (ok false).
-func (s *Server) startLog(w http.ResponseWriter, r *http.Request) (logPos, bool) {
+// checkLog checks a live log request: the deployment and the position
+// to stream from, or ok false once it answered the request itself.
+func (s *Server) checkLog(w http.ResponseWriter, r *http.Request) (int64, logPos, bool) {
 	r = s.following(r)
 	if !s.authorized(w, r) {
-		return logPos{}, false
+		return 0, logPos{}, false
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		s.reply(w, http.StatusBadRequest, map[string]string{"error": "deployment id must be a positive integer"})
-		return logPos{}, false
+		return 0, logPos{}, false
 	}
 	from := r.Header.Get("Last-Event-ID")
 	if from == "" {
@@ -215,28 +226,22 @@ func (s *Server) startLog(w http.ResponseWriter, r *http.Request) (logPos, bool)
 	pos, err := parseLogPos(from)
 	if err != nil {
 		s.reply(w, http.StatusBadRequest, map[string]string{"error": "Last-Event-ID (or from) must be an id this stream sent, such as 2-1024"})
-		return logPos{}, false
+		return 0, logPos{}, false
 	}
 	_, err = s.store.Deployment(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.reply(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no deployment %d", id)})
-		return logPos{}, false
+		return 0, logPos{}, false
 	case err != nil:
 		s.internalError(w, "read deployment", err)
-		return logPos{}, false
+		return 0, logPos{}, false
 	case pos.seq == endSeq:
 		// The client saw the end: 204 tells an EventSource not to reconnect.
 		w.WriteHeader(http.StatusNoContent)
-		return logPos{}, false
+		return 0, logPos{}, false
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	return pos, true
+	return id, pos, true
 }
 
 // streamLog sends the log from pos as the feed's polls show it, until the
@@ -273,6 +278,8 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, feed *logFeed
 		case <-r.Context().Done():
 			return
 		case <-deadline.C:
+			return
+		case <-s.logs.stopping:
 			return
 		case <-ping.C:
 			b.WriteString(": ping\n\n")

@@ -415,3 +415,30 @@ func TestLiveLogTruncated(t *testing.T) {
 		t.Fatalf("first line after the cut: %+v, want id %s", e, want)
 	}
 }
+
+// TestLiveLogBounds: past the bound on open streams a client is told to
+// retry (503), and shutting down ends every stream without its end event,
+// so that clients resume from the next instance.
+func TestLiveLogBounds(t *testing.T) {
+	f := newAPIFixture(t, "0", "1")
+	id, _ := startLogDeployment(t, f.db)
+	url := fmt.Sprintf("%s/api/deployments/%d/log", f.url, id)
+	f.srv.logs.mu.Lock()
+	f.srv.logs.max = 1
+	f.srv.logs.mu.Unlock()
+	s, status := openLog(t, url, f.tokens["reader"], "")
+	if status != 200 {
+		t.Fatalf("first stream: %d", status)
+	}
+	defer s.close()
+	if got := openStatus(t, url, f.tokens["reader"], ""); got != http.StatusServiceUnavailable {
+		t.Fatalf("a stream past the bound: %d, want 503", got)
+	}
+	if e, err := s.next(t); err != nil || e.event != "step" {
+		t.Fatalf("first event %+v %v", e, err)
+	}
+	f.srv.logs.stop()
+	if e, err := s.next(t); err != io.EOF {
+		t.Fatalf("after shutdown: %+v %v, want the stream closed", e, err)
+	}
+}

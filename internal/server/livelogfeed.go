@@ -16,9 +16,16 @@ type logFeeds struct {
 	store Store
 	log   *slog.Logger
 	every time.Duration
+	// max bounds the clients following live logs at once.
+	max int
 
-	mu    sync.Mutex
-	feeds map[int64]*logFeed
+	mu       sync.Mutex
+	feeds    map[int64]*logFeed
+	watchers int
+	// stopping is closed when the server shuts down: streams end, and
+	// their clients resume from another instance.
+	stopping chan struct{}
+	stopped  bool
 }
 
 // logSnap is what the state database said of a deployment at one poll.
@@ -41,15 +48,30 @@ type logFeed struct {
 	cur *logSnap
 }
 
-func newLogFeeds(db Store, log *slog.Logger, every time.Duration) *logFeeds {
-	return &logFeeds{store: db, log: log, every: every, feeds: map[int64]*logFeed{}}
+func newLogFeeds(db Store, log *slog.Logger, every time.Duration, max int) *logFeeds {
+	return &logFeeds{store: db, log: log, every: every, max: max, feeds: map[int64]*logFeed{}, stopping: make(chan struct{})}
+}
+
+// stop ends every stream, at shutdown.
+func (l *logFeeds) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.stopped = true
+		close(l.stopping)
+	}
 }
 
 // watch returns the feed of deployment id, polling it from now on if no
-// one was; release must be called once the watcher leaves.
-func (l *logFeeds) watch(id int64) (feed *logFeed, release func()) {
+// one was; release must be called once the watcher leaves. ok is false
+// when max clients already watch.
+func (l *logFeeds) watch(id int64) (feed *logFeed, release func(), ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.watchers >= l.max {
+		return nil, nil, false
+	}
+	l.watchers++
 	f := l.feeds[id]
 	if f == nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -61,11 +83,12 @@ func (l *logFeeds) watch(id int64) (feed *logFeed, release func()) {
 	return f, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		l.watchers--
 		if f.users--; f.users == 0 {
 			f.stop()
 			delete(l.feeds, id)
 		}
-	}
+	}, true
 }
 
 // latest is the feed's newest snapshot.

@@ -87,6 +87,7 @@ type Server struct {
 	// bodyTimeout bounds the time a body takes to arrive (0: the read
 	// timeout does).
 	bodyTimeout time.Duration
+	logs        *logFeeds
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -230,6 +231,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error 
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	hs.RegisterOnShutdown(s.logs.stop)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	if ready != nil {
