@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -440,5 +441,32 @@ func TestLiveLogBounds(t *testing.T) {
 	f.srv.logs.stop()
 	if e, err := s.next(t); err != io.EOF {
 		t.Fatalf("after shutdown: %+v %v, want the stream closed", e, err)
+	}
+}
+
+// TestLiveLogOutlastsTheServerTimeouts: a stream outlives the server's
+// read and write timeouts (server.read_timeout, server.write_timeout),
+// which bound requests, not a deployment that runs for minutes.
+func TestLiveLogOutlastsTheServerTimeouts(t *testing.T) {
+	f := newAPIFixture(t, "0", "1")
+	hs := httptest.NewUnstartedServer(f.srv.Handler())
+	hs.Config.ReadTimeout, hs.Config.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+	hs.Start()
+	defer hs.Close()
+	id, step := startLogDeployment(t, f.db)
+	s, status := openLog(t, fmt.Sprintf("%s/api/deployments/%d/log", hs.URL, id), f.tokens["reader"], "")
+	if status != 200 {
+		t.Fatalf("GET log: %d", status)
+	}
+	defer s.close()
+	go func() {
+		time.Sleep(600 * time.Millisecond)
+		f.db.AppendStepOutput(context.Background(), step, []byte("late\n"))
+		finishLogDeployment(t, f, id, step)
+	}()
+	p := newReplay()
+	readAll(t, s, p, nil)
+	if got := p.outputs()["1"]; got != "late\n" {
+		t.Fatalf("output %q", got)
 	}
 }
