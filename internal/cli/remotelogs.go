@@ -170,6 +170,9 @@ type logPrinter struct {
 	id   int64
 	last string
 	done bool
+	// lines says whether a line of the current step was printed: the
+	// marker of output cut before it was read follows printed lines only.
+	lines bool
 }
 
 // logStep is the data of a step event.
@@ -186,8 +189,11 @@ func (p *logPrinter) event(e sseEvent) error {
 	case "line":
 		// A CR inside the line arrives as a break between data fields.
 		io.WriteString(p.w, indent(strings.Join(e.data, "\r")+"\n"))
+		p.lines = true
 	case "truncated":
-		io.WriteString(p.w, "    … (output truncated)\n")
+		if p.lines {
+			io.WriteString(p.w, "    … (output truncated)\n")
+		}
 	case "step":
 		var s logStep
 		if err := json.Unmarshal([]byte(data), &s); err != nil {
@@ -211,6 +217,7 @@ func (p *logPrinter) event(e sseEvent) error {
 }
 
 func (p *logPrinter) step(s logStep, ended bool) {
+	p.lines = false
 	if !ended {
 		fmt.Fprintf(p.w, "→ %s\n", s.Name)
 		if s.OutputPrunedAt != nil {

@@ -80,6 +80,23 @@ fraises:
 	if err := a.remoteLogs(ctx, remoteFlags{url: proxy.URL}, id, false, &nonFollow); err != nil || nonFollow.String() != local.String() {
 		t.Fatalf("logs --remote: %v\n%q\nwant\n%q", err, nonFollow.String(), local.String())
 	}
+
+	// A finished deployment whose output was cut to its last 64 KiB.
+	id, _ = db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "hello", Environment: "production"}, Trigger: store.TriggerCLI})
+	step, _ := db.StartStep(ctx, id, "build")
+	for i := range 1000 {
+		db.AppendStepOutput(ctx, step, []byte(fmt.Sprintf("%0100d\n", i)))
+	}
+	db.FinishStep(ctx, step, store.StepFailed, nil, "")
+	db.FinishDeployment(ctx, id, store.Finish{Status: store.StatusFailed})
+	local.Reset()
+	var tail strings.Builder
+	if err := followLogs(ctx, db, id, false, 0, &local); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.remoteLogs(ctx, remoteFlags{url: proxy.URL}, id, true, &tail); err != nil || tail.String() != local.String() {
+		t.Fatalf("logs -f --remote of a truncated log: %v\n%q\nwant\n%q", err, testenv.Tail(tail.String(), 300), testenv.Tail(local.String(), 300))
+	}
 }
 
 // writeSteps writes two steps of output slowly, the first one with a CR

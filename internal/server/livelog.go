@@ -135,6 +135,9 @@ func logEvents(b *bytes.Buffer, d store.Deployment, steps []store.Step, pos logP
 // truncated event.
 func stepLines(b *bytes.Buffer, s store.Step, pos logPos, ended bool) logPos {
 	out, base := s.Output, s.OutputOffset
+	if s.OutputPrunedAt != nil {
+		return pos // the step event said so
+	}
 	if pos.off < base {
 		skipped := base - pos.off
 		pos.off = base
