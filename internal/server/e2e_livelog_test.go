@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +24,7 @@ touch "$1/started-$v"
 while [ -e "$1/hold" ]; do sleep 0.02; done
 i=0
 while [ $i -lt 25 ]; do
-  echo "installing $v: part $i"
+  echo "installing $v: part $i at $(date +%s%N)"
   i=$((i+1))
   sleep 0.04
 done
@@ -47,6 +51,9 @@ func TestE2ELiveLog(t *testing.T) {
 	testenv.WaitFor(t, "the install to start", 60*time.Second, func() bool { return f.installStarted(version("main", 1)) })
 	logs := f.start("fraisier logs -f --remote", []string{"FRAISIER_TOKEN=" + reader},
 		f.bin, "logs", strconv.FormatInt(id, 10), "-f", "--remote", proxy.URL)
+	delays := make(chan []time.Duration, 1)
+	go func() { delays <- lineDelays(t, f.base(), id, reader) }()
+	time.Sleep(200 * time.Millisecond) // both readers past the steps so far
 	f.release()
 	if code := logs.Wait(t, 90*time.Second); code != 0 {
 		t.Fatalf("logs -f --remote: exit %d\n%s", code, logs.Out.String())
@@ -64,4 +71,35 @@ func TestE2ELiveLog(t *testing.T) {
 		t.Fatalf("the stream was not cut and resumed: cut %v, Last-Event-IDs %q", cut, resumes)
 	}
 	t.Logf("resumed from %s", fmt.Sprint(resumes[1:]))
+	d := <-delays
+	slices.Sort(d)
+	if len(d) == 0 {
+		t.Fatal("no install line reached the direct reader")
+	}
+	t.Logf("from echo in the install to arrival, %d lines: median %v, max %v", len(d), d[len(d)/2], d[len(d)-1])
+}
+
+// lineDelays reads the live log of deployment id to its end and returns,
+// for each install line stamped with the time it was printed, how long
+// it took to arrive.
+func lineDelays(t *testing.T, base string, id int64, token string) []time.Duration {
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/deployments/%d/log", base, id), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer resp.Body.Close()
+	var out []time.Duration
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		_, stamp, ok := strings.Cut(sc.Text(), ": part ")
+		if _, ns, ok2 := strings.Cut(stamp, " at "); ok && ok2 && strings.HasPrefix(sc.Text(), "data: installing") {
+			if n, err := strconv.ParseInt(ns, 10, 64); err == nil {
+				out = append(out, time.Since(time.Unix(0, n)))
+			}
+		}
+	}
+	return out
 }
