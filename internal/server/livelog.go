@@ -189,34 +189,40 @@ func jsonData(v any) []string {
 func (s *Server) liveLog() http.HandlerFunc {
 	s.logs = newLogFeeds(s.store, s.log, logPoll, logWatchersMax)
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, pos, ok := s.checkLog(w, r)
-		if !ok {
-			return
+		if s.authorized(w, s.following(r)) {
+			s.LiveLog(w, r)
 		}
-		feed, release, ok := s.logs.watch(id)
-		if !ok {
-			w.Header().Set("Retry-After", "5")
-			s.reply(w, http.StatusServiceUnavailable, map[string]string{"error": "too many live logs are being followed; retry"})
-			return
-		}
-		defer release()
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-		s.streamLog(w, r, feed, pos)
 	}
+}
+
+// LiveLog streams the live log of the deployment named by the request's
+// {id} path value to a caller already allowed to read it: the API route
+// above, or the dashboard's cookie-authenticated route, since a browser's
+// EventSource cannot send a bearer token.
+func (s *Server) LiveLog(w http.ResponseWriter, r *http.Request) {
+	id, pos, ok := s.checkLog(w, r)
+	if !ok {
+		return
+	}
+	feed, release, ok := s.logs.watch(id)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		s.reply(w, http.StatusServiceUnavailable, map[string]string{"error": "too many live logs are being followed; retry"})
+		return
+	}
+	defer release()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s.streamLog(w, r, feed, pos)
 }
 
 // checkLog checks a live log request: the deployment and the position
 // to stream from, or ok false once it answered the request itself.
 func (s *Server) checkLog(w http.ResponseWriter, r *http.Request) (int64, logPos, bool) {
-	r = s.following(r)
-	if !s.authorized(w, r) {
-		return 0, logPos{}, false
-	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		s.reply(w, http.StatusBadRequest, map[string]string{"error": "deployment id must be a positive integer"})
