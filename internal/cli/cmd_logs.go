@@ -16,6 +16,7 @@ func (a *app) logsCommand() *cobra.Command {
 	var (
 		follow bool
 		every  time.Duration
+		remote remoteFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "logs <deployment-id>",
@@ -26,11 +27,6 @@ func (a *app) logsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := a.openState(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
 			w := a.streams.Out
 			if a.streams.OutIsTerminal {
 				// Step output and details are the deployed code's words.
@@ -38,11 +34,21 @@ func (a *app) logsCommand() *cobra.Command {
 				defer tw.Close()
 				w = tw
 			}
+			if here, err := remote.local(); err != nil || !here {
+				return remoteOr(err, func() error { return a.remoteLogs(cmd.Context(), remote, id, follow, w) })
+			}
+			db, err := a.openState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
 			return followLogs(cmd.Context(), db, id, follow, every, w)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing output until the deployment ends")
 	cmd.Flags().DurationVar(&every, "poll", 250*time.Millisecond, "how often -f looks for new output")
+	addRemoteFlags(cmd, &remote)
+	cmd.Flags().Lookup("remote").Usage = "read the deployment from the fraisier serve at this URL through its API (https://host, or http:// on a loopback address)"
 	return cmd
 }
 

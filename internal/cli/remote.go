@@ -131,13 +131,19 @@ func (c *remoteClient) do(ctx context.Context, method, path string, body, out an
 		}
 		return nil
 	}
+	return c.refusal(method, path, resp, b)
+}
+
+// refusal is the error a non-2xx answer with body b means, with the
+// server's reason and the exit code it means.
+func (c *remoteClient) refusal(method, path string, resp *http.Response, b []byte) error {
 	var e struct {
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(b[:min(len(b), 200)]))
 	}
-	err = &answerError{status: resp.StatusCode, err: fmt.Errorf("%s %s%s: %s: %s", method, c.base.Redacted(), path, resp.Status,
+	err := &answerError{status: resp.StatusCode, err: fmt.Errorf("%s %s%s: %s: %s", method, c.base.Redacted(), path, resp.Status,
 		strings.ReplaceAll(e.Error, c.token, "[token]"))}
 	switch resp.StatusCode {
 	case http.StatusBadRequest:

@@ -386,6 +386,12 @@ func (s *Server) tokenReads(r *http.Request) bool {
 // the read scope may still follow a deployment of a target it may deploy,
 // roll back or lock; anything else is the read API's answer.
 func (s *Server) handleDeploymentFollow(w http.ResponseWriter, r *http.Request) {
+	s.handleDeployment(w, s.following(r))
+}
+
+// following is r, marked as following its deployment when its token
+// lacks the read scope but may act on the deployment's target.
+func (s *Server) following(r *http.Request) *http.Request {
 	if tok, ok := s.apiTokenOf(r); ok && !tok.Allows(store.ScopeRead, store.Target{}) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err == nil {
@@ -394,7 +400,7 @@ func (s *Server) handleDeploymentFollow(w http.ResponseWriter, r *http.Request) 
 			}
 		}
 	}
-	s.handleDeployment(w, r)
+	return r
 }
 
 type rollbackBody struct {

@@ -88,6 +88,7 @@ type Server struct {
 	// bodyTimeout bounds the time a body takes to arrive (0: the read
 	// timeout does).
 	bodyTimeout time.Duration
+	logs        *logFeeds
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -178,6 +179,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/fraises", s.handleFraises)
 	mux.HandleFunc("GET /api/deployments", s.handleDeployments)
 	mux.HandleFunc("GET /api/deployments/{id}", s.handleDeploymentFollow)
+	mux.HandleFunc("GET /api/deployments/{id}/log", s.liveLog())
 	mux.HandleFunc("POST /api/deploy", s.handleAPIDeploy)
 	mux.HandleFunc("POST /api/rollback", s.handleAPIRollback)
 	mux.HandleFunc("POST /api/lock", s.handleAPILock)
@@ -238,6 +240,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error 
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	hs.RegisterOnShutdown(s.logs.stop)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	if ready != nil {

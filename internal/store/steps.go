@@ -31,8 +31,9 @@ func (db *DB) StartStep(ctx context.Context, deploymentID int64, name string) (i
 }
 
 // AppendStepOutput adds chunk to the step's output, keeping only the last
-// StepOutputCap bytes and marking the output truncated once anything was
-// dropped. An empty chunk is a no-op.
+// StepOutputCap bytes, marking the output truncated once anything was
+// dropped and counting the bytes dropped in OutputOffset. An empty chunk
+// is a no-op.
 func (db *DB) AppendStepOutput(ctx context.Context, stepID int64, chunk []byte) error {
 	if len(chunk) == 0 {
 		return nil
@@ -41,18 +42,20 @@ func (db *DB) AppendStepOutput(ctx context.Context, stepID int64, chunk []byte) 
 		var (
 			out       []byte
 			truncated bool
+			offset    int64
 		)
-		err := db.queryRowTx(ctx, tx, "SELECT output, output_truncated FROM tb_deployment_step WHERE id = ?"+db.d.forUpdate,
-			stepID).Scan(&out, &truncated)
+		err := db.queryRowTx(ctx, tx, "SELECT output, output_truncated, output_offset FROM tb_deployment_step WHERE id = ?"+db.d.forUpdate,
+			stepID).Scan(&out, &truncated, &offset)
 		if notFound(err) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
+		all := int64(len(out) + len(chunk))
 		out, cut := keepTail(append(out, chunk...), StepOutputCap)
-		_, err = db.execTx(ctx, tx, "UPDATE tb_deployment_step SET output = ?, output_truncated = ? WHERE id = ?",
-			out, truncated || cut, stepID)
+		_, err = db.execTx(ctx, tx, "UPDATE tb_deployment_step SET output = ?, output_truncated = ?, output_offset = ? WHERE id = ?",
+			out, truncated || cut, offset+all-int64(len(out)), stepID)
 		return err
 	})
 	if err != nil {
@@ -123,7 +126,7 @@ func (db *DB) Steps(ctx context.Context, deploymentID int64) ([]Step, error) {
 
 func (db *DB) steps(ctx context.Context, deploymentID int64) ([]Step, error) {
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, deployment_id, seq, name, status, started_at, finished_at,
-		exit_code, output, output_truncated, output_pruned_at, detail FROM tb_deployment_step WHERE deployment_id = ? ORDER BY seq`), deploymentID)
+		exit_code, output, output_truncated, output_pruned_at, detail, output_offset FROM tb_deployment_step WHERE deployment_id = ? ORDER BY seq`), deploymentID)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +142,7 @@ func (db *DB) steps(ctx context.Context, deploymentID int64) ([]Step, error) {
 			pruned   sql.NullInt64
 		)
 		if err := rows.Scan(&s.ID, &s.DeploymentID, &s.Seq, &s.Name, &s.Status, &started, &finished,
-			&exit, &out, &s.Truncated, &pruned, &s.Detail); err != nil {
+			&exit, &out, &s.Truncated, &pruned, &s.Detail, &s.OutputOffset); err != nil {
 			return nil, err
 		}
 		s.StartedAt = fromMS(started)

@@ -129,6 +129,9 @@ type Step struct {
 	// (state.retention.step_output); nil while it is as recorded.
 	OutputPrunedAt *time.Time `json:"output_pruned_at,omitempty"`
 	Detail         string     `json:"detail"`
+	// OutputOffset is how many bytes were dropped from the start of the
+	// output to keep its tail: where Output starts in all the step printed.
+	OutputOffset int64 `json:"output_offset,omitempty"`
 }
 
 // WebhookEvent is one received delivery, whatever became of it.

@@ -91,6 +91,9 @@ func (s *suite) testStepOutputCap(t *testing.T) {
 	if !utf8Valid(got.Output) {
 		t.Error("kept output starts inside a character")
 	}
+	if want := int64(all.Len() - len(got.Output)); got.OutputOffset != want {
+		t.Errorf("output offset %d, want the %d bytes dropped", got.OutputOffset, want)
+	}
 
 	small := must(db.StartStep(ctx, id, "small"))(t)
 	check(t, db.AppendStepOutput(ctx, small, []byte("ok")))
@@ -99,8 +102,8 @@ func (s *suite) testStepOutputCap(t *testing.T) {
 	}
 	big := must(db.StartStep(ctx, id, "big"))(t)
 	check(t, db.AppendStepOutput(ctx, big, bytes.Repeat([]byte("x"), store.StepOutputCap+10)))
-	if got := must(db.Steps(ctx, id))(t)[2]; !got.Truncated || len(got.Output) != store.StepOutputCap {
-		t.Errorf("one oversized chunk: %d bytes, truncated=%v", len(got.Output), got.Truncated)
+	if got := must(db.Steps(ctx, id))(t)[2]; !got.Truncated || len(got.Output) != store.StepOutputCap || got.OutputOffset != 10 {
+		t.Errorf("one oversized chunk: %d bytes from %d, truncated=%v", len(got.Output), got.OutputOffset, got.Truncated)
 	}
 }
 
