@@ -41,6 +41,7 @@ func (s *Server) dashboard() (http.Handler, error) {
 		Act:       s.webAct,
 		Allow:     func(r *http.Request) bool { return s.limits.allow(sourceOf(s.clientAddr(r)), time.Now()) },
 		Log:       s.log,
+		LiveLog:   s.LiveLog,
 	})
 }
 

@@ -65,6 +65,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		shot(t, p, shots, pg.name)
 	}
 
+	followLiveLog(t, f, p, shots)
+
 	p.Navigate(f.url + "/ui/actions/rollback?fraise=shop&environment=production")
 	shot(t, p, shots, "rollback-confirm")
 	p.Click("confirm")
@@ -102,6 +104,45 @@ func TestDashboardInABrowser(t *testing.T) {
 			t.Errorf("the dashboard's pages asked for outside addresses: %q", out)
 		}
 	}
+}
+
+// followLiveLog opens a running deployment's page and writes its step's
+// output while the page watches: the lines arrive in order, each once, and
+// the end is said.
+func followLiveLog(t *testing.T, f *fixture, p *browser.Page, shots string) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := f.db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "shop", Environment: "staging"},
+		Trigger: store.TriggerCLI, Actor: "bob", NewSHA: shaOK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step, err := f.db.StartStep(ctx, id, "install")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Navigate(fmt.Sprintf("%s/ui/deployments/%d", f.url, id))
+	var want strings.Builder
+	for i := 1; i <= 5; i++ {
+		line := fmt.Sprintf("installing part %d of 5 <b>&amp;</b>\n", i)
+		want.WriteString(line)
+		if err := f.db.AppendStepOutput(ctx, step, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		p.WaitText("#live-log", strings.TrimSuffix(line, "\n"))
+	}
+	if got := p.Text("#live-log"); strings.TrimSpace(got) != strings.TrimSpace(want.String()) {
+		t.Errorf("the live log reads %q, want %q", got, want.String())
+	}
+	code := 0
+	if err := f.db.FinishStep(ctx, step, "succeeded", &code, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.FinishDeployment(ctx, id, store.Finish{Status: store.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitText("#live-status", "succeeded")
+	shot(t, p, shots, "live-log")
 }
 
 func shot(t *testing.T, p *browser.Page, dir, name string) {

@@ -77,7 +77,7 @@ func TestRunningDeploymentLeavesTheLiveLogHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := f.login(f.tokens["reader"])
-	hook := fmt.Sprintf(`<pre id="live-log" data-src="/api/deployments/%d/log"`, id)
+	hook := fmt.Sprintf(`<pre id="live-log" data-src="/ui/deployments/%d/log"`, id)
 	if a := f.do("GET", fmt.Sprintf("/ui/deployments/%d", id), c, nil, nil); !strings.Contains(a.body, hook) {
 		t.Errorf("running deployment: no live-log hook %s in %s", hook, a.body)
 	}
@@ -86,6 +86,16 @@ func TestRunningDeploymentLeavesTheLiveLogHook(t *testing.T) {
 	}
 	if a := f.do("GET", fmt.Sprintf("/ui/deployments/%d", f.ok), c, nil, nil); strings.Contains(a.body, `id="live-log"`) {
 		t.Errorf("finished deployment has a live-log hook")
+	}
+	// The hook's stream answers the session (a finished deployment's log
+	// streams whole, then ends), and no one else.
+	logPath := fmt.Sprintf("/ui/deployments/%d/log", f.ok)
+	if a := f.do("GET", logPath, c, nil, nil); a.status != http.StatusOK || !strings.HasPrefix(a.header.Get("Content-Type"), "text/event-stream") ||
+		!strings.Contains(a.body, "event: line\ndata: compiled\n") || !strings.Contains(a.body, "event: end\n") {
+		t.Errorf("the live log through the session: %d %s\n%s", a.status, a.header.Get("Content-Type"), a.body)
+	}
+	if a := f.do("GET", logPath, nil, nil, nil); a.status != http.StatusSeeOther {
+		t.Errorf("the live log without a session: %d, want 303 to the login", a.status)
 	}
 }
 

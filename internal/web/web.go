@@ -58,6 +58,10 @@ type Options struct {
 	Log   *slog.Logger
 	// SessionTTL is how long a session lasts (default 12 hours).
 	SessionTTL time.Duration
+	// LiveLog, when set, streams the live log of the deployment named by
+	// the request's {id} (Server-Sent Events) to a signed-in session: a
+	// browser's EventSource sends the session cookie, not a bearer token.
+	LiveLog http.HandlerFunc
 }
 
 // Dashboard serves /ui/.
@@ -122,6 +126,9 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/{$}", d.authed(d.overview))
 	mux.HandleFunc("GET /ui/fragment/overview", d.authed(d.overviewFragment))
 	mux.HandleFunc("GET /ui/deployments/{id}", d.authed(d.deployment))
+	if d.o.LiveLog != nil {
+		mux.HandleFunc("GET /ui/deployments/{id}/log", d.authed(d.o.LiveLog))
+	}
 	mux.HandleFunc("GET /ui/history", d.authed(d.history))
 	mux.HandleFunc("GET /ui/webhooks", d.authed(d.webhooks))
 	mux.HandleFunc("GET /ui/stats", d.authed(d.stats))
