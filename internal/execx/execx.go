@@ -104,8 +104,14 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stdout = sink
 	cmd.Stderr = sink
 	// Its own process group, so that a timeout kills what the command
-	// started too (npm, pip and friends fork freely).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Credential}
+	// started too (npm, pip and friends fork freely). Pdeathsig: should
+	// fraisier die, the command dies with it rather than go on writing
+	// beside the deployment that recovery starts (a git init a crash left
+	// running emptied the mirror's directory again under the retry). Go
+	// sets it after switching users, and it fires when the thread that
+	// started the command ends, which Go's threads do not while fraisier
+	// runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Credential, Pdeathsig: syscall.SIGKILL}
 	var killTimer *time.Timer
 	var mu sync.Mutex
 	cmd.Cancel = func() error {
