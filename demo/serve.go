@@ -64,12 +64,11 @@ func (d *demo) serve() error {
 	}
 	time.Sleep(300 * time.Millisecond) // let the record of the finish land before reading it
 	d.curl()
-	stop()
 
 	d.say("the webhook and the deployment it caused, linked")
 	d.fraisier(0, "webhooks")
 	d.fraisier(0, "history", "--limit", "3")
-	return nil
+	return d.dashboard(base, d.head())
 }
 
 // sendPush posts the signed GitHub push webhook for commit sha on main,
