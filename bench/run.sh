@@ -7,6 +7,9 @@ bin=${1:-bin/fraisier}
 echo "== read commands against 1,000,000 deployments and 1,000,000 webhook events"
 go run ./bench/clibench -bin "$bin" -dir bench/out
 echo
+echo "== the web dashboard's pages against 1,000,000 deployments and 1,000,000 webhook events, signed in, against a static file in the same run; target: under 50 ms"
+go run ./bench/webbench -dir bench/out
+echo
 echo "== deploy and rollback against a script doing the same work by hand (real git, real systemd user manager)"
 go run ./bench/deploybench -bin "$bin" -runs 7
 echo

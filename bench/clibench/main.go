@@ -111,25 +111,11 @@ func run(ctx context.Context, bin, dir string, deployments, webhooks, runs int, 
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// databases makes the big database, unless a copy made by the same
-// schema and generator is kept in dir (its name carries their digest),
+// databases makes the big database, unless bench/grow keeps it in dir,
 // and an empty one.
 func databases(ctx context.Context, dir string, deployments, webhooks int) (big, empty string, err error) {
-	key, err := grow.Key()
-	if err != nil {
+	if big, err = grow.Cached(ctx, dir, deployments, webhooks); err != nil {
 		return "", "", err
-	}
-	big = filepath.Join(dir, fmt.Sprintf("state-%d-%d-%s.db", deployments, webhooks, key))
-	if _, err := os.Stat(big); err != nil {
-		fmt.Printf("generating %s (%d deployments, %d webhook events)...\n", big, deployments, webhooks)
-		start := time.Now()
-		if err := grow.File(ctx, big+".tmp", deployments, webhooks); err != nil {
-			return "", "", err
-		}
-		if err := os.Rename(big+".tmp", big); err != nil {
-			return "", "", err
-		}
-		fmt.Printf("generated in %s\n", time.Since(start).Round(100*time.Millisecond))
 	}
 	empty = filepath.Join(dir, "state-empty.db")
 	if err := grow.File(ctx, empty, 0, 0); err != nil {
