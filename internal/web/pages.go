@@ -254,9 +254,17 @@ func (d *Dashboard) history(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "history", page{Title: "History", Nav: "history", Data: data})
 }
 
+// outcomes are the webhook outcomes the webhooks page filters by.
+var outcomes = []store.Outcome{store.OutcomeAccepted, store.OutcomeIgnored, store.OutcomeRejected, store.OutcomeDuplicate, store.OutcomeSuperseded}
+
 func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
-	f := store.WebhookFilter{Limit: historyPage + 1}
-	if v := r.URL.Query().Get("before"); v != "" {
+	q := r.URL.Query()
+	f := store.WebhookFilter{Limit: historyPage + 1, Forge: q.Get("forge"), Fraise: q.Get("fraise"), Outcome: store.Outcome(q.Get("outcome"))}
+	if f.Outcome != "" && !slices.Contains(outcomes, f.Outcome) {
+		d.problem(w, r, http.StatusBadRequest, "Bad filter", "outcome must be one of accepted, ignored, rejected, duplicate, superseded.")
+		return
+	}
+	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
 			d.problem(w, r, http.StatusBadRequest, "Bad filter", "before must be a delivery id (a positive integer).")
@@ -272,9 +280,17 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 	next := ""
 	if len(rows) > historyPage {
 		rows = rows[:historyPage]
-		next = Prefix + "webhooks?before=" + strconv.FormatInt(rows[historyPage-1].ID, 10)
+		keep := url.Values{}
+		for _, k := range []string{"forge", "fraise", "outcome"} {
+			if v := q.Get(k); v != "" {
+				keep.Set(k, v)
+			}
+		}
+		keep.Set("before", strconv.FormatInt(rows[historyPage-1].ID, 10))
+		next = Prefix + "webhooks?" + keep.Encode()
 	}
-	d.render(w, r, http.StatusOK, "webhooks", page{Title: "Webhooks", Nav: "webhooks", Data: map[string]any{"Rows": rows, "Next": next}})
+	d.render(w, r, http.StatusOK, "webhooks", page{Title: "Webhooks", Nav: "webhooks",
+		Data: map[string]any{"Rows": rows, "Next": next, "Filter": f, "Outcomes": outcomes}})
 }
 
 func (d *Dashboard) stats(w http.ResponseWriter, r *http.Request) {

@@ -283,3 +283,34 @@ func TestSecureCookieOverTLS(t *testing.T) {
 		t.Fatalf("login over TLS: %d %q", resp.StatusCode, sc)
 	}
 }
+
+// TestWebhooksFilter: the webhooks page filters by forge, fraise and
+// outcome, and refuses an outcome it does not know.
+func TestWebhooksFilter(t *testing.T) {
+	f := newFixture(t)
+	c := f.login(f.tokens["reader"])
+	for _, tc := range []struct {
+		query string
+		shown bool
+	}{
+		{"", true},
+		{"?outcome=ignored", true},
+		{"?outcome=ignored&forge=github", true},
+		{"?outcome=accepted", false},
+		{"?forge=gitlab", false},
+	} {
+		a := f.do("GET", "/ui/webhooks"+tc.query, c, nil, nil)
+		if a.status != http.StatusOK {
+			t.Fatalf("%s: %d", tc.query, a.status)
+		}
+		if got := strings.Contains(a.body, "follows branch feature-x"); got != tc.shown {
+			t.Errorf("%s: the ignored delivery shown=%v, want %v", tc.query, got, tc.shown)
+		}
+		if !tc.shown && !strings.Contains(a.body, "No delivery matches.") {
+			t.Errorf("%s: no word for an empty result", tc.query)
+		}
+	}
+	if a := f.do("GET", "/ui/webhooks?outcome=exploded", c, nil, nil); a.status != http.StatusBadRequest {
+		t.Errorf("an unknown outcome: %d, want 400", a.status)
+	}
+}
