@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,25 +52,10 @@ func TestPolkitUnitsVerify(t *testing.T) {
 	}
 }
 
-var polkitExposureLine = regexp.MustCompile(`Overall exposure level for fraisier-polkit\.service: ([0-9]+\.[0-9]+)`)
-
 // TestPolkitServiceExposure: systemd-analyze security rates
 // fraisier-polkit.service at most maxPolkitExposure.
 func TestPolkitServiceExposure(t *testing.T) {
-	analyze := tool(t, "systemd-analyze")
-	code, out := run(t, analyze, "security", "--offline=yes", "--no-pager", polkitService)
-	m := polkitExposureLine.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("systemd-analyze security (exit %d) gave no overall exposure level:\n%s", code, out)
-	}
-	score, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("systemd-analyze security: fraisier-polkit.service exposure %.1f (threshold %.1f)", score, maxPolkitExposure)
-	if score > maxPolkitExposure {
-		t.Errorf("fraisier-polkit.service exposure %.1f, above %.1f:\n%s", score, maxPolkitExposure, out)
-	}
+	checkExposure(t, polkitService, maxPolkitExposure)
 }
 
 // TestPolkitUnitsSettings holds what the units promise: the path unit

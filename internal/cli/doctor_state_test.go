@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sys/unix"
 
 	"github.com/fraiseql/fraisier/internal/cli"
 	"github.com/fraiseql/fraisier/internal/store"
@@ -223,7 +222,7 @@ func applyOlderSchema(t *testing.T, c *pgtest.Cluster, db string, n int) {
 
 // TestDoctorStateSQLiteReadOnly: a state file, or its directory, this user
 // cannot write (for root, whom mode bits do not stop, a read-only bind
-// mount: see readOnlyMount) fails the state line with a fix.
+// mount: see testenv.ReadOnly) fails the state line with a fix.
 func TestDoctorStateSQLiteReadOnly(t *testing.T) {
 	for _, which := range []string{"file", "directory"} {
 		t.Run(which, func(t *testing.T) {
@@ -239,38 +238,9 @@ func TestDoctorStateSQLiteReadOnly(t *testing.T) {
 			if which == "directory" {
 				ro = filepath.Dir(path)
 			}
-			readOnlyMount(t, ro)
+			testenv.ReadOnly(t, ro)
 			doctorStateLine(t, h, cli.ExitCheckFailed, `fail +state +- +`+regexp.QuoteMeta(path)+` +.*not writable: `+regexp.QuoteMeta(ro)+
 				` is not writable by uid \d+: (permission denied|read-only file system) → fix: `, "")
 		})
-	}
-}
-
-// readOnlyMount makes path, a file or a directory that exists, read-only
-// for this process: mode bits off, or, for root, a read-only bind mount of
-// it over itself, undone when t ends.
-func readOnlyMount(t *testing.T, path string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		st, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, st.Mode().Perm()&^0o222); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(path, st.Mode().Perm()) })
-		return
-	}
-	if err := unix.Mount(path, path, "", unix.MS_BIND, ""); err != nil {
-		testenv.Unavailable(t, "bind mount %s (root ignores mode bits): %v", path, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(path, 0); err != nil {
-			t.Errorf("unmount %s: %v", path, err)
-		}
-	})
-	if err := unix.Mount("", path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
-		testenv.Unavailable(t, "remount %s read-only: %v", path, err)
 	}
 }

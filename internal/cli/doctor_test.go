@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fraiseql/fraisier/internal/cli"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
@@ -317,18 +315,5 @@ func readOnlyDir(t *testing.T, dir string) {
 	if err := os.Mkdir(dir, 0o555); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() != 0 {
-		return
-	}
-	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
-		testenv.Unavailable(t, "bind mount %s (root ignores mode bits): %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
-		testenv.Unavailable(t, "remount %s read-only: %v", dir, err)
-	}
+	testenv.ReadOnly(t, dir)
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sys/unix"
 
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
@@ -182,7 +181,7 @@ func mustUser(t *testing.T, rawURL string) string {
 
 // TestCheckWritableSQLite: a file and directory this user may write, and
 // one made read-only (for root, whom mode bits do not stop, by a
-// read-only bind mount: see readOnlyMount).
+// read-only bind mount: see testenv.ReadOnly).
 func TestCheckWritableSQLite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state", "fraisier.db")
@@ -197,39 +196,10 @@ func TestCheckWritableSQLite(t *testing.T) {
 	if err := store.CheckWritable(ctx, store.Options{Path: path + ".missing"}); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
-	readOnlyMount(t, filepath.Dir(path))
+	testenv.ReadOnly(t, filepath.Dir(path))
 	err = store.CheckWritable(ctx, store.Options{Path: path})
 	var we *store.WriteAccessError
 	if !errors.As(err, &we) || !strings.Contains(we.What, "is not writable by uid") {
 		t.Fatalf("read-only: %v", err)
-	}
-}
-
-// readOnlyMount makes path, a file or a directory that exists, read-only
-// for this process: mode bits off, or, for root, whom they do not stop, a
-// read-only bind mount of it over itself, undone when t ends.
-func readOnlyMount(t *testing.T, path string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		st, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, st.Mode().Perm()&^0o222); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(path, st.Mode().Perm()) })
-		return
-	}
-	if err := unix.Mount(path, path, "", unix.MS_BIND, ""); err != nil {
-		testenv.Unavailable(t, "bind mount %s (root ignores mode bits): %v", path, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(path, 0); err != nil {
-			t.Errorf("unmount %s: %v", path, err)
-		}
-	})
-	if err := unix.Mount("", path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
-		testenv.Unavailable(t, "remount %s read-only: %v", path, err)
 	}
 }
