@@ -10,6 +10,9 @@ echo
 echo "== the web dashboard's pages against 1,000,000 deployments and 1,000,000 webhook events, signed in, against a static file in the same run; target: under 50 ms"
 go run ./bench/webbench -dir bench/out
 echo
+echo "== the live log on real deployments (fraisier serve, real git, real systemd user manager): from an install line's echo to a following client, and what 100 clients cost the deployment against the same deployment followed by none in the same run; targets: under 100 ms, under 5 %"
+go run ./bench/livelogbench -bin "$bin" -rounds 5
+echo
 echo "== deploy and rollback against a script doing the same work by hand (real git, real systemd user manager)"
 go run ./bench/deploybench -bin "$bin" -runs 7
 echo

@@ -162,22 +162,24 @@ func fmtElapsed(d time.Duration) string {
 }
 
 // stepOutput appends a step's output to the state database in batches:
-// a write per line of npm install would be a transaction per line, while a
-// flush at most 250 ms after output arrives keeps logs -f live and the
-// database calm.
+// the first output after a quiet spell is written at once, so that a live
+// log shows it without delay, and what follows within outputFlushAfter is
+// gathered into one write, as a write per line of npm install would be a
+// transaction per line.
 type stepOutput struct {
 	ctx    context.Context
 	db     StepRecorder
 	stepID int64
 
-	mu      sync.Mutex
-	buf     []byte
-	pending bool // a timed flush is scheduled
-	closed  bool
+	mu        sync.Mutex
+	buf       []byte
+	pending   bool // a timed flush is scheduled
+	closed    bool
+	lastFlush time.Time
 }
 
 const (
-	outputFlushAfter = 250 * time.Millisecond
+	outputFlushAfter = 50 * time.Millisecond
 	outputFlushSize  = 16 << 10
 )
 
@@ -192,12 +194,12 @@ func (o *stepOutput) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	o.buf = append(o.buf, p...)
-	switch {
-	case len(o.buf) >= outputFlushSize:
+	switch since := time.Since(o.lastFlush); {
+	case len(o.buf) >= outputFlushSize, !o.pending && since >= outputFlushAfter:
 		o.flushLocked()
 	case !o.pending:
 		o.pending = true
-		time.AfterFunc(outputFlushAfter, func() {
+		time.AfterFunc(outputFlushAfter-since, func() {
 			o.mu.Lock()
 			defer o.mu.Unlock()
 			o.pending = false
@@ -215,6 +217,7 @@ func (o *stepOutput) flushLocked() {
 		// deployment it describes.
 		_ = o.db.AppendStepOutput(o.ctx, o.stepID, o.buf)
 		o.buf = o.buf[:0]
+		o.lastFlush = time.Now()
 	}
 }
 

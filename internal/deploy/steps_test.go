@@ -61,3 +61,39 @@ func TestStepErrorNamesTheStepOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestStepOutputFirstLineAtOnce: the first output after a quiet spell is
+// in the state database when Write returns, so a live log shows it
+// without waiting for a batch; what follows at once is gathered and
+// written within outputFlushAfter, and Close writes what is left.
+func TestStepOutputFirstLineAtOnce(t *testing.T) {
+	ctx := context.Background()
+	rec, db, _ := newRecorder(t)
+	step, err := db.StartStep(ctx, rec.deploymentID, "install")
+	if err != nil {
+		t.Fatal(err)
+	}
+	output := func() string {
+		steps, err := db.Steps(ctx, rec.deploymentID)
+		if err != nil || len(steps) != 1 {
+			t.Fatalf("steps %+v, %v", steps, err)
+		}
+		return string(steps[0].Output)
+	}
+	o := newStepOutput(ctx, db, step)
+	io.WriteString(o, "first\n")
+	if got := output(); got != "first\n" {
+		t.Fatalf("after the first write the database holds %q, want the line", got)
+	}
+	io.WriteString(o, "second\n")
+	for deadline := time.Now().Add(5 * time.Second); output() != "first\nsecond\n"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second line never reached the database: %q", output())
+		}
+	}
+	io.WriteString(o, "third\n")
+	o.Close()
+	if got := output(); got != "first\nsecond\nthird\n" {
+		t.Fatalf("after Close the database holds %q", got)
+	}
+}

@@ -107,12 +107,32 @@ func (f *logFeed) publish(s *logSnap) {
 	close(old.next)
 }
 
-// poll reads the deployment and its steps every l.every until ctx ends
-// or the deployment ended, publishing each change.
+// stepsNotifier is what a store offers when it can say that a step
+// changed in this process: a live log then wakes at once rather than at
+// its next poll.
+type stepsNotifier interface {
+	StepsChanged() <-chan struct{}
+}
+
+// logWakeGap is the least time between two reads of one deployment when
+// changes wake the feed, so that a burst of changes costs a read per gap.
+const logWakeGap = 5 * time.Millisecond
+
+// poll reads the deployment and its steps every l.every, and at each
+// change the store announces, until ctx ends or the deployment ended,
+// publishing each change.
 func (l *logFeeds) poll(ctx context.Context, id int64, f *logFeed) {
 	t := time.NewTicker(l.every)
 	defer t.Stop()
+	notifier, _ := l.store.(stepsNotifier)
 	for {
+		// Taken before the read: a change landing during it wakes the
+		// next wait.
+		var changed <-chan struct{}
+		if notifier != nil {
+			changed = notifier.StepsChanged()
+		}
+		read := time.Now()
 		s := &logSnap{ready: true}
 		s.d, s.err = l.store.Deployment(ctx, id)
 		if s.err == nil {
@@ -134,6 +154,12 @@ func (l *logFeeds) poll(ctx context.Context, id int64, f *logFeed) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(logWakeGap - time.Since(read)):
+			}
 		}
 	}
 }

@@ -65,6 +65,10 @@ type DB struct {
 
 	prepared preparedStmts
 
+	// stepsChanged fires after each committed change to a step or to a
+	// deployment's end (StepsChanged).
+	stepsChanged broadcast
+
 	// stopCheckpoints ends the background checkpointer; nil without one.
 	stopCheckpoints func()
 	// rewindFrames and truncateBytes are the checkpointer's limits

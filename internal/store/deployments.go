@@ -151,6 +151,7 @@ func (db *DB) FinishDeployment(ctx context.Context, id int64, f Finish) error {
 	if err := db.finish(ctx, id, f); err != nil {
 		return fmt.Errorf("finish deployment %d as %s: %w", id, f.Status, err)
 	}
+	db.stepsChanged.fire()
 	return nil
 }
 
@@ -161,6 +162,7 @@ func (db *DB) MarkInterrupted(ctx context.Context, id int64, reason string) erro
 	if err := db.finish(ctx, id, Finish{Status: StatusInterrupted, Error: reason}); err != nil {
 		return fmt.Errorf("mark deployment %d interrupted: %w", id, err)
 	}
+	db.stepsChanged.fire()
 	return nil
 }
 

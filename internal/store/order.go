@@ -231,6 +231,7 @@ func (db *DB) FinishFollowed(ctx context.Context, id int64, f Finish, follow []Q
 	if err != nil {
 		return nil, fmt.Errorf("finish deployment %d as %s: %w", id, f.Status, err)
 	}
+	db.stepsChanged.fire()
 	return queued, nil
 }
 

@@ -295,3 +295,42 @@ func TestWriterPageCacheIsBoundedAndGivenBackWhenIdle(t *testing.T) {
 		}
 	}
 }
+
+// StepsChanged wakes a live log in this process at each step change: a
+// channel taken before a change is closed by it, one taken after is not.
+func TestStepsChangedFiresOnStepWrites(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	id, err := db.StartDeployment(ctx, store.Deployment{Target: store.Target{Fraise: "f", Environment: "e"}, Trigger: store.TriggerCLI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var step int64
+	writes := []struct {
+		name  string
+		write func() error
+	}{
+		{"StartStep", func() (err error) { step, err = db.StartStep(ctx, id, "install"); return err }},
+		{"AppendStepOutput", func() error { return db.AppendStepOutput(ctx, step, []byte("line\n")) }},
+		{"FinishStep", func() error { return db.FinishStep(ctx, step, store.StepSucceeded, nil, "") }},
+		{"FinishDeployment", func() error {
+			return db.FinishDeployment(ctx, id, store.Finish{Status: store.StatusSucceeded})
+		}},
+	}
+	for _, w := range writes {
+		changed := db.StepsChanged()
+		select {
+		case <-changed:
+			t.Fatalf("before %s: the channel is already closed", w.name)
+		default:
+		}
+		if err := w.write(); err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		select {
+		case <-changed:
+		default:
+			t.Fatalf("%s did not close the channel taken before it", w.name)
+		}
+	}
+}

@@ -27,6 +27,7 @@ func (db *DB) StartStep(ctx context.Context, deploymentID int64, name string) (i
 	if err != nil {
 		return 0, fmt.Errorf("start step %s of deployment %d: %w", name, deploymentID, err)
 	}
+	db.stepsChanged.fire()
 	return id, nil
 }
 
@@ -61,6 +62,7 @@ func (db *DB) AppendStepOutput(ctx context.Context, stepID int64, chunk []byte) 
 	if err != nil {
 		return fmt.Errorf("append output of step %d: %w", stepID, err)
 	}
+	db.stepsChanged.fire()
 	return nil
 }
 
@@ -111,6 +113,7 @@ func (db *DB) FinishStep(ctx context.Context, stepID int64, status string, exitC
 	if err != nil {
 		return fmt.Errorf("finish step %d as %s: %w", stepID, status, err)
 	}
+	db.stepsChanged.fire()
 	return nil
 }
 
