@@ -62,7 +62,7 @@ func run(addr, dir string) error {
 	}
 	time.Sleep(b.slow)
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -86,6 +86,7 @@ func run(addr, dir string) error {
 		}
 		fmt.Fprintf(w, "ok %s\n", version)
 	})
+	mux.HandleFunc("/sleep", sleepHandler)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, version)
 	})

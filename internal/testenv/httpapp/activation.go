@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// listen returns the listening socket systemd passed (socket activation:
+// LISTEN_PID is this process and LISTEN_FDS at least 1, the socket being
+// file descriptor 3), or a new one on addr otherwise. A passed socket must
+// be bound to loopback, like addr.
+func listen(addr string) (net.Listener, error) {
+	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	fds, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if pid != os.Getpid() || fds < 1 {
+		return net.Listen("tcp", addr)
+	}
+	// The variables are for this process only, not for its children.
+	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		os.Unsetenv(v)
+	}
+	f := os.NewFile(3, "systemd-socket")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("use the socket systemd passed: %w", err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("refusing the socket systemd passed on %s: not TCP on loopback", ln.Addr())
+	}
+	return ln, nil
+}
+
+// sleepHandler answers /sleep?d=DURATION after DURATION (at most a
+// minute): a request that is still in flight when a restart stops the
+// process.
+func sleepHandler(w http.ResponseWriter, r *http.Request) {
+	d, err := time.ParseDuration(r.URL.Query().Get("d"))
+	if err != nil || d < 0 || d > time.Minute {
+		http.Error(w, "d: a duration up to 1m", http.StatusBadRequest)
+		return
+	}
+	select {
+	case <-time.After(d):
+		fmt.Fprintf(w, "slept %s\n", d)
+	case <-r.Context().Done():
+	}
+}

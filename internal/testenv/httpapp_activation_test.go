@@ -1,0 +1,82 @@
+package testenv
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHTTPAppSocketActivation starts httpapp the way a systemd socket
+// unit does (the listening socket passed as file descriptor 3, by
+// systemd-socket-activate) and checks that it serves on that socket, and
+// that /sleep answers after the duration asked.
+func TestHTTPAppSocketActivation(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		Unavailable(t, "systemd-socket-activate not installed (package systemd)")
+	}
+	bin := BuildHTTPApp(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte("v7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// httpapp's own -addr is another free port: answering on addr proves
+	// it served the passed socket rather than one of its own.
+	own := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cmd := exec.Command(activate, "-l", addr, bin, "-addr", own, "-dir", dir)
+	var out SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	c := http.Client{Timeout: 5 * time.Second}
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := c.Get("http://" + addr + "/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /: %v\n%s", err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.TrimSpace(body) != "v7" {
+		t.Fatalf("GET / = %q, want v7\n%s", body, out.String())
+	}
+	if !strings.Contains(out.String(), "listening on "+addr) {
+		t.Errorf("httpapp did not report listening on the passed socket %s:\n%s", addr, out.String())
+	}
+
+	start := time.Now()
+	resp, err := c.Get("http://" + addr + "/sleep?d=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("/sleep?d=300ms: %d after %s, want 200 after 300ms or more", resp.StatusCode, time.Since(start))
+	}
+	resp, err = c.Get("http://" + addr + "/sleep?d=forever")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("/sleep?d=forever: %d, want 400", resp.StatusCode)
+	}
+}
