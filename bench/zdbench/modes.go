@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// mode is one restart mode under load: its environment of the fraise
+// hello (named after the mode), the front the load goes through, and what
+// the load saw.
+type mode struct {
+	name  string // plain, socket or blue_green
+	front side   // the environment's app, unit and the port the load uses
+	// restart is the environment's restart: field; "" when fraisier's
+	// configuration does not know the field or the value yet.
+	restart string
+	note    string // how the mode was run, when not as its name says
+	skip    string // why it is not measured; "" when it is
+	res     *loadResult
+}
+
+// prepareMode writes the units of m and finds out whether fraisier's
+// configuration knows restart: m.name.
+func (w *world) prepareMode(m *mode) error {
+	var err error
+	switch m.name {
+	case "plain":
+		m.front, err = w.serviceUnit("plain", "")
+	case "socket":
+		m.front, err = w.socketUnits("socket")
+	case "blue_green":
+		err = w.prepareBlueGreen(m)
+	default:
+		return fmt.Errorf("unknown mode %q (plain, socket, blue_green)", m.name)
+	}
+	if err != nil || m.skip != "" {
+		return err
+	}
+	if why := w.restartUnknown(m.name, m.front); why != "" {
+		switch m.name {
+		case "plain":
+			m.note = "systemctl restart (fraisier's config has no restart: field yet)"
+		case "socket":
+			m.note = "socket unit, fraisier's plain restart (its config does not know restart: socket yet)"
+		default:
+			m.skip = fmt.Sprintf("fraisier's config does not know restart: %s yet (%s)", m.name, why)
+		}
+		return nil
+	}
+	m.restart = m.name
+	return nil
+}
+
+// socketUnits writes a socket unit listening on a free loopback port and
+// the service it hands the socket to; the socket is started once the
+// manager has read them.
+func (w *world) socketUnits(name string) (side, error) {
+	sock := w.mgr.Unit(name + ".socket")
+	s, err := w.serviceUnit(name, fmt.Sprintf("Requires=%s\nAfter=%s\n", sock, sock))
+	if err != nil {
+		return s, err
+	}
+	text := fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\n", s.port)
+	return s, os.WriteFile(filepath.Join(w.mgr.UnitDir, sock), []byte(text), 0o644)
+}
+
+// restartUnknown returns the first line of fraisier config validate's
+// refusal of an environment deploying s with restart: name, or "" when
+// fraisier accepts it.
+func (w *world) restartUnknown(name string, s side) string {
+	path := filepath.Join(w.root, "probe-"+name+".yaml")
+	if err := w.writeConfig(path, []string{w.environment(name, s, name)}); err != nil {
+		return err.Error()
+	}
+	err := w.validate(path)
+	if err == nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return first
+}
+
+// measure runs rounds deploys and rollbacks of m under load, checking
+// after each that the front answers with the version expected.
+func (w *world) measure(m *mode, spec loadSpec, rounds int) error {
+	g := newGenerator(spec, m.front.url())
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan *loadResult, 1)
+	go func() { done <- g.run(ctx) }()
+	err := w.rounds(m, g, rounds)
+	// Let the last slow requests started during the rounds end.
+	time.Sleep(spec.slowFor + time.Second)
+	cancel()
+	m.res = <-done
+	return err
+}
+
+func (w *world) rounds(m *mode, g *generator, rounds int) error {
+	time.Sleep(time.Second)
+	for i := range rounds {
+		version, _, err := w.push()
+		if err != nil {
+			return err
+		}
+		g.phase.Store("deploy")
+		err = w.fraisier("deploy", "hello", m.name)
+		g.phase.Store("between")
+		if err != nil {
+			return fmt.Errorf("round %d: %w", i, err)
+		}
+		if got := answer(m.front.url()); got != version {
+			return fmt.Errorf("round %d: after the deploy of %s the front answers %q", i, version, got)
+		}
+		g.phase.Store("rollback")
+		err = w.fraisier("rollback", "hello", m.name)
+		g.phase.Store("between")
+		if err != nil {
+			return fmt.Errorf("round %d: %w", i, err)
+		}
+		if got := answer(m.front.url()); got == version || got == "" {
+			return fmt.Errorf("round %d: after the rollback from %s the front answers %q", i, version, got)
+		}
+	}
+	return nil
+}
+
+// answer is the version base serves on /, or "" if it does not answer.
+func answer(base string) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(base + "/")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
