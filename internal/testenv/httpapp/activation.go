@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -49,5 +51,51 @@ func sleepHandler(w http.ResponseWriter, r *http.Request) {
 	case <-time.After(d):
 		fmt.Fprintf(w, "slept %s\n", d)
 	case <-r.Context().Done():
+	}
+}
+
+// drainer counts a server's open connections, so that a graceful stop
+// can answer every connection accepted. http.Server.Shutdown does not: a
+// connection accepted whose request it has not read yet when Shutdown
+// starts is closed unanswered, and behind a socket that systemd keeps
+// open across a restart, that is a request lost.
+type drainer struct{ open sync.WaitGroup }
+
+// track counts srv's connections; call it before srv serves.
+func track(srv *http.Server) *drainer {
+	d := &drainer{}
+	srv.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			d.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			d.open.Done()
+		}
+	}
+	return d
+}
+
+// stop closes ln (new connections wait in the socket's queue, or are
+// refused if nothing else holds it), lets Serve return (served), and
+// waits until every connection accepted has been answered and closed;
+// keep-alive is off, so each closes after its answer. Past ctx it closes
+// the rest.
+func (d *drainer) stop(ctx context.Context, srv *http.Server, ln net.Listener, served <-chan error) error {
+	srv.SetKeepAlivesEnabled(false)
+	ln.Close()
+	select {
+	case <-served:
+	case <-ctx.Done():
+		return srv.Close()
+	}
+	// Serve has returned: no connection is added any more.
+	drained := make(chan struct{})
+	go func() { d.open.Wait(); close(drained) }()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		srv.Close()
+		return ctx.Err()
 	}
 }

@@ -91,6 +91,7 @@ func run(addr, dir string) error {
 		fmt.Fprintln(w, version)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	drain := track(srv)
 	fmt.Printf("httpapp %s listening on %s\n", version, ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -110,7 +111,7 @@ func run(addr, dir string) error {
 		close(hangUntil)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(shutdownCtx)
+		return drain.stop(shutdownCtx, srv, ln, errc)
 	}
 }
 
