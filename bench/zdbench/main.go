@@ -16,13 +16,14 @@ import (
 func main() {
 	var (
 		bin     = flag.String("bin", "bin/fraisier", "fraisier binary")
-		modes   = flag.String("modes", "plain,socket,blue_green", "restart modes to measure, in order")
+		modes   = flag.String("modes", "plain,socket,blue_green", "restart modes to measure, in order (empty: none, push-to-live only)")
 		rounds  = flag.Int("rounds", 20, "deploys, and as many rollbacks, per mode")
 		rate    = flag.Int("rate", 200, "requests a second (open loop: sent on schedule, whatever the answers)")
 		every   = flag.Int("slow-every", 20, "one request in this many is a slow one (0: none)")
 		slowFor = flag.Duration("slow-for", 1500*time.Millisecond, "how long the app takes to answer a slow request")
 		timeout = flag.Duration("timeout", 10*time.Second, "a request without its whole answer after this long counts as failed")
 		pushes  = flag.Int("pushes", 7, "push-to-live rounds (0: skip push-to-live)")
+		verbose = flag.Bool("v", false, "print each push-to-live round")
 	)
 	flag.Parse()
 	spec := loadSpec{rate: *rate, slowEvery: *every, slowFor: *slowFor, timeout: *timeout}
@@ -30,13 +31,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "zdbench: -rate and -rounds must be at least 1, -slow-every and -pushes at least 0")
 		os.Exit(2)
 	}
-	if err := run(context.Background(), *bin, strings.Split(*modes, ","), spec, *rounds, *pushes); err != nil {
+	var names []string
+	if *modes != "" {
+		names = strings.Split(*modes, ",")
+	}
+	if err := run(context.Background(), *bin, names, spec, *rounds, *pushes, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "zdbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds, pushes int) error {
+func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds, pushes int, verbose bool) error {
 	w := &world{ctx: ctx}
 	w.bin, _ = filepath.Abs(bin)
 	w.script, _ = filepath.Abs("bench/deploy-by-hand.sh")
@@ -73,7 +78,9 @@ func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds,
 			}
 		}
 	}
-	reportLoad(w.modes, spec, rounds)
+	if len(w.modes) > 0 {
+		reportLoad(w.modes, spec, rounds)
+	}
 	if pushes == 0 {
 		return nil
 	}
@@ -81,7 +88,7 @@ func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds,
 	if err != nil {
 		return err
 	}
-	reportLive(live)
+	reportLive(live, verbose)
 	return nil
 }
 
@@ -155,16 +162,19 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 	}
 }
 
-func reportLive(r liveResult) {
+func reportLive(r liveResult, verbose bool) {
 	var ratios []float64
 	for i := range r.floor {
 		ratios = append(ratios, float64(r.fraisier[i])/float64(r.floor[i]))
+		if verbose {
+			fmt.Printf("  round %d: floor %.1f ms, fraisier %.1f ms, %.2f×\n", i+1, msf(r.floor[i]), msf(r.fraisier[i]), ratios[i])
+		}
 	}
 	slices.Sort(ratios)
 	fmt.Printf("push-to-live (%d pushes each, medians):\n", len(r.floor))
 	fmt.Printf("  floor: fetch, release, restart, first answer by hand (bench/deploy-by-hand.sh)  %7.1f ms\n", msf(median(r.floor)))
-	fmt.Printf("  fraisier serve: signed GitHub push to the new commit answering                 %7.1f ms   %.2f× the floor (median of the %d paired rounds' ratios; target ≤ 1.30×)\n",
-		msf(median(r.fraisier)), ratios[len(ratios)/2], len(ratios))
+	fmt.Printf("  fraisier serve: signed GitHub push to the new commit answering                 %7.1f ms   %.2f× the floor (median of the %d paired rounds' ratios; target ≤ 1.30×); ratio of the medians %.2f×\n",
+		msf(median(r.fraisier)), ratios[len(ratios)/2], len(ratios), float64(median(r.fraisier))/float64(median(r.floor)))
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -123,6 +123,10 @@ func (w *world) environment(name string, s side, restart string) string {
 // per measured mode, deployed by the command line, and the fraise "live"
 // that GitHub pushes of acme/live deploy through fraisier serve.
 func (w *world) writeConfig(path string, envs []string) error {
+	hello := ""
+	if len(envs) > 0 {
+		hello = "  hello:\n    type: api\n    environments:\n" + strings.Join(envs, "")
+	}
 	text := fmt.Sprintf(`git:
   github:
     secret: %q
@@ -134,14 +138,11 @@ server:
 state:
   path: %s/state.db
 fraises:
-  hello:
-    type: api
-    environments:
 %s  live:
     type: api
     repository: acme/live
     environments:
-%s`, secret, w.serve, w.root, strings.Join(envs, ""), w.environment("production", w.live, ""))
+%s`, secret, w.serve, w.root, hello, w.environment("production", w.live, ""))
 	return os.WriteFile(path, []byte(text), 0o600)
 }
 
