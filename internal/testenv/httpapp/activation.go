@@ -61,8 +61,11 @@ func sleepHandler(w http.ResponseWriter, r *http.Request) {
 // open across a restart, that is a request lost.
 type drainer struct{ open sync.WaitGroup }
 
-// track counts srv's connections; call it before srv serves.
-func track(srv *http.Server) *drainer {
+// newServer returns the server of mux, with /sleep added, and the
+// drainer of its connections.
+func newServer(mux *http.ServeMux) (*http.Server, *drainer) {
+	mux.HandleFunc("/sleep", sleepHandler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	d := &drainer{}
 	srv.ConnState = func(_ net.Conn, s http.ConnState) {
 		switch s {
@@ -72,7 +75,7 @@ func track(srv *http.Server) *drainer {
 			d.open.Done()
 		}
 	}
-	return d
+	return srv, d
 }
 
 // stop closes ln (new connections wait in the socket's queue, or are

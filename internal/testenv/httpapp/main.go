@@ -86,12 +86,10 @@ func run(addr, dir string) error {
 		}
 		fmt.Fprintf(w, "ok %s\n", version)
 	})
-	mux.HandleFunc("/sleep", sleepHandler)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, version)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	drain := track(srv)
+	srv, drain := newServer(mux)
 	fmt.Printf("httpapp %s listening on %s\n", version, ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
