@@ -167,24 +167,34 @@ func (m *Manager) systemctl(ctx context.Context, timeout time.Duration, args ...
 	return execx.Output(ctx, execx.Cmd{Argv: append(argv, args...), Env: m.env, PassEnv: passEnv(), Timeout: timeout})
 }
 
-// job runs a systemctl verb on units and says what went wrong in terms of
-// the units: ErrUnitNotFound, or a *UnitError when a start job failed.
+// job runs a systemctl verb on units (start, restart and stop over D-Bus
+// where it can, see jobBus) and says what went wrong in terms of the
+// units: ErrUnitNotFound, or a *UnitError when a start job failed.
 func (m *Manager) job(ctx context.Context, verb string, flags []string, units []string) error {
 	if err := validateUnitNames(units); err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}
-	args := append(append([]string{verb}, flags...), "--")
-	_, err := m.systemctl(ctx, 0, append(args, units...)...)
+	var err error
+	ran := false
+	if len(flags) == 0 {
+		ran, err = m.jobBus(ctx, verb, units)
+	}
+	if !ran {
+		args := append(append([]string{verb}, flags...), "--")
+		_, err = m.systemctl(ctx, 0, append(args, units...)...)
+	}
 	if err == nil {
 		return nil
 	}
 	what := verb + " " + strings.Join(units, " ")
 	var ee *execx.ExitError
-	if !errors.As(err, &ee) {
+	switch {
+	case errors.Is(err, ErrUnitNotFound):
 		return fmt.Errorf("%s: %w", what, err)
-	}
-	if ee.Code == systemctlNotFound {
+	case errors.As(err, &ee) && ee.Code == systemctlNotFound:
 		return fmt.Errorf("%s: %w: %w", what, ErrUnitNotFound, err)
+	case ee == nil && !errors.Is(err, errJobFailed):
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if verb == "start" || verb == "restart" || (verb == "enable" && len(flags) > 0) {
 		// A failed start job leaves the unit failed; say which and why.
