@@ -171,7 +171,7 @@ func reportLive(r liveResult, verbose bool) {
 		}
 	}
 	slices.Sort(ratios)
-	fmt.Printf("push-to-live (%d pushes each, medians):\n", len(r.floor))
+	fmt.Printf("push-to-live, a plain restart on both sides (%d pushes each, medians):\n", len(r.floor))
 	fmt.Printf("  floor: fetch, release, restart, first answer by hand (bench/deploy-by-hand.sh)  %7.1f ms\n", msf(median(r.floor)))
 	fmt.Printf("  fraisier serve: signed GitHub push to the new commit answering                 %7.1f ms   %.2f× the floor (median of the %d paired rounds' ratios; target ≤ 1.30×); ratio of the medians %.2f×\n",
 		msf(median(r.fraisier)), ratios[len(ratios)/2], len(ratios), float64(median(r.fraisier))/float64(median(r.floor)))
