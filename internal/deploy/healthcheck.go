@@ -16,6 +16,7 @@ func (d *deployment) checkHealth(ctx context.Context, out io.Writer) (string, er
 	}
 	check := healthCheck(hc, d.env.Services())
 	check.Env, check.Credential = d.as.env(), d.as.credential()
+	check = waitListening(ctx, check, out)
 	rep, err := health.Run(ctx, check, health.Options{
 		Units: d.c.Units(d.env.Scope),
 		Observer: func(a health.Attempt) {
