@@ -40,6 +40,7 @@ var offPath = map[string]string{
 	"SQL":           "the handle itself",
 	"Close":         "no query",
 	"Checkpoint":    "a PRAGMA, no table read",
+	"StepsChanged":  "no SQL: a channel the live log waits on",
 	"SchemaVersion": "one read of tb_schema_migrations at open",
 	"RebuildStats":  "a repair that reads every deployment on purpose",
 	"PruneOutbox":   "retention of the outbox: an hourly background pass, in batches of 200, that reads only the messages it removes (ix_outbox_done)",
