@@ -58,6 +58,9 @@ type Options struct {
 	OnRefused func(forge, reason string)
 	// Collectors are more series for /metrics (the notification sender's).
 	Collectors []prometheus.Collector
+	// Dashboard feeds the dashboard's overview what the server cannot read
+	// itself (commit subjects, health now).
+	Dashboard DashboardHooks
 }
 
 // Server is fraisier serve's HTTP side.
@@ -156,7 +159,7 @@ func New(o Options) (*Server, error) {
 	go func() { defer close(s.writerDone); s.writer.run() }()
 
 	s.mux = s.routes()
-	ui, err := s.dashboard()
+	ui, err := s.dashboard(o.Dashboard)
 	if err != nil {
 		s.Close()
 		return nil, err

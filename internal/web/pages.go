@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -84,6 +85,13 @@ type targetRow struct {
 	Lock    *store.Lock
 	Running []store.Deployment
 	Queued  []store.Deployment
+	// Configured says the configuration has the environment.
+	Configured bool
+	// Subject is the current commit's subject, when its mirror had it.
+	Subject string
+	// Health is what the environment's health check said last; nil when
+	// the server cannot ask.
+	Health *Health
 }
 
 func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
@@ -117,7 +125,7 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 	cfg := d.o.Config()
 	for _, name := range cfg.FraiseNames() {
 		for _, e := range cfg.Fraises[name].EnvironmentNames() {
-			add(store.Target{Fraise: name, Environment: e})
+			add(store.Target{Fraise: name, Environment: e}).Configured = true
 		}
 	}
 	for _, st := range states {
@@ -138,7 +146,65 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 	for _, t := range order {
 		out = append(out, *rows[t])
 	}
+	d.fillLive(ctx, out)
 	return out, nil
+}
+
+// fillLive adds each row's commit subject and health from the caches,
+// starting the reads and probes that are due, and waits for those at most
+// freshWait: what they did not answer yet shows on a later view.
+func (d *Dashboard) fillLive(ctx context.Context, rows []targetRow) {
+	var started []<-chan struct{}
+	for i := range rows {
+		if done := d.fillRow(&rows[i]); done != nil {
+			started = append(started, done...)
+		}
+	}
+	if len(started) == 0 {
+		return
+	}
+	timer := time.NewTimer(freshWait)
+	defer timer.Stop()
+	for _, done := range started {
+		select {
+		case <-done:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+	for i := range rows {
+		d.fillRow(&rows[i])
+	}
+}
+
+// fillRow sets row's subject and health from the caches; done are the
+// reads and probes it started.
+func (d *Dashboard) fillRow(row *targetRow) (done []<-chan struct{}) {
+	if d.subjects != nil {
+		subject, c := d.subjects.get(row.Target, row.CurrentSHA)
+		row.Subject = subject
+		if c != nil {
+			done = append(done, c)
+		}
+	}
+	if d.live == nil {
+		return done
+	}
+	switch {
+	case !row.Configured:
+		row.Health = &Health{Skip: "not in the configuration"}
+	case row.CurrentSHA == "" && row.CurrentRelease == "":
+		row.Health = &Health{Skip: "nothing deployed yet"}
+	default:
+		h, c := d.live.get(row.Target)
+		row.Health = &h
+		if c != nil {
+			done = append(done, c)
+		}
+	}
+	return done
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
