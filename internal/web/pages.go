@@ -152,7 +152,8 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 
 // fillLive adds each row's commit subject and health from the caches,
 // starting the reads and probes that are due, and waits for those at most
-// freshWait: what they did not answer yet shows on a later view.
+// freshWait before it reads the caches again: what did not answer by then
+// shows on a later view.
 func (d *Dashboard) fillLive(ctx context.Context, rows []targetRow) {
 	var started []<-chan struct{}
 	for i := range rows {
@@ -165,11 +166,12 @@ func (d *Dashboard) fillLive(ctx context.Context, rows []targetRow) {
 	}
 	timer := time.NewTimer(freshWait)
 	defer timer.Stop()
+wait:
 	for _, done := range started {
 		select {
 		case <-done:
 		case <-timer.C:
-			return
+			break wait
 		case <-ctx.Done():
 			return
 		}
