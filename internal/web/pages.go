@@ -157,9 +157,7 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 func (d *Dashboard) fillLive(ctx context.Context, rows []targetRow) {
 	var started []<-chan struct{}
 	for i := range rows {
-		if done := d.fillRow(&rows[i]); done != nil {
-			started = append(started, done...)
-		}
+		started = append(started, d.fillRow(&rows[i])...)
 	}
 	if len(started) == 0 {
 		return
