@@ -146,18 +146,18 @@ func TestHealthInWords(t *testing.T) {
 	at := time.Unix(1e9, 0)
 	for _, tc := range []struct {
 		name                string
-		h                   Health
+		h                   health
 		word, reason, units string
 	}{
-		{"not checked", Health{Now: at}, "unknown", "not checked yet", ""},
-		{"skipped", Health{Skip: "nothing deployed yet"}, "unknown", "nothing deployed yet", ""},
-		{"healthy", Health{State: LiveState{Healthy: &yes, Units: map[string]bool{"a": true}}, Checked: at, Now: at}, "healthy", "", "units active"},
-		{"unhealthy", Health{State: LiveState{Healthy: &no, Reason: "HTTP 502"}, Checked: at, Now: at}, "unhealthy", "HTTP 502", ""},
-		{"no check", Health{State: LiveState{Reason: "no health check configured", Units: map[string]bool{"b": false, "a": false, "c": true}}, Checked: at, Now: at},
+		{"not checked", health{Now: at}, "unknown", "not checked yet", ""},
+		{"skipped", health{Skip: "nothing deployed yet"}, "unknown", "nothing deployed yet", ""},
+		{"healthy", health{State: LiveState{Healthy: &yes, Units: map[string]bool{"a": true}}, Checked: at, Now: at}, "healthy", "", "units active"},
+		{"unhealthy", health{State: LiveState{Healthy: &no, Reason: "HTTP 502"}, Checked: at, Now: at}, "unhealthy", "HTTP 502", ""},
+		{"no check", health{State: LiveState{Reason: "no health check configured", Units: map[string]bool{"b": false, "a": false, "c": true}}, Checked: at, Now: at},
 			"unknown", "no health check configured", "not active: a, b"},
-		{"no check, no reason", Health{Checked: at, Now: at}, "unknown", "no health check was run", ""},
-		{"units error", Health{State: LiveState{Healthy: &yes, UnitsError: "no bus"}, Checked: at, Now: at}, "healthy", "", "units not asked: no bus"},
-		{"long reason", Health{State: LiveState{Healthy: &no, Reason: strings.Repeat("é", 300)}, Checked: at, Now: at}, "unhealthy", strings.Repeat("é", 200) + "…", ""},
+		{"no check, no reason", health{Checked: at, Now: at}, "unknown", "no health check was run", ""},
+		{"units error", health{State: LiveState{Healthy: &yes, UnitsError: "no bus"}, Checked: at, Now: at}, "healthy", "", "units not asked: no bus"},
+		{"long reason", health{State: LiveState{Healthy: &no, Reason: strings.Repeat("é", 300)}, Checked: at, Now: at}, "unhealthy", strings.Repeat("é", 200) + "…", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if w, r, u := tc.h.Word(), tc.h.Reason(), tc.h.UnitsNote(); w != tc.word || r != tc.reason || u != tc.units {

@@ -60,8 +60,8 @@ func newLiveCache(probe func(ctx context.Context, fraise, environment string) Li
 	return &liveCache{probe: probe, now: time.Now, sem: make(chan struct{}, liveProbes), m: map[store.Target]*liveEntry{}}
 }
 
-// Health is what the overview shows of an environment's health now.
-type Health struct {
+// health is what the overview shows of an environment's health now.
+type health struct {
 	State LiveState
 	// Checked is when the probe answered; zero when it has not yet.
 	Checked time.Time
@@ -73,19 +73,19 @@ type Health struct {
 
 // get is t's last known state and, when that is stale and no probe of t
 // runs, starts one: done is closed when it ends (nil when none started).
-func (c *liveCache) get(t store.Target) (h Health, done <-chan struct{}) {
+func (c *liveCache) get(t store.Target) (h health, done <-chan struct{}) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[t]
 	if !ok {
 		if len(c.m) >= liveEntries {
-			return Health{Now: now}, nil
+			return health{Now: now}, nil
 		}
 		e = &liveEntry{}
 		c.m[t] = e
 	}
-	h = Health{State: e.state, Checked: e.checked, Now: now}
+	h = health{State: e.state, Checked: e.checked, Now: now}
 	if e.probing != nil || (!e.checked.IsZero() && now.Sub(e.checked) < liveEvery) {
 		return h, nil
 	}
@@ -110,7 +110,7 @@ func (c *liveCache) run(t store.Target, done chan struct{}) {
 }
 
 // Word is the health in one word: healthy, unhealthy or unknown.
-func (h Health) Word() string {
+func (h health) Word() string {
 	switch {
 	case h.Checked.IsZero() || h.State.Healthy == nil:
 		return "unknown"
@@ -122,7 +122,7 @@ func (h Health) Word() string {
 
 // Reason says why the health is not healthy, clipped: a health command's
 // output is the application's text.
-func (h Health) Reason() string {
+func (h health) Reason() string {
 	switch {
 	case h.Skip != "":
 		return h.Skip
@@ -138,7 +138,7 @@ func (h Health) Reason() string {
 
 // UnitsNote says whether the environment's units are active: the ones
 // that are not, or why they could not be asked; empty when it has none.
-func (h Health) UnitsNote() string {
+func (h health) UnitsNote() string {
 	if h.Checked.IsZero() {
 		return ""
 	}
@@ -163,7 +163,7 @@ func (h Health) UnitsNote() string {
 
 // Ago is how long before the page the probe answered, in whole seconds
 // (minutes past two minutes); empty before the first answer.
-func (h Health) Ago() string {
+func (h health) Ago() string {
 	if h.Checked.IsZero() {
 		return ""
 	}

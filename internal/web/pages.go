@@ -91,7 +91,7 @@ type targetRow struct {
 	Subject string
 	// Health is what the environment's health check said last; nil when
 	// the server cannot ask.
-	Health *Health
+	Health *health
 }
 
 func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
@@ -194,9 +194,9 @@ func (d *Dashboard) fillRow(row *targetRow) (done []<-chan struct{}) {
 	}
 	switch {
 	case !row.Configured:
-		row.Health = &Health{Skip: "not in the configuration"}
+		row.Health = &health{Skip: "not in the configuration"}
 	case row.CurrentSHA == "" && row.CurrentRelease == "":
-		row.Health = &Health{Skip: "nothing deployed yet"}
+		row.Health = &health{Skip: "nothing deployed yet"}
 	default:
 		h, c := d.live.get(row.Target)
 		row.Health = &h
