@@ -130,6 +130,7 @@ type Defaults struct {
 // Server configures fraisier serve.
 type Server struct {
 	Listen         string    `yaml:"listen" json:"listen" doc:"host:port, unix:/path, or systemd (socket activation); default 127.0.0.1:8080"`
+	UIListen       string    `yaml:"ui_listen" json:"ui_listen,omitempty" doc:"serve the dashboard (/ui/) here instead of on listen: host:port, unix:/path, or systemd (the socket named ui); unset: /ui/ on listen"`
 	BodyLimit      int64     `yaml:"body_limit" json:"body_limit" min:"1024" max:"26214400" doc:"largest accepted webhook body in bytes (default 1 MiB, at most 25 MiB)"`
 	ReadTimeout    Duration  `yaml:"read_timeout" json:"read_timeout" doc:"default 10s"`
 	WriteTimeout   Duration  `yaml:"write_timeout" json:"write_timeout" doc:"default 30s"`
