@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,7 +17,6 @@ import (
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/web"
 )
 
 // Store is what the server needs of the state database.
@@ -82,6 +80,9 @@ type Server struct {
 	metrics              *metrics
 	writer               *intakeWriter
 	mux                  *http.ServeMux
+	// uiMux serves the dashboard on server.ui_listen; nil when the
+	// dashboard is on the main listener.
+	uiMux *http.ServeMux
 
 	writerDone chan struct{}
 	onStopping func()
@@ -164,9 +165,7 @@ func New(o Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if ui != nil {
-		s.mux.Handle(web.Prefix, ui)
-	}
+	s.mountDashboard(ui)
 	return s, nil
 }
 
@@ -228,44 +227,7 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any) {
 // every delivery already received. ready is called once it accepts. It
 // refuses a listener that CheckListener refuses.
 func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error {
-	if err := s.CheckListener(l); err != nil {
-		s.Close()
-		return err
-	}
-	c := s.cfg.Server
-	hs := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: headerTimeout(c.ReadTimeout.D()),
-		ReadTimeout:       c.ReadTimeout.D(),
-		WriteTimeout:      c.WriteTimeout.D(),
-		IdleTimeout:       c.IdleTimeout.D(),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	hs.RegisterOnShutdown(s.logs.stop)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	if ready != nil {
-		ready()
-	}
-	select {
-	case err := <-errc:
-		s.Close()
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
-	case <-ctx.Done():
-	}
-	if s.onStopping != nil {
-		s.onStopping()
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := hs.Shutdown(shutdownCtx)
-	s.Close()
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shut down the HTTP server: %w", err)
-	}
-	return nil
+	return s.ServeAll(ctx, Listeners{Main: l}, ready)
 }
 
 // headerTimeout bounds how long a client may take to send its headers:
