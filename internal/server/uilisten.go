@@ -73,7 +73,7 @@ func systemdPair(getenv func(string) string) (Listeners, error) {
 		for i, s := range socks {
 			names[i] = fmt.Sprintf("%q", s.name)
 		}
-		return Listeners{}, fmt.Errorf("listen: systemd passed %d sockets named %v; %s", len(socks), names, hint)
+		return Listeners{}, fmt.Errorf("listen: systemd passed %d socket(s) named %v; %s", len(socks), names, hint)
 	}
 	var ls Listeners
 	if ls.Main, err = fileListener(main[0]); err != nil {
