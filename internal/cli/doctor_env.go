@@ -276,18 +276,9 @@ func doctorListen(ctx context.Context, key, addr string, timeout time.Duration, 
 // servesFraisier tells whether what listens on addr answers as fraisier
 // serve does: GET /providers, which only fraisier answers.
 func servesFraisier(ctx context.Context, addr string, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/providers", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")
+	return answersGET(ctx, "http://"+addr+"/providers", timeout, func(resp *http.Response, _ []byte) bool {
+		return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")
+	})
 }
 
 // writable says why this user cannot write path, or nil. It asks the

@@ -75,9 +75,18 @@ func tcpAddrs(ctx context.Context, hostport string, timeout time.Duration) []net
 // servesDashboard tells whether what listens on addr answers as fraisier
 // serve's dashboard does: GET /ui/login, a form that posts to itself.
 func servesDashboard(ctx context.Context, addr string, timeout time.Duration) bool {
+	return answersGET(ctx, "http://"+addr+"/ui/login", timeout, func(resp *http.Response, body []byte) bool {
+		return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") &&
+			strings.Contains(string(body), `action="/ui/login"`)
+	})
+}
+
+// answersGET tells whether GET url answers within timeout as ok says,
+// given the answer and up to 64 KiB of its body.
+func answersGET(ctx context.Context, url string, timeout time.Duration, ok func(*http.Response, []byte) bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/ui/login", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false
 	}
@@ -87,6 +96,5 @@ func servesDashboard(ctx context.Context, addr string, timeout time.Duration) bo
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return err == nil && resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") &&
-		strings.Contains(string(body), `action="/ui/login"`)
+	return err == nil && ok(resp, body)
 }

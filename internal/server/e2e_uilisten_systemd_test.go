@@ -23,11 +23,7 @@ import (
 func TestE2EDashboardSocketUnits(t *testing.T) {
 	bin := testenv.BuildFraisier(t)
 	mgr := tsystemd.UserManager(t)
-	dir, err := os.MkdirTemp("", "fe2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortTempDir(t)
 	env, _ := uiConfig(t, dir, "ui_listen: systemd\n")
 	mainAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	uiAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))

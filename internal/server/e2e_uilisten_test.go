@@ -19,6 +19,18 @@ import (
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
+// shortTempDir is a temporary directory for the test, short enough for
+// socket paths (108 bytes), which t.TempDir may exceed.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fe2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // uiConfig writes minimalConfig's configuration under dir with a server
 // section (YAML lines under server:) and an API token, which signs in to
 // the dashboard; it returns the environment and the token.
@@ -122,11 +134,7 @@ func do(t *testing.T, c *http.Client, method, url string, form url.Values, heade
 // SIGTERM closes both.
 func TestE2EDashboardOnItsOwnAddress(t *testing.T) {
 	bin := testenv.BuildFraisier(t)
-	dir, err := os.MkdirTemp("", "fe2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortTempDir(t)
 	mainAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	uiAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	env, token := uiConfig(t, dir, fmt.Sprintf("listen: %s\nui_listen: %s\n", mainAddr, uiAddr))
@@ -238,11 +246,7 @@ func TestE2EDashboardPlainHTTPWarning(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, err := os.MkdirTemp("", "fe2e-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := shortTempDir(t)
 			mainAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 			uiPort := testenv.FreePort(t)
 			env, _ := uiConfig(t, dir, fmt.Sprintf("listen: %s\nui_listen: \"%s:%d\"\n%s", mainAddr, tc.host, uiPort, tc.extra))
@@ -280,11 +284,7 @@ func TestE2EDashboardPlainHTTPWarning(t *testing.T) {
 func TestE2EDashboardSocketActivated(t *testing.T) {
 	bin := testenv.BuildFraisier(t)
 	tool := socketActivate(t)
-	dir, err := os.MkdirTemp("", "fe2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortTempDir(t)
 	env, _ := uiConfig(t, dir, "listen: systemd\nui_listen: systemd\n")
 	activate := func(fdnames string, addrs ...string) []string {
 		argv := []string{tool}
