@@ -34,6 +34,7 @@ type Store interface {
 	Locks(ctx context.Context) ([]store.Lock, error)
 	Webhooks(ctx context.Context, f store.WebhookFilter) ([]store.WebhookEvent, error)
 	Stats(ctx context.Context, f store.StatsFilter) ([]store.Stats, error)
+	DailyStats(ctx context.Context, f store.StatsFilter) ([]store.DayStats, error)
 	JobStates(ctx context.Context, fraise, env string) ([]store.JobState, error)
 }
 
@@ -62,6 +63,9 @@ type Options struct {
 	// the request's {id} (Server-Sent Events) to a signed-in session: a
 	// browser's EventSource sends the session cookie, not a bearer token.
 	LiveLog http.HandlerFunc
+	// Timers, when set, tells the jobs page what systemd says of each
+	// job's timer; without it the page says that it cannot tell.
+	Timers *Timers
 }
 
 // Dashboard serves /ui/.
