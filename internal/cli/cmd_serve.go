@@ -100,7 +100,8 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 	}
 	notes := newNotifications(cfg, db, log.With("component", "notify"))
 	srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
-		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors()})
+		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors(),
+		Timers: jobTimers(runner.Collab)})
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}

@@ -58,6 +58,9 @@ type Options struct {
 	OnRefused func(forge, reason string)
 	// Collectors are more series for /metrics (the notification sender's).
 	Collectors []prometheus.Collector
+	// Timers, when set, asks systemd about the scheduled jobs' timers for
+	// the dashboard's jobs page.
+	Timers AskTimers
 }
 
 // Server is fraisier serve's HTTP side.
@@ -89,6 +92,7 @@ type Server struct {
 	// timeout does).
 	bodyTimeout time.Duration
 	logs        *logFeeds
+	timers      AskTimers
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -113,6 +117,7 @@ func New(o Options) (*Server, error) {
 		openMetrics: cfg.Server.OpenMetrics,
 		onStopping:  o.OnStopping,
 		onRefused:   o.OnRefused,
+		timers:      o.Timers,
 	}
 	s.table.Store(newRoutingTable(cfg))
 	if s.bodyLimit <= 0 {

@@ -42,6 +42,7 @@ func (s *Server) dashboard() (http.Handler, error) {
 		Allow:     func(r *http.Request) bool { return s.limits.allow(sourceOf(s.clientAddr(r)), time.Now()) },
 		Log:       s.log,
 		LiveLog:   s.LiveLog,
+		Timers:    web.NewTimers(s.timers),
 	})
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -47,100 +48,208 @@ func (db *DB) dailyStats(ctx context.Context, f StatsFilter) ([]DayStats, error)
 	}
 	first, last := dayOf(f.Since.UnixMilli()), dayOf(db.nowMS())
 	n := int(max(0, last-first+1))
-	// The newest row before the window, which each day of the window is
-	// told from, of every known target matching f.
-	prev := map[Target]*statsAcc{}
-	if err := db.rollupsBefore(ctx, f, first, func(t Target, a *statsAcc) { prev[t] = a }); err != nil {
-		return nil, err
-	}
-	days := map[Target][]*statsAcc{}
-	for t := range prev {
-		days[t] = make([]*statsAcc, n)
-	}
-	err := db.rollupsBetween(ctx, f, first, last, func(t Target, day int64, a *statsAcc) {
-		p := prev[t]
-		if p == nil {
-			// A target recorded between the two reads.
-			p = newStatsAcc()
-			days[t] = make([]*statsAcc, n)
-		}
-		diff := newStatsAcc()
-		diff.merge(a, 1)
-		diff.merge(p, -1)
-		days[t][day-first] = diff
-		prev[t] = a
+	// Each target's newest row before the window, which its first day in
+	// the window is told from, of every known target matching f.
+	targets := map[Target]*dailyTarget{}
+	err := db.rollupsBefore(ctx, f, first, func(t Target, a *statsAcc) {
+		targets[t] = &dailyTarget{prev: cumRow{counts: a.counts, hist: a.hist.sparse()}, days: make([]cumRow, n)}
 	})
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]Target, 0, len(days))
-	for t := range days {
-		targets = append(targets, t)
-	}
-	sort.Slice(targets, func(i, j int) bool { return targetLess(targets[i], targets[j]) })
-	var out []DayStats
-	if f.Fraise == "" {
-		all := make([]*statsAcc, n)
-		for i := range all {
-			all[i] = newStatsAcc()
-			for _, t := range targets {
-				if a := days[t][i]; a != nil {
-					all[i].merge(a, 1)
-				}
-			}
+	err = db.rollupsBetween(ctx, f, first, last, func(t Target, day int64, counts [7]int64, hist []byte) error {
+		dt := targets[t]
+		if dt == nil {
+			dt = &dailyTarget{days: make([]cumRow, n)} // recorded between the two reads
+			targets[t] = dt
 		}
-		out = appendDays(out, Target{}, first, all)
+		return dt.next(day-first, counts, hist)
+	})
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range targets {
-		out = appendDays(out, t, first, days[t])
+	order := make([]Target, 0, len(targets))
+	for t := range targets {
+		order = append(order, t)
+	}
+	sort.Slice(order, func(i, j int) bool { return targetLess(order[i], order[j]) })
+	var out []DayStats
+	if f.Fraise == "" && len(order) > 0 {
+		out = appendAllDays(out, first, order, targets)
+	}
+	for _, t := range order {
+		d := targets[t].days
+		for i := range d {
+			out = append(out, dayStats(t, first+int64(i), d[i].counts, d[i].hist.percentile))
+		}
 	}
 	return out, nil
 }
 
-// appendDays appends a target's rows, one per day from first; a nil
-// figure is a day without a finish.
-func appendDays(out []DayStats, t Target, first int64, days []*statsAcc) []DayStats {
-	for i, a := range days {
-		d := DayStats{Target: t, Day: fromMS((first + int64(i)) * dayMS), ByStatus: map[Status]int64{}}
-		if a == nil {
-			a = &statsAcc{}
+// dailyTarget is one target's days as DailyStats reads them.
+type dailyTarget struct {
+	// prev is the last row read; spare is a buffer for the next one,
+	// which takes prev's place once its day is told.
+	prev  cumRow
+	spare sparseHist
+	days  []cumRow
+}
+
+// next tells day i from the row read for it.
+func (dt *dailyTarget) next(i int64, counts [7]int64, hist []byte) error {
+	cur := cumRow{counts: counts, hist: dt.spare[:0]}
+	err := decodeHist(hist, func(b, n int64) { cur.hist = append(cur.hist, histPair{b, n}) })
+	if err != nil {
+		return err
+	}
+	dt.days[i] = cur.minus(dt.prev)
+	dt.spare, dt.prev = dt.prev.hist, cur
+	return nil
+}
+
+// appendAllDays appends the rows of all targets together, one per day
+// from first.
+func appendAllDays(out []DayStats, first int64, order []Target, targets map[Target]*dailyTarget) []DayStats {
+	h := newHist()
+	for i := range targets[order[0]].days {
+		clear(h)
+		var counts [7]int64
+		for _, t := range order {
+			d := targets[t].days[i]
+			for j, n := range d.counts {
+				counts[j] += n
+			}
+			for _, e := range d.hist {
+				h[bucketIndex(e.bucket)] += e.n
+			}
 		}
-		for j, st := range TerminalStatuses() {
-			d.ByStatus[st] = a.counts[j]
-			d.Total += a.counts[j]
-		}
-		p := a.percentiles(50, 95)
-		d.MedianDurationMS, d.P95DurationMS = p[0], p[1]
-		out = append(out, d)
+		pct := func(p int64) float64 { return (&statsAcc{hist: h}).percentiles(p)[0] }
+		out = append(out, dayStats(Target{}, first+int64(i), counts, pct))
 	}
 	return out
 }
 
+func dayStats(t Target, day int64, counts [7]int64, percentile func(int64) float64) DayStats {
+	d := DayStats{Target: t, Day: fromMS(day * dayMS), ByStatus: make(map[Status]int64, len(counts))}
+	for j, st := range TerminalStatuses() {
+		d.ByStatus[st] = counts[j]
+		d.Total += counts[j]
+	}
+	if d.Total > 0 {
+		d.MedianDurationMS, d.P95DurationMS = percentile(50), percentile(95)
+	}
+	return d
+}
+
+// dailyCols are the columns of tb_stats_cumulative DailyStats reads.
+const dailyCols = `c.succeeded, c.failed, c.rolled_back, c.rollback_failed, c.interrupted, c.skipped, c.superseded, c.hist`
+
 // rollupsBetween calls fn with the tb_stats_cumulative rows of days first
-// through last of every known target matching f, in ascending day order.
-func (db *DB) rollupsBetween(ctx context.Context, f StatsFilter, first, last int64, fn func(Target, int64, *statsAcc)) error {
+// through last of every known target matching f, each target's in
+// ascending day order; hist, the encoded histogram, is valid during the
+// call only.
+func (db *DB) rollupsBetween(ctx context.Context, f StatsFilter, first, last int64, fn func(t Target, day int64, counts [7]int64, hist []byte) error) error {
 	where, args := targetWhere("t.", f.Fraise, f.Environment)
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.fraise, c.environment, c.day, `+prefixCols("c.", rollupCols)+`
+	// In tb_fraise_state's order, so that each target's rows are a range
+	// of the primary key and nothing is sorted.
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.fraise, c.environment, c.day, `+dailyCols+`
 		FROM tb_fraise_state t JOIN tb_stats_cumulative c
 		  ON c.fraise = t.fraise AND c.environment = t.environment AND c.day >= ? AND c.day <= ?`+where+`
-		ORDER BY c.day`), append([]any{first, last}, args...)...)
+		ORDER BY t.fraise, t.environment, c.day`), append([]any{first, last}, args...)...)
 	if err != nil {
 		return fmt.Errorf("read daily stats rollups: %w", err)
 	}
+	var (
+		t      Target
+		day    int64
+		counts [7]int64
+		hist   sql.RawBytes
+	)
 	err = eachRow(rows, func() error {
-		var (
-			t   Target
-			day int64
-		)
-		a, err := scanRollup(rows, &t.Fraise, &t.Environment, &day)
-		if err != nil {
+		if err := rows.Scan(&t.Fraise, &t.Environment, &day, &counts[0], &counts[1], &counts[2], &counts[3],
+			&counts[4], &counts[5], &counts[6], &hist); err != nil {
 			return err
 		}
-		fn(t, day, a)
+		if err := fn(t, day, counts, hist); err != nil {
+			return fmt.Errorf("stats of %s: %w", t, err)
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read daily stats rollups: %w", err)
 	}
 	return nil
+}
+
+// cumRow is what DailyStats reads of a tb_stats_cumulative row, or the
+// difference of two: counts by status, in TerminalStatuses order, and the
+// duration histogram.
+type cumRow struct {
+	counts [7]int64
+	hist   sparseHist
+}
+
+// minus is c less p, an earlier row of the same target.
+func (c cumRow) minus(p cumRow) cumRow {
+	d := cumRow{hist: c.hist.minus(p.hist)}
+	for i := range c.counts {
+		d.counts[i] = c.counts[i] - p.counts[i]
+	}
+	return d
+}
+
+// sparseHist is a duration histogram as its non-empty buckets: far fewer
+// than durationBounds for a day's deployments.
+type sparseHist []histPair
+
+type histPair struct{ bucket, n int64 }
+
+func (h hist) sparse() sparseHist {
+	var s sparseHist
+	for i, n := range h {
+		if n != 0 {
+			s = append(s, histPair{durationBounds[i], n})
+		}
+	}
+	return s
+}
+
+// minus is h less p, both in ascending bucket order, p's counts no larger
+// than h's.
+func (h sparseHist) minus(p sparseHist) sparseHist {
+	var out sparseHist
+	j := 0
+	for _, e := range h {
+		for j < len(p) && p[j].bucket < e.bucket {
+			j++
+		}
+		if j < len(p) && p[j].bucket == e.bucket {
+			e.n -= p[j].n
+		}
+		if e.n != 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// percentile is the nearest-rank percentile pct/100 of h, in ascending
+// bucket order (a bucket may come more than once): the upper bound of the
+// bucket holding the ceil(pct/100 * n)-th duration; 0 when h is empty.
+func (h sparseHist) percentile(pct int64) float64 {
+	var total int64
+	for _, e := range h {
+		total += e.n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank, cum := (pct*total+99)/100, int64(0)
+	for _, e := range h {
+		cum += e.n
+		if cum >= rank {
+			return float64(e.bucket)
+		}
+	}
+	return float64(h[len(h)-1].bucket)
 }
