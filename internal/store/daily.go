@@ -23,18 +23,27 @@ type DayStats struct {
 	P95DurationMS    float64 `json:"p95_duration_ms"`
 }
 
+// DailyFilter selects what DailyStats reads.
+type DailyFilter struct {
+	StatsFilter
+	// Durations asks for each day's median and p95 duration, which reads
+	// each day's duration histogram: several times the work of the counts
+	// alone when many targets are read. Without it they are 0.
+	Durations bool
+}
+
 // DailyStats returns, for each UTC day from the day of f.Since through
-// today, the deployments that finished on it, by final status, with their
-// median and p95 duration: for every known target matching f one row a
-// day, days without a finish included, preceded, unless f names a fraise,
-// by the rows of all of them together. Targets are sorted, days ascending.
-// f.Since is required; its day counts whole.
+// today, the deployments that finished on it, by final status, with
+// their median and p95 duration if f asks: for every known target
+// matching f one row a day, days without a finish included, preceded,
+// unless f names a fraise, by the rows of all of them together. Targets
+// are sorted, days ascending. f.Since is required; its day counts whole.
 //
 // A day's figures are its tb_stats_cumulative row less the target's row
 // before it, so DailyStats reads a target's rows of the window and one
 // more, never tb_deployment; retention, which keeps the rollups, does not
 // change them.
-func (db *DB) DailyStats(ctx context.Context, f StatsFilter) ([]DayStats, error) {
+func (db *DB) DailyStats(ctx context.Context, f DailyFilter) ([]DayStats, error) {
 	out, err := db.dailyStats(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("compute daily deployment stats: %w", err)
@@ -42,7 +51,7 @@ func (db *DB) DailyStats(ctx context.Context, f StatsFilter) ([]DayStats, error)
 	return out, nil
 }
 
-func (db *DB) dailyStats(ctx context.Context, f StatsFilter) ([]DayStats, error) {
+func (db *DB) dailyStats(ctx context.Context, f DailyFilter) ([]DayStats, error) {
 	if f.Since.IsZero() {
 		return nil, errors.New("the window needs a start (Since)")
 	}
@@ -51,8 +60,12 @@ func (db *DB) dailyStats(ctx context.Context, f StatsFilter) ([]DayStats, error)
 	// Each target's newest row before the window, which its first day in
 	// the window is told from, of every known target matching f.
 	targets := map[Target]*dailyTarget{}
-	err := db.rollupsBefore(ctx, f, first, func(t Target, a *statsAcc) {
-		targets[t] = &dailyTarget{prev: cumRow{counts: a.counts, hist: a.hist.sparse()}, days: make([]cumRow, n)}
+	err := db.rollupsBefore(ctx, f.StatsFilter, first, func(t Target, a *statsAcc) {
+		dt := &dailyTarget{prev: cumRow{counts: a.counts}, days: make([]cumRow, n)}
+		if f.Durations {
+			dt.prev.hist = a.hist.sparse()
+		}
+		targets[t] = dt
 	})
 	if err != nil {
 		return nil, err
@@ -141,18 +154,23 @@ func dayStats(t Target, day int64, counts [7]int64, percentile func(int64) float
 	return d
 }
 
-// dailyCols are the columns of tb_stats_cumulative DailyStats reads.
-const dailyCols = `c.succeeded, c.failed, c.rolled_back, c.rollback_failed, c.interrupted, c.skipped, c.superseded, c.hist`
+// dailyCols are the columns of tb_stats_cumulative DailyStats reads, but
+// for the histogram.
+const dailyCols = `c.succeeded, c.failed, c.rolled_back, c.rollback_failed, c.interrupted, c.skipped, c.superseded`
 
 // rollupsBetween calls fn with the tb_stats_cumulative rows of days first
 // through last of every known target matching f, each target's in
 // ascending day order; hist, the encoded histogram, is valid during the
-// call only.
-func (db *DB) rollupsBetween(ctx context.Context, f StatsFilter, first, last int64, fn func(t Target, day int64, counts [7]int64, hist []byte) error) error {
+// call only, and empty unless f asks for durations.
+func (db *DB) rollupsBetween(ctx context.Context, f DailyFilter, first, last int64, fn func(t Target, day int64, counts [7]int64, hist []byte) error) error {
 	where, args := targetWhere("t.", f.Fraise, f.Environment)
+	hist := "'[]'"
+	if f.Durations {
+		hist = "c.hist"
+	}
 	// In tb_fraise_state's order, so that each target's rows are a range
 	// of the primary key and nothing is sorted.
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.fraise, c.environment, c.day, `+dailyCols+`
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.fraise, c.environment, c.day, `+dailyCols+`, `+hist+`
 		FROM tb_fraise_state t JOIN tb_stats_cumulative c
 		  ON c.fraise = t.fraise AND c.environment = t.environment AND c.day >= ? AND c.day <= ?`+where+`
 		ORDER BY t.fraise, t.environment, c.day`), append([]any{first, last}, args...)...)
@@ -163,14 +181,14 @@ func (db *DB) rollupsBetween(ctx context.Context, f StatsFilter, first, last int
 		t      Target
 		day    int64
 		counts [7]int64
-		hist   sql.RawBytes
+		raw    sql.RawBytes
 	)
 	err = eachRow(rows, func() error {
 		if err := rows.Scan(&t.Fraise, &t.Environment, &day, &counts[0], &counts[1], &counts[2], &counts[3],
-			&counts[4], &counts[5], &counts[6], &hist); err != nil {
+			&counts[4], &counts[5], &counts[6], &raw); err != nil {
 			return err
 		}
-		if err := fn(t, day, counts, hist); err != nil {
+		if err := fn(t, day, counts, raw); err != nil {
 			return fmt.Errorf("stats of %s: %w", t, err)
 		}
 		return nil

@@ -75,15 +75,12 @@ func statsCharts(rows []store.Stats) []chart {
 	return out
 }
 
-// statsWindow is how far back the stats page looks.
-const statsWindow = 30 * 24 * time.Hour
-
-// statsDays is how many days the per-day charts show, today included.
+// statsDays is how many UTC days the stats page shows, today included.
 const statsDays = 30
 
 // dayChart is one series of the per-day charts: deploys per day stacked
-// by outcome and, when Full, the median and p95 duration per day and a
-// table of the figures. The SVG paths are built here, so that the
+// by outcome and, when Full, a table of the figures and, if asked, the
+// median and p95 duration per day. The SVG paths are built here, so that the
 // template writes a few attributes rather than a shape per day.
 type dayChart struct {
 	ID, Title string
@@ -108,10 +105,16 @@ type durChart struct {
 	Desc        string
 }
 
+// tick is an axis label; X and Y are rounded to a tenth, so that the
+// template writes them short.
 type tick struct {
 	Label  string
 	X, Y   float64
 	Anchor string // text-anchor: where the label hangs from X
+}
+
+func newTick(label string, x, y float64, anchor string) tick {
+	return tick{Label: label, X: math.Round(x*10) / 10, Y: math.Round(y*10) / 10, Anchor: anchor}
 }
 
 // dayFigures is one day of a series, as the table shows it.
@@ -134,8 +137,9 @@ const (
 
 // dayCharts groups rows (store.DailyStats, one target after another) into
 // one chart per target, the first (all together, or the only target) in
-// full, and the others in full only when full says so.
-func dayCharts(rows []store.DayStats, full bool, link func(store.Target) string) []dayChart {
+// full, and the others in full only when full says so; durations draws
+// the full ones' durations.
+func dayCharts(rows []store.DayStats, full, durations bool, link func(store.Target) string) []dayChart {
 	var out []dayChart
 	for i := 0; i < len(rows); {
 		j := i
@@ -150,7 +154,7 @@ func dayCharts(rows []store.DayStats, full bool, link func(store.Target) string)
 		if l := link(t); l != "" && len(rows) > j-i {
 			c.Link = l
 		}
-		c.draw(rows[i:j])
+		c.draw(rows[i:j], durations)
 		out = append(out, c)
 		i = j
 	}
@@ -158,7 +162,7 @@ func dayCharts(rows []store.DayStats, full bool, link func(store.Target) string)
 }
 
 // draw fills the chart from one target's days.
-func (c *dayChart) draw(days []store.DayStats) {
+func (c *dayChart) draw(days []store.DayStats, durations bool) {
 	c.Height = 140
 	if c.Full {
 		c.Height = 200
@@ -204,7 +208,7 @@ func (c *dayChart) draw(days []store.DayStats) {
 	if busiest > 0 {
 		c.Desc += fmt.Sprintf(" The most in a day: %d, on %s.", busiest, busiestDay.Format(dayFormat))
 	}
-	if c.Full {
+	if c.Full && durations {
 		c.Dur = durationsOf(c.Days, c.Height)
 	}
 }
@@ -262,8 +266,12 @@ func durationsOf(days []dayFigures, height int) *durChart {
 	if n == 0 {
 		d.Desc = "No deployment was measured in these days."
 	} else {
-		d.Desc = fmt.Sprintf("Median duration per day between %s and %s over the %d days with deployments; p95 up to %s.",
-			millis(lo), millis(hi), n, millis(top))
+		days := "days"
+		if n == 1 {
+			days = "day"
+		}
+		d.Desc = fmt.Sprintf("Median duration per day between %s and %s over the %d %s with deployments; p95 up to %s.",
+			millis(lo), millis(hi), n, days, millis(top))
 	}
 	return d
 }
@@ -273,12 +281,12 @@ func durationsOf(days []dayFigures, height int) *durChart {
 func niceScale(top float64, height int, label func(float64) string) (float64, []tick) {
 	span := float64(height - plotTop - plotBottom)
 	if top <= 0 {
-		return 0, []tick{{Label: label(0), X: plotLeft - 6, Y: float64(height - plotBottom), Anchor: "end"}}
+		return 0, []tick{newTick(label(0), plotLeft-6, float64(height-plotBottom), "end")}
 	}
 	nice := niceCeil(top)
 	var ticks []tick
 	for _, v := range []float64{0, nice / 2, nice} {
-		ticks = append(ticks, tick{Label: label(v), X: plotLeft - 6, Y: float64(height-plotBottom) - v*span/nice, Anchor: "end"})
+		ticks = append(ticks, newTick(label(v), plotLeft-6, float64(height-plotBottom)-v*span/nice, "end"))
 	}
 	return span / nice, ticks
 }
@@ -309,7 +317,7 @@ func dayTicks(days []dayFigures, height int) []tick {
 			if i == len(days)-1 && i%7 != 0 && i%7 < 3 {
 				ticks = ticks[:len(ticks)-1] // too close to the last label
 			}
-			tk := tick{Label: f.Day.Format("Jan 2"), X: plotLeft + (float64(i)+0.5)*slotWidth, Y: float64(height - 8), Anchor: "middle"}
+			tk := newTick(f.Day.Format("Jan 2"), plotLeft+(float64(i)+0.5)*slotWidth, float64(height-8), "middle")
 			if i == len(days)-1 {
 				tk.X, tk.Anchor = chartWidth, "end"
 			}

@@ -16,22 +16,25 @@ type statsData struct {
 	Rows                  []store.Stats
 	Charts                []chart
 	Daily                 []dayChart
+	// Durations says whether the per-day charts show durations.
+	Durations bool
 }
 
 func (d *Dashboard) stats(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.StatsFilter{Fraise: q.Get("fraise"), Environment: q.Get("environment")}
-	now := time.Now().UTC()
-	window := f
-	window.Since = now.Add(-statsWindow)
-	rows, err := d.o.Store.Stats(r.Context(), window)
+	// Whole UTC days, today's included, for the table as for the charts:
+	// a window starting at midnight is read from the rollups alone.
+	f.Since = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1-statsDays)
+	rows, err := d.o.Store.Stats(r.Context(), f)
 	if err != nil {
 		d.internalError(w, r, "read the statistics", err)
 		return
 	}
-	daily := f
-	daily.Since = now.Truncate(24*time.Hour).AddDate(0, 0, 1-statsDays)
-	days, err := d.o.Store.DailyStats(r.Context(), daily)
+	// Durations per day only for a chosen fraise or environment: all
+	// targets' would read every day's duration histogram of each.
+	durations := f.Fraise != "" || f.Environment != ""
+	days, err := d.o.Store.DailyStats(r.Context(), store.DailyFilter{StatsFilter: f, Durations: durations})
 	if err != nil {
 		d.internalError(w, r, "read the daily statistics", err)
 		return
@@ -42,7 +45,7 @@ func (d *Dashboard) stats(w http.ResponseWriter, r *http.Request) {
 		}
 		return Prefix + "stats?" + url.Values{"fraise": {t.Fraise}, "environment": {t.Environment}}.Encode()
 	}
-	data := statsData{Filter: f, Rows: rows, Charts: statsCharts(rows), Daily: dayCharts(days, f.Fraise != "", link)}
+	data := statsData{Filter: f, Durations: durations, Rows: rows, Charts: statsCharts(rows), Daily: dayCharts(days, f.Fraise != "", durations, link)}
 	data.Fraises, data.Environments = targetNames(d.o.Config(), rows)
 	d.render(w, r, http.StatusOK, "stats", page{Title: "Stats", Nav: "stats", Data: data})
 }

@@ -123,10 +123,12 @@ func TestStatsChartsDeploysPerDay(t *testing.T) {
 	day := func(daysAgo int) string { return today.AddDate(0, 0, -daysAgo).Format("2006-01-02") }
 	for _, w := range []string{
 		`<h2 id="daily">Deploys per day</h2>`,
-		// All together, in words and in the table.
+		// All together, in words and in the table, without durations.
 		"5 in all, 2 succeeded, 2 failed, rolled back or interrupted, 1 skipped or superseded. The most in a day: 3, on " + day(3) + ".",
-		"<tr><td>" + day(0) + "</td><td>0</td><td>0</td><td>1</td><td>-</td><td>-</td></tr>",
-		"over the 2 days with deployments",
+		"<tr><td>" + day(3) + "</td><td>2</td><td>1</td><td>0</td></tr>",
+		"<tr><td>" + day(1) + "</td><td>0</td><td>1</td><td>0</td></tr>",
+		"<tr><td>" + day(0) + "</td><td>0</td><td>0</td><td>1</td></tr>",
+		"Choose a fraise or an environment to see its median and p95 duration per day.",
 		// Each environment, with a link to show it alone.
 		`<a href="/ui/stats?environment=staging&amp;fraise=shop">shop/staging</a>`,
 		"1 in all, 0 succeeded, 1 failed, rolled back or interrupted, 0 skipped or superseded.",
@@ -136,14 +138,26 @@ func TestStatsChartsDeploysPerDay(t *testing.T) {
 			t.Errorf("the stats page lacks %q", w)
 		}
 	}
-	// Median and p95 are the upper bounds of histogram buckets: exact to
-	// within 2%.
-	dayRow(t, body, day(3), "2", "1", "0", 20*time.Second, 30*time.Second)
-	dayRow(t, body, day(1), "0", "1", "0", 5*time.Second, 5*time.Second)
-	checkCharts(t, body, 5) // the per-day pair all together, one per environment, and the four bar charts
-	if n := strings.Count(body, "<figure id=\"daily-"); n != 3 {
-		t.Errorf("%d per-day figures, want all together and two environments", n)
+	checkCharts(t, body, 7) // all together, each environment, and the four bar charts
+	if n := strings.Count(body, "<figure id=\"daily-"); n != 3 || strings.Contains(body, "Median and p95 duration per day") {
+		t.Errorf("%d per-day figures, want all together and two environments, without durations", n)
 	}
+
+	// One fraise: each environment in full, with its durations. Median
+	// and p95 are the upper bounds of histogram buckets: exact to within
+	// 2%.
+	status, body = get("/ui/stats?fraise=shop")
+	if status != http.StatusOK {
+		t.Fatalf("one fraise: %d", status)
+	}
+	dayRow(t, body, day(3), "2", "1", "0", 20*time.Second, 30*time.Second)
+	for _, w := range []string{"Median and p95 duration per day, shop/production", "Median and p95 duration per day, shop/staging",
+		"over the 1 day with deployments; p95 up to 3"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("the page of fraise shop lacks %q", w)
+		}
+	}
+	checkCharts(t, body, 8)
 
 	status, body = get("/ui/stats?fraise=shop&environment=staging")
 	if status != http.StatusOK {

@@ -34,7 +34,7 @@ type Store interface {
 	Locks(ctx context.Context) ([]store.Lock, error)
 	Webhooks(ctx context.Context, f store.WebhookFilter) ([]store.WebhookEvent, error)
 	Stats(ctx context.Context, f store.StatsFilter) ([]store.Stats, error)
-	DailyStats(ctx context.Context, f store.StatsFilter) ([]store.DayStats, error)
+	DailyStats(ctx context.Context, f store.DailyFilter) ([]store.DayStats, error)
 	JobStates(ctx context.Context, fraise, env string) ([]store.JobState, error)
 }
 

@@ -99,7 +99,7 @@ func (s *suite) testDailyStats(t *testing.T) {
 
 	// By hand: the first day holds api's 60 s and 120 s successes and its
 	// 30 s failure, and web's 30 s success.
-	day0 := must(db.DailyStats(ctx, store.StatsFilter{Fraise: "api", Since: base.Add(time.Hour)}))(t)
+	day0 := must(db.DailyStats(ctx, store.DailyFilter{StatsFilter: store.StatsFilter{Fraise: "api", Since: base.Add(time.Hour)}, Durations: true}))(t)
 	if len(day0) != 7 || day0[0].Target != api || day0[0].Total != 3 || day0[0].ByStatus[store.StatusFailed] != 1 ||
 		day0[0].MedianDurationMS < 60000 || day0[0].MedianDurationMS > 61200 {
 		t.Errorf("api's first day: %+v", day0)
@@ -124,9 +124,18 @@ func (s *suite) testDailyStats(t *testing.T) {
 			if len(targets) == 1 && targets[0] == (store.Target{}) {
 				targets = nil // nothing matches: no rows at all
 			}
-			rows := must(db.DailyStats(ctx, f))(t)
+			rows := must(db.DailyStats(ctx, store.DailyFilter{StatsFilter: f, Durations: true}))(t)
 			if len(rows) != n*len(targets) {
 				t.Fatalf("%s: %d rows, want %d days × %d targets", label, len(rows), n, len(targets))
+			}
+			// Without durations: the same counts, no median or p95.
+			counts := must(db.DailyStats(ctx, store.DailyFilter{StatsFilter: f}))(t)
+			for i := range counts {
+				want := rows[i]
+				want.MedianDurationMS, want.P95DurationMS = 0, 0
+				if diff := cmp.Diff(want, counts[i]); diff != "" {
+					t.Errorf("%s without durations (-want +got):\n%s", label, diff)
+				}
 			}
 			for i, tg := range targets {
 				part := rows[i*n : (i+1)*n]
@@ -142,7 +151,7 @@ func (s *suite) testDailyStats(t *testing.T) {
 
 	// Retention removes the deployments, not the rollups.
 	clk.Set(base.Add(50 * 24 * time.Hour))
-	f := store.StatsFilter{Since: base.Add(-24 * time.Hour)}
+	f := store.DailyFilter{StatsFilter: store.StatsFilter{Since: base.Add(-24 * time.Hour)}, Durations: true}
 	before := must(db.DailyStats(ctx, f))(t)
 	must(store.Prune(ctx, db, testRetention, store.PruneOptions{}))(t)
 	if left := must(db.Deployments(ctx, store.DeploymentFilter{Limit: 100}))(t); len(left) >= len(ds) {
@@ -151,7 +160,7 @@ func (s *suite) testDailyStats(t *testing.T) {
 	if diff := cmp.Diff(before, must(db.DailyStats(ctx, f))(t)); diff != "" {
 		t.Errorf("daily stats after pruning (-before +after):\n%s", diff)
 	}
-	if _, err := db.DailyStats(ctx, store.StatsFilter{}); err == nil {
+	if _, err := db.DailyStats(ctx, store.DailyFilter{}); err == nil {
 		t.Error("DailyStats without a start: no error")
 	}
 }
