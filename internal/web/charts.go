@@ -291,17 +291,15 @@ func niceScale(top float64, height int, label func(float64) string) (float64, []
 	return span / nice, ticks
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten, or to 2 or 4
-// below 5, so that half of it is whole.
+// niceCeil rounds v up to a round figure whose half is whole: an even
+// number up to 10, else 1, 1.2, 1.6, 2, 3, 4, 6 or 8 times a power of
+// ten, which keeps the tallest bar above two thirds of the scale.
 func niceCeil(v float64) float64 {
-	switch {
-	case v <= 2:
-		return 2
-	case v <= 4:
-		return 4
+	if v <= 10 {
+		return max(2, 2*math.Ceil(v/2))
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 1.2, 1.6, 2, 3, 4, 6, 8} {
 		if m*p >= v {
 			return m * p
 		}

@@ -75,7 +75,7 @@ func TestJobsPageWithoutSystemd(t *testing.T) {
 			t.Errorf("the jobs page lacks %q", w)
 		}
 	}
-	if strings.Count(body, `<td class="next">unknown</td>`) != 3 {
+	if strings.Count(body, `<td class="next" data-label="Next run">unknown</td>`) != 3 {
 		t.Errorf("want the next run of all three jobs unknown:\n%s", body)
 	}
 }
@@ -135,8 +135,8 @@ func TestJobsPageShowsTimers(t *testing.T) {
 	}
 	_, body := dashboard(t, db, jobsConfig, web.NewTimers(partlyFailingSystemd))("/ui/jobs")
 	for _, w := range []string{
-		`<td class="next"><time datetime="2026-12-08T03:00:00Z">2026-12-08 03:00:00Z</time></td>`,
-		`<time datetime="2026-12-07T03:00:00Z">`, `<span class="result s-succeeded">success</span>`, `<td class="timer">active</td>`,
+		`<td class="next" data-label="Next run"><time datetime="2026-12-08T03:00:00Z">2026-12-08 03:00:00Z</time></td>`,
+		`<time datetime="2026-12-07T03:00:00Z">`, `<span class="result s-succeeded">success</span>`, `<td class="timer" data-label="Timer">active</td>`,
 		"unknown: show tick.timer: " + escaped,
 	} {
 		if !strings.Contains(body, w) {
