@@ -41,8 +41,8 @@ type DailyFilter struct {
 //
 // A day's figures are its tb_stats_cumulative row less the target's row
 // before it, so DailyStats reads a target's rows of the window and one
-// more, never tb_deployment; retention, which keeps the rollups, does not
-// change them.
+// more, never tb_deployment (without durations, only the index of their
+// counts); retention, which keeps the rollups, does not change them.
 func (db *DB) DailyStats(ctx context.Context, f DailyFilter) ([]DayStats, error) {
 	out, err := db.dailyStats(ctx, f)
 	if err != nil {
