@@ -59,6 +59,9 @@ type Options struct {
 	// Dashboard feeds the dashboard's overview what the server cannot read
 	// itself (commit subjects, health now).
 	Dashboard DashboardHooks
+	// Timers, when set, asks systemd about the scheduled jobs' timers for
+	// the dashboard's jobs page.
+	Timers AskTimers
 }
 
 // Server is fraisier serve's HTTP side.
@@ -93,6 +96,7 @@ type Server struct {
 	// timeout does).
 	bodyTimeout time.Duration
 	logs        *logFeeds
+	timers      AskTimers
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -117,6 +121,7 @@ func New(o Options) (*Server, error) {
 		openMetrics: cfg.Server.OpenMetrics,
 		onStopping:  o.OnStopping,
 		onRefused:   o.OnRefused,
+		timers:      o.Timers,
 	}
 	s.table.Store(newRoutingTable(cfg))
 	if s.bodyLimit <= 0 {

@@ -57,6 +57,7 @@ func (s *Server) dashboard(hooks DashboardHooks) (http.Handler, error) {
 		LiveLog:   s.LiveLog,
 		Subjects:  hooks.Subjects,
 		Live:      hooks.Live,
+		Timers:    web.NewTimers(s.timers),
 	})
 }
 

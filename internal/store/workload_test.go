@@ -362,6 +362,13 @@ func (w *workload) reads() {
 	} {
 		w.do("Stats", func() error { _, err := w.db.Stats(w.ctx, f); return err })
 	}
+	month := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -29)
+	for _, f := range []store.DailyFilter{
+		{StatsFilter: store.StatsFilter{Since: month}}, {StatsFilter: store.StatsFilter{Since: month, Environment: "production"}, Durations: true},
+		{StatsFilter: store.StatsFilter{Since: month, Fraise: "api", Environment: "production"}, Durations: true},
+	} {
+		w.do("DailyStats", func() error { _, err := w.db.DailyStats(w.ctx, f); return err })
+	}
 	w.do("FraiseStates", func() error { _, err := w.db.FraiseStates(w.ctx, "", ""); return err })
 	w.do("RecentReleases", func() error {
 		_, err := w.db.RecentReleases(w.ctx, store.Target{Fraise: "web", Environment: "staging"}, 51)

@@ -358,21 +358,3 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "webhooks", page{Title: "Webhooks", Nav: "webhooks",
 		Data: map[string]any{"Rows": rows, "Next": next, "Filter": f, "Outcomes": outcomes}})
 }
-
-func (d *Dashboard) stats(w http.ResponseWriter, r *http.Request) {
-	rows, err := d.o.Store.Stats(r.Context(), store.StatsFilter{Since: time.Now().Add(-statsWindow)})
-	if err != nil {
-		d.internalError(w, r, "read the statistics", err)
-		return
-	}
-	d.render(w, r, http.StatusOK, "stats", page{Title: "Stats", Nav: "stats", Data: map[string]any{"Rows": rows, "Charts": statsCharts(rows)}})
-}
-
-func (d *Dashboard) jobs(w http.ResponseWriter, r *http.Request) {
-	rows, err := d.o.Store.JobStates(r.Context(), "", "")
-	if err != nil {
-		d.internalError(w, r, "read the jobs", err)
-		return
-	}
-	d.render(w, r, http.StatusOK, "jobs", page{Title: "Jobs", Nav: "jobs", Data: rows})
-}

@@ -34,6 +34,7 @@ type Store interface {
 	Locks(ctx context.Context) ([]store.Lock, error)
 	Webhooks(ctx context.Context, f store.WebhookFilter) ([]store.WebhookEvent, error)
 	Stats(ctx context.Context, f store.StatsFilter) ([]store.Stats, error)
+	DailyStats(ctx context.Context, f store.DailyFilter) ([]store.DayStats, error)
 	JobStates(ctx context.Context, fraise, env string) ([]store.JobState, error)
 }
 
@@ -69,6 +70,9 @@ type Options struct {
 	// The overview calls it in the background, at most every few seconds
 	// per environment while someone views it, with a timeout in ctx.
 	Live func(ctx context.Context, fraise, environment string) LiveState
+	// Timers, when set, tells the jobs page what systemd says of each
+	// job's timer; without it the page says that it cannot tell.
+	Timers *Timers
 }
 
 // Dashboard serves /ui/.

@@ -65,6 +65,7 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"Stats", s.testStats},
 		{"StatsSinceSplitsDay", s.testStatsSinceSplitsDay},
 		{"RebuildStats", s.testRebuildStats},
+		{"DailyStats", s.testDailyStats},
 		{"Retention", s.testRetention},
 		{"RetentionStatsWindow", s.testRetentionStatsWindow},
 		{"RetentionKeepsByDefault", s.testRetentionKeepsByDefault},
