@@ -189,14 +189,12 @@ func (p *nginxProxy) reload(ctx context.Context, out io.Writer) error {
 	}
 	deadline := time.Now().Add(proxyTimeout)
 	for {
-		for pid := range childrenOf(master) {
-			if !old[pid] {
-				fmt.Fprintf(out, "nginx reloaded: new worker %d\n", pid)
-				return nil
-			}
+		if fresh, done := reloaded(master, old); done {
+			fmt.Fprintf(out, "nginx reloaded: new worker %d, old workers shutting down\n", fresh)
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nginx: no new worker %s after the reload: nginx kept its old configuration (see its error log)", proxyTimeout)
+			return fmt.Errorf("nginx: no new worker %s after the reload, or old workers still accepting: nginx kept its old configuration (see its error log)", proxyTimeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -204,6 +202,28 @@ func (p *nginxProxy) reload(ctx context.Context, out io.Writer) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// reloaded says whether nginx's reload has taken effect: a worker that
+// was not there before runs (nginx starts new workers only once the new
+// configuration loaded), and every old worker has exited or calls itself
+// "shutting down", which it does as it closes its listening sockets.
+func reloaded(master int, old map[int]bool) (fresh int, done bool) {
+	for pid := range childrenOf(master) {
+		if !old[pid] {
+			fresh = pid
+		}
+	}
+	if fresh == 0 {
+		return 0, false
+	}
+	for pid := range old {
+		title, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err == nil && !bytes.Contains(title, []byte("shutting down")) && bytes.Contains(title, []byte("worker")) {
+			return fresh, false
+		}
+	}
+	return fresh, true
 }
 
 // unitReloader reloads a unit (systemctl reload).
