@@ -228,6 +228,14 @@ func testBlueGreen(t *testing.T, kind string) {
 	}
 	f.expectColour(colourGreen)
 	t.Logf("blue → green: %v", counts)
+	// doctor and status: the proxy says green serves, and the health
+	// check probes green, not blue (stopped) whose address it names.
+	if got, err := CheckProxy(context.Background(), f.collab, f.env()); err != nil || got != "green serves" {
+		t.Fatalf("CheckProxy: %q, %v; want green serves", got, err)
+	}
+	if err := CheckHealth(context.Background(), f.collab, f.env()); err != nil {
+		t.Fatalf("CheckHealth with green serving: %v", err)
+	}
 
 	t.Run("new colour fails its health check", func(t *testing.T) {
 		f.push("unhealthy")

@@ -95,7 +95,10 @@ func CheckHealth(ctx context.Context, c Collaborators, env *config.Environment) 
 	if hc == nil {
 		return nil
 	}
-	check := healthCheck(hc, env.Services())
+	check, err := (&deployment{env: env, c: c}).colourCheck(ctx, healthCheck(hc, env.Services()))
+	if err != nil {
+		return err
+	}
 	check.Retries, check.StartDelay = health.NoRetries, 0
 	as, err := resolveAccount(env, os.Geteuid(), os.Getegid())
 	if err == nil {
