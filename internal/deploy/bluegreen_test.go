@@ -59,6 +59,17 @@ func newBGFixture(t *testing.T, kind string, drain time.Duration) *bgFixture {
 		f.proxy, f.logs = n.Addr, n.Log
 		proxyYAML = fmt.Sprintf("          nginx:\n            upstream: hello\n            file: %s\n            pid_file: %s\n            test: [%s]\n",
 			n.UpstreamFile, n.PIDFile, strings.Join(n.Test, ", "))
+	case "nginx-unit":
+		// nginx as a unit of the manager, reloaded with systemctl reload.
+		n := proxy.PrepareNginx(t, "hello", "127.0.0.1:1")
+		unit := f.mgr.Unit("nginx.service")
+		f.mgr.WriteUnit(t, unit, fmt.Sprintf("[Service]\nExecStart=%s\nExecReload=/bin/kill -HUP $MAINPID\n", strings.Join(n.Argv, " ")))
+		f.mgr.MustSystemctl(t, "start", unit)
+		t.Cleanup(func() { f.mgr.Systemctl(context.Background(), "stop", unit) })
+		n.Ready(t)
+		f.proxy, f.logs = n.Addr, n.Log
+		proxyYAML = fmt.Sprintf("          nginx:\n            upstream: hello\n            file: %s\n            pid_file: %s\n            reload_unit: %s\n            test: [%s]\n",
+			n.UpstreamFile, n.PIDFile, unit, strings.Join(n.Test, ", "))
 	case "caddy":
 		c := proxy.StartCaddy(t, "hello", "127.0.0.1:1")
 		f.proxy, f.logs = c.Addr, func() string { return "" }
@@ -194,6 +205,10 @@ func (l *load) end() map[string]int {
 func TestBlueGreenNginx(t *testing.T) { testBlueGreen(t, "nginx") }
 
 func TestBlueGreenCaddy(t *testing.T) { testBlueGreen(t, "caddy") }
+
+// TestBlueGreenNginxUnit is the story with nginx reloaded through its
+// systemd unit (reload_unit) rather than signalled.
+func TestBlueGreenNginxUnit(t *testing.T) { testBlueGreen(t, "nginx-unit") }
 
 // testBlueGreen is the end-to-end story through a real proxy: a first
 // deployment starts blue, the next moves traffic to green with no failed

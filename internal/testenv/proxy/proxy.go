@@ -28,8 +28,9 @@ type Nginx struct {
 	Upstream     string
 	UpstreamFile string
 	PIDFile      string
-	// Test is the argv that checks this nginx's configuration (nginx -t).
-	Test []string
+	// Argv runs this nginx in the foreground; Test checks its
+	// configuration (nginx -t).
+	Argv, Test []string
 	dir  string
 	proc *proc
 }
@@ -46,6 +47,18 @@ type Caddy struct {
 // StartNginx starts nginx on a free loopback port; its upstream first
 // points at initial (host:port, where nothing need listen).
 func StartNginx(t testing.TB, upstream, initial string) *Nginx {
+	t.Helper()
+	n := PrepareNginx(t, upstream, initial)
+	n.proc = start(t, "nginx", nil, n.Argv...)
+	waitFor(t, n.proc, "nginx's pid file", func() bool { _, err := os.Stat(n.PIDFile); return err == nil })
+	waitListening(t, n.proc, n.Addr)
+	return n
+}
+
+// PrepareNginx writes nginx's configuration, as StartNginx does, without
+// starting it: Argv runs it in the foreground (under a systemd unit, say),
+// and Ready waits until it answers.
+func PrepareNginx(t testing.TB, upstream, initial string) *Nginx {
 	t.Helper()
 	bin := lookPath(t, "nginx", "/usr/sbin/nginx")
 	dir := runDir(t)
@@ -80,12 +93,17 @@ http {
 }
 `, n.PIDFile, errLog, temp("body"), temp("proxy"), temp("fastcgi"), temp("uwsgi"), temp("scgi"),
 		filepath.Dir(n.UpstreamFile), n.Addr, upstream))
-	base := []string{bin, "-p", dir, "-c", conf, "-e", errLog}
-	n.Test = append(append([]string{}, base...), "-t", "-q")
-	n.proc = start(t, "nginx", nil, base...)
-	waitFor(t, n.proc, "nginx's pid file", func() bool { _, err := os.Stat(n.PIDFile); return err == nil })
-	waitListening(t, n.proc, n.Addr)
+	n.Argv = []string{bin, "-p", dir, "-c", conf, "-e", errLog}
+	n.Test = append(append([]string{}, n.Argv...), "-t", "-q")
 	return n
+}
+
+// Ready waits until an nginx started from Argv by someone else answers.
+func (n *Nginx) Ready(t testing.TB) {
+	t.Helper()
+	p := &proc{name: "nginx", out: &testenv.SyncBuffer{}, done: make(chan struct{})}
+	waitFor(t, p, "nginx's pid file", func() bool { _, err := os.Stat(n.PIDFile); return err == nil })
+	waitListening(t, p, n.Addr)
 }
 
 // Log is the end of nginx's error log.
