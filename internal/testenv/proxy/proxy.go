@@ -31,8 +31,8 @@ type Nginx struct {
 	// Argv runs this nginx in the foreground; Test checks its
 	// configuration (nginx -t).
 	Argv, Test []string
-	dir  string
-	proc *proc
+	dir        string
+	proc       *proc
 }
 
 // Caddy is a running Caddy whose one route proxies Addr through the
