@@ -304,6 +304,12 @@ func liveNote(r targetStatusJSON) string {
 			parts = append(parts, u+" inactive")
 		}
 	}
+	switch {
+	case l.ColourError != "":
+		parts = append(parts, "proxy unknown: "+oneLine(l.ColourError, 40))
+	case l.Colour != r.Colour:
+		parts = append(parts, "proxy sends to "+orDash(l.Colour))
+	}
 	if l.Healthy != nil && !*l.Healthy {
 		parts = append(parts, "unhealthy")
 	}

@@ -67,3 +67,17 @@ func checkNginx(ctx context.Context, n *config.Nginx) error {
 	}
 	return nil
 }
+
+// liveColour is the colour env's proxy sends traffic to now ("" for
+// neither), or why it could not be read.
+func liveColour(ctx context.Context, c Collaborators, env *config.Environment) (string, string) {
+	p, err := newProxy(env.BlueGreen, c.Units(env.Scope))
+	if err != nil {
+		return "", err.Error()
+	}
+	s, err := p.read(ctx)
+	if err != nil {
+		return "", err.Error()
+	}
+	return s.colour, ""
+}

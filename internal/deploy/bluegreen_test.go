@@ -251,6 +251,9 @@ func testBlueGreen(t *testing.T, kind string) {
 	if err := CheckHealth(context.Background(), f.collab, f.env()); err != nil {
 		t.Fatalf("CheckHealth with green serving: %v", err)
 	}
+	if l := Inspect(context.Background(), f.collab, f.env(), 5*time.Second); l.Colour != colourGreen || l.ColourError != "" || l.Healthy == nil || !*l.Healthy {
+		t.Fatalf("Inspect: colour %q (%s), healthy %v (%s); want green, healthy", l.Colour, l.ColourError, l.Healthy, l.HealthError)
+	}
 
 	t.Run("new colour fails its health check", func(t *testing.T) {
 		f.push("unhealthy")
