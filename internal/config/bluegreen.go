@@ -63,6 +63,16 @@ func (b *BlueGreen) Instance(colour string) string {
 	return strings.Replace(b.Unit, "@.", "@"+colour+".", 1)
 }
 
+// Units are the units blue/green restarts or reloads: both colours'
+// instances, and nginx's reload_unit when set (what polkit must allow).
+func (b *BlueGreen) Units() []string {
+	units := []string{b.Instance("blue"), b.Instance("green")}
+	if b.Nginx != nil && b.Nginx.ReloadUnit != "" {
+		units = append(units, b.Nginx.ReloadUnit)
+	}
+	return units
+}
+
 // Address is where colour listens.
 func (b *BlueGreen) Address(colour string) string {
 	if colour == "green" {

@@ -25,7 +25,7 @@ func TestBlueGreen(t *testing.T) {
 	}
 	e := cfg.Fraises["api"].Environments["production"]
 	b := e.BlueGreen
-	if !e.IsBlueGreen() || b.Drain.D() != 10*time.Second || b.Nginx.PIDFile != DefaultNginxPIDFile || b.Instance("green") != "app@green.service" {
+	if !e.IsBlueGreen() || b.Drain.D() != 10*time.Second || b.Nginx.PIDFile != DefaultNginxPIDFile || b.Instance("green") != "app@green.service" || len(b.Units()) != 2 {
 		t.Fatalf("defaults: %+v %+v", b, b.Nginx)
 	}
 	caddy, err := Parse("fraises.yaml", []byte(bgWith(bgColours+"drain: 2s\ncaddy: {id: app}\n")), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
