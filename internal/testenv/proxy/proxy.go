@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,8 +22,12 @@ import (
 	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
-// Nginx is a running nginx that proxies Addr to the upstream named
-// Upstream, whose block lives in UpstreamFile (the file fraisier writes).
+// ErrUnavailable reports that this machine cannot run the proxy: it is
+// not installed, or there is no unprivileged user to run it as.
+var ErrUnavailable = errors.New("proxy unavailable")
+
+// Nginx is an nginx that proxies Addr to the upstream named Upstream,
+// whose block lives in UpstreamFile (the file fraisier writes).
 type Nginx struct {
 	// Addr is where nginx listens (127.0.0.1:port).
 	Addr         string
@@ -41,17 +47,23 @@ type Caddy struct {
 	Addr  string
 	Admin string
 	ID    string
+	dir   string
 	proc  *proc
 }
 
-// StartNginx starts nginx on a free loopback port; its upstream first
-// points at initial (host:port, where nothing need listen).
+// StartNginx starts nginx on a free loopback port for the length of the
+// test; its upstream first points at initial (host:port, where nothing
+// need listen).
 func StartNginx(t testing.TB, upstream, initial string) *Nginx {
 	t.Helper()
-	n := PrepareNginx(t, upstream, initial)
-	n.proc = start(t, "nginx", nil, n.Argv...)
-	waitFor(t, n.proc, "nginx's pid file", func() bool { _, err := os.Stat(n.PIDFile); return err == nil })
-	waitListening(t, n.proc, n.Addr)
+	n, err := runNginx(context.Background(), upstream, initial, loopback(t))
+	orUnavailable(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", n.Log())
+		}
+		n.Close()
+	})
 	return n
 }
 
@@ -60,20 +72,64 @@ func StartNginx(t testing.TB, upstream, initial string) *Nginx {
 // and Ready waits until it answers.
 func PrepareNginx(t testing.TB, upstream, initial string) *Nginx {
 	t.Helper()
-	bin := lookPath(t, "nginx", "/usr/sbin/nginx")
-	dir := runDir(t)
-	n := &Nginx{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), Upstream: upstream, dir: dir,
+	n, err := prepareNginx(upstream, initial, loopback(t))
+	orUnavailable(t, err)
+	t.Cleanup(n.Close)
+	return n
+}
+
+// Ready waits until an nginx started from Argv by someone else answers.
+func (n *Nginx) Ready(t testing.TB) {
+	t.Helper()
+	if err := n.ready(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RunNginx is StartNginx outside a test (a benchmark): Close stops nginx
+// and removes its directory.
+func RunNginx(ctx context.Context, upstream, initial string) (*Nginx, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return runNginx(ctx, upstream, initial, addr)
+}
+
+func runNginx(ctx context.Context, upstream, initial, addr string) (*Nginx, error) {
+	n, err := prepareNginx(upstream, initial, addr)
+	if err != nil {
+		return nil, err
+	}
+	if n.proc, err = start("nginx", nil, n.Argv...); err == nil {
+		err = n.ready(ctx, n.proc)
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func prepareNginx(upstream, initial, addr string) (*Nginx, error) {
+	bin, err := lookPath("nginx", "/usr/sbin/nginx")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := runDir()
+	if err != nil {
+		return nil, err
+	}
+	n := &Nginx{Addr: addr, Upstream: upstream, dir: dir,
 		UpstreamFile: filepath.Join(dir, "upstream", upstream+".conf"), PIDFile: filepath.Join(dir, "run", "nginx.pid")}
 	conf := filepath.Join(dir, "nginx.conf")
 	errLog := filepath.Join(dir, "run", "error.log")
-	mkdirs(t, filepath.Join(dir, "upstream"))
-	write(t, n.UpstreamFile, fmt.Sprintf("upstream %s {\n    server %s;\n}\n", upstream, initial))
 	temp := func(name string) string { return filepath.Join(dir, "run", name) }
-	write(t, conf, fmt.Sprintf(`daemon off;
+	text := fmt.Sprintf(`daemon off;
 worker_processes 1;
 pid %s;
 error_log %s info;
-events { worker_connections 512; }
+events { worker_connections 1024; }
 http {
     access_log off;
     client_body_temp_path %s;
@@ -92,18 +148,28 @@ http {
     }
 }
 `, n.PIDFile, errLog, temp("body"), temp("proxy"), temp("fastcgi"), temp("uwsgi"), temp("scgi"),
-		filepath.Dir(n.UpstreamFile), n.Addr, upstream))
+		filepath.Dir(n.UpstreamFile), n.Addr, upstream)
+	err = os.MkdirAll(filepath.Dir(n.UpstreamFile), 0o755)
+	if err == nil {
+		err = os.WriteFile(n.UpstreamFile, fmt.Appendf(nil, "upstream %s {\n    server %s;\n}\n", upstream, initial), 0o644)
+	}
+	if err == nil {
+		err = os.WriteFile(conf, []byte(text), 0o644)
+	}
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("write nginx's configuration: %w", err)
+	}
 	n.Argv = []string{bin, "-p", dir, "-c", conf, "-e", errLog}
 	n.Test = append(append([]string{}, n.Argv...), "-t", "-q")
-	return n
+	return n, nil
 }
 
-// Ready waits until an nginx started from Argv by someone else answers.
-func (n *Nginx) Ready(t testing.TB) {
-	t.Helper()
-	p := &proc{name: "nginx", out: &testenv.SyncBuffer{}, done: make(chan struct{})}
-	waitFor(t, p, "nginx's pid file", func() bool { _, err := os.Stat(n.PIDFile); return err == nil })
-	waitListening(t, p, n.Addr)
+func (n *Nginx) ready(ctx context.Context, p *proc) error {
+	if err := waitFor(ctx, p, "nginx's pid file", func() bool { _, err := os.Stat(n.PIDFile); return err == nil }); err != nil {
+		return err
+	}
+	return waitListening(ctx, p, n.Addr)
 }
 
 // Log is the end of nginx's error log.
@@ -112,16 +178,54 @@ func (n *Nginx) Log() string {
 	return testenv.Tail(string(b), 4<<10)
 }
 
-// StartCaddy starts Caddy on a free loopback port with its admin API on
-// another; its reverse_proxy (@id id) first dials initial.
+// Close stops nginx (when this package started it) and removes its
+// directory.
+func (n *Nginx) Close() {
+	n.proc.stop()
+	os.RemoveAll(n.dir)
+}
+
+// StartCaddy starts Caddy on a free loopback port, with its admin API on
+// another, for the length of the test; its reverse_proxy (@id id) first
+// dials initial.
 func StartCaddy(t testing.TB, id, initial string) *Caddy {
 	t.Helper()
-	bin := lookPath(t, "caddy", "/usr/bin/caddy")
-	dir := runDir(t)
-	c := &Caddy{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), ID: id}
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	c.Admin = "http://" + adminAddr
-	cfg := map[string]any{
+	c, err := runCaddy(context.Background(), id, initial, loopback(t), loopback(t))
+	orUnavailable(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", testenv.Tail(c.proc.out.String(), 8<<10))
+		}
+		c.Close()
+	})
+	return c
+}
+
+// RunCaddy is StartCaddy outside a test (a benchmark): Close stops Caddy
+// and removes its directory.
+func RunCaddy(ctx context.Context, id, initial string) (*Caddy, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return runCaddy(ctx, id, initial, addr, admin)
+}
+
+func runCaddy(ctx context.Context, id, initial, addr, adminAddr string) (*Caddy, error) {
+	bin, err := lookPath("caddy", "/usr/bin/caddy")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := runDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &Caddy{Addr: addr, Admin: "http://" + adminAddr, ID: id, dir: dir}
+	raw, err := json.Marshal(map[string]any{
 		"admin": map[string]any{"listen": adminAddr},
 		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
 			"listen":          []string{c.Addr},
@@ -130,26 +234,42 @@ func StartCaddy(t testing.TB, id, initial string) *Caddy {
 				"handler": "reverse_proxy", "@id": id, "upstreams": []any{map[string]string{"dial": initial}},
 			}}}},
 		}}}},
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	conf := filepath.Join(dir, "caddy.json")
-	write(t, conf, string(raw))
+	if err == nil {
+		err = os.WriteFile(conf, raw, 0o644)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("write Caddy's configuration: %w", err)
+	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "run", "data"),
 		"XDG_CONFIG_HOME=" + filepath.Join(dir, "run", "config")}
-	c.proc = start(t, "caddy", env, bin, "run", "--config", conf)
-	waitFor(t, c.proc, "Caddy's admin API", func() bool {
-		resp, err := http.Get(c.Admin + "/id/" + id + "/upstreams")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	waitListening(t, c.proc, c.Addr)
-	return c
+	c.proc, err = start("caddy", env, bin, "run", "--config", conf)
+	if err == nil {
+		err = waitFor(ctx, c.proc, "Caddy's admin API", func() bool {
+			resp, err := http.Get(c.Admin + "/id/" + id + "/upstreams")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	if err == nil {
+		err = waitListening(ctx, c.proc, c.Addr)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops Caddy and removes its directory.
+func (c *Caddy) Close() {
+	c.proc.stop()
+	os.RemoveAll(c.dir)
 }
 
 // Get is what a GET of path through the proxy at addr answers: the body,
@@ -167,52 +287,77 @@ func Get(client *http.Client, addr, path string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func lookPath(t testing.TB, name, fallback string) string {
+func orUnavailable(t testing.TB, err error) {
 	t.Helper()
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		testenv.Unavailable(t, "%v", err)
+	case err != nil:
+		t.Fatal(err)
+	}
+}
+
+func lookPath(name, fallback string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
-		return p
+		return p, nil
 	}
 	if _, err := os.Stat(fallback); err == nil {
-		return fallback
+		return fallback, nil
 	}
-	testenv.Unavailable(t, "%s is not installed (scripts/test-deps.sh installs it)", name)
-	return ""
+	return "", fmt.Errorf("%w: %s is not installed (scripts/test-deps.sh installs it)", ErrUnavailable, name)
+}
+
+// loopback is a loopback address for a test, its port drawn as
+// testenv.FreePort draws them, away from the ephemeral range.
+func loopback(t testing.TB) string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
+
+// freeAddr is a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // runDir is a directory the proxy's user can read, with run/ it can
 // write: as root the proxy runs as nobody, never as root.
-func runDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "fraisier-proxy-")
+func runDir() (string, error) {
+	cred, err := unprivileged()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
+	dir, err := os.MkdirTemp("", "fraisier-proxy-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
 	}
-	mkdirs(t, filepath.Join(dir, "run"))
-	if cred := unprivileged(t); cred != nil {
-		if err := os.Chown(filepath.Join(dir, "run"), int(cred.Uid), int(cred.Gid)); err != nil {
-			t.Fatal(err)
-		}
+	if err == nil {
+		err = os.Mkdir(filepath.Join(dir, "run"), 0o755)
 	}
-	return dir
+	if err == nil && cred != nil {
+		err = os.Chown(filepath.Join(dir, "run"), int(cred.Uid), int(cred.Gid))
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("make the proxy's directory: %w", err)
+	}
+	return dir, nil
 }
 
-// unprivileged is the credential of nobody when the test runs as root,
-// else nil: the proxy runs as the test's own user.
-func unprivileged(t testing.TB) *syscall.Credential {
+// unprivileged is the credential of nobody when this process runs as
+// root, else nil: the proxy runs as this process's own user.
+func unprivileged() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
-		return nil
+		return nil, nil
 	}
 	u, err := user.Lookup("nobody")
 	if err != nil {
-		testenv.Unavailable(t, "no user nobody to run the proxy as: %v", err)
+		return nil, fmt.Errorf("%w: no user nobody to run the proxy as: %v", ErrUnavailable, err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 type proc struct {
@@ -222,72 +367,68 @@ type proc struct {
 	done chan struct{}
 }
 
-// start runs argv for the length of the test, as nobody when root; the
-// test's end stops it (this process, by its own pid).
-func start(t testing.TB, name string, env []string, argv ...string) *proc {
-	t.Helper()
+// start runs argv in a process group of its own, as nobody when root.
+func start(name string, env []string, argv ...string) (*proc, error) {
+	cred, err := unprivileged()
+	if err != nil {
+		return nil, err
+	}
 	p := &proc{name: name, out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: unprivileged(t), Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		// Its process group: nginx's workers go with their master.
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, testenv.Tail(p.out.String(), 8<<10))
-		}
-	})
-	return p
+	return p, nil
 }
 
-func waitFor(t testing.TB, p *proc, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+// stop ends the process group this package started (nginx's workers go
+// with their master), by its own pid; nil stops nothing.
+func (p *proc) stop() {
+	if p == nil {
+		return
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// waitFor polls cond for up to 15s; p, when this package started the
+// proxy, ends the wait early if it exits.
+func waitFor(ctx context.Context, p *proc, what string, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	var exited <-chan struct{}
+	if p != nil {
+		exited = p.done
+	}
 	for !cond() {
 		select {
-		case <-p.done:
-			t.Fatalf("%s exited before %s was ready:\n%s", p.name, what, p.out.String())
+		case <-exited:
+			return fmt.Errorf("%s exited before %s was ready:\n%s", p.name, what, p.out.String())
 		case <-ctx.Done():
-			t.Fatalf("%s: %s not ready within 15s:\n%s", p.name, what, p.out.String())
+			return fmt.Errorf("%s not ready within 15s", what)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
-func waitListening(t testing.TB, p *proc, addr string) {
-	t.Helper()
-	waitFor(t, p, addr, func() bool {
-		resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + addr + "/")
+func waitListening(ctx context.Context, p *proc, addr string) error {
+	client := &http.Client{Timeout: time.Second}
+	return waitFor(ctx, p, addr, func() bool {
+		resp, err := client.Get("http://" + addr + "/")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return true
 	})
-}
-
-func mkdirs(t testing.TB, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
