@@ -219,6 +219,13 @@ func (d *deployment) finishRestart(ctx context.Context) *drainJob {
 	}
 	colour := ""
 	var job *drainJob
+	if d.bg == nil && d.env.IsBlueGreen() {
+		// Ended before the restart: the proxy is where it was; ask it, so
+		// that the record still says which colour serves.
+		rctx, cancel := context.WithTimeout(ctx, proxyTimeout)
+		_, _ = d.blueGreen(rctx)
+		cancel()
+	}
 	if bg := d.bg; bg != nil {
 		colour = bg.before.colour
 		if bg.switched && !bg.undone {
@@ -249,6 +256,10 @@ func (e *Engine) drainOld(ctx context.Context, c Collaborators, res Result) {
 	fmt.Fprintf(e.progress(), "  %s drains for %s, then stops\n", unit, bg.Drain.D())
 	select {
 	case <-ctx.Done():
+		// Stopping it now could cut requests in flight; the next
+		// deployment restarts it as its new colour.
+		fmt.Fprintf(e.progress(), "  %s left running: stopped before its drain ended\n", unit)
+		return
 	case <-time.After(bg.Drain.D()):
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
