@@ -120,17 +120,23 @@ func (p *nginxProxy) point(ctx context.Context, colour string, out io.Writer) er
 }
 
 func (p *nginxProxy) restore(ctx context.Context, s proxyState, out io.Writer) error {
+	now, err := p.read(ctx)
+	if err != nil {
+		return err
+	}
+	if now.exists == s.exists && bytes.Equal(now.raw, s.raw) {
+		// A switch that failed put the file back itself, and nginx
+		// still runs what it ran.
+		fmt.Fprintf(out, "nginx: %s is as it was\n", p.n.File)
+		return nil
+	}
 	if !s.exists {
 		if err := os.Remove(p.n.File); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("nginx: remove %s: %w", p.n.File, err)
 		}
 		return p.reload(ctx, out)
 	}
-	before, err := p.read(ctx)
-	if err != nil {
-		return err
-	}
-	return p.apply(ctx, s.raw, before, out)
+	return p.apply(ctx, s.raw, now, out)
 }
 
 // apply writes content, has nginx check it (test), and reloads; a test
@@ -148,7 +154,10 @@ func (p *nginxProxy) apply(ctx context.Context, content []byte, before proxyStat
 			} else {
 				undo = os.Remove(p.n.File)
 			}
-			msg := fmt.Sprintf("nginx: %s refused the configuration (%v): %s", execx.QuoteArgv(p.n.Test), err, strings.TrimSpace(string(res.Output)))
+			msg := fmt.Sprintf("nginx: %s refused the configuration: %v", execx.QuoteArgv(p.n.Test), err)
+			if said := strings.TrimSpace(string(res.Output)); said != "" {
+				msg += ": " + oneLine(said)
+			}
 			if undo != nil {
 				return fmt.Errorf("%s; putting %s back failed too: %w", msg, p.n.File, undo)
 			}
@@ -400,6 +409,10 @@ func (p *caddyProxy) point(ctx context.Context, colour string, out io.Writer) er
 func (p *caddyProxy) restore(ctx context.Context, s proxyState, out io.Writer) error {
 	if !s.exists {
 		return nil // nothing was there; what fraisier set stays, unused by any colour it stops
+	}
+	if now, err := p.do(ctx, http.MethodGet, nil); err == nil && bytes.Equal(bytes.TrimSpace(now), s.raw) {
+		fmt.Fprintf(out, "caddy: upstreams are as they were\n")
+		return nil
 	}
 	if _, err := p.do(ctx, http.MethodPatch, s.raw); err != nil {
 		return err

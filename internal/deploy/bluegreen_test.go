@@ -324,3 +324,36 @@ func sumCounts(m map[string]int) int {
 	}
 	return n
 }
+
+// TestBlueGreenSwitchRefused checks a failure at the switch itself: nginx's
+// configuration test refuses (the test command is false, standing for an
+// nginx that rejects the new file), the upstream file is put back, the
+// new colour, healthy but never switched to, is stopped, and blue serves
+// on, recorded as serving.
+func TestBlueGreenSwitchRefused(t *testing.T) {
+	f := newBGFixture(t, "nginx", time.Second)
+	f.push("healthy")
+	if res := f.deploy(); res.Status != store.StatusSucceeded {
+		t.Fatalf("first deployment %s: %v", res.Status, res.Err)
+	}
+	before := readFile(t, f.env().BlueGreen.Nginx.File)
+
+	f.env().BlueGreen.Nginx.Test = []string{"false"}
+	f.push("healthy")
+	l := startLoad(f.proxy)
+	res := f.deploy()
+	counts := l.end()
+	if res.Status != store.StatusRolledBack {
+		t.Fatalf("deployment with a refused switch %s: %v", res.Status, res.Err)
+	}
+	if len(counts) != 1 || counts["v1"] == 0 {
+		t.Fatalf("answers through the proxy: %v, want v1 only", counts)
+	}
+	if got := readFile(t, f.env().BlueGreen.Nginx.File); got != before {
+		t.Fatalf("upstream file after the refused switch:\n%s\nwant, as before:\n%s", got, before)
+	}
+	if steps := stepNames(t, f.db, res.DeploymentID); !strings.Contains(steps, "switch proxy:failed") || !strings.Contains(steps, "rollback colour:succeeded") {
+		t.Fatalf("steps %s", steps)
+	}
+	f.expectColour(colourBlue)
+}
