@@ -357,3 +357,37 @@ func TestBlueGreenSwitchRefused(t *testing.T) {
 	}
 	f.expectColour(colourBlue)
 }
+
+// TestCaddyPath checks the Caddyfile way of naming the reverse_proxy, by
+// its path in the admin API rather than an @id, against a real Caddy.
+func TestCaddyPath(t *testing.T) {
+	c := proxy.StartCaddy(t, "hello", "127.0.0.1:1")
+	bg := &config.BlueGreen{Unit: "app@.service", Blue: "127.0.0.1:8001", Green: "127.0.0.1:8002",
+		Caddy: &config.Caddy{Admin: c.Admin, Path: "/config/apps/http/servers/srv0/routes/0/handle/0/upstreams"}}
+	p, err := newProxy(bg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := p.read(ctx)
+	if err != nil || s.colour != "" {
+		t.Fatalf("read before: %+v, %v; want no colour", s, err)
+	}
+	var out bytes.Buffer
+	if err := p.point(ctx, colourGreen, &out); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := p.read(ctx); err != nil || now.colour != colourGreen {
+		t.Fatalf("read after pointing at green: %+v, %v", now, err)
+	}
+	if err := p.restore(ctx, s, &out); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := p.read(ctx); err != nil || now.colour != "" || !bytes.Equal(now.raw, s.raw) {
+		t.Fatalf("read after restore: %s, %v; want %s", now.raw, err, s.raw)
+	}
+	bg.Caddy.Path = "/config/apps/http/servers/nosuch/routes/0/handle/0/upstreams"
+	if _, err := p.read(ctx); err == nil || !strings.Contains(err.Error(), "caddy") {
+		t.Fatalf("read at a path that is not there: %v", err)
+	}
+}
