@@ -18,7 +18,14 @@ func doctorBlueGreen(env *config.Environment) []func(context.Context) doctorChec
 	var checks []func(context.Context) doctorCheck
 	for _, colour := range []string{"blue", "green"} {
 		unit := env.BlueGreen.Instance(colour)
-		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorUnitAs(ctx, env.Scope, unit, os.Geteuid()) })
+		checks = append(checks, func(ctx context.Context) doctorCheck {
+			c := doctorUnitAs(ctx, env.Scope, unit, os.Geteuid())
+			if c.Result == checkFail && c.Detail == "no such unit" {
+				c.Detail = "no such unit: no file defines the template " + env.BlueGreen.Unit
+				c.Fix = "install " + env.BlueGreen.Unit + " (its instances run from app_path/current-%i; docs/zero-downtime.md) and run systemctl" + scopeFlag(env.Scope) + " daemon-reload"
+			}
+			return c
+		})
 	}
 	return append(checks, func(ctx context.Context) doctorCheck { return doctorProxy(ctx, env) })
 }
