@@ -391,3 +391,34 @@ func TestCaddyPath(t *testing.T) {
 		t.Fatalf("read at a path that is not there: %v", err)
 	}
 }
+
+// TestProxyUnixColours checks colours on unix sockets against a real
+// nginx and a real Caddy: each takes the socket in its own spelling
+// (server unix:/path; dial unix//path), and reading it back names the
+// colour.
+func TestProxyUnixColours(t *testing.T) {
+	ctx := context.Background()
+	var out bytes.Buffer
+	n := proxy.StartNginx(t, "hello", "127.0.0.1:1")
+	c := proxy.StartCaddy(t, "hello", "127.0.0.1:1")
+	for _, bg := range []*config.BlueGreen{
+		{Unit: "app@.service", Blue: "unix:/run/app/blue.sock", Green: "unix:/run/app/green.sock",
+			Nginx: &config.Nginx{Upstream: "hello", File: n.UpstreamFile, PIDFile: n.PIDFile, Test: n.Test}},
+		{Unit: "app@.service", Blue: "unix:/run/app/blue.sock", Green: "unix:/run/app/green.sock",
+			Caddy: &config.Caddy{Admin: c.Admin, ID: c.ID}},
+	} {
+		p, err := newProxy(bg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.point(ctx, colourGreen, &out); err != nil {
+			t.Fatalf("point at a socket: %v\n%s", err, out.String())
+		}
+		if s, err := p.read(ctx); err != nil || s.colour != colourGreen {
+			t.Fatalf("read back: %+v, %v (raw %s)", s, err, s.raw)
+		}
+	}
+	if got := readFile(t, n.UpstreamFile); !strings.Contains(got, "server unix:/run/app/green.sock;") {
+		t.Fatalf("nginx upstream file:\n%s", got)
+	}
+}
