@@ -131,8 +131,9 @@ func (d *deployment) switchProxy(ctx context.Context, out io.Writer) (string, er
 
 // undoBlueGreen puts the proxy back where it was and takes the new colour
 // down: at once when it never received traffic, after the drain when it
-// did. It runs first in a compensation, so that the colour that served
-// serves again before anything else is undone.
+// did. A compensation runs it once the database is back and before
+// current moves, so that the colour that served serves again first. A warm
+// colour this deployment did not start is left as it was.
 func (d *deployment) undoBlueGreen(ctx context.Context) error {
 	bg := d.bg
 	if bg == nil || (!bg.started && !bg.switched) {
