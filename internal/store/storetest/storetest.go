@@ -32,6 +32,7 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"ReadOnly", s.testReadOnly},
 		{"DeploymentLifecycle", s.testDeploymentLifecycle},
 		{"DeploymentTarget", s.testDeploymentTarget},
+		{"RestartMode", s.testRestartMode},
 		{"NotFound", s.testNotFound},
 		{"FinishValidation", s.testFinishValidation},
 		{"StateTransitions", s.testStateTransitions},
