@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need and a fresh Debian machine lacks:
 # git, a systemd user manager's binaries, PostgreSQL server binaries, the
-# migration tools (alembic, Django) and Chromium for the dashboard's browser
-# tests from Debian's packages, and the Debian tree the booted-systemd tests
+# migration tools (alembic, Django), Chromium for the dashboard's browser
+# tests and nginx and Caddy for the blue/green tests from Debian's packages, and the Debian tree the booted-systemd tests
 # boot with systemd-nspawn (.cache/nspawn, made by scripts/nspawn-root.sh;
 # root only). Idempotent: it installs only what is missing, so a prepared
 # machine pays nothing.
@@ -23,6 +23,8 @@ have systemd-nspawn || need+=(systemd-container)
 have debootstrap || need+=(debootstrap)
 have dpkg-deb || need+=(dpkg)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/bin/caddy ] || need+=(caddy)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

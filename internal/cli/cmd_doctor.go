@@ -124,10 +124,11 @@ func (a *app) doctor(ctx context.Context, o doctorOptions) (doctorJSON, error) {
 // not their sum. The lines come back in a fixed order.
 func (a *app) doctorConcurrently(ctx context.Context, cfg *config.Config, envs []*config.Environment, o doctorOptions) []doctorCheck {
 	var (
-		state, listen doctorCheck
-		perEnv        = make([][]doctorCheck, len(envs))
-		sandbox       *serveSandbox
-		wg            sync.WaitGroup
+		state   doctorCheck
+		listen  []doctorCheck
+		perEnv  = make([][]doctorCheck, len(envs))
+		sandbox *serveSandbox
+		wg      sync.WaitGroup
 	)
 	wg.Go(func() { state = a.doctorState(ctx, cfg, o.timeout) })
 	wg.Go(func() {
@@ -139,7 +140,7 @@ func (a *app) doctorConcurrently(ctx context.Context, cfg *config.Config, envs [
 		wg.Go(func() { perEnv[i] = doctorEnvironment(ctx, env, o.timeout) })
 	}
 	if o.fraise == "" {
-		wg.Go(func() { listen = doctorListen(ctx, cfg.Server.Listen, o.timeout) })
+		wg.Go(func() { listen = doctorListens(ctx, cfg.Server, o.timeout) })
 	}
 	wg.Wait()
 	out := []doctorCheck{state}
@@ -150,7 +151,7 @@ func (a *app) doctorConcurrently(ctx context.Context, cfg *config.Config, envs [
 		}
 	}
 	if o.fraise == "" {
-		out = append(out, listen)
+		out = append(out, listen...)
 	}
 	return out
 }

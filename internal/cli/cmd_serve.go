@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +21,9 @@ fraise environment a push routes to. Per environment at most one deployment
 runs and one waits: a newer push replaces the waiting one.
 
 It listens on server.listen (default 127.0.0.1:8080), --listen overriding:
-host:port, unix:/path, or systemd for socket activation. It tells systemd
+host:port, unix:/path, or systemd for socket activation. With
+server.ui_listen set, the dashboard (/ui/) is served there instead, and
+only there (both systemd: the dashboard's socket is named ui). It tells systemd
 READY=1 once it accepts and STOPPING=1 when SIGTERM arrives; it then stops
 accepting, gives running deployments server.shutdown_grace to finish, and
 rolls back and re-queues the ones still running after it.
@@ -72,6 +73,9 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 	}
 	if listen != "" {
 		cfg.Server.Listen = listen
+		if msg := config.ListenConflict(listen, cfg.Server.UIListen); cfg.Server.UIListen != "" && msg != "" {
+			return withCode(ExitConfig, fmt.Errorf("--listen %s: %s: give --listen another address, or change server.ui_listen", listen, msg))
+		}
 	}
 	log, err := a.serveLog(logFormat)
 	if err != nil {
@@ -100,25 +104,27 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 	}
 	notes := newNotifications(cfg, db, log.With("component", "notify"))
 	srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
-		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors()})
+		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors(),
+		Dashboard: dashboardHooks(notes.cfg.Load, runner.Collab),
+		Timers:    jobTimers(runner.Collab)})
 	if err != nil {
 		return withCode(ExitConfig, err)
 	}
 	runner.OnFinish = notes.finished(srv.ObserveDeployment)
 	runner.OnStart = notes.started
-	l, err := server.Listen(cfg.Server.Listen, a.env.get)
+	ls, err := server.OpenListeners(cfg.Server.Listen, cfg.Server.UIListen, a.env.get)
 	if err != nil {
 		srv.Close()
 		return err
 	}
 	// Before the workers start: a server that refuses to serve must not
 	// deploy anything either.
-	if err := srv.CheckListener(l); err != nil {
-		l.Close()
+	if err := srv.CheckListener(ls.Main); err != nil {
+		ls.Close()
 		srv.Close()
 		return withCode(ExitConfig, err)
 	}
-	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, l: l, log: log, listen: listen, notes: notes})
+	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, ls: ls, log: log, listen: listen, notes: notes})
 }
 
 // queueRunner is the queue's workers over db, deploying as this user.
@@ -143,7 +149,7 @@ type serving struct {
 	db     *store.DB
 	runner *queue.Runner
 	srv    *server.Server
-	l      net.Listener
+	ls     server.Listeners
 	log    *slog.Logger
 	// listen is --listen, which a reload keeps over server.listen.
 	listen string
@@ -173,8 +179,12 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); s.notes.run(notifyCtx) }()
-	serveErr := s.srv.Serve(ctx, s.l, func() {
-		s.log.Info("listening", "address", s.l.Addr().String(), "state", s.db.Backend(), "fraises", len(s.cfg.Fraises))
+	serveErr := s.srv.ServeAll(ctx, s.ls, func() {
+		attrs := []any{"address", s.ls.Main.Addr().String(), "state", s.db.Backend(), "fraises", len(s.cfg.Fraises)}
+		if s.ls.UI != nil {
+			attrs = append(attrs, "dashboard", s.ls.UI.Addr().String())
+		}
+		s.log.Info("listening", attrs...)
 		go a.notifyReady(ctx, s.runner, s.log)
 	})
 	stopReload()

@@ -33,6 +33,10 @@ type targetStatusJSON struct {
 	LastDeployment *int64            `json:"last_deployment_id"`
 	BrokenSince    *time.Time        `json:"broken_since"`
 	Locked         *lockJSON         `json:"lock"`
+	// Restart is how the last deployment took over (plain, socket,
+	// blue_green) and Colour the blue/green colour serving after it.
+	Restart string `json:"restart,omitempty"`
+	Colour  string `json:"colour,omitempty"`
 	// Live is what git, systemd and the health check say now, beside what
 	// the record says; absent with --offline.
 	Live *deploy.Live `json:"live,omitempty"`
@@ -126,7 +130,11 @@ func (a *app) status(ctx context.Context, o statusOptions) (statusJSON, error) {
 		lockOf[l.Target] = l
 	}
 	rows := configuredRows(ctx, cfg, o, states, lockOf)
-	return statusJSON{Targets: append(rows, orphanRows(rows, states, lockOf)...)}, nil
+	rows = append(rows, orphanRows(rows, states, lockOf)...)
+	if err := fillRestarts(ctx, db, o, rows); err != nil {
+		return statusJSON{}, withCode(ExitState, err)
+	}
+	return statusJSON{Targets: rows}, nil
 }
 
 // configuredRows are the rows of the configured targets o names, with
@@ -190,7 +198,8 @@ func orphanRows(configured []targetStatusJSON, states []store.FraiseState, lockO
 
 // printStatus writes status's table.
 func (a *app) printStatus(out statusJSON) error {
-	t := newTable(a.streams.Out, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "DEPLOYED", "BY", "NOTE")
+	colours := anyColour(out.Targets)
+	t := newTable(a.streams.Out, withColour(colours, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "SERVES", "DEPLOYED", "BY", "NOTE")...)
 	for _, r := range out.Targets {
 		note := ""
 		switch {
@@ -208,7 +217,7 @@ func (a *app) printStatus(out statusJSON) error {
 		if r.DeployedAt != nil {
 			deployed = fmtTime(*r.DeployedAt)
 		}
-		t.row(r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))
+		t.row(withColour(colours, r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), orDash(r.Colour), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))...)
 	}
 	return t.flush()
 }
@@ -294,6 +303,12 @@ func liveNote(r targetStatusJSON) string {
 		if !l.Units[u] {
 			parts = append(parts, u+" inactive")
 		}
+	}
+	switch {
+	case l.ColourError != "":
+		parts = append(parts, "proxy unknown: "+oneLine(l.ColourError, 40))
+	case l.Colour != r.Colour:
+		parts = append(parts, "proxy sends to "+orDash(l.Colour))
 	}
 	if l.Healthy != nil && !*l.Healthy {
 		parts = append(parts, "unhealthy")

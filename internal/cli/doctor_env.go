@@ -45,6 +45,7 @@ func doctorEnvironment(ctx context.Context, env *config.Environment, timeout tim
 	for _, u := range env.Services() {
 		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorUnit(ctx, env.Scope, u) })
 	}
+	checks = append(checks, doctorBlueGreen(env)...)
 	if env.Database != nil {
 		checks = append(checks, func(context.Context) doctorCheck { return doctorMigrate(env) })
 	}
@@ -243,12 +244,16 @@ func healthSubject(hc *config.HealthCheck) string {
 	return "units active"
 }
 
-// doctorListen checks that serve's listen address is free, or held by a
-// fraisier serve already.
-func doctorListen(ctx context.Context, addr string, timeout time.Duration) doctorCheck {
+// listenNotTCP is the listen check's detail for a unix socket or systemd.
+const listenNotTCP = "not a TCP address: not checked"
+
+// doctorListen checks that addr, the value of key (server.listen, or
+// server.ui_listen), is free, or held by a fraisier serve already, which
+// held tells.
+func doctorListen(ctx context.Context, key, addr string, timeout time.Duration, held func(context.Context, string, time.Duration) bool) doctorCheck {
 	c := doctorCheck{Check: "listen", Subject: addr, Result: checkOK}
 	if addr == "systemd" || strings.HasPrefix(addr, "unix:") {
-		c.Detail = "not a TCP address: not checked"
+		c.Detail = listenNotTCP
 		return c
 	}
 	l, err := net.Listen("tcp", addr)
@@ -258,32 +263,23 @@ func doctorListen(ctx context.Context, addr string, timeout time.Duration) docto
 		return c
 	}
 	if !errors.Is(err, unix.EADDRINUSE) {
-		c.Result, c.Detail, c.Fix = checkFail, oneLineErr(err), "set server.listen to an address of this host"
+		c.Result, c.Detail, c.Fix = checkFail, oneLineErr(err), "set "+key+" to an address of this host"
 		return c
 	}
-	if servesFraisier(ctx, addr, timeout) {
+	if held(ctx, addr, timeout) {
 		c.Detail = "fraisier serve already listens there"
 		return c
 	}
-	c.Result, c.Detail, c.Fix = checkFail, "in use by another program", "stop it, or set server.listen to another address"
+	c.Result, c.Detail, c.Fix = checkFail, "in use by another program", "stop it, or set "+key+" to another address"
 	return c
 }
 
 // servesFraisier tells whether what listens on addr answers as fraisier
 // serve does: GET /providers, which only fraisier answers.
 func servesFraisier(ctx context.Context, addr string, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/providers", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")
+	return answersGET(ctx, "http://"+addr+"/providers", timeout, func(resp *http.Response, _ []byte) bool {
+		return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")
+	})
 }
 
 // writable says why this user cannot write path, or nil. It asks the

@@ -130,6 +130,7 @@ type Defaults struct {
 // Server configures fraisier serve.
 type Server struct {
 	Listen         string    `yaml:"listen" json:"listen" doc:"host:port, unix:/path, or systemd (socket activation); default 127.0.0.1:8080"`
+	UIListen       string    `yaml:"ui_listen" json:"ui_listen,omitempty" doc:"serve the dashboard (/ui/) here instead of on listen: host:port, unix:/path, or systemd (the socket named ui); unset: /ui/ on listen"`
 	BodyLimit      int64     `yaml:"body_limit" json:"body_limit" min:"1024" max:"26214400" doc:"largest accepted webhook body in bytes (default 1 MiB, at most 25 MiB)"`
 	ReadTimeout    Duration  `yaml:"read_timeout" json:"read_timeout" doc:"default 10s"`
 	WriteTimeout   Duration  `yaml:"write_timeout" json:"write_timeout" doc:"default 30s"`
@@ -226,6 +227,10 @@ type Environment struct {
 	// Trigger and Checks: see Defaults.
 	Trigger string   `yaml:"trigger" json:"trigger,omitempty" enum:"push|checks" doc:"push (default): a push deploys at once; checks: a push waits until the forge reports its commit's checks passed"`
 	Checks  []string `yaml:"checks" json:"checks,omitempty" doc:"with trigger: checks, the checks (workflow, pipeline, status context or build key names) that must all pass; empty: the first result reported decides"`
+	Restart string   `yaml:"restart" json:"restart,omitempty" enum:"plain|socket|blue_green" doc:"how a new release takes over: plain (default) restarts the units; socket keeps their systemd socket listening across the restart; blue_green starts the other colour, checks it, switches the proxy, drains and stops the old one"`
+
+	// BlueGreen is restart: blue_green's setup (bluegreen.go).
+	BlueGreen *BlueGreen `yaml:"blue_green" json:"blue_green,omitempty" doc:"restart: blue_green: the template unit, where each colour listens, the proxy to switch and the drain grace"`
 
 	Name   string  `yaml:"-" json:"name"`
 	Fraise *Fraise `yaml:"-" json:"-"`

@@ -45,17 +45,7 @@ func (l *loader) validate() {
 
 func (l *loader) validateServer() {
 	s := &l.cfg.Server
-	switch {
-	case s.Listen == "systemd":
-	case strings.HasPrefix(s.Listen, "unix:"):
-		if p := strings.TrimPrefix(s.Listen, "unix:"); !filepath.IsAbs(p) {
-			l.report("server.listen", fmt.Sprintf("socket path %q is not absolute", p), "write unix:/run/fraisier/fraisier.sock")
-		}
-	default:
-		if msg := hostPortProblem(s.Listen); msg != "" {
-			l.report("server.listen", fmt.Sprintf("listen %q %s", s.Listen, msg), "write host:port (127.0.0.1:8080), unix:/path, or systemd")
-		}
-	}
+	l.validateListen()
 	for i, cidr := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			if _, err := netip.ParseAddr(cidr); err != nil {
@@ -157,6 +147,7 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 		l.checkRelative(indexPath(path+".shared", i), "shared entry", s)
 	}
 	l.validateServices(path, e)
+	l.validateBlueGreen(path, f, e)
 	if e.Install != nil {
 		l.validateCommand(path+".install", e.Install)
 	}

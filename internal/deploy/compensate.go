@@ -49,6 +49,9 @@ func (d *deployment) compensate(cause error) (store.Status, error) {
 			problems = append(problems, err.Error())
 		}
 	}
+	if err := d.undoBlueGreen(ctx); err != nil {
+		problems = append(problems, err.Error())
+	}
 	switch {
 	case !d.done.current:
 		if d.done.release != "" {

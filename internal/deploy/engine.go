@@ -70,6 +70,8 @@ type Result struct {
 	// Interrupted the deployments it left running.
 	Recovered   *store.Lock
 	Interrupted []int64
+	// drain is a blue/green colour left draining (bluegreen.go).
+	drain *drainJob
 }
 
 // ErrLocked is returned (wrapped, with the holder) when another deployment

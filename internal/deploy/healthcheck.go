@@ -14,7 +14,10 @@ func (d *deployment) checkHealth(ctx context.Context, out io.Writer) (string, er
 	if hc == nil {
 		return "", nil
 	}
-	check := healthCheck(hc, d.env.Services())
+	check, err := d.colourCheck(ctx, healthCheck(hc, d.env.Services()))
+	if err != nil {
+		return "", err
+	}
 	check.Env, check.Credential = d.as.env(), d.as.credential()
 	check = waitListening(ctx, check, out)
 	rep, err := health.Run(ctx, check, health.Options{

@@ -23,6 +23,9 @@ type Live struct {
 	UnitsError     string          `json:"units_error,omitempty"`
 	Healthy        *bool           `json:"healthy"`
 	HealthError    string          `json:"health_error,omitempty"`
+	// Colour is the blue/green colour the proxy sends traffic to now.
+	Colour      string `json:"colour,omitempty"`
+	ColourError string `json:"colour_error,omitempty"`
 }
 
 // Inspect asks git, systemd and the health check about env, each bounded
@@ -66,6 +69,9 @@ func Inspect(ctx context.Context, c Collaborators, env *config.Environment, time
 		}
 	}
 
+	if env.IsBlueGreen() {
+		l.Colour, l.ColourError = liveColour(ctx, c, env)
+	}
 	if env.HealthCheck != nil && l.CurrentRelease != "" {
 		err := CheckHealth(ctx, c, env)
 		ok := err == nil
@@ -95,7 +101,10 @@ func CheckHealth(ctx context.Context, c Collaborators, env *config.Environment) 
 	if hc == nil {
 		return nil
 	}
-	check := healthCheck(hc, env.Services())
+	check, err := (&deployment{env: env, c: c}).colourCheck(ctx, healthCheck(hc, env.Services()))
+	if err != nil {
+		return err
+	}
 	check.Retries, check.StartDelay = health.NoRetries, 0
 	as, err := resolveAccount(env, os.Geteuid(), os.Getegid())
 	if err == nil {

@@ -56,6 +56,7 @@ func (e *Engine) Rollback(ctx context.Context, c Collaborators, req RollbackRequ
 	run := Request{Env: req.Env, Trigger: store.TriggerRollback, Actor: req.Actor, Wait: req.Wait, Force: true, Queued: req.Queued}
 	res, err := e.execute(ctx, c, run, requested,
 		func(d *deployment, ctx context.Context) (store.Status, error) { return d.runRollback(ctx, req) })
+	e.drainOld(ctx, c, res)
 	return e.followUp(ctx, c, run, res, err)
 }
 

@@ -84,6 +84,8 @@ type deployment struct {
 	unrecorded string
 	// afterInterrupt: the target's last deployment was interrupted.
 	afterInterrupt bool
+	// bg is a blue/green deployment's state (bluegreen.go).
+	bg *bgRun
 
 	// done is what the deployment changed so far, for compensate.
 	done changes
@@ -96,6 +98,7 @@ type deployment struct {
 // Status and Err.
 func (e *Engine) Deploy(ctx context.Context, c Collaborators, req Request) (Result, error) {
 	res, err := e.execute(ctx, c, req, orBranch(req.Ref, req.Env.Branch), (*deployment).flow)
+	e.drainOld(ctx, c, res)
 	return e.followUp(ctx, c, req, res, err)
 }
 
@@ -189,6 +192,7 @@ func (e *Engine) execute(ctx context.Context, c Collaborators, req Request, requ
 	if status == store.StatusSucceeded {
 		res.Release = d.release
 	}
+	res.drain = d.finishRestart(record)
 	if err := d.close(record, status, runErr); err != nil {
 		return res, fmt.Errorf("%s %s: record the outcome (%s): %w", req.Trigger, t, status, err)
 	}
@@ -318,6 +322,7 @@ type plannedStep struct {
 
 // apply runs the steps in order and compensates at the first failure.
 func (d *deployment) apply(ctx context.Context, steps []plannedStep) (store.Status, error) {
+	steps = d.blueGreenSteps(steps)
 	for _, s := range steps {
 		if s.skip != "" {
 			if err := d.rec.skip(s.name, s.skip); err != nil {

@@ -44,7 +44,7 @@ func TestE2EDashboardLiveLog(t *testing.T) {
 
 	p.WaitText("#live-status", "succeeded")
 	f.waitDeployed("production", sha, v, 30*time.Second)
-	parts := regexp.MustCompile(`installing ` + regexp.QuoteMeta(v) + `: part (\d+) at`).FindAllStringSubmatch(p.Text("#live-log"), -1)
+	parts := regexp.MustCompile(`installing `+regexp.QuoteMeta(v)+`: part (\d+) at`).FindAllStringSubmatch(p.Text("#live-log"), -1)
 	for i, m := range parts {
 		if n, _ := strconv.Atoi(m[1]); n != i {
 			t.Fatalf("line %d of the live log is part %d:\n%s", i, n, p.Text("#live-log"))

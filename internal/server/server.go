@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,7 +17,6 @@ import (
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/web"
 )
 
 // Store is what the server needs of the state database.
@@ -58,6 +56,12 @@ type Options struct {
 	OnRefused func(forge, reason string)
 	// Collectors are more series for /metrics (the notification sender's).
 	Collectors []prometheus.Collector
+	// Dashboard feeds the dashboard's overview what the server cannot read
+	// itself (commit subjects, health now).
+	Dashboard DashboardHooks
+	// Timers, when set, asks systemd about the scheduled jobs' timers for
+	// the dashboard's jobs page.
+	Timers AskTimers
 }
 
 // Server is fraisier serve's HTTP side.
@@ -79,6 +83,9 @@ type Server struct {
 	metrics              *metrics
 	writer               *intakeWriter
 	mux                  *http.ServeMux
+	// uiMux serves the dashboard on server.ui_listen; nil when the
+	// dashboard is on the main listener.
+	uiMux *http.ServeMux
 
 	writerDone chan struct{}
 	onStopping func()
@@ -89,6 +96,7 @@ type Server struct {
 	// timeout does).
 	bodyTimeout time.Duration
 	logs        *logFeeds
+	timers      AskTimers
 }
 
 // New builds a server from the configuration. Call Close (or Serve,
@@ -113,6 +121,7 @@ func New(o Options) (*Server, error) {
 		openMetrics: cfg.Server.OpenMetrics,
 		onStopping:  o.OnStopping,
 		onRefused:   o.OnRefused,
+		timers:      o.Timers,
 	}
 	s.table.Store(newRoutingTable(cfg))
 	if s.bodyLimit <= 0 {
@@ -156,14 +165,12 @@ func New(o Options) (*Server, error) {
 	go func() { defer close(s.writerDone); s.writer.run() }()
 
 	s.mux = s.routes()
-	ui, err := s.dashboard()
+	ui, err := s.dashboard(o.Dashboard)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	if ui != nil {
-		s.mux.Handle(web.Prefix, ui)
-	}
+	s.mountDashboard(ui)
 	return s, nil
 }
 
@@ -225,44 +232,7 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any) {
 // every delivery already received. ready is called once it accepts. It
 // refuses a listener that CheckListener refuses.
 func (s *Server) Serve(ctx context.Context, l net.Listener, ready func()) error {
-	if err := s.CheckListener(l); err != nil {
-		s.Close()
-		return err
-	}
-	c := s.cfg.Server
-	hs := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: headerTimeout(c.ReadTimeout.D()),
-		ReadTimeout:       c.ReadTimeout.D(),
-		WriteTimeout:      c.WriteTimeout.D(),
-		IdleTimeout:       c.IdleTimeout.D(),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	hs.RegisterOnShutdown(s.logs.stop)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	if ready != nil {
-		ready()
-	}
-	select {
-	case err := <-errc:
-		s.Close()
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
-	case <-ctx.Done():
-	}
-	if s.onStopping != nil {
-		s.onStopping()
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := hs.Shutdown(shutdownCtx)
-	s.Close()
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shut down the HTTP server: %w", err)
-	}
-	return nil
+	return s.ServeAll(ctx, Listeners{Main: l}, ready)
 }
 
 // headerTimeout bounds how long a client may take to send its headers:

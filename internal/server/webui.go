@@ -26,9 +26,22 @@ func webToken(r *http.Request) (store.APIToken, bool) {
 	return tok, ok
 }
 
+// LiveState is what an environment's health check and units say now.
+type LiveState = web.LiveState
+
+// DashboardHooks are what the dashboard's overview reads beyond the
+// state database; a hook left nil leaves its column empty.
+type DashboardHooks struct {
+	// Subjects reads commit subjects (by full SHA) from an environment's
+	// git mirror, leaving out those it cannot read.
+	Subjects func(ctx context.Context, fraise, environment string, shas ...string) map[string]string
+	// Live asks an environment's health check and units now, within ctx.
+	Live func(ctx context.Context, fraise, environment string) LiveState
+}
+
 // dashboard is the web dashboard over the server's store, or nil when
 // the store lacks what it reads.
-func (s *Server) dashboard() (http.Handler, error) {
+func (s *Server) dashboard(hooks DashboardHooks) (http.Handler, error) {
 	db, ok := s.store.(web.Store)
 	if !ok {
 		return nil, nil
@@ -42,6 +55,9 @@ func (s *Server) dashboard() (http.Handler, error) {
 		Allow:     func(r *http.Request) bool { return s.limits.allow(sourceOf(s.clientAddr(r)), time.Now()) },
 		Log:       s.log,
 		LiveLog:   s.LiveLog,
+		Subjects:  hooks.Subjects,
+		Live:      hooks.Live,
+		Timers:    web.NewTimers(s.timers),
 	})
 }
 
@@ -62,7 +78,7 @@ func (s *Server) overHTTPS(r *http.Request) bool {
 // webAct runs one of the deploy API's handlers for a dashboard session:
 // the same scopes, lock checks and queueing as a request with the token.
 func (s *Server) webAct(r *http.Request, tok store.APIToken, action string, fields map[string]string) (int, []byte) {
-	handlers := map[string]http.HandlerFunc{"rollback": s.handleAPIRollback, "lock": s.handleAPILock, "unlock": s.handleAPIUnlock}
+	handlers := map[string]http.HandlerFunc{"deploy": s.handleAPIDeploy, "rollback": s.handleAPIRollback, "lock": s.handleAPILock, "unlock": s.handleAPIUnlock}
 	h, ok := handlers[action]
 	if !ok {
 		return http.StatusNotFound, []byte(`{"error":"no such action"}`)

@@ -40,6 +40,7 @@ var offPath = map[string]string{
 	"SQL":           "the handle itself",
 	"Close":         "no query",
 	"Checkpoint":    "a PRAGMA, no table read",
+	"StepsChanged":  "no SQL: a channel the live log waits on",
 	"SchemaVersion": "one read of tb_schema_migrations at open",
 	"RebuildStats":  "a repair that reads every deployment on purpose",
 	"PruneOutbox":   "retention of the outbox: an hourly background pass, in batches of 200, that reads only the messages it removes (ix_outbox_done)",
@@ -360,6 +361,13 @@ func (w *workload) reads() {
 		{Fraise: "web", Environment: "staging", Since: now.Add(-36 * time.Hour)},
 	} {
 		w.do("Stats", func() error { _, err := w.db.Stats(w.ctx, f); return err })
+	}
+	month := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -29)
+	for _, f := range []store.DailyFilter{
+		{StatsFilter: store.StatsFilter{Since: month}}, {StatsFilter: store.StatsFilter{Since: month, Environment: "production"}, Durations: true},
+		{StatsFilter: store.StatsFilter{Since: month, Fraise: "api", Environment: "production"}, Durations: true},
+	} {
+		w.do("DailyStats", func() error { _, err := w.db.DailyStats(w.ctx, f); return err })
 	}
 	w.do("FraiseStates", func() error { _, err := w.db.FraiseStates(w.ctx, "", ""); return err })
 	w.do("RecentReleases", func() error {

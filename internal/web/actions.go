@@ -13,6 +13,8 @@ import (
 // action it does not have.
 func scopeOf(action string) (scope string, ok bool) {
 	switch action {
+	case "deploy":
+		return store.ScopeDeploy, true
 	case "rollback":
 		return store.ScopeRollback, true
 	case "lock", "unlock":
@@ -31,9 +33,20 @@ func (s *session) Can(action, fraise, environment string) bool {
 type actionData struct {
 	Action string
 	Target store.Target
-	To     string
-	Reason string
-	Error  string
+	// To is the release or commit a rollback returns to; Ref the branch
+	// or commit a deploy deploys.
+	To, Ref string
+	Reason  string
+	Error   string
+}
+
+// queuedAnswer is the deploy API's answer to a queued request.
+type queuedAnswer struct {
+	Error        string `json:"error"`
+	DeploymentID int64  `json:"deployment_id"`
+	SHA          string `json:"sha"`
+	Ref          string `json:"ref"`
+	Superseded   int64  `json:"superseded"`
 }
 
 // actionOf reads the action and target of the request and checks that
@@ -41,7 +54,7 @@ type actionData struct {
 func (d *Dashboard) actionOf(w http.ResponseWriter, r *http.Request) (actionData, bool) {
 	a := actionData{Action: r.PathValue("action"),
 		Target: store.Target{Fraise: r.FormValue("fraise"), Environment: r.FormValue("environment")},
-		To:     r.FormValue("to"), Reason: r.FormValue("reason")}
+		To:     r.FormValue("to"), Ref: r.FormValue("ref"), Reason: r.FormValue("reason")}
 	scope, ok := scopeOf(a.Action)
 	if !ok {
 		d.notFound(w, r)
@@ -87,20 +100,8 @@ func (d *Dashboard) act(w http.ResponseWriter, r *http.Request) {
 		d.problem(w, r, http.StatusNotImplemented, "Not available", "This server has no deploy API, so the dashboard cannot act.")
 		return
 	}
-	fields := map[string]string{"fraise": a.Target.Fraise, "environment": a.Target.Environment}
-	switch a.Action {
-	case "rollback":
-		if a.To != "" {
-			fields["to"] = a.To
-		}
-	default:
-		fields["reason"] = strings.TrimSpace(a.Reason)
-	}
-	status, body := d.o.Act(r, sessionOf(r).Token, a.Action, fields)
-	var answer struct {
-		Error        string `json:"error"`
-		DeploymentID int64  `json:"deployment_id"`
-	}
+	status, body := d.o.Act(r, sessionOf(r).Token, a.Action, a.fields())
+	var answer queuedAnswer
 	if err := json.Unmarshal(body, &answer); err != nil {
 		d.internalError(w, r, a.Action, fmt.Errorf("read the deploy API's answer: %w", err))
 		return
@@ -110,9 +111,31 @@ func (d *Dashboard) act(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, status, "confirm", page{Title: "Confirm " + a.Action, Data: a})
 		return
 	}
+	if a.Action == "deploy" {
+		d.render(w, r, http.StatusOK, "queued", page{Title: "Deployment queued", Data: map[string]any{"Target": a.Target, "Answer": answer}})
+		return
+	}
 	if answer.DeploymentID > 0 {
 		http.Redirect(w, r, fmt.Sprintf("%sdeployments/%d", Prefix, answer.DeploymentID), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// fields are the action's JSON body for the deploy API.
+func (a actionData) fields() map[string]string {
+	fields := map[string]string{"fraise": a.Target.Fraise, "environment": a.Target.Environment}
+	switch a.Action {
+	case "deploy":
+		if ref := strings.TrimSpace(a.Ref); ref != "" {
+			fields["ref"] = ref
+		}
+	case "rollback":
+		if a.To != "" {
+			fields["to"] = a.To
+		}
+	default:
+		fields["reason"] = strings.TrimSpace(a.Reason)
+	}
+	return fields
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -84,6 +85,13 @@ type targetRow struct {
 	Lock    *store.Lock
 	Running []store.Deployment
 	Queued  []store.Deployment
+	// Configured says the configuration has the environment.
+	Configured bool
+	// Subject is the current commit's subject, when its mirror had it.
+	Subject string
+	// Health is what the environment's health check said last; nil when
+	// the server cannot ask.
+	Health *health
 }
 
 func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
@@ -117,7 +125,7 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 	cfg := d.o.Config()
 	for _, name := range cfg.FraiseNames() {
 		for _, e := range cfg.Fraises[name].EnvironmentNames() {
-			add(store.Target{Fraise: name, Environment: e})
+			add(store.Target{Fraise: name, Environment: e}).Configured = true
 		}
 	}
 	for _, st := range states {
@@ -138,7 +146,65 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 	for _, t := range order {
 		out = append(out, *rows[t])
 	}
+	d.fillLive(ctx, out)
 	return out, nil
+}
+
+// fillLive adds each row's commit subject and health from the caches,
+// starting the reads and probes that are due, and waits for those at most
+// freshWait before it reads the caches again: what did not answer by then
+// shows on a later view.
+func (d *Dashboard) fillLive(ctx context.Context, rows []targetRow) {
+	var started []<-chan struct{}
+	for i := range rows {
+		started = append(started, d.fillRow(&rows[i])...)
+	}
+	if len(started) == 0 {
+		return
+	}
+	timer := time.NewTimer(freshWait)
+	defer timer.Stop()
+wait:
+	for _, done := range started {
+		select {
+		case <-done:
+		case <-timer.C:
+			break wait
+		case <-ctx.Done():
+			return
+		}
+	}
+	for i := range rows {
+		d.fillRow(&rows[i])
+	}
+}
+
+// fillRow sets row's subject and health from the caches; done are the
+// reads and probes it started.
+func (d *Dashboard) fillRow(row *targetRow) (done []<-chan struct{}) {
+	if d.subjects != nil {
+		subject, c := d.subjects.get(row.Target, row.CurrentSHA)
+		row.Subject = subject
+		if c != nil {
+			done = append(done, c)
+		}
+	}
+	if d.live == nil {
+		return done
+	}
+	switch {
+	case !row.Configured:
+		row.Health = &health{Skip: "not in the configuration"}
+	case row.CurrentSHA == "" && row.CurrentRelease == "":
+		row.Health = &health{Skip: "nothing deployed yet"}
+	default:
+		h, c := d.live.get(row.Target)
+		row.Health = &h
+		if c != nil {
+			done = append(done, c)
+		}
+	}
+	return done
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -291,22 +357,4 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 	}
 	d.render(w, r, http.StatusOK, "webhooks", page{Title: "Webhooks", Nav: "webhooks",
 		Data: map[string]any{"Rows": rows, "Next": next, "Filter": f, "Outcomes": outcomes}})
-}
-
-func (d *Dashboard) stats(w http.ResponseWriter, r *http.Request) {
-	rows, err := d.o.Store.Stats(r.Context(), store.StatsFilter{Since: time.Now().Add(-statsWindow)})
-	if err != nil {
-		d.internalError(w, r, "read the statistics", err)
-		return
-	}
-	d.render(w, r, http.StatusOK, "stats", page{Title: "Stats", Nav: "stats", Data: map[string]any{"Rows": rows, "Charts": statsCharts(rows)}})
-}
-
-func (d *Dashboard) jobs(w http.ResponseWriter, r *http.Request) {
-	rows, err := d.o.Store.JobStates(r.Context(), "", "")
-	if err != nil {
-		d.internalError(w, r, "read the jobs", err)
-		return
-	}
-	d.render(w, r, http.StatusOK, "jobs", page{Title: "Jobs", Nav: "jobs", Data: rows})
 }

@@ -34,11 +34,12 @@ type Store interface {
 	Locks(ctx context.Context) ([]store.Lock, error)
 	Webhooks(ctx context.Context, f store.WebhookFilter) ([]store.WebhookEvent, error)
 	Stats(ctx context.Context, f store.StatsFilter) ([]store.Stats, error)
+	DailyStats(ctx context.Context, f store.DailyFilter) ([]store.DayStats, error)
 	JobStates(ctx context.Context, fraise, env string) ([]store.JobState, error)
 }
 
-// Act carries out action (store.ScopeRollback, store.ScopeLock or
-// "unlock") with fields as its JSON body, as tok, through the deploy
+// Act carries out action (store.ScopeDeploy, store.ScopeRollback,
+// store.ScopeLock or "unlock") with fields as its JSON body, as tok, through the deploy
 // API's handler; it answers that handler's status and JSON body.
 type Act func(r *http.Request, tok store.APIToken, action string, fields map[string]string) (status int, body []byte)
 
@@ -62,6 +63,16 @@ type Options struct {
 	// the request's {id} (Server-Sent Events) to a signed-in session: a
 	// browser's EventSource sends the session cookie, not a bearer token.
 	LiveLog http.HandlerFunc
+	// Subjects, when set, reads commit subjects for the overview, which
+	// keeps them by SHA.
+	Subjects Subjects
+	// Live, when set, asks an environment's health check and units now.
+	// The overview calls it in the background, at most every few seconds
+	// per environment while someone views it, with a timeout in ctx.
+	Live func(ctx context.Context, fraise, environment string) LiveState
+	// Timers, when set, tells the jobs page what systemd says of each
+	// job's timer; without it the page says that it cannot tell.
+	Timers *Timers
 }
 
 // Dashboard serves /ui/.
@@ -71,6 +82,8 @@ type Dashboard struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	origin   *http.CrossOriginProtection
+	subjects *subjectCache // nil without Options.Subjects
+	live     *liveCache    // nil without Options.Live
 }
 
 // Prefix is the path the dashboard is served under.
@@ -88,6 +101,12 @@ func New(o Options) (*Dashboard, error) {
 		o.SessionTTL = 12 * time.Hour
 	}
 	d := &Dashboard{o: o, sessions: newSessions(o.SessionTTL), origin: http.NewCrossOriginProtection()}
+	if o.Subjects != nil {
+		d.subjects = newSubjectCache(o.Subjects)
+	}
+	if o.Live != nil {
+		d.live = newLiveCache(o.Live)
+	}
 	if err := d.parse(); err != nil {
 		return nil, err
 	}

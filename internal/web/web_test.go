@@ -59,7 +59,7 @@ var (
 	}
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*server.Options)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := config.Parse("fraises.yaml", []byte(webConfig), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
@@ -88,7 +88,11 @@ func newFixture(t *testing.T) *fixture {
 		f.tokens[name] = secret
 	}
 	f.fill(ctx)
-	srv, err := server.New(server.Options{Config: cfg, Store: db})
+	o := server.Options{Config: cfg, Store: db}
+	for _, set := range opts {
+		set(&o)
+	}
+	srv, err := server.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
