@@ -16,7 +16,7 @@ import (
 func main() {
 	var (
 		bin     = flag.String("bin", "bin/fraisier", "fraisier binary")
-		modes   = flag.String("modes", "plain,socket,blue_green", "restart modes to measure, in order (empty: none, push-to-live only)")
+		modes   = flag.String("modes", "plain,socket,blue_green,blue_green_caddy", "restart modes to measure, in order (blue_green: behind nginx, blue_green_caddy: behind Caddy; empty: none, push-to-live only)")
 		rounds  = flag.Int("rounds", 20, "deploys, and as many rollbacks, per mode")
 		rate    = flag.Int("rate", 200, "requests a second (open loop: sent on schedule, whatever the answers)")
 		every   = flag.Int("slow-every", 20, "one request in this many is a slow one (0: none)")
@@ -42,7 +42,12 @@ func main() {
 }
 
 func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds, pushes int, verbose bool) error {
-	w := &world{ctx: ctx}
+	w := &world{ctx: ctx, drain: (spec.slowFor + time.Second).String()}
+	defer func() {
+		for _, c := range w.closers {
+			c()
+		}
+	}()
 	w.bin, _ = filepath.Abs(bin)
 	w.script, _ = filepath.Abs("bench/deploy-by-hand.sh")
 	var err error
@@ -65,7 +70,7 @@ func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds,
 		}
 		w.modes = append(w.modes, m)
 		if m.skip == "" {
-			envs = append(envs, w.environment(m.name, m.front, m.restart))
+			envs = append(envs, w.modeEnvironment(m))
 		}
 	}
 	if err := w.start(envs); err != nil {
@@ -131,7 +136,7 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 		spec.rate, spec.slowEvery, spec.slowFor, spec.timeout, rounds, rounds)
 	for _, m := range modes {
 		if m.skip != "" {
-			fmt.Printf("  %-10s not measured: %s\n", m.name, m.skip)
+			fmt.Printf("  %-16s not measured: %s\n", m.name, m.skip)
 			continue
 		}
 		r := m.res
@@ -142,9 +147,9 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 		case r.failed > 0:
 			target = "target 0: MISSED"
 		}
-		fmt.Printf("  %-10s failed %5d of %6d requests (%d of %d slow ones)   %s\n", m.name, r.failed, r.sent, r.slowFailed, r.slowSent, target)
+		fmt.Printf("  %-16s failed %5d of %6d requests (%d of %d slow ones)   %s\n", m.name, r.failed, r.sent, r.slowFailed, r.slowSent, target)
 		if m.note != "" {
-			fmt.Printf("             run as: %s\n", m.note)
+			fmt.Printf("                   run as: %s\n", m.note)
 		}
 		if r.failed > 0 {
 			var kinds []string
@@ -153,11 +158,11 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 					kinds = append(kinds, fmt.Sprintf("%s %d", k, r.byKind[k]))
 				}
 			}
-			fmt.Printf("             %s; failed of those sent during deploys %d of %d, rollbacks %d of %d, between them %d of %d; first: %s\n",
+			fmt.Printf("                   %s; failed of those sent during deploys %d of %d, rollbacks %d of %d, between them %d of %d; first: %s\n",
 				strings.Join(kinds, ", "), r.failedIn["deploy"], r.sentIn["deploy"], r.failedIn["rollback"], r.sentIn["rollback"],
 				r.failed-r.failedIn["deploy"]-r.failedIn["rollback"], r.sent-r.sentIn["deploy"]-r.sentIn["rollback"], r.example)
 		}
-		fmt.Printf("             slowest answers: short %.0f ms, slow %.0f ms; generator's worst lag behind schedule %.1f ms\n",
+		fmt.Printf("                   slowest answers: short %.0f ms, slow %.0f ms; generator's worst lag behind schedule %.1f ms\n",
 			msf(r.maxShort), msf(r.maxSlow), msf(r.lateMax))
 	}
 }

@@ -22,7 +22,18 @@ type mode struct {
 	restart string
 	note    string // how the mode was run, when not as its name says
 	skip    string // why it is not measured; "" when it is
+	// envYAML is the environment's lines in fraises.yaml when
+	// w.environment does not write them (blue/green).
+	envYAML string
 	res     *loadResult
+}
+
+// environment is m's lines in fraises.yaml.
+func (w *world) modeEnvironment(m *mode) string {
+	if m.envYAML != "" {
+		return m.envYAML
+	}
+	return w.environment(m.name, m.front, m.restart)
 }
 
 // prepareMode writes the units of m and finds out whether fraisier's
@@ -34,12 +45,12 @@ func (w *world) prepareMode(m *mode) error {
 		m.front, err = w.serviceUnit("plain", "")
 	case "socket":
 		m.front, err = w.socketUnits("socket")
-	case "blue_green":
-		err = w.prepareBlueGreen(m)
+	case "blue_green", "blue_green_caddy":
+		return w.prepareBlueGreen(m)
 	default:
-		return fmt.Errorf("unknown mode %q (plain, socket, blue_green)", m.name)
+		return fmt.Errorf("unknown mode %q (plain, socket, blue_green, blue_green_caddy)", m.name)
 	}
-	if err != nil || m.skip != "" {
+	if err != nil {
 		return err
 	}
 	if why := w.restartUnknown(m.name, m.front); why != "" {
@@ -74,8 +85,15 @@ func (w *world) socketUnits(name string) (side, error) {
 // refusal of an environment deploying s with restart: name, or "" when
 // fraisier accepts it.
 func (w *world) restartUnknown(name string, s side) string {
+	return w.refused(name, w.environment(name, s, name))
+}
+
+// refused returns the first line of fraisier config validate's refusal of
+// the environment env (its lines in fraises.yaml), or "" when fraisier
+// accepts it.
+func (w *world) refused(name, env string) string {
 	path := filepath.Join(w.root, "probe-"+name+".yaml")
-	if err := w.writeConfig(path, []string{w.environment(name, s, name)}); err != nil {
+	if err := w.writeConfig(path, []string{env}); err != nil {
 		return err.Error()
 	}
 	err := w.validate(path)

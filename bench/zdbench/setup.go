@@ -33,9 +33,11 @@ type world struct {
 	env     []string
 	version int
 	modes   []*mode
-	serve   int  // fraisier serve's port
-	live    side // fraisier's side of push-to-live
-	byHand  side // the side deploy-by-hand.sh deploys
+	drain   string   // blue/green's drain: the slow requests' time and a second
+	closers []func() // the proxies, stopped when the run ends
+	serve   int      // fraisier serve's port
+	live    side     // fraisier's side of push-to-live
+	byHand  side     // the side deploy-by-hand.sh deploys
 }
 
 // side is one copy of the service: where it is deployed, its unit and
