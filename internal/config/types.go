@@ -226,6 +226,7 @@ type Environment struct {
 	// Trigger and Checks: see Defaults.
 	Trigger string   `yaml:"trigger" json:"trigger,omitempty" enum:"push|checks" doc:"push (default): a push deploys at once; checks: a push waits until the forge reports its commit's checks passed"`
 	Checks  []string `yaml:"checks" json:"checks,omitempty" doc:"with trigger: checks, the checks (workflow, pipeline, status context or build key names) that must all pass; empty: the first result reported decides"`
+	Restart string   `yaml:"restart" json:"restart,omitempty" enum:"plain|socket|blue_green" doc:"how a new release takes over: plain (default) restarts the units; socket keeps their systemd socket listening across the restart; blue_green starts the other colour, checks it, switches the proxy, drains and stops the old one"`
 
 	Name   string  `yaml:"-" json:"name"`
 	Fraise *Fraise `yaml:"-" json:"-"`

@@ -157,6 +157,7 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 		l.checkRelative(indexPath(path+".shared", i), "shared entry", s)
 	}
 	l.validateServices(path, e)
+	l.validateRestartSocket(path, f, e)
 	if e.Install != nil {
 		l.validateCommand(path+".install", e.Install)
 	}
