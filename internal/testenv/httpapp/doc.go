@@ -3,9 +3,12 @@
 // each commit of a test repository can ship a healthy, crashing, unhealthy
 // or slow release. testenv.BuildHTTPApp builds it; it binds loopback only.
 //
-// Usage: httpapp [-addr 127.0.0.1:PORT] [-dir DIR]
+// Usage: httpapp [-addr 127.0.0.1:PORT | -systemd-socket] [-drain DURATION] [-dir DIR]
 //
-// -addr defaults to 127.0.0.1:$PORT. DIR (default: the working directory)
+// -addr defaults to 127.0.0.1:$PORT. -systemd-socket takes the listening
+// socket from systemd (socket activation; it exits 1 without one), and
+// -drain is how long requests in flight may finish after SIGTERM (default
+// 5s); GET /slow?d=DURATION answers after DURATION (see socket.go). DIR (default: the working directory)
 // holds VERSION, served on / and /health, and behaviour, one directive a
 // line (missing file: healthy):
 //
