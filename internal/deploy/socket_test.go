@@ -51,7 +51,8 @@ func recordedOutput(t *testing.T, f *fixture, res Result, name string) string {
 }
 
 // loadClient sends requests to the app while deployments run: short ones
-// to / back to back, and every 200ms one to /slow that takes seconds.
+// to / back to back from two clients, and every 200ms one to /slow that
+// takes seconds.
 // Every answer must be a 200.
 type loadClient struct {
 	port    int
@@ -69,13 +70,17 @@ type loadClient struct {
 func startLoad(port int) *loadClient {
 	l := &loadClient{port: port, stop: make(chan struct{}),
 		// Generous: a request waits in the socket's queue while the old
-		// process drains and the new one starts.
-		client: &http.Client{Timeout: time.Minute}}
-	l.wg.Go(func() {
-		for !l.stopped(0) {
-			l.get("/", &l.short)
-		}
-	})
+		// process drains and the new one starts. A connection per request:
+		// the client retries a request that failed on a reused connection,
+		// which would hide a cut one.
+		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}}
+	for range 2 {
+		l.wg.Go(func() {
+			for !l.stopped(0) {
+				l.get("/", &l.short)
+			}
+		})
+	}
 	l.wg.Go(func() {
 		for !l.stopped(200 * time.Millisecond) {
 			l.wg.Go(func() { l.get("/slow?d=2s", &l.slow) })
@@ -108,7 +113,7 @@ func (l *loadClient) get(path string, count *atomic.Int64) {
 	}
 	if err != nil {
 		l.mu.Lock()
-		l.failures = append(l.failures, fmt.Sprintf("GET %s: %v", path, err))
+		l.failures = append(l.failures, fmt.Sprintf("%s GET %s: %v", time.Now().Format("15:04:05.000000"), path, err))
 		l.mu.Unlock()
 		return
 	}

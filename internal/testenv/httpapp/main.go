@@ -88,7 +88,8 @@ func run(addr, dir string, fromSystemd bool, drain time.Duration) error {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, version)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	var conns openConns
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnState: conns.track}
 	fmt.Printf("httpapp %s listening on %s\n", version, ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -106,9 +107,7 @@ func run(addr, dir string, fromSystemd bool, drain time.Duration) error {
 		return fmt.Errorf("version %s: crashing after %s as told", version, b.crashAfter)
 	case <-ctx.Done():
 		close(hangUntil)
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
-		defer cancel()
-		return srv.Shutdown(shutdownCtx)
+		return drainAndStop(srv, ln, &conns, drain)
 	}
 }
 

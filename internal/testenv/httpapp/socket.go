@@ -7,9 +7,9 @@ package main
 //	                  fd 3) instead of binding -addr; without one from
 //	                  systemd, exit 1, as an app started without its
 //	                  .socket unit does
-//	-drain DURATION   on SIGTERM, stop accepting and let requests in
-//	                  flight finish for up to DURATION (default 5s), then
-//	                  exit 0
+//	-drain DURATION   on SIGTERM, stop accepting and let the connections
+//	                  already accepted finish for up to DURATION (default
+//	                  5s), then exit 0 (see drainAndStop)
 //
 // and the endpoint GET /slow?d=DURATION (at most 1m, default 1s), which
 // answers the version after DURATION: a request still in flight when a
@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,4 +89,37 @@ func slowHandler(version string, stopping <-chan struct{}) http.HandlerFunc {
 		}
 		fmt.Fprintln(w, version)
 	}
+}
+
+// openConns counts the server's open connections, through its ConnState
+// hook.
+type openConns struct{ n atomic.Int64 }
+
+func (o *openConns) track(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		o.n.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		o.n.Add(-1)
+	}
+}
+
+// drainAndStop stops srv without failing a request it accepted: it closes
+// the listener (with a socket from systemd, new connections then wait in
+// the socket's queue for the next process), answers what the open
+// connections send with Connection: close (closing idle ones), and waits
+// up to limit for them to close. http.Server.Shutdown is not enough here:
+// it closes without an answer a connection it accepted whose request it
+// reads after Shutdown began.
+func drainAndStop(srv *http.Server, ln net.Listener, conns *openConns, limit time.Duration) error {
+	ln.Close()
+	srv.SetKeepAlivesEnabled(false)
+	deadline := time.Now().Add(limit)
+	for conns.n.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
