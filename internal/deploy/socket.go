@@ -36,6 +36,8 @@ type SocketHandoff struct {
 	Fix     string `json:"fix,omitempty"`
 	// StopTimeout is the service's TimeoutStopSec; zero: no limit.
 	StopTimeout time.Duration `json:"stop_timeout"`
+	// Warning says when StopTimeout outlasts the restart step's timeout.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Ready reports whether the hand-off is in place and listening now.
@@ -45,7 +47,7 @@ func (h SocketHandoff) Ready() bool { return h.Problem == "" && len(h.Inactive) 
 func (h SocketHandoff) Describe() string {
 	switch {
 	case h.Problem != "":
-		return "missing: " + h.Problem
+		return h.Problem
 	case len(h.Inactive) > 0:
 		return fmt.Sprintf("%s found, not listening: the next deployment starts it", strings.Join(h.Inactive, ", "))
 	}
@@ -62,6 +64,7 @@ func SocketHandoffs(ctx context.Context, c Collaborators, env *config.Environmen
 		if err != nil {
 			return out, err
 		}
+		h.Warning = stopTimeoutWarning(env, h)
 		out = append(out, h)
 	}
 	return out, nil
@@ -123,6 +126,18 @@ func socketHandoff(ctx context.Context, u Units, scope, service string) (SocketH
 			h.Inactive = append(h.Inactive, s)
 		}
 	}
+	if len(h.Inactive) > 0 {
+		// systemd refuses to start a socket whose service runs.
+		running, err := u.IsActive(ctx, service)
+		if err != nil {
+			return h, err
+		}
+		if running {
+			h.Problem = fmt.Sprintf("%s runs without %s, and systemd starts no socket whose service runs", service, strings.Join(h.Inactive, ", "))
+			h.Fix = fmt.Sprintf("once: %s stop %s && %s start %s (the service starts again at the first connection)", ctl, service, ctl, strings.Join(h.Inactive, " "))
+			return h, nil
+		}
+	}
 	if h.StopTimeout, err = u.StopTimeout(ctx, service); err != nil {
 		return h, err
 	}
@@ -154,25 +169,52 @@ func scopeFlag(scope string) string {
 // on a drain systemd is still waiting for.
 func (d *deployment) prepareSockets(ctx context.Context, out io.Writer) error {
 	u := d.c.Units(d.env.Scope)
-	restartTimeout := orDefault(d.env.Timeouts.Restart, defaultRestartTimeout)
 	for _, svc := range d.env.Services() {
 		h, err := ensureSocket(ctx, u, d.env.Scope, svc, out)
 		if err != nil {
 			return err
 		}
-		if h.StopTimeout == 0 || h.StopTimeout >= restartTimeout {
-			fmt.Fprintf(out, "warning: %s may take %s to stop (TimeoutStopSec), and the restart step gives up after %s: raise timeouts.restart above it, or lower TimeoutStopSec\n",
-				svc, stopTimeoutWords(h.StopTimeout), restartTimeout)
+		if w := stopTimeoutWarning(d.env, h); w != "" {
+			fmt.Fprintln(out, "warning:", w)
 		}
 	}
 	return nil
 }
 
-func stopTimeoutWords(d time.Duration) string {
-	if d == 0 {
-		return "forever"
+// stopTimeoutWarning says when h's service may take longer to stop than
+// env's restart step waits: the step would then fail while systemd still
+// lets the app drain (it never kills it before TimeoutStopSec).
+func stopTimeoutWarning(env *config.Environment, h SocketHandoff) string {
+	restart := orDefault(env.Timeouts.Restart, defaultRestartTimeout)
+	if h.StopTimeout > 0 && h.StopTimeout < restart {
+		return ""
 	}
-	return d.String()
+	stop := "forever (TimeoutStopSec=infinity)"
+	if h.StopTimeout > 0 {
+		stop = fmt.Sprintf("up to %s (TimeoutStopSec)", h.StopTimeout)
+	}
+	return fmt.Sprintf("%s may drain for %s, and the restart step gives up after %s: set timeouts.restart above it, or lower TimeoutStopSec",
+		h.Service, stop, restart)
+}
+
+// socketPlan is the hand-off as --plan shows it: each service's sockets,
+// or what is missing.
+func socketPlan(ctx context.Context, c Collaborators, env *config.Environment) string {
+	hs, err := SocketHandoffs(ctx, c, env)
+	if err != nil {
+		return "cannot tell: " + err.Error()
+	}
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.Service + ": " + h.Describe()
+		if h.Problem != "" {
+			parts[i] += " (fix: " + h.Fix + ")"
+		}
+		if h.Warning != "" {
+			parts[i] += "; warning: " + h.Warning
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // ensureSocket finds service's socket units and starts those that are not
@@ -189,8 +231,8 @@ func ensureSocket(ctx context.Context, u Units, scope, service string, out io.Wr
 		return h, nil
 	}
 	if err := u.Start(ctx, h.Inactive...); err != nil {
-		return h, fmt.Errorf("restart: socket: start %s for %s: %w (if %s itself listens on the socket's address, stop it once: systemctl%s stop %s, and deploy again)",
-			strings.Join(h.Inactive, ", "), service, err, service, scopeFlag(scope), service)
+		return h, fmt.Errorf("restart: socket: start %s for %s: %w (systemctl%s status %s says why)",
+			strings.Join(h.Inactive, ", "), service, err, scopeFlag(scope), strings.Join(h.Inactive, " "))
 	}
 	fmt.Fprintf(out, "%s was not listening: started\n", strings.Join(h.Inactive, ", "))
 	h.Inactive = nil

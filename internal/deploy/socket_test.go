@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv"
 	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
 )
 
@@ -195,6 +196,10 @@ func TestDeploySocketMissing(t *testing.T) {
 	if got := activeState(t, f, f.unit); got != "inactive" {
 		t.Fatalf("%s is %s, want inactive: nothing started", f.unit, got)
 	}
+	p, err := f.engine.Plan(context.Background(), f.collab, Request{Env: lookup(t, f.cfg, "hello", "production")})
+	if err != nil || !strings.HasPrefix(p.SocketHandoff, f.unit+": no socket unit starts") || !strings.Contains(p.SocketHandoff, "fix: write "+socket) {
+		t.Fatalf("plan's socket hand-off %q (%v), want it missing, with the fix", p.SocketHandoff, err)
+	}
 
 	t.Run("a socket that starts another unit", func(t *testing.T) {
 		other := f.mgr.Unit("other.service")
@@ -203,6 +208,23 @@ func TestDeploySocketMissing(t *testing.T) {
 		res := f.deploy(Request{})
 		if res.Status != store.StatusFailed || !strings.Contains(res.Err.Error(), socket+" does not start "+f.unit) {
 			t.Fatalf("status %s (%v), want failed: %s does not start %s", res.Status, res.Err, socket, f.unit)
+		}
+		if cur, _ := currentRelease(f.app); cur != "" {
+			t.Fatalf("current is %s: switched", cur)
+		}
+	})
+	// systemd starts no socket whose service runs: a service started
+	// without its socket (by hand, or before restart: socket) must be
+	// stopped once, and the error says so before anything switched.
+	t.Run("the service runs without its socket", func(t *testing.T) {
+		f.mgr.WriteUnit(t, socket, fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\n", testenv.FreePort(t)))
+		f.mgr.MustSystemctl(t, "start", f.unit)
+		defer f.mgr.MustSystemctl(t, "stop", f.unit)
+		res := f.deploy(Request{})
+		want := fmt.Sprintf("%s runs without %s, and systemd starts no socket whose service runs (fix: once: systemctl --user stop %s && systemctl --user start %s",
+			f.unit, socket, f.unit, socket)
+		if res.Status != store.StatusFailed || !strings.Contains(res.Err.Error(), want) {
+			t.Fatalf("status %s (%v), want failed: %s", res.Status, res.Err, want)
 		}
 		if cur, _ := currentRelease(f.app); cur != "" {
 			t.Fatalf("current is %s: switched", cur)
@@ -247,5 +269,10 @@ func TestSocketHandoffs(t *testing.T) {
 	hs, err = SocketHandoffs(context.Background(), f.collab, env)
 	if err != nil || len(hs) != 1 || !hs[0].Ready() || hs[0].Describe() != app.Socket+" listening" {
 		t.Fatalf("hand-offs %+v (%v), want %s listening", hs, err, app.Socket)
+	}
+	f.push("healthy", nil)
+	p, err := f.engine.Plan(context.Background(), f.collab, Request{Env: env})
+	if err != nil || p.SocketHandoff != f.unit+": "+app.Socket+" listening" {
+		t.Fatalf("plan's socket hand-off %q (%v), want %s listening", p.SocketHandoff, err, app.Socket)
 	}
 }
