@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/store"
 	"github.com/fraiseql/fraisier/internal/testenv"
 	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
@@ -274,5 +275,34 @@ func TestSocketHandoffs(t *testing.T) {
 	p, err := f.engine.Plan(context.Background(), f.collab, Request{Env: env})
 	if err != nil || p.SocketHandoff != f.unit+": "+app.Socket+" listening" {
 		t.Fatalf("plan's socket hand-off %q (%v), want %s listening", p.SocketHandoff, err, app.Socket)
+	}
+}
+
+// TestStopTimeoutWarning: the restart step warns when a service may
+// drain as long as the step waits, or longer, or forever.
+func TestStopTimeoutWarning(t *testing.T) {
+	cfg := parseConfig(t, t.TempDir(), `
+fraises:
+  hello:
+    type: api
+    environments:
+      production: {branch: main, git_repo: /srv/git/hello.git, app_path: /srv/hello, systemd_service: hello, restart: socket}
+      staging: {branch: dev, git_repo: /srv/git/hello.git, app_path: /srv/hello-staging, systemd_service: hello-staging, restart: socket, timeouts: {restart: 10m}}
+`)
+	prod, staging := lookup(t, cfg, "hello", "production"), lookup(t, cfg, "hello", "staging")
+	for _, tc := range []struct {
+		env  *config.Environment
+		stop time.Duration
+		want string
+	}{
+		{prod, 90 * time.Second, ""},
+		{prod, 2 * time.Minute, "hello.service may drain for up to 2m0s (TimeoutStopSec), and the restart step gives up after 2m0s"},
+		{prod, 0, "hello.service may drain for forever (TimeoutStopSec=infinity), and the restart step gives up after 2m0s"},
+		{staging, 5 * time.Minute, ""},
+	} {
+		got := stopTimeoutWarning(tc.env, SocketHandoff{Service: "hello.service", StopTimeout: tc.stop})
+		if !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%s, TimeoutStopSec %s: warning %q, want %q…", tc.env.Name, tc.stop, got, tc.want)
+		}
 	}
 }
