@@ -132,9 +132,9 @@ func (l *loadClient) finish() []string {
 	return l.failures
 }
 
-// TestDeploySocketNoFailedRequest: with restart: socket, deployments
-// while a client sends short requests and requests that take seconds fail
-// none of them: new connections wait in the socket's queue during the
+// TestDeploySocketNoFailedRequest: with restart: socket, deployments and
+// rollbacks while clients send short requests and requests that take
+// seconds fail none of them: new connections wait in the socket's queue during the
 // restart, and those in flight when it begins finish in the old process,
 // which systemd lets drain (SIGTERM, then TimeoutStopSec) before the new
 // one starts. The first deployment finds the socket not listening and
@@ -157,8 +157,17 @@ func TestDeploySocketNoFailedRequest(t *testing.T) {
 		f.push("healthy", nil)
 		f.expect(f.deploy(Request{}), store.StatusSucceeded, fmt.Sprintf("v%d", i+2))
 	}
+	// A rollback, and a release that fails its health check and is rolled
+	// back: two more restarts each way.
+	res, err := f.engine.Rollback(context.Background(), f.collab, RollbackRequest{Env: lookup(t, f.cfg, "hello", "production"), Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.expect(res, store.StatusSucceeded, fmt.Sprintf("v%d", deploys))
+	f.push("unhealthy", nil)
+	f.expect(f.deploy(Request{}), store.StatusRolledBack, fmt.Sprintf("v%d", deploys))
 	failures := load.finish()
-	t.Logf("%d short and %d slow requests (%d of them drained by a stopping process) over %d deployments",
+	t.Logf("%d short and %d slow requests (%d of them drained by a stopping process) over %d deployments, a rollback and a rolled back deployment",
 		load.short.Load(), load.slow.Load(), load.drained.Load(), deploys)
 	if len(failures) > 0 {
 		t.Fatalf("%d requests failed, want none; first: %s", len(failures), strings.Join(failures[:min(5, len(failures))], "; "))
