@@ -139,7 +139,7 @@ func (u systemdUnits) Start(ctx context.Context, units ...string) error {
 	return u.m.Start(ctx, units...)
 }
 func (u systemdUnits) ResetFailed(ctx context.Context, units ...string) error {
-	return u.m.ResetFailed(ctx, units...)
+	return u.m.ResetStartLimit(ctx, units...)
 }
 func (u systemdUnits) TriggeredBy(ctx context.Context, unit string) ([]string, error) {
 	return u.m.TriggeredBy(ctx, unit)

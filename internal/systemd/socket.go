@@ -53,6 +53,28 @@ func (m *Manager) unitList(ctx context.Context, unit, prop string) ([]string, er
 	return strings.Fields(p[prop]), nil
 }
 
+// ResetStartLimit does what ResetFailed does (the failed state and the
+// start-limit count of units cleared), over D-Bus where it can, without
+// starting systemctl: a deploy with restart: socket asks it before every
+// restart.
+func (m *Manager) ResetStartLimit(ctx context.Context, units ...string) error {
+	if err := validateUnitNames(units); err != nil {
+		return fmt.Errorf("reset-failed: %w", err)
+	}
+	err := m.bus.do(ctx, func(c *busConn) error {
+		for _, u := range units {
+			if err := c.ResetFailedUnitContext(ctx, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	return m.ResetFailed(ctx, units...)
+}
+
 // ServiceTimeouts are how long systemd lets a service start and stop
 // (TimeoutStartSec=, TimeoutStopSec=) before it gives up, and on a stop
 // sends SIGKILL; zero means no limit.

@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -68,5 +69,40 @@ func TestParseTimespan(t *testing.T) {
 		if _, err := parseTimespan(in); err == nil {
 			t.Errorf("parseTimespan(%q): no error", in)
 		}
+	}
+}
+
+// TestResetStartLimit: a service that hit its start limit starts again
+// after ResetStartLimit, over D-Bus and through systemctl alike.
+func TestResetStartLimit(t *testing.T) {
+	t.Parallel()
+	m, um := newTestManager(t)
+	ctx := context.Background()
+	viaSystemctl := *m
+	viaSystemctl.bus = nil
+	for name, mm := range map[string]*Manager{"dbus": m, "systemctl": &viaSystemctl} {
+		unit := um.Unit("limited-" + name + ".service")
+		if _, err := m.WriteUnit(unit, []byte("[Unit]\nStartLimitBurst=1\nStartLimitIntervalSec=1h\n[Service]\nExecStart=/bin/sleep 600\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.DaemonReload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Restart(ctx, unit); err != nil {
+			t.Fatal(err)
+		}
+		var ue *UnitError
+		if err := m.Restart(ctx, unit); !errors.As(err, &ue) || ue.State.Result != "start-limit-hit" {
+			t.Fatalf("%s: second restart = %v, want start-limit-hit", name, err)
+		}
+		if err := mm.ResetStartLimit(ctx, unit); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := m.Restart(ctx, unit); err != nil {
+			t.Fatalf("%s: restart after ResetStartLimit: %v", name, err)
+		}
+	}
+	if err := m.ResetStartLimit(ctx, "bad name"); err == nil {
+		t.Error("ResetStartLimit of an invalid name: no error")
 	}
 }
