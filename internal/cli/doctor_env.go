@@ -46,6 +46,9 @@ func doctorEnvironment(ctx context.Context, env *config.Environment, timeout tim
 		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorUnit(ctx, env.Scope, u) })
 	}
 	checks = append(checks, doctorBlueGreen(env)...)
+	if env.HandsOffSocket() {
+		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorSocket(ctx, env) })
+	}
 	if env.Database != nil {
 		checks = append(checks, func(context.Context) doctorCheck { return doctorMigrate(env) })
 	}

@@ -29,6 +29,10 @@ type Plan struct {
 	Units             []string `json:"units"`
 	HealthCheck       string   `json:"health_check"`
 	Steps             []string `json:"steps"`
+
+	// SocketHandoff is, with restart: socket, each service's socket unit
+	// as systemd has it, or what is missing.
+	SocketHandoff string `json:"socket_handoff,omitempty"`
 }
 
 // Plan resolves req as Deploy would and reports what it would do. It
@@ -95,6 +99,9 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 		check := healthCheck(hc, env.Services())
 		p.HealthCheck = fmt.Sprintf("%s %s (timeout %s, %d retries every %s, deadline %s)",
 			check.Kind, firstNonEmpty(hc.URL, hc.TCP, strings.Join(hc.Command, " "), "units"), hc.Timeout, hc.Retries, hc.Interval, hc.Deadline)
+	}
+	if env.HandsOffSocket() {
+		p.SocketHandoff = socketPlan(ctx, c, env)
 	}
 	if env.Database != nil {
 		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, as, p.TargetSHA)
