@@ -110,6 +110,9 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 	if env.Fraise.Type == config.TypeETL {
 		p.Steps = []string{"fetch", "release", "install", "verify scripts", "migrate", "switch", "restart", "health", "run after deploy"}
 	}
+	if env.IsBlueGreen() {
+		p.Steps = planBlueGreen(p.Steps)
+	}
 	if p.UpToDate {
 		p.Steps = []string{"fetch", "decide: skip if healthy (--force redeploys)"}
 	}
