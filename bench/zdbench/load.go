@@ -93,7 +93,7 @@ func (g *generator) request(slow bool, phase string) {
 	defer g.wg.Done()
 	url := g.base + "/"
 	if slow {
-		url = fmt.Sprintf("%s/sleep?d=%s", g.base, g.spec.slowFor)
+		url = fmt.Sprintf("%s/slow?d=%s", g.base, g.spec.slowFor)
 	}
 	start := time.Now()
 	kind, detail := g.get(url)

@@ -42,7 +42,7 @@ func (w *world) prepareMode(m *mode) error {
 	var err error
 	switch m.name {
 	case "plain":
-		m.front, err = w.serviceUnit("plain", "")
+		m.front, err = w.serviceUnit("plain", "", "")
 	case "socket":
 		m.front, err = w.socketUnits("socket")
 	case "blue_green", "blue_green_caddy":
@@ -73,7 +73,7 @@ func (w *world) prepareMode(m *mode) error {
 // manager has read them.
 func (w *world) socketUnits(name string) (side, error) {
 	sock := w.mgr.Unit(name + ".socket")
-	s, err := w.serviceUnit(name, fmt.Sprintf("Requires=%s\nAfter=%s\n", sock, sock))
+	s, err := w.serviceUnit(name, fmt.Sprintf("Requires=%s\nAfter=%s\n", sock, sock), "-systemd-socket")
 	if err != nil {
 		return s, err
 	}

@@ -74,16 +74,17 @@ func (w *world) prepare() error {
 	if w.serve, err = freePort(); err != nil {
 		return err
 	}
-	if w.live, err = w.serviceUnit("live", ""); err != nil {
+	if w.live, err = w.serviceUnit("live", "", ""); err != nil {
 		return err
 	}
-	w.byHand, err = w.serviceUnit("byhand", "")
+	w.byHand, err = w.serviceUnit("byhand", "", "")
 	return err
 }
 
 // serviceUnit writes name's service unit on a free port, with extra lines
-// in its [Unit] section.
-func (w *world) serviceUnit(name, unitExtra string) (side, error) {
+// in its [Unit] section; listen is how the app gets its socket (-addr, or
+// -systemd-socket).
+func (w *world) serviceUnit(name, unitExtra, listen string) (side, error) {
 	s := side{app: filepath.Join(w.root, "srv", name), unit: w.mgr.Unit(name + ".service")}
 	var err error
 	if s.port, err = freePort(); err != nil {
@@ -91,8 +92,11 @@ func (w *world) serviceUnit(name, unitExtra string) (side, error) {
 	}
 	// No start limit: the benchmark restarts far more often than systemd's
 	// default allows (5 starts in 10 s).
-	text := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n%s[Service]\nExecStart=%s -addr 127.0.0.1:%d -dir %s/current\nRestart=no\n",
-		unitExtra, w.appBin, s.port, s.app)
+	if listen == "" {
+		listen = fmt.Sprintf("-addr 127.0.0.1:%d", s.port)
+	}
+	text := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n%s[Service]\nExecStart=%s %s -dir %s/current\nRestart=no\n",
+		unitExtra, w.appBin, listen, s.app)
 	return s, os.WriteFile(filepath.Join(w.mgr.UnitDir, s.unit), []byte(text), 0o644)
 }
 

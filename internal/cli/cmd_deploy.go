@@ -210,6 +210,9 @@ func (a *app) printPlan(cmd *cobra.Command, db *store.DB, env *config.Environmen
 		t.row("migrations", sh(strings.Join(p.PendingMigrations, ", ")))
 	}
 	t.row("restart", orDash(sh(strings.Join(p.Units, ", "))))
+	if p.SocketHandoff != "" {
+		t.row("socket", sh(p.SocketHandoff))
+	}
 	t.row("health", orDash(sh(p.HealthCheck)))
 	t.row("steps", strings.Join(p.Steps, " → "))
 	if err := t.flush(); err != nil {

@@ -41,7 +41,7 @@ func (a *app) installPolkitCommand() *cobra.Command {
 		Use:   "polkit",
 		Short: "Write the polkit rule that lets the fraisier user restart the system units fraises.yaml names, and no others",
 		Long: `install polkit writes a polkit rule, generated from fraises.yaml, that lets
-one user (fraisier, or --user) restart, stop and reset-failed exactly the
+one user (fraisier, or --user) start, restart, reload, stop and reset-failed exactly the
 system units the environments in scope: system name, and nothing else: any
 other request is left to the other rules and polkit's defaults, which refuse
 an unprivileged user. Run it as root after every change to fraises.yaml;

@@ -46,6 +46,9 @@ func doctorEnvironment(ctx context.Context, env *config.Environment, timeout tim
 		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorUnit(ctx, env.Scope, u) })
 	}
 	checks = append(checks, doctorBlueGreen(env)...)
+	if env.HandsOffSocket() {
+		checks = append(checks, func(ctx context.Context) doctorCheck { return doctorSocket(ctx, env) })
+	}
 	if env.Database != nil {
 		checks = append(checks, func(context.Context) doctorCheck { return doctorMigrate(env) })
 	}
@@ -227,7 +230,11 @@ func isDir(path string) bool {
 func doctorHealth(ctx context.Context, env *config.Environment) doctorCheck {
 	c := doctorCheck{Check: "health", Subject: healthSubject(env.HealthCheck), Result: checkOK, Detail: "answers"}
 	if err := deploy.CheckHealth(ctx, deploy.RealCollaborators(nil), env); err != nil {
-		c.Result, c.Detail, c.Fix = checkFail, oneLineErr(err), "is the app running? systemctl"+scopeFlag(env.Scope)+" status "+strings.Join(env.Services(), " ")
+		units := env.Services()
+		if env.IsBlueGreen() {
+			units = env.BlueGreen.Units()[:2]
+		}
+		c.Result, c.Detail, c.Fix = checkFail, oneLineErr(err), "is the app running? systemctl"+scopeFlag(env.Scope)+" status "+strings.Join(units, " ")
 	}
 	return c
 }

@@ -67,7 +67,7 @@ func TestInstallPolkit(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := installPolkit(t, cfg, "--output", rule)
-	if code != cli.ExitOK || !strings.HasPrefix(out, "wrote "+rule+": fraisier may restart, stop, reset-failed hello-worker@1.service, hello.service\n") {
+	if code != cli.ExitOK || !strings.HasPrefix(out, "wrote "+rule+": fraisier may start, restart, reload, stop, reset-failed hello-worker@1.service, hello.service\n") {
 		t.Errorf("exit %d, %q", code, out)
 	}
 	if !strings.Contains(errOut, "warning: reports/production (scope: system): fraisier-reports-production-nightly.service, fraisier-reports-production-nightly.timer not in the rule") {

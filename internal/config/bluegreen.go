@@ -10,12 +10,10 @@ import (
 	"time"
 )
 
-// Restart modes (Environment.Restart); "" is RestartPlain.
-const (
-	RestartPlain     = "plain"
-	RestartSocket    = "socket"
-	RestartBlueGreen = "blue_green"
-)
+// RestartBlueGreen starts the colour not serving, checks it, switches the
+// proxy to it, then drains and stops the other (Environment.Restart; the
+// other modes are in restart_socket.go).
+const RestartBlueGreen = "blue_green"
 
 // Blue/green defaults.
 const (

@@ -87,6 +87,7 @@ func (l *loader) environmentDefaults(path string, e *Environment) {
 	}
 	inheritTimeouts(&e.Timeouts, def.Timeouts)
 	l.checkGateDefaults(path, e)
+	restartDefault(e)
 
 	switch {
 	case e.HealthCheck != nil:

@@ -148,6 +148,7 @@ func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	}
 	l.validateServices(path, e)
 	l.validateBlueGreen(path, f, e)
+	l.validateRestartSocket(path, f, e)
 	if e.Install != nil {
 		l.validateCommand(path+".install", e.Install)
 	}

@@ -79,6 +79,22 @@ func (d *deployment) blueGreenSteps(steps []plannedStep) []plannedStep {
 	return out
 }
 
+// planBlueGreen is the --plan's view of blueGreenSteps.
+func planBlueGreen(steps []string) []string {
+	out := make([]string, 0, len(steps)+2)
+	for _, s := range steps {
+		switch s {
+		case "restart":
+			out = append(out, "start the colour not serving")
+		case "health":
+			out = append(out, "health of that colour", "switch proxy", "drain and stop the other colour")
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // startColour points the colour that does not serve at the release and
 // (re)starts its unit; a colour already running that release is left
 // running (a rollback while the previous colour is still warm).

@@ -31,6 +31,20 @@ type Units interface {
 	Stop(ctx context.Context, units ...string) error
 	WaitActive(ctx context.Context, unit string, settle time.Duration) error
 	IsActive(ctx context.Context, unit string) (bool, error)
+
+	// What restart: socket needs besides (socket.go).
+
+	// Start starts units and waits for their jobs.
+	Start(ctx context.Context, units ...string) error
+	// ResetFailed clears units' failed state and their start-limit count.
+	ResetFailed(ctx context.Context, units ...string) error
+	// TriggeredBy lists the loaded units that start unit (its sockets);
+	// Triggers, the units unit starts (a socket's service).
+	TriggeredBy(ctx context.Context, unit string) ([]string, error)
+	Triggers(ctx context.Context, unit string) ([]string, error)
+	// StopTimeout is how long systemd waits for a service to stop after
+	// SIGTERM before it kills it (TimeoutStopSec=); zero: no limit.
+	StopTimeout(ctx context.Context, unit string) (time.Duration, error)
 }
 
 // Migrator runs one environment's database migrations from one release.

@@ -158,7 +158,7 @@ func (d *deployment) switchBack(ctx context.Context) error {
 	}
 	if err == nil && len(d.env.Services()) > 0 {
 		err = d.rec.step(ctx, "rollback restart", orDefault(d.env.Timeouts.Restart, defaultRestartTimeout), func(ctx context.Context, out io.Writer) (string, error) {
-			return "", restartUnits(ctx, units, d.env.Services(), d.settle(), out)
+			return "", restartUnits(ctx, d.restarter(units, out), d.env.Services(), d.settle(), out)
 		})
 	}
 	if err == nil && d.env.HealthCheck != nil {

@@ -29,6 +29,10 @@ type Plan struct {
 	Units             []string `json:"units"`
 	HealthCheck       string   `json:"health_check"`
 	Steps             []string `json:"steps"`
+
+	// SocketHandoff is, with restart: socket, each service's socket unit
+	// as systemd has it, or what is missing.
+	SocketHandoff string `json:"socket_handoff,omitempty"`
 }
 
 // Plan resolves req as Deploy would and reports what it would do. It
@@ -96,12 +100,18 @@ func (e *Engine) Plan(ctx context.Context, c Collaborators, req Request) (Plan, 
 		p.HealthCheck = fmt.Sprintf("%s %s (timeout %s, %d retries every %s, deadline %s)",
 			check.Kind, firstNonEmpty(hc.URL, hc.TCP, strings.Join(hc.Command, " "), "units"), hc.Timeout, hc.Retries, hc.Interval, hc.Deadline)
 	}
+	if env.HandsOffSocket() {
+		p.SocketHandoff = socketPlan(ctx, c, env)
+	}
 	if env.Database != nil {
 		p.PendingMigrations, p.MigrationsNote = e.pendingMigrations(ctx, c, src, req, as, p.TargetSHA)
 	}
 	p.Steps = []string{"fetch", "release", "install", "migrate", "switch", "restart", "health"}
 	if env.Fraise.Type == config.TypeETL {
 		p.Steps = []string{"fetch", "release", "install", "verify scripts", "migrate", "switch", "restart", "health", "run after deploy"}
+	}
+	if env.IsBlueGreen() {
+		p.Steps = planBlueGreen(p.Steps)
 	}
 	if p.UpToDate {
 		p.Steps = []string{"fetch", "decide: skip if healthy (--force redeploys)"}

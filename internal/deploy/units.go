@@ -12,14 +12,15 @@ import (
 )
 
 func (d *deployment) restart(ctx context.Context, out io.Writer) (string, error) {
+	u := d.restarter(d.c.Units(d.env.Scope), out)
 	if d.unitsPrepared && !d.unitFilesInApp {
 		// Checked and reloaded just before the switch, and no unit file
 		// lives where this deployment writes: nothing can have changed.
-		return "", startUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
+		return "", startUnits(ctx, u, d.env.Services(), d.settle(), out)
 	}
 	// A unit file in the release (or the inplace checkout) changes with
 	// the switch, the checkout or the install: ask again.
-	return "", restartUnits(ctx, d.c.Units(d.env.Scope), d.env.Services(), d.settle(), out)
+	return "", restartUnits(ctx, u, d.env.Services(), d.settle(), out)
 }
 
 // prepareBeforeSwitch prepares the units (see prepareUnits) when the
@@ -61,6 +62,11 @@ func (d *deployment) prepareUnits(ctx context.Context, out io.Writer) (string, e
 			return "", fmt.Errorf("unit %s not found: no unit file defines it (check systemd_service and scope: %s)", unit, d.env.Scope)
 		default:
 			return "", fmt.Errorf("unit %s cannot be started: systemd loaded it as %s", unit, facts[i].load)
+		}
+	}
+	if d.env.HandsOffSocket() {
+		if err := d.prepareSockets(ctx, out); err != nil {
+			return "", err
 		}
 	}
 	d.unitsPrepared = true

@@ -135,6 +135,23 @@ func (u systemdUnits) UnitFiles(ctx context.Context, unit string) (bool, string,
 	return f.NeedReload, f.LoadState, f.Files, err
 }
 
+func (u systemdUnits) Start(ctx context.Context, units ...string) error {
+	return u.m.Start(ctx, units...)
+}
+func (u systemdUnits) ResetFailed(ctx context.Context, units ...string) error {
+	return u.m.ResetStartLimit(ctx, units...)
+}
+func (u systemdUnits) TriggeredBy(ctx context.Context, unit string) ([]string, error) {
+	return u.m.TriggeredBy(ctx, unit)
+}
+func (u systemdUnits) Triggers(ctx context.Context, unit string) ([]string, error) {
+	return u.m.Triggers(ctx, unit)
+}
+func (u systemdUnits) StopTimeout(ctx context.Context, unit string) (time.Duration, error) {
+	t, err := u.m.ServiceTimeouts(ctx, unit)
+	return t.Stop, err
+}
+
 // brokenUnits reports why the systemd manager could not be built, at the
 // first use, where the step that needed it can record it.
 type brokenUnits struct{ err error }
@@ -144,6 +161,13 @@ func (b brokenUnits) Restart(context.Context, ...string) error                { 
 func (b brokenUnits) Stop(context.Context, ...string) error                   { return b.err }
 func (b brokenUnits) WaitActive(context.Context, string, time.Duration) error { return b.err }
 func (b brokenUnits) IsActive(context.Context, string) (bool, error)          { return false, b.err }
+func (b brokenUnits) Start(context.Context, ...string) error                  { return b.err }
+func (b brokenUnits) ResetFailed(context.Context, ...string) error            { return b.err }
+func (b brokenUnits) TriggeredBy(context.Context, string) ([]string, error)   { return nil, b.err }
+func (b brokenUnits) Triggers(context.Context, string) ([]string, error)      { return nil, b.err }
+func (b brokenUnits) StopTimeout(context.Context, string) (time.Duration, error) {
+	return 0, b.err
+}
 func (b brokenUnits) UnitFiles(context.Context, string) (bool, string, []string, error) {
 	return false, "", nil, b.err
 }

@@ -2,6 +2,7 @@ package polkit
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/fraiseql/fraisier/internal/config"
 )
@@ -51,6 +52,18 @@ func FromConfig(cfg *config.Config) Plan {
 				})
 			}
 			p.Units = append(p.Units, e.Services()...)
+			if e.HandsOffSocket() {
+				// The socket a deployment starts when it is not listening:
+				// NAME.socket, as systemd pairs it with NAME.service.
+				for _, s := range e.Services() {
+					if name, ok := strings.CutSuffix(s, ".service"); ok {
+						p.Units = append(p.Units, name+".socket")
+					}
+				}
+			}
+			if e.Restart == config.RestartBlueGreen && e.BlueGreen != nil {
+				p.Units = append(p.Units, e.BlueGreen.Units()...)
+			}
 		}
 	}
 	slices.Sort(p.Units)

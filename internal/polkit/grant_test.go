@@ -11,7 +11,9 @@ import (
 	"github.com/fraiseql/fraisier/internal/polkit"
 )
 
-// TestFromConfig: the units of system-scope environments, sorted; user-scope ones left to their own manager; a scheduled
+// TestFromConfig: the units of system-scope environments, sorted, with a
+// socket environment's sockets and a blue/green environment's colours and
+// nginx; user-scope ones left to their own manager; a scheduled
 // environment in system scope named as what the model cannot deploy.
 func TestFromConfig(t *testing.T) {
 	yaml := `
@@ -40,6 +42,21 @@ fraises:
         git_repo: /srv/git/api
         app_path: /srv/api
         systemd_service: api.service
+        restart: socket
+  web:
+    type: api
+    environments:
+      production:
+        branch: main
+        git_repo: /srv/git/web
+        app_path: /srv/web
+        restart: blue_green
+        blue_green:
+          unit: web@.service
+          blue: 127.0.0.1:8001
+          green: 127.0.0.1:8002
+          nginx: {upstream: web, file: /etc/nginx/conf.d/web-upstream.conf, reload_unit: nginx.service}
+        health_check: {url: http://127.0.0.1:8001/health}
   reports:
     type: scheduled
     environments:
@@ -61,7 +78,8 @@ fraises:
 		t.Fatal(err)
 	}
 	p := polkit.FromConfig(cfg)
-	if diff := cmp.Diff([]string{"api.service", "shop-web.service", "shop-worker@1.service"}, p.Units); diff != "" {
+	want := []string{"api.service", "api.socket", "nginx.service", "shop-web.service", "shop-worker@1.service", "web@blue.service", "web@green.service"}
+	if diff := cmp.Diff(want, p.Units); diff != "" {
 		t.Errorf("units (-want +got):\n%s", diff)
 	}
 	if len(p.Left) != 1 || p.Left[0].Target != "reports/production" || p.Left[0].Fix == "" ||

@@ -26,10 +26,12 @@ const DefaultUser = "fraisier"
 const DefaultPath = "/etc/polkit-1/rules.d/50-fraisier.rules"
 
 // Verbs are the manage-units verbs a deployment of a service environment
-// uses: restart (which also starts a stopped unit), stop (a rollback to no
-// release), and reset-failed (a unit that hit its start limit is reset
-// and restarted once more).
-func Verbs() []string { return []string{"restart", "stop", "reset-failed"} }
+// uses: start (a socket unit not listening yet, restart: socket), restart
+// (which also starts a stopped unit), reload (nginx's unit, restart:
+// blue_green), stop (a rollback to no release, a drained colour), and
+// reset-failed (a unit that hit its start limit is reset and restarted
+// once more).
+func Verbs() []string { return []string{"start", "restart", "reload", "stop", "reset-failed"} }
 
 // ErrInvalidUser is wrapped when a user name cannot be put in a rule.
 var ErrInvalidUser = errors.New("invalid user name")

@@ -26,14 +26,23 @@ func (db *DB) SetDeploymentRestart(ctx context.Context, id int64, mode, colour s
 		return fmt.Errorf("record the restart of deployment %d: unknown colour %q", id, colour)
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q("UPDATE tb_deployment SET restart_mode = ?, serving_colour = ? WHERE id = ?"), mode, colour, id)
+		var fraise, env string
+		err := db.queryRowTx(ctx, tx, "SELECT fraise, environment FROM tb_deployment WHERE id = ?", id).Scan(&fraise, &env)
+		if notFound(err) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			return ErrNotFound
+		if _, err := db.execTx(ctx, tx, "UPDATE tb_deployment SET restart_mode = ?, serving_colour = ? WHERE id = ?", mode, colour, id); err != nil {
+			return err
 		}
-		return nil
+		_, err = db.execTx(ctx, tx, `INSERT INTO tb_restart_state (fraise, environment, deployment_id, restart_mode, serving_colour)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (fraise, environment) DO UPDATE SET deployment_id = excluded.deployment_id,
+				restart_mode = excluded.restart_mode, serving_colour = excluded.serving_colour
+			WHERE excluded.deployment_id >= tb_restart_state.deployment_id`, fraise, env, id, mode, colour)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("record the restart of deployment %d: %w", id, err)
@@ -44,13 +53,8 @@ func (db *DB) SetDeploymentRestart(ctx context.Context, id int64, mode, colour s
 // Restarts is, per target (of fraise and env when not empty), the restart
 // mode and serving colour its newest deployment that recorded one left.
 func (db *DB) Restarts(ctx context.Context, fraise, env string) ([]TargetRestart, error) {
-	where, args := targetWhere("d.", fraise, env)
-	cond := " WHERE "
-	if where != "" {
-		cond = " AND "
-	}
-	query := `SELECT d.fraise, d.environment, d.restart_mode, d.serving_colour FROM tb_deployment d` + where + cond +
-		`d.id = (SELECT MAX(x.id) FROM tb_deployment x WHERE x.fraise = d.fraise AND x.environment = d.environment AND x.restart_mode <> '')`
+	where, args := targetWhere("", fraise, env)
+	query := "SELECT fraise, environment, restart_mode, serving_colour FROM tb_restart_state" + where
 	rows, err := db.sql.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read restart modes: %w", err)

@@ -238,6 +238,7 @@ func (w *workload) deploy() {
 	})
 	w.engineReads(apiProd)
 	w.do("SetDeploymentTarget", func() error { return w.db.SetDeploymentTarget(w.ctx, id, d.NewSHA) })
+	w.do("SetDeploymentRestart", func() error { return w.db.SetDeploymentRestart(w.ctx, id, "blue_green", "green") })
 	w.steps(id)
 	release := "20261206-120000-" + d.NewSHA[:7]
 	w.do("AddRelease", func() error {
@@ -295,6 +296,7 @@ func (w *workload) start(t store.Target) int64 {
 // engineReads are what the engine reads before it deploys to t.
 func (w *workload) engineReads(t store.Target) {
 	w.do("FraiseStates", func() error { _, err := w.db.FraiseStates(w.ctx, t.Fraise, t.Environment); return err })
+	w.do("Restarts", func() error { _, err := w.db.Restarts(w.ctx, t.Fraise, t.Environment); return err })
 	w.do("Release", func() error {
 		rs, err := w.db.RecentReleases(w.ctx, t, 1)
 		if err != nil || len(rs) == 0 {
@@ -370,6 +372,7 @@ func (w *workload) reads() {
 		w.do("DailyStats", func() error { _, err := w.db.DailyStats(w.ctx, f); return err })
 	}
 	w.do("FraiseStates", func() error { _, err := w.db.FraiseStates(w.ctx, "", ""); return err })
+	w.do("Restarts", func() error { _, err := w.db.Restarts(w.ctx, "", ""); return err })
 	w.do("RecentReleases", func() error {
 		_, err := w.db.RecentReleases(w.ctx, store.Target{Fraise: "web", Environment: "staging"}, 51)
 		return err

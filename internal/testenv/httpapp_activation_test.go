@@ -14,10 +14,10 @@ import (
 	"time"
 )
 
-// TestHTTPAppSocketActivation starts httpapp the way a systemd socket
-// unit does (the listening socket passed as file descriptor 3, by
-// systemd-socket-activate) and checks that it serves on that socket, and
-// that /sleep answers after the duration asked.
+// TestHTTPAppSocketActivation starts httpapp -systemd-socket the way a
+// systemd socket unit does (the listening socket passed as file
+// descriptor 3, by systemd-socket-activate) and checks that it serves on
+// that socket, and that /slow answers after the duration asked.
 func TestHTTPAppSocketActivation(t *testing.T) {
 	activate, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
@@ -30,10 +30,7 @@ func TestHTTPAppSocketActivation(t *testing.T) {
 	}
 	port := FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	// httpapp's own -addr is another free port: answering on addr proves
-	// it served the passed socket rather than one of its own.
-	own := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	cmd := exec.Command(activate, "-l", addr, bin, "-addr", own, "-dir", dir)
+	cmd := exec.Command(activate, "-l", addr, bin, "-systemd-socket", "-dir", dir)
 	var out SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -65,21 +62,21 @@ func TestHTTPAppSocketActivation(t *testing.T) {
 	}
 
 	start := time.Now()
-	resp, err := c.Get("http://" + addr + "/sleep?d=300ms")
+	resp, err := c.Get("http://" + addr + "/slow?d=300ms")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || time.Since(start) < 300*time.Millisecond {
-		t.Errorf("/sleep?d=300ms: %d after %s, want 200 after 300ms or more", resp.StatusCode, time.Since(start))
+		t.Errorf("/slow?d=300ms: %d after %s, want 200 after 300ms or more", resp.StatusCode, time.Since(start))
 	}
-	resp, err = c.Get("http://" + addr + "/sleep?d=forever")
+	resp, err = c.Get("http://" + addr + "/slow?d=forever")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("/sleep?d=forever: %d, want 400", resp.StatusCode)
+		t.Errorf("/slow?d=forever: %d, want 400", resp.StatusCode)
 	}
 }
 

@@ -3,11 +3,16 @@
 // each commit of a test repository can ship a healthy, crashing, unhealthy
 // or slow release. testenv.BuildHTTPApp builds it; it binds loopback only.
 //
-// Usage: httpapp [-addr 127.0.0.1:PORT] [-dir DIR]
+// Usage: httpapp [-addr 127.0.0.1:PORT | -systemd-socket] [-drain DURATION] [-dir DIR]
 //
-// -addr defaults to 127.0.0.1:$PORT. DIR (default: the working directory)
-// holds VERSION, served on / and /health, and behaviour, one directive a
-// line (missing file: healthy):
+// -addr defaults to 127.0.0.1:$PORT. -systemd-socket takes the listening
+// socket from systemd instead (socket activation; it exits 1 without one).
+// On SIGTERM it stops accepting (with -addr the port is then closed, with
+// a socket from systemd new connections wait for the next process) and
+// lets open connections finish for up to -drain (default 5s). GET
+// /slow?d=DURATION answers after DURATION (socket.go says more). DIR
+// (default: the working directory) holds VERSION, served on /, /slow and
+// /health, and behaviour, one directive a line (missing file: healthy):
 //
 //	healthy           serve / and /health with 200
 //	unhealthy         serve /health with 500

@@ -26,28 +26,21 @@ type behaviour struct {
 func main() {
 	addr := flag.String("addr", "", "listen address (default 127.0.0.1:$PORT)")
 	dir := flag.String("dir", ".", "directory holding VERSION and behaviour")
+	fromSystemd := flag.Bool("systemd-socket", false, "take the listening socket from systemd (socket activation) instead of -addr")
+	drain := flag.Duration("drain", 5*time.Second, "on SIGTERM, how long requests in flight may finish")
 	flag.Parse()
-	if err := run(*addr, *dir); err != nil {
+	if err := run(*addr, *dir, *fromSystemd, *drain); err != nil {
 		fmt.Fprintln(os.Stderr, "httpapp:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, dir string) error {
-	if addr == "" {
-		port := os.Getenv("PORT")
-		if port == "" {
-			return errors.New("no -addr and no PORT")
+func run(addr, dir string, fromSystemd bool, drain time.Duration) error {
+	if !fromSystemd {
+		var err error
+		if addr, err = loopbackAddr(addr); err != nil {
+			return err
 		}
-		addr = net.JoinHostPort("127.0.0.1", port)
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("parse -addr: %w", err)
-	}
-	// Tests must not reach beyond loopback, whatever they pass.
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("refusing non-loopback address %s", addr)
 	}
 	version := "unknown"
 	if b, err := os.ReadFile(filepath.Join(dir, "VERSION")); err == nil {
@@ -62,7 +55,12 @@ func run(addr, dir string) error {
 	}
 	time.Sleep(b.slow)
 
-	ln, err := listen(addr)
+	var ln net.Listener
+	if fromSystemd {
+		ln, err = systemdListener()
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -86,10 +84,12 @@ func run(addr, dir string) error {
 		}
 		fmt.Fprintf(w, "ok %s\n", version)
 	})
+	mux.HandleFunc("/slow", slowHandler(version, hangUntil))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, version)
 	})
-	srv, drain := newServer(mux)
+	var conns openConns
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnState: conns.track}
 	fmt.Printf("httpapp %s listening on %s\n", version, ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -107,10 +107,28 @@ func run(addr, dir string) error {
 		return fmt.Errorf("version %s: crashing after %s as told", version, b.crashAfter)
 	case <-ctx.Done():
 		close(hangUntil)
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return drain.stop(shutdownCtx, srv, ln, errc)
+		return drainAndStop(srv, ln, &conns, drain)
 	}
+}
+
+// loopbackAddr is addr, or 127.0.0.1:$PORT when it is empty, refused
+// unless on loopback: tests must not reach beyond it, whatever they pass.
+func loopbackAddr(addr string) (string, error) {
+	if addr == "" {
+		port := os.Getenv("PORT")
+		if port == "" {
+			return "", errors.New("no -addr and no PORT")
+		}
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("parse -addr: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", fmt.Errorf("refusing non-loopback address %s", addr)
+	}
+	return addr, nil
 }
 
 func readBehaviour(path string) (behaviour, error) {
