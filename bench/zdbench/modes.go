@@ -15,7 +15,7 @@ import (
 // hello (named after the mode), the front the load goes through, and what
 // the load saw.
 type mode struct {
-	name  string // plain, socket or blue_green
+	name  string // plain, socket, blue_green (nginx) or blue_green_caddy
 	front side   // the environment's app, unit and the port the load uses
 	// restart is the environment's restart: field; "" when fraisier's
 	// configuration does not know the field or the value yet.
@@ -28,7 +28,7 @@ type mode struct {
 	res     *loadResult
 }
 
-// environment is m's lines in fraises.yaml.
+// modeEnvironment is m's lines in fraises.yaml.
 func (w *world) modeEnvironment(m *mode) string {
 	if m.envYAML != "" {
 		return m.envYAML
@@ -36,8 +36,10 @@ func (w *world) modeEnvironment(m *mode) string {
 	return w.environment(m.name, m.front, m.restart)
 }
 
-// prepareMode writes the units of m and finds out whether fraisier's
-// configuration knows restart: m.name.
+// prepareMode writes the units of m (and starts blue/green's proxy), and
+// finds out whether fraisier's configuration knows its restart mode: a
+// fraisier that does not restarts plain and socket plainly, and cannot
+// measure blue/green.
 func (w *world) prepareMode(m *mode) error {
 	var err error
 	switch m.name {
@@ -54,13 +56,9 @@ func (w *world) prepareMode(m *mode) error {
 		return err
 	}
 	if why := w.restartUnknown(m.name, m.front); why != "" {
-		switch m.name {
-		case "plain":
-			m.note = "systemctl restart (fraisier's config has no restart: field yet)"
-		case "socket":
+		m.note = "systemctl restart (fraisier's config has no restart: field yet)"
+		if m.name == "socket" {
 			m.note = "socket unit, fraisier's plain restart (its config does not know restart: socket yet)"
-		default:
-			m.skip = fmt.Sprintf("fraisier's config does not know restart: %s yet (%s)", m.name, why)
 		}
 		return nil
 	}
