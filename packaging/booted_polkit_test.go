@@ -66,7 +66,8 @@ func TestBootedPolkit(t *testing.T) {
 	for _, argv := range [][]string{
 		{"restart", "other.service"},
 		{"stop", "other.service"},
-		{"start", "hello.service"},
+		{"start", "other.service"},
+		{"reload", "other.service"},
 		{"kill", "hello.service"},
 		{"daemon-reload"},
 		{"enable", "other.service"},

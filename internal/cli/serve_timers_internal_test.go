@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/server"
 	"github.com/fraiseql/fraisier/internal/store"
+	"github.com/fraiseql/fraisier/internal/testenv/browser"
 	tsystemd "github.com/fraiseql/fraisier/internal/testenv/systemd"
 )
 
@@ -79,18 +81,29 @@ fraises:
 		t.Errorf("absent: %+v, want not installed", st)
 	}
 
-	body := jobsPage(t, cfg, jobTimers(collab))
+	body, base := jobsPage(t, cfg, jobTimers(collab))
 	next := want.NextElapse.UTC().Format(time.RFC3339)
 	for _, w := range []string{`<time datetime="` + next + `">`, "none: the timer is stopped", "not installed (deploy the environment)"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("the jobs page lacks %q:\n%s", w, body)
 		}
 	}
+	if dir := os.Getenv("FRAISIER_SCREENSHOTS"); dir != "" {
+		p := browser.Start(t).Page(t)
+		p.Navigate(base + "/ui/login")
+		p.Fill("token", cfg.Server.APIToken.Reveal())
+		p.Click("login")
+		p.WaitText("h1", "Overview")
+		p.Navigate(base + "/ui/jobs")
+		p.WaitText("#jobs", "none: the timer is stopped")
+		p.Screenshot(filepath.Join(dir, "jobs.png"))
+	}
 }
 
 // jobsPage serves the dashboard over a fresh store with the hook and
-// returns its jobs page, read signed in with server.api_token.
-func jobsPage(t *testing.T, cfg *config.Config, ask server.AskTimers) string {
+// returns its jobs page, read signed in with server.api_token, and the
+// server's URL.
+func jobsPage(t *testing.T, cfg *config.Config, ask server.AskTimers) (body, base string) {
 	t.Helper()
 	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "state.db")})
 	if err != nil {
@@ -119,5 +132,5 @@ func jobsPage(t *testing.T, cfg *config.Config, ask server.AskTimers) string {
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/ui/jobs" {
 		t.Fatalf("GET /ui/jobs: %d at %s", resp.StatusCode, resp.Request.URL.Path)
 	}
-	return string(b)
+	return string(b), hs.URL
 }

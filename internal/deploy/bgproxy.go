@@ -188,6 +188,11 @@ func (p *nginxProxy) reload(ctx context.Context, out io.Writer) error {
 	case perr != nil:
 		return fmt.Errorf("nginx: %w (set blue_green.nginx.pid_file to nginx's pid file, or reload_unit)", perr)
 	default:
+		// The pid file names the process fraisier signals: it must be
+		// nginx's master, not whatever a file left behind or planted names.
+		if err := isNginxMaster(master); err != nil {
+			return fmt.Errorf("nginx: %w (pid %d from %s); fix the pid_file or set reload_unit", err, master, p.n.PIDFile)
+		}
 		if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
 			return fmt.Errorf("nginx: signal its master (pid %d from %s) to reload: %w (fraisier must run as nginx's user or root, or set reload_unit)", master, p.n.PIDFile, err)
 		}
@@ -241,6 +246,28 @@ type unitReloader interface {
 }
 
 func (u systemdUnits) Reload(ctx context.Context, unit string) error { return u.m.Reload(ctx, unit) }
+
+// isNginxMaster checks that pid is an nginx master process, by the title
+// nginx gives it ("nginx: master process ...").
+func isNginxMaster(pid int) error {
+	title, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return fmt.Errorf("no process %d: %w", pid, err)
+	}
+	if !bytes.HasPrefix(title, []byte("nginx: master process")) {
+		return fmt.Errorf("process %d is not nginx's master (it runs %q)", pid, clipTitle(title))
+	}
+	return nil
+}
+
+// clipTitle is a process's command line, NULs as spaces, at most 80 bytes.
+func clipTitle(b []byte) string {
+	s := strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
 
 func readPIDFile(path string) (int, error) {
 	b, err := os.ReadFile(path)

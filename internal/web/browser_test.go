@@ -58,7 +58,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		{"history", "/ui/history?fraise=shop", "#history", shaBad[:12]},
 		{"webhooks", "/ui/webhooks", "main", "no environment of acme/shop follows branch feature-x"},
 		{"stats", "/ui/stats", "#stats", "production"},
-		{"jobs", "/ui/jobs", "#jobs", "No scheduled job recorded."},
+		{"jobs-none", "/ui/jobs", "#jobs", "No scheduled job recorded."},
 	} {
 		p.Navigate(f.url + pg.path)
 		p.WaitText(pg.sel, pg.want)

@@ -34,9 +34,9 @@ const (
 	plotWidth = 300
 )
 
-// statsCharts draws deploys per day, median and p95 duration and the
-// change-failure rate of each environment in rows (the all-targets row
-// aside).
+// statsCharts draws deploys per day, median and p95 duration, the
+// change-failure rate and the mean time to restore of each environment in
+// rows (the all-targets row aside).
 func statsCharts(rows []store.Stats) []chart {
 	var targets []store.Stats
 	for _, s := range rows {
@@ -54,6 +54,7 @@ func statsCharts(rows []store.Stats) []chart {
 		{"chart-median", "Median duration", func(s store.Stats) float64 { return s.MedianDurationMS }, dur},
 		{"chart-p95", "p95 duration", func(s store.Stats) float64 { return s.P95DurationMS }, dur},
 		{"chart-cfr", "Change-failure rate", func(s store.Stats) float64 { return s.ChangeFailureRate }, func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }},
+		{"chart-restore", "Time to restore", func(s store.Stats) float64 { return s.MeanTimeToRestore }, dur},
 	}
 	var out []chart
 	for _, fig := range figures {

@@ -33,7 +33,7 @@ func TestPagesShowTheKnownContentEscaped(t *testing.T) {
 		{"/ui/history", []string{`id="history"`, shaOK[:12], shaBad[:12], "alice", escaped}},
 		{"/ui/webhooks", []string{`id="webhooks"`, "github", "push", "acme/shop", "ignored",
 			"no environment of acme/shop follows branch feature-x", "refs/heads/" + escaped}},
-		{"/ui/stats", []string{`id="stats"`, "shop/production", `id="chart-per-day"`, `<rect class="bar" x="200" y="0" height="20" width="300.0">`}},
+		{"/ui/stats", []string{`id="stats"`, "shop/production", `id="chart-per-day"`, `id="chart-cfr"`, `id="chart-restore"`, `<rect class="bar" x="200" y="0" height="20" width="300.0">`}},
 		{"/ui/jobs", []string{`id="jobs"`, "No scheduled job recorded."}},
 	}
 	for _, tc := range tests {
