@@ -132,8 +132,12 @@ func (w *world) start(envs []string) error {
 }
 
 func reportLoad(modes []*mode, spec loadSpec, rounds int) {
-	fmt.Printf("zero downtime: %d requests/s, open loop, a new connection each (one in %d takes %s, each fails after %s), during %d deploys and %d rollbacks per mode:\n",
-		spec.rate, spec.slowEvery, spec.slowFor, spec.timeout, rounds, rounds)
+	slow := "no slow ones"
+	if spec.slowEvery > 0 {
+		slow = fmt.Sprintf("one in %d takes %s", spec.slowEvery, spec.slowFor)
+	}
+	fmt.Printf("zero downtime: %d requests/s, open loop, a new connection each (%s; each fails after %s), during %d deploys and %d rollbacks per mode:\n",
+		spec.rate, slow, spec.timeout, rounds, rounds)
 	for _, m := range modes {
 		if m.skip != "" {
 			fmt.Printf("  %-16s not measured: %s\n", m.name, m.skip)
