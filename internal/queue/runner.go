@@ -195,8 +195,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	close(r.startedCh)
 	tick := time.NewTicker(r.Poll)
 	defer tick.Stop()
+	var last time.Time
 	for {
 		r.dispatch(ctx)
+		last = time.Now()
 		select {
 		case <-ctx.Done():
 			close(r.done)
@@ -205,10 +207,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-r.wake:
 			// Under a burst every recorded batch wakes the runner; reading
 			// the queue once per wakeGap is enough, and a request waits at
-			// most that long for a worker.
+			// most that long for a worker. A lone request is read at once.
 			select {
 			case <-ctx.Done():
-			case <-time.After(wakeGap):
+			case <-time.After(wakeGap - time.Since(last)):
 			}
 		case <-r.workerEnd:
 		case <-tick.C:
