@@ -22,10 +22,10 @@ const listenPauseMax = 16 * time.Millisecond
 // checked address accepts connections, for at most one interval. Right
 // after a restart the service needs a few milliseconds to listen: a first
 // try refused then would cost a whole interval, where connecting every few
-// milliseconds costs the service nothing. A wait that met a refusal stands
-// for the check's first try and its pause: the check returned has one
-// retry fewer and its deadline shortened by the wait, so its longest
-// schedule is what the configuration says.
+// milliseconds costs the service nothing. The check returned keeps every
+// try the configuration gives it, and its deadline, which bounds all the
+// tries, is shortened by the wait, so that the whole step still ends by
+// the configured deadline.
 func waitListening(ctx context.Context, c health.Check, out io.Writer) health.Check {
 	addr := checkAddr(c)
 	if addr == "" || c.Retries < 0 {
@@ -58,9 +58,6 @@ func waitListening(ctx context.Context, c health.Check, out io.Writer) health.Ch
 	}
 	waited := time.Since(start)
 	fmt.Fprintf(out, "waited %s for %s to accept connections\n", fmtElapsed(waited), addr)
-	if c.Retries = cmp.Or(c.Retries, health.DefaultRetries) - 1; c.Retries == 0 {
-		c.Retries = health.NoRetries
-	}
 	c.Deadline = max(cmp.Or(c.Deadline, health.DefaultDeadline)-waited, time.Millisecond)
 	return c
 }

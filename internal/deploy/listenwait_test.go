@@ -15,8 +15,8 @@ import (
 
 // TestWaitListening checks the wait before a health check: none for an
 // address that listens, or for a check without retries; until the
-// address listens, standing for the first try; at most one interval for
-// an address that never does.
+// address listens, the check keeping its tries and its deadline less the
+// wait; at most one interval for an address that never does.
 func TestWaitListening(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -45,8 +45,8 @@ func TestWaitListening(t *testing.T) {
 		if took := time.Since(start); took > interval+200*time.Millisecond {
 			t.Errorf("waited %s, want at most about the interval %s", took, interval)
 		}
-		if got.Retries != 2 || got.Deadline <= 0 || got.Deadline >= health.DefaultDeadline {
-			t.Errorf("got retries %d, deadline %s; want 2 and the default deadline less the wait", got.Retries, got.Deadline)
+		if got.Retries != 3 || got.Deadline <= 0 || got.Deadline >= health.DefaultDeadline {
+			t.Errorf("got retries %d, deadline %s; want 3 and the default deadline less the wait", got.Retries, got.Deadline)
 		}
 		if !strings.Contains(out.String(), "to accept connections") {
 			t.Errorf("output %q does not say what was waited for", out.String())
@@ -73,8 +73,8 @@ func TestWaitListening(t *testing.T) {
 		if took < 60*time.Millisecond || took >= interval {
 			t.Errorf("waited %s, want from 60 ms until the port listened, under the interval %s", took, interval)
 		}
-		if got.Retries != health.NoRetries {
-			t.Errorf("got retries %d, want NoRetries: the wait stood for the first of two tries", got.Retries)
+		if got.Retries != 1 || got.Deadline <= 0 || got.Deadline >= health.DefaultDeadline {
+			t.Errorf("got retries %d, deadline %s; want the configured 1 and the deadline less the wait", got.Retries, got.Deadline)
 		}
 	})
 	t.Run("no retries or no address", func(t *testing.T) {
