@@ -98,7 +98,7 @@ func TestExpansionIsValuesOnly(t *testing.T) {
 		}
 		want := []Problem{
 			{File: "fraises.yaml", Line: 6, Col: 7, Path: prod + ".branch", Message: "required key missing", Hint: "branch deployed by default; a glob (release/*) routes several"},
-			{File: "fraises.yaml", Line: 7, Col: 9, Path: prod + ".${KEY}", Message: `unknown key "${KEY}"`, Hint: "known keys: branch, tags, auto_deploy, pull_requests, git_repo, app_path, layout, keep_releases, shared, systemd_service, scope, install, database, health_check, timeouts, protected, user, group, scripts, shares_code_with, run_after_deploy, jobs, after, trigger, checks, restart, blue_green"},
+			{File: "fraises.yaml", Line: 7, Col: 9, Path: prod + ".${KEY}", Message: `unknown key "${KEY}"`, Hint: "known keys: branch, tags, auto_deploy, pull_requests, git_repo, app_path, layout, keep_releases, shared, systemd_service, scope, install, database, health_check, timeouts, protected, user, group, scripts, shares_code_with, run_after_deploy, jobs, after, trigger, checks, restart, blue_green, hosts, rollout"},
 		}
 		if diff := cmp.Diff(want, cerr.Problems); diff != "" {
 			t.Errorf("problems (-want +got):\n%s", diff)

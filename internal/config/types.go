@@ -34,6 +34,8 @@ type Config struct {
 	State    State              `yaml:"state" json:"state" doc:"where fraisier keeps its state database"`
 	Notify   Notify             `yaml:"notify" json:"notify" doc:"messages about deployments and trouble: targets and routes (docs/notifications.md)"`
 	Fraises  map[string]*Fraise `yaml:"fraises" json:"fraises" required:"true" name:"true" doc:"the services fraisier deploys, by name"`
+	// HostGroups name lists of hosts that environments' hosts: may use.
+	HostGroups map[string][]string `yaml:"host_groups" json:"host_groups,omitempty" name:"true" doc:"named lists of hosts, usable in an environment's hosts:"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-" json:"path"`
@@ -143,6 +145,7 @@ type Server struct {
 	ShutdownGrace  Duration  `yaml:"shutdown_grace" json:"shutdown_grace" doc:"how long SIGTERM waits for running deployments (default 5m)"`
 	OpenAPI        bool      `yaml:"open_api" json:"open_api" doc:"serve /api/* and /providers without a token on an address that is not loopback (an explicit opt-out)"`
 	OpenMetrics    bool      `yaml:"open_metrics" json:"open_metrics" doc:"/metrics answers without the API token"`
+	Node           string    `yaml:"node" json:"node,omitempty" doc:"this node's name among the nodes sharing the state database (default the machine's host name; --node and $FRAISIER_NODE override it)"`
 }
 
 // RateLimit bounds webhook intake.
@@ -231,6 +234,15 @@ type Environment struct {
 
 	// BlueGreen is restart: blue_green's setup (bluegreen.go).
 	BlueGreen *BlueGreen `yaml:"blue_green" json:"blue_green,omitempty" doc:"restart: blue_green: the template unit, where each colour listens, the proxy to switch and the drain grace"`
+
+	// Hosts and Rollout: several hosts sharing one PostgreSQL state
+	// (hosts.go).
+	Hosts   []string `yaml:"hosts" json:"hosts,omitempty" doc:"the hosts (node names) this environment runs on, or host_groups names; each push becomes a rollout across them (needs a PostgreSQL state)"`
+	Rollout *Rollout `yaml:"rollout" json:"rollout,omitempty" doc:"how a rollout goes through the hosts: canary, batch size, pauses, the migration host, node liveness"`
+	// Host is the host of a per-host copy of the environment that Lookup
+	// returns for environment@host; HostOf is the environment it copies.
+	Host   string       `yaml:"-" json:"host,omitempty"`
+	HostOf *Environment `yaml:"-" json:"-"`
 
 	Name   string  `yaml:"-" json:"name"`
 	Fraise *Fraise `yaml:"-" json:"-"`

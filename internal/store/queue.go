@@ -45,6 +45,9 @@ type QueueRequest struct {
 	// Only RecordIntake holds requests (see holdRequest).
 	Hold   bool
 	Checks []string
+	// Rollout, when set, queues a rollout of Target (the base
+	// environment) across Rollout.Hosts instead of one deployment.
+	Rollout *RolloutPolicy
 }
 
 // Queued is what queueing one request did.
@@ -70,6 +73,9 @@ type Queued struct {
 	// Held is the hold that keeps the request until its commit's checks
 	// are reported (DeploymentID is then 0), or 0.
 	Held int64 `json:"held_for_checks,omitempty"`
+	// RolloutID is the rollout that carries a request with a Rollout
+	// policy (DeploymentID is then 0).
+	RolloutID int64 `json:"rollout_id,omitempty"`
 }
 
 // Intake is one received delivery and the requests routing made of it.

@@ -111,6 +111,10 @@ type Deployment struct {
 	WebhookID    *int64     `json:"webhook_event_id,omitempty"`
 	Host         string     `json:"host"`
 	PID          int        `json:"pid"`
+	// RolloutID is the rollout this deployment is one host's step of.
+	RolloutID *int64 `json:"rollout_id,omitempty"`
+	// Node is the node that must run it; empty: any node.
+	Node string `json:"node,omitempty"`
 }
 
 // Step is one recorded step of a deployment.
