@@ -27,8 +27,17 @@ func (c *Config) Environments() []*Environment {
 }
 
 // Lookup finds one environment of one fraise. The error names what exists,
-// so that a typo on the command line is easy to fix.
+// so that a typo on the command line is easy to fix. For env@host (a host
+// of an environment with hosts:) it returns a copy of the environment
+// named env@host, with Host and HostOf set.
 func (c *Config) Lookup(fraise, env string) (*Environment, error) {
+	if base, host := SplitHost(env); host != "" || base != env {
+		e, err := c.Lookup(fraise, base)
+		if err != nil {
+			return nil, err
+		}
+		return lookupHost(e.Fraise, e, host)
+	}
 	f, ok := c.Fraises[fraise]
 	if !ok {
 		return nil, fmt.Errorf("no fraise %q in %s (have: %s)", fraise, c.Path, strings.Join(c.FraiseNames(), ", "))

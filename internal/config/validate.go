@@ -25,6 +25,7 @@ func (l *loader) validate() {
 	l.validateServer()
 	l.validateState()
 	l.validateGit()
+	l.validateHostGroups()
 	if hc := l.cfg.Defaults.HealthCheck; hc != nil {
 		l.validateHealthCheck("defaults.health_check", hc, nil, true)
 	}
@@ -140,6 +141,7 @@ var fieldsOnlyFor = []struct {
 
 func (l *loader) validateEnvironment(path string, f *Fraise, e *Environment) {
 	l.checkTypedKeys(path, f)
+	l.validateHosts(path, f, e)
 	l.validateRefPatterns(path, e)
 	l.validateCheckGate(path, e)
 	l.validateCodeSource(path, f, e)
