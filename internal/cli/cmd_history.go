@@ -57,6 +57,7 @@ type historyJSON struct {
 // historyOptions are the flags of history.
 type historyOptions struct {
 	fraise, env, status, since string
+	host                       string
 	limit                      int
 	asJSON                     bool
 }
@@ -86,9 +87,10 @@ func (a *app) historyCommand() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			ds, err := db.Deployments(cmd.Context(), store.DeploymentFilter{
+			filter := store.DeploymentFilter{
 				Fraise: opts.fraise, Environment: opts.env, Status: store.Status(opts.status), Since: since, Limit: opts.limit,
-			})
+			}
+			ds, err := hostDeployments(cmd.Context(), db, filter, opts.host)
 			if err != nil {
 				return withCode(ExitState, err)
 			}
@@ -100,7 +102,7 @@ func (a *app) historyCommand() *cobra.Command {
 				return writeJSON(a.streams.Out, out)
 			}
 			if len(ds) == 0 {
-				return nothingYet(a.streams.Out, opts.fraise != "" || opts.env != "" || opts.status != "" || opts.since != "",
+				return nothingYet(a.streams.Out, opts.fraise != "" || opts.env != "" || opts.status != "" || opts.since != "" || opts.host != "",
 					"no deployments yet: fraisier deploy makes one, and so does a push that fraisier serve routes here")
 			}
 			t := newTable(a.streams.Out, "ID", "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "TRIGGER", "FROM", "TO", "STARTED", "DURATION", "ERROR")
@@ -115,6 +117,7 @@ func (a *app) historyCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&opts.fraise, "fraise", "", "only this fraise")
 	f.StringVar(&opts.env, "env", "", "only this environment")
+	f.StringVar(&opts.host, "host", "", "only deployments of this host (the env@host targets of environments with hosts:)")
 	f.StringVar(&opts.status, "status", "", "only deployments in this status ("+joinNames(deploymentStatuses)+")")
 	f.StringVar(&opts.since, "since", "", "only deployments started since: a duration (90m, 36h, 7d) or a date (2026-11-01, RFC 3339)")
 	f.IntVar(&opts.limit, "limit", 20, "at most this many deployments")

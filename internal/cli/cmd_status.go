@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,12 +12,16 @@ import (
 
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/server"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
 // statusJSON is the stable --json shape of status.
 type statusJSON struct {
 	Targets []targetStatusJSON `json:"targets"`
+	// Rollouts are the active rollouts of the environments with hosts
+	// shown; absent when none has hosts.
+	Rollouts []server.RolloutJSON `json:"rollouts,omitempty"`
 }
 
 type targetStatusJSON struct {
@@ -38,8 +43,14 @@ type targetStatusJSON struct {
 	Restart string `json:"restart,omitempty"`
 	Colour  string `json:"colour,omitempty"`
 	// Live is what git, systemd and the health check say now, beside what
-	// the record says; absent with --offline.
+	// the record says; absent with --offline, and for a host other than
+	// this machine's node.
 	Live *deploy.Live `json:"live,omitempty"`
+	// Host is the host of a row of an environment with hosts (Environment
+	// is then env@host); NodeAlive says whether its node is alive, absent
+	// when the node never reported.
+	Host      string `json:"host,omitempty"`
+	NodeAlive *bool  `json:"node_alive,omitempty"`
 }
 
 type lockJSON struct {
@@ -107,8 +118,11 @@ func (a *app) status(ctx context.Context, o statusOptions) (statusJSON, error) {
 			return statusJSON{}, err
 		}
 		if o.env != "" {
-			if _, err := findEnvironment(f, o.env); err != nil {
+			if _, err := findEnvironment(f, baseEnv(o.env)); err != nil {
 				return statusJSON{}, err
+			}
+			if _, err := cfg.Lookup(o.fraise, o.env); err != nil {
+				return statusJSON{}, withCode(ExitNotFound, err)
 			}
 		}
 	}
@@ -117,9 +131,24 @@ func (a *app) status(ctx context.Context, o statusOptions) (statusJSON, error) {
 		return statusJSON{}, err
 	}
 	defer db.Close()
-	states, err := db.FraiseStates(ctx, o.fraise, o.env)
+	read := o
+	wide := wideEnv(cfg, o)
+	if wide {
+		read.env = ""
+	}
+	states, err := db.FraiseStates(ctx, read.fraise, read.env)
 	if err != nil {
 		return statusJSON{}, withCode(ExitState, err)
+	}
+	if wide {
+		states = keepEnv(states, baseEnv(o.env))
+	}
+	shown := shownEnvironments(cfg, o)
+	var hv *statusHostView
+	if anyHost(shown) {
+		if hv, err = a.readHostView(ctx, cfg, db); err != nil {
+			return statusJSON{}, err
+		}
 	}
 	locks, err := db.Locks(ctx)
 	if err != nil {
@@ -129,44 +158,46 @@ func (a *app) status(ctx context.Context, o statusOptions) (statusJSON, error) {
 	for _, l := range locks {
 		lockOf[l.Target] = l
 	}
-	rows := configuredRows(ctx, cfg, o, states, lockOf)
+	rows := configuredRows(ctx, shown, o, states, lockOf, hv)
 	rows = append(rows, orphanRows(rows, states, lockOf)...)
-	if err := fillRestarts(ctx, db, o, rows); err != nil {
+	if err := fillRestarts(ctx, db, read, rows); err != nil {
 		return statusJSON{}, withCode(ExitState, err)
 	}
-	return statusJSON{Targets: rows}, nil
+	out := statusJSON{Targets: rows}
+	if hv != nil {
+		if out.Rollouts, err = activeRollouts(ctx, db, shown, hv); err != nil {
+			return statusJSON{}, err
+		}
+	}
+	return out, nil
 }
 
-// configuredRows are the rows of the configured targets o names, with
+// configuredRows are the rows of the configured targets shown, with
 // what the state database records of each and, unless offline, what the
-// live checks say.
-func configuredRows(ctx context.Context, cfg *config.Config, o statusOptions, states []store.FraiseState, lockOf map[store.Target]store.Lock) []targetStatusJSON {
+// live checks say (for a host row, only that of this machine's node).
+func configuredRows(ctx context.Context, shown []shownEnv, o statusOptions, states []store.FraiseState, lockOf map[store.Target]store.Lock, hv *statusHostView) []targetStatusJSON {
 	byTarget := map[store.Target]store.FraiseState{}
 	for _, s := range states {
 		byTarget[s.Target] = s
 	}
 	rows := []targetStatusJSON{}
-	for _, fname := range cfg.FraiseNames() {
-		if o.fraise != "" && fname != o.fraise {
-			continue
+	now := time.Now()
+	for _, s := range shown {
+		f, e := s.fraise, s.env
+		t := store.Target{Fraise: f.Name, Environment: e.Name}
+		row := targetStatusJSON{Fraise: f.Name, Environment: e.Name, Type: f.Type, Branch: e.Branch, Configured: true, Status: statusNever, Host: s.host}
+		if st, ok := byTarget[t]; ok {
+			fillState(&row, st)
 		}
-		f := cfg.Fraises[fname]
-		for _, ename := range f.EnvironmentNames() {
-			if o.env != "" && ename != o.env {
-				continue
-			}
-			t := store.Target{Fraise: fname, Environment: ename}
-			row := targetStatusJSON{Fraise: fname, Environment: ename, Type: f.Type, Branch: f.Environments[ename].Branch, Configured: true, Status: statusNever}
-			if s, ok := byTarget[t]; ok {
-				fillState(&row, s)
-			}
-			fillLock(&row, lockOf, t)
-			if !o.offline {
-				l := deploy.Inspect(ctx, deploy.RealCollaborators(nil), f.Environments[ename], o.liveTimeout)
-				row.Live = &l
-			}
-			rows = append(rows, row)
+		fillLock(&row, lockOf, t)
+		if s.host != "" {
+			row.NodeAlive = hv.alive(s.host, now)
 		}
+		if !o.offline && (s.host == "" || s.host == hv.node) {
+			l := deploy.Inspect(ctx, deploy.RealCollaborators(nil), e, o.liveTimeout)
+			row.Live = &l
+		}
+		rows = append(rows, row)
 	}
 	return rows
 }
@@ -199,7 +230,8 @@ func orphanRows(configured []targetStatusJSON, states []store.FraiseState, lockO
 // printStatus writes status's table.
 func (a *app) printStatus(out statusJSON) error {
 	colours := anyColour(out.Targets)
-	t := newTable(a.streams.Out, withColour(colours, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "SERVES", "DEPLOYED", "BY", "NOTE")...)
+	hosts := slices.ContainsFunc(out.Targets, func(r targetStatusJSON) bool { return r.Host != "" })
+	t := newTable(a.streams.Out, withNode(hosts, withColour(colours, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "SERVES", "DEPLOYED", "BY", "NOTE"), "NODE")...)
 	for _, r := range out.Targets {
 		note := ""
 		switch {
@@ -217,9 +249,13 @@ func (a *app) printStatus(out statusJSON) error {
 		if r.DeployedAt != nil {
 			deployed = fmtTime(*r.DeployedAt)
 		}
-		t.row(withColour(colours, r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), orDash(r.Colour), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note)))...)
+		t.row(withNode(hosts, withColour(colours, r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), orDash(r.Colour), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note))), nodeCell(r))...)
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	a.printRolloutLines(out.Rollouts)
+	return nil
 }
 
 // findFraise is the configured fraise named name, or a not-found error

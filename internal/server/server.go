@@ -191,6 +191,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/rollback", s.handleAPIRollback)
 	mux.HandleFunc("POST /api/lock", s.handleAPILock)
 	mux.HandleFunc("POST /api/unlock", s.handleAPIUnlock)
+	s.registerRolloutAPI(mux)
 	scrape := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if !s.openMetrics && !s.authorized(w, r) {

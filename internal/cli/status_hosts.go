@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/config"
+	"github.com/fraiseql/fraisier/internal/server"
+	"github.com/fraiseql/fraisier/internal/store"
+)
+
+// The parts of status that show environments with hosts: one row per
+// host (env@host) with whether its node is alive, and the progress of
+// each active rollout. An environment without hosts shows as before.
+
+// statusHostView is what status reads of nodes and rollouts for the
+// environments with hosts it shows.
+type statusHostView struct {
+	node    string // this machine's node name: live checks run for its host only
+	nodes   map[string]store.Node
+	timeout time.Duration
+}
+
+// statusNodeName is this process's node name as serve would take it:
+// $FRAISIER_NODE, server.node, else the machine's host name.
+func (a *app) statusNodeName(cfg *config.Config) string {
+	if n := a.env.get("FRAISIER_NODE"); n != "" {
+		return n
+	}
+	if cfg.Server.Node != "" {
+		return cfg.Server.Node
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// shownEnvironments are the configured environments status shows for o,
+// each with the host whose row it is ("" for an environment without
+// hosts), in order: fraise, environment, then hosts as configured.
+type shownEnv struct {
+	fraise *config.Fraise
+	env    *config.Environment // the per-host copy for a host row
+	host   string
+}
+
+func shownEnvironments(cfg *config.Config, o statusOptions) []shownEnv {
+	var out []shownEnv
+	for _, fname := range cfg.FraiseNames() {
+		if o.fraise != "" && fname != o.fraise {
+			continue
+		}
+		f := cfg.Fraises[fname]
+		for _, ename := range f.EnvironmentNames() {
+			e := f.Environments[ename]
+			if !e.HasHosts() {
+				if o.env == "" || o.env == ename {
+					out = append(out, shownEnv{fraise: f, env: e})
+				}
+				continue
+			}
+			for _, h := range e.Hosts {
+				name := e.HostTarget(h)
+				if o.env != "" && o.env != ename && o.env != name {
+					continue
+				}
+				if he, err := cfg.Lookup(fname, name); err == nil {
+					out = append(out, shownEnv{fraise: f, env: he, host: h})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// anyHost says whether status shows a host row.
+func anyHost(shown []shownEnv) bool {
+	for _, s := range shown {
+		if s.host != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// wideEnv says whether o.env must be matched after reading every
+// environment of the fraise: it names an environment with hosts, or one
+// host of it, whose targets are env@host.
+func wideEnv(cfg *config.Config, o statusOptions) bool {
+	if o.env == "" {
+		return false
+	}
+	base, host := config.SplitHost(o.env)
+	if host != "" {
+		return true
+	}
+	e, err := cfg.Lookup(o.fraise, base)
+	return err == nil && e.HasHosts()
+}
+
+// keepEnv keeps the states whose environment is env, or one of its hosts.
+func keepEnv(states []store.FraiseState, env string) []store.FraiseState {
+	var out []store.FraiseState
+	for _, s := range states {
+		if s.Environment == env || baseEnv(s.Environment) == env {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// readHostView reads the nodes, for the NODE column.
+func (a *app) readHostView(ctx context.Context, cfg *config.Config, db *store.DB) (*statusHostView, error) {
+	nodes, err := nodeMap(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &statusHostView{node: a.statusNodeName(cfg), nodes: nodes, timeout: cfg.NodeTimeout()}, nil
+}
+
+// alive says whether host's node is alive; nil when it never reported.
+func (v *statusHostView) alive(host string, now time.Time) *bool {
+	n, ok := v.nodes[host]
+	if !ok {
+		return nil
+	}
+	alive := server.NodeView(n, now, v.timeout).Alive
+	return &alive
+}
+
+// activeRollouts are the active rollouts of the environments with hosts
+// status shows, with their progress.
+func activeRollouts(ctx context.Context, db *store.DB, shown []shownEnv, v *statusHostView) ([]server.RolloutJSON, error) {
+	seen := map[store.Target]bool{}
+	out := []server.RolloutJSON{}
+	now := time.Now()
+	for _, s := range shown {
+		if s.host == "" {
+			continue
+		}
+		t := store.Target{Fraise: s.fraise.Name, Environment: s.env.Base().Name}
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		rs, err := db.Rollouts(ctx, store.RolloutFilter{Target: t, Active: true, Limit: 10})
+		if err != nil {
+			return nil, withCode(ExitState, err)
+		}
+		for _, r := range rs {
+			out = append(out, server.RolloutView(r, v.nodes, now, v.timeout))
+		}
+	}
+	return out, nil
+}
+
+// nodeCell is a row's NODE cell: alive, dead, or unknown (the node never
+// reported) for a host row, - else.
+func nodeCell(r targetStatusJSON) string {
+	if r.Host == "" {
+		return "-"
+	}
+	return nodeWord(r.NodeAlive)
+}
+
+// printRolloutLines writes one progress line per active rollout, after
+// the status table.
+func (a *app) printRolloutLines(rs []server.RolloutJSON) {
+	for _, r := range rs {
+		fmt.Fprintf(a.streams.Out, "%s/%s %s\n", a.shown(r.Fraise), a.shown(r.Environment), a.shown(r.Progress))
+	}
+}
+
+// withNode puts the NODE cell after ENVIRONMENT when the table has host
+// rows, and leaves the cells as they are otherwise.
+func withNode(hosts bool, cells []string, node string) []string {
+	if !hosts {
+		return cells
+	}
+	return slices.Insert(cells, 2, node)
+}
+
+// hostDeployments is history's query: f as is without host; with host,
+// only the deployments of env@host targets: one query when f names the
+// environment, else pages of the history filtered here.
+func hostDeployments(ctx context.Context, db *store.DB, f store.DeploymentFilter, host string) ([]store.Deployment, error) {
+	if host == "" {
+		return db.Deployments(ctx, f)
+	}
+	if f.Environment != "" {
+		f.Environment = baseEnv(f.Environment) + config.HostSep + host
+		return db.Deployments(ctx, f)
+	}
+	want := max(f.Limit, 1)
+	page := f
+	page.Limit = 500
+	var out []store.Deployment
+	for {
+		ds, err := db.Deployments(ctx, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if hostOfEnv(d.Environment) == host {
+				out = append(out, d)
+				if len(out) == want {
+					return out, nil
+				}
+			}
+		}
+		if len(ds) < page.Limit {
+			return out, nil
+		}
+		page.BeforeID = ds[len(ds)-1].ID
+	}
+}
