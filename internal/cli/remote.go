@@ -325,7 +325,7 @@ func (a *app) remoteStatus(ctx context.Context, f remoteFlags, fraise, env strin
 	var rows []store.FraiseState
 	for _, fr := range got.Fraises {
 		for _, st := range fr.Environments {
-			if (fraise == "" || st.Fraise == fraise) && (env == "" || st.Environment == env) {
+			if (fraise == "" || st.Fraise == fraise) && (env == "" || st.Environment == env || baseEnv(st.Environment) == env) {
 				rows = append(rows, st)
 			}
 		}

@@ -112,12 +112,19 @@ func (s *Server) handleFraises(w http.ResponseWriter, r *http.Request) {
 		f := cfg.Fraises[name]
 		fj := fraiseJSON{Fraise: name, Type: f.Type, Environments: []store.FraiseState{}}
 		for _, e := range f.EnvironmentNames() {
-			t := store.Target{Fraise: name, Environment: e}
-			st, ok := byTarget[t]
-			if !ok {
-				st = store.FraiseState{Target: t, Status: "never"}
+			// An environment with hosts is one target per host (env@host).
+			targets := f.Environments[e].HostTargets()
+			if len(targets) == 0 {
+				targets = []string{e}
 			}
-			fj.Environments = append(fj.Environments, st)
+			for _, te := range targets {
+				t := store.Target{Fraise: name, Environment: te}
+				st, ok := byTarget[t]
+				if !ok {
+					st = store.FraiseState{Target: t, Status: "never"}
+				}
+				fj.Environments = append(fj.Environments, st)
+			}
 		}
 		out = append(out, fj)
 	}
