@@ -145,7 +145,12 @@ func (a *app) rolloutResumeCommand() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					return c.do(cmd.Context(), http.MethodPost, "/api/rollouts/"+args[0]+"/resume", map[string]string{}, &out)
+					err = c.do(cmd.Context(), http.MethodPost, "/api/rollouts/"+args[0]+"/resume", map[string]string{}, &out)
+					var ae *answerError
+					if errors.As(err, &ae) && ae.status == http.StatusConflict {
+						return ae // not waiting for a resume: exit 1, as here
+					}
+					return err
 				})
 				if err != nil {
 					return err
