@@ -92,6 +92,10 @@ type targetRow struct {
 	// Health is what the environment's health check said last; nil when
 	// the server cannot ask.
 	Health *health
+	// Host is the host of a row of an environment with hosts (its
+	// Environment is env@host); Node says whether that host's node is
+	// alive, dead or unknown (it never reported).
+	Host, Node string
 }
 
 func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
@@ -125,7 +129,16 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 	cfg := d.o.Config()
 	for _, name := range cfg.FraiseNames() {
 		for _, e := range cfg.Fraises[name].EnvironmentNames() {
-			add(store.Target{Fraise: name, Environment: e}).Configured = true
+			env := cfg.Fraises[name].Environments[e]
+			if !env.HasHosts() {
+				add(store.Target{Fraise: name, Environment: e}).Configured = true
+				continue
+			}
+			// One row per host, together under their environment.
+			for _, h := range env.Hosts {
+				row := add(store.Target{Fraise: name, Environment: env.HostTarget(h)})
+				row.Configured, row.Host = true, h
+			}
 		}
 	}
 	for _, st := range states {
@@ -145,6 +158,9 @@ func (d *Dashboard) overviewRows(r *http.Request) ([]targetRow, error) {
 	out := make([]targetRow, 0, len(order))
 	for _, t := range order {
 		out = append(out, *rows[t])
+	}
+	if err := d.fillNodes(ctx, cfg, out); err != nil {
+		return nil, err
 	}
 	d.fillLive(ctx, out)
 	return out, nil
@@ -197,6 +213,8 @@ func (d *Dashboard) fillRow(row *targetRow) (done []<-chan struct{}) {
 		row.Health = &health{Skip: "not in the configuration"}
 	case row.CurrentSHA == "" && row.CurrentRelease == "":
 		row.Health = &health{Skip: "nothing deployed yet"}
+	case row.Host != "" && row.Host != d.o.Node:
+		row.Health = &health{Skip: "checked on node " + row.Host}
 	default:
 		h, c := d.live.get(row.Target)
 		row.Health = &h

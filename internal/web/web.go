@@ -70,6 +70,9 @@ type Options struct {
 	// The overview calls it in the background, at most every few seconds
 	// per environment while someone views it, with a timeout in ctx.
 	Live func(ctx context.Context, fraise, environment string) LiveState
+	// Node is this server's node name: the overview checks the health of
+	// an environment's host only on that host's own node.
+	Node string
 	// Timers, when set, tells the jobs page what systemd says of each
 	// job's timer; without it the page says that it cannot tell.
 	Timers *Timers
@@ -152,6 +155,8 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/webhooks", d.authed(d.webhooks))
 	mux.HandleFunc("GET /ui/stats", d.authed(d.stats))
 	mux.HandleFunc("GET /ui/jobs", d.authed(d.jobs))
+	mux.HandleFunc("GET /ui/rollouts", d.authed(d.rollouts))
+	mux.HandleFunc("GET /ui/rollouts/{id}", d.authed(d.rollout))
 	mux.HandleFunc("GET /ui/actions/{action}", d.authed(d.confirm))
 	mux.HandleFunc("POST /ui/actions/{action}", d.authed(d.act))
 	mux.HandleFunc("/ui/", d.authed(d.notFound))
