@@ -37,6 +37,9 @@ type DashboardHooks struct {
 	Subjects func(ctx context.Context, fraise, environment string, shas ...string) map[string]string
 	// Live asks an environment's health check and units now, within ctx.
 	Live func(ctx context.Context, fraise, environment string) LiveState
+	// Node is this server's node name: the overview asks Live about an
+	// environment's host only on that host's node.
+	Node string
 }
 
 // dashboard is the web dashboard over the server's store, or nil when
@@ -58,6 +61,7 @@ func (s *Server) dashboard(hooks DashboardHooks) (http.Handler, error) {
 		Subjects:  hooks.Subjects,
 		Live:      hooks.Live,
 		Timers:    web.NewTimers(s.timers),
+		Node:      hooks.Node,
 	})
 }
 
