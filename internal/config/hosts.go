@@ -231,8 +231,10 @@ func (l *loader) validateHosts(path string, f *Fraise, e *Environment) {
 		l.report(hp, fmt.Sprintf("hosts: is only for api fraises for now, and %s is %s fraise", f.Name, article(string(f.Type))), "deploy etl and scheduled fraises on one host each: not yet across hosts")
 		return
 	}
-	hosts, ok := l.expandHosts(hp, e.Hosts)
-	if !ok {
+	// A refused name leaves the others: rollout: is still checked
+	// against them, so that one run reports every problem.
+	hosts := l.expandHosts(hp, e.Hosts)
+	if len(hosts) == 0 {
 		return
 	}
 	e.Hosts = hosts
@@ -248,18 +250,16 @@ func (l *loader) validateHosts(path string, f *Fraise, e *Environment) {
 
 // expandHosts replaces group names by their hosts, refusing a host listed
 // twice (naming both places) and a name that is not a valid host name.
-func (l *loader) expandHosts(path string, names []string) ([]string, bool) {
+func (l *loader) expandHosts(path string, names []string) []string {
 	if len(names) == 0 {
 		l.report(path, "hosts: lists no host", "list the hosts, e.g. hosts: [web-1, web-2], or remove hosts:")
-		return nil, false
+		return nil
 	}
 	var hosts []string
 	from := map[string]hostSource{}
-	ok := true
 	add := func(p, h string, src hostSource) {
 		if prev, dup := from[h]; dup {
 			l.report(p, fmt.Sprintf("host %s is listed twice: from %s and from %s", h, prev, src), "list each host once")
-			ok = false
 			return
 		}
 		from[h] = src
@@ -275,17 +275,15 @@ func (l *loader) expandHosts(path string, names []string) ([]string, bool) {
 		}
 		if name == "" {
 			l.report(p, "empty host name", "")
-			ok = false
 			continue
 		}
 		if msg := nameProblem(name); msg != "" {
 			l.report(p, fmt.Sprintf("host %q %s", name, msg), "a name here is a host group of host_groups, or else a host (a node name)")
-			ok = false
 			continue
 		}
 		add(p, name, hostSource{index: i})
 	}
-	return hosts, ok
+	return hosts
 }
 
 // validateRollout checks rollout: against the expanded hosts and fills
