@@ -50,8 +50,7 @@ func mnRacingPushes(t *testing.T, f *multiNode) {
 		return rs
 	}
 	var held store.Rollout
-	testenv.WaitFor(t, "a rollout of the racing pushes to run, held in web-1's install", 60*time.Second, func() bool {
-		f.checkRunning()
+	f.waitFor("a rollout of the racing pushes to run, held in web-1's install", 60*time.Second, func() bool {
 		for _, r := range watch() {
 			if active(r.Status) && f.installStarted("web-1", f.versionOf(r.SHA)) {
 				held = r
@@ -89,6 +88,7 @@ func mnRacingPushes(t *testing.T, f *multiNode) {
 		t.Errorf("%d rollouts of production ran at once, want one at a time", maxActive)
 	}
 	checkOneAtATime(t, last)
+	f.checkCLIRollouts(last)
 	checkWaitersSuperseded(t, f, last, waited, idD, shaD)
 
 	r := f.rollout(idD)

@@ -239,3 +239,32 @@ func (f *multiNode) checkCLIRollout(r store.Rollout) {
 		f.t.Errorf("fraisier rollout show %d --json:\n%s\nthe store:\n%s", r.ID, show(got), show(r))
 	}
 }
+
+// checkCLIRollouts checks that fraisier rollouts hello production --json
+// lists each of rs with the status the store gives it.
+func (f *multiNode) checkCLIRollouts(rs []store.Rollout) {
+	f.t.Helper()
+	var listed []store.Rollout
+	f.cliJSON(&listed, "rollouts", "rollouts", "hello", "production", "--json")
+	got := map[int64]store.RolloutStatus{}
+	for _, r := range listed {
+		got[r.ID] = r.Status
+	}
+	for _, r := range rs {
+		if got[r.ID] != r.Status {
+			f.t.Errorf("fraisier rollouts hello production --json: rollout %d %q, the store says %q", r.ID, got[r.ID], r.Status)
+		}
+	}
+}
+
+// waitFor polls cond every 100 ms, ending the test if a node it did not
+// stop has exited, or if d passes first.
+func (f *multiNode) waitFor(what string, d time.Duration, cond func() bool) {
+	f.t.Helper()
+	if !testenv.Eventually(d, 100*time.Millisecond, func() bool {
+		f.checkRunning()
+		return cond()
+	}) {
+		f.t.Fatalf("timed out after %s waiting for %s", d, what)
+	}
+}

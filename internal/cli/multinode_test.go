@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/fraiseql/fraisier/internal/store"
-	"github.com/fraiseql/fraisier/internal/testenv"
 )
 
 // TestMultiNode is issue 18's three-node test: three fraisier nodes as
@@ -147,8 +146,7 @@ func mnPostgresRestart(t *testing.T, f *multiNode) {
 	f.hold("web-2")
 	sha, v := f.commit()
 	id := f.push(f.shas[old], sha)
-	testenv.WaitFor(t, "web-2 to start installing "+v, 60*time.Second, func() bool {
-		f.checkRunning()
+	f.waitFor("web-2 to start installing "+v, 60*time.Second, func() bool {
 		return f.installStarted("web-2", v)
 	})
 	ctx := context.Background()
@@ -189,8 +187,7 @@ func mnNodeKilled(t *testing.T, f *multiNode) {
 	f.hold("web-2")
 	sha, v := f.commit()
 	id := f.push(f.shas[old], sha)
-	testenv.WaitFor(t, "web-2 to start installing "+v, 60*time.Second, func() bool {
-		f.checkRunning()
+	f.waitFor("web-2 to start installing "+v, 60*time.Second, func() bool {
 		return f.installStarted("web-2", v)
 	})
 	if got := f.serving("web-1"); got != v {
@@ -229,8 +226,7 @@ func mnNodeKilled(t *testing.T, f *multiNode) {
 	f.startNode(web2)
 	web2.down = false
 	var d store.Deployment
-	testenv.WaitFor(t, fmt.Sprintf("web-2 to recover its deployment %d", *step), 30*time.Second, func() bool {
-		f.checkRunning()
+	f.waitFor(fmt.Sprintf("web-2 to recover its deployment %d", *step), 30*time.Second, func() bool {
 		d = f.deployment(*step)
 		return d.Status == store.StatusInterrupted
 	})
