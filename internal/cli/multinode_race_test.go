@@ -20,35 +20,14 @@ import (
 // on every host, migrated once.
 func mnRacingPushes(t *testing.T, f *multiNode) {
 	old := f.live
-	seen := map[int64]bool{}
-	for _, r := range f.rollouts() {
-		seen[r.ID] = true
-	}
+	w := newRaceWatch(f)
 	f.hold("web-1")
 	shaA, _ := f.commit()
 	shaB, _ := f.commit()
 	f.sendBoth([2][2]string{{f.shas[old], shaA}, {shaA, shaB}})
-
-	maxActive, waited := 0, map[int64]string{}
-	// watch reads this step's rollouts, counting those that run at once.
-	watch := func() []store.Rollout {
-		var rs []store.Rollout
-		n := 0
-		for _, r := range f.rollouts() {
-			if seen[r.ID] {
-				continue
-			}
-			rs = append(rs, r)
-			if active(r.Status) {
-				n++
-			}
-		}
-		maxActive = max(maxActive, n)
-		return rs
-	}
 	var held store.Rollout
 	f.waitFor("a rollout of the racing pushes to run, held in web-1's install", 60*time.Second, func() bool {
-		for _, r := range watch() {
+		for _, r := range w.read() {
 			if active(r.Status) && f.installStarted("web-1", f.versionOf(r.SHA)) {
 				held = r
 				return true
@@ -58,48 +37,27 @@ func mnRacingPushes(t *testing.T, f *multiNode) {
 	})
 	t.Logf("running while the third push arrives: rollout %d of %s", held.ID, f.versionOf(held.SHA))
 
-	// While the held rollout runs nothing else can start: a rollout that
-	// waits when a newer push arrives must give way to it.
-	wait := func() {
-		for _, r := range watch() {
-			if _, ok := waited[r.ID]; !ok && r.Status == store.RolloutQueued {
-				waited[r.ID] = r.SHA
-			}
-		}
-	}
-	wait()
+	w.noteWaiting()
 	shaC, _ := f.commit()
 	idC := f.push(shaB, shaC)
-	wait()
-	if _, ok := waited[idC]; !ok {
-		t.Fatalf("the third push's rollout %d does not wait behind the held rollout %d:\n%s", idC, held.ID, show(watch()))
+	w.noteWaiting()
+	if _, ok := w.waited[idC]; !ok {
+		t.Fatalf("the third push's rollout %d does not wait behind the held rollout %d:\n%s", idC, held.ID, show(w.read()))
 	}
 	shaD, vD := f.commit()
 	idD := f.push(shaC, shaD)
-	watch()
+	w.read()
 	f.release("web-1")
-	var last []store.Rollout
-	if !testenv.Eventually(120*time.Second, 100*time.Millisecond, func() bool {
-		f.checkRunning()
-		last = watch()
-		for _, r := range last {
-			if !terminal(r.Status) {
-				return false
-			}
-		}
-		return len(last) > 0
-	}) {
-		t.Fatalf("the racing pushes' rollouts did not all end within 120s:\n%s", show(last))
-	}
+	last := w.untilAllEnded(120 * time.Second)
 	for _, r := range last {
 		t.Logf("rollout %d of %s: %s", r.ID, f.versionOf(r.SHA), r.Status)
 	}
-	if maxActive > 1 {
-		t.Errorf("%d rollouts of production ran at once, want one at a time", maxActive)
+	if w.maxActive > 1 {
+		t.Errorf("%d rollouts of production ran at once, want one at a time", w.maxActive)
 	}
 	checkOneAtATime(t, last)
 	f.checkCLIRollouts(last)
-	checkWaitersSuperseded(t, f, last, waited, idD, shaD)
+	checkWaitersSuperseded(t, f, last, w.waited, idD, shaD)
 
 	r := f.rollout(idD)
 	if r.Status != store.RolloutSucceeded || r.SHA != shaD {
@@ -108,6 +66,72 @@ func mnRacingPushes(t *testing.T, f *multiNode) {
 	f.checkOn(vD)
 	f.checkMigratedOnce(vD)
 	f.live = vD
+}
+
+// raceWatch follows the rollouts a step makes (those not seen before it),
+// counting how many run at once.
+type raceWatch struct {
+	f         *multiNode
+	seen      map[int64]bool
+	maxActive int
+	// waited: the rollouts that waited when a newer push arrived, and the
+	// commit each waited for. While the held rollout runs nothing else can
+	// start, so each must give way to that push.
+	waited map[int64]string
+}
+
+func newRaceWatch(f *multiNode) *raceWatch {
+	w := &raceWatch{f: f, seen: map[int64]bool{}, waited: map[int64]string{}}
+	for _, r := range f.rollouts() {
+		w.seen[r.ID] = true
+	}
+	return w
+}
+
+// read lists the step's rollouts, oldest first.
+func (w *raceWatch) read() []store.Rollout {
+	var rs []store.Rollout
+	n := 0
+	for _, r := range w.f.rollouts() {
+		if w.seen[r.ID] {
+			continue
+		}
+		rs = append(rs, r)
+		if active(r.Status) {
+			n++
+		}
+	}
+	w.maxActive = max(w.maxActive, n)
+	return rs
+}
+
+// noteWaiting records the rollouts waiting now, before a newer push.
+func (w *raceWatch) noteWaiting() {
+	for _, r := range w.read() {
+		if _, ok := w.waited[r.ID]; !ok && r.Status == store.RolloutQueued {
+			w.waited[r.ID] = r.SHA
+		}
+	}
+}
+
+// untilAllEnded polls every 100 ms until every rollout of the step has
+// ended, and returns them.
+func (w *raceWatch) untilAllEnded(d time.Duration) []store.Rollout {
+	w.f.t.Helper()
+	var last []store.Rollout
+	if !testenv.Eventually(d, 100*time.Millisecond, func() bool {
+		w.f.checkRunning()
+		last = w.read()
+		for _, r := range last {
+			if !terminal(r.Status) {
+				return false
+			}
+		}
+		return len(last) > 0
+	}) {
+		w.f.t.Fatalf("the racing pushes' rollouts did not all end within %s:\n%s", d, show(last))
+	}
+	return last
 }
 
 // checkOneAtATime checks, from the record, that no two rollouts that
