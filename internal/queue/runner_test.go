@@ -478,8 +478,8 @@ type pushOnList struct {
 	push func()
 }
 
-func (s *pushOnList) QueuedDeployments(ctx context.Context) ([]store.Deployment, error) {
-	ds, err := s.DB.QueuedDeployments(ctx)
+func (s *pushOnList) QueuedDeploymentsFor(ctx context.Context, node string) ([]store.Deployment, error) {
+	ds, err := s.DB.QueuedDeploymentsFor(ctx, node)
 	if len(ds) > 0 {
 		s.once.Do(s.push)
 	}
