@@ -116,7 +116,17 @@ func actor(env Env) string {
 // lines to stdout (stderr with --json), the result as JSON when asked, and
 // the terminal state as the exit code.
 func (a *app) runEngine(env *config.Environment, asJSON bool, run func(*deploy.Engine) (deploy.Result, error), db *store.DB) error {
-	owner, err := deploy.CurrentOwner()
+	var cfg *config.Config
+	if env != nil && env.Fraise != nil {
+		cfg = env.Fraise.Config
+	}
+	// As this node: a deployment the command line runs is recovered by
+	// this node's serve after a crash, like its own.
+	node, err := a.nodeName(cfg, "")
+	if err != nil {
+		return err
+	}
+	owner, err := nodeOwner(node)
 	if err != nil {
 		return err
 	}

@@ -171,6 +171,10 @@ func (r *Runner) StopDispatch() { r.stopping.Store(true) }
 // turn comes, as not in the configuration any more.
 func (r *Runner) SetConfig(cfg *config.Config) { r.reloaded.Store(cfg) }
 
+// CurrentConfig is the configuration a deployment starting now runs
+// with: Config, or what SetConfig gave since.
+func (r *Runner) CurrentConfig() *config.Config { return r.config() }
+
 // config is the configuration a deployment starting now runs with.
 func (r *Runner) config() *config.Config {
 	if cfg := r.reloaded.Load(); cfg != nil {
