@@ -184,8 +184,8 @@ type serving struct {
 	loop   *queue.RolloutLoop
 	// srv is nil for fraisier node, which has no HTTP side.
 	srv *server.Server
-	ls     server.Listeners
-	log    *slog.Logger
+	ls  server.Listeners
+	log *slog.Logger
 	// listen is --listen, which a reload keeps over server.listen.
 	listen string
 	notes  *notifications

@@ -292,7 +292,7 @@ func (r *Runner) start(queued []store.Deployment, waiting map[int64][]store.Wait
 		if r.running >= r.MaxConcurrent {
 			return
 		}
-		if r.active[d.Target] || now.Before(r.blocked[d.Target]) || len(waiting[d.ID]) > 0 {
+		if r.active[d.Target] || now.Before(r.blocked[d.Target]) || len(waiting[d.ID]) > 0 || !r.mine(d) {
 			continue
 		}
 		r.active[d.Target] = true
@@ -300,6 +300,17 @@ func (r *Runner) start(queued []store.Deployment, waiting map[int64][]store.Wait
 		r.workers.Add(1)
 		go r.work(d)
 	}
+}
+
+// mine says whether this node may run d: a request of one host's target
+// (env@host: a rollout's step, or one queued for that host by the API)
+// runs on that host's node only, whatever node the store lists it for.
+func (r *Runner) mine(d store.Deployment) bool {
+	if d.Node != "" {
+		return d.Node == r.Node
+	}
+	_, host := splitHost(d.Environment)
+	return host == "" || host == r.Node
 }
 
 func (r *Runner) work(d store.Deployment) {
