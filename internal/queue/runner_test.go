@@ -136,6 +136,9 @@ func (f *fixture) startWith(r *Runner, s Store) (stop func()) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	if r.Node != "" {
+		owner.Host = r.Node
+	}
 	r.Store, r.Config, r.Collab, r.Owner = s, f.cfg, deploy.RealCollaborators(nil), owner
 	if r.Log == nil {
 		r.Log = testLogger(f.t)
@@ -393,7 +396,13 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	r := &Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Poll: 50 * time.Millisecond,
+	// A node name, when the test gives one, names the child's lock owner
+	// as fraisier serve --node does.
+	node := os.Getenv(childEnv + "_NODE")
+	if node != "" {
+		owner.Host = node
+	}
+	r := &Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Node: node, Poll: 50 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	_ = r.Run(context.Background())
 	return 0
