@@ -141,7 +141,7 @@ func (l *RolloutLoop) heartbeat(ctx context.Context) (recovered bool) {
 func (l *RolloutLoop) reached(err error, what string) (recovered bool) {
 	if err != nil {
 		if l.healthy || l.liveSince.IsZero() {
-			l.Log.Error("state database unreachable; rollouts wait", "during", what, "err", err)
+			l.Log.Error("rollout coordination failed: the state database did not answer; retried at each heartbeat", "during", what, "err", err)
 		}
 		l.healthy = false
 		return false
