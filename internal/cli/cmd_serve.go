@@ -107,7 +107,7 @@ func (a *app) serve(ctx context.Context, listen, logFormat, nodeFlag string) err
 	notes := newNotifications(cfg, db, log.With("component", "notify"))
 	srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
 		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors(),
-		Dashboard: dashboardHooks(notes.cfg.Load, runner.Collab),
+		Dashboard: dashboardHooks(notes.cfg.Load, runner.Collab, node),
 		Timers:    jobTimers(runner.Collab)})
 	if err != nil {
 		return withCode(ExitConfig, err)
