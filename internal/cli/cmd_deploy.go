@@ -22,6 +22,8 @@ type deployOptions struct {
 	wait   time.Duration
 	plan   bool
 	asJSON bool
+	// noWait: an environment with hosts queues its rollout and returns.
+	noWait bool
 }
 
 // deployResultJSON is the stable --json shape of deploy.
@@ -51,7 +53,13 @@ recorded: succeeded, skipped (already current and healthy), failed (nothing
 changed), rolled_back (the previous release serves again, healthy) or
 rollback_failed (operator needed). Exit codes: 0 succeeded or skipped,
 10 failed, 11 rolled_back, 12 rollback_failed, 13 another deployment holds
-the target.`,
+the target.
+
+An environment with hosts: is deployed by a rollout across them, queued
+in the shared PostgreSQL state for every host's node to run its step in
+turn; deploy prints its id and follows it to its end (--no-wait returns at
+once), exiting as above for the rollout's state. <environment>@<host>
+deploys that one host, here, only on the node of that name.`,
 		Args: rangeArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if here, err := remote.local(); err != nil || !here {
@@ -62,6 +70,9 @@ the target.`,
 				return err
 			}
 			defer db.Close()
+			if handled, err := a.deployHosts(cmd.Context(), env, db, opts); handled {
+				return err
+			}
 			if opts.plan {
 				return a.printPlan(cmd, db, env, opts)
 			}
@@ -79,6 +90,7 @@ the target.`,
 	f.BoolVar(&opts.plan, "plan", false, "print what the deployment would do (target, commits, pending migrations, units, health check) and change nothing")
 	f.BoolVar(&opts.plan, "dry-run", false, "the same as --plan")
 	f.DurationVar(&opts.wait, "wait", 0, "wait this long for another deployment of the same target to finish (default: refuse at once)")
+	f.BoolVar(&opts.noWait, "no-wait", false, "an environment with hosts: queue its rollout, print its id and return instead of following it")
 	addJSONFlag(cmd, &opts.asJSON)
 	addRemoteFlags(cmd, &remote)
 	return cmd
@@ -116,7 +128,17 @@ func actor(env Env) string {
 // lines to stdout (stderr with --json), the result as JSON when asked, and
 // the terminal state as the exit code.
 func (a *app) runEngine(env *config.Environment, asJSON bool, run func(*deploy.Engine) (deploy.Result, error), db *store.DB) error {
-	owner, err := deploy.CurrentOwner()
+	var cfg *config.Config
+	if env != nil && env.Fraise != nil {
+		cfg = env.Fraise.Config
+	}
+	// As this node: a deployment the command line runs is recovered by
+	// this node's serve after a crash, like its own.
+	node, err := a.nodeName(cfg, "")
+	if err != nil {
+		return err
+	}
+	owner, err := nodeOwner(node)
 	if err != nil {
 		return err
 	}

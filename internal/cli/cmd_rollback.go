@@ -49,6 +49,9 @@ deploy.`,
 				return err
 			}
 			defer db.Close()
+			if err := a.rollbackHosts(env); err != nil {
+				return err
+			}
 			return a.runEngine(env, asJSON, func(e *deploy.Engine) (deploy.Result, error) {
 				return e.Rollback(cmd.Context(), deploy.RealCollaborators(nil), deploy.RollbackRequest{Env: env, To: to, Actor: actor(a.env), Wait: wait, NoMigrate: noMigrate})
 			}, db)

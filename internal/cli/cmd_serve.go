@@ -43,30 +43,36 @@ With server.api_token set, /api/*, /providers and /metrics need it
 (server.open_metrics: true serves /metrics without it). Without a token,
 serve refuses to listen on an address other hosts can reach (exit 3)
 unless server.open_api: true.
+It heartbeats as its node (--node, else $FRAISIER_NODE, server.node, the
+host name), runs the rollout steps of that host and advances rollouts
+across the nodes sharing a PostgreSQL state (see fraisier node); an
+environment with hosts: needs such a state. On PostgreSQL, LISTEN/NOTIFY
+wakes the queue and a 30s poll is only a backstop (2s on SQLite).
 It prunes the state database in the background as state.retention says (see
 fraisier prune), an hour apart, in short batches that leave the intake first.
 Logs are JSON lines on stderr (--log-format text for people).`
 
 func (a *app) serveCommand() *cobra.Command {
-	var listen, logFormat string
+	var listen, logFormat, node string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Receive webhooks and deploy what they push",
 		Long:  serveLong,
 		Args:  rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.serve(cmd.Context(), listen, logFormat)
+			return a.serve(cmd.Context(), listen, logFormat, node)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "address to listen on: host:port, unix:/path or systemd (default: server.listen, else 127.0.0.1:8080)")
 	f.StringVar(&logFormat, "log-format", "json", "json or text")
+	addNodeFlag(cmd, &node)
 	return cmd
 }
 
 // serve sets up the state database, the queue's workers and the HTTP
 // side, then runs them until ctx is done.
-func (a *app) serve(ctx context.Context, listen, logFormat string) error {
+func (a *app) serve(ctx context.Context, listen, logFormat, nodeFlag string) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
@@ -81,20 +87,16 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range cfg.Warnings {
-		log.Warn("configuration", "warning", w.String())
-	}
-	opts := a.stateFromConfig(cfg)
-	opts.CheckpointEvery = store.ServerCheckpointEvery
-	db, err := openStore(ctx, opts)
+	db, node, err := a.openNodeState(ctx, cfg, nodeFlag, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	runner, err := a.queueRunner(cfg, db, log)
+	runner, err := a.queueRunner(cfg, db, log, node)
 	if err != nil {
 		return err
 	}
+	loop := rolloutLoop(db, runner, node, log)
 	stopping := func() {
 		runner.StopDispatch()
 		log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
@@ -105,7 +107,7 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 	notes := newNotifications(cfg, db, log.With("component", "notify"))
 	srv, err := server.New(server.Options{Config: cfg, Store: db, Runner: runner, Log: log.With("component", "http"),
 		OnStopping: stopping, OnRefused: notes.notifier.Refused, Collectors: notes.metrics.Collectors(),
-		Dashboard: dashboardHooks(notes.cfg.Load, runner.Collab),
+		Dashboard: dashboardHooks(notes.cfg.Load, runner.Collab, node),
 		Timers:    jobTimers(runner.Collab)})
 	if err != nil {
 		return withCode(ExitConfig, err)
@@ -124,12 +126,37 @@ func (a *app) serve(ctx context.Context, listen, logFormat string) error {
 		srv.Close()
 		return withCode(ExitConfig, err)
 	}
-	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, srv: srv, ls: ls, log: log, listen: listen, notes: notes})
+	return a.runServe(ctx, serving{cfg: cfg, db: db, runner: runner, loop: loop, srv: srv, ls: ls, log: log, listen: listen, notes: notes})
 }
 
-// queueRunner is the queue's workers over db, deploying as this user.
-func (a *app) queueRunner(cfg *config.Config, db *store.DB, log *slog.Logger) (*queue.Runner, error) {
-	owner, err := deploy.CurrentOwner()
+// openNodeState opens the state database as serve and node do, after the
+// configuration's warnings are logged, and names this node; a
+// configuration with hosts: over a state other than PostgreSQL is refused.
+func (a *app) openNodeState(ctx context.Context, cfg *config.Config, nodeFlag string, log *slog.Logger) (*store.DB, string, error) {
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	node, err := a.nodeName(cfg, nodeFlag)
+	if err != nil {
+		return nil, "", err
+	}
+	opts := a.stateFromConfig(cfg)
+	opts.CheckpointEvery = store.ServerCheckpointEvery
+	db, err := openStore(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkHostsState(cfg, db); err != nil {
+		db.Close()
+		return nil, "", err
+	}
+	return db, node, nil
+}
+
+// queueRunner is the queue's workers over db, deploying as this user and
+// taking the rollout steps of this node.
+func (a *app) queueRunner(cfg *config.Config, db *store.DB, log *slog.Logger, node string) (*queue.Runner, error) {
+	owner, err := nodeOwner(node)
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +164,16 @@ func (a *app) queueRunner(cfg *config.Config, db *store.DB, log *slog.Logger) (*
 	if err != nil {
 		return nil, withCode(ExitUsage, err)
 	}
-	return &queue.Runner{
-		Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Fault: fault,
+	r := &queue.Runner{
+		Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Node: node, Fault: fault,
 		Log: log.With("component", "queue"), MaxConcurrent: cfg.Server.MaxConcurrent, Grace: cfg.Server.ShutdownGrace.D(),
-	}, nil
+	}
+	if db.Backend() == "postgres" {
+		// The rollout loop's LISTEN wakes the runner; the poll is a
+		// backstop.
+		r.Poll = postgresPoll
+	}
+	return r, nil
 }
 
 // serving is what serve runs, set up and listening.
@@ -148,9 +181,11 @@ type serving struct {
 	cfg    *config.Config
 	db     *store.DB
 	runner *queue.Runner
-	srv    *server.Server
-	ls     server.Listeners
-	log    *slog.Logger
+	loop   *queue.RolloutLoop
+	// srv is nil for fraisier node, which has no HTTP side.
+	srv *server.Server
+	ls  server.Listeners
+	log *slog.Logger
 	// listen is --listen, which a reload keeps over server.listen.
 	listen string
 	notes  *notifications
@@ -165,6 +200,10 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workDone := make(chan struct{})
 	go func() { defer close(workDone); s.runner.Run(workCtx) }()
+	// The rollout loop heartbeats until the workers have stopped: a node
+	// draining its deployments is alive.
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	loopDone := runRolloutLoop(loopCtx, s.loop, s.runner, s.log)
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	reloadDone := a.reloadOnHangup(reloadCtx, s)
 	// Retention runs beside the intake, once the queue has recovered.
@@ -193,6 +232,8 @@ func (a *app) runServe(ctx context.Context, s serving) error {
 	<-pruneDone
 	stopWork()
 	<-workDone
+	stopLoop()
+	<-loopDone
 	s.notes.pending.Wait()
 	s.notes.notifier.Wait()
 	stopNotify()

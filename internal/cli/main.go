@@ -146,6 +146,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.tokensCommand(),
 		a.jobsCommand(),
 		a.serveCommand(),
+		a.nodeCommand(),
 		a.pruneCommand(),
 		a.initCommand(),
 		a.doctorCommand(),

@@ -47,7 +47,9 @@ func (a *app) reload(s serving) {
 	s.log.Info("reloading the configuration")
 	cfg, err := a.loadConfig()
 	if err != nil {
-		s.srv.ReloadRefused()
+		if s.srv != nil {
+			s.srv.ReloadRefused()
+		}
 		var ce *config.Error
 		if errors.As(err, &ce) {
 			for _, p := range ce.Problems {
@@ -65,7 +67,10 @@ func (a *app) reload(s serving) {
 	}
 	s.runner.SetConfig(cfg)
 	s.notes.cfg.Store(cfg)
-	restart := s.srv.Reload(cfg)
+	var restart []string
+	if s.srv != nil {
+		restart = s.srv.Reload(cfg)
+	}
 	s.log.Info("configuration reloaded", "fraises", len(cfg.Fraises))
 	if len(restart) > 0 {
 		s.log.Warn("configuration reload: these settings keep their old values until serve restarts", "restart_needed", restart)

@@ -11,8 +11,8 @@ import (
 // dashboardHooks feed the dashboard's overview: commit subjects from the
 // git mirrors and each environment's health now, under the configuration
 // in force (a reload changes it).
-func dashboardHooks(current func() *config.Config, c deploy.Collaborators) server.DashboardHooks {
-	return server.DashboardHooks{Subjects: commitSubjects(current), Live: liveState(current, c)}
+func dashboardHooks(current func() *config.Config, c deploy.Collaborators, node string) server.DashboardHooks {
+	return server.DashboardHooks{Subjects: commitSubjects(current), Live: liveState(current, c), Node: node}
 }
 
 // liveState asks an environment's units and health check now, as

@@ -39,7 +39,7 @@ func (d *deployment) runAPI(ctx context.Context) (store.Status, error) {
 		return d.apply(ctx, []plannedStep{
 			{"checkout", orDefault(env.Timeouts.Fetch, defaultFetchTimeout), d.checkout, ""},
 			{"install", orDefault(installTimeout(env), defaultInstallTimeout), d.install, skipUnless(env.Install != nil, "no install command")},
-			{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
+			{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, d.migrateSkip()},
 			{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
 			{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},
 		})
@@ -52,7 +52,7 @@ func (d *deployment) runAPI(ctx context.Context) (store.Status, error) {
 		steps = append(steps, plannedStep{"verify scripts", 0, d.verifyScripts, skipUnless(len(env.Scripts) > 0, "no scripts")})
 	}
 	steps = append(steps,
-		plannedStep{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
+		plannedStep{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, d.migrateSkip()},
 		plannedStep{"switch", 0, d.switchRelease, ""},
 		plannedStep{"restart", orDefault(env.Timeouts.Restart, defaultRestartTimeout), d.restart, skipUnless(len(env.Services()) > 0, "no systemd_service")},
 		plannedStep{"health", 0, d.checkHealth, skipUnless(env.HealthCheck != nil, "no health_check")},

@@ -53,6 +53,11 @@ type Request struct {
 	// target's lock; 0 records a new deployment. Running it fails with
 	// ErrNotQueued when it was superseded or claimed meanwhile.
 	Queued int64
+	// NoMigrate deploys the code only: the migrate step is recorded as
+	// skipped with NoMigrateWhy (a rollout's host that is not the one
+	// that migrates the shared database).
+	NoMigrate    bool
+	NoMigrateWhy string
 }
 
 // Result is how a deployment ended. Status is one of succeeded, failed,

@@ -338,6 +338,19 @@ func (d *deployment) apply(ctx context.Context, steps []plannedStep) (store.Stat
 	return store.StatusSucceeded, nil
 }
 
+// migrateSkip is why the migrate step does not run, or "" when it runs.
+func (d *deployment) migrateSkip() string {
+	switch {
+	case d.env.Database == nil:
+		return "no database"
+	case d.req.NoMigrate && d.req.NoMigrateWhy != "":
+		return d.req.NoMigrateWhy
+	case d.req.NoMigrate:
+		return "--no-migrate"
+	}
+	return ""
+}
+
 func skipUnless(cond bool, why string) string {
 	if cond {
 		return ""

@@ -89,7 +89,7 @@ func (d *deployment) runScheduled(ctx context.Context) (store.Status, error) {
 		// Before migrate, like the etl's verify scripts: a job that cannot
 		// run must fail the deployment before the database changes.
 		{"render units", unitTimeout, s.render, ""},
-		{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, skipUnless(env.Database != nil, "no database")},
+		{"migrate", orDefault(env.Timeouts.Migrate, defaultMigrateTimeout), d.migrate, d.migrateSkip()},
 		{"switch", 0, d.switchRelease, ""},
 		{"install units", unitTimeout, s.install, ""},
 		{"health", unitTimeout, s.health, ""},

@@ -7,6 +7,23 @@
 // lock as fraisier deploy on the command line, so the CLI and the server
 // never deploy one target at once.
 //
+// # Nodes and rollouts
+//
+// Several nodes (fraisier serve or fraisier node, one per host) may share
+// a PostgreSQL state. Runner.Node is this node's name: the runner takes
+// the requests of any node and the steps queued for its own (a rollout's
+// step of host web-2 runs on node web-2 only), and it is the Host of the
+// lock owner, so tb_deployment.host and crash recovery are per node.
+// A rollout's step deploys without migrating unless its host is the
+// rollout's migration host (deploy.Request.NoMigrate); crash recovery
+// never queues a step again: its rollout decides. RolloutLoop is the
+// node's heartbeat and its share of the coordination: it advances every
+// rollout (store.AdvanceRollouts) after a step it ran, when PostgreSQL's
+// LISTEN wakes it and at the deadline the last pass returned, never on a
+// shorter poll, and it checks its host's health at the end of a timed
+// canary window. With LISTEN waking the runner too, serve's Poll is only a
+// backstop (30s instead of SQLite's 2s).
+//
 // # When a newer push arrives
 //
 // Three packages share the rule; in order:

@@ -174,9 +174,9 @@ type listings struct {
 	n atomic.Int64
 }
 
-func (s *listings) QueuedDeployments(ctx context.Context) ([]store.Deployment, error) {
+func (s *listings) QueuedDeploymentsFor(ctx context.Context, node string) ([]store.Deployment, error) {
 	s.n.Add(1)
-	return s.DB.QueuedDeployments(ctx)
+	return s.DB.QueuedDeploymentsFor(ctx, node)
 }
 
 // TestOrderRunsAfterItsPush: one push queues hello, hello-etl and worker.

@@ -11,9 +11,11 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-// recoverInterrupted finds the deployments this host was running when its
-// process died: the engine recovers their locks and records them
-// interrupted, and each target is queued again once at its commit.
+// recoverInterrupted finds the deployments this node was running when its
+// process died (tb_deployment.host is the node's name, so several nodes on
+// one machine recover only their own): the engine recovers their locks and
+// records them interrupted, and each target is queued again once at its
+// commit, unless it was a rollout's step.
 func (r *Runner) recoverInterrupted(ctx context.Context) error {
 	running, err := r.Store.RunningDeployments(ctx)
 	if err != nil {
@@ -44,6 +46,10 @@ func (r *Runner) recoverInterrupted(ctx context.Context) error {
 			switch {
 			case d.NewSHA == "":
 				log.Warn("not queued again: its commit was never resolved")
+			case d.Trigger == store.TriggerRollout || d.RolloutID != nil:
+				// One host's step of a rollout: the rollout decides what
+				// follows (this host failed, the others roll back).
+				log.Warn("not queued again: a rollout's step; its rollout decides what follows", "rollout", rolloutOf(d))
 			case d.Trigger == store.TriggerRequeue:
 				// Queued again once already: a commit that kills fraisier
 				// must not do so forever.
@@ -107,4 +113,12 @@ func (r *Runner) recoverStalled(ctx context.Context, waiting map[int64][]store.W
 			r.Wake()
 		}
 	}
+}
+
+// rolloutOf is d's rollout id for the log, or 0.
+func rolloutOf(d store.Deployment) int64 {
+	if d.RolloutID == nil {
+		return 0
+	}
+	return *d.RolloutID
 }

@@ -18,7 +18,8 @@ import (
 // and the queue's.
 type Store interface {
 	deploy.Store
-	QueuedDeployments(ctx context.Context) ([]store.Deployment, error)
+	QueuedDeploymentsFor(ctx context.Context, node string) ([]store.Deployment, error)
+	Rollout(ctx context.Context, id int64) (store.Rollout, error)
 	SettleQueue(ctx context.Context) (store.QueueOrder, error)
 	EnqueueIfIdle(ctx context.Context, r store.QueueRequest) (store.Queued, bool, error)
 	Deployment(ctx context.Context, id int64) (store.Deployment, error)
@@ -40,6 +41,10 @@ type Runner struct {
 	Collab deploy.Collaborators
 	Owner  deploy.Owner
 	Log    *slog.Logger
+	// Node is this node's name among the nodes sharing the state
+	// database: the runner takes the requests of any node and the
+	// rollout steps of this node's host (Owner.Host is the same name).
+	Node string
 
 	// MaxConcurrent bounds the deployments running at once across all
 	// targets (default 2).
@@ -49,7 +54,8 @@ type Runner struct {
 	Grace time.Duration
 	// Poll is how often the queue is read without a Wake: requests queued
 	// by another node sharing the database, and targets whose lock another
-	// process held (default 2s).
+	// process held (default 2s). With PostgreSQL's LISTEN waking the
+	// runner (RolloutLoop), serve makes it a backstop of 30s.
 	Poll time.Duration
 	// LockedRetry is how long a target whose lock another process holds
 	// (fraisier deploy on the command line, say) is left alone before the
@@ -58,6 +64,10 @@ type Runner struct {
 	LockedRetry time.Duration
 	// OnFinish, when set, is called after each deployment a worker ran.
 	OnFinish func(Finished)
+	// OnRolloutStep, when set, is called after a worker ended one host's
+	// step of a rollout (a deployment or a rollback with a RolloutID):
+	// the rollout loop advances the rollout at once.
+	OnRolloutStep func(rolloutID int64)
 	// OnStart, when set, is called by the worker as it takes a deployment,
 	// before it runs: what it does delays the deployment.
 	OnStart func(store.Deployment)
@@ -161,6 +171,10 @@ func (r *Runner) StopDispatch() { r.stopping.Store(true) }
 // turn comes, as not in the configuration any more.
 func (r *Runner) SetConfig(cfg *config.Config) { r.reloaded.Store(cfg) }
 
+// CurrentConfig is the configuration a deployment starting now runs
+// with: Config, or what SetConfig gave since.
+func (r *Runner) CurrentConfig() *config.Config { return r.config() }
+
 // config is the configuration a deployment starting now runs with.
 func (r *Runner) config() *config.Config {
 	if cfg := r.reloaded.Load(); cfg != nil {
@@ -260,7 +274,7 @@ func (r *Runner) dispatch(ctx context.Context) {
 			r.OnFinish(Finished{Target: d.Target, Result: deploy.Result{DeploymentID: d.ID, Status: d.Status, Err: errors.New(d.Error)}})
 		}
 	}
-	queued, err := r.Store.QueuedDeployments(ctx)
+	queued, err := r.Store.QueuedDeploymentsFor(ctx, r.Node)
 	if err != nil {
 		r.Log.Error("read the deploy queue", "err", err)
 		return
@@ -278,7 +292,7 @@ func (r *Runner) start(queued []store.Deployment, waiting map[int64][]store.Wait
 		if r.running >= r.MaxConcurrent {
 			return
 		}
-		if r.active[d.Target] || now.Before(r.blocked[d.Target]) || len(waiting[d.ID]) > 0 {
+		if r.active[d.Target] || now.Before(r.blocked[d.Target]) || len(waiting[d.ID]) > 0 || !r.mine(d) {
 			continue
 		}
 		r.active[d.Target] = true
@@ -286,6 +300,17 @@ func (r *Runner) start(queued []store.Deployment, waiting map[int64][]store.Wait
 		r.workers.Add(1)
 		go r.work(d)
 	}
+}
+
+// mine says whether this node may run d: a request of one host's target
+// (env@host: a rollout's step, or one queued for that host by the API)
+// runs on that host's node only, whatever node the store lists it for.
+func (r *Runner) mine(d store.Deployment) bool {
+	if d.Node != "" {
+		return d.Node == r.Node
+	}
+	_, host := splitHost(d.Environment)
+	return host == "" || host == r.Node
 }
 
 func (r *Runner) work(d store.Deployment) {
@@ -300,6 +325,10 @@ func (r *Runner) work(d store.Deployment) {
 		default:
 		}
 	}()
+	if d.RolloutID != nil && r.OnRolloutStep != nil {
+		// However the step ended, even unrecorded, its rollout has news.
+		defer r.OnRolloutStep(*d.RolloutID)
+	}
 	log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
 	ctx := r.workCtx
 
@@ -321,15 +350,7 @@ func (r *Runner) work(d store.Deployment) {
 	if r.OnStart != nil {
 		r.OnStart(d)
 	}
-	var res deploy.Result
-	if d.Trigger == store.TriggerRollback {
-		// Queued by the deploy API: a rollback to the release its ref names.
-		res, err = e.Rollback(ctx, r.Collab, deploy.RollbackRequest{Env: env, To: store.QueuedRef(d.RequestedRef), Actor: d.Actor, Queued: d.ID})
-	} else {
-		res, err = e.Deploy(ctx, r.Collab, deploy.Request{
-			Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
-		})
-	}
+	res, err := r.run(ctx, e, env, d)
 	scrubbed.Close()
 	progress.Flush()
 	switch {

@@ -136,6 +136,9 @@ func (f *fixture) startWith(r *Runner, s Store) (stop func()) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	if r.Node != "" {
+		owner.Host = r.Node
+	}
 	r.Store, r.Config, r.Collab, r.Owner = s, f.cfg, deploy.RealCollaborators(nil), owner
 	if r.Log == nil {
 		r.Log = testLogger(f.t)
@@ -372,7 +375,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(runChild(spec))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgServer.Stop()
+	os.Exit(code)
 }
 
 func runChild(spec string) int {
@@ -393,7 +398,13 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	r := &Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Poll: 50 * time.Millisecond,
+	// A node name, when the test gives one, names the child's lock owner
+	// as fraisier serve --node does.
+	node := os.Getenv(childEnv + "_NODE")
+	if node != "" {
+		owner.Host = node
+	}
+	r := &Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Node: node, Poll: 50 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	_ = r.Run(context.Background())
 	return 0
@@ -478,8 +489,8 @@ type pushOnList struct {
 	push func()
 }
 
-func (s *pushOnList) QueuedDeployments(ctx context.Context) ([]store.Deployment, error) {
-	ds, err := s.DB.QueuedDeployments(ctx)
+func (s *pushOnList) QueuedDeploymentsFor(ctx context.Context, node string) ([]store.Deployment, error) {
+	ds, err := s.DB.QueuedDeploymentsFor(ctx, node)
 	if len(ds) > 0 {
 		s.once.Do(s.push)
 	}

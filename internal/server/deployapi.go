@@ -15,6 +15,7 @@ import (
 
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/git"
+	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -172,11 +173,14 @@ type lockBody struct {
 
 // queuedJSON is the answer to a deploy or rollback the API queued.
 type queuedJSON struct {
-	DeploymentID int64  `json:"deployment_id"`
-	Fraise       string `json:"fraise"`
-	Environment  string `json:"environment"`
-	SHA          string `json:"sha"`
-	Ref          string `json:"ref,omitempty"`
+	DeploymentID int64 `json:"deployment_id"`
+	// RolloutID is the rollout a deploy of an environment with hosts
+	// queued (DeploymentID is then 0).
+	RolloutID   int64  `json:"rollout_id,omitempty"`
+	Fraise      string `json:"fraise"`
+	Environment string `json:"environment"`
+	SHA         string `json:"sha"`
+	Ref         string `json:"ref,omitempty"`
 	// Superseded is the waiting request this one replaced.
 	Superseded int64  `json:"superseded,omitempty"`
 	StatusURL  string `json:"status_url"`
@@ -199,7 +203,12 @@ func (s *Server) handleAPIDeploy(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, status, apiError{err.Error()})
 		return
 	}
-	s.enqueue(w, r, c, store.ScopeDeploy, store.QueueRequest{Target: c.target, SHA: sha, Ref: ref, Trigger: store.TriggerAPI, Actor: c.token.Name})
+	q := store.QueueRequest{Target: c.target, SHA: sha, Ref: ref, Trigger: store.TriggerAPI, Actor: c.token.Name}
+	if p, ok := queue.RolloutPolicy(c.env); ok {
+		// An environment with hosts deploys as a push does: one rollout.
+		q.Rollout = &p
+	}
+	s.enqueue(w, r, c, store.ScopeDeploy, q)
 }
 
 // enqueue queues q through the store's queue, as the intake does, wakes
@@ -215,10 +224,16 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, c apiCall, acti
 		s.runner.Wake()
 	}
 	url := "/api/deployments/" + strconv.FormatInt(res.DeploymentID, 10)
+	status := url
+	if res.RolloutID != 0 {
+		// Each host's step has its own logs; the rollout lists them.
+		status = "/api/rollouts/" + strconv.FormatInt(res.RolloutID, 10)
+		url = status
+	}
 	s.log.Info("api", "action", action, "token", c.token.Name, "fraise", q.Fraise, "environment", q.Environment,
-		"sha", q.SHA, "ref", q.Ref, "deployment", res.DeploymentID, "superseded", res.Superseded, "status", http.StatusAccepted)
-	s.reply(w, http.StatusAccepted, queuedJSON{DeploymentID: res.DeploymentID, Fraise: q.Fraise, Environment: q.Environment,
-		SHA: q.SHA, Ref: q.Ref, Superseded: res.Superseded, StatusURL: url, LogsURL: url})
+		"sha", q.SHA, "ref", q.Ref, "deployment", res.DeploymentID, "rollout", res.RolloutID, "superseded", res.Superseded, "status", http.StatusAccepted)
+	s.reply(w, http.StatusAccepted, queuedJSON{DeploymentID: res.DeploymentID, RolloutID: res.RolloutID, Fraise: q.Fraise, Environment: q.Environment,
+		SHA: q.SHA, Ref: q.Ref, Superseded: res.Superseded, StatusURL: status, LogsURL: url})
 }
 
 // checkUnlocked answers 409 (ok false) when an operator holds the
@@ -419,6 +434,12 @@ func (s *Server) handleAPIRollback(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.env.Layout == config.LayoutInplace {
 		s.reply(w, http.StatusConflict, apiError{c.env.ID() + " has the inplace layout, which keeps no releases: deploy the commit to return to instead"})
+		return
+	}
+	if queue.HasHosts(c.env) {
+		// No node runs the base environment: each host keeps its releases.
+		s.reply(w, http.StatusConflict, apiError{fmt.Sprintf("%s runs on hosts (%s): roll back one host (environment %s), or deploy the commit to return to, which rolls out across them",
+			c.env.ID(), strings.Join(c.env.Hosts, ", "), c.target.Environment+config.HostSep+c.env.Hosts[0])})
 		return
 	}
 	if !s.checkUnlocked(w, r, c) {

@@ -58,6 +58,9 @@ type queuedAnswer struct {
 	// HeldForChecks is the hold that keeps this push until the forge
 	// reports its commit's checks (trigger: checks); DeploymentID is 0.
 	HeldForChecks int64 `json:"held_for_checks,omitempty"`
+	// RolloutID is the rollout across the environment's hosts that
+	// carries this push (an environment with hosts:); DeploymentID is 0.
+	RolloutID int64 `json:"rollout_id,omitempty"`
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -278,7 +281,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, kind string, sta
 	a := answer{Outcome: ev.Outcome, Reason: ev.Reason, WebhookEventID: ev.ID, Forge: kind, DeliveryID: ev.DeliveryID, Duplicate: res.Duplicate}
 	for _, q := range res.Queued {
 		a.Deployments = append(a.Deployments, queuedAnswer{Fraise: q.Fraise, Environment: q.Environment,
-			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded, HeldForChecks: q.Held})
+			DeploymentID: q.DeploymentID, Superseded: q.Superseded, ReplacedEvent: q.Replaced, Folded: q.Folded, HeldForChecks: q.Held, RolloutID: q.RolloutID})
 	}
 	switch {
 	case res.Duplicate:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fraiseql/fraisier/internal/config"
 	"github.com/fraiseql/fraisier/internal/forge"
+	"github.com/fraiseql/fraisier/internal/queue"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -132,10 +133,15 @@ func (t *routingTable) routePullRequest(ev forge.Event, who sender, rec store.We
 
 // request is what a delivery queues for e: a deployment of sha, fetched
 // at ref.
+// An environment with hosts queues one rollout across them instead.
 func request(ev forge.Event, e *config.Environment, sha, ref string) store.QueueRequest {
 	fraise, env := e.Target()
-	return store.QueueRequest{Target: store.Target{Fraise: fraise, Environment: env}, SHA: sha, Ref: ref,
+	q := store.QueueRequest{Target: store.Target{Fraise: fraise, Environment: env}, SHA: sha, Ref: ref,
 		Trigger: store.TriggerWebhook, Actor: actorOf(ev), After: runsAfter(e), Hold: e.WaitsForChecks(), Checks: e.Checks}
+	if p, ok := queue.RolloutPolicy(e); ok {
+		q.Rollout = &p
+	}
+	return q
 }
 
 // runsAfter is what a request for e waits for among the requests of the
