@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/testenv/proxy"
 )
 
 // mode is one restart mode under load: its environment of the fraise
 // hello (named after the mode), the front the load goes through, and what
 // the load saw.
 type mode struct {
-	name  string // plain, socket, blue_green (nginx) or blue_green_caddy
+	name  string // plain, socket, blue_green (nginx), blue_green_caddy, blue_green_caddy_link or blue_green_nginx_link
 	front side   // the environment's app, unit and the port the load uses
 	// restart is the environment's restart: field; "" when fraisier's
 	// configuration does not know the field or the value yet.
@@ -26,6 +28,11 @@ type mode struct {
 	// w.environment does not write them (blue/green).
 	envYAML string
 	res     *loadResult
+	// caddy is the Caddy of blue_green_caddy_link, whose log says whether
+	// anything reloaded it; reloads is how many times it loaded a
+	// configuration during the rounds.
+	caddy   *proxy.Caddy
+	reloads int
 }
 
 // modeEnvironment is m's lines in fraises.yaml.
@@ -47,10 +54,10 @@ func (w *world) prepareMode(m *mode) error {
 		m.front, err = w.serviceUnit("plain", "", "")
 	case "socket":
 		m.front, err = w.socketUnits("socket")
-	case "blue_green", "blue_green_caddy":
+	case "blue_green", "blue_green_caddy", "blue_green_caddy_link", "blue_green_nginx_link":
 		return w.prepareBlueGreen(m)
 	default:
-		return fmt.Errorf("unknown mode %q (plain, socket, blue_green, blue_green_caddy)", m.name)
+		return fmt.Errorf("unknown mode %q (plain, socket, blue_green, blue_green_caddy, blue_green_caddy_link, blue_green_nginx_link)", m.name)
 	}
 	if err != nil {
 		return err
@@ -109,7 +116,9 @@ func (w *world) measure(m *mode, spec loadSpec, rounds int) error {
 	ctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan *loadResult, 1)
 	go func() { done <- g.run(ctx) }()
+	loads := m.caddyLoads()
 	err := w.rounds(m, g, rounds)
+	m.reloads = m.caddyLoads() - loads
 	// Let the last slow requests started during the rounds end.
 	time.Sleep(spec.slowFor + time.Second)
 	cancel()
