@@ -156,6 +156,7 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 		if m.note != "" {
 			fmt.Printf("                   run as: %s\n", m.note)
 		}
+		fmt.Printf("                   once the front first answered the new version during a deploy, %d of %d answers came from the old one\n", m.stale, m.afterNew)
 		if m.caddy != nil {
 			fmt.Printf("                   Caddy loaded a configuration %d times during the rounds (its log's \"autosaved config\")\n", m.reloads)
 		}

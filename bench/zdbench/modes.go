@@ -33,6 +33,9 @@ type mode struct {
 	// configuration during the rounds.
 	caddy   *proxy.Caddy
 	reloads int
+	// afterNew counts the watcher's answers during deploys once the front
+	// first answered the new version; stale, those from the old one.
+	afterNew, stale int
 }
 
 // modeEnvironment is m's lines in fraises.yaml.
@@ -134,7 +137,12 @@ func (w *world) rounds(m *mode, g *generator, rounds int) error {
 			return err
 		}
 		g.phase.Store("deploy")
+		stop, seen := make(chan struct{}), make(chan [2]int, 1)
+		go func() { seen <- watchStale(m.front.url(), version, stop) }()
 		err = w.fraisier("deploy", "hello", m.name)
+		close(stop)
+		counts := <-seen
+		m.afterNew, m.stale = m.afterNew+counts[0], m.stale+counts[1]
 		g.phase.Store("between")
 		if err != nil {
 			return fmt.Errorf("round %d: %w", i, err)
@@ -155,9 +163,35 @@ func (w *world) rounds(m *mode, g *generator, rounds int) error {
 	return nil
 }
 
+// watchStale asks base for its version every 20 ms until stop, each time
+// on a new connection, and once it first answers version counts the
+// answers after that, and those among them from another version: requests
+// the old colour still served after the switch (a proxy reusing pooled
+// connections to it, say).
+func watchStale(base, version string, stop <-chan struct{}) [2]int {
+	var counts [2]int
+	switched := false
+	for {
+		select {
+		case <-stop:
+			return counts
+		case <-time.After(20 * time.Millisecond):
+		}
+		got := answer(base)
+		switch {
+		case got == version:
+			switched = true
+			counts[0]++
+		case switched && got != "":
+			counts[0]++
+			counts[1]++
+		}
+	}
+}
+
 // answer is the version base serves on /, or "" if it does not answer.
 func answer(base string) string {
-	c := http.Client{Timeout: 2 * time.Second}
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(base + "/")
 	if err != nil {
 		return ""
