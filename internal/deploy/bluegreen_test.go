@@ -310,22 +310,7 @@ func testBlueGreen(t *testing.T, kind string) {
 	f.expectColour(colourGreen)
 	t.Logf("blue → green: %v", counts)
 	f.expectLink(colourGreen)
-	// doctor and status: the proxy says green serves, and the health
-	// check probes green, not blue (stopped) whose address it names.
-	want := "green serves"
-	if isLink(kind) {
-		want = fmt.Sprintf("link directory %s is fraisier's alone; sockets %s and %s are reachable; green serves",
-			filepath.Dir(f.link), strings.TrimPrefix(f.env().BlueGreen.Blue, "unix:"), strings.TrimPrefix(f.env().BlueGreen.Green, "unix:"))
-	}
-	if got, err := CheckProxy(context.Background(), f.collab, f.env()); err != nil || got != want {
-		t.Fatalf("CheckProxy: %q, %v; want %s", got, err, want)
-	}
-	if err := CheckHealth(context.Background(), f.collab, f.env()); err != nil {
-		t.Fatalf("CheckHealth with green serving: %v", err)
-	}
-	if l := Inspect(context.Background(), f.collab, f.env(), 5*time.Second); l.Colour != colourGreen || l.ColourError != "" || l.Healthy == nil || !*l.Healthy {
-		t.Fatalf("Inspect: colour %q (%s), healthy %v (%s); want green, healthy", l.Colour, l.ColourError, l.Healthy, l.HealthError)
-	}
+	f.expectGreenServes(kind)
 
 	t.Run("new colour fails its health check", func(t *testing.T) {
 		f.push("unhealthy")
@@ -395,6 +380,27 @@ func testBlueGreen(t *testing.T, kind string) {
 	})
 	if got := f.caddyLoads(); got != caddyLoads {
 		t.Fatalf("Caddy loaded its configuration %d times during the deployments: the link must not reload it", got-caddyLoads)
+	}
+}
+
+// expectGreenServes checks what doctor and status see with green serving:
+// the proxy says green serves, and the health check probes green, not
+// blue (stopped) whose address it names.
+func (f *bgFixture) expectGreenServes(kind string) {
+	f.t.Helper()
+	want := "green serves"
+	if isLink(kind) {
+		want = fmt.Sprintf("link directory %s is fraisier's alone; sockets %s and %s are reachable; green serves",
+			filepath.Dir(f.link), strings.TrimPrefix(f.env().BlueGreen.Blue, "unix:"), strings.TrimPrefix(f.env().BlueGreen.Green, "unix:"))
+	}
+	if got, err := CheckProxy(context.Background(), f.collab, f.env()); err != nil || got != want {
+		f.t.Fatalf("CheckProxy: %q, %v; want %s", got, err, want)
+	}
+	if err := CheckHealth(context.Background(), f.collab, f.env()); err != nil {
+		f.t.Fatalf("CheckHealth with green serving: %v", err)
+	}
+	if l := Inspect(context.Background(), f.collab, f.env(), 5*time.Second); l.Colour != colourGreen || l.ColourError != "" || l.Healthy == nil || !*l.Healthy {
+		f.t.Fatalf("Inspect: colour %q (%s), healthy %v (%s); want green, healthy", l.Colour, l.ColourError, l.Healthy, l.HealthError)
 	}
 }
 
