@@ -16,8 +16,8 @@ echo
 echo "== deploy and rollback against a script doing the same work by hand (real git, real systemd user manager)"
 go run ./bench/deploybench -bin "$bin" -runs 7
 echo
-echo "== zero downtime (real git, real systemd user manager): failed requests under 200 requests/s during 20 deploys and 20 rollbacks per restart mode (targets: 0 for socket and blue_green behind nginx and behind Caddy; plain is the baseline); push-to-live from a signed GitHub push to the new commit answering, against the same work by hand in the same run (target: at most 1.3x)"
-go run ./bench/zdbench -bin "$bin" -rounds 20 -rate 200 -pushes 7 -modes plain,socket,blue_green,blue_green_caddy
+echo "== zero downtime (real git, real systemd user manager): failed requests under 200 requests/s during 20 deploys and 20 rollbacks per restart mode (targets: 0 for socket and blue_green behind nginx and behind Caddy, switched by reload or admin API and by blue_green.link; plain is the baseline); push-to-live from a signed GitHub push to the new commit answering, against the same work by hand in the same run (target: at most 1.3x)"
+go run ./bench/zdbench -bin "$bin" -rounds 20 -rate 200 -pushes 7 -modes plain,socket,blue_green,blue_green_caddy,blue_green_caddy_link,blue_green_nginx_link
 echo
 echo "== fraisier doctor on the example configuration where everything answers (real git origins, units in a real systemd user manager, health checks), against fraisier version (process start) in the same run; target: under 2 s"
 go run ./bench/doctorbench -bin "$bin" -runs 20

@@ -16,7 +16,8 @@ import (
 func main() {
 	var (
 		bin     = flag.String("bin", "bin/fraisier", "fraisier binary")
-		modes   = flag.String("modes", "plain,socket,blue_green,blue_green_caddy", "restart modes to measure, in order (blue_green: behind nginx, blue_green_caddy: behind Caddy; empty: none, push-to-live only)")
+		modes   = flag.String("modes", "plain,socket,blue_green,blue_green_caddy,blue_green_caddy_link,blue_green_nginx_link", "restart modes to measure, in order (blue_green: behind nginx, blue_green_caddy: behind Caddy, switched through its admin API; blue_green_caddy_link, blue_green_nginx_link: Caddy or nginx dialing blue_green.link; empty: none, push-to-live only)")
+		keep    = flag.Bool("link-keepalive", false, "blue_green_caddy_link's Caddy keeps its connections to the link alive (the example turns that off)")
 		rounds  = flag.Int("rounds", 20, "deploys, and as many rollbacks, per mode")
 		rate    = flag.Int("rate", 200, "requests a second (open loop: sent on schedule, whatever the answers)")
 		every   = flag.Int("slow-every", 20, "one request in this many is a slow one (0: none)")
@@ -35,14 +36,14 @@ func main() {
 	if *modes != "" {
 		names = strings.Split(*modes, ",")
 	}
-	if err := run(context.Background(), *bin, names, spec, *rounds, *pushes, *verbose); err != nil {
+	if err := run(context.Background(), *bin, names, spec, *rounds, *pushes, *verbose, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "zdbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds, pushes int, verbose bool) error {
-	w := &world{ctx: ctx, drain: (spec.slowFor + time.Second).String()}
+func run(ctx context.Context, bin string, names []string, spec loadSpec, rounds, pushes int, verbose, linkKeepAlive bool) error {
+	w := &world{ctx: ctx, drain: (spec.slowFor + time.Second).String(), linkKeepAlive: linkKeepAlive}
 	defer func() {
 		for _, c := range w.closers {
 			c()
@@ -140,7 +141,7 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 		spec.rate, slow, spec.timeout, rounds, rounds)
 	for _, m := range modes {
 		if m.skip != "" {
-			fmt.Printf("  %-16s not measured: %s\n", m.name, m.skip)
+			fmt.Printf("  %-21s not measured: %s\n", m.name, m.skip)
 			continue
 		}
 		r := m.res
@@ -151,9 +152,13 @@ func reportLoad(modes []*mode, spec loadSpec, rounds int) {
 		case r.failed > 0:
 			target = "target 0: MISSED"
 		}
-		fmt.Printf("  %-16s failed %5d of %6d requests (%d of %d slow ones)   %s\n", m.name, r.failed, r.sent, r.slowFailed, r.slowSent, target)
+		fmt.Printf("  %-21s failed %5d of %6d requests (%d of %d slow ones)   %s\n", m.name, r.failed, r.sent, r.slowFailed, r.slowSent, target)
 		if m.note != "" {
 			fmt.Printf("                   run as: %s\n", m.note)
+		}
+		fmt.Printf("                   once the front first answered the new version during a deploy, %d of %d answers came from the old one\n", m.stale, m.afterNew)
+		if m.caddy != nil {
+			fmt.Printf("                   Caddy loaded a configuration %d times during the rounds (its log's \"autosaved config\")\n", m.reloads)
 		}
 		if r.failed > 0 {
 			var kinds []string

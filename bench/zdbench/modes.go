@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fraiseql/fraisier/internal/testenv/proxy"
 )
 
 // mode is one restart mode under load: its environment of the fraise
 // hello (named after the mode), the front the load goes through, and what
 // the load saw.
 type mode struct {
-	name  string // plain, socket, blue_green (nginx) or blue_green_caddy
+	name  string // plain, socket, blue_green (nginx), blue_green_caddy, blue_green_caddy_link or blue_green_nginx_link
 	front side   // the environment's app, unit and the port the load uses
 	// restart is the environment's restart: field; "" when fraisier's
 	// configuration does not know the field or the value yet.
@@ -26,6 +28,14 @@ type mode struct {
 	// w.environment does not write them (blue/green).
 	envYAML string
 	res     *loadResult
+	// caddy is the Caddy of blue_green_caddy_link, whose log says whether
+	// anything reloaded it; reloads is how many times it loaded a
+	// configuration during the rounds.
+	caddy   *proxy.Caddy
+	reloads int
+	// afterNew counts the watcher's answers during deploys once the front
+	// first answered the new version; stale, those from the old one.
+	afterNew, stale int
 }
 
 // modeEnvironment is m's lines in fraises.yaml.
@@ -47,10 +57,10 @@ func (w *world) prepareMode(m *mode) error {
 		m.front, err = w.serviceUnit("plain", "", "")
 	case "socket":
 		m.front, err = w.socketUnits("socket")
-	case "blue_green", "blue_green_caddy":
+	case "blue_green", "blue_green_caddy", "blue_green_caddy_link", "blue_green_nginx_link":
 		return w.prepareBlueGreen(m)
 	default:
-		return fmt.Errorf("unknown mode %q (plain, socket, blue_green, blue_green_caddy)", m.name)
+		return fmt.Errorf("unknown mode %q (plain, socket, blue_green, blue_green_caddy, blue_green_caddy_link, blue_green_nginx_link)", m.name)
 	}
 	if err != nil {
 		return err
@@ -109,7 +119,9 @@ func (w *world) measure(m *mode, spec loadSpec, rounds int) error {
 	ctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan *loadResult, 1)
 	go func() { done <- g.run(ctx) }()
+	loads := m.caddyLoads()
 	err := w.rounds(m, g, rounds)
+	m.reloads = m.caddyLoads() - loads
 	// Let the last slow requests started during the rounds end.
 	time.Sleep(spec.slowFor + time.Second)
 	cancel()
@@ -125,7 +137,12 @@ func (w *world) rounds(m *mode, g *generator, rounds int) error {
 			return err
 		}
 		g.phase.Store("deploy")
+		stop, seen := make(chan struct{}), make(chan [2]int, 1)
+		go func() { seen <- watchStale(m.front.url(), version, stop) }()
 		err = w.fraisier("deploy", "hello", m.name)
+		close(stop)
+		counts := <-seen
+		m.afterNew, m.stale = m.afterNew+counts[0], m.stale+counts[1]
 		g.phase.Store("between")
 		if err != nil {
 			return fmt.Errorf("round %d: %w", i, err)
@@ -146,9 +163,35 @@ func (w *world) rounds(m *mode, g *generator, rounds int) error {
 	return nil
 }
 
+// watchStale asks base for its version every 20 ms until stop, each time
+// on a new connection, and once it first answers version counts the
+// answers after that, and those among them from another version: requests
+// the old colour still served after the switch (a proxy reusing pooled
+// connections to it, say).
+func watchStale(base, version string, stop <-chan struct{}) [2]int {
+	var counts [2]int
+	switched := false
+	for {
+		select {
+		case <-stop:
+			return counts
+		case <-time.After(20 * time.Millisecond):
+		}
+		got := answer(base)
+		switch {
+		case got == version:
+			switched = true
+			counts[0]++
+		case switched && got != "":
+			counts[0]++
+			counts[1]++
+		}
+	}
+}
+
 // answer is the version base serves on /, or "" if it does not answer.
 func answer(base string) string {
-	c := http.Client{Timeout: 2 * time.Second}
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(base + "/")
 	if err != nil {
 		return ""

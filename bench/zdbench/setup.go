@@ -22,22 +22,25 @@ const secret = "zdbench: a webhook secret of realistic length, 40+ bytes"
 // push-to-live: fraisier's and the one deployed by hand), and fraisier's
 // configuration.
 type world struct {
-	ctx     context.Context
-	mgr     *tsystemd.Manager
-	bin     string // the fraisier binary
-	script  string // bench/deploy-by-hand.sh
-	root    string
-	origin  string
-	work    string
-	appBin  string
-	env     []string
-	version int
-	modes   []*mode
-	drain   string   // blue/green's drain: the slow requests' time and a second
-	closers []func() // the proxies, stopped when the run ends
-	serve   int      // fraisier serve's port
-	live    side     // fraisier's side of push-to-live
-	byHand  side     // the side deploy-by-hand.sh deploys
+	ctx    context.Context
+	mgr    *tsystemd.Manager
+	bin    string // the fraisier binary
+	script string // bench/deploy-by-hand.sh
+	root   string
+	origin string
+	work   string
+	appBin string
+	// linkKeepAlive: the link modes' Caddy keeps its upstream
+	// connections alive (-link-keepalive), to measure what that does.
+	linkKeepAlive bool
+	env           []string
+	version       int
+	modes         []*mode
+	drain         string   // blue/green's drain: the slow requests' time and a second
+	closers       []func() // the proxies, stopped when the run ends
+	serve         int      // fraisier serve's port
+	live          side     // fraisier's side of push-to-live
+	byHand        side     // the side deploy-by-hand.sh deploys
 }
 
 // side is one copy of the service: where it is deployed, its unit and

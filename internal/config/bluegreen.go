@@ -33,6 +33,7 @@ type BlueGreen struct {
 	Drain Duration `yaml:"drain" json:"drain" doc:"how long the old colour keeps running after the switch, for the requests it has in flight, before it is stopped (default 10s)"`
 	Nginx *Nginx   `yaml:"nginx" json:"nginx,omitempty" doc:"nginx: fraisier writes an upstream block into file and reloads nginx"`
 	Caddy *Caddy   `yaml:"caddy" json:"caddy,omitempty" doc:"Caddy: fraisier sets a reverse_proxy's upstreams through the admin API"`
+	Link  string   `yaml:"link" json:"link,omitempty" abs:"true" doc:"a symlink the proxy dials as its one unix-socket upstream (nginx server unix:PATH; Caddy reverse_proxy unix/PATH): fraisier points it at the serving colour's socket with an atomic rename, reloading no proxy; both colours must listen on unix sockets, and its directory must be writable by fraisier's user alone"`
 }
 
 // Nginx is the nginx side of blue/green: an upstream block in a file of
@@ -113,15 +114,54 @@ func (l *loader) validateBlueGreen(path string, f *Fraise, e *Environment) {
 	if !l.has(bp + ".drain") {
 		b.Drain = DefaultDrain
 	}
+	var kinds []string
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"nginx", b.Nginx != nil}, {"caddy", b.Caddy != nil}, {"link", b.Link != ""}} {
+		if k.set {
+			kinds = append(kinds, k.key)
+		}
+	}
 	switch {
-	case b.Nginx != nil && b.Caddy != nil:
-		l.report(bp+".caddy", "blue_green sets both nginx and caddy", "keep the proxy that serves this app")
+	case len(kinds) > 1:
+		l.report(bp+"."+kinds[len(kinds)-1], "blue_green sets "+strings.Join(kinds, " and ")+": exactly one of nginx, caddy and link switches the traffic", "keep the one that serves this app")
 	case b.Nginx != nil:
 		l.validateNginx(bp+".nginx", b.Nginx)
 	case b.Caddy != nil:
 		l.validateCaddy(bp+".caddy", b.Caddy)
+	case b.Link != "":
+		l.validateLink(bp, b)
 	default:
-		l.report(bp, "blue_green names no proxy", "add nginx: {upstream: app, file: /etc/nginx/fraisier/app.conf} or caddy: {id: app}")
+		l.report(bp, "blue_green names no proxy", "add link: /run/app-live/live.sock (colours on unix sockets), nginx: {upstream: app, file: /etc/nginx/fraisier/app.conf} or caddy: {id: app}")
+	}
+}
+
+// sunPathMax is the longest unix socket path connect(2) and bind(2) take:
+// sun_path's 108 bytes, less the terminating NUL.
+const sunPathMax = 107
+
+// validateLink checks blue_green.link: a path the proxy dials as a unix
+// socket, the link to one of the colours' sockets, so both colours listen
+// on unix sockets, each path short enough to bind or dial.
+func (l *loader) validateLink(bp string, b *BlueGreen) {
+	switch {
+	case len(b.Link) > sunPathMax:
+		l.report(bp+".link", fmt.Sprintf("link %q is %d bytes: a unix socket path the proxy dials holds at most %d", b.Link, len(b.Link), sunPathMax), "choose a shorter path, e.g. /run/app-live/live.sock")
+	case strings.ContainsAny(b.Link, " ;{}"):
+		l.report(bp+".link", fmt.Sprintf("link %q holds a space, ; or a brace, which the proxy's configuration cannot name", b.Link), "choose a plain path, e.g. /run/app-live/live.sock")
+	}
+	for _, c := range []struct{ key, addr string }{{"blue", b.Blue}, {"green", b.Green}} {
+		p, ok := strings.CutPrefix(c.addr, "unix:")
+		switch {
+		case c.addr == "":
+		case !ok:
+			l.report(bp+"."+c.key, fmt.Sprintf("%s listens at %q: with link, each colour listens on a unix socket the link points at", c.key, c.addr), "write unix:/run/app/"+c.key+".sock")
+		case p == b.Link:
+			l.report(bp+"."+c.key, fmt.Sprintf("%s's socket is the link itself (%s)", c.key, p), "give the link its own path, in a directory of its own")
+		case len(p) > sunPathMax:
+			l.report(bp+"."+c.key, fmt.Sprintf("socket path %q is %d bytes: a unix socket path holds at most %d", p, len(p), sunPathMax), "choose a shorter path, e.g. /run/app/"+c.key+".sock")
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,62 @@ func TestBlueGreen(t *testing.T) {
 		{"upstream name", bgWith(bgColours + "nginx: {upstream: \"a b\", file: /etc/x.conf}\n"), []string{env + ".blue_green.nginx.upstream"}},
 		{"with systemd_service", apiWith(bgBase + "systemd_service: app\nblue_green:\n" + indent(bgColours+"caddy: {id: app}\n", 2)), []string{env + ".systemd_service"}},
 		{"inplace", apiWith(bgBase + "layout: inplace\nblue_green:\n" + indent(bgColours+"caddy: {id: app}\n", 2)), []string{env + ".restart"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("fraises.yaml", []byte(tc.yaml), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("got %v, want problems; input:\n%s", err, tc.yaml)
+			}
+			var paths []string
+			for _, p := range cerr.Problems {
+				paths = append(paths, p.Path)
+			}
+			if diff := cmp.Diff(tc.paths, paths); diff != "" {
+				t.Errorf("problem paths (-want +got):\n%s\n%v", diff, err)
+			}
+		})
+	}
+}
+
+// linkWith is an environment switching by link, its colours on unix
+// sockets and probed by a command, with block added to blue_green.
+func linkWith(block string) string {
+	return apiWith(base + "restart: blue_green\nhealth_check: {command: [probe, \"/run/app/{colour}.sock\"]}\nblue_green:\n" + indent("unit: app@.service\n"+block, 2))
+}
+
+// TestBlueGreenLink checks blue_green.link: accepted with both colours on
+// unix sockets, and each problem reported at its key.
+func TestBlueGreenLink(t *testing.T) {
+	const socks = "blue: unix:/run/app/blue.sock\ngreen: unix:/run/app/green.sock\n"
+	cfg, err := Parse("fraises.yaml", []byte(linkWith(socks+"link: /run/app-live/live.sock\n")), Options{LookupEnv: mapEnv(nil), ReadFile: noFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Fraises["api"].Environments["production"].BlueGreen; b.Link != "/run/app-live/live.sock" || b.Nginx != nil || b.Caddy != nil || len(b.Units()) != 2 {
+		t.Fatalf("link: %+v", b)
+	}
+
+	const env = "fraises.api.environments.production.blue_green"
+	long := "/run/" + strings.Repeat("x", 100) + ".sock"
+	cases := []struct {
+		name  string
+		yaml  string
+		paths []string
+	}{
+		{"link and nginx", linkWith(socks + "link: /run/l/live.sock\nnginx: {upstream: app, file: /etc/x.conf}\n"), []string{env + ".link"}},
+		{"link and caddy", linkWith(socks + "link: /run/l/live.sock\ncaddy: {id: app}\n"), []string{env + ".link"}},
+		{"all three", linkWith(socks + "link: /run/l/live.sock\ncaddy: {id: app}\nnginx: {upstream: app, file: /etc/x.conf}\n"), []string{env + ".link"}},
+		{"relative link", linkWith(socks + "link: run/live.sock\n"), []string{env + ".link"}},
+		{"unclean link", linkWith(socks + "link: /run/l/../live.sock\n"), []string{env + ".link"}},
+		{"link too long", linkWith(socks + "link: " + long + "\n"), []string{env + ".link"}},
+		{"link with a brace", linkWith(socks + "link: \"/run/l/{x}.sock\"\n"), []string{env + ".link"}},
+		{"a colour on a port", linkWith("blue: 127.0.0.1:8001\ngreen: unix:/run/app/green.sock\nlink: /run/l/live.sock\n"), []string{env + ".blue"}},
+		{"both on ports", apiWith(bgBase + "blue_green:\n" + indent(bgColours+"link: /run/l/live.sock\n", 2)), []string{env + ".blue", env + ".green"}},
+		{"a colour is the link", linkWith(socks + "link: /run/app/green.sock\n"), []string{env + ".green"}},
+		{"socket too long", linkWith("blue: unix:" + long + "\ngreen: unix:/run/app/green.sock\nlink: /run/l/live.sock\n"), []string{env + ".blue"}},
+		{"url check", apiWith(bgBase + "blue_green:\n" + indent("unit: app@.service\n"+socks+"link: /run/l/live.sock\n", 2)), []string{env}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

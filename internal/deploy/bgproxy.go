@@ -62,8 +62,10 @@ func newProxy(bg *config.BlueGreen, units Units) (trafficProxy, error) {
 		return &nginxProxy{bg: bg, n: bg.Nginx, units: units}, nil
 	case bg.Caddy != nil:
 		return &caddyProxy{bg: bg, c: bg.Caddy, client: &http.Client{Timeout: proxyTimeout}}, nil
+	case bg.Link != "":
+		return &linkProxy{bg: bg, euid: os.Geteuid()}, nil
 	}
-	return nil, errors.New("blue_green names no proxy (nginx or caddy)")
+	return nil, errors.New("blue_green names no proxy (nginx, caddy or link)")
 }
 
 // colourOf is the colour whose address is addr (in the proxy's own

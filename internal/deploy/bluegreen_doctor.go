@@ -15,8 +15,9 @@ import (
 // CheckProxy says whether a blue/green environment's proxy is there and
 // usable, changing nothing: nginx's upstream file can be written, its
 // master runs and can be reloaded, and its configuration passes the test;
-// Caddy's admin API answers for the reverse_proxy named. It returns which
-// colour the proxy sends traffic to.
+// Caddy's admin API answers for the reverse_proxy named; a link's directory
+// is fraisier's alone and the sockets are reachable (checkLinkSetup). It
+// returns what it found: which colour the proxy sends traffic to.
 func CheckProxy(ctx context.Context, c Collaborators, env *config.Environment) (string, error) {
 	bg := env.BlueGreen
 	if bg == nil {
@@ -35,10 +36,18 @@ func CheckProxy(ctx context.Context, c Collaborators, env *config.Environment) (
 			return "", err
 		}
 	}
-	if s.colour == "" {
-		return "no colour serves yet: the next deployment starts blue", nil
+	prefix := ""
+	if bg.Link != "" {
+		said, err := checkLinkSetup(bg, s)
+		if err != nil {
+			return "", err
+		}
+		prefix = said + "; "
 	}
-	return s.colour + " serves", nil
+	if s.colour == "" {
+		return prefix + "no colour serves yet: the next deployment starts blue", nil
+	}
+	return prefix + s.colour + " serves", nil
 }
 
 func checkNginx(ctx context.Context, n *config.Nginx) error {

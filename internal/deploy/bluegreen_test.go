@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,6 +38,49 @@ type bgFixture struct {
 	log      *testenv.SyncBuffer
 	version  int
 	logs     func() string
+	httpapp  string
+	// link is blue_green.link for the link kinds, in a directory of its
+	// own beside the colours' sockets.
+	link  string
+	caddy *proxy.Caddy
+}
+
+// isLink says whether kind switches by blue_green.link.
+func isLink(kind string) bool { return strings.HasSuffix(kind, "-link") }
+
+// colourAddrs are where each colour listens for kind (two loopback
+// ports; for a link kind, two unix sockets in a short directory the proxy,
+// nobody under root, can reach), and the health check's lines.
+func (f *bgFixture) colourAddrs(kind string) (map[string]string, string) {
+	t := f.t
+	if !isLink(kind) {
+		ports := map[string]int{colourBlue: testenv.FreePort(t), colourGreen: testenv.FreePort(t)}
+		return map[string]string{colourBlue: fmt.Sprintf("127.0.0.1:%d", ports[colourBlue]), colourGreen: fmt.Sprintf("127.0.0.1:%d", ports[colourGreen])},
+			fmt.Sprintf("          url: http://127.0.0.1:%d/health\n", ports[colourBlue])
+	}
+	socks := shortDir(t)
+	live := filepath.Join(socks, "live")
+	if err := os.Mkdir(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.link = filepath.Join(live, "live.sock")
+	return map[string]string{colourBlue: "unix:" + filepath.Join(socks, "blue.sock"), colourGreen: "unix:" + filepath.Join(socks, "green.sock")},
+		fmt.Sprintf("          command: [%s, -probe, \"unix:%s/{colour}.sock\"]\n", f.httpapp, socks)
+}
+
+// shortDir is a directory for unix sockets whose paths stay within
+// sun_path's 107 bytes (t.TempDir's may not), searchable by any user.
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fbg-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 func newBGFixture(t *testing.T, kind string, drain time.Duration) *bgFixture {
@@ -45,13 +89,14 @@ func newBGFixture(t *testing.T, kind string, drain time.Duration) *bgFixture {
 	f := &bgFixture{t: t, app: filepath.Join(root, "srv", "hello"), log: &testenv.SyncBuffer{}}
 	f.repo = testenv.NewOrigin(t, root)
 	f.mgr = tsystemd.UserManager(t)
-	ports := map[string]int{colourBlue: testenv.FreePort(t), colourGreen: testenv.FreePort(t)}
-	for c, p := range ports {
-		writeFile(t, filepath.Join(root, "env", c+".env"), fmt.Sprintf("PORT=%d\n", p))
+	f.httpapp = testenv.BuildHTTPApp(t)
+	addrs, healthYAML := f.colourAddrs(kind)
+	for c, a := range addrs {
+		writeFile(t, filepath.Join(root, "env", c+".env"), "ADDR="+a+"\n")
 	}
 	f.template = f.mgr.Unit("app@.service")
-	f.mgr.WriteUnit(t, f.template, fmt.Sprintf("[Unit]\nDescription=fraisier blue/green test app %%i\n[Service]\nEnvironmentFile=%s/env/%%i.env\nExecStart=%s -dir %s/current-%%i\nRestart=no\n",
-		root, testenv.BuildHTTPApp(t), f.app))
+	f.mgr.WriteUnit(t, f.template, fmt.Sprintf("[Unit]\nDescription=fraisier blue/green test app %%i\n[Service]\nEnvironmentFile=%s/env/%%i.env\nExecStart=%s -addr ${ADDR} -dir %s/current-%%i\nRestart=no\n",
+		root, f.httpapp, f.app))
 	var proxyYAML string
 	switch kind {
 	case "nginx":
@@ -74,6 +119,16 @@ func newBGFixture(t *testing.T, kind string, drain time.Duration) *bgFixture {
 		c := proxy.StartCaddy(t, "hello", "127.0.0.1:1")
 		f.proxy, f.logs = c.Addr, func() string { return "" }
 		proxyYAML = fmt.Sprintf("          caddy:\n            admin: %s\n            id: %s\n", c.Admin, c.ID)
+	case "caddy-link":
+		// Caddy dials the link, with keep-alive to it off, as
+		// examples/bluegreen/Caddyfile.link says; fraisier never calls it.
+		c := proxy.StartCaddy(t, "hello", "unix/"+f.link, proxy.UpstreamKeepAlive(false))
+		f.proxy, f.logs, f.caddy = c.Addr, c.Log, c
+		proxyYAML = fmt.Sprintf("          link: %s\n", f.link)
+	case "nginx-link":
+		n := proxy.StartNginx(t, "hello", "unix:"+f.link)
+		f.proxy, f.logs = n.Addr, n.Log
+		proxyYAML = fmt.Sprintf("          link: %s\n", f.link)
 	}
 	f.cfg = parseConfig(t, root, fmt.Sprintf(`
 fraises:
@@ -89,16 +144,15 @@ fraises:
         restart: blue_green
         blue_green:
           unit: %s
-          blue: 127.0.0.1:%d
-          green: 127.0.0.1:%d
+          blue: %s
+          green: %s
           drain: %s
 %s        health_check:
-          url: http://127.0.0.1:%d/health
-          timeout: 500ms
+%s          timeout: 500ms
           retries: 4
           interval: 200ms
           deadline: 5s
-`, f.repo.Dir, f.app, f.template, ports[colourBlue], ports[colourGreen], drain, proxyYAML, ports[colourBlue]))
+`, f.repo.Dir, f.app, f.template, addrs[colourBlue], addrs[colourGreen], drain, proxyYAML, healthYAML))
 	f.db = openState(t, filepath.Join(root, "state.db"))
 	f.engine = newEngine(t, f.db, f.log)
 	f.collab = RealCollaborators(f.mgr.Env())
@@ -206,6 +260,14 @@ func TestBlueGreenNginx(t *testing.T) { testBlueGreen(t, "nginx") }
 
 func TestBlueGreenCaddy(t *testing.T) { testBlueGreen(t, "caddy") }
 
+// TestBlueGreenCaddyLink is the story behind Caddy dialing
+// blue_green.link: fraisier moves the link and never reloads Caddy.
+func TestBlueGreenCaddyLink(t *testing.T) { testBlueGreen(t, "caddy-link") }
+
+// TestBlueGreenNginxLink is the story behind nginx dialing
+// blue_green.link, never reloaded.
+func TestBlueGreenNginxLink(t *testing.T) { testBlueGreen(t, "nginx-link") }
+
 // TestBlueGreenNginxUnit is the story with nginx reloaded through its
 // systemd unit (reload_unit) rather than signalled.
 func TestBlueGreenNginxUnit(t *testing.T) { testBlueGreen(t, "nginx-unit") }
@@ -227,6 +289,10 @@ func testBlueGreen(t *testing.T, kind string) {
 		t.Fatalf("through the proxy after the first deployment: %q, want v1", got)
 	}
 	f.expectColour(colourBlue)
+	caddyLoads := f.caddyLoads()
+	if f.caddy != nil && caddyLoads == 0 {
+		t.Fatalf("Caddy's log shows no load of its first configuration, so no reload could be seen either:\n%s", f.caddy.Log())
+	}
 
 	f.push("healthy")
 	l := startLoad(f.proxy)
@@ -243,17 +309,8 @@ func testBlueGreen(t *testing.T, kind string) {
 	}
 	f.expectColour(colourGreen)
 	t.Logf("blue → green: %v", counts)
-	// doctor and status: the proxy says green serves, and the health
-	// check probes green, not blue (stopped) whose address it names.
-	if got, err := CheckProxy(context.Background(), f.collab, f.env()); err != nil || got != "green serves" {
-		t.Fatalf("CheckProxy: %q, %v; want green serves", got, err)
-	}
-	if err := CheckHealth(context.Background(), f.collab, f.env()); err != nil {
-		t.Fatalf("CheckHealth with green serving: %v", err)
-	}
-	if l := Inspect(context.Background(), f.collab, f.env(), 5*time.Second); l.Colour != colourGreen || l.ColourError != "" || l.Healthy == nil || !*l.Healthy {
-		t.Fatalf("Inspect: colour %q (%s), healthy %v (%s); want green, healthy", l.Colour, l.ColourError, l.Healthy, l.HealthError)
-	}
+	f.expectLink(colourGreen)
+	f.expectGreenServes(kind)
 
 	t.Run("new colour fails its health check", func(t *testing.T) {
 		f.push("unhealthy")
@@ -267,6 +324,7 @@ func testBlueGreen(t *testing.T, kind string) {
 			t.Fatalf("answers through the proxy during the failed deployment: %v, want v2 only", counts)
 		}
 		f.expectColour(colourGreen)
+		f.expectLink(colourGreen)
 		if steps := stepNames(t, f.db, res.DeploymentID); !strings.Contains(steps, "health:failed") || strings.Contains(steps, "switch proxy") {
 			t.Fatalf("steps %s: want a failed health check and no proxy switch", steps)
 		}
@@ -275,6 +333,7 @@ func testBlueGreen(t *testing.T, kind string) {
 	t.Run("rollback while the old colour is warm", func(t *testing.T) {
 		f.push("healthy")
 		greenPID := f.unitState(colourGreen, "MainPID")
+		greenInvocation := f.unitState(colourGreen, "InvocationID")
 		done := make(chan Result, 1)
 		go func() {
 			res, err := f.engine.Deploy(context.Background(), f.collab, Request{Env: f.env(), Trigger: store.TriggerCLI})
@@ -307,6 +366,10 @@ func testBlueGreen(t *testing.T, kind string) {
 		if got := f.unitState(colourGreen, "MainPID"); got != greenPID {
 			t.Fatalf("green's MainPID %s after the rollback, was %s: restarted", got, greenPID)
 		}
+		if got := f.unitState(colourGreen, "InvocationID"); got != greenInvocation {
+			t.Fatalf("green's InvocationID %s after the rollback, was %s: restarted", got, greenInvocation)
+		}
+		f.expectLink(colourGreen)
 		if len(counts) > 2 || counts["v2"]+counts["v4"] != sumCounts(counts) {
 			t.Fatalf("answers through the proxy during the rollback: %v, want only v4 then v2", counts)
 		}
@@ -315,6 +378,53 @@ func testBlueGreen(t *testing.T, kind string) {
 			t.Fatalf("the rollback did not find green warm:\n%s", f.log)
 		}
 	})
+	if got := f.caddyLoads(); got != caddyLoads {
+		t.Fatalf("Caddy loaded its configuration %d times during the deployments: the link must not reload it", got-caddyLoads)
+	}
+}
+
+// expectGreenServes checks what doctor and status see with green serving:
+// the proxy says green serves, and the health check probes green, not
+// blue (stopped) whose address it names.
+func (f *bgFixture) expectGreenServes(kind string) {
+	f.t.Helper()
+	want := "green serves"
+	if isLink(kind) {
+		want = fmt.Sprintf("link directory %s is fraisier's alone; sockets %s and %s are reachable; green serves",
+			filepath.Dir(f.link), strings.TrimPrefix(f.env().BlueGreen.Blue, "unix:"), strings.TrimPrefix(f.env().BlueGreen.Green, "unix:"))
+	}
+	if got, err := CheckProxy(context.Background(), f.collab, f.env()); err != nil || got != want {
+		f.t.Fatalf("CheckProxy: %q, %v; want %s", got, err, want)
+	}
+	if err := CheckHealth(context.Background(), f.collab, f.env()); err != nil {
+		f.t.Fatalf("CheckHealth with green serving: %v", err)
+	}
+	if l := Inspect(context.Background(), f.collab, f.env(), 5*time.Second); l.Colour != colourGreen || l.ColourError != "" || l.Healthy == nil || !*l.Healthy {
+		f.t.Fatalf("Inspect: colour %q (%s), healthy %v (%s); want green, healthy", l.Colour, l.ColourError, l.Healthy, l.HealthError)
+	}
+}
+
+// expectLink checks, for a link kind, that blue_green.link is a symlink to
+// colour's socket.
+func (f *bgFixture) expectLink(colour string) {
+	f.t.Helper()
+	if f.link == "" {
+		return
+	}
+	got, err := os.Readlink(f.link)
+	if want := strings.TrimPrefix(f.env().BlueGreen.Address(colour), "unix:"); err != nil || got != want {
+		f.t.Fatalf("link %s → %q (%v), want %s's socket %s", f.link, got, err, colour, want)
+	}
+}
+
+// caddyLoads counts the configurations the Caddy of a link kind loaded
+// (Caddy 2.6 logs "autosaved config" at its first load and at every change
+// through its admin API), 0 for other kinds.
+func (f *bgFixture) caddyLoads() int {
+	if f.caddy == nil {
+		return 0
+	}
+	return strings.Count(f.caddy.Output(), `"msg":"autosaved config`)
 }
 
 func sumCounts(m map[string]int) int {
@@ -420,5 +530,41 @@ func TestProxyUnixColours(t *testing.T) {
 	}
 	if got := readFile(t, n.UpstreamFile); !strings.Contains(got, "server unix:/run/app/green.sock;") {
 		t.Fatalf("nginx upstream file:\n%s", got)
+	}
+}
+
+// TestBlueGreenLinkPlanted checks a link fraisier did not make, found at a
+// deployment: refused at the first step, before anything changed, and
+// left as found; blue, serving before, is not touched.
+func TestBlueGreenLinkPlanted(t *testing.T) {
+	f := newBGFixture(t, "caddy-link", time.Second)
+	f.push("healthy")
+	if res := f.deploy(); res.Status != store.StatusSucceeded {
+		t.Fatalf("first deployment %s: %v", res.Status, res.Err)
+	}
+	bluePID := f.unitState(colourBlue, "MainPID")
+	planted := filepath.Join(filepath.Dir(f.link), ".planted")
+	if err := os.Symlink("/tmp/elsewhere.sock", planted); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(planted, f.link); err != nil {
+		t.Fatal(err)
+	}
+	f.push("healthy")
+	res := f.deploy()
+	if res.Status != store.StatusFailed || res.Err == nil || !strings.Contains(res.Err.Error(), "points at /tmp/elsewhere.sock") {
+		t.Fatalf("deployment over a planted link: %s, %v; want failed, naming the link's target", res.Status, res.Err)
+	}
+	if steps := stepNames(t, f.db, res.DeploymentID); steps != "check:failed" {
+		t.Fatalf("steps %s, want only the check", steps)
+	}
+	if got, _ := os.Readlink(f.link); got != "/tmp/elsewhere.sock" {
+		t.Fatalf("link → %q after the refusal, want as planted", got)
+	}
+	if got := f.unitState(colourBlue, "MainPID"); got != bluePID {
+		t.Fatalf("blue's MainPID %s, was %s", got, bluePID)
+	}
+	if got := f.unitState(colourGreen, "ActiveState"); got == "active" {
+		t.Fatalf("green started: %s", got)
 	}
 }

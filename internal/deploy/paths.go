@@ -310,7 +310,7 @@ func mirrorPath(env *config.Environment, euid int, create bool) (string, error) 
 // checkTree is what every deployment and rollback starts with, before it
 // reads anything under app_path: who the environment's commands run as
 // (resolveAccount; for an environment sharing another's code, the account
-// that code's environment runs as), the tree it works in (checkAppTree;
+// that code's environment runs as), blue_green.link (checkLinkOf), the tree it works in (checkAppTree;
 // for an etl sharing another's code, that code's tree) and fraisier's git directory
 // (mirrorPath, made if missing). An error refuses the deployment with
 // nothing changed.
@@ -321,6 +321,9 @@ func (d *deployment) checkTree() error {
 		return err
 	}
 	if err := d.as.supports(d.env); err != nil {
+		return err
+	}
+	if err := checkLinkOf(d.env, euid); err != nil {
 		return err
 	}
 	if d.env.SharesCodeWith != "" {

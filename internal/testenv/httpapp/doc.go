@@ -3,9 +3,14 @@
 // each commit of a test repository can ship a healthy, crashing, unhealthy
 // or slow release. testenv.BuildHTTPApp builds it; it binds loopback only.
 //
-// Usage: httpapp [-addr 127.0.0.1:PORT | -systemd-socket] [-drain DURATION] [-dir DIR]
+// Usage: httpapp [-addr 127.0.0.1:PORT | -addr unix:PATH | -systemd-socket] [-drain DURATION] [-dir DIR]
 //
-// -addr defaults to 127.0.0.1:$PORT. -systemd-socket takes the listening
+//	httpapp -probe unix:PATH
+//
+// -addr defaults to 127.0.0.1:$PORT; unix:PATH listens on a unix socket
+// any user may connect to (a stale socket there is removed first). -probe
+// serves nothing: it GETs /health from the httpapp on that socket and
+// exits 0 on a 200, the health check of a colour on a unix socket. -systemd-socket takes the listening
 // socket from systemd instead (socket activation; it exits 1 without one).
 // On SIGTERM it stops accepting (with -addr the port is then closed, with
 // a socket from systemd new connections wait for the next process) and

@@ -28,7 +28,15 @@ func main() {
 	dir := flag.String("dir", ".", "directory holding VERSION and behaviour")
 	fromSystemd := flag.Bool("systemd-socket", false, "take the listening socket from systemd (socket activation) instead of -addr")
 	drain := flag.Duration("drain", 5*time.Second, "on SIGTERM, how long requests in flight may finish")
+	probe := flag.String("probe", "", "do not serve: GET /health from the httpapp listening on this unix socket, exit 0 if it answers 200")
 	flag.Parse()
+	if *probe != "" {
+		if err := probeUnix(*probe); err != nil {
+			fmt.Fprintln(os.Stderr, "httpapp -probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*addr, *dir, *fromSystemd, *drain); err != nil {
 		fmt.Fprintln(os.Stderr, "httpapp:", err)
 		os.Exit(1)
@@ -36,7 +44,8 @@ func main() {
 }
 
 func run(addr, dir string, fromSystemd bool, drain time.Duration) error {
-	if !fromSystemd {
+	socket, unix := strings.CutPrefix(addr, "unix:")
+	if !fromSystemd && !unix {
 		var err error
 		if addr, err = loopbackAddr(addr); err != nil {
 			return err
@@ -56,9 +65,12 @@ func run(addr, dir string, fromSystemd bool, drain time.Duration) error {
 	time.Sleep(b.slow)
 
 	var ln net.Listener
-	if fromSystemd {
+	switch {
+	case fromSystemd:
 		ln, err = systemdListener()
-	} else {
+	case unix:
+		ln, err = listenUnix(socket)
+	default:
 		ln, err = net.Listen("tcp", addr)
 	}
 	if err != nil {

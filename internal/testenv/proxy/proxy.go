@@ -185,12 +185,25 @@ func (n *Nginx) Close() {
 	os.RemoveAll(n.dir)
 }
 
+// CaddyOption changes the reverse_proxy handler StartCaddy and RunCaddy
+// configure (its JSON object).
+type CaddyOption func(handler map[string]any)
+
+// UpstreamKeepAlive turns the reverse_proxy's keep-alive to its upstream
+// on or off (Caddy's default is on: it pools connections to the upstream
+// and reuses them): the Caddyfile's transport http { keepalive off }.
+func UpstreamKeepAlive(on bool) CaddyOption {
+	return func(h map[string]any) {
+		h["transport"] = map[string]any{"protocol": "http", "keep_alive": map[string]any{"enabled": on}}
+	}
+}
+
 // StartCaddy starts Caddy on a free loopback port, with its admin API on
 // another, for the length of the test; its reverse_proxy (@id id) first
-// dials initial.
-func StartCaddy(t testing.TB, id, initial string) *Caddy {
+// dials initial (host:port, or unix//path).
+func StartCaddy(t testing.TB, id, initial string, opts ...CaddyOption) *Caddy {
 	t.Helper()
-	c, err := runCaddy(context.Background(), id, initial, loopback(t), loopback(t))
+	c, err := runCaddy(context.Background(), id, initial, loopback(t), loopback(t), opts)
 	orUnavailable(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -203,7 +216,7 @@ func StartCaddy(t testing.TB, id, initial string) *Caddy {
 
 // RunCaddy is StartCaddy outside a test (a benchmark): Close stops Caddy
 // and removes its directory.
-func RunCaddy(ctx context.Context, id, initial string) (*Caddy, error) {
+func RunCaddy(ctx context.Context, id, initial string, opts ...CaddyOption) (*Caddy, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -212,10 +225,10 @@ func RunCaddy(ctx context.Context, id, initial string) (*Caddy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runCaddy(ctx, id, initial, addr, admin)
+	return runCaddy(ctx, id, initial, addr, admin, opts)
 }
 
-func runCaddy(ctx context.Context, id, initial, addr, adminAddr string) (*Caddy, error) {
+func runCaddy(ctx context.Context, id, initial, addr, adminAddr string, opts []CaddyOption) (*Caddy, error) {
 	bin, err := lookPath("caddy", "/usr/bin/caddy")
 	if err != nil {
 		return nil, err
@@ -225,14 +238,16 @@ func runCaddy(ctx context.Context, id, initial, addr, adminAddr string) (*Caddy,
 		return nil, err
 	}
 	c := &Caddy{Addr: addr, Admin: "http://" + adminAddr, ID: id, dir: dir}
+	handler := map[string]any{"handler": "reverse_proxy", "@id": id, "upstreams": []any{map[string]string{"dial": initial}}}
+	for _, o := range opts {
+		o(handler)
+	}
 	raw, err := json.Marshal(map[string]any{
 		"admin": map[string]any{"listen": adminAddr},
 		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
 			"listen":          []string{c.Addr},
 			"automatic_https": map[string]any{"disable": true},
-			"routes": []any{map[string]any{"handle": []any{map[string]any{
-				"handler": "reverse_proxy", "@id": id, "upstreams": []any{map[string]string{"dial": initial}},
-			}}}},
+			"routes":          []any{map[string]any{"handle": []any{handler}}},
 		}}}},
 	})
 	conf := filepath.Join(dir, "caddy.json")
@@ -265,6 +280,12 @@ func runCaddy(ctx context.Context, id, initial, addr, adminAddr string) (*Caddy,
 	}
 	return c, nil
 }
+
+// Log is the end of what Caddy wrote (its JSON log).
+func (c *Caddy) Log() string { return testenv.Tail(c.proc.out.String(), 8<<10) }
+
+// Output is all Caddy wrote so far: its log, one JSON object a line.
+func (c *Caddy) Output() string { return c.proc.out.String() }
 
 // Close stops Caddy and removes its directory.
 func (c *Caddy) Close() {
