@@ -108,10 +108,10 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 	}
 	err := db.queryRowTx(ctx, tx, `INSERT INTO tb_deployment
 		(fraise, environment, trigger, actor, requested_ref, old_sha, new_sha, release,
-		 status, started_at, webhook_event_id, host, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		 status, started_at, webhook_event_id, host, pid, rollout_id, node)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		d.Fraise, d.Environment, d.Trigger, d.Actor, d.RequestedRef, oldSHA, newSHA, d.Release,
-		status, db.nowMS(), d.WebhookID, d.Host, d.PID).Scan(&id)
+		status, db.nowMS(), d.WebhookID, d.Host, d.PID, d.RolloutID, d.Node).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert: %w", err)
 	}
