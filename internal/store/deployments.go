@@ -127,6 +127,9 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 		d.Fraise, d.Environment, status, id); err != nil {
 		return 0, fmt.Errorf("update state of %s: %w", d.Target, err)
 	}
+	if status == StatusQueued {
+		return id, db.notifyTx(ctx, tx)
+	}
 	return id, nil
 }
 
@@ -238,9 +241,10 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	if err != nil {
 		return err
 	}
-	err = db.queryRowTx(ctx, tx, `SELECT status, actor, new_sha, release, started_at
+	var rollout sql.NullInt64
+	err = db.queryRowTx(ctx, tx, `SELECT status, actor, new_sha, release, started_at, rollout_id
 		FROM tb_deployment WHERE id = ?`+db.d.forUpdate, id).
-		Scan(&status, &d.actor, &d.newSHA, &d.release, &d.started)
+		Scan(&status, &d.actor, &d.newSHA, &d.release, &d.started, &rollout)
 	if err != nil {
 		return fmt.Errorf("read deployment: %w", err)
 	}
@@ -273,6 +277,12 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	}
 	if err := db.saveTargetState(ctx, tx, t, st); err != nil {
 		return err
+	}
+	if rollout.Valid {
+		// A host's step ended: every node may advance its rollout.
+		if err := db.notifyTx(ctx, tx); err != nil {
+			return err
+		}
 	}
 	return db.addToRollups(ctx, tx, t, d, acc)
 }

@@ -160,6 +160,11 @@ func checkQueueRequest(r QueueRequest) error {
 	if _, err := normSHA(r.SHA); err != nil {
 		return fmt.Errorf("queue %s: %w", r.Target, err)
 	}
+	if r.Rollout != nil {
+		if _, err := normPolicy(*r.Rollout); err != nil {
+			return fmt.Errorf("queue a rollout of %s: %w", r.Target, err)
+		}
+	}
 	return nil
 }
 
@@ -215,8 +220,11 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, ifIdle bo
 	}
 	var marks []supersededMark
 	q, err := db.queueRequest(ctx, tx, newerRequest{QueueRequest: r, sha: sha, hook: hook}, db.nowMS(), ifIdle, &marks)
-	if err != nil || q.DeploymentID == 0 {
+	if err != nil || q.DeploymentID == 0 && q.RolloutID == 0 {
 		return q, err
+	}
+	if q.RolloutID != 0 {
+		return q, db.markSuperseded(ctx, tx, marks)
 	}
 	if hook != 0 {
 		if err := db.link(ctx, tx, hook, q.DeploymentID, r.Fraise); err != nil {
