@@ -297,6 +297,21 @@ func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, e
 				return fmt.Errorf("lock %s: %w", t, err)
 			}
 		}
+		// The deployment's row next, passed by if another transaction
+		// holds it (another node claiming it, a newer request replacing
+		// it): that one decides, and this claim never waits on it.
+		if db.d.skipLocked != "" {
+			var status Status
+			err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment WHERE id = ?"+db.d.skipLocked, id).Scan(&status)
+			switch {
+			case notFound(err):
+				return ErrNotQueued
+			case err != nil:
+				return err
+			case status != StatusQueued:
+				return ErrNotQueued
+			}
+		}
 		// A deployment the same push ordered after others runs only once
 		// they have all deployed, whichever node ran them.
 		if err := db.checkReady(ctx, tx, id); err != nil {
