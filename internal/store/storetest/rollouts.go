@@ -134,218 +134,240 @@ const (
 	hs = store.HostSucceeded
 )
 
+// three are the hosts of most rollout tests.
+var three = []string{"a", "b", "c"}
+
 func (s *suite) testRollouts(t *testing.T) {
-	three := []string{"a", "b", "c"}
 	for _, tc := range []struct {
 		name string
 		run  func(f *fleet)
 	}{
-		{"batches with a pause", func(f *fleet) {
-			f.beat("a", "b", "c", "d", "e")
-			id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b", "c", "d", "e"}, Canary: true, Batch: 2, Pause: 10 * time.Second})
-			f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hd, "b": hp})
-			f.run("a", store.StatusSucceeded)
-			res := f.advance()
-			if want := f.clk.Now().Add(10 * time.Second); !res.Next.Equal(want) {
-				t.Errorf("next %v, want the pause's end %v", res.Next, want)
-			}
-			f.clk.Advance(9 * time.Second)
-			f.advance()
-			if f.step("b") != nil {
-				t.Fatal("batch 1 queued before the pause ended")
-			}
-			f.clk.Advance(time.Second)
-			f.beat("a", "b", "c", "d", "e")
-			f.advance()
-			f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hs, "b": hd, "c": hd, "d": hp})
-			f.run("b", store.StatusSucceeded)
-			f.advance()
-			f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"c": hd, "d": hp})
-			f.run("c", store.StatusSucceeded)
-			f.advance()
-			f.clk.Advance(10 * time.Second)
-			f.beat("d", "e")
-			f.advance()
-			f.run("d", store.StatusSucceeded)
-			f.run("e", store.StatusSucceeded)
-			if res := f.advance(); !res.Next.IsZero() || len(res.Changed) == 0 {
-				t.Errorf("last pass: %+v", res)
-			}
-			r := f.expect(id, store.RolloutSucceeded, map[string]store.HostStatus{"a": hs, "b": hs, "c": hs, "d": hs, "e": hs})
-			if r.Batch != 2 || r.FinishedAt == nil {
-				t.Errorf("ended at batch %d, finished %v", r.Batch, r.FinishedAt)
-			}
-		}},
-		{"failure rolls the switched hosts back", func(f *fleet) {
-			f.seed(three...)
-			f.beat(three...)
-			id := f.push(2, store.RolloutPolicy{Hosts: three})
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			f.run("b", store.StatusRolledBack)
-			f.advance()
-			f.expect(id, store.RolloutRollingBack, map[string]store.HostStatus{"a": store.HostRollingBack, "b": store.HostFailed, "c": store.HostSkipped})
-			rb := f.run("a", store.StatusSucceeded)
-			if rb.Trigger != store.TriggerRollback || store.QueuedRef(rb.RequestedRef) != sha(1) || rb.NewSHA != sha(1) {
-				t.Errorf("rollback step %+v: want trigger rollback to %s", rb, sha(1))
-			}
-			f.advance()
-			f.expect(id, store.RolloutRolledBack, map[string]store.HostStatus{"a": store.HostRolledBack, "b": store.HostFailed, "c": store.HostSkipped})
-			if n := f.stepsOf("c", store.TriggerRollout); n != 0 {
-				t.Errorf("%d steps queued for the skipped host", n)
-			}
-		}},
-		{"a failed rollback", func(f *fleet) {
-			f.seed(three...)
-			f.beat(three...)
-			id := f.push(2, store.RolloutPolicy{Hosts: three})
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			f.run("b", store.StatusFailed)
-			f.advance()
-			f.run("a", store.StatusFailed)
-			f.advance()
-			f.expect(id, store.RolloutRollbackFailed, map[string]store.HostStatus{"a": store.HostRollbackFailed, "b": store.HostFailed})
-		}},
-		{"a dead node", func(f *fleet) {
-			f.seed("a", "b")
-			f.beat("a", "b")
-			id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, NodeTimeout: 30 * time.Second})
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			f.clk.Advance(31 * time.Second)
-			f.beat("a") // b's heartbeat is 31 s old
-			queued := f.step("b")
-			f.advance()
-			f.expect(id, store.RolloutRollingBack, map[string]store.HostStatus{"a": store.HostRollingBack, "b": store.HostLost})
-			d := must(f.db.Deployment(f.ctx, queued.ID))(f.t)
-			if d.Status != store.StatusSkipped || !strings.Contains(d.Error, "node b is not alive (last heartbeat 32s ago)") {
-				t.Errorf("b's step %s: %q", d.Status, d.Error)
-			}
-			if _, err := f.db.ClaimQueued(f.ctx, queued.ID, store.Claim{Host: "b"}); !errors.Is(err, store.ErrNotQueued) {
-				t.Errorf("claim of the dead node's step: %v, want ErrNotQueued", err)
-			}
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"a": store.HostRolledBack, "b": store.HostLost})
-		}},
-		{"an outage of this node's database does not kill nodes", func(f *fleet) {
-			f.beat("a")
-			id := f.push(2, store.RolloutPolicy{Hosts: []string{"a"}, NodeTimeout: 30 * time.Second})
-			f.clk.Advance(time.Minute)
-			now := f.clk.Now()
-			res := must(f.db.AdvanceRollouts(f.ctx, now, now.Add(-5*time.Second)))(f.t)
-			f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hd})
-			if want := now.Add(25 * time.Second); !res.Next.Equal(want) {
-				t.Errorf("next %v, want %v (30 s after the connection came back)", res.Next, want)
-			}
-			f.advance()
-			f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"a": store.HostLost})
-		}},
-		{"a step nobody claims", func(f *fleet) {
-			f.beat("a", "b")
-			id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, NodeTimeout: time.Hour, ClaimTimeout: time.Minute})
-			f.clk.Advance(59 * time.Second)
-			if res := f.advance(); !res.Next.Equal(f.clk.Now().Add(time.Second)) {
-				t.Errorf("next %v, want the claim deadline", res.Next)
-			}
-			f.clk.Advance(time.Second)
-			f.advance()
-			r := f.expect(id, store.RolloutRolledBack, map[string]store.HostStatus{"a": store.HostFailed, "b": store.HostSkipped})
-			if !strings.Contains(r.Hosts[0].Error, "no node claimed") {
-				t.Errorf("a's error %q", r.Hosts[0].Error)
-			}
-		}},
-		{"manual canary, resumed", func(f *fleet) {
-			f.beat(three...)
-			id := f.push(2, store.RolloutPolicy{Hosts: three, Canary: true, CanaryManual: true, Batch: 2, MigrateHost: "b"})
-			f.run("b", store.StatusSucceeded)
-			f.advance()
-			r := f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"b": hs, "a": hp, "c": hp})
-			if !r.WaitingResume || r.Hosts[0].Host != "b" {
-				t.Fatalf("waiting_resume %v, first host %s", r.WaitingResume, r.Hosts[0].Host)
-			}
-			f.clk.Advance(time.Hour)
-			f.beat(three...)
-			f.advance()
-			f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hp})
-			check(t, f.db.ResumeRollout(f.ctx, id, "alice"))
-			if err := f.db.ResumeRollout(f.ctx, id, "alice"); !errors.Is(err, store.ErrNotWaiting) {
-				t.Errorf("second resume: %v", err)
-			}
-			f.run("a", store.StatusSucceeded)
-			f.run("c", store.StatusSucceeded)
-			f.advance()
-			f.expect(id, store.RolloutSucceeded, nil)
-		}},
-		{"timed canary, healthy", func(f *fleet) {
-			f.beat("a", "b")
-			id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, Canary: true, CanaryWait: 20 * time.Second})
-			f.run("a", store.StatusSucceeded)
-			if res := f.advance(); !res.Next.Equal(f.clk.Now().Add(20 * time.Second)) {
-				t.Errorf("next %v, want the window's end", res.Next)
-			}
-			if f.step("b") != nil {
-				t.Fatal("b queued during the canary window")
-			}
-			if err := f.db.RolloutVerified(f.ctx, id, "b", true, ""); !errors.Is(err, store.ErrNotWaiting) {
-				t.Errorf("check reported by another host: %v", err)
-			}
-			f.clk.Advance(20 * time.Second)
-			check(t, f.db.RolloutVerified(f.ctx, id, "a", true, ""))
-			f.run("b", store.StatusSucceeded)
-			f.advance()
-			f.expect(id, store.RolloutSucceeded, nil)
-		}},
-		{"timed canary, unhealthy", func(f *fleet) {
-			f.seed("a", "b")
-			f.beat("a", "b")
-			id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, Canary: true, CanaryWait: 20 * time.Second})
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			f.clk.Advance(20 * time.Second)
-			check(t, f.db.RolloutVerified(f.ctx, id, "a", false, "HTTP 502"))
-			f.expect(id, store.RolloutRollingBack, map[string]store.HostStatus{"a": store.HostRollingBack, "b": store.HostSkipped})
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			r := f.expect(id, store.RolloutRolledBack, map[string]store.HostStatus{"a": store.HostRolledBack})
-			if !strings.Contains(r.Error, "HTTP 502") {
-				t.Errorf("error %q", r.Error)
-			}
-		}},
-		{"a newer push supersedes the queued rollout", func(f *fleet) {
-			f.beat("a", "b")
-			p := store.RolloutPolicy{Hosts: []string{"a", "b"}}
-			first := f.push(2, p)
-			second := f.push(3, p)
-			third := f.push(4, p)
-			f.expect(first, store.RolloutRunning, nil)
-			r := f.expect(second, store.RolloutSuperseded, nil)
-			if r.SupersededBy == nil || *r.SupersededBy != third {
-				t.Errorf("superseded by %v, want %d", r.SupersededBy, third)
-			}
-			f.expect(third, store.RolloutQueued, map[string]store.HostStatus{"a": hp})
-			f.run("a", store.StatusSucceeded)
-			f.advance()
-			f.run("b", store.StatusSucceeded)
-			f.advance()
-			f.expect(first, store.RolloutSucceeded, nil)
-			f.expect(third, store.RolloutRunning, map[string]store.HostStatus{"a": hd, "b": hp})
-			if d := f.step("a"); d == nil || d.NewSHA != sha(4) {
-				t.Errorf("a's step %+v, want commit 4", d)
-			}
-			if rs := must(f.db.Rollouts(f.ctx, store.RolloutFilter{Target: api, Active: true}))(f.t); len(rs) != 1 || rs[0].ID != third {
-				t.Errorf("active rollouts %+v", rs)
-			}
-			if rs := must(f.db.Rollouts(f.ctx, store.RolloutFilter{Target: api, Limit: 2}))(f.t); len(rs) != 2 || rs[0].ID != third || rs[1].ID != second {
-				t.Errorf("the newest two rollouts: %+v", rs)
-			}
-		}},
+		{"batches with a pause", rolloutBatchesWithAPause},
+		{"failure rolls the switched hosts back", rolloutFailureRollsTheSwitchedHostsBack},
+		{"a failed rollback", rolloutAFailedRollback},
+		{"a dead node", rolloutADeadNode},
+		{"an outage of this node's database does not kill nodes", rolloutAnOutageOfThisNodesDatabaseDoesNotKillNodes},
+		{"a step nobody claims", rolloutAStepNobodyClaims},
+		{"manual canary, resumed", rolloutManualCanaryResumed},
+		{"timed canary, healthy", rolloutTimedCanaryHealthy},
+		{"timed canary, unhealthy", rolloutTimedCanaryUnhealthy},
+		{"a newer push supersedes the queued rollout", rolloutANewerPushSupersedesTheQueuedRollout},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := s.fleet(t)
-			tc.run(f)
-		})
+		t.Run(tc.name, func(t *testing.T) { tc.run(s.fleet(t)) })
+	}
+}
+
+func rolloutBatchesWithAPause(f *fleet) {
+	f.beat("a", "b", "c", "d", "e")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b", "c", "d", "e"}, Canary: true, Batch: 2, Pause: 10 * time.Second})
+	f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hd, "b": hp})
+	f.run("a", store.StatusSucceeded)
+	res := f.advance()
+	if want := f.clk.Now().Add(10 * time.Second); !res.Next.Equal(want) {
+		f.t.Errorf("next %v, want the pause's end %v", res.Next, want)
+	}
+	f.clk.Advance(9 * time.Second)
+	f.advance()
+	if f.step("b") != nil {
+		f.t.Fatal("batch 1 queued before the pause ended")
+	}
+	f.clk.Advance(time.Second)
+	f.beat("a", "b", "c", "d", "e")
+	f.advance()
+	f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hs, "b": hd, "c": hd, "d": hp})
+	f.run("b", store.StatusSucceeded)
+	f.advance()
+	f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"c": hd, "d": hp})
+	f.run("c", store.StatusSucceeded)
+	f.advance()
+	f.clk.Advance(10 * time.Second)
+	f.beat("d", "e")
+	f.advance()
+	f.run("d", store.StatusSucceeded)
+	f.run("e", store.StatusSucceeded)
+	if res := f.advance(); !res.Next.IsZero() || len(res.Changed) == 0 {
+		f.t.Errorf("last pass: %+v", res)
+	}
+	r := f.expect(id, store.RolloutSucceeded, map[string]store.HostStatus{"a": hs, "b": hs, "c": hs, "d": hs, "e": hs})
+	if r.Batch != 2 || r.FinishedAt == nil {
+		f.t.Errorf("ended at batch %d, finished %v", r.Batch, r.FinishedAt)
+	}
+}
+
+func rolloutFailureRollsTheSwitchedHostsBack(f *fleet) {
+	f.seed(three...)
+	f.beat(three...)
+	id := f.push(2, store.RolloutPolicy{Hosts: three})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	f.run("b", store.StatusRolledBack)
+	f.advance()
+	f.expect(id, store.RolloutRollingBack, map[string]store.HostStatus{"a": store.HostRollingBack, "b": store.HostFailed, "c": store.HostSkipped})
+	rb := f.run("a", store.StatusSucceeded)
+	if rb.Trigger != store.TriggerRollback || store.QueuedRef(rb.RequestedRef) != sha(1) || rb.NewSHA != sha(1) {
+		f.t.Errorf("rollback step %+v: want trigger rollback to %s", rb, sha(1))
+	}
+	f.advance()
+	f.expect(id, store.RolloutRolledBack, map[string]store.HostStatus{"a": store.HostRolledBack, "b": store.HostFailed, "c": store.HostSkipped})
+	if n := f.stepsOf("c", store.TriggerRollout); n != 0 {
+		f.t.Errorf("%d steps queued for the skipped host", n)
+	}
+}
+
+func rolloutAFailedRollback(f *fleet) {
+	f.seed(three...)
+	f.beat(three...)
+	id := f.push(2, store.RolloutPolicy{Hosts: three})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	f.run("b", store.StatusFailed)
+	f.advance()
+	f.run("a", store.StatusFailed)
+	f.advance()
+	f.expect(id, store.RolloutRollbackFailed, map[string]store.HostStatus{"a": store.HostRollbackFailed, "b": store.HostFailed})
+}
+
+func rolloutADeadNode(f *fleet) {
+	f.seed("a", "b")
+	f.beat("a", "b")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, NodeTimeout: 30 * time.Second})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	f.clk.Advance(31 * time.Second)
+	f.beat("a") // b's heartbeat is 31 s old
+	queued := f.step("b")
+	f.advance()
+	f.expect(id, store.RolloutRollingBack, map[string]store.HostStatus{"a": store.HostRollingBack, "b": store.HostLost})
+	d := must(f.db.Deployment(f.ctx, queued.ID))(f.t)
+	if d.Status != store.StatusSkipped || !strings.Contains(d.Error, "node b is not alive (last heartbeat 32s ago)") {
+		f.t.Errorf("b's step %s: %q", d.Status, d.Error)
+	}
+	if _, err := f.db.ClaimQueued(f.ctx, queued.ID, store.Claim{Host: "b"}); !errors.Is(err, store.ErrNotQueued) {
+		f.t.Errorf("claim of the dead node's step: %v, want ErrNotQueued", err)
+	}
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"a": store.HostRolledBack, "b": store.HostLost})
+}
+
+func rolloutAnOutageOfThisNodesDatabaseDoesNotKillNodes(f *fleet) {
+	f.beat("a")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a"}, NodeTimeout: 30 * time.Second})
+	f.clk.Advance(time.Minute)
+	now := f.clk.Now()
+	res := must(f.db.AdvanceRollouts(f.ctx, now, now.Add(-5*time.Second)))(f.t)
+	f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hd})
+	if want := now.Add(25 * time.Second); !res.Next.Equal(want) {
+		f.t.Errorf("next %v, want %v (30 s after the connection came back)", res.Next, want)
+	}
+	f.advance()
+	f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"a": store.HostLost})
+}
+
+func rolloutAStepNobodyClaims(f *fleet) {
+	f.beat("a", "b")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, NodeTimeout: time.Hour, ClaimTimeout: time.Minute})
+	f.clk.Advance(59 * time.Second)
+	if res := f.advance(); !res.Next.Equal(f.clk.Now().Add(time.Second)) {
+		f.t.Errorf("next %v, want the claim deadline", res.Next)
+	}
+	f.clk.Advance(time.Second)
+	f.advance()
+	r := f.expect(id, store.RolloutRolledBack, map[string]store.HostStatus{"a": store.HostFailed, "b": store.HostSkipped})
+	if !strings.Contains(r.Hosts[0].Error, "no node claimed") {
+		f.t.Errorf("a's error %q", r.Hosts[0].Error)
+	}
+}
+
+func rolloutManualCanaryResumed(f *fleet) {
+	t := f.t
+	f.beat(three...)
+	id := f.push(2, store.RolloutPolicy{Hosts: three, Canary: true, CanaryManual: true, Batch: 2, MigrateHost: "b"})
+	f.run("b", store.StatusSucceeded)
+	f.advance()
+	r := f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"b": hs, "a": hp, "c": hp})
+	if !r.WaitingResume || r.Hosts[0].Host != "b" {
+		f.t.Fatalf("waiting_resume %v, first host %s", r.WaitingResume, r.Hosts[0].Host)
+	}
+	f.clk.Advance(time.Hour)
+	f.beat(three...)
+	f.advance()
+	f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hp})
+	check(t, f.db.ResumeRollout(f.ctx, id, "alice"))
+	if err := f.db.ResumeRollout(f.ctx, id, "alice"); !errors.Is(err, store.ErrNotWaiting) {
+		f.t.Errorf("second resume: %v", err)
+	}
+	f.run("a", store.StatusSucceeded)
+	f.run("c", store.StatusSucceeded)
+	f.advance()
+	f.expect(id, store.RolloutSucceeded, nil)
+}
+
+func rolloutTimedCanaryHealthy(f *fleet) {
+	t := f.t
+	f.beat("a", "b")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, Canary: true, CanaryWait: 20 * time.Second})
+	f.run("a", store.StatusSucceeded)
+	if res := f.advance(); !res.Next.Equal(f.clk.Now().Add(20 * time.Second)) {
+		f.t.Errorf("next %v, want the window's end", res.Next)
+	}
+	if f.step("b") != nil {
+		f.t.Fatal("b queued during the canary window")
+	}
+	if err := f.db.RolloutVerified(f.ctx, id, "b", true, ""); !errors.Is(err, store.ErrNotWaiting) {
+		f.t.Errorf("check reported by another host: %v", err)
+	}
+	f.clk.Advance(20 * time.Second)
+	check(t, f.db.RolloutVerified(f.ctx, id, "a", true, ""))
+	f.run("b", store.StatusSucceeded)
+	f.advance()
+	f.expect(id, store.RolloutSucceeded, nil)
+}
+
+func rolloutTimedCanaryUnhealthy(f *fleet) {
+	t := f.t
+	f.seed("a", "b")
+	f.beat("a", "b")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, Canary: true, CanaryWait: 20 * time.Second})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	f.clk.Advance(20 * time.Second)
+	check(t, f.db.RolloutVerified(f.ctx, id, "a", false, "HTTP 502"))
+	f.expect(id, store.RolloutRollingBack, map[string]store.HostStatus{"a": store.HostRollingBack, "b": store.HostSkipped})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	r := f.expect(id, store.RolloutRolledBack, map[string]store.HostStatus{"a": store.HostRolledBack})
+	if !strings.Contains(r.Error, "HTTP 502") {
+		f.t.Errorf("error %q", r.Error)
+	}
+}
+
+func rolloutANewerPushSupersedesTheQueuedRollout(f *fleet) {
+	f.beat("a", "b")
+	p := store.RolloutPolicy{Hosts: []string{"a", "b"}}
+	first := f.push(2, p)
+	second := f.push(3, p)
+	third := f.push(4, p)
+	f.expect(first, store.RolloutRunning, nil)
+	r := f.expect(second, store.RolloutSuperseded, nil)
+	if r.SupersededBy == nil || *r.SupersededBy != third {
+		f.t.Errorf("superseded by %v, want %d", r.SupersededBy, third)
+	}
+	f.expect(third, store.RolloutQueued, map[string]store.HostStatus{"a": hp})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	f.run("b", store.StatusSucceeded)
+	f.advance()
+	f.expect(first, store.RolloutSucceeded, nil)
+	f.expect(third, store.RolloutRunning, map[string]store.HostStatus{"a": hd, "b": hp})
+	if d := f.step("a"); d == nil || d.NewSHA != sha(4) {
+		f.t.Errorf("a's step %+v, want commit 4", d)
+	}
+	if rs := must(f.db.Rollouts(f.ctx, store.RolloutFilter{Target: api, Active: true}))(f.t); len(rs) != 1 || rs[0].ID != third {
+		f.t.Errorf("active rollouts %+v", rs)
+	}
+	if rs := must(f.db.Rollouts(f.ctx, store.RolloutFilter{Target: api, Limit: 2}))(f.t); len(rs) != 2 || rs[0].ID != third || rs[1].ID != second {
+		f.t.Errorf("the newest two rollouts: %+v", rs)
 	}
 }
 
