@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -46,13 +47,16 @@ type hold struct {
 	checks            []string
 	hook              int64
 	reason            string
+	// rollout is the policy (JSON) of a push to an environment with
+	// hosts, released as a rollout; "" for a deployment.
+	rollout string
 }
 
 const (
-	holdCols        = `id, fraise, environment, forge, repository, sha, ref, actor, checks, webhook_event_id, reason`
+	holdCols        = `id, fraise, environment, forge, repository, sha, ref, actor, checks, webhook_event_id, reason, rollout`
 	sqlHoldWaiting  = `SELECT ` + holdCols + ` FROM tb_check_hold WHERE fraise = ? AND environment = ? AND status = 'waiting'`
 	sqlHoldsForSHA  = `SELECT ` + holdCols + ` FROM tb_check_hold WHERE sha = ? AND status = 'waiting' AND forge = ? AND repository = ?`
-	sqlHoldInsert   = `INSERT INTO tb_check_hold (fraise, environment, forge, repository, sha, ref, actor, checks, webhook_event_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?) RETURNING id`
+	sqlHoldInsert   = `INSERT INTO tb_check_hold (fraise, environment, forge, repository, sha, ref, actor, checks, webhook_event_id, status, reason, created_at, rollout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?) RETURNING id`
 	sqlHoldFinish   = `UPDATE tb_check_hold SET status = ?, reason = ?, deployment_id = ?, finished_at = ? WHERE id = ? AND status = 'waiting'`
 	sqlResultInsert = `INSERT INTO tb_check_result (fraise, environment, forge, repository, sha, name, passed, conclusion, webhook_event_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlResultsOf    = `SELECT name, passed, conclusion FROM tb_check_result WHERE sha = ? AND forge = ? AND repository = ? AND fraise = ? AND environment = ? ORDER BY id`
@@ -67,7 +71,7 @@ func scanHold(row interface{ Scan(...any) error }) (hold, error) {
 		h      hold
 		checks string
 	)
-	err := row.Scan(&h.id, &h.target.Fraise, &h.target.Environment, &h.forge, &h.repository, &h.sha, &h.ref, &h.actor, &checks, &h.hook, &h.reason)
+	err := row.Scan(&h.id, &h.target.Fraise, &h.target.Environment, &h.forge, &h.repository, &h.sha, &h.ref, &h.actor, &checks, &h.hook, &h.reason, &h.rollout)
 	if checks != "" {
 		h.checks = strings.Split(checks, "\n")
 	}
@@ -104,15 +108,22 @@ func (db *DB) holdRequest(ctx context.Context, tx *sql.Tx, r newerRequest, ev We
 	}
 	h := hold{target: t, forge: ev.Forge, repository: ev.Repository, sha: r.sha, ref: r.Ref, actor: r.Actor,
 		checks: r.Checks, hook: r.hook, reason: waitingReason(t, r.sha, r.Checks)}
+	if r.Rollout != nil {
+		policy, err := json.Marshal(r.Rollout)
+		if err != nil {
+			return Queued{}, fmt.Errorf("encode the rollout policy: %w", err)
+		}
+		h.rollout = string(policy)
+	}
 	if err := db.queryRowTx(ctx, tx, sqlHoldInsert, t.Fraise, t.Environment, h.forge, h.repository, h.sha, h.ref, h.actor,
-		strings.Join(h.checks, "\n"), h.hook, h.reason, now).Scan(&h.id); err != nil {
+		strings.Join(h.checks, "\n"), h.hook, h.reason, now, h.rollout).Scan(&h.id); err != nil {
 		return Queued{}, fmt.Errorf("hold %s for its checks: %w", t, err)
 	}
 	if _, err := db.execTx(ctx, tx, sqlEventReasonAppend, h.reason, h.reason, h.hook); err != nil {
 		return Queued{}, fmt.Errorf("record on webhook event %d that it waits for checks: %w", h.hook, err)
 	}
 	q, _, err := db.decideHold(ctx, tx, h, 0, now, marks)
-	if err != nil || q.DeploymentID != 0 {
+	if err != nil || q.DeploymentID != 0 || q.RolloutID != 0 {
 		return q, err
 	}
 	return Queued{Target: t, Held: h.id}, nil
@@ -194,9 +205,19 @@ func (db *DB) releaseHold(ctx context.Context, tx *sql.Tx, h hold, by checkResul
 		hook = 0
 	}
 	r := newerRequest{QueueRequest: QueueRequest{Target: h.target, SHA: h.sha, Ref: h.ref, Trigger: TriggerWebhook, Actor: h.actor}, sha: h.sha, hook: hook}
+	if h.rollout != "" {
+		r.Rollout = new(RolloutPolicy)
+		if err := json.Unmarshal([]byte(h.rollout), r.Rollout); err != nil {
+			return Queued{}, "", fmt.Errorf("the push held for %s: its rollout policy: %w", h.target, err)
+		}
+	}
 	q, err := db.queueRequest(ctx, tx, r, now, false, marks)
 	if err != nil {
 		return Queued{}, "", fmt.Errorf("queue the push held for %s: %w", h.target, err)
+	}
+	if q.RolloutID != 0 {
+		why := fmt.Sprintf("%s: checks passed (%s): commit %s queued as rollout %d", h.target, by.name, short12(h.sha), q.RolloutID)
+		return q, why, db.finishHold(ctx, tx, h, holdReleased, why, 0, now)
 	}
 	for _, e := range []int64{hook, checkEvent} {
 		if e != 0 {

@@ -108,10 +108,10 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 	}
 	err := db.queryRowTx(ctx, tx, `INSERT INTO tb_deployment
 		(fraise, environment, trigger, actor, requested_ref, old_sha, new_sha, release,
-		 status, started_at, webhook_event_id, host, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		 status, started_at, webhook_event_id, host, pid, rollout_id, node)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		d.Fraise, d.Environment, d.Trigger, d.Actor, d.RequestedRef, oldSHA, newSHA, d.Release,
-		status, db.nowMS(), d.WebhookID, d.Host, d.PID).Scan(&id)
+		status, db.nowMS(), d.WebhookID, d.Host, d.PID, d.RolloutID, d.Node).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert: %w", err)
 	}
@@ -126,6 +126,9 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 		SET status = excluded.status, last_deployment_id = excluded.last_deployment_id`,
 		d.Fraise, d.Environment, status, id); err != nil {
 		return 0, fmt.Errorf("update state of %s: %w", d.Target, err)
+	}
+	if status == StatusQueued {
+		return id, db.notifyTx(ctx, tx)
 	}
 	return id, nil
 }
@@ -238,9 +241,10 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	if err != nil {
 		return err
 	}
-	err = db.queryRowTx(ctx, tx, `SELECT status, actor, new_sha, release, started_at
+	var rollout sql.NullInt64
+	err = db.queryRowTx(ctx, tx, `SELECT status, actor, new_sha, release, started_at, rollout_id
 		FROM tb_deployment WHERE id = ?`+db.d.forUpdate, id).
-		Scan(&status, &d.actor, &d.newSHA, &d.release, &d.started)
+		Scan(&status, &d.actor, &d.newSHA, &d.release, &d.started, &rollout)
 	if err != nil {
 		return fmt.Errorf("read deployment: %w", err)
 	}
@@ -273,6 +277,12 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	}
 	if err := db.saveTargetState(ctx, tx, t, st); err != nil {
 		return err
+	}
+	if rollout.Valid {
+		// A host's step ended: every node may advance its rollout.
+		if err := db.notifyTx(ctx, tx); err != nil {
+			return err
+		}
 	}
 	return db.addToRollups(ctx, tx, t, d, acc)
 }

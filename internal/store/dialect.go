@@ -24,6 +24,17 @@ type dialect struct {
 	// updates. SQLite needs nothing: BEGIN IMMEDIATE already holds the only
 	// write lock.
 	forUpdate string
+	// skipLocked is forUpdate for a row another node may be working on
+	// (a rollout): the transaction passes it by rather than waiting.
+	skipLocked string
+	// notify, run in a transaction that queues work or changes a rollout,
+	// wakes every node's Listen once it commits. SQLite needs none: one
+	// process writes it, and its runner wakes itself.
+	notify string
+	// lockRollouts serialises, per environment, queueing a rollout and
+	// ending one (which starts the one queued behind it), with the
+	// environment ("fraise/env") as its argument. SQLite needs none.
+	lockRollouts string
 	// migrationLock, when set, runs first in the migration transaction so
 	// that two processes opening a fresh database do not both migrate it.
 	migrationLock string

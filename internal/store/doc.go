@@ -30,4 +30,13 @@
 // (supersede.go): a push takes a push's request over in place
 // (Queued.Replaced), any other waiting request is finished superseded and
 // counted in the statistics (Queued.Superseded).
+//
+// Several nodes sharing a PostgreSQL database coordinate through it alone:
+// each heartbeats (tb_node); a push to an environment with hosts is a
+// rollout (tb_rollout, tb_rollout_host) whose host steps are queued
+// deployments of the per-host target environment@host, each claimed only
+// by its host's node (QueuedDeploymentsFor). Every node advances the
+// rollouts (AdvanceRollouts, one transaction per rollout, its row taken
+// FOR UPDATE SKIP LOCKED), and every write that queues work or changes a
+// rollout notifies fraisier_queue, which Listen turns into wake-ups.
 package store

@@ -10,7 +10,7 @@ import (
 )
 
 const deploymentCols = `id, fraise, environment, trigger, actor, requested_ref, old_sha, new_sha, release,
-	status, started_at, finished_at, duration_ms, error, webhook_event_id, host, pid`
+	status, started_at, finished_at, duration_ms, error, webhook_event_id, host, pid, rollout_id, node`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -21,9 +21,10 @@ func scanDeployment(s scanner) (Deployment, error) {
 		finished sql.NullInt64
 		duration sql.NullInt64
 		webhook  sql.NullInt64
+		rollout  sql.NullInt64
 	)
 	err := s.Scan(&d.ID, &d.Fraise, &d.Environment, &d.Trigger, &d.Actor, &d.RequestedRef, &d.OldSHA, &d.NewSHA,
-		&d.Release, &d.Status, &started, &finished, &duration, &d.Error, &webhook, &d.Host, &d.PID)
+		&d.Release, &d.Status, &started, &finished, &duration, &d.Error, &webhook, &d.Host, &d.PID, &rollout, &d.Node)
 	if err != nil {
 		return d, err
 	}
@@ -32,6 +33,9 @@ func scanDeployment(s scanner) (Deployment, error) {
 	d.DurationMS = duration.Int64
 	if webhook.Valid {
 		d.WebhookID = &webhook.Int64
+	}
+	if rollout.Valid {
+		d.RolloutID = &rollout.Int64
 	}
 	return d, nil
 }

@@ -483,5 +483,18 @@ func (db *DB) duplicateIntake(ctx context.Context, tx *sql.Tx, e WebhookEvent) (
 		q.Folded = !hook.Valid || hook.Int64 != id
 		res.Queued = append(res.Queued, q)
 	}
+	rows, err := db.queryTx(ctx, tx, "SELECT id, fraise, environment FROM tb_rollout WHERE webhook_event_id = ? ORDER BY id", id)
+	if err != nil {
+		return IntakeResult{}, fmt.Errorf("read the rollouts of webhook event %d: %w", id, err)
+	}
+	err = eachRow(rows, func() error {
+		var q Queued
+		err := rows.Scan(&q.RolloutID, &q.Fraise, &q.Environment)
+		res.Queued = append(res.Queued, q)
+		return err
+	})
+	if err != nil {
+		return IntakeResult{}, fmt.Errorf("read the rollouts of webhook event %d: %w", id, err)
+	}
 	return res, nil
 }

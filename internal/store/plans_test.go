@@ -139,6 +139,14 @@ func growHistory(t *testing.T, db *store.DB) store.WebhookEvent {
 		{`INSERT INTO tb_lock_event (fraise, environment, event, owner, host, pid, acquired_at, expires_at, at)
 			SELECT fraise, environment, 'expired', 'serve-1', host, pid, started_at, started_at + 60000, started_at + 60000
 			FROM tb_deployment WHERE id % 10 = 0`, nil},
+		// One deployment in ten was a push rolled out across three hosts.
+		{`INSERT INTO tb_rollout (fraise, environment, sha, ref, trigger, actor, webhook_event_id, status, policy, migrate_host, batch, created_at, started_at, finished_at)
+			SELECT fraise, environment, new_sha, 'refs/heads/main', 'webhook', actor, webhook_event_id, 'succeeded',
+				'{"hosts":["web-1","web-2","web-3"],"batch":1}', 'web-1', 2, started_at, started_at, finished_at
+			FROM tb_deployment WHERE id % 10 = 2 AND finished_at IS NOT NULL`, nil},
+		{`WITH h (host, pos) AS (VALUES ('web-1', 0), ('web-2', 1), ('web-3', 2))
+			INSERT INTO tb_rollout_host (rollout_id, host, position, batch, status, started_at, finished_at)
+			SELECT r.id, h.host, h.pos, h.pos, 'succeeded', r.started_at, r.finished_at FROM tb_rollout r, h`, nil},
 	} {
 		if _, err := db.SQL().ExecContext(ctx, q.sql, q.args...); err != nil {
 			t.Fatalf("grow: %v\n%s", err, q.sql)
@@ -229,8 +237,9 @@ var (
 
 // boundedTables hold a row per target, per migration, per kind of record
 // retention prunes (tb_retention), or per API token an operator made
-// (tb_api_token): every other table grows with the history.
-var boundedTables = map[string]bool{"tb_fraise_state": true, "tb_restart_state": true, "tb_lock": true, "tb_job_state": true, "tb_schema_migrations": true, "tb_retention": true, "tb_api_token": true}
+// (tb_api_token), or per node sharing the database (tb_node): every
+// other table grows with the history.
+var boundedTables = map[string]bool{"tb_fraise_state": true, "tb_restart_state": true, "tb_lock": true, "tb_job_state": true, "tb_schema_migrations": true, "tb_retention": true, "tb_api_token": true, "tb_node": true}
 
 // fullScans are the growing tables the plan reads whole. A scan in index
 // order under a LIMIT, with no sort, stops after the rows it returns (the

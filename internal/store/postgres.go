@@ -14,6 +14,12 @@ var postgresDialect = &dialect{
 	migrations: fsSub(migrationsFS, "migrations/postgres"),
 	rebind:     rebindDollar,
 	forUpdate:  " FOR UPDATE",
+	skipLocked: " FOR UPDATE SKIP LOCKED",
+	notify:     "SELECT pg_notify('" + notifyChannel + "', '')",
+	// The base environment of a rollout has no row of its own to lock
+	// (tb_fraise_state has its hosts'): a transaction-scoped advisory
+	// lock, in a key space of its own (the first key).
+	lockRollouts: "SELECT pg_advisory_xact_lock(18, hashtext(?))",
 	// Any constant will do; it only has to be the same for every fraisier.
 	migrationLock: "SELECT pg_advisory_xact_lock(7305451023)",
 	// READ COMMITTED whatever the server's default_transaction_isolation:

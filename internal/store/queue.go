@@ -160,6 +160,11 @@ func checkQueueRequest(r QueueRequest) error {
 	if _, err := normSHA(r.SHA); err != nil {
 		return fmt.Errorf("queue %s: %w", r.Target, err)
 	}
+	if r.Rollout != nil {
+		if _, err := normPolicy(*r.Rollout); err != nil {
+			return fmt.Errorf("queue a rollout of %s: %w", r.Target, err)
+		}
+	}
 	return nil
 }
 
@@ -215,8 +220,11 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, r QueueRequest, ifIdle bo
 	}
 	var marks []supersededMark
 	q, err := db.queueRequest(ctx, tx, newerRequest{QueueRequest: r, sha: sha, hook: hook}, db.nowMS(), ifIdle, &marks)
-	if err != nil || q.DeploymentID == 0 {
+	if err != nil || q.DeploymentID == 0 && q.RolloutID == 0 {
 		return q, err
+	}
+	if q.RolloutID != 0 {
+		return q, db.markSuperseded(ctx, tx, marks)
 	}
 	if hook != 0 {
 		if err := db.link(ctx, tx, hook, q.DeploymentID, r.Fraise); err != nil {
@@ -287,6 +295,21 @@ func (db *DB) ClaimQueued(ctx context.Context, id int64, c Claim) (Deployment, e
 			if err := db.queryRowTx(ctx, tx, "SELECT 1 FROM tb_fraise_state WHERE fraise = ? AND environment = ?"+db.d.forUpdate,
 				t.Fraise, t.Environment).Scan(&one); err != nil && !notFound(err) {
 				return fmt.Errorf("lock %s: %w", t, err)
+			}
+		}
+		// The deployment's row next, passed by if another transaction
+		// holds it (another node claiming it, a newer request replacing
+		// it): that one decides, and this claim never waits on it.
+		if db.d.skipLocked != "" {
+			var status Status
+			err := db.queryRowTx(ctx, tx, "SELECT status FROM tb_deployment WHERE id = ?"+db.d.skipLocked, id).Scan(&status)
+			switch {
+			case notFound(err):
+				return ErrNotQueued
+			case err != nil:
+				return err
+			case status != StatusQueued:
+				return ErrNotQueued
 			}
 		}
 		// A deployment the same push ordered after others runs only once

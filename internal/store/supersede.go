@@ -13,6 +13,10 @@ type newerRequest struct {
 	QueueRequest
 	sha  string
 	hook int64
+	// node and rollout make the request one host's step of a rollout:
+	// only that node claims it (see queueStep).
+	node    string
+	rollout int64
 }
 
 // waitingRequest is the request already waiting for a target.
@@ -58,9 +62,17 @@ type supersededMark struct {
 // RecordIntake first folds the older requests of one batch into the
 // newest (see intakeBatch); only that one comes here.
 //
+// A request with a Rollout policy is a rollout of the environment across
+// its hosts, and rollouts follow the same rule one level up
+// (queueRollout): at most one waits per environment, and a newer one
+// supersedes it; a running rollout is never stopped.
+//
 // Events to mark superseded are appended to marks: the caller marks them
 // (markSuperseded) once it holds every target it queues for.
 func (db *DB) queueRequest(ctx context.Context, tx *sql.Tx, r newerRequest, now int64, ifIdle bool, marks *[]supersededMark) (Queued, error) {
+	if r.Rollout != nil {
+		return db.queueRollout(ctx, tx, r, now, ifIdle, marks)
+	}
 	t := r.Target
 	if err := db.lockTarget(ctx, tx, t); err != nil {
 		return Queued{}, err
@@ -90,14 +102,18 @@ func (db *DB) queueRequest(ctx context.Context, tx *sql.Tx, r newerRequest, now 
 	if r.hook != 0 {
 		hook = sql.NullInt64{Int64: r.hook, Valid: true}
 	}
+	var rollout sql.NullInt64
+	if r.rollout != 0 {
+		rollout = sql.NullInt64{Int64: r.rollout, Valid: true}
+	}
 	if err := ins.QueryRowContext(ctx, t.Fraise, t.Environment, r.Trigger, r.Actor, requestedRef(r.QueueRequest), r.sha,
-		now, hook).Scan(&q.DeploymentID); err != nil {
+		now, hook, r.node, rollout).Scan(&q.DeploymentID); err != nil {
 		return Queued{}, fmt.Errorf("insert: %w", err)
 	}
 	if err := db.markQueued(ctx, tx, t, q.DeploymentID); err != nil {
 		return Queued{}, err
 	}
-	return q, nil
+	return q, db.notifyTx(ctx, tx)
 }
 
 const (
@@ -113,8 +129,8 @@ const (
 		SET status = 'superseded', finished_at = ?, duration_ms = ?, error = ?
 		WHERE id = ? AND status = 'queued'`
 	sqlInsertRequest = `INSERT INTO tb_deployment
-		(fraise, environment, trigger, actor, requested_ref, new_sha, status, started_at, webhook_event_id)
-		VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
+		(fraise, environment, trigger, actor, requested_ref, new_sha, status, started_at, webhook_event_id, node, rollout_id)
+		VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id`
 	// An upsert: on SQLite the target's state row is not created ahead as
 	// a lock (see lockTarget), so it may not exist yet.
 	sqlTargetQueued = `INSERT INTO tb_fraise_state (fraise, environment, status, last_deployment_id)
@@ -189,7 +205,7 @@ func (db *DB) takeOver(ctx context.Context, tx *sql.Tx, r newerRequest, w waitin
 	if err := db.markQueued(ctx, tx, r.Target, w.id); err != nil {
 		return Queued{}, err
 	}
-	return Queued{Target: r.Target, DeploymentID: w.id, Replaced: w.hook.Int64}, nil
+	return Queued{Target: r.Target, DeploymentID: w.id, Replaced: w.hook.Int64}, db.notifyTx(ctx, tx)
 }
 
 // supersede finishes the waiting request w as superseded by r.
@@ -287,7 +303,7 @@ func (db *DB) markWebhookSuperseded(ctx context.Context, tx *sql.Tx, webhookID i
 	if err != nil {
 		return err
 	}
-	res, err := upd.ExecContext(ctx, reason, webhookID, webhookID, webhookID)
+	res, err := upd.ExecContext(ctx, reason, webhookID, webhookID, webhookID, webhookID)
 	if err != nil {
 		return fmt.Errorf("mark webhook event %d superseded: %w", webhookID, err)
 	}
@@ -320,5 +336,63 @@ const (
 	sqlWebhookSuperseded = `UPDATE tb_webhook_event SET outcome = 'superseded', reason = ?
 	WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tb_deployment
 		WHERE webhook_event_id = ? AND status <> 'superseded')
-	  AND NOT EXISTS (SELECT 1 FROM tb_check_hold WHERE webhook_event_id = ? AND status = 'waiting')`
+	  AND NOT EXISTS (SELECT 1 FROM tb_check_hold WHERE webhook_event_id = ? AND status = 'waiting')
+	  AND NOT EXISTS (SELECT 1 FROM tb_rollout WHERE webhook_event_id = ? AND status <> 'superseded')`
 )
+
+// queueRollout is queueRequest for a request with a Rollout policy, the
+// rule for rollouts of one environment:
+//
+//   - A rollout queued behind a running one and not started yet is
+//     superseded by the newer one (its event, if any, marked superseded
+//     through marks), which waits in its place; ifIdle drops the newer
+//     one instead and returns the zero Queued.
+//   - A running (or rolling back) rollout is never stopped: the newer one
+//     waits until it ends (AdvanceRollouts then starts it).
+//   - With no rollout running, the newer one starts at once: it is
+//     running and its first batch (the migration host) is queued, in the
+//     same transaction.
+func (db *DB) queueRollout(ctx context.Context, tx *sql.Tx, r newerRequest, now int64, ifIdle bool, marks *[]supersededMark) (Queued, error) {
+	t := r.Target
+	if err := db.lockRolloutsOf(ctx, tx, t); err != nil {
+		return Queued{}, err
+	}
+	waiting, found, err := db.queuedRollout(ctx, tx, t)
+	if err != nil {
+		return Queued{}, err
+	}
+	if found && ifIdle {
+		return Queued{}, nil
+	}
+	if found {
+		if err := db.execOne(ctx, tx, sqlSupersedeRollout, now, waiting.id); err != nil {
+			return Queued{}, fmt.Errorf("supersede rollout %d: %w", waiting.id, err)
+		}
+	}
+	running, err := db.rolloutRunning(ctx, tx, t)
+	if err != nil {
+		return Queued{}, err
+	}
+	id, err := db.insertRollout(ctx, tx, r, now, !running)
+	if err != nil {
+		return Queued{}, err
+	}
+	if found {
+		if err := db.execOne(ctx, tx, "UPDATE tb_rollout SET superseded_by = ? WHERE id = ?", id, waiting.id); err != nil {
+			return Queued{}, fmt.Errorf("supersede rollout %d: %w", waiting.id, err)
+		}
+		if waiting.hook.Valid {
+			reason := fmt.Sprintf("a newer request (rollout %d) replaced rollout %d before it started", id, waiting.id)
+			if r.hook != 0 {
+				reason = fmt.Sprintf("webhook event %d (rollout %d) replaced rollout %d before it started", r.hook, id, waiting.id)
+			}
+			*marks = append(*marks, supersededMark{waiting.hook.Int64, reason})
+		}
+	}
+	if !running {
+		if err := db.startRollout(ctx, tx, id, now); err != nil {
+			return Queued{}, err
+		}
+	}
+	return Queued{Target: t, RolloutID: id}, db.notifyTx(ctx, tx)
+}

@@ -35,16 +35,19 @@ type workload struct {
 // offPath are the methods of *store.DB not on the intake, queue, deploy
 // or read paths: no query of theirs runs while fraisier serves.
 var offPath = map[string]string{
-	"Backend":       "no SQL",
-	"Options":       "no SQL",
-	"SQL":           "the handle itself",
-	"Close":         "no query",
-	"Checkpoint":    "a PRAGMA, no table read",
-	"StepsChanged":  "no SQL: a channel the live log waits on",
-	"SchemaVersion": "one read of tb_schema_migrations at open",
-	"RebuildStats":  "a repair that reads every deployment on purpose",
-	"PruneOutbox":   "retention of the outbox: an hourly background pass, in batches of 200, that reads only the messages it removes (ix_outbox_done)",
-	"Releases":      "a target's whole release history, for a rollback's choice and crash recovery: an operator's command or a recovery reads it on purpose; a deployment looks one release up (Release), fraisier releases the newest (RecentReleases)",
+	"Backend":         "no SQL",
+	"Options":         "no SQL",
+	"SQL":             "the handle itself",
+	"Close":           "no query",
+	"Checkpoint":      "a PRAGMA, no table read",
+	"StepsChanged":    "no SQL: a channel the live log waits on",
+	"SchemaVersion":   "one read of tb_schema_migrations at open",
+	"RebuildStats":    "a repair that reads every deployment on purpose",
+	"PruneOutbox":     "retention of the outbox: an hourly background pass, in batches of 200, that reads only the messages it removes (ix_outbox_done)",
+	"Listen":          "its own connection: LISTEN, no table read",
+	"ResumeRollout":   "an operator's resume: one rollout by id and its steps (ix_deployment_rollout), as AdvanceRollouts reads them",
+	"RolloutVerified": "a canary's health check, once per rollout: one rollout by id and its steps, as AdvanceRollouts reads them",
+	"Releases":        "a target's whole release history, for a rollback's choice and crash recovery: an operator's command or a recovery reads it on purpose; a deployment looks one release up (Release), fraisier releases the newest (RecentReleases)",
 }
 
 func newWorkload(t *testing.T, db *store.DB, old store.WebhookEvent) *workload {
@@ -85,6 +88,7 @@ func (w *workload) run() {
 	w.queue()
 	w.deploy()
 	w.reads()
+	w.rollouts()
 	w.tokens()
 	w.outbox()
 	w.checkCoverage()
@@ -405,4 +409,61 @@ func (w *workload) outbox() {
 	}
 	w.do("OutboxAttempts", func() error { _, err := w.db.OutboxAttempts(w.ctx, ids[0]); return err })
 	w.do("OutboxCounts", func() error { _, err := w.db.OutboxCounts(w.ctx, store.OutboxNotification); return err })
+}
+
+// rollouts: nodes heartbeat; pushes to an environment with hosts become
+// rollouts (the second waits behind the first, the third supersedes it);
+// each host's node lists and runs its steps; every node advances the
+// rollouts; the views read them.
+func (w *workload) rollouts() {
+	shop := store.Target{Fraise: "shop", Environment: "production"}
+	hosts := []string{"web-1", "web-2"}
+	for _, h := range hosts {
+		w.do("Heartbeat", func() error { return w.db.Heartbeat(w.ctx, store.Node{Name: h, Hostname: h, PID: 1, Version: "1"}) })
+	}
+	var first int64
+	for i := range 3 {
+		it := w.push(shop)
+		it.Requests[0].Rollout = &store.RolloutPolicy{Hosts: hosts}
+		if res := w.record(it); i == 0 {
+			first = res[0].Queued[0].RolloutID
+		}
+	}
+	advance := func() {
+		w.do("AdvanceRollouts", func() error {
+			now := time.Now()
+			_, err := w.db.AdvanceRollouts(w.ctx, now, now.Add(-time.Hour))
+			return err
+		})
+	}
+	for _, h := range hosts {
+		var queued []store.Deployment
+		w.do("QueuedDeploymentsFor", func() (err error) { queued, err = w.db.QueuedDeploymentsFor(w.ctx, h); return err })
+		for _, d := range queued {
+			if d.Node != h {
+				continue
+			}
+			w.do("ClaimQueued", func() error {
+				_, err := w.db.ClaimQueued(w.ctx, d.ID, store.Claim{Host: h, PID: 1})
+				return err
+			})
+			w.do("FinishDeployment", func() error {
+				return w.db.FinishDeployment(w.ctx, d.ID, store.Finish{Status: store.StatusSucceeded, Release: "r1"})
+			})
+		}
+		advance()
+	}
+	w.do("Rollout", func() error {
+		r, err := w.db.Rollout(w.ctx, first)
+		if err == nil && r.Status != store.RolloutSucceeded {
+			err = fmt.Errorf("rollout %d is %s (%s), want succeeded", first, r.Status, r.Error)
+		}
+		return err
+	})
+	w.do("Rollouts", func() error {
+		_, err := w.db.Rollouts(w.ctx, store.RolloutFilter{Target: shop, Active: true})
+		return err
+	})
+	w.do("Rollouts", func() error { _, err := w.db.Rollouts(w.ctx, store.RolloutFilter{Limit: 20}); return err })
+	w.do("Nodes", func() error { _, err := w.db.Nodes(w.ctx); return err })
 }

@@ -73,6 +73,8 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"RetentionConcurrent", s.testRetentionConcurrent},
 		{"Outbox", s.testOutbox},
 		{"OutboxConcurrentClaim", s.testOutboxConcurrentClaim},
+		{"Rollouts", s.testRollouts},
+		{"Nodes", s.testNodes},
 	}
 	ran := 0
 	for _, tc := range tests {
