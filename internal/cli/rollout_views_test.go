@@ -154,7 +154,7 @@ func TestRolloutViews(t *testing.T) {
 		{"rollout_show_missing", local("rollout", "show", "99999"), 5, nil},
 		{"rollout_show_bad_id", local("rollout", "show", "x"), 2, nil},
 		{"rollout_resume_not_waiting", local("rollout", "resume", id), 1, nil},
-		{"status", local("status", "--offline", "hello"), 0, []string{`^FRAISE +ENVIRONMENT +NODE +STATUS `, `^hello +production@web-1 +alive +never deployed `,
+		{"status", local("status", "--offline", "hello"), 0, []string{`^FRAISE +ENVIRONMENT +NODE +STATUS `, `^hello +production@web-1 +alive +queued `,
 			`^hello +production@web-3 +dead +never deployed `, `^hello +staging +- +never deployed `, `^hello/production ` + progress + `$`}},
 		{"status_one_env", local("status", "--offline", "hello", "production"), 0, []string{`^hello +production@web-2 +alive `}},
 		{"status_one_host", local("status", "--offline", "--json", "hello", "production@web-3"), 0, []string{`"environment": "production@web-3"`, `"host": "web-3"`, `"node_alive": false`}},
@@ -190,7 +190,7 @@ func TestRolloutViews(t *testing.T) {
 		{"remote_rollout_show", remote("rollout", "show", id), 0, []string{`^` + progress + `$`, `^web-3 +pending +- +- +444444444444 +dead +-$`}, false},
 		{"remote_rollout_missing", remote("rollout", "show", "99999"), 5, nil, false},
 		{"remote_resume_not_waiting", remote("rollout", "resume", id), 1, nil, false},
-		{"remote_status", remote("status", "hello", "production"), 0, []string{`^hello +production@web-1 +never`}, false},
+		{"remote_status", remote("status", "hello", "production"), 0, []string{`^hello +production@web-1 +queued`}, false},
 		// Resuming needs the deploy scope of the rollout's environment.
 		{"remote_resume_read_only", remote("rollout", "resume", id), 1, nil, true},
 	} {
