@@ -55,6 +55,13 @@ func mnRacingPushes(t *testing.T, f *multiNode) {
 	if w.maxActive > 1 {
 		t.Errorf("%d rollouts of production ran at once, want one at a time", w.maxActive)
 	}
+	for _, r := range last {
+		// A running rollout is never undone by a newer push: its first
+		// host found its commit at the tip, the others do not ask again.
+		if r.ID == held.ID && r.Status != store.RolloutSucceeded {
+			t.Errorf("the held rollout %d of %s ended %s, want succeeded: a newer push must wait for it\n%s", r.ID, f.versionOf(r.SHA), r.Status, show(r))
+		}
+	}
 	checkOneAtATime(t, last)
 	f.checkCLIRollouts(last)
 	checkWaitersSuperseded(t, f, last, w.waited, idD, shaD)

@@ -58,6 +58,11 @@ type Request struct {
 	// that migrates the shared database).
 	NoMigrate    bool
 	NoMigrateWhy string
+	// TipVerifiedBy, when set, says which earlier step already found the
+	// commit at its ref's tip (a rollout's first host): this step does not
+	// ask again, so a newer push waits for the rollout to end instead of
+	// undoing it half-way. The commit must still descend from what runs.
+	TipVerifiedBy string
 }
 
 // Result is how a deployment ended. Status is one of succeeded, failed,

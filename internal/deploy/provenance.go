@@ -73,7 +73,9 @@ func (d *deployment) checkPushed(ctx context.Context) (detail, refusal string, e
 		return "", "", errors.New("verify push: the source cannot read refs and ancestry")
 	}
 	var checked []string
-	if ref := d.pushedRef; ref != "" {
+	if by := d.req.TipVerifiedBy; by != "" && d.pushedRef != "" {
+		checked = append(checked, "tip of "+d.pushedRef+" when "+by+" deployed it")
+	} else if ref := d.pushedRef; ref != "" {
 		tip, err := src.RefCommit(ctx, ref)
 		switch {
 		case errors.Is(err, git.ErrRefNotFound):

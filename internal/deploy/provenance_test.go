@@ -133,3 +133,52 @@ func TestQueuedPushRefusals(t *testing.T) {
 		t.Errorf("steps %+v (%v): want verify push saying what it checked", steps, err)
 	}
 }
+
+// TestRolloutStepTipVerifiedEarlier: a later host of a rollout deploys the
+// rollout's commit after a newer push moved the ref (its first host found
+// the commit at the tip), but never one that does not descend from what
+// runs.
+func TestRolloutStepTipVerifiedEarlier(t *testing.T) {
+	f := newFixture(t, "")
+	v1 := f.push("healthy", nil)
+	f.expect(f.queuePush("refs/heads/main", v1), store.StatusSucceeded, "v1")
+	v2 := f.push("healthy", nil)
+	f.push("healthy", nil) // v3: a newer push while the rollout of v2 runs
+
+	queue := func(sha string) int64 {
+		q, err := f.db.Enqueue(context.Background(), store.QueueRequest{
+			Target: store.Target{Fraise: "hello", Environment: "production"},
+			SHA:    sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "alice via github",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.DeploymentID
+	}
+	by := "rollout 7's first host"
+	f.expect(f.deploy(Request{Ref: v2, Trigger: store.TriggerWebhook, Queued: queue(v2), TipVerifiedBy: by}), store.StatusSucceeded, "v2")
+	steps, err := f.db.Steps(context.Background(), mustLatest(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var detail string
+	for _, s := range steps {
+		if s.Name == "verify push" {
+			detail = s.Detail
+		}
+	}
+	if !strings.Contains(detail, "when "+by+" deployed it") {
+		t.Errorf("verify push detail %q, want it to name %q", detail, by)
+	}
+	// Back to v1 is still refused: the tip rule is skipped, not ancestry.
+	f.expectRefused(f.deploy(Request{Ref: v1, Trigger: store.TriggerWebhook, Queued: queue(v1), TipVerifiedBy: by}), "does not descend from", "v2")
+}
+
+func mustLatest(t *testing.T, f *fixture) int64 {
+	t.Helper()
+	ds, err := f.db.Deployments(context.Background(), store.DeploymentFilter{Fraise: "hello", Environment: "production", Status: store.StatusSucceeded, Limit: 1})
+	if err != nil || len(ds) == 0 {
+		t.Fatalf("latest deployment: %v (%d)", err, len(ds))
+	}
+	return ds[0].ID
+}

@@ -17,6 +17,12 @@ func (r *Runner) run(ctx context.Context, e *deploy.Engine, env *config.Environm
 	if err != nil {
 		return deploy.Result{}, err
 	}
+	var tipBy string
+	if noMigrate && d.Trigger == store.TriggerRollout {
+		// The migration host deploys first and alone; its step checked
+		// that the commit was its ref's tip.
+		tipBy = fmt.Sprintf("rollout %d's first host", *d.RolloutID)
+	}
 	if d.Trigger == store.TriggerRollback {
 		to := store.QueuedRef(d.RequestedRef)
 		if to == "" && d.RolloutID != nil {
@@ -27,7 +33,7 @@ func (r *Runner) run(ctx context.Context, e *deploy.Engine, env *config.Environm
 	}
 	return e.Deploy(ctx, r.Collab, deploy.Request{
 		Env: env, Ref: d.NewSHA, Trigger: d.Trigger, Actor: d.Actor, WebhookID: d.WebhookID, Queued: d.ID,
-		NoMigrate: noMigrate, NoMigrateWhy: why,
+		NoMigrate: noMigrate, NoMigrateWhy: why, TipVerifiedBy: tipBy,
 	})
 }
 
