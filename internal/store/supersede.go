@@ -381,6 +381,11 @@ func (db *DB) queueRollout(ctx context.Context, tx *sql.Tx, r newerRequest, now 
 		if err := db.execOne(ctx, tx, "UPDATE tb_rollout SET superseded_by = ? WHERE id = ?", id, waiting.id); err != nil {
 			return Queued{}, fmt.Errorf("supersede rollout %d: %w", waiting.id, err)
 		}
+		// Its hosts never start: they read skipped, not pending forever.
+		if _, err := db.execTx(ctx, tx, "UPDATE tb_rollout_host SET status = ?, error = ? WHERE rollout_id = ? AND status = ?",
+			HostSkipped, fmt.Sprintf("rollout %d replaced this one before it started", id), waiting.id, HostPending); err != nil {
+			return Queued{}, fmt.Errorf("supersede rollout %d's hosts: %w", waiting.id, err)
+		}
 		if waiting.hook.Valid {
 			reason := fmt.Sprintf("a newer request (rollout %d) replaced rollout %d before it started", id, waiting.id)
 			if r.hook != 0 {

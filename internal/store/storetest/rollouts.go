@@ -349,7 +349,7 @@ func rolloutANewerPushSupersedesTheQueuedRollout(f *fleet) {
 	second := f.push(3, p)
 	third := f.push(4, p)
 	f.expect(first, store.RolloutRunning, nil)
-	r := f.expect(second, store.RolloutSuperseded, nil)
+	r := f.expect(second, store.RolloutSuperseded, map[string]store.HostStatus{"a": store.HostSkipped, "b": store.HostSkipped})
 	if r.SupersededBy == nil || *r.SupersededBy != third {
 		f.t.Errorf("superseded by %v, want %d", r.SupersededBy, third)
 	}
