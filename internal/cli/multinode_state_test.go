@@ -265,6 +265,7 @@ func (f *multiNode) waitFor(what string, d time.Duration, cond func() bool) {
 		f.checkRunning()
 		return cond()
 	}) {
-		f.t.Fatalf("timed out after %s waiting for %s", d, what)
+		rs, err := f.db.Rollouts(context.Background(), store.RolloutFilter{Limit: 5})
+		f.t.Fatalf("timed out after %s waiting for %s; the newest rollouts (%v):\n%s", d, what, err, show(rs))
 	}
 }

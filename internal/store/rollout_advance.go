@@ -36,8 +36,16 @@ func (db *DB) AdvanceRollouts(ctx context.Context, now, liveSince time.Time) (Ad
 		)
 		err := db.write(ctx, func(tx *sql.Tx) error {
 			a, found, err := db.loadRollout(ctx, tx, id, db.d.skipLocked, true)
-			if err != nil || !found {
+			if err != nil {
 				return err
+			}
+			if !found {
+				// Another node holds it (or it just ended). That pass may
+				// have read its steps before one ended, and the node
+				// holding it may die: look again shortly rather than
+				// leave it to a wake that may never come.
+				next = now.Add(busyRetry)
+				return nil
 			}
 			a.now, a.liveSince, a.nodes = now, liveSince, nodes
 			if err := a.run(ctx); err != nil {
@@ -57,6 +65,10 @@ func (db *DB) AdvanceRollouts(ctx context.Context, now, liveSince time.Time) (Ad
 	}
 	return res, errors.Join(errs...)
 }
+
+// busyRetry is how soon a pass looks again at a rollout another node's
+// pass held.
+const busyRetry = 250 * time.Millisecond
 
 // activeRollouts lists the rollouts running or rolling back, oldest
 // first.

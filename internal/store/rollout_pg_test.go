@@ -279,3 +279,44 @@ func TestListenSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A pass that finds a rollout held by another node's pass comes back to
+// it shortly: that pass may have read its steps before one ended, and its
+// node may die before it looks again.
+func TestAdvancePassedByComesBackSoon(t *testing.T) {
+	ctx := context.Background()
+	db1, _ := openTwice(t)
+	if err := db1.Heartbeat(ctx, store.Node{Name: "web-1"}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := db1.Enqueue(ctx, store.QueueRequest{Target: store.Target{Fraise: "api", Environment: "production"}, SHA: sha40(3),
+		Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Rollout: &store.RolloutPolicy{Hosts: []string{"web-1"}, NodeTimeout: time.Hour, ClaimTimeout: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	res, err := db1.AdvanceRollouts(ctx, now, now.Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Next.Sub(now); d < 30*time.Minute {
+		t.Fatalf("unheld: next pass in %s, want the claim or liveness deadline (an hour)", d)
+	}
+
+	// Another node's pass holds the rollout's row.
+	hold, err := db1.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.ExecContext(ctx, "SELECT 1 FROM tb_rollout WHERE id = $1 FOR UPDATE", q.RolloutID); err != nil {
+		t.Fatal(err)
+	}
+	res, err = db1.AdvanceRollouts(ctx, now, now.Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Next.Sub(now); res.Next.IsZero() || d > time.Second {
+		t.Fatalf("held by another pass: next pass in %s (zero: %v), want within a second", d, res.Next.IsZero())
+	}
+}
