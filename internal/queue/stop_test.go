@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fraiseql/fraisier/internal/deploy"
 	"github.com/fraiseql/fraisier/internal/store"
@@ -45,11 +46,25 @@ func (s *faultStopDuringRead) QueuedDeploymentsFor(ctx context.Context, node str
 	return s.DB.QueuedDeploymentsFor(ctx, node)
 }
 
-// TestStopDuringQueueReadLogsNoError: a read of the queue that shutdown
-// cancels is no error to log (the rollout benchmark counted one per
-// stopping node).
-func TestStopDuringQueueReadLogsNoError(t *testing.T) {
-	for _, in := range []string{"SettleQueue", "QueuedDeploymentsFor"} {
+func (s *faultStopDuringRead) Heartbeat(ctx context.Context, n store.Node) error {
+	if err := s.fault("Heartbeat"); err != nil {
+		return err
+	}
+	return s.DB.Heartbeat(ctx, n)
+}
+
+func (s *faultStopDuringRead) AdvanceRollouts(ctx context.Context, now, liveSince time.Time) (store.AdvanceResult, error) {
+	if err := s.fault("AdvanceRollouts"); err != nil {
+		return store.AdvanceResult{}, err
+	}
+	return s.DB.AdvanceRollouts(ctx, now, liveSince)
+}
+
+// TestStopDuringReadLogsNoError: a read of the queue, a heartbeat or
+// a pass over the rollouts that shutdown cancels is no error to log (the
+// rollout benchmark counted such errors of stopping nodes).
+func TestStopDuringReadLogsNoError(t *testing.T) {
+	for _, in := range []string{"SettleQueue", "QueuedDeploymentsFor", "Heartbeat", "AdvanceRollouts"} {
 		t.Run(in, func(t *testing.T) {
 			f := newFixture(t, "0")
 			owner, err := deploy.CurrentOwner()
@@ -65,9 +80,12 @@ func TestStopDuringQueueReadLogsNoError(t *testing.T) {
 			)
 			log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &errors}, &slog.HandlerOptions{Level: slog.LevelError}))
 			r := &Runner{Store: s, Config: f.cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Log: log}
+			loop := NewRolloutLoop(r, s, store.Node{Name: "web-1"}, false, log)
+			loopDone := RunRolloutLoop(ctx, loop, r, log)
 			if err := r.Run(ctx); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
+			<-loopDone
 			if !s.fired.Load() {
 				t.Fatalf("the shutdown was never injected in %s", in)
 			}
