@@ -19,10 +19,12 @@ type options struct {
 	hosts    int
 	batches  []int
 	rollouts int
-	singles  int
-	grow     int
-	target   time.Duration
-	maxConns int
+	// rollouts1 is rollouts for batch size 1, the longest.
+	rollouts1 int
+	singles   int
+	grow      int
+	target    time.Duration
+	maxConns  int
 }
 
 func main() {
@@ -32,7 +34,8 @@ func main() {
 	)
 	flag.IntVar(&o.hosts, "hosts", 100, "simulated hosts, each an in-process node")
 	flag.StringVar(&batches, "batches", "1,10,25", "batch sizes, comma-separated")
-	flag.IntVar(&o.rollouts, "rollouts", 2, "measured rollouts per batch size and database")
+	flag.IntVar(&o.rollouts, "rollouts", 2, "measured rollouts per batch size above 1 and database")
+	flag.IntVar(&o.rollouts1, "rollouts1", 1, "measured rollouts of batch size 1 per database (the longest: one host after the other)")
 	flag.IntVar(&o.singles, "singles", 5, "single-host deploys per database (the baseline)")
 	flag.IntVar(&o.grow, "grow", 100_000, "past deployments of other fraises in the grown database, and as many past rollout steps (0: fresh database only)")
 	flag.DurationVar(&o.target, "target", 50*time.Millisecond, "the coordination overhead per host to stay under")

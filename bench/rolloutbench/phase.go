@@ -98,7 +98,11 @@ func (w *world) measure(nodes []*node, res *phaseResult) error {
 		res.singleWall, res.singleSteps = append(res.singleWall, wall), append(res.singleSteps, steps)
 	}
 	for _, b := range w.o.batches {
-		for range w.o.rollouts {
+		n := w.o.rollouts
+		if b == 1 {
+			n = w.o.rollouts1
+		}
+		for range n {
 			f, err := w.rollout(policy, b, res.c)
 			if err != nil {
 				return err
