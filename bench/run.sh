@@ -19,6 +19,9 @@ echo
 echo "== zero downtime (real git, real systemd user manager): failed requests under 200 requests/s during 20 deploys and 20 rollbacks per restart mode (targets: 0 for socket and blue_green behind nginx and behind Caddy, switched by reload or admin API and by blue_green.link; plain is the baseline); push-to-live from a signed GitHub push to the new commit answering, against the same work by hand in the same run (target: at most 1.3x)"
 go run ./bench/zdbench -bin "$bin" -rounds 20 -rate 200 -pushes 7 -modes plain,socket,blue_green,blue_green_caddy,blue_green_caddy_link,blue_green_nginx_link
 echo
+echo "== rollouts across 100 hosts (in-process nodes: real runner, rollout loop, LISTEN and pool each) sharing one PostgreSQL, batches of 1, 10 and 25, on a fresh and a grown database: coordination overhead per host (rollout time minus its steps' own time) against a single-host deploy in the same run (target: under 50 ms), claim, advance and logged errors (target: 0), connections"
+go run ./bench/rolloutbench -rollouts 2 -rollouts1 1
+echo
 echo "== fraisier doctor on the example configuration where everything answers (real git origins, units in a real systemd user manager, health checks), against fraisier version (process start) in the same run; target: under 2 s"
 go run ./bench/doctorbench -bin "$bin" -runs 20
 echo

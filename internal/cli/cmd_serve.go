@@ -171,7 +171,7 @@ func (a *app) queueRunner(cfg *config.Config, db *store.DB, log *slog.Logger, no
 	if db.Backend() == "postgres" {
 		// The rollout loop's LISTEN wakes the runner; the poll is a
 		// backstop.
-		r.Poll = postgresPoll
+		r.Poll = queue.ListenedPoll
 	}
 	return r, nil
 }

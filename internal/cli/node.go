@@ -19,11 +19,6 @@ import (
 // nodeEnv names this node when --node does not.
 const nodeEnv = "FRAISIER_NODE"
 
-// postgresPoll is the runner's backstop poll when PostgreSQL's LISTEN
-// wakes it: a notification lost with a dropped connection is made up for
-// at the reconnect, so the poll only covers what nothing announced.
-const postgresPoll = 30 * time.Second
-
 // errHostsNeedPostgres refuses hosts: on a state only one machine sees.
 var errHostsNeedPostgres = errors.New("hosts: needs a shared PostgreSQL state (state.url); SQLite is one machine's")
 
@@ -85,31 +80,12 @@ func checkHostsState(cfg *config.Config, db *store.DB) error {
 // waking runner and woken by it.
 func rolloutLoop(db *store.DB, runner *queue.Runner, node string, log *slog.Logger) *queue.RolloutLoop {
 	host, _ := os.Hostname()
-	loop := &queue.RolloutLoop{
-		Store:  db,
-		Node:   store.Node{Name: node, Hostname: host, Version: version.Version, PID: os.Getpid(), StartedAt: time.Now().UTC()},
-		Config: runner.CurrentConfig, Collab: runner.Collab, Log: log.With("component", "rollouts"),
-		Listen: db.Backend() == "postgres", OnWake: runner.Wake,
-	}
-	runner.OnRolloutStep = func(int64) { loop.Wake() }
-	return loop
+	n := store.Node{Name: node, Hostname: host, Version: version.Version, PID: os.Getpid(), StartedAt: time.Now().UTC()}
+	return queue.NewRolloutLoop(runner, db, n, db.Backend() == "postgres", log.With("component", "rollouts"))
 }
 
-// runRolloutLoop runs loop from the moment runner has recovered what a
-// crash left (a rollout must see those steps ended) until ctx is done;
+// runRolloutLoop runs loop once runner has recovered, until ctx is done;
 // the channel it returns is closed then.
 func runRolloutLoop(ctx context.Context, loop *queue.RolloutLoop, runner *queue.Runner, log *slog.Logger) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-runner.Started():
-		case <-ctx.Done():
-			return
-		}
-		if err := loop.Run(ctx); err != nil {
-			log.Error("rollout loop", "err", err)
-		}
-	}()
-	return done
+	return queue.RunRolloutLoop(ctx, loop, runner, log)
 }

@@ -131,14 +131,18 @@ func (l *RolloutLoop) listen(ctx context.Context) {
 // became reachable again after an error (a pass is then due).
 func (l *RolloutLoop) heartbeat(ctx context.Context) (recovered bool) {
 	err := l.Store.Heartbeat(ctx, l.Node)
-	return l.reached(err, "heartbeat")
+	return l.reached(ctx, err, "heartbeat")
 }
 
 // reached tracks whether the database answers: liveSince is when it last
 // became reachable after an error, so that a node that could not see the
 // heartbeats of others for a while judges none dead until it has seen
-// them again for a whole node_timeout.
-func (l *RolloutLoop) reached(err error, what string) (recovered bool) {
+// them again for a whole node_timeout. A call that failed because ctx
+// ended (the node stopping) says nothing of the database.
+func (l *RolloutLoop) reached(ctx context.Context, err error, what string) (recovered bool) {
+	if err != nil && ctx.Err() != nil {
+		return false
+	}
 	if err != nil {
 		if l.healthy || l.liveSince.IsZero() {
 			l.Log.Error("rollout coordination failed: the state database did not answer; retried at each heartbeat", "during", what, "err", err)
@@ -164,7 +168,7 @@ func (l *RolloutLoop) pass(ctx context.Context, beat time.Duration) time.Duratio
 	}
 	now := time.Now()
 	res, err := l.Store.AdvanceRollouts(ctx, now, l.liveSince)
-	if l.reached(err, "advance rollouts"); err != nil {
+	if l.reached(ctx, err, "advance rollouts"); err != nil {
 		return beat
 	}
 	for _, c := range res.Changed {
@@ -199,7 +203,7 @@ func (l *RolloutLoop) closeCanaries(ctx context.Context, now time.Time) (next ti
 		return time.Time{}, false
 	}
 	active, err := l.Store.Rollouts(ctx, store.RolloutFilter{Active: true})
-	if l.reached(err, "read rollouts"); err != nil {
+	if l.reached(ctx, err, "read rollouts"); err != nil {
 		return time.Time{}, false
 	}
 	l.forgetEnded(active)
@@ -217,7 +221,7 @@ func (l *RolloutLoop) closeCanaries(ctx context.Context, now time.Time) (next ti
 		l.verified[ro.ID] = true
 		healthy, why := l.checkCanary(ctx, cfg, ro, host)
 		err := l.Store.RolloutVerified(ctx, ro.ID, host, healthy, why)
-		l.reached(err, "report a canary's health")
+		l.reached(ctx, err, "report a canary's health")
 		if err != nil {
 			delete(l.verified, ro.ID)
 			continue

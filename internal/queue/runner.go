@@ -264,7 +264,7 @@ func (r *Runner) dispatch(ctx context.Context) {
 	}
 	order, err := r.Store.SettleQueue(ctx)
 	if err != nil {
-		r.Log.Error("settle the deploy queue's order", "err", err)
+		r.logUnlessStopped(ctx, "settle the deploy queue's order", err)
 		return
 	}
 	for _, d := range order.Skipped {
@@ -276,11 +276,20 @@ func (r *Runner) dispatch(ctx context.Context) {
 	}
 	queued, err := r.Store.QueuedDeploymentsFor(ctx, r.Node)
 	if err != nil {
-		r.Log.Error("read the deploy queue", "err", err)
+		r.logUnlessStopped(ctx, "read the deploy queue", err)
 		return
 	}
 	r.start(queued, order.Waiting)
 	r.recoverStalled(ctx, order.Waiting)
+}
+
+// logUnlessStopped logs a failed read of the queue as an error, unless Run
+// is stopping: a read that shutdown cancelled failed for no fault.
+func (r *Runner) logUnlessStopped(ctx context.Context, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.Log.Error(what, "err", err)
 }
 
 // start starts the workers of dispatch.
