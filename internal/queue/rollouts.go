@@ -18,7 +18,7 @@ type RolloutStore interface {
 	AdvanceRollouts(ctx context.Context, now, liveSince time.Time) (store.AdvanceResult, error)
 	Rollouts(ctx context.Context, f store.RolloutFilter) ([]store.Rollout, error)
 	RolloutVerified(ctx context.Context, id int64, host string, healthy bool, why string) error
-	Listen(ctx context.Context, wake func()) error
+	Listen(ctx context.Context, wake func(topic string)) error
 }
 
 // RolloutLoop is one node's part in coordinating rollouts: it heartbeats,
@@ -116,9 +116,12 @@ func (l *RolloutLoop) sleep(ctx context.Context, wait time.Duration, hb *time.Ti
 // listen wakes the loop and the runner on each notification, until ctx
 // ends; the store reconnects by itself.
 func (l *RolloutLoop) listen(ctx context.Context) {
-	err := l.Store.Listen(ctx, func() {
-		l.Wake()
-		if l.OnWake != nil {
+	mine, anyNode := store.TopicNode(l.Node.Name), store.TopicNode("")
+	err := l.Store.Listen(ctx, func(topic string) {
+		if topic == store.TopicAll || topic == store.TopicRollout {
+			l.Wake()
+		}
+		if l.OnWake != nil && (topic == store.TopicAll || topic == mine || topic == anyNode) {
 			l.OnWake()
 		}
 	})

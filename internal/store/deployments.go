@@ -128,7 +128,7 @@ func (db *DB) insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment, st
 		return 0, fmt.Errorf("update state of %s: %w", d.Target, err)
 	}
 	if status == StatusQueued {
-		return id, db.notifyTx(ctx, tx)
+		return id, db.notifyTx(ctx, tx, TopicNode(d.Node))
 	}
 	return id, nil
 }
@@ -278,9 +278,11 @@ func (db *DB) finishTx(ctx context.Context, tx *sql.Tx, id int64, f Finish, newS
 	if err := db.saveTargetState(ctx, tx, t, st); err != nil {
 		return err
 	}
-	if rollout.Valid {
-		// A host's step ended: every node may advance its rollout.
-		if err := db.notifyTx(ctx, tx); err != nil {
+	if !rollout.Valid {
+		// Requests on any node may wait for this deployment (after:).
+		// A rollout's step wakes nobody: the node that ran it advances
+		// the rollout, and the others look at their deadlines.
+		if err := db.notifyTx(ctx, tx, TopicNode("")); err != nil {
 			return err
 		}
 	}

@@ -18,15 +18,33 @@ const (
 	listenBackoffMax = 5 * time.Second
 )
 
-// Listen calls wake whenever another node (or this one) queued work or
-// changed a rollout, until ctx ends. On PostgreSQL it listens on a
-// connection of its own, opened again with a backoff (100 ms doubling to
-// 5 s) whenever it is lost, and calls wake once after each (re)connection
-// too, since a notification sent while it was away is lost. On SQLite it
-// returns nil at once: one process writes the database, and its runner
-// wakes itself. It returns nil when ctx ends; an error only for a URL it
-// cannot use.
-func (db *DB) Listen(ctx context.Context, wake func()) error {
+// Topics say what a notification is about, so that each node wakes only
+// what it concerns: with a hundred nodes, waking every node's runner and
+// rollout loop at every host step made a rollout cost N² passes.
+const (
+	// TopicRollout: a rollout was queued, started, stopped or ended, or
+	// resumed by hand; every node's rollout loop looks again.
+	TopicRollout = "rollout"
+	// TopicAll is what Listen passes after a (re)connection: anything may
+	// have happened meanwhile.
+	TopicAll = ""
+)
+
+// TopicNode is the topic of deployments queued for node to run; "" is any
+// node's work (a deployment no node is named for), which every runner
+// reads, and a deployment that ended, which requests on any node may
+// wait for.
+func TopicNode(node string) string { return "node:" + node }
+
+// Listen calls wake with the topic whenever another node (or this one)
+// queued work or changed a rollout, until ctx ends. On PostgreSQL it
+// listens on a connection of its own, opened again with a backoff (100 ms
+// doubling to 5 s) whenever it is lost, and calls wake(TopicAll) after
+// each (re)connection, since a notification sent while it was away is
+// lost. On SQLite it returns nil at once: one process writes the
+// database, and its runner wakes itself. It returns nil when ctx ends; an
+// error only for a URL it cannot use.
+func (db *DB) Listen(ctx context.Context, wake func(topic string)) error {
 	if db.d != postgresDialect {
 		return nil
 	}
@@ -52,7 +70,7 @@ func (db *DB) Listen(ctx context.Context, wake func()) error {
 
 // listenOnce connects, listens, and calls wake until the connection or
 // ctx ends; listened reports whether it got as far as listening.
-func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func()) (listened bool) {
+func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func(topic string)) (listened bool) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false
@@ -65,11 +83,12 @@ func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func()) (listened
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return false
 	}
-	wake()
+	wake(TopicAll)
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return true
 		}
-		wake()
+		wake(n.Payload)
 	}
 }

@@ -15,7 +15,7 @@ var postgresDialect = &dialect{
 	rebind:     rebindDollar,
 	forUpdate:  " FOR UPDATE",
 	skipLocked: " FOR UPDATE SKIP LOCKED",
-	notify:     "SELECT pg_notify('" + notifyChannel + "', '')",
+	notify:     "SELECT pg_notify('" + notifyChannel + "', ?)",
 	// The base environment of a rollout has no row of its own to lock
 	// (tb_fraise_state has its hosts'): a transaction-scoped advisory
 	// lock, in a key space of its own (the first key).

@@ -137,6 +137,10 @@ type advance struct {
 	marks     []supersededMark
 	// queued: the pass queued or ended a deployment.
 	queued bool
+	// loadedStatus is the rollout's status as read; a pass that changes
+	// it, or wakeAll, wakes every node's rollout loop (TopicRollout).
+	loadedStatus RolloutStatus
+	wakeAll      bool
 }
 
 // loadRollout reads rollout id and its hosts in tx, its row locked with
@@ -156,7 +160,7 @@ func (db *DB) loadRollout(ctx context.Context, tx *sql.Tx, id int64, lock string
 	if err != nil {
 		return nil, false, fmt.Errorf("read rollout %d: %w", id, err)
 	}
-	a.r, a.canaryChecked = r, checked
+	a.r, a.canaryChecked, a.loadedStatus = r, checked, r.Status
 	hosts, err := db.rolloutHosts(ctx, tx, []int64{id})
 	if err != nil {
 		return nil, false, err
@@ -274,7 +278,12 @@ func (a *advance) save(ctx context.Context) error {
 	if err := a.db.markSuperseded(ctx, a.tx, a.marks); err != nil {
 		return err
 	}
-	return a.db.notifyTx(ctx, a.tx)
+	if r.Status == a.loadedStatus && !a.wakeAll {
+		// The steps it queued woke their own nodes (queueRequest); the
+		// node that runs a step advances the rollout when it ends.
+		return nil
+	}
+	return a.db.notifyTx(ctx, a.tx, TopicRollout)
 }
 
 // msOf is t as stored: unix milliseconds, NULL for nil.

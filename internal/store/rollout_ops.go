@@ -66,6 +66,8 @@ func (db *DB) changeRollout(ctx context.Context, id int64, fn func(a *advance) e
 		}
 		a.now = db.now()
 		a.liveSince = a.now
+		// Resumed or checked by hand: every node looks again.
+		a.wakeAll = true
 		if err := a.loadSteps(ctx); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,29 +191,39 @@ func claimBoth(t *testing.T, dbs []*store.DB, id int64, host string) (*store.DB,
 	return won, refused
 }
 
-// Listen wakes on another store's Enqueue, and keeps listening after its
-// backend is terminated: it wakes once reconnected, and on the next
-// notification.
+// Listen wakes on another store's Enqueue with what it is about, and
+// keeps listening after its backend is terminated: it wakes once
+// reconnected (TopicAll), and on the next notification.
 func TestListen(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db1, db2 := openTwice(t)
-	wakes := make(chan struct{}, 64)
+	wakes := make(chan string, 64)
 	done := make(chan error, 1)
 	go func() {
-		done <- db1.Listen(ctx, func() {
+		done <- db1.Listen(ctx, func(topic string) {
 			select {
-			case wakes <- struct{}{}:
+			case wakes <- topic:
 			default:
 			}
 		})
 	}()
-	waitWake := func(what string) {
+	// waitWake waits for a wake about topic, and returns every topic seen
+	// until then.
+	waitWake := func(what, topic string) []string {
 		t.Helper()
-		select {
-		case <-wakes:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no wake %s", what)
+		var seen []string
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case got := <-wakes:
+				seen = append(seen, got)
+				if got == topic {
+					return seen
+				}
+			case <-deadline:
+				t.Fatalf("no wake %s (topic %q); saw %q", what, topic, seen)
+			}
 		}
 	}
 	drain := func() {
@@ -224,7 +235,7 @@ func TestListen(t *testing.T) {
 			}
 		}
 	}
-	waitWake("once connected")
+	waitWake("once connected", store.TopicAll)
 	drain()
 	enqueue := func(n int) {
 		t.Helper()
@@ -234,7 +245,20 @@ func TestListen(t *testing.T) {
 		}
 	}
 	enqueue(1)
-	waitWake("on another store's Enqueue")
+	waitWake("on another store's Enqueue", store.TopicNode(""))
+
+	// A rollout wakes every rollout loop, and its first step's node.
+	if _, err := db2.Enqueue(context.Background(), store.QueueRequest{Target: store.Target{Fraise: "api", Environment: "eu"},
+		SHA: sha40(9), Trigger: store.TriggerCLI, Rollout: &store.RolloutPolicy{Hosts: []string{"web-1", "web-2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := waitWake("on a rollout", store.TopicRollout)
+	if !slices.Contains(seen, store.TopicNode("web-1")) {
+		seen = append(seen, waitWake("for the rollout's first host", store.TopicNode("web-1"))...)
+	}
+	if slices.Contains(seen, store.TopicNode("web-2")) {
+		t.Errorf("web-2 woken before its batch: %q", seen)
+	}
 
 	conn, err := pgx.Connect(context.Background(), db2.Options().URL)
 	if err != nil {
@@ -253,10 +277,10 @@ func TestListen(t *testing.T) {
 		t.Fatalf("terminate backend %d: %v %v", pid, killed, err)
 	}
 	drain()
-	waitWake("once reconnected")
+	waitWake("once reconnected", store.TopicAll)
 	drain()
 	enqueue(2)
-	waitWake("on an Enqueue after the reconnection")
+	waitWake("on an Enqueue after the reconnection", store.TopicNode(""))
 	cancel()
 	select {
 	case err := <-done:
@@ -275,7 +299,7 @@ func TestListenSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Listen(context.Background(), func() { t.Error("woken") }); err != nil {
+	if err := db.Listen(context.Background(), func(string) { t.Error("woken") }); err != nil {
 		t.Fatal(err)
 	}
 }

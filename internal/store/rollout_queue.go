@@ -74,12 +74,13 @@ func batchOf(p RolloutPolicy, i int) int {
 	return 1 + (i-1)/p.Batch
 }
 
-// notifyTx wakes the other nodes once tx commits (PostgreSQL).
-func (db *DB) notifyTx(ctx context.Context, tx *sql.Tx) error {
+// notifyTx wakes, once tx commits, the nodes the topic concerns
+// (PostgreSQL; see Listen).
+func (db *DB) notifyTx(ctx context.Context, tx *sql.Tx, topic string) error {
 	if db.d.notify == "" {
 		return nil
 	}
-	if _, err := db.execTx(ctx, tx, db.d.notify); err != nil {
+	if _, err := db.execTx(ctx, tx, db.d.notify, topic); err != nil {
 		return fmt.Errorf("notify the other nodes: %w", err)
 	}
 	return nil

@@ -113,7 +113,7 @@ func (db *DB) queueRequest(ctx context.Context, tx *sql.Tx, r newerRequest, now 
 	if err := db.markQueued(ctx, tx, t, q.DeploymentID); err != nil {
 		return Queued{}, err
 	}
-	return q, db.notifyTx(ctx, tx)
+	return q, db.notifyTx(ctx, tx, TopicNode(r.node))
 }
 
 const (
@@ -205,7 +205,7 @@ func (db *DB) takeOver(ctx context.Context, tx *sql.Tx, r newerRequest, w waitin
 	if err := db.markQueued(ctx, tx, r.Target, w.id); err != nil {
 		return Queued{}, err
 	}
-	return Queued{Target: r.Target, DeploymentID: w.id, Replaced: w.hook.Int64}, db.notifyTx(ctx, tx)
+	return Queued{Target: r.Target, DeploymentID: w.id, Replaced: w.hook.Int64}, db.notifyTx(ctx, tx, TopicNode(r.node))
 }
 
 // supersede finishes the waiting request w as superseded by r.
@@ -399,5 +399,5 @@ func (db *DB) queueRollout(ctx context.Context, tx *sql.Tx, r newerRequest, now 
 			return Queued{}, err
 		}
 	}
-	return Queued{Target: t, RolloutID: id}, db.notifyTx(ctx, tx)
+	return Queued{Target: t, RolloutID: id}, db.notifyTx(ctx, tx, TopicRollout)
 }
