@@ -53,6 +53,7 @@ fraises:
         git_repo: %s
         app_path: ${APP_ROOT}/hello
         hosts: [web-1, web-2, web-3]
+        rollout: {node_timeout: 4s}
         install:
           command: [test, "!", -e, "fail-on-${NODE}"]
         database:
@@ -83,6 +84,7 @@ type testNode struct {
 	db     *store.DB
 	runner *Runner
 	loop   *RolloutLoop
+	stop   func()
 }
 
 func newRolloutFixture(t *testing.T) *rolloutFixture {
@@ -150,6 +152,7 @@ func (f *rolloutFixture) startNode(cfgPath, name string) *testNode {
 			f.t.Errorf("%s's rollout loop: %v", name, err)
 		}
 	}()
+	n.stop = func() { cancel(); wg.Wait() }
 	f.t.Cleanup(func() { cancel(); wg.Wait() })
 	return n
 }

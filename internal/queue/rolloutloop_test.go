@@ -18,6 +18,8 @@ import (
 type faultOutage struct {
 	*store.DB
 	down atomic.Bool
+	// passFails fails AdvanceRollouts alone, as one rollout's error would.
+	passFails atomic.Bool
 	mu   sync.Mutex
 	live []time.Time
 }
@@ -36,6 +38,11 @@ func (s *faultOutage) AdvanceRollouts(ctx context.Context, now, liveSince time.T
 		return store.AdvanceResult{}, errFaultOutage
 	}
 	s.mu.Lock()
+	if s.passFails.Load() {
+		s.live = append(s.live, liveSince)
+		s.mu.Unlock()
+		return store.AdvanceResult{}, errors.New("fault: advance rollout 7: deadlock detected")
+	}
 	s.live = append(s.live, liveSince)
 	s.mu.Unlock()
 	return s.DB.AdvanceRollouts(ctx, now, liveSince)
@@ -48,8 +55,8 @@ func (s *faultOutage) passes() []time.Time {
 }
 
 // TestRolloutLoopLiveness: the loop heartbeats at its period, advances
-// once at start and then only when woken (no pass per heartbeat: nothing
-// is due), and after a database outage passes liveSince = when the
+// once at start and then when woken, or once per 6 heartbeat periods as
+// a backstop (no pass per heartbeat: nothing is due), and after a database outage passes liveSince = when the
 // database answered again, so that no node is judged dead for heartbeats
 // this node could not see.
 func TestRolloutLoopLiveness(t *testing.T) {
@@ -68,9 +75,9 @@ func TestRolloutLoopLiveness(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	waitFor(t, "the first pass", 10*time.Second, func() bool { return len(s.passes()) >= 1 })
-	time.Sleep(600 * time.Millisecond) // six heartbeats
-	if n := len(s.passes()); n > 2 {
-		t.Errorf("%d passes in 600ms with nothing due: the loop polls", n)
+	time.Sleep(1200 * time.Millisecond) // twelve heartbeats, two backstop periods
+	if n := len(s.passes()); n > 4 {
+		t.Errorf("%d passes in 1.2s with nothing due: the loop polls (want the first, and one backstop pass per 6 heartbeats)", n)
 	}
 	if p := s.passes()[0]; p.Before(start) || p.After(time.Now()) {
 		t.Errorf("first pass liveSince %s, want the start", p)
@@ -97,5 +104,31 @@ func TestRolloutLoopLiveness(t *testing.T) {
 	}
 	if len(nodes) != 1 || nodes[0].Name != "web-1" || time.Since(nodes[0].HeartbeatAt) > 5*time.Second {
 		t.Errorf("nodes %+v, want web-1 with a fresh heartbeat", nodes)
+	}
+}
+
+// A pass that fails while the heartbeat reaches the database (one
+// rollout's error) leaves liveSince alone: it must not keep every node
+// from judging a dead one for another node_timeout.
+func TestRolloutLoopPassErrorKeepsLiveness(t *testing.T) {
+	db, err := store.Open(context.Background(), store.Options{URL: pgServer.Database(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := &faultOutage{DB: db}
+	s.passFails.Store(true)
+	loop := &RolloutLoop{Store: s, Node: store.Node{Name: "web-1", StartedAt: time.Now()},
+		Config: func() *config.Config { return &config.Config{} }, Log: testLogger(t), Beat: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); loop.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "four failing passes", 10*time.Second, func() bool { return len(s.passes()) >= 4 })
+	ps := s.passes()
+	for _, p := range ps[1:] {
+		if !p.Equal(ps[0]) {
+			t.Fatalf("liveSince moved from %s to %s after a failing pass: %v", ps[0], p, ps)
+		}
 	}
 }

@@ -46,12 +46,16 @@ type RolloutLoop struct {
 
 	initOnce sync.Once
 	wake     chan struct{}
-	// What follows is the Run goroutine's own.
+	// healthy and liveSince are the heartbeat's, under mu.
+	mu        sync.Mutex
 	healthy   bool
 	liveSince time.Time
-	verified  map[int64]bool
+	// What follows is the Run goroutine's own.
+	verified    map[int64]bool
+	lastPassErr string
 }
 
+// init makes the loop's channel and map, once.
 func (l *RolloutLoop) init() {
 	l.initOnce.Do(func() {
 		l.wake = make(chan struct{}, 1)
@@ -71,44 +75,49 @@ func (l *RolloutLoop) Wake() {
 	}
 }
 
-// Run heartbeats and advances rollouts until ctx is done.
+// Run heartbeats and advances rollouts until ctx is done. The heartbeat
+// has a goroutine of its own, so that a long pass (a canary's health
+// check) never makes this node look dead to the others.
 func (l *RolloutLoop) Run(ctx context.Context) error {
 	l.init()
 	if l.Listen {
 		go l.listen(ctx)
 	}
-	beat := l.Beat
-	if beat <= 0 {
-		beat = HeartbeatEvery(l.Config())
-	}
 	l.heartbeat(ctx)
-	hb := time.NewTicker(beat)
-	defer hb.Stop()
+	go l.beat(ctx)
 	for {
-		if !l.sleep(ctx, l.pass(ctx, beat), hb) {
+		timer := time.NewTimer(l.pass(ctx))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
 			return nil
+		case <-l.wake:
+		case <-timer.C:
 		}
+		timer.Stop()
 	}
 }
 
-// sleep waits for a wake or for wait to pass, heartbeating meanwhile; a
-// heartbeat that finds the database reachable again ends it too (a pass
-// is due). False when ctx ended.
-func (l *RolloutLoop) sleep(ctx context.Context, wait time.Duration, hb *time.Ticker) bool {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+// period is the heartbeat period, read again at each beat so that a
+// reload that shortens node_timeout shortens it too.
+func (l *RolloutLoop) period() time.Duration {
+	if l.Beat > 0 {
+		return l.Beat
+	}
+	return HeartbeatEvery(l.Config())
+}
+
+// beat heartbeats every period until ctx ends; a beat that finds the
+// database reachable again asks for a pass.
+func (l *RolloutLoop) beat(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return false
-		case <-l.wake:
-			return true
-		case <-timer.C:
-			return true
-		case <-hb.C:
-			if l.heartbeat(ctx) {
-				return true
-			}
+			return
+		case <-time.After(l.period()):
+		}
+		if l.heartbeat(ctx) {
+			l.Wake()
 		}
 	}
 }
@@ -130,25 +139,24 @@ func (l *RolloutLoop) listen(ctx context.Context) {
 	}
 }
 
-// heartbeat records this node alive; it reports whether the database just
-// became reachable again after an error (a pass is then due).
+// heartbeat records this node alive, and tracks whether the database
+// answers: liveSince is when it last became reachable after an error, so
+// that a node that could not see the heartbeats of others for a while
+// judges none dead until it has seen them again for a whole node_timeout.
+// Only the heartbeat judges that: one rollout's failing pass says nothing
+// of the database. It reports whether the database just became reachable
+// again (a pass is then due). A beat that failed because ctx ended (the
+// node stopping) says nothing either.
 func (l *RolloutLoop) heartbeat(ctx context.Context) (recovered bool) {
 	err := l.Store.Heartbeat(ctx, l.Node)
-	return l.reached(ctx, err, "heartbeat")
-}
-
-// reached tracks whether the database answers: liveSince is when it last
-// became reachable after an error, so that a node that could not see the
-// heartbeats of others for a while judges none dead until it has seen
-// them again for a whole node_timeout. A call that failed because ctx
-// ended (the node stopping) says nothing of the database.
-func (l *RolloutLoop) reached(ctx context.Context, err error, what string) (recovered bool) {
 	if err != nil && ctx.Err() != nil {
 		return false
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err != nil {
 		if l.healthy || l.liveSince.IsZero() {
-			l.Log.Error("rollout coordination failed: the state database did not answer; retried at each heartbeat", "during", what, "err", err)
+			l.Log.Error("rollout coordination failed: the state database did not answer; retried at each heartbeat", "err", err)
 		}
 		l.healthy = false
 		return false
@@ -157,23 +165,34 @@ func (l *RolloutLoop) reached(ctx context.Context, err error, what string) (reco
 		return false
 	}
 	if !l.liveSince.IsZero() {
-		l.Log.Info("state database reachable again", "during", what)
+		l.Log.Info("state database reachable again")
 	}
 	l.healthy, l.liveSince = true, time.Now()
 	return true
 }
 
+// live says whether the last heartbeat reached the database, and since
+// when it has.
+func (l *RolloutLoop) live() (healthy bool, since time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.healthy, l.liveSince
+}
+
 // pass advances the rollouts once and checks the canary windows this node
-// closes; it returns how long to wait before the next pass.
-func (l *RolloutLoop) pass(ctx context.Context, beat time.Duration) time.Duration {
-	if !l.healthy {
-		return beat
+// closes; it returns how long to wait before the next pass. Without a
+// deadline it still comes back after about the shortest node_timeout, as
+// a backstop: a rollout whose steps all ran elsewhere must not wait for
+// a wake that may never come.
+func (l *RolloutLoop) pass(ctx context.Context) time.Duration {
+	period := l.period()
+	healthy, liveSince := l.live()
+	if !healthy {
+		return period
 	}
 	now := time.Now()
-	res, err := l.Store.AdvanceRollouts(ctx, now, l.liveSince)
-	if l.reached(ctx, err, "advance rollouts"); err != nil {
-		return beat
-	}
+	res, err := l.Store.AdvanceRollouts(ctx, now, liveSince)
+	l.logPassError(ctx, err)
 	for _, c := range res.Changed {
 		l.Log.Info("rollout "+c.What, "rollout", c.RolloutID, "fraise", c.Fraise, "environment", c.Environment,
 			"host", c.Host, "status", c.Status)
@@ -189,12 +208,38 @@ func (l *RolloutLoop) pass(ctx context.Context, beat time.Duration) time.Duratio
 	if !res.Next.IsZero() && (next.IsZero() || res.Next.Before(next)) {
 		next = res.Next
 	}
-	if next.IsZero() {
-		// Only wakes and the heartbeat's recovery call for a pass; the
-		// timer still comes back now and then, as a backstop.
-		return time.Hour
+	wait := backstopPeriods * period
+	if err != nil {
+		wait = period
 	}
-	return max(time.Until(next), 0)
+	if !next.IsZero() {
+		wait = min(wait, max(time.Until(next), 0))
+	}
+	return wait
+}
+
+// backstopPeriods heartbeat periods (about the shortest node_timeout) is
+// the longest a pass waits.
+const backstopPeriods = 6
+
+// logPassError logs a failed pass once, and again when it changes or
+// passes clear; the next pass retries after a heartbeat period.
+func (l *RolloutLoop) logPassError(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch {
+	case msg == l.lastPassErr:
+	case err != nil:
+		l.Log.Error("advance rollouts; retried at the next heartbeat", "err", err)
+	default:
+		l.Log.Info("rollouts advance again")
+	}
+	l.lastPassErr = msg
 }
 
 // closeCanaries runs, for each rollout whose timed canary window on this
@@ -206,7 +251,10 @@ func (l *RolloutLoop) closeCanaries(ctx context.Context, now time.Time) (next ti
 		return time.Time{}, false
 	}
 	active, err := l.Store.Rollouts(ctx, store.RolloutFilter{Active: true})
-	if l.reached(ctx, err, "read rollouts"); err != nil {
+	if err != nil {
+		if ctx.Err() == nil {
+			l.Log.Error("read the active rollouts to close canary windows", "err", err)
+		}
 		return time.Time{}, false
 	}
 	l.forgetEnded(active)
@@ -224,8 +272,10 @@ func (l *RolloutLoop) closeCanaries(ctx context.Context, now time.Time) (next ti
 		l.verified[ro.ID] = true
 		healthy, why := l.checkCanary(ctx, cfg, ro, host)
 		err := l.Store.RolloutVerified(ctx, ro.ID, host, healthy, why)
-		l.reached(ctx, err, "report a canary's health")
 		if err != nil {
+			if ctx.Err() == nil {
+				l.Log.Error("report a canary's health", "rollout", ro.ID, "err", err)
+			}
 			delete(l.verified, ro.ID)
 			continue
 		}

@@ -269,6 +269,7 @@ func (a *advance) rollBack(ctx context.Context) error {
 				return err
 			}
 			h.RollbackID = &id
+			a.noteQueued(id)
 			a.queued, busy = true, true
 			a.setHost(i, HostRollingBack, "")
 		}
@@ -386,6 +387,7 @@ func (a *advance) queueBatch(ctx context.Context, b int, now time.Time) error {
 			return err
 		}
 		t := now
+		a.noteQueued(id)
 		h.DeploymentID, h.OldSHA, h.StartedAt = &id, current, &t
 		h.Status = HostDeploying
 		a.hostDirty[i], a.queued = true, true
@@ -393,4 +395,13 @@ func (a *advance) queueBatch(ctx context.Context, b int, now time.Time) error {
 	}
 	a.change("", fmt.Sprintf("batch %d queued: %s", b, strings.Join(names, ", ")))
 	return nil
+}
+
+// noteQueued records a step this pass queued, so that next() gives it its
+// claim and liveness deadlines.
+func (a *advance) noteQueued(id int64) {
+	if a.steps == nil {
+		a.steps = make(map[int64]stepRow)
+	}
+	a.steps[id] = stepRow{status: StatusQueued, started: a.now.UnixMilli()}
 }

@@ -152,6 +152,7 @@ func (s *suite) testRollouts(t *testing.T) {
 		{"timed canary, healthy", rolloutTimedCanaryHealthy},
 		{"timed canary, unhealthy", rolloutTimedCanaryUnhealthy},
 		{"a newer push supersedes the queued rollout", rolloutANewerPushSupersedesTheQueuedRollout},
+		{"a pass that queues a batch gives its deadlines", rolloutQueuedBatchHasDeadlines},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(s.fleet(t)) })
 	}
@@ -382,4 +383,23 @@ func (s *suite) testNodes(t *testing.T) {
 		!ns[0].HeartbeatAt.Equal(epoch.Add(time.Minute)) || !ns[1].HeartbeatAt.Before(ns[0].HeartbeatAt) {
 		t.Errorf("nodes %+v", ns)
 	}
+}
+
+// The pass that queues the next batch returns its steps' deadlines: the
+// node that ran the last step may be the only one looking, and the next
+// host's node may die before it claims.
+func rolloutQueuedBatchHasDeadlines(f *fleet) {
+	f.beat("a", "b")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, NodeTimeout: 30 * time.Second})
+	f.run("a", store.StatusSucceeded)
+	res := f.advance()
+	f.expect(id, store.RolloutRunning, map[string]store.HostStatus{"a": hs, "b": hd})
+	if res.Next.IsZero() {
+		f.t.Errorf("the pass that queued b's step returned no deadline (Next zero): its node would sleep until woken")
+	}
+	// b's node dies before claiming: a pass 31 s later fails it.
+	f.clk.Advance(31 * time.Second)
+	f.beat("a")
+	f.advance()
+	f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"b": store.HostLost})
 }
