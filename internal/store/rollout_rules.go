@@ -316,6 +316,15 @@ func (a *advance) forward(ctx context.Context) error {
 		}
 	}
 	if cur >= last {
+		why, err := a.hostsOffCommit(ctx)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			// Never reported succeeded while a host runs something else.
+			a.r.Error = why
+			return a.end(RolloutFailed)
+		}
 		return a.end(RolloutSucceeded)
 	}
 	p := a.r.Policy
@@ -404,4 +413,31 @@ func (a *advance) noteQueued(id int64) {
 		a.steps = make(map[int64]stepRow)
 	}
 	a.steps[id] = stepRow{status: StatusQueued, started: a.now.UnixMilli()}
+}
+
+// hostsOffCommit says which hosts run another commit than the rollout's
+// now that every step succeeded ("" when none): a deploy or rollback by
+// hand of one host during a pause or canary window.
+func (a *advance) hostsOffCommit(ctx context.Context) (string, error) {
+	var off []string
+	for _, h := range a.r.Hosts {
+		t := hostTarget(a.r.Target, h.Host)
+		var current string
+		err := a.db.queryRowTx(ctx, a.tx, "SELECT current_sha FROM tb_fraise_state WHERE fraise = ? AND environment = ?",
+			t.Fraise, t.Environment).Scan(&current)
+		if err != nil && !notFound(err) {
+			return "", fmt.Errorf("read state of %s: %w", t, err)
+		}
+		switch {
+		case current == "":
+			off = append(off, h.Host+" runs nothing recorded")
+		case current != a.r.SHA:
+			off = append(off, fmt.Sprintf("%s runs %s", h.Host, short12(current)))
+		}
+	}
+	if len(off) == 0 {
+		return "", nil
+	}
+	return "every step succeeded, but " + strings.Join(off, ", ") + ", not " + short12(a.r.SHA) +
+		" (deployed or rolled back by hand during the rollout)", nil
 }

@@ -153,6 +153,7 @@ func (s *suite) testRollouts(t *testing.T) {
 		{"timed canary, unhealthy", rolloutTimedCanaryUnhealthy},
 		{"a newer push supersedes the queued rollout", rolloutANewerPushSupersedesTheQueuedRollout},
 		{"a pass that queues a batch gives its deadlines", rolloutQueuedBatchHasDeadlines},
+		{"a host deployed by hand during a pause fails it", rolloutHandDeployDuringPause},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(s.fleet(t)) })
 	}
@@ -402,4 +403,23 @@ func rolloutQueuedBatchHasDeadlines(f *fleet) {
 	f.beat("a")
 	f.advance()
 	f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"b": store.HostLost})
+}
+
+// A host deployed by hand to another commit during a pause: every step
+// succeeded, but the rollout is not reported succeeded.
+func rolloutHandDeployDuringPause(f *fleet) {
+	f.beat("a", "b")
+	id := f.push(2, store.RolloutPolicy{Hosts: []string{"a", "b"}, Pause: 10 * time.Second})
+	f.run("a", store.StatusSucceeded)
+	f.advance()
+	deploy(f.t, f.db, f.clk, hostOf("a"), 1, time.Second, store.StatusSucceeded)
+	f.clk.Advance(10 * time.Second)
+	f.beat("a", "b")
+	f.advance()
+	f.run("b", store.StatusSucceeded)
+	f.advance()
+	r := f.expect(id, store.RolloutFailed, map[string]store.HostStatus{"a": hs, "b": hs})
+	if !strings.Contains(r.Error, "a runs "+sha(1)[:12]) {
+		f.t.Errorf("error %q, want it to name host a and what it runs", r.Error)
+	}
 }
