@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -150,7 +152,23 @@ func (a *app) openNodeState(ctx context.Context, cfg *config.Config, nodeFlag st
 		db.Close()
 		return nil, "", err
 	}
+	if hosts := configuredHosts(cfg); len(hosts) > 0 && !slices.Contains(hosts, node) {
+		log.Warn("this node's name is none of the configured hosts: it runs no rollout step (set --node, $FRAISIER_NODE or server.node)",
+			"node", node, "hosts", strings.Join(hosts, ", "))
+	}
 	return db, node, nil
+}
+
+// configuredHosts are the hosts every environment's hosts: name, sorted.
+func configuredHosts(cfg *config.Config) []string {
+	var hosts []string
+	for _, env := range cfg.Environments() {
+		if queue.HasHosts(env) {
+			hosts = append(hosts, env.Hosts...)
+		}
+	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
 }
 
 // queueRunner is the queue's workers over db, deploying as this user and

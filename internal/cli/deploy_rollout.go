@@ -159,6 +159,7 @@ func (a *app) followRollout(ctx context.Context, db *store.DB, id int64, say int
 	}
 }
 
+// rolloutEnded says whether a rollout in status s has ended.
 func rolloutEnded(s store.RolloutStatus) bool {
 	switch s {
 	case store.RolloutSucceeded, store.RolloutFailed, store.RolloutRolledBack, store.RolloutRollbackFailed, store.RolloutSuperseded:
@@ -175,8 +176,12 @@ func rolloutExit(ro store.Rollout) error {
 		return nil
 	case store.RolloutRolledBack:
 		code = ExitRolledBack
-	case store.RolloutRollbackFailed:
+	case store.RolloutRollbackFailed, store.RolloutFailed:
+		// failed: a host's state is unknown (its node died) or it could
+		// not be restored: as a failed rollback, an operator is needed.
 		code = ExitRollbackFailed
+	case store.RolloutSuperseded:
+		code = ExitError
 	default:
 		code = ExitDeployFailed
 	}

@@ -69,3 +69,22 @@ func TestHostsNeedPostgres(t *testing.T) {
 		t.Fatalf("no hosts: %v", err)
 	}
 }
+
+// TestConfiguredHosts: the hosts serve and node compare their name with
+// (a node named after none of them runs no rollout step, and says so).
+func TestConfiguredHosts(t *testing.T) {
+	prod := &config.Environment{Name: "production", Hosts: []string{"web-2", "web-1"}}
+	eu := &config.Environment{Name: "eu", Hosts: []string{"web-1", "eu-1"}}
+	plain := &config.Environment{Name: "staging"}
+	f := &config.Fraise{Name: "hello", Environments: map[string]*config.Environment{"production": prod, "eu": eu, "staging": plain}}
+	prod.Fraise, eu.Fraise, plain.Fraise = f, f, f
+	cfg := &config.Config{Fraises: map[string]*config.Fraise{"hello": f}}
+	if got, want := strings.Join(configuredHosts(cfg), ","), "eu-1,web-1,web-2"; got != want {
+		t.Fatalf("hosts %q, want %q", got, want)
+	}
+	delete(f.Environments, "production")
+	delete(f.Environments, "eu")
+	if got := configuredHosts(cfg); len(got) != 0 {
+		t.Fatalf("no hosts: %q", got)
+	}
+}
