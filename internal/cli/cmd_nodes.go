@@ -140,6 +140,7 @@ func fmtAge(ms int64) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
+// yesNo is b as the tables print it.
 func yesNo(b bool) string {
 	if b {
 		return "yes"

@@ -178,6 +178,7 @@ func (a *app) resume(ctx context.Context, db *store.DB, r store.Rollout) error {
 	return nil
 }
 
+// rolloutID parses a rollout id argument.
 func rolloutID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
@@ -247,6 +248,7 @@ func (a *app) rollout(ctx context.Context, id int64, act func(context.Context, *
 	return server.RolloutView(r, nodes, time.Now(), nodeTimeout(cfg)), nil
 }
 
+// nodeMap is every node's last heartbeat, by name.
 func nodeMap(ctx context.Context, db *store.DB) (map[string]store.Node, error) {
 	nodes, err := db.Nodes(ctx)
 	if err != nil {
@@ -309,6 +311,7 @@ func batchOf(r server.RolloutJSON) string {
 	return fmt.Sprintf("%d/%d", min(r.Batch+1, r.Batches), r.Batches)
 }
 
+// setIf sets query parameter k to v unless v is empty.
 func setIf(q url.Values, k, v string) {
 	if v != "" {
 		q.Set(k, v)

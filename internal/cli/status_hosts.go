@@ -37,15 +37,16 @@ func (a *app) statusNodeName(cfg *config.Config) string {
 	return h
 }
 
-// shownEnvironments are the configured environments status shows for o,
-// each with the host whose row it is ("" for an environment without
-// hosts), in order: fraise, environment, then hosts as configured.
+// shownEnv is one configured environment status shows, with the host
+// whose row it is ("" for an environment without hosts).
 type shownEnv struct {
 	fraise *config.Fraise
 	env    *config.Environment // the per-host copy for a host row
 	host   string
 }
 
+// shownEnvironments are the configured environments status shows for o,
+// in order: fraise, environment, then hosts as configured.
 func shownEnvironments(cfg *config.Config, o statusOptions) []shownEnv {
 	var out []shownEnv
 	for _, fname := range cfg.FraiseNames() {

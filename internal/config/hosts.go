@@ -179,6 +179,7 @@ type hostSource struct {
 	group string
 }
 
+// String says where a host was listed, for errors.
 func (s hostSource) String() string {
 	if s.group == "" {
 		return fmt.Sprintf("hosts[%d]", s.index)

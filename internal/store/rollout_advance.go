@@ -356,6 +356,7 @@ func (a *advance) liveUntil(node string, p RolloutPolicy) time.Time {
 	return laterOf(a.nodes[node], a.liveSince).Add(p.NodeTimeout)
 }
 
+// laterOf is the later of t and u.
 func laterOf(t, u time.Time) time.Time {
 	if t.After(u) {
 		return t

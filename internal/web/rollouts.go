@@ -68,6 +68,7 @@ type rolloutRow struct {
 	Nodes         map[string]string // host -> alive, dead, unknown
 }
 
+// newRolloutRow is r as the rollouts page shows it.
 func newRolloutRow(r store.Rollout, nl nodeLiveness) rolloutRow {
 	row := rolloutRow{Rollout: r, Nodes: map[string]string{}}
 	for _, h := range r.Hosts {
