@@ -20,8 +20,8 @@ type faultOutage struct {
 	down atomic.Bool
 	// passFails fails AdvanceRollouts alone, as one rollout's error would.
 	passFails atomic.Bool
-	mu   sync.Mutex
-	live []time.Time
+	mu        sync.Mutex
+	live      []time.Time
 }
 
 var errFaultOutage = errors.New("fault: connection refused")
