@@ -88,17 +88,7 @@ fraises:
 			t.Fatalf("heartbeat %s: %v", n.name, err)
 		}
 	}
-	for _, h := range []struct {
-		db      *store.DB
-		host    string
-		healthy bool
-		detail  string
-	}{{db, "web-1", false, "GET http://127.0.0.1:9/health: status 503, want 200"}, {db, "web-2", true, ""}, {old, "web-3", true, ""}} {
-		target := store.Target{Fraise: "hello", Environment: "production@" + h.host}
-		if err := h.db.RecordHostHealth(ctx, store.HostHealth{Target: target, Node: h.host, Healthy: h.healthy, Detail: h.detail}); err != nil {
-			t.Fatalf("record the health of %s: %v", h.host, err)
-		}
-	}
+	recordViewsHealth(t, db, old)
 	settings, ok := cfg.Fraises["hello"].Environments["production"].RolloutSettings()
 	if !ok {
 		t.Fatal("production has no rollout settings")
@@ -118,6 +108,24 @@ fraises:
 		t.Fatalf("advance: %v", err)
 	}
 	return s
+}
+
+// recordViewsHealth records each host's health as its node would: web-1
+// unhealthy and web-2 healthy now (db), web-3 healthy on old's clock.
+func recordViewsHealth(t *testing.T, db, old *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	for _, h := range []struct {
+		db      *store.DB
+		host    string
+		healthy bool
+		detail  string
+	}{{db, "web-1", false, "GET http://127.0.0.1:9/health: status 503, want 200"}, {db, "web-2", true, ""}, {old, "web-3", true, ""}} {
+		target := store.Target{Fraise: "hello", Environment: "production@" + h.host}
+		if err := h.db.RecordHostHealth(ctx, store.HostHealth{Target: target, Node: h.host, Healthy: h.healthy, Detail: h.detail}); err != nil {
+			t.Fatalf("record the health of %s: %v", h.host, err)
+		}
+	}
 }
 
 // run runs fraisier with the site's configuration and returns the exit
@@ -195,13 +203,7 @@ func TestRolloutViews(t *testing.T) {
 		})
 	}
 
-	// An environment without hosts keeps its shape: no host, node or
-	// health field, here or through the API.
-	for _, args := range [][]string{local("status", "--offline", "--json", "hello", "staging")} {
-		if _, out := s.run(t, args...); strings.Contains(out, `"health`) || strings.Contains(out, `"host"`) || strings.Contains(out, `"node_alive"`) {
-			t.Errorf("fraisier %s shows host fields for an environment without hosts:\n%s", strings.Join(args, " "), out)
-		}
-	}
+	s.checkNoHostFields(t, local("status", "--offline", "--json", "hello", "staging"))
 
 	// The same views through a serve's API.
 	base, token, readOnly := s.serve(t)
@@ -242,8 +244,16 @@ func TestRolloutViews(t *testing.T) {
 		})
 	}
 	s.env[cli.TokenEnv] = token
-	if _, out := s.run(t, remote("status", "hello", "staging", "--json")...); strings.Contains(out, `"health`) || strings.Contains(out, `"host"`) {
-		t.Errorf("remote status shows host fields for an environment without hosts:\n%s", out)
+	s.checkNoHostFields(t, remote("status", "hello", "staging", "--json"))
+}
+
+// checkNoHostFields checks that fraisier args, the JSON view of an
+// environment without hosts, keeps its shape: no host, node or health
+// field.
+func (s *viewsSite) checkNoHostFields(t *testing.T, args []string) {
+	t.Helper()
+	if _, out := s.run(t, args...); strings.Contains(out, `"health`) || strings.Contains(out, `"host"`) || strings.Contains(out, `"node_alive"`) {
+		t.Errorf("fraisier %s shows host fields for an environment without hosts:\n%s", strings.Join(args, " "), out)
 	}
 }
 

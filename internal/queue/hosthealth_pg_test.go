@@ -89,55 +89,12 @@ func TestHostHealthProbes(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	root := t.TempDir()
-	repo := testenv.NewOrigin(t, root)
-	repo.Write("VERSION", "v1\n")
-	sha := repo.Commit("v1")
-	cfgPath := filepath.Join(root, "fraises.yaml")
-	stateURL := pgServer.Database(t)
-	if err := os.WriteFile(cfgPath, []byte(hostHealthYAML(stateURL, repo.Dir, srv.URL+"/health")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	vars := map[string]string{"APP_ROOT": filepath.Join(root, "web-1")}
-	cfg, err := config.Load(cfgPath, config.Options{LookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.State.Dir = filepath.Join(root, "web-1", "state")
-	db, err := store.Open(context.Background(), store.Options{URL: stateURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	owner, err := deploy.CurrentOwner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner.Host = "web-1"
-	log := testLogger(t)
-	runner := &Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Node: "web-1", Log: log, Poll: ListenedPoll}
-	loop := NewRolloutLoop(runner, db, store.Node{Name: "web-1", Hostname: "test", Version: "test", PID: os.Getpid()}, true, log)
-	// Only the start and deployments' ends may probe within the test.
-	loop.Hosts.Every, loop.Hosts.Timeout = time.Hour, time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	workDone := make(chan struct{})
-	go func() { defer close(workDone); runner.Run(ctx) }()
-	loopDone := RunRolloutLoop(ctx, loop, runner, log)
-	t.Cleanup(func() { cancel(); <-workDone; <-loopDone })
+	db, loop, sha := startHealthNode(t, srv.URL+"/health")
+	ctx := context.Background()
 
 	api := store.Target{Fraise: "api", Environment: "production@web-1"}
 	worker := store.Target{Fraise: "worker", Environment: "production@web-1"}
-	read := func() map[store.Target]store.HostHealth {
-		hs, err := db.HostHealth(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[store.Target]store.HostHealth{}
-		for _, h := range hs {
-			m[h.Target] = h
-		}
-		return m
-	}
+	read := func() map[store.Target]store.HostHealth { return recordedHealth(t, db) }
 	waitFor(t, "the first probes", 10*time.Second, func() bool { return len(read()) == 2 })
 	got := read()
 	if h := got[api]; !h.Healthy || h.Node != "web-1" || h.Detail != "" {
@@ -190,4 +147,62 @@ func TestHostHealthProbes(t *testing.T) {
 			t.Logf("recorded %s after the request", time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// startHealthNode starts node web-1 over a fresh PostgreSQL database as
+// fraisier node starts one, with hostHealthYAML probing healthURL, and
+// returns its store, its rollout loop and a commit of the origin.
+func startHealthNode(t *testing.T, healthURL string) (*store.DB, *RolloutLoop, string) {
+	t.Helper()
+	root := t.TempDir()
+	repo := testenv.NewOrigin(t, root)
+	repo.Write("VERSION", "v1\n")
+	sha := repo.Commit("v1")
+	cfgPath := filepath.Join(root, "fraises.yaml")
+	stateURL := pgServer.Database(t)
+	if err := os.WriteFile(cfgPath, []byte(hostHealthYAML(stateURL, repo.Dir, healthURL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"APP_ROOT": filepath.Join(root, "web-1")}
+	cfg, err := config.Load(cfgPath, config.Options{LookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.State.Dir = filepath.Join(root, "web-1", "state")
+	db, err := store.Open(context.Background(), store.Options{URL: stateURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	owner, err := deploy.CurrentOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Host = "web-1"
+	log := testLogger(t)
+	runner := &Runner{Store: db, Config: cfg, Collab: deploy.RealCollaborators(nil), Owner: owner, Node: "web-1", Log: log, Poll: ListenedPoll}
+	loop := NewRolloutLoop(runner, db, store.Node{Name: "web-1", Hostname: "test", Version: "test", PID: os.Getpid()}, true, log)
+	// Only the start and deployments' ends may probe within the test.
+	loop.Hosts.Every, loop.Hosts.Timeout = time.Hour, time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	workDone := make(chan struct{})
+	go func() { defer close(workDone); runner.Run(ctx) }()
+	loopDone := RunRolloutLoop(ctx, loop, runner, log)
+	t.Cleanup(func() { cancel(); <-workDone; <-loopDone })
+
+	return db, loop, sha
+}
+
+// recordedHealth is the health recorded in db, by target.
+func recordedHealth(t *testing.T, db *store.DB) map[store.Target]store.HostHealth {
+	t.Helper()
+	hs, err := db.HostHealth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[store.Target]store.HostHealth{}
+	for _, h := range hs {
+		m[h.Target] = h
+	}
+	return m
 }
