@@ -241,11 +241,13 @@ func (a *app) rollout(ctx context.Context, id int64, act func(context.Context, *
 			return server.RolloutJSON{}, withCode(ExitState, err)
 		}
 	}
-	nodes, err := nodeMap(ctx, db)
+	hh, err := server.ReadHostHealths(ctx, db, nodeTimeout(cfg))
 	if err != nil {
-		return server.RolloutJSON{}, err
+		return server.RolloutJSON{}, withCode(ExitState, err)
 	}
-	return server.RolloutView(r, nodes, time.Now(), nodeTimeout(cfg)), nil
+	v := server.RolloutView(r, hh.Nodes, time.Now(), nodeTimeout(cfg))
+	hh.FillRollout(cfg, &v)
+	return v, nil
 }
 
 // nodeMap is every node's last heartbeat, by name.
@@ -277,7 +279,8 @@ func (a *app) printRollout(out rolloutOneJSON, asJSON bool) error {
 	if r.Error != "" {
 		fmt.Fprintf(w, "error:   %s\n", oneLine(a.shown(r.Error), 200))
 	}
-	t := newTable(w, "HOST", a.paintHeader("STATUS"), "DEPLOYMENT", "FROM", "TO", "NODE", "ERROR")
+	t := newTable(w, "HOST", a.paintHeader("STATUS"), "DEPLOYMENT", "FROM", "TO", "NODE", "HEALTH", "ERROR")
+	now := time.Now()
 	for _, h := range r.Hosts {
 		dep := "-"
 		if h.DeploymentID != nil {
@@ -286,7 +289,8 @@ func (a *app) printRollout(out rolloutOneJSON, asJSON bool) error {
 		if h.RollbackID != nil {
 			dep += ", rollback " + strconv.FormatInt(*h.RollbackID, 10)
 		}
-		t.row(a.shown(h.Host), a.paintStatus(string(h.Status)), dep, shortSHA(h.OldSHA), shortSHA(h.NewSHA), nodeWord(h.NodeAlive), orDash(oneLine(a.shown(h.Error), 60)))
+		t.row(a.shown(h.Host), a.paintStatus(string(h.Status)), dep, shortSHA(h.OldSHA), shortSHA(h.NewSHA), nodeWord(h.NodeAlive),
+			healthCell(targetStatusJSON{Host: h.Host, HostHealthJSON: h.HostHealthJSON}, now), orDash(oneLine(a.shown(h.Error), 60)))
 	}
 	return t.flush()
 }

@@ -51,6 +51,10 @@ type targetStatusJSON struct {
 	// when the node never reported.
 	Host      string `json:"host,omitempty"`
 	NodeAlive *bool  `json:"node_alive,omitempty"`
+	// The health the host's own node last recorded, as far as it may be
+	// believed now (health, health_detail, health_checked_at,
+	// health_by_node); absent without a host.
+	server.HostHealthJSON
 }
 
 type lockJSON struct {
@@ -192,6 +196,7 @@ func configuredRows(ctx context.Context, shown []shownEnv, o statusOptions, stat
 		fillLock(&row, lockOf, t)
 		if s.host != "" {
 			row.NodeAlive = hv.alive(s.host, now)
+			row.HostHealthJSON = hv.health.Of(hv.cfg, t, s.host)
 		}
 		if !o.offline && (s.host == "" || s.host == hv.node) {
 			l := deploy.Inspect(ctx, deploy.RealCollaborators(nil), e, o.liveTimeout)
@@ -231,7 +236,8 @@ func orphanRows(configured []targetStatusJSON, states []store.FraiseState, lockO
 func (a *app) printStatus(out statusJSON) error {
 	colours := anyColour(out.Targets)
 	hosts := slices.ContainsFunc(out.Targets, func(r targetStatusJSON) bool { return r.Host != "" })
-	t := newTable(a.streams.Out, withNode(hosts, withColour(colours, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "SERVES", "DEPLOYED", "BY", "NOTE"), "NODE")...)
+	t := newTable(a.streams.Out, withNode(hosts, withColour(colours, "FRAISE", "ENVIRONMENT", a.paintHeader("STATUS"), "SHA", "RELEASE", "SERVES", "DEPLOYED", "BY", "NOTE"), "NODE", "HEALTH")...)
+	now := time.Now()
 	for _, r := range out.Targets {
 		note := ""
 		switch {
@@ -245,11 +251,14 @@ func (a *app) printStatus(out statusJSON) error {
 		if r.Live != nil {
 			note = joinNotes(note, liveNote(r))
 		}
+		if hn := healthNote(r); hn != "" {
+			note = joinNotes(note, hn)
+		}
 		deployed := "-"
 		if r.DeployedAt != nil {
 			deployed = fmtTime(*r.DeployedAt)
 		}
-		t.row(withNode(hosts, withColour(colours, r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), orDash(r.Colour), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note))), nodeCell(r))...)
+		t.row(withNode(hosts, withColour(colours, r.Fraise, r.Environment, a.paintStatus(string(r.Status)), shortSHA(r.CurrentSHA), orDash(r.CurrentRelease), orDash(r.Colour), deployed, orDash(a.shown(r.DeployedBy)), orDash(a.shown(note))), nodeCell(r), healthCell(r, now))...)
 	}
 	if err := t.flush(); err != nil {
 		return err

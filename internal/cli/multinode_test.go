@@ -80,7 +80,37 @@ func mnInOrder(t *testing.T, f *multiNode) {
 	f.checkMigratedOnce(v)
 	f.checkCLIRollout(r)
 	f.checkStatusRows(sha)
+	f.checkHostHealth()
 	f.live = v
+}
+
+// checkHostHealth checks that fraisier status --json on web-1 shows web-2
+// and web-3 healthy, as their own nodes probed them right after their
+// deployment ended (web-1 cannot reach their health endpoints' ports).
+func (f *multiNode) checkHostHealth() {
+	f.t.Helper()
+	got := map[string]string{}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var rows []struct {
+			Host         string `json:"host"`
+			Health       string `json:"health"`
+			HealthByNode string `json:"health_by_node"`
+		}
+		f.cliJSON(&rows, "targets", "status", "hello", "production", "--json", "--offline")
+		for _, r := range rows {
+			got[r.Host] = r.Health + " by " + r.HealthByNode
+		}
+		if got["web-2"] == "healthy by web-2" && got["web-3"] == "healthy by web-3" {
+			f.t.Logf("fraisier status --json on web-1: health %v", got)
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Errorf("fraisier status --json on web-1: health %v, want web-2 and web-3 healthy by their own nodes", got)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // checkStatusRows checks that fraisier status hello production --json

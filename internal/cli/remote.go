@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fraiseql/fraisier/internal/deploy"
+	"github.com/fraiseql/fraisier/internal/server"
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
@@ -302,8 +303,8 @@ func stepLine(s store.Step) string {
 // remoteFraises is GET /api/fraises.
 type remoteFraises struct {
 	Fraises []struct {
-		Fraise       string              `json:"fraise"`
-		Environments []store.FraiseState `json:"environments"`
+		Fraise       string                   `json:"fraise"`
+		Environments []server.EnvironmentJSON `json:"environments"`
 	} `json:"fraises"`
 }
 
@@ -322,7 +323,7 @@ func (a *app) remoteStatus(ctx context.Context, f remoteFlags, fraise, env strin
 	if err := json.Unmarshal(raw, &got); err != nil {
 		return fmt.Errorf("GET %s/api/fraises: %w", c.base.Redacted(), err)
 	}
-	var rows []store.FraiseState
+	var rows []server.EnvironmentJSON
 	for _, fr := range got.Fraises {
 		for _, st := range fr.Environments {
 			if (fraise == "" || st.Fraise == fraise) && (env == "" || st.Environment == env || baseEnv(st.Environment) == env) {
@@ -336,10 +337,14 @@ func (a *app) remoteStatus(ctx context.Context, f remoteFlags, fraise, env strin
 	if asJSON {
 		return writeJSON(a.streams.Out, map[string]any{"targets": orEmpty(rows)})
 	}
-	t := newTable(a.streams.Out, "FRAISE", "ENVIRONMENT", "STATUS", "SHA", "RELEASE", "DEPLOYED", "BY")
+	hosts := slices.ContainsFunc(rows, func(r server.EnvironmentJSON) bool { return r.Host != "" })
+	t := newTable(a.streams.Out, withNode(hosts, []string{"FRAISE", "ENVIRONMENT", "STATUS", "SHA", "RELEASE", "DEPLOYED", "BY"}, "NODE", "HEALTH")...)
+	now := time.Now()
 	for _, st := range rows {
-		t.row(st.Fraise, st.Environment, a.paintStatus(string(st.Status)), orDash(shortSHA(st.CurrentSHA)), orDash(a.shown(st.CurrentRelease)),
-			fmtTime(st.DeployedAt), orDash(a.shown(st.DeployedBy)))
+		// The server's answer, in status's row shape for the host cells.
+		hr := targetStatusJSON{Host: st.Host, NodeAlive: st.NodeAlive, HostHealthJSON: st.HostHealthJSON}
+		t.row(withNode(hosts, []string{st.Fraise, st.Environment, a.paintStatus(string(st.Status)), orDash(shortSHA(st.CurrentSHA)), orDash(a.shown(st.CurrentRelease)),
+			fmtTime(st.DeployedAt), orDash(a.shown(st.DeployedBy))}, nodeCell(hr), healthCell(hr, now))...)
 	}
 	return t.flush()
 }

@@ -23,7 +23,9 @@ const viewsSHA = "4444444444444444444444444444444444444444"
 
 // viewsSite is a PostgreSQL state shared by three hosts, with one rollout
 // started: web-1 (the migration host) deploying, web-2 and web-3
-// pending; web-1 and web-2 heartbeat now, web-3 ten minutes ago.
+// pending; web-1 and web-2 heartbeat now, web-3 ten minutes ago. Each
+// node recorded its host's health: web-1 unhealthy and web-2 healthy
+// now, web-3 healthy ten minutes ago (stale, its node dead: unknown).
 type viewsSite struct {
 	cfgPath string
 	url     string
@@ -55,6 +57,7 @@ fraises:
         app_path: /srv/hello
         hosts: [web, web-3]
         rollout: {node_timeout: 20s}
+        health_check: {url: "http://127.0.0.1:9/health"}
       staging:
         branch: dev
         git_repo: /srv/git/hello.git
@@ -85,6 +88,7 @@ fraises:
 			t.Fatalf("heartbeat %s: %v", n.name, err)
 		}
 	}
+	recordViewsHealth(t, db, old)
 	settings, ok := cfg.Fraises["hello"].Environments["production"].RolloutSettings()
 	if !ok {
 		t.Fatal("production has no rollout settings")
@@ -104,6 +108,24 @@ fraises:
 		t.Fatalf("advance: %v", err)
 	}
 	return s
+}
+
+// recordViewsHealth records each host's health as its node would: web-1
+// unhealthy and web-2 healthy now (db), web-3 healthy on old's clock.
+func recordViewsHealth(t *testing.T, db, old *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	for _, h := range []struct {
+		db      *store.DB
+		host    string
+		healthy bool
+		detail  string
+	}{{db, "web-1", false, "GET http://127.0.0.1:9/health: status 503, want 200"}, {db, "web-2", true, ""}, {old, "web-3", true, ""}} {
+		target := store.Target{Fraise: "hello", Environment: "production@" + h.host}
+		if err := h.db.RecordHostHealth(ctx, store.HostHealth{Target: target, Node: h.host, Healthy: h.healthy, Detail: h.detail}); err != nil {
+			t.Fatalf("record the health of %s: %v", h.host, err)
+		}
+	}
 }
 
 // run runs fraisier with the site's configuration and returns the exit
@@ -149,15 +171,21 @@ func TestRolloutViews(t *testing.T) {
 		{"rollouts_filtered", local("rollouts", "hello", "staging"), 0, []string{`^nothing matches these filters$`}},
 		{"rollouts_json", local("rollouts", "--active", "--json"), 0, []string{`"hosts_total": 3`, `"progress": "` + progress + `"`, `"migrate_host": "web-1"`}},
 		{"rollout_show", local("rollout", "show", id), 0, []string{`^` + progress + `$`, `^target: +hello/production at 444444444444 \(refs/heads/main\)$`,
-			`^web-1 +deploying +\d+ +- +444444444444 +alive +-$`, `^web-2 +pending +- +- +444444444444 +alive +-$`, `^web-3 +pending +- +- +444444444444 +dead +-$`}},
-		{"rollout_show_json", local("rollout", "show", id, "--json"), 0, []string{`"node_alive": false`, `"new_sha": "` + viewsSHA + `"`}},
+			`^web-1 +deploying +\d+ +- +444444444444 +alive +unhealthy \d+s ago +-$`, `^web-2 +pending +- +- +444444444444 +alive +healthy \d+s ago +-$`,
+			`^web-3 +pending +- +- +444444444444 +dead +unknown +-$`}},
+		{"rollout_show_json", local("rollout", "show", id, "--json"), 0, []string{`"node_alive": false`, `"new_sha": "` + viewsSHA + `"`, `"health": "unhealthy",`, `"health_by_node": "web-2"`}},
 		{"rollout_show_missing", local("rollout", "show", "99999"), 5, nil},
 		{"rollout_show_bad_id", local("rollout", "show", "x"), 2, nil},
 		{"rollout_resume_not_waiting", local("rollout", "resume", id), 1, nil},
-		{"status", local("status", "--offline", "hello"), 0, []string{`^FRAISE +ENVIRONMENT +NODE +STATUS `, `^hello +production@web-1 +alive +queued `,
-			`^hello +production@web-3 +dead +never deployed `, `^hello +staging +- +never deployed `, `^hello/production ` + progress + `$`}},
+		{"status", local("status", "--offline", "hello"), 0, []string{`^FRAISE +ENVIRONMENT +NODE +HEALTH +STATUS `,
+			`^hello +production@web-1 +alive +unhealthy \d+s ago +queued .* health: GET http://127\.0\.0\.1:9/health: status 503, want 200$`,
+			`^hello +production@web-2 +alive +healthy \d+s ago +never deployed `,
+			`^hello +production@web-3 +dead +unknown +never deployed .* health: last checked 10m ago; node web-3 is not alive$`,
+			`^hello +staging +- +- +never deployed `, `^hello/production ` + progress + `$`}},
 		{"status_one_env", local("status", "--offline", "hello", "production"), 0, []string{`^hello +production@web-2 +alive `}},
-		{"status_one_host", local("status", "--offline", "--json", "hello", "production@web-3"), 0, []string{`"environment": "production@web-3"`, `"host": "web-3"`, `"node_alive": false`}},
+		{"status_one_host", local("status", "--offline", "--json", "hello", "production@web-3"), 0, []string{`"environment": "production@web-3"`, `"host": "web-3"`, `"node_alive": false`,
+			`"health": "unknown",`, `"health_detail": "last checked 10m ago; node web-3 is not alive",`, `"health_by_node": "web-3"`}},
+		{"status_other_host_healthy", local("status", "--offline", "--json", "hello", "production@web-2"), 0, []string{`"health": "healthy",`, `"health_checked_at": "`, `"health_by_node": "web-2"`}},
 		{"status_unknown_host", local("status", "--offline", "hello", "production@web-9"), 5, nil},
 		{"history_host", local("history", "--host", "web-1"), 0, []string{`^\d+ +hello +production@web-1 +queued +rollout `}},
 		{"history_host_env", local("history", "hello", "production", "--host", "web-1", "--json"), 0, []string{`"environment": "production@web-1"`}},
@@ -175,6 +203,8 @@ func TestRolloutViews(t *testing.T) {
 		})
 	}
 
+	s.checkNoHostFields(t, local("status", "--offline", "--json", "hello", "staging"))
+
 	// The same views through a serve's API.
 	base, token, readOnly := s.serve(t)
 	remote = func(args ...string) []string { return append(args, "--remote", base) }
@@ -187,10 +217,15 @@ func TestRolloutViews(t *testing.T) {
 	}{
 		{"remote_nodes", remote("nodes"), 0, []string{`^web-2 +host-web-2 +v1\.2\.3 +\d+s ago +yes$`}, false},
 		{"remote_rollouts", remote("rollouts", "hello", "production"), 0, []string{`^` + id + ` +hello +production +running `}, false},
-		{"remote_rollout_show", remote("rollout", "show", id), 0, []string{`^` + progress + `$`, `^web-3 +pending +- +- +444444444444 +dead +-$`}, false},
+		{"remote_rollout_show", remote("rollout", "show", id), 0, []string{`^` + progress + `$`, `^web-2 +pending +- +- +444444444444 +alive +healthy \d+s ago +-$`,
+			`^web-3 +pending +- +- +444444444444 +dead +unknown +-$`}, false},
 		{"remote_rollout_missing", remote("rollout", "show", "99999"), 5, nil, false},
 		{"remote_resume_not_waiting", remote("rollout", "resume", id), 1, nil, false},
-		{"remote_status", remote("status", "hello", "production"), 0, []string{`^hello +production@web-1 +queued`}, false},
+		{"remote_status", remote("status", "hello", "production"), 0, []string{`^FRAISE +ENVIRONMENT +NODE +HEALTH +STATUS `,
+			`^hello +production@web-1 +alive +unhealthy \d+s ago +queued`, `^hello +production@web-2 +alive +healthy \d+s ago +never`,
+			`^hello +production@web-3 +dead +unknown +never`}, false},
+		{"remote_status_json", remote("status", "hello", "production@web-2", "--json"), 0, []string{`"health": "healthy",`, `"health_by_node": "web-2"`, `"node_alive": true`}, false},
+		{"remote_status_no_host", remote("status", "hello", "staging"), 0, []string{`^FRAISE +ENVIRONMENT +STATUS +SHA +RELEASE +DEPLOYED +BY$`}, false},
 		// Resuming needs the deploy scope of the rollout's environment.
 		{"remote_resume_read_only", remote("rollout", "resume", id), 1, nil, true},
 	} {
@@ -207,6 +242,18 @@ func TestRolloutViews(t *testing.T) {
 				wantLine(t, out, re)
 			}
 		})
+	}
+	s.env[cli.TokenEnv] = token
+	s.checkNoHostFields(t, remote("status", "hello", "staging", "--json"))
+}
+
+// checkNoHostFields checks that fraisier args, the JSON view of an
+// environment without hosts, keeps its shape: no host, node or health
+// field.
+func (s *viewsSite) checkNoHostFields(t *testing.T, args []string) {
+	t.Helper()
+	if _, out := s.run(t, args...); strings.Contains(out, `"health`) || strings.Contains(out, `"host"`) || strings.Contains(out, `"node_alive"`) {
+		t.Errorf("fraisier %s shows host fields for an environment without hosts:\n%s", strings.Join(args, " "), out)
 	}
 }
 

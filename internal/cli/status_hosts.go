@@ -22,6 +22,9 @@ type statusHostView struct {
 	node    string // this machine's node name: live checks run for its host only
 	nodes   map[string]store.Node
 	timeout time.Duration
+	cfg     *config.Config
+	// health is what each host's node recorded of its health.
+	health server.HostHealths
 }
 
 // statusNodeName is this process's node name as serve would take it:
@@ -112,13 +115,14 @@ func keepEnv(states []store.FraiseState, env string) []store.FraiseState {
 	return out
 }
 
-// readHostView reads the nodes, for the NODE column.
+// readHostView reads the nodes and the health their hosts' nodes
+// recorded, for the NODE and HEALTH columns.
 func (a *app) readHostView(ctx context.Context, cfg *config.Config, db *store.DB) (*statusHostView, error) {
-	nodes, err := nodeMap(ctx, db)
+	hh, err := server.ReadHostHealths(ctx, db, cfg.NodeTimeout())
 	if err != nil {
-		return nil, err
+		return nil, withCode(ExitState, err)
 	}
-	return &statusHostView{node: a.statusNodeName(cfg), nodes: nodes, timeout: cfg.NodeTimeout()}, nil
+	return &statusHostView{node: a.statusNodeName(cfg), nodes: hh.Nodes, timeout: cfg.NodeTimeout(), cfg: cfg, health: hh}, nil
 }
 
 // alive says whether host's node is alive; nil when it never reported.
@@ -166,6 +170,29 @@ func nodeCell(r targetStatusJSON) string {
 	return nodeWord(r.NodeAlive)
 }
 
+// healthCell is a row's HEALTH cell: healthy or unhealthy with the age
+// of the probe that says so, else unknown, for a host row; - else.
+func healthCell(r targetStatusJSON, now time.Time) string {
+	switch {
+	case r.Host == "":
+		return "-"
+	case r.Health == "":
+		return store.HealthUnknown
+	case r.Health != store.HealthUnknown && r.HealthCheckedAt != nil:
+		return r.Health + " " + store.Ago(max(now.Sub(*r.HealthCheckedAt), 0)) + " ago"
+	}
+	return r.Health
+}
+
+// healthNote is what the NOTE column says of a host's health: why it is
+// unhealthy, or when it was last checked when that is too old to believe.
+func healthNote(r targetStatusJSON) string {
+	if r.Health == store.HealthUnhealthy || r.Health == store.HealthUnknown && r.HealthCheckedAt != nil {
+		return "health: " + oneLine(r.HealthDetail, 60)
+	}
+	return ""
+}
+
 // printRolloutLines writes one progress line per active rollout, after
 // the status table.
 func (a *app) printRolloutLines(rs []server.RolloutJSON) {
@@ -174,13 +201,13 @@ func (a *app) printRolloutLines(rs []server.RolloutJSON) {
 	}
 }
 
-// withNode puts the NODE cell after ENVIRONMENT when the table has host
-// rows, and leaves the cells as they are otherwise.
-func withNode(hosts bool, cells []string, node string) []string {
+// withNode puts the NODE and HEALTH cells after ENVIRONMENT when the
+// table has host rows, and leaves the cells as they are otherwise.
+func withNode(hosts bool, cells []string, node, health string) []string {
 	if !hosts {
 		return cells
 	}
-	return slices.Insert(cells, 2, node)
+	return slices.Insert(cells, 2, node, health)
 }
 
 // hostDeployments is history's query: f as is without host; with host,

@@ -22,7 +22,9 @@
 // LISTEN wakes it and at the deadline the last pass returned, never on a
 // shorter poll, and it checks its host's health at the end of a timed
 // canary window. With LISTEN waking the runner too, serve's Poll is only a
-// backstop (30s instead of SQLite's 2s).
+// backstop (30s instead of SQLite's 2s). Beside it, HostProber records
+// the health of the node's own host targets (every 15 s, and right after
+// a deployment of one ends), which every other node then shows.
 //
 // # When a newer push arrives
 //

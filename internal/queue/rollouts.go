@@ -19,6 +19,7 @@ type RolloutStore interface {
 	Rollouts(ctx context.Context, f store.RolloutFilter) ([]store.Rollout, error)
 	RolloutVerified(ctx context.Context, id int64, host string, healthy bool, why string) error
 	Listen(ctx context.Context, wake func(topic string)) error
+	HostHealthStore
 }
 
 // RolloutLoop is one node's part in coordinating rollouts: it heartbeats,
@@ -43,6 +44,9 @@ type RolloutLoop struct {
 	// Beat overrides the heartbeat period (default HeartbeatEvery of the
 	// configuration).
 	Beat time.Duration
+	// Hosts, when set, probes the health of this node's host targets;
+	// RunRolloutLoop runs it beside the loop.
+	Hosts *HostProber
 
 	initOnce sync.Once
 	wake     chan struct{}

@@ -68,6 +68,9 @@ type Runner struct {
 	// step of a rollout (a deployment or a rollback with a RolloutID):
 	// the rollout loop advances the rollout at once.
 	OnRolloutStep func(rolloutID int64)
+	// OnEnd, when set, is called after a worker ended a deployment it
+	// took, however it ended: the host prober checks the target's health.
+	OnEnd func(store.Target)
 	// OnStart, when set, is called by the worker as it takes a deployment,
 	// before it runs: what it does delays the deployment.
 	OnStart func(store.Deployment)
@@ -181,6 +184,13 @@ func (r *Runner) config() *config.Config {
 		return cfg
 	}
 	return r.Config
+}
+
+// Deploying says whether a worker of this runner deploys t now.
+func (r *Runner) Deploying(t store.Target) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active[t]
 }
 
 // Running returns how many deployments the workers are running now.
@@ -337,6 +347,9 @@ func (r *Runner) work(d store.Deployment) {
 	if d.RolloutID != nil && r.OnRolloutStep != nil {
 		// However the step ended, even unrecorded, its rollout has news.
 		defer r.OnRolloutStep(*d.RolloutID)
+	}
+	if r.OnEnd != nil {
+		defer r.OnEnd(d.Target)
 	}
 	log := r.Log.With("fraise", d.Fraise, "environment", d.Environment, "deployment", d.ID)
 	ctx := r.workCtx

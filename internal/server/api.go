@@ -88,9 +88,19 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 }
 
 type fraiseJSON struct {
-	Fraise       string              `json:"fraise"`
-	Type         config.FraiseType   `json:"type"`
-	Environments []store.FraiseState `json:"environments"`
+	Fraise       string            `json:"fraise"`
+	Type         config.FraiseType `json:"type"`
+	Environments []EnvironmentJSON `json:"environments"`
+}
+
+// EnvironmentJSON is one target of GET /api/fraises: its recorded state
+// and, for a host of an environment with hosts (env@host), the host,
+// whether its node is alive (absent: it never reported) and its health.
+type EnvironmentJSON struct {
+	store.FraiseState
+	Host      string `json:"host,omitempty"`
+	NodeAlive *bool  `json:"node_alive,omitempty"`
+	HostHealthJSON
 }
 
 func (s *Server) handleFraises(w http.ResponseWriter, r *http.Request) {
@@ -108,27 +118,50 @@ func (s *Server) handleFraises(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []fraiseJSON{}
 	cfg := s.table.Load().cfg
+	hh, err := s.hostHealths(r.Context(), cfg)
+	if err != nil {
+		s.internalError(w, "read host health", err)
+		return
+	}
 	for _, name := range cfg.FraiseNames() {
 		f := cfg.Fraises[name]
-		fj := fraiseJSON{Fraise: name, Type: f.Type, Environments: []store.FraiseState{}}
+		fj := fraiseJSON{Fraise: name, Type: f.Type, Environments: []EnvironmentJSON{}}
 		for _, e := range f.EnvironmentNames() {
-			// An environment with hosts is one target per host (env@host).
-			targets := f.Environments[e].HostTargets()
-			if len(targets) == 0 {
-				targets = []string{e}
+			env := f.Environments[e]
+			if !env.HasHosts() {
+				fj.Environments = append(fj.Environments, EnvironmentJSON{FraiseState: stateOf(byTarget, store.Target{Fraise: name, Environment: e})})
+				continue
 			}
-			for _, te := range targets {
-				t := store.Target{Fraise: name, Environment: te}
-				st, ok := byTarget[t]
-				if !ok {
-					st = store.FraiseState{Target: t, Status: "never"}
-				}
-				fj.Environments = append(fj.Environments, st)
+			// An environment with hosts is one target per host (env@host).
+			for _, h := range env.Hosts {
+				t := store.Target{Fraise: name, Environment: env.HostTarget(h)}
+				fj.Environments = append(fj.Environments, EnvironmentJSON{FraiseState: stateOf(byTarget, t), Host: h,
+					NodeAlive: hh.NodeAlive(h), HostHealthJSON: hh.Of(cfg, t, h)})
 			}
 		}
 		out = append(out, fj)
 	}
 	s.reply(w, http.StatusOK, map[string]any{"fraises": out})
+}
+
+// stateOf is t's recorded state, or "never" when none is recorded.
+func stateOf(byTarget map[store.Target]store.FraiseState, t store.Target) store.FraiseState {
+	if st, ok := byTarget[t]; ok {
+		return st
+	}
+	return store.FraiseState{Target: t, Status: "never"}
+}
+
+// hostHealths reads the hosts' recorded health and their nodes when cfg
+// has an environment with hosts; a store that keeps neither shows every
+// host unknown.
+func (s *Server) hostHealths(ctx context.Context, cfg *config.Config) (HostHealths, error) {
+	hh := HostHealths{Timeout: cfg.NodeTimeout(), Now: time.Now()}
+	db, ok := s.store.(HostHealthReader)
+	if !ok || !slices.ContainsFunc(cfg.Environments(), (*config.Environment).HasHosts) {
+		return hh, nil
+	}
+	return ReadHostHealths(ctx, db, cfg.NodeTimeout())
 }
 
 func (s *Server) handleDeployments(w http.ResponseWriter, r *http.Request) {

@@ -56,6 +56,9 @@ type RolloutHostJSON struct {
 	store.RolloutHost
 	NewSHA    string `json:"new_sha"`
 	NodeAlive *bool  `json:"node_alive,omitempty"`
+	// The host's health as its node last recorded it (one rollout's view
+	// only: GET /api/rollouts/{id}, fraisier rollout show).
+	HostHealthJSON
 }
 
 // RolloutView builds the JSON shape of r; nodes are the known nodes by
@@ -237,7 +240,15 @@ func (s *Server) replyRollout(w http.ResponseWriter, r *http.Request, db rollout
 		s.internalError(w, "read nodes", err)
 		return
 	}
-	s.reply(w, status, map[string]any{"rollout": RolloutView(ro, nodes, time.Now(), timeout)})
+	v := RolloutView(ro, nodes, time.Now(), timeout)
+	cfg := s.table.Load().cfg
+	hh, err := s.hostHealths(r.Context(), cfg)
+	if err != nil {
+		s.internalError(w, "read host health", err)
+		return
+	}
+	hh.FillRollout(cfg, &v)
+	s.reply(w, status, map[string]any{"rollout": v})
 }
 
 // handleRolloutResume is POST /api/rollouts/{id}/resume: a rollout

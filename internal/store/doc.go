@@ -39,4 +39,7 @@
 // rollouts (AdvanceRollouts, one transaction per rollout, its row taken
 // FOR UPDATE SKIP LOCKED), and every write that queues work or changes a
 // rollout notifies fraisier_queue, which Listen turns into wake-ups.
+// Each node records the health of its own host's targets
+// (tb_host_health, RecordHostHealth), which SeeHostHealth judges for the
+// views of every other node.
 package store

@@ -237,9 +237,10 @@ var (
 
 // boundedTables hold a row per target, per migration, per kind of record
 // retention prunes (tb_retention), or per API token an operator made
-// (tb_api_token), or per node sharing the database (tb_node): every
+// (tb_api_token), or per node sharing the database (tb_node), or per
+// host target (tb_host_health): every
 // other table grows with the history.
-var boundedTables = map[string]bool{"tb_fraise_state": true, "tb_restart_state": true, "tb_lock": true, "tb_job_state": true, "tb_schema_migrations": true, "tb_retention": true, "tb_api_token": true, "tb_node": true}
+var boundedTables = map[string]bool{"tb_fraise_state": true, "tb_restart_state": true, "tb_lock": true, "tb_job_state": true, "tb_schema_migrations": true, "tb_retention": true, "tb_api_token": true, "tb_node": true, "tb_host_health": true}
 
 // fullScans are the growing tables the plan reads whole. A scan in index
 // order under a LIMIT, with no sort, stops after the rows it returns (the

@@ -466,4 +466,11 @@ func (w *workload) rollouts() {
 	})
 	w.do("Rollouts", func() error { _, err := w.db.Rollouts(w.ctx, store.RolloutFilter{Limit: 20}); return err })
 	w.do("Nodes", func() error { _, err := w.db.Nodes(w.ctx); return err })
+	for _, h := range hosts {
+		w.do("RecordHostHealth", func() error {
+			t := store.Target{Fraise: shop.Fraise, Environment: shop.Environment + "@" + h}
+			return w.db.RecordHostHealth(w.ctx, store.HostHealth{Target: t, Node: h, Healthy: true})
+		})
+	}
+	w.do("HostHealth", func() error { _, err := w.db.HostHealth(w.ctx); return err })
 }

@@ -69,6 +69,18 @@ type health struct {
 	Now time.Time
 	// Skip says why no probe runs (nothing deployed, not configured).
 	Skip string
+	// Seen, when set, is the health another host's own node recorded,
+	// judged at Now: this server does not probe that host.
+	Seen *store.HealthSeen
+}
+
+// recorded is the health a host's own node recorded, as seen at now.
+func recorded(s store.HealthSeen, now time.Time) *health {
+	h := &health{Seen: &s, Now: now}
+	if s.Word != store.HealthUnknown && s.CheckedAt != nil {
+		h.Checked = *s.CheckedAt
+	}
+	return h
 }
 
 // get is t's last known state and, when that is stale and no probe of t
@@ -112,6 +124,8 @@ func (c *liveCache) run(t store.Target, done chan struct{}) {
 // Word is the health in one word: healthy, unhealthy or unknown.
 func (h health) Word() string {
 	switch {
+	case h.Seen != nil:
+		return h.Seen.Word
 	case h.Checked.IsZero() || h.State.Healthy == nil:
 		return "unknown"
 	case *h.State.Healthy:
@@ -124,6 +138,8 @@ func (h health) Word() string {
 // output is the application's text.
 func (h health) Reason() string {
 	switch {
+	case h.Seen != nil:
+		return clipRunes(h.Seen.Detail, 200)
 	case h.Skip != "":
 		return h.Skip
 	case h.Checked.IsZero():
@@ -139,7 +155,7 @@ func (h health) Reason() string {
 // UnitsNote says whether the environment's units are active: the ones
 // that are not, or why they could not be asked; empty when it has none.
 func (h health) UnitsNote() string {
-	if h.Checked.IsZero() {
+	if h.Checked.IsZero() || h.Seen != nil {
 		return ""
 	}
 	if h.State.UnitsError != "" {
@@ -172,6 +188,15 @@ func (h health) Ago() string {
 		return fmt.Sprintf("%d s", int(d.Seconds()))
 	}
 	return d.Round(time.Minute).String()
+}
+
+// By is the node whose probe the health shown comes from, when not this
+// server's own.
+func (h health) By() string {
+	if h.Seen == nil || h.Checked.IsZero() {
+		return ""
+	}
+	return h.Seen.By
 }
 
 // clipRunes is s cut to at most n runes, with an ellipsis when cut.

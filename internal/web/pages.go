@@ -214,7 +214,10 @@ func (d *Dashboard) fillRow(row *targetRow) (done []<-chan struct{}) {
 	case row.CurrentSHA == "" && row.CurrentRelease == "":
 		row.Health = &health{Skip: "nothing deployed yet"}
 	case row.Host != "" && row.Host != d.o.Node:
-		row.Health = &health{Skip: "checked on node " + row.Host}
+		// Probed by the host's own node, which recorded it (fillNodes).
+		if row.Health == nil || row.Health.Seen == nil {
+			row.Health = &health{Skip: "checked on node " + row.Host}
+		}
 	default:
 		h, c := d.live.get(row.Target)
 		row.Health = &h

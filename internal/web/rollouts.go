@@ -137,8 +137,15 @@ func (d *Dashboard) rollout(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "rollout", page{Title: fmt.Sprintf("Rollout %d", id), Nav: "rollouts", Data: newRolloutRow(ro, nl)})
 }
 
-// fillNodes sets the node liveness of the overview's host rows; it reads
-// the nodes only when there is a host row.
+// hostHealthReader is what the overview reads of the health each node
+// records of its own host; without it another host's health is unknown.
+type hostHealthReader interface {
+	HostHealth(ctx context.Context) ([]store.HostHealth, error)
+}
+
+// fillNodes sets the node liveness of the overview's host rows, and the
+// health recorded by their nodes for the hosts not this server's own; it
+// reads the nodes only when there is a host row.
 func (d *Dashboard) fillNodes(ctx context.Context, cfg *config.Config, rows []targetRow) error {
 	hasHost := false
 	for _, row := range rows {
@@ -151,10 +158,42 @@ func (d *Dashboard) fillNodes(ctx context.Context, cfg *config.Config, rows []ta
 	if err != nil {
 		return err
 	}
+	recs, err := d.hostHealth(ctx)
+	if err != nil {
+		return err
+	}
 	for i := range rows {
-		if rows[i].Host != "" {
-			rows[i].Node = nl.word(rows[i].Host)
+		row := &rows[i]
+		if row.Host == "" {
+			continue
 		}
+		row.Node = nl.word(row.Host)
+		if row.Host == d.o.Node {
+			continue
+		}
+		env, err := cfg.Lookup(row.Fraise, row.Environment)
+		var rec *store.HostHealth
+		if h, ok := recs[row.Target]; ok {
+			rec = &h
+		}
+		row.Health = recorded(store.SeeHostHealth(rec, err == nil && env.HealthCheck != nil, row.Node == "alive", nl.now), nl.now)
 	}
 	return nil
+}
+
+// hostHealth reads the health each node recorded of its host, by target.
+func (d *Dashboard) hostHealth(ctx context.Context) (map[store.Target]store.HostHealth, error) {
+	m := map[store.Target]store.HostHealth{}
+	hr, ok := d.o.Store.(hostHealthReader)
+	if !ok {
+		return m, nil
+	}
+	recs, err := hr.HostHealth(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read host health: %w", err)
+	}
+	for _, h := range recs {
+		m[h.Target] = h
+	}
+	return m, nil
 }

@@ -75,6 +75,7 @@ func RunOnly(t *testing.T, open func(t *testing.T) *store.DB, names ...string) {
 		{"OutboxConcurrentClaim", s.testOutboxConcurrentClaim},
 		{"Rollouts", s.testRollouts},
 		{"Nodes", s.testNodes},
+		{"HostHealth", s.testHostHealth},
 	}
 	ran := 0
 	for _, tc := range tests {
