@@ -62,10 +62,15 @@ type RolloutHostJSON struct {
 }
 
 // RolloutView builds the JSON shape of r; nodes are the known nodes by
-// name, judged alive when younger than timeout.
+// name, judged alive when younger than the rollout's node_timeout (else
+// timeout).
 func RolloutView(r store.Rollout, nodes map[string]store.Node, now time.Time, timeout time.Duration) RolloutJSON {
 	out := RolloutJSON{Rollout: r, Hosts: make([]RolloutHostJSON, 0, len(r.Hosts)), HostsTotal: len(r.Hosts)}
 	out.Rollout.Hosts = nil
+	if r.Policy.NodeTimeout > 0 {
+		// A rollout's hosts are alive or dead as the rollout judges them.
+		timeout = r.Policy.NodeTimeout
+	}
 	for _, h := range r.Hosts {
 		hj := RolloutHostJSON{RolloutHost: h, NewSHA: r.SHA}
 		if n, ok := nodes[h.Host]; ok {

@@ -3,6 +3,9 @@ package server
 import (
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/fraiseql/fraisier/internal/store"
 )
 
 // TestRolloutAPIAccess: the nodes and rollouts API reads like the read
@@ -34,6 +37,28 @@ func TestRolloutAPIAccess(t *testing.T) {
 		}
 		if status != tc.status {
 			t.Errorf("%s: %s %s: %d %s, want %d", tc.name, tc.method, tc.path, status, body, tc.status)
+		}
+	}
+}
+
+// TestRolloutViewJudgesNodesByTheRolloutsTimeout: a rollout's hosts are
+// alive or dead as the rollout itself judges them, by its node_timeout,
+// not by the largest one configured.
+func TestRolloutViewJudgesNodesByTheRolloutsTimeout(t *testing.T) {
+	now := time.Now()
+	nodes := map[string]store.Node{"web-1": {Name: "web-1", HeartbeatAt: now.Add(-10 * time.Second)}}
+	for _, tc := range []struct {
+		policy time.Duration
+		alive  bool
+	}{
+		{policy: 5 * time.Second, alive: false},
+		{policy: time.Minute, alive: true},
+		{policy: 0, alive: true}, // no policy timeout recorded: the one given (30 s)
+	} {
+		r := store.Rollout{ID: 1, Policy: store.RolloutPolicy{NodeTimeout: tc.policy}, Hosts: []store.RolloutHost{{Host: "web-1"}}}
+		v := RolloutView(r, nodes, now, 30*time.Second)
+		if got := v.Hosts[0].NodeAlive; got == nil || *got != tc.alive {
+			t.Errorf("node_timeout %s: alive %v, want %v", tc.policy, got, tc.alive)
 		}
 	}
 }
