@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -212,7 +213,7 @@ func withNode(hosts bool, cells []string, node, health string) []string {
 
 // hostDeployments is history's query: f as is without host; with host,
 // only the deployments of env@host targets: one query when f names the
-// environment, else pages of the history filtered here.
+// environment, else one per target of that host, merged newest first.
 func hostDeployments(ctx context.Context, db *store.DB, f store.DeploymentFilter, host string) ([]store.Deployment, error) {
 	if host == "" {
 		return db.Deployments(ctx, f)
@@ -221,26 +222,26 @@ func hostDeployments(ctx context.Context, db *store.DB, f store.DeploymentFilter
 		f.Environment = baseEnv(f.Environment) + config.HostSep + host
 		return db.Deployments(ctx, f)
 	}
-	want := max(f.Limit, 1)
-	page := f
-	page.Limit = 500
+	// The host's targets are those the state records (one row each):
+	// each is read through the history's target index, then merged,
+	// rather than paging through every deployment of every target.
+	states, err := db.FraiseStates(ctx, f.Fraise, "")
+	if err != nil {
+		return nil, err
+	}
 	var out []store.Deployment
-	for {
-		ds, err := db.Deployments(ctx, page)
+	for _, st := range states {
+		if hostOfEnv(st.Environment) != host {
+			continue
+		}
+		one := f
+		one.Fraise, one.Environment = st.Fraise, st.Environment
+		ds, err := db.Deployments(ctx, one)
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range ds {
-			if hostOfEnv(d.Environment) == host {
-				out = append(out, d)
-				if len(out) == want {
-					return out, nil
-				}
-			}
-		}
-		if len(ds) < page.Limit {
-			return out, nil
-		}
-		page.BeforeID = ds[len(ds)-1].ID
+		out = append(out, ds...)
 	}
+	slices.SortFunc(out, func(x, y store.Deployment) int { return cmp.Compare(y.ID, x.ID) })
+	return out[:min(len(out), max(f.Limit, 1))], nil
 }
