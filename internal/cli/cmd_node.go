@@ -56,16 +56,11 @@ func (a *app) node(ctx context.Context, logFormat, nodeFlag string) error {
 	if err != nil {
 		return err
 	}
-	db, node, err := a.openNodeState(ctx, cfg, nodeFlag, log)
+	db, node, runner, loop, err := a.nodeParts(ctx, cfg, nodeFlag, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	runner, err := a.queueRunner(cfg, db, log, node)
-	if err != nil {
-		return err
-	}
-	loop := rolloutLoop(db, runner, node, log)
 	notes := newNotifications(cfg, db, log.With("component", "notify"))
 	runner.OnFinish = notes.finished(func(queue.Finished) {})
 	runner.OnStart = notes.started

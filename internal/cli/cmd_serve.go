@@ -89,16 +89,11 @@ func (a *app) serve(ctx context.Context, listen, logFormat, nodeFlag string) err
 	if err != nil {
 		return err
 	}
-	db, node, err := a.openNodeState(ctx, cfg, nodeFlag, log)
+	db, node, runner, loop, err := a.nodeParts(ctx, cfg, nodeFlag, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	runner, err := a.queueRunner(cfg, db, log, node)
-	if err != nil {
-		return err
-	}
-	loop := rolloutLoop(db, runner, node, log)
 	stopping := func() {
 		runner.StopDispatch()
 		log.Info("stopping: no new deliveries; running deployments get the grace period", "grace", cfg.Server.ShutdownGrace.String())
@@ -169,6 +164,22 @@ func configuredHosts(cfg *config.Config) []string {
 	}
 	slices.Sort(hosts)
 	return slices.Compact(hosts)
+}
+
+// nodeParts are what serve and node both run: the state database, this
+// node's name, the queue's workers and the rollout loop. The caller closes
+// db.
+func (a *app) nodeParts(ctx context.Context, cfg *config.Config, nodeFlag string, log *slog.Logger) (*store.DB, string, *queue.Runner, *queue.RolloutLoop, error) {
+	db, node, err := a.openNodeState(ctx, cfg, nodeFlag, log)
+	if err != nil {
+		return nil, "", nil, nil, err
+	}
+	runner, err := a.queueRunner(cfg, db, log, node)
+	if err != nil {
+		db.Close()
+		return nil, "", nil, nil, err
+	}
+	return db, node, runner, rolloutLoop(db, runner, node, log), nil
 }
 
 // queueRunner is the queue's workers over db, deploying as this user and
