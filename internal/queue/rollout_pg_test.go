@@ -24,8 +24,9 @@ var pgServer pgtest.Server
 // The rollout tests run three nodes (web-1, web-2, web-3) in this process,
 // each with its own state connection, configuration (app_path and node by
 // ${VAR}), runner and rollout loop, against one real PostgreSQL. The fraise
-// has no systemd unit and no health check: a rollout's coordination is
-// under test, not the engine's steps. Its install fails on the host whose
+// has no systemd unit, and no health check unless fixtureOptions.health
+// gives each host one: a rollout's coordination is under test, not the
+// engine's steps. Its install fails on the host whose
 // name a commit lists in fail-on-<host>; its migration tool is a script of
 // the repository that logs each run to a file all three nodes share.
 
@@ -41,7 +42,22 @@ current) cat "$rev" 2>/dev/null || echo 0 ;;
 esac
 `
 
-func rolloutYAML(origin, url string) string {
+// fixtureOptions vary the fixture's fraises.yaml; the zero value is the
+// plain rollout the tests above run.
+type fixtureOptions struct {
+	// rollout is appended to the rollout: map, after node_timeout
+	// (", canary: true, canary_wait: 2s").
+	rollout string
+	// health gives each host its own HTTP health endpoint on loopback
+	// (hostApp) and the environment a health_check of ${HEALTH_URL}.
+	health bool
+}
+
+func rolloutYAML(origin, url string, o fixtureOptions) string {
+	health := ""
+	if o.health {
+		health = "        health_check: {url: \"${HEALTH_URL}\", timeout: 1s}\n"
+	}
 	return fmt.Sprintf(`state:
   url: %s
 fraises:
@@ -53,8 +69,8 @@ fraises:
         git_repo: %s
         app_path: ${APP_ROOT}/hello
         hosts: [web-1, web-2, web-3]
-        rollout: {node_timeout: 4s}
-        install:
+        rollout: {node_timeout: 4s%s}
+%s        install:
           command: [test, "!", -e, "fail-on-${NODE}"]
         database:
           tool: command
@@ -64,7 +80,7 @@ fraises:
           current: [sh, migrate.sh, current]
           env:
             MIGRATE_DIR: ${MIGRATE_DIR}
-`, url, origin)
+`, url, origin, o.rollout, health)
 }
 
 type rolloutFixture struct {
@@ -76,6 +92,8 @@ type rolloutFixture struct {
 	db      *store.DB
 	migrate string
 	nodes   []*testNode
+	// apps are the hosts' health endpoints, by host (with health only).
+	apps map[string]*hostApp
 }
 
 // testNode is one node: what fraisier node runs, in this process.
@@ -89,20 +107,29 @@ type testNode struct {
 
 func newRolloutFixture(t *testing.T) *rolloutFixture {
 	t.Helper()
+	return newRolloutFixtureWith(t, fixtureOptions{})
+}
+
+// newRolloutFixtureWith is newRolloutFixture with a varied fraises.yaml.
+func newRolloutFixtureWith(t *testing.T, o fixtureOptions) *rolloutFixture {
+	t.Helper()
 	url := pgServer.Database(t)
 	root := t.TempDir()
-	f := &rolloutFixture{t: t, root: root, url: url, migrate: filepath.Join(root, "migrate")}
+	f := &rolloutFixture{t: t, root: root, url: url, migrate: filepath.Join(root, "migrate"), apps: map[string]*hostApp{}}
 	f.repo = testenv.NewOrigin(t, root)
 	f.origin = f.repo.Dir
 	if err := os.MkdirAll(f.migrate, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(root, "fraises.yaml")
-	if err := os.WriteFile(cfgPath, []byte(rolloutYAML(f.origin, url)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(rolloutYAML(f.origin, url, o)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f.db = f.open()
 	for _, name := range []string{"web-1", "web-2", "web-3"} {
+		if o.health {
+			f.apps[name] = newHostApp(t, filepath.Join(root, name, "hello"))
+		}
 		f.nodes = append(f.nodes, f.startNode(cfgPath, name))
 	}
 	return f
@@ -123,6 +150,9 @@ func (f *rolloutFixture) open() *store.DB {
 func (f *rolloutFixture) startNode(cfgPath, name string) *testNode {
 	f.t.Helper()
 	vars := map[string]string{"APP_ROOT": filepath.Join(f.root, name), "NODE": name, "MIGRATE_DIR": f.migrate}
+	if app := f.apps[name]; app != nil {
+		vars["HEALTH_URL"] = app.URL + "/health"
+	}
 	cfg, err := config.Load(cfgPath, config.Options{LookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }})
 	if err != nil {
 		f.t.Fatal(err)
@@ -173,6 +203,14 @@ func (f *rolloutFixture) commit(n int, files ...string) string {
 // waits for its end.
 func (f *rolloutFixture) rollout(sha string) store.Rollout {
 	f.t.Helper()
+	return f.wait(f.push(sha, nil))
+}
+
+// push queues a rollout of sha as the intake does for a push, with the
+// configuration's policy as edit changes it (when not nil), and returns
+// its id.
+func (f *rolloutFixture) push(sha string, edit func(*store.RolloutPolicy)) int64 {
+	f.t.Helper()
 	ctx := context.Background()
 	cfg := f.nodes[0].runner.CurrentConfig()
 	env, err := cfg.Lookup("hello", "production")
@@ -183,6 +221,9 @@ func (f *rolloutFixture) rollout(sha string) store.Rollout {
 	if !ok {
 		f.t.Fatal("no rollout policy for an environment with hosts")
 	}
+	if edit != nil {
+		edit(&p)
+	}
 	q, err := f.db.Enqueue(ctx, store.QueueRequest{Target: store.Target{Fraise: "hello", Environment: "production"},
 		SHA: sha, Ref: "refs/heads/main", Trigger: store.TriggerWebhook, Actor: "test", Rollout: &p})
 	if err != nil {
@@ -191,9 +232,16 @@ func (f *rolloutFixture) rollout(sha string) store.Rollout {
 	if q.RolloutID == 0 {
 		f.t.Fatalf("queued %+v: no rollout", q)
 	}
+	return q.RolloutID
+}
+
+// wait waits for the end of rollout id.
+func (f *rolloutFixture) wait(id int64) store.Rollout {
+	f.t.Helper()
 	var ro store.Rollout
-	waitFor(f.t, fmt.Sprintf("rollout %d to end", q.RolloutID), 90*time.Second, func() bool {
-		ro, err = f.db.Rollout(ctx, q.RolloutID)
+	waitFor(f.t, fmt.Sprintf("rollout %d to end", id), 90*time.Second, func() bool {
+		var err error
+		ro, err = f.db.Rollout(context.Background(), id)
 		if err != nil {
 			f.t.Fatal(err)
 		}
