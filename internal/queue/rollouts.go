@@ -88,7 +88,12 @@ func (l *RolloutLoop) Run(ctx context.Context) error {
 		go l.listen(ctx)
 	}
 	l.heartbeat(ctx)
-	go l.beat(ctx)
+	var beating sync.WaitGroup
+	beating.Add(1)
+	go func() { defer beating.Done(); l.beat(ctx) }()
+	// The heartbeat stops before Run returns: the caller may close the
+	// store then.
+	defer beating.Wait()
 	for {
 		timer := time.NewTimer(l.pass(ctx))
 		select {
