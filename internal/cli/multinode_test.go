@@ -14,13 +14,13 @@ import (
 	"github.com/fraiseql/fraisier/internal/store"
 )
 
-// TestMultiNode is issue 18's three-node test: three fraisier nodes as
-// three processes on this machine (see multiNode), one real PostgreSQL,
-// and rollouts of signed GitHub pushes across them, in order, stopped at
-// the first failure, through a node killed with SIGKILL, a PostgreSQL
-// restart and racing pushes. The steps share one installation and run in
-// order, each starting from where the last left the hosts (f.live); the
-// first that fails stops the rest.
+// TestMultiNode runs rollouts across three hosts end to end: three
+// fraisier nodes as three processes on this machine (see multiNode), one
+// real PostgreSQL, and rollouts of signed GitHub pushes across them, in
+// order, stopped at the first failure, through a node killed with SIGKILL,
+// a PostgreSQL restart and racing pushes. The steps share one installation
+// and run in order, each starting from where the last left the hosts
+// (f.live); the first that fails stops the rest.
 func TestMultiNode(t *testing.T) {
 	f := newMultiNode(t)
 	for _, step := range []struct {

@@ -19,8 +19,8 @@ const (
 )
 
 // Topics say what a notification is about, so that each node wakes only
-// what it concerns: with a hundred nodes, waking every node's runner and
-// rollout loop at every host step made a rollout cost N² passes.
+// what it concerns: waking every node at every host step would cost a
+// rollout a pass per node per step.
 const (
 	// TopicRollout: a rollout was queued, started, stopped or ended, or
 	// resumed by hand; every node's rollout loop looks again.
