@@ -102,20 +102,10 @@ func (a *app) rolloutShowCommand() *cobra.Command {
 		Short: "Show a rollout: each host's status, deployment, commits, error and whether its node is alive",
 		Args:  rangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := rolloutID(args[0])
-			if err != nil {
-				return err
+			viaAPI := func(out *rolloutOneJSON) error {
+				return a.remoteGet(cmd.Context(), remote, "/api/rollouts/"+args[0], out)
 			}
-			var out rolloutOneJSON
-			if here, err := remote.local(); err != nil || !here {
-				err = remoteOr(err, func() error { return a.remoteGet(cmd.Context(), remote, "/api/rollouts/"+args[0], &out) })
-				if err != nil {
-					return err
-				}
-			} else if out.Rollout, err = a.rollout(cmd.Context(), id, nil); err != nil {
-				return err
-			}
-			return a.printRollout(out, asJSON)
+			return a.rolloutOne(cmd.Context(), args[0], remote, asJSON, viaAPI, nil)
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -134,37 +124,45 @@ func (a *app) rolloutResumeCommand() *cobra.Command {
 		Short: "Let a rollout waiting after its canary (canary_wait: manual) go on to the other hosts",
 		Args:  rangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := rolloutID(args[0])
-			if err != nil {
-				return err
-			}
-			var out rolloutOneJSON
-			if here, err := remote.local(); err != nil || !here {
-				err = remoteOr(err, func() error {
-					c, err := a.remote(remote)
-					if err != nil {
-						return err
-					}
-					err = c.do(cmd.Context(), http.MethodPost, "/api/rollouts/"+args[0]+"/resume", map[string]string{}, &out)
-					var ae *answerError
-					if errors.As(err, &ae) && ae.status == http.StatusConflict {
-						return ae // not waiting for a resume: exit 1, as here
-					}
-					return err
-				})
+			viaAPI := func(out *rolloutOneJSON) error {
+				c, err := a.remote(remote)
 				if err != nil {
 					return err
 				}
-			} else if out.Rollout, err = a.rollout(cmd.Context(), id, a.resume); err != nil {
+				err = c.do(cmd.Context(), http.MethodPost, "/api/rollouts/"+args[0]+"/resume", map[string]string{}, out)
+				var ae *answerError
+				if errors.As(err, &ae) && ae.status == http.StatusConflict {
+					return ae // not waiting for a resume: exit 1, as here
+				}
 				return err
 			}
-			return a.printRollout(out, asJSON)
+			return a.rolloutOne(cmd.Context(), args[0], remote, asJSON, viaAPI, a.resume)
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	addRemoteFlags(cmd, &remote)
 	cmd.Flags().Lookup("remote").Usage = "resume the rollout through the API of the fraisier serve at this URL (a token with the deploy scope of its environment)"
 	return cmd
+}
+
+// rolloutOne runs a rollout subcommand on the rollout arg names, then
+// prints it: here, reading it after act (nil: only read), or through the
+// API of the serve --remote names, with viaAPI.
+func (a *app) rolloutOne(ctx context.Context, arg string, remote remoteFlags, asJSON bool,
+	viaAPI func(out *rolloutOneJSON) error, act func(context.Context, *store.DB, store.Rollout) error) error {
+	id, err := rolloutID(arg)
+	if err != nil {
+		return err
+	}
+	var out rolloutOneJSON
+	if here, err := remote.local(); err != nil || !here {
+		if err := remoteOr(err, func() error { return viaAPI(&out) }); err != nil {
+			return err
+		}
+	} else if out.Rollout, err = a.rollout(ctx, id, act); err != nil {
+		return err
+	}
+	return a.printRollout(out, asJSON)
 }
 
 // resume resumes r in db, refusing a rollout that waits for no resume.
