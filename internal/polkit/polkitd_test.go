@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,8 +99,13 @@ func privateBus(t *testing.T) string {
 	log := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	background(t, cmd)
+	// The socket file exists from bind(), before listen(): a connection
+	// that succeeds is the sign it listens.
 	testenv.WaitFor(t, "dbus-daemon listens", 10*time.Second, func() bool {
-		_, err := os.Stat(sock)
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
 		return err == nil
 	})
 	addr := "unix:path=" + sock
